@@ -1,0 +1,3 @@
+from imkit.cli import main
+
+main()

@@ -1,0 +1,97 @@
+"""Every error imkit raises on purpose, in one hierarchy.
+
+::
+
+    ImkitError                      anything imkit reports in one line, never as a traceback
+    ├── ServeError                  the server could not start (port in use, bad TLS files, ...)
+    ├── ConnectError                a client could not reach or stay with the server  -> exit 3
+    │   ├── Unreachable             connect refused, DNS failure, TLS failure, timeout
+    │   └── Disconnected            the server closed the connection (carries the bye reason)
+    ├── ServerError                 the server refused one request, with a stable code -> exit 1
+    │   ├── NoSuchUser              no_such_user
+    │   ├── NameTaken               name_taken
+    │   ├── InvalidName             invalid_name
+    │   ├── InvalidMessage          invalid_message
+    │   └── Unauthorized            unauthorized
+    └── AdminError                  the admin socket refused or failed a request         -> exit 1
+        └── AdminUnavailable        no server answers on the admin socket                 -> exit 3
+
+The server side never raises these at a peer: bad input from a peer becomes an error
+*reply* (see :mod:`imkit.protocol`), and transport failures end that one connection.
+"""
+
+from __future__ import annotations
+
+
+class ImkitError(Exception):
+    """Base class; ``str(error)`` is a complete one-line message for a person."""
+
+
+class ServeError(ImkitError):
+    """``imkit serve`` cannot start."""
+
+
+class ConnectError(ImkitError):
+    """The client has no usable connection to the server."""
+
+
+class Unreachable(ConnectError):
+    """Connecting failed: refused, unresolvable, TLS handshake failure, or timeout."""
+
+
+class Disconnected(ConnectError):
+    """The server closed the connection; ``reason`` is the bye reason when one was sent."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ServerError(ImkitError):
+    """The server answered a request with an error reply."""
+
+    code: str = "error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @staticmethod
+    def from_reply(code: str, message: str) -> ServerError:
+        """The most specific subclass for a reply's error code."""
+        cls = _BY_CODE.get(code, ServerError)
+        return cls(message, code)
+
+
+class NoSuchUser(ServerError):
+    code = "no_such_user"
+
+
+class NameTaken(ServerError):
+    code = "name_taken"
+
+
+class InvalidName(ServerError):
+    code = "invalid_name"
+
+
+class InvalidMessage(ServerError):
+    code = "invalid_message"
+
+
+class Unauthorized(ServerError):
+    code = "unauthorized"
+
+
+_BY_CODE: dict[str, type[ServerError]] = {
+    cls.code: cls for cls in (NoSuchUser, NameTaken, InvalidName, InvalidMessage, Unauthorized)
+}
+
+
+class AdminError(ImkitError):
+    """The admin socket answered with an error (for example: no such user to kick)."""
+
+
+class AdminUnavailable(AdminError):
+    """Nothing answers on the admin socket."""

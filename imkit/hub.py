@@ -1,0 +1,399 @@
+"""Who is online, and how a message reaches them.
+
+The hub owns the online users: their names (unique without regard to case), their order
+of arrival, the routing of public and private messages, renames, and every way a user is
+removed (disconnect, idle, kick, slow consumer, shutdown). It is synchronous and never
+touches a socket: a user is reached only through its :class:`Outbox`, a bounded queue of
+bytes that the transport drains. Because nothing here awaits, every operation is atomic:
+two renames cannot race, and a user is either fully online or fully gone.
+
+Fan-out policy (:meth:`Hub.broadcast`): an event is encoded once per wire mode and the
+same bytes are queued for every recipient, the sender's own copy first. Queuing never
+blocks. A recipient whose outbox would grow past its byte limit is a *slow consumer*: its
+queue is discarded, it is told why, disconnected, and counted; everyone else has already
+received the event, so one stalled reader delays nobody.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from imkit import __version__
+from imkit.protocol import (
+    INVALID_NAME,
+    NAME_TAKEN,
+    NO_SUCH_USER,
+    Authenticate,
+    Bye,
+    ChatMessage,
+    Command,
+    Error,
+    Event,
+    Frame,
+    Hello,
+    Invalid,
+    Mode,
+    NameChange,
+    Ok,
+    Ping,
+    Pong,
+    Presence,
+    PrivateMessage,
+    PublicMessage,
+    Rename,
+    RenameOk,
+    RequestId,
+    ServerConnection,
+    UserInfo,
+    UserList,
+    Welcome,
+    Who,
+    name_key,
+    name_problem,
+)
+
+# Per-client queue of unsent bytes. 1 MiB holds thousands of chat lines, enough to ride
+# out a slow network for seconds, while 10,000 stalled clients still cost at most 10 GiB
+# only in the worst case of all of them stalling at once; --max-queue tunes it.
+DEFAULT_MAX_QUEUE = 1024 * 1024
+
+SERVER_NAME = f"imkit/{__version__}"
+
+
+class Outbox:
+    """Bytes waiting to be written to one client, bounded by ``limit`` bytes.
+
+    :meth:`put` never blocks. The transport is told through ``on_ready`` when there is
+    something to write and through ``on_close`` when the outbox is closed; it takes
+    what is queued with :meth:`take` (everything, joined into one write) and returns
+    what the socket did not accept with :meth:`unget`.
+    """
+
+    __slots__ = ("limit", "size", "closed", "drain", "on_ready", "on_close", "_chunks", "_ready")
+
+    def __init__(self, limit: int = DEFAULT_MAX_QUEUE) -> None:
+        self.limit = limit
+        self.size = 0  # bytes queued and not yet handed to the socket
+        self.closed = False
+        self.drain = True  # after close: write what is queued first (False: give up now)
+        self.on_ready: Callable[[], None] = _nothing
+        self.on_close: Callable[[], None] = _nothing
+        self._chunks: list[bytes] = []
+        self._ready = False
+
+    def put(self, data: bytes) -> bool:
+        """Queue ``data``; False when the limit is exceeded (nothing is queued then)."""
+        if self.closed:
+            return True
+        size = self.size + len(data)
+        if size > self.limit:
+            return False
+        self.size = size
+        self._chunks.append(data)
+        if not self._ready:
+            self._ready = True
+            self.on_ready()
+        return True
+
+    def take(self) -> bytes:
+        """Everything queued, as one bytes object (b"" when empty)."""
+        chunks = self._chunks
+        self._ready = False
+        if not chunks:
+            return b""
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._chunks = []
+        self.size = 0
+        return data
+
+    def unget(self, data: bytes) -> None:
+        """Put back, in front, what the socket did not take."""
+        if data:
+            self._chunks.insert(0, data)
+            self.size += len(data)
+
+    def close(self, final: bytes = b"", *, drain: bool = True) -> None:
+        """Accept nothing more; ``final`` is queued last, past the limit if need be.
+
+        With ``drain=False`` everything queued before is discarded (a slow consumer).
+        """
+        if self.closed:
+            return
+        if not drain:
+            self._chunks = []
+            self.size = 0
+        if final:
+            self._chunks.append(final)
+            self.size += len(final)
+        self.closed = True
+        self.drain = drain
+        self.on_close()
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _nothing() -> None:
+    pass
+
+
+@dataclass(eq=False, slots=True)
+class Member:
+    """One connected client as the hub sees it."""
+
+    id: int
+    addr: str
+    name: str
+    wire: ServerConnection
+    outbox: Outbox
+    connected_at: float  # monotonic seconds
+    last_active: float  # monotonic seconds of the last line received
+    connected_wall: float = 0.0  # time.time() at connect, for people
+    online: bool = False
+
+    @property
+    def mode(self) -> Mode:
+        return self.wire.mode
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters since the server started; the admin socket reports them."""
+
+    connections_total: int = 0
+    messages_received: int = 0  # chat messages accepted (public and private)
+    messages_delivered: int = 0  # copies of them queued for a recipient
+    slow_consumers: int = 0
+    idle_kicks: int = 0
+    admin_kicks: int = 0
+    refused_full: int = 0
+    refused_unauthorized: int = 0
+
+
+IDLE_BYE = Bye("idle", "you are forced offline")
+SHUTDOWN_BYE = Bye("shutdown", "the server is shutting down")
+
+
+def kick_bye(reason: str | None) -> Bye:
+    message = "you were removed by an administrator"
+    return Bye("kicked", f"{message}: {reason}" if reason else message)
+
+
+def slow_bye(limit: int) -> Bye:
+    return Bye(
+        "slow_consumer",
+        f"disconnected as a slow consumer: more than {limit} bytes were waiting for you",
+    )
+
+
+@dataclass(eq=False)
+class Hub:
+    """The online users and the routing between them. See the module docstring."""
+
+    server_name: str = SERVER_NAME
+    wall_clock: Callable[[], float] = time.time
+    stats: Stats = field(default_factory=Stats)
+    _members: dict[int, Member] = field(default_factory=dict)  # online, in order of arrival
+    _by_name: dict[str, Member] = field(default_factory=dict)  # name_key(name) -> member
+    _overflowed: list[Member] = field(default_factory=list)
+    _settling: bool = False
+    _next_id: int = 1
+
+    # ------------------------------------------------------------------ membership
+
+    def new_member(self, addr: str, wire: ServerConnection, outbox: Outbox, now: float) -> Member:
+        """A member for a new connection; not online until :meth:`join`."""
+        member = Member(self._next_id, addr, addr, wire, outbox, now, now, self.wall_clock())
+        self._next_id += 1
+        return member
+
+    def join(self, member: Member) -> None:
+        """Bring ``member`` online and announce it to everyone, itself included."""
+        assert not member.online
+        member.online = True
+        self._members[member.id] = member
+        self._by_name[name_key(member.name)] = member
+        self.broadcast(Presence(member.name, member.addr, online=True))
+
+    def leave(self, member: Member) -> None:
+        """``member`` disconnected: forget it and tell everyone else. Idempotent."""
+        if not member.online:
+            return
+        member.online = False
+        del self._members[member.id]
+        del self._by_name[name_key(member.name)]
+        self.broadcast(Presence(member.name, member.addr, online=False))
+
+    def remove(self, member: Member, bye: Bye, *, drain: bool = True) -> None:
+        """Say ``bye`` to ``member``, close its outbox, and take it offline."""
+        member.outbox.close(member.wire.encode(bye), drain=drain)
+        self.leave(member)
+
+    def kick(self, name: str, reason: str | None = None) -> Member | None:
+        """Remove the user called ``name`` (an administrator's decision)."""
+        member = self.find(name)
+        if member is None:
+            return None
+        self.stats.admin_kicks += 1
+        self.remove(member, kick_bye(reason))
+        return member
+
+    def expire_idle(self, cutoff: float) -> list[Member]:
+        """Remove every user whose last line came before ``cutoff`` (monotonic)."""
+        idle = [m for m in self._members.values() if m.last_active < cutoff]
+        for member in idle:
+            if member.online:
+                self.stats.idle_kicks += 1
+                self.remove(member, IDLE_BYE)
+        return idle
+
+    def shutdown(self) -> None:
+        """Say goodbye to everyone at once (no "user offline" lines: all are leaving)."""
+        members = list(self._members.values())
+        self._members.clear()
+        self._by_name.clear()
+        for member in members:
+            member.online = False
+            member.outbox.close(member.wire.encode(SHUTDOWN_BYE))
+
+    def find(self, name: str) -> Member | None:
+        return self._by_name.get(name_key(name))
+
+    @property
+    def members(self) -> list[Member]:
+        """The online users in order of arrival."""
+        return list(self._members.values())
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    # ------------------------------------------------------------------- commands
+
+    def handle(self, member: Member, command: Command) -> None:
+        """Carry out one command from ``member`` and queue its reply."""
+        if not member.online:
+            return  # removed while its earlier lines were being handled
+        if isinstance(command, PublicMessage):
+            self.stats.messages_received += 1
+            if member.wire.mode is Mode.JSON:
+                self.send(member, Ok(command.id))
+            event = ChatMessage(member.name, member.addr, None, command.text, self.wall_clock())
+            self.stats.messages_delivered += self.broadcast(event, first=member)
+        elif isinstance(command, PrivateMessage):
+            self._private(member, command)
+        elif isinstance(command, Who):
+            users = tuple(UserInfo(m.name, m.addr) for m in self._members.values())
+            self.send(member, UserList(command.id, users))
+        elif isinstance(command, Rename):
+            if self._rename(member, command.id, command.name):
+                self.send(member, RenameOk(command.id, member.name))
+        elif isinstance(command, Ping):
+            self.send(member, Pong(command.id))
+        elif isinstance(command, Hello):
+            if command.name is None or self._rename(member, command.id, command.name):
+                self.send(member, Welcome(command.id, member.name, member.addr, self.server_name))
+        elif isinstance(command, Invalid):
+            self.send(member, Error(command.id, command.code, command.message))
+        elif isinstance(command, Authenticate):
+            pass  # a password offered to a server that asks for none: ignored, never echoed
+        else:  # pragma: no cover - every Command subclass is handled above
+            raise TypeError(f"unknown command {command!r}")
+
+    def _private(self, member: Member, command: PrivateMessage) -> None:
+        target = self.find(command.to)
+        if target is None:
+            message = f"no user named {command.to!r} is online"
+            self.send(member, Error(command.id, NO_SUCH_USER, message, command.to))
+            return
+        self.stats.messages_received += 1
+        if member.wire.mode is Mode.JSON:
+            self.send(member, Ok(command.id))
+        event = ChatMessage(member.name, member.addr, target.name, command.text, self.wall_clock())
+        if self.send(target, event):
+            self.stats.messages_delivered += 1
+
+    def _rename(self, member: Member, rid: RequestId, new: str) -> bool:
+        problem = name_problem(new)
+        if problem is not None:
+            self.send(member, Error(rid, INVALID_NAME, f"invalid name {new!r}: {problem}", new))
+            return False
+        key = name_key(new)
+        holder = self._by_name.get(key)
+        if holder is not None and holder is not member:
+            self.send(member, Error(rid, NAME_TAKEN, f"the name {new!r} is taken", new))
+            return False
+        old = member.name
+        if new == old:
+            return True
+        del self._by_name[name_key(old)]
+        member.name = new
+        self._by_name[key] = member
+        self.broadcast(NameChange(old, new, member.addr))
+        return True
+
+    # -------------------------------------------------------------------- delivery
+
+    def send(self, member: Member, event: Event) -> bool:
+        """Queue ``event`` for one member; False if that made it a slow consumer."""
+        data = member.wire.encode(event)
+        if not data or member.outbox.put(data):
+            return True
+        self._overflow([member])
+        return False
+
+    def broadcast(self, event: Event, *, first: Member | None = None) -> int:
+        """Queue ``event`` for every online user (``first`` before the others).
+
+        Returns how many received it. Never blocks; see the module docstring.
+        """
+        frame = Frame(event)
+        text = json = b""
+        text_done = json_done = False
+        delivered = 0
+        slow: list[Member] = []
+        for member in self._in_order(first):
+            if member.wire.mode is Mode.JSON:
+                if not json_done:
+                    json, json_done = frame.json, True
+                data = json
+            else:
+                if not text_done:
+                    text, text_done = frame.text, True
+                data = text
+            if not data:
+                continue
+            if member.outbox.put(data):
+                delivered += 1
+            else:
+                slow.append(member)
+        if slow:
+            self._overflow(slow)
+        return delivered
+
+    def _in_order(self, first: Member | None) -> Iterator[Member]:
+        if first is None or not first.online:
+            yield from self._members.values()
+            return
+        # The sender's own copy goes first: it doubles as its acknowledgement.
+        yield first
+        for member in self._members.values():
+            if member is not first:
+                yield member
+
+    def _overflow(self, members: list[Member]) -> None:
+        # Removing a slow consumer broadcasts "user offline", which can overflow others:
+        # work through them in a loop rather than by recursion.
+        self._overflowed.extend(members)
+        if self._settling:
+            return
+        self._settling = True
+        try:
+            while self._overflowed:
+                member = self._overflowed.pop(0)
+                if member.online:
+                    self.stats.slow_consumers += 1
+                    self.remove(member, slow_bye(member.outbox.limit), drain=False)
+        finally:
+            self._settling = False

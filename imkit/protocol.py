@@ -1,0 +1,603 @@
+"""The imkit wire protocol, without I/O: bytes in, commands out; events in, bytes out.
+
+One port speaks two line protocols (see docs/protocol.md):
+
+* **text mode**, the IM-System seed's format byte for byte, so netcat, telnet and the
+  seed's Go client work unchanged;
+* **JSON Lines mode**, chosen by a first line that is a JSON object with
+  ``"type": "hello"``, for programs.
+
+:class:`ServerConnection` holds one client's framing buffer and mode; it turns received
+bytes into :class:`Command` objects (bad input becomes an :class:`Invalid` command that
+the hub answers with an error) and turns :class:`Event` objects into bytes for that
+client's mode. Nothing here touches a socket, a clock or a task.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeAlias
+
+PROTOCOL_VERSION = 1
+
+# A chat line, not a file transfer: 4 KiB holds several screens of text and keeps the
+# per-connection framing buffer small. The operator can raise it with --max-line.
+DEFAULT_MAX_LINE = 4096
+
+# Names are shown in every line a user sends; 32 characters keeps them readable.
+MAX_NAME_LENGTH = 32
+
+RequestId: TypeAlias = str | int | float | None
+
+
+class Mode(Enum):
+    """How a connection speaks. Until its first line it is served as text."""
+
+    UNDECIDED = "undecided"
+    TEXT = "text"
+    JSON = "json"
+
+
+# Stable error codes of the JSON protocol (docs/protocol.md lists each with its text line).
+NO_SUCH_USER = "no_such_user"
+NAME_TAKEN = "name_taken"
+INVALID_NAME = "invalid_name"
+INVALID_MESSAGE = "invalid_message"
+LINE_TOO_LONG = "line_too_long"
+INVALID_UTF8 = "invalid_utf8"
+BAD_REQUEST = "bad_request"
+UNAUTHORIZED = "unauthorized"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    """Something a client asked for. ``id`` is echoed in the reply (JSON mode only)."""
+
+    id: RequestId = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello(Command):
+    version: int = PROTOCOL_VERSION
+    name: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Authenticate(Command):
+    """The text-mode first line ``pass|SECRET``."""
+
+    password: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublicMessage(Command):
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrivateMessage(Command):
+    to: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Who(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rename(Command):
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invalid(Command):
+    """A line that could not be understood; the hub replies with this error."""
+
+    code: str
+    message: str
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    name: str
+    addr: str
+
+
+class Event:
+    """Something the server tells a client, in either wire form."""
+
+    __slots__ = ()
+
+    def text_line(self) -> str | None:
+        """The text-mode line(s) without the final newline; None: not shown in text mode."""
+        raise NotImplementedError
+
+    def json_fields(self) -> dict[str, Any]:
+        """The JSON object, ``type`` included."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome(Event):
+    id: RequestId
+    name: str
+    addr: str
+    server: str
+
+    def text_line(self) -> None:
+        return None
+
+    def json_fields(self) -> dict[str, Any]:
+        return {
+            "type": "welcome",
+            "id": self.id,
+            "name": self.name,
+            "addr": self.addr,
+            "server": self.server,
+            "v": PROTOCOL_VERSION,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserList(Event):
+    id: RequestId
+    users: tuple[UserInfo, ...]
+
+    def text_line(self) -> str:
+        return "\n".join(f"[{u.addr}]{u.name}:online..." for u in self.users)
+
+    def json_fields(self) -> dict[str, Any]:
+        users = [{"name": u.name, "addr": u.addr} for u in self.users]
+        return {"type": "users", "id": self.id, "users": users}
+
+
+@dataclass(frozen=True, slots=True)
+class Pong(Event):
+    id: RequestId
+
+    def text_line(self) -> None:
+        return None
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "pong", "id": self.id}
+
+
+@dataclass(frozen=True, slots=True)
+class Ok(Event):
+    """A message was accepted (text mode: nothing, as in the seed)."""
+
+    id: RequestId
+
+    def text_line(self) -> None:
+        return None
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "ok", "id": self.id}
+
+
+@dataclass(frozen=True, slots=True)
+class RenameOk(Event):
+    id: RequestId
+    name: str
+
+    def text_line(self) -> str:
+        return f"you have updated user name: {self.name}"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "ok", "id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Event):
+    id: RequestId
+    code: str
+    message: str
+    # The name the error is about; the seed's text lines for name_taken include it.
+    subject: str | None = None
+
+    def text_line(self) -> str:
+        # The seed's own lines where the seed had one, a clear "error: ..." otherwise.
+        if self.code == NO_SUCH_USER:
+            return "username not exist"
+        if self.code == NAME_TAKEN:
+            return f"{self.subject} has existed..."
+        if self.code == INVALID_MESSAGE:
+            return "invalid message"
+        return f"error: {self.message}"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "error", "id": self.id, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage(Event):
+    sender: str
+    addr: str
+    to: str | None
+    text: str
+    time: float  # seconds since the epoch, rendered as ISO-8601 UTC in JSON mode
+
+    def text_line(self) -> str:
+        if self.to is None:
+            return f"[{self.addr}]{self.sender}:{self.text}"
+        return f"{self.sender} say: {self.text}"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "from": self.sender,
+            "addr": self.addr,
+            "to": self.to,
+            "text": self.text,
+            "time": iso_time(self.time),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Presence(Event):
+    name: str
+    addr: str
+    online: bool
+
+    def text_line(self) -> str:
+        return f"[{self.addr}]{self.name}:{'user is online' if self.online else 'user offline'}"
+
+    def json_fields(self) -> dict[str, Any]:
+        status = "online" if self.online else "offline"
+        return {"type": "presence", "name": self.name, "addr": self.addr, "status": status}
+
+
+@dataclass(frozen=True, slots=True)
+class NameChange(Event):
+    old: str
+    new: str
+    addr: str
+
+    def text_line(self) -> None:
+        return None  # the seed tells nobody but the renamer
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "rename", "old": self.old, "new": self.new, "addr": self.addr}
+
+
+@dataclass(frozen=True, slots=True)
+class Bye(Event):
+    """Sent just before the server closes a connection."""
+
+    reason: str  # idle, kicked, shutdown, slow_consumer, server_full, unauthorized
+    message: str  # the text-mode line, and a sentence for people in JSON mode
+
+    def text_line(self) -> str:
+        return self.message
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "bye", "reason": self.reason, "message": self.message}
+
+
+def iso_time(timestamp: float) -> str:
+    """ISO-8601 UTC with milliseconds, e.g. ``2026-11-27T07:00:00.123Z``."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def encode_text(event: Event) -> bytes:
+    line = event.text_line()
+    return b"" if line is None else (line + "\n").encode()
+
+
+def encode_json(event: Event) -> bytes:
+    fields = event.json_fields()
+    if fields.get("id", 0) is None:
+        del fields["id"]
+    return (json.dumps(fields, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def encode(event: Event, mode: Mode) -> bytes:
+    """The bytes of ``event`` for a client in ``mode`` (b"" when that mode does not show it)."""
+    return encode_json(event) if mode is Mode.JSON else encode_text(event)
+
+
+class Frame:
+    """One event for many recipients, encoded at most once per wire mode."""
+
+    __slots__ = ("event", "_text", "_json")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self._text: bytes | None = None
+        self._json: bytes | None = None
+
+    @property
+    def text(self) -> bytes:
+        if self._text is None:
+            self._text = encode_text(self.event)
+        return self._text
+
+    @property
+    def json(self) -> bytes:
+        if self._json is None:
+            self._json = encode_json(self.event)
+        return self._json
+
+    def for_mode(self, mode: Mode) -> bytes:
+        return self.json if mode is Mode.JSON else self.text
+
+
+# ------------------------------------------------------------------------------ names
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a user name, or None when it can."""
+    if not name:
+        return "a name cannot be empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"a name has at most {MAX_NAME_LENGTH} characters"
+    for char in name:
+        if char in "|:":
+            return f"a name cannot contain {char!r}"
+        if char.isspace():
+            return "a name cannot contain spaces"
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            return "a name cannot contain control or unassigned characters"
+    return None
+
+
+def name_key(name: str) -> str:
+    """Names are unique without regard to case: ``Alex`` and ``alex`` are one name."""
+    return name.casefold()
+
+
+# ---------------------------------------------------------------------------- framing
+
+
+class LineFramer:
+    """Splits a byte stream into lines of at most ``max_line`` bytes.
+
+    Lines end in ``\\n``; one trailing ``\\r`` is dropped. A longer line is reported once
+    (as None) as soon as it is known to be too long, and the rest of it, up to the next
+    newline, is discarded rather than read as new lines. The buffer never holds more than
+    ``max_line + 1`` bytes.
+    """
+
+    __slots__ = ("_max", "_partial", "_discarding")
+
+    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
+        if max_line < 1:
+            raise ValueError("max_line must be at least 1")
+        self._max = max_line
+        self._partial = b""
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[bytes | None]:
+        if self._discarding:
+            newline = data.find(b"\n")
+            if newline < 0:
+                return []
+            data = data[newline + 1 :]
+            self._discarding = False
+        if self._partial:
+            data = self._partial + data
+        parts = data.split(b"\n")
+        rest = parts.pop()
+        limit = self._max
+        lines: list[bytes | None] = []
+        for part in parts:
+            if part[-1:] == b"\r":
+                part = part[:-1]
+            lines.append(part if len(part) <= limit else None)
+        # One byte of slack for a "\r" that will be dropped when the newline comes.
+        if len(rest) > limit + 1:
+            lines.append(None)
+            self._discarding = True
+            rest = b""
+        self._partial = rest
+        return lines
+
+    @property
+    def max_line(self) -> int:
+        return self._max
+
+    @property
+    def buffered(self) -> int:
+        return len(self._partial)
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def _invalid(code: str, message: str, request_id: RequestId = None) -> Invalid:
+    return Invalid(id=request_id, code=code, message=message)
+
+
+def parse_text(text: str) -> Command:
+    """One text-mode line (already decoded, newline removed, not empty)."""
+    if text == "who":
+        return Who()
+    if text.startswith("rename|"):
+        return Rename(name=text[7:])
+    if text.startswith("to|"):
+        name, bar, body = text[3:].partition("|")
+        if not bar or not body:
+            return _invalid(INVALID_MESSAGE, "use to|NAME|TEXT with a non-empty TEXT")
+        return PrivateMessage(to=name, text=body)
+    return PublicMessage(text=text)
+
+
+def _is_valid_id(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or isinstance(value, str | int)
+
+
+def _encodable(value: str) -> bool:
+    # json.loads accepts "\ud800", which cannot be sent on as UTF-8.
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _string_field(obj: dict[str, Any], key: str, *, required: bool) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise _ShapeError(f"field {key!r} is required")
+        return None
+    if not isinstance(value, str):
+        raise _ShapeError(f"field {key!r} must be a string")
+    if not _encodable(value):
+        raise _ShapeError(f"field {key!r} is not valid Unicode")
+    return value
+
+
+class _ShapeError(Exception):
+    """A JSON request of the wrong shape; the message says what is wrong."""
+
+
+def parse_json_request(obj: object) -> Command:
+    """One decoded JSON value received in JSON mode."""
+    if not isinstance(obj, dict):
+        return _invalid(BAD_REQUEST, "a request must be a JSON object")
+    request_id = obj.get("id")
+    if not _is_valid_id(request_id):
+        return _invalid(BAD_REQUEST, "field 'id' must be a string or a number")
+    kind = obj.get("type")
+    try:
+        if kind == "message":
+            text = _string_field(obj, "text", required=True)
+            assert text is not None
+            to = _string_field(obj, "to", required=False)
+            if not text:
+                return _invalid(INVALID_MESSAGE, "the message text is empty", request_id)
+            if "\n" in text or "\r" in text:
+                return _invalid(INVALID_MESSAGE, "the message text must be one line", request_id)
+            if to is None:
+                return PublicMessage(id=request_id, text=text)
+            return PrivateMessage(id=request_id, to=to, text=text)
+        if kind == "who":
+            return Who(id=request_id)
+        if kind == "ping":
+            return Ping(id=request_id)
+        if kind == "rename":
+            name = _string_field(obj, "name", required=True)
+            assert name is not None
+            return Rename(id=request_id, name=name)
+        if kind == "hello":
+            version = obj.get("v", PROTOCOL_VERSION)
+            if version != PROTOCOL_VERSION or isinstance(version, bool):
+                raise _ShapeError(f"unsupported protocol version {version!r}; this is v1")
+            return Hello(
+                id=request_id,
+                name=_string_field(obj, "name", required=False),
+                password=_string_field(obj, "password", required=False),
+            )
+    except _ShapeError as problem:
+        return _invalid(BAD_REQUEST, str(problem), request_id)
+    if not isinstance(kind, str):
+        return _invalid(BAD_REQUEST, "field 'type' must name the request", request_id)
+    return _invalid(BAD_REQUEST, f"unknown request type {kind!r}", request_id)
+
+
+def _load_json(text: str) -> object:
+    """The JSON value of ``text``; raises ValueError for anything that is not JSON."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _looks_like_hello(text: str) -> dict[str, Any] | None:
+    if not text.startswith("{"):
+        return None
+    try:
+        obj = _load_json(text)
+    except ValueError:
+        return None
+    if isinstance(obj, dict) and obj.get("type") == "hello":
+        return obj
+    return None
+
+
+class ServerConnection:
+    """One client's protocol state on the server side.
+
+    Feed it what the socket delivered with :meth:`receive_data`; it returns the commands
+    of every complete line. Encode what the client should receive with :meth:`encode`.
+    """
+
+    __slots__ = ("mode", "lines_received", "_framer")
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self.mode = Mode.UNDECIDED
+        # Every line counts as activity for the idle timer, empty lines included.
+        self.lines_received = 0
+        self._framer = LineFramer(max_line)
+
+    def receive_data(self, data: bytes) -> list[Command]:
+        commands: list[Command] = []
+        for line in self._framer.feed(data):
+            self.lines_received += 1
+            if line is None:
+                commands.append(
+                    _invalid(
+                        LINE_TOO_LONG,
+                        f"line too long (the limit is {self._framer.max_line} bytes); discarded",
+                    )
+                )
+                continue
+            if not line:
+                continue
+            try:
+                text = line.decode()
+            except UnicodeDecodeError:
+                commands.append(_invalid(INVALID_UTF8, "the line is not valid UTF-8; discarded"))
+                continue
+            commands.append(self._parse(text))
+        return commands
+
+    def _parse(self, text: str) -> Command:
+        mode = self.mode
+        if mode is Mode.TEXT:
+            return parse_text(text)
+        if mode is Mode.JSON:
+            try:
+                obj = _load_json(text)
+            except ValueError as problem:
+                return _invalid(BAD_REQUEST, f"malformed JSON: {problem}")
+            return parse_json_request(obj)
+        hello = _looks_like_hello(text)
+        if hello is not None:
+            self.mode = Mode.JSON
+            return parse_json_request(hello)
+        self.mode = Mode.TEXT
+        if text.startswith("pass|"):
+            return Authenticate(password=text[5:])
+        return parse_text(text)
+
+    def encode(self, event: Event) -> bytes:
+        return encode(event, self.mode)

@@ -1,0 +1,59 @@
+"""Shared fixtures: a real imkit server on a free loopback port, in-process or as a
+subprocess, and raw line clients that talk to it as netcat would."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import pytest
+
+pytest.register_assert_rewrite("tests.support")
+
+from imkit.server import Server, ServerConfig  # noqa: E402
+from tests.support import (  # noqa: E402
+    ServerProcess,
+    close_open_clients,
+    start_server_process,
+)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    # A global trio may be importable; these tests are written for asyncio.
+    return "asyncio"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    """An in-process server on a free port, idle timeout off."""
+    async with run_server(ServerConfig(port=0, idle_timeout=0)) as srv:
+        yield srv
+
+
+class run_server:  # noqa: N801 - used like a function: `async with run_server(config)`
+    """Run a Server in a task group for the duration of the block."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.server = Server(config)
+
+    async def __aenter__(self) -> Server:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        await self._tg.start(self.server.serve)
+        return self.server
+
+    async def __aexit__(self, *exc: object) -> bool | None:
+        await close_open_clients()
+        self.server.stop()
+        return await self._tg.__aexit__(*exc)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def server_process() -> Iterator[ServerProcess]:
+    """``imkit serve`` as a subprocess on a free port."""
+    proc = start_server_process("--idle-timeout", "0")
+    try:
+        yield proc
+    finally:
+        proc.stop()

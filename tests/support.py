@@ -1,0 +1,199 @@
+"""Test helpers: raw line clients over real sockets, and `imkit` subprocesses."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from anyio.abc import SocketAttribute, SocketStream
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+# Generous: these machines have 2 shared cores and are noisy.
+TIMEOUT = 10.0
+IMKIT = [sys.executable, "-m", "imkit"]
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+# Clients still open when a test's server stops are closed first, so that the server
+# sees EOF at once instead of lingering for the client's reply to its FIN.
+OPEN_CLIENTS: set[LineClient] = set()
+
+
+class LineClient:
+    """A raw TCP client: writes bytes exactly as given, reads lines."""
+
+    def __init__(self, stream: SocketStream) -> None:
+        OPEN_CLIENTS.add(self)
+        self.stream = stream
+        self.reader = BufferedByteReceiveStream(stream)
+        host, port = stream.extra(SocketAttribute.local_address)[:2]
+        self.addr = f"{host}:{port}"  # what the server calls us
+
+    @classmethod
+    async def connect(cls, address: str) -> LineClient:
+        host, port = split_addr(address)
+        return cls(await anyio.connect_tcp(host, port))
+
+    async def send(self, data: bytes | str) -> None:
+        await self.stream.send(data.encode() if isinstance(data, str) else data)
+
+    async def line(self, timeout: float = TIMEOUT) -> str:
+        with anyio.fail_after(timeout):
+            raw = await self.reader.receive_until(b"\n", 1 << 20)
+        return raw.decode() + "\n"  # receive_until strips the newline it found
+
+    async def lines(self, count: int, timeout: float = TIMEOUT) -> list[str]:
+        return [await self.line(timeout) for _ in range(count)]
+
+    async def line_matching(self, pattern: str, timeout: float = TIMEOUT) -> str:
+        """Skip lines until one matches ``pattern`` (re.search)."""
+        with anyio.fail_after(timeout):
+            while True:
+                line = await self.line()
+                if re.search(pattern, line):
+                    return line
+
+    async def json(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The next JSON object line, skipping text lines (as the protocol allows)."""
+        with anyio.fail_after(timeout):
+            while True:
+                line = await self.line()
+                if line.startswith("{"):
+                    value = json.loads(line)
+                    assert isinstance(value, dict)
+                    return value
+
+    async def json_of_type(self, kind: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+        with anyio.fail_after(timeout):
+            while True:
+                value = await self.json()
+                if value["type"] == kind:
+                    return value
+
+    async def request(self, **fields: Any) -> dict[str, Any]:
+        """Send one JSON request and return the reply carrying its id."""
+        fields.setdefault("id", f"r{time.monotonic_ns()}")
+        await self.send(json.dumps(fields) + "\n")
+        with anyio.fail_after(TIMEOUT):
+            while True:
+                value = await self.json()
+                if value.get("id") == fields["id"]:
+                    return value
+
+    async def silent(self, within: float = 0.3) -> bool:
+        """True if nothing arrives within ``within`` seconds."""
+        with anyio.move_on_after(within):
+            await self.line(timeout=within + 1)
+            return False
+        return True
+
+    async def eof(self, timeout: float = TIMEOUT) -> bool:
+        """Read until the server closes; True at a clean EOF or reset."""
+        with anyio.fail_after(timeout):
+            try:
+                while await self.stream.receive():
+                    pass
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                return True
+        return True
+
+    async def drain(self) -> None:
+        """Read and discard everything until EOF (run it in a task)."""
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            while True:
+                await self.reader.receive()
+
+    async def aclose(self) -> None:
+        OPEN_CLIENTS.discard(self)
+        await self.stream.aclose()
+
+
+async def close_open_clients() -> None:
+    for client in list(OPEN_CLIENTS):
+        await client.aclose()
+
+
+async def joined(address: str, name: str | None = None) -> LineClient:
+    """A text client whose own join line has been read (and renamed to ``name``)."""
+    client = await LineClient.connect(address)
+    assert await client.line() == f"[{client.addr}]{client.addr}:user is online\n"
+    if name is not None:
+        await client.send(f"rename|{name}\n")
+        assert await client.line() == f"you have updated user name: {name}\n"
+    return client
+
+
+@dataclass
+class ServerProcess:
+    """A running ``imkit serve``; its stderr is read continuously into ``log``."""
+
+    proc: subprocess.Popen[str]
+    address: str
+    log: list[str]
+
+    def __post_init__(self) -> None:
+        # Drain stderr so the server never blocks on a full pipe.
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def stderr(self) -> str:
+        return "".join(self.log)
+
+
+def imkit_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMKIT_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def start_server_process(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """Start ``imkit serve --port 0 ARGS`` and wait for the address it logs."""
+    proc = subprocess.Popen(
+        [*IMKIT, "serve", "--port", "0", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or imkit_env(),
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 20
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        found = re.search(r"listening on (\S+?)(,|$|\s)", line)
+        if found:
+            return ServerProcess(proc, found.group(1), seen)
+    proc.kill()
+    raise AssertionError("imkit serve did not start:\n" + "".join(seen))

@@ -1,0 +1,254 @@
+"""The hub without sockets: membership, routing, renames, removals, slow consumers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from imkit.hub import Hub, Member, Outbox
+from imkit.protocol import (
+    Hello,
+    Invalid,
+    Mode,
+    Ping,
+    PrivateMessage,
+    PublicMessage,
+    Rename,
+    ServerConnection,
+    Who,
+)
+
+
+class Peer:
+    """A member plus helpers to read what the hub queued for it."""
+
+    def __init__(self, hub: Hub, addr: str, mode: Mode = Mode.TEXT, limit: int = 1 << 20):
+        wire = ServerConnection()
+        wire.mode = mode
+        self.member: Member = hub.new_member(addr, wire, Outbox(limit), now=0.0)
+        self.hub = hub
+
+    def join(self) -> Peer:
+        self.hub.join(self.member)
+        return self
+
+    def do(self, command: object) -> None:
+        self.hub.handle(self.member, command)  # type: ignore[arg-type]
+
+    def lines(self) -> list[str]:
+        return self.member.outbox.take().decode().splitlines()
+
+    def objects(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.lines()]
+
+
+@pytest.fixture
+def hub() -> Hub:
+    return Hub(wall_clock=lambda: 0.0)
+
+
+def test_join_announces_to_everyone_including_the_newcomer(hub: Hub) -> None:
+    a = Peer(hub, "1.1.1.1:1").join()
+    b = Peer(hub, "2.2.2.2:2").join()
+    assert a.lines() == [
+        "[1.1.1.1:1]1.1.1.1:1:user is online",
+        "[2.2.2.2:2]2.2.2.2:2:user is online",
+    ]
+    assert b.lines() == ["[2.2.2.2:2]2.2.2.2:2:user is online"]
+
+
+def test_public_message_reaches_everyone_sender_first(hub: Hub) -> None:
+    a, b, c = (Peer(hub, f"h:{i}").join() for i in range(3))
+    for p in (a, b, c):
+        p.lines()
+    order: list[str] = []
+    for p in (a, b, c):
+        p.member.outbox.on_ready = lambda p=p: order.append(p.member.addr)  # type: ignore[misc]
+    b.do(PublicMessage(text="hi"))
+    assert order == ["h:1", "h:0", "h:2"]
+    assert a.lines() == b.lines() == c.lines() == ["[h:1]h:1:hi"]
+    assert hub.stats.messages_received == 1 and hub.stats.messages_delivered == 3
+
+
+def test_who_lists_in_order_of_arrival(hub: Hub) -> None:
+    a, b = Peer(hub, "h:1").join(), Peer(hub, "h:2").join()
+    b.do(Rename(name="bob"))
+    a.lines()
+    a.do(Who())
+    assert a.lines() == ["[h:1]h:1:online...", "[h:2]bob:online..."]
+
+
+def test_rename_and_name_taken_regardless_of_case(hub: Hub) -> None:
+    a, b = Peer(hub, "h:1").join(), Peer(hub, "h:2").join()
+    a.do(Rename(name="Alex"))
+    assert a.lines()[-1] == "you have updated user name: Alex"
+    b.lines()
+    b.do(Rename(name="alex"))
+    assert b.lines() == ["alex has existed..."]
+    a.do(Rename(name="ALEX"))  # one's own name in another case is fine
+    assert a.lines() == ["you have updated user name: ALEX"]
+    assert hub.find("alex") is a.member
+
+
+def test_rename_frees_the_old_name(hub: Hub) -> None:
+    a, b = Peer(hub, "h:1").join(), Peer(hub, "h:2").join()
+    a.do(Rename(name="x"))
+    a.do(Rename(name="y"))
+    b.do(Rename(name="x"))
+    assert b.lines()[-1] == "you have updated user name: x"
+
+
+@pytest.mark.parametrize("name", ["", "a b", "a|b", "h:2", "n" * 33, "nul\x00"])
+def test_rename_to_a_bad_name(hub: Hub, name: str) -> None:
+    a = Peer(hub, "h:1").join()
+    Peer(hub, "h:2").join()
+    a.lines()
+    a.do(Rename(name=name))
+    [line] = a.lines()
+    assert line.startswith("error: invalid name")
+    assert a.member.name == "h:1"
+
+
+def test_private_message(hub: Hub) -> None:
+    a, b, c = (Peer(hub, f"h:{i}").join() for i in range(3))
+    a.do(Rename(name="alex"))
+    b.do(Rename(name="bob"))
+    for p in (a, b, c):
+        p.lines()
+    a.do(PrivateMessage(to="BOB", text="psst|x"))
+    assert a.lines() == []  # nothing to the sender in text mode
+    assert b.lines() == ["alex say: psst|x"]
+    assert c.lines() == []
+    a.do(PrivateMessage(to="nobody", text="x"))
+    assert a.lines() == ["username not exist"]
+
+
+def test_json_member_gets_ok_and_events(hub: Hub) -> None:
+    t = Peer(hub, "h:1").join()
+    j = Peer(hub, "h:2", Mode.JSON).join()
+    j.lines()
+    j.do(Hello(id=1, name="jay"))
+    assert [o["type"] for o in j.objects()] == ["rename", "welcome"]
+    j.do(PublicMessage(id=2, text="hey"))
+    ok, message = j.objects()
+    assert ok == {"type": "ok", "id": 2}
+    assert message["from"] == "jay" and message["to"] is None and message["text"] == "hey"
+    assert t.lines()[-1] == "[h:2]jay:hey"
+    j.do(PrivateMessage(id=3, to="h:9", text="x"))
+    assert j.objects() == [
+        {
+            "type": "error",
+            "id": 3,
+            "code": "no_such_user",
+            "message": "no user named 'h:9' is online",
+        }
+    ]
+    j.do(PrivateMessage(id=6, to="h:1", text="to a default name"))  # as in the seed
+    assert j.objects() == [{"type": "ok", "id": 6}]
+    assert t.lines() == ["jay say: to a default name"]
+    t.do(Rename(name="tee"))
+    t.do(PrivateMessage(to="jay", text="back"))
+    rename, private = j.objects()
+    assert rename == {"type": "rename", "old": "h:1", "new": "tee", "addr": "h:1"}
+    assert private["to"] == "jay" and private["from"] == "tee"
+    j.do(Ping(id=4))
+    assert j.objects() == [{"type": "pong", "id": 4}]
+    j.do(Invalid(id=5, code="bad_request", message="nope"))
+    assert j.objects() == [{"type": "error", "id": 5, "code": "bad_request", "message": "nope"}]
+
+
+def test_hello_with_a_taken_name_is_an_error_not_a_welcome(hub: Hub) -> None:
+    a = Peer(hub, "h:1").join()
+    a.do(Rename(name="alex"))
+    j = Peer(hub, "h:2", Mode.JSON).join()
+    j.lines()
+    j.do(Hello(id="h", name="ALEX"))
+    [reply] = j.objects()
+    assert reply["type"] == "error" and reply["code"] == "name_taken" and reply["id"] == "h"
+
+
+def test_leave_tells_everyone_else(hub: Hub) -> None:
+    a, b = Peer(hub, "h:1").join(), Peer(hub, "h:2").join()
+    a.lines()
+    hub.leave(b.member)
+    hub.leave(b.member)  # idempotent
+    assert a.lines() == ["[h:2]h:2:user offline"]
+    assert hub.members == [a.member]
+    assert hub.find("h:2") is None
+
+
+def test_kick(hub: Hub) -> None:
+    a, b = Peer(hub, "h:1").join(), Peer(hub, "h:2").join()
+    b.do(Rename(name="bob"))
+    a.lines()
+    assert hub.kick("nobody") is None
+    assert hub.kick("BOB", "spam") is b.member
+    assert b.member.outbox.closed
+    assert b.lines()[-1] == "you were removed by an administrator: spam"
+    assert a.lines() == ["[h:2]bob:user offline"]
+    assert hub.stats.admin_kicks == 1
+
+
+def test_expire_idle(hub: Hub) -> None:
+    a, b = Peer(hub, "h:1").join(), Peer(hub, "h:2").join()
+    a.member.last_active = 100.0
+    b.member.last_active = 50.0
+    assert hub.expire_idle(cutoff=60.0) == [b.member]
+    assert b.lines()[-1] == "you are forced offline"
+    assert a.lines()[-1] == "[h:2]h:2:user offline"
+    assert hub.stats.idle_kicks == 1
+
+
+def test_slow_consumer_is_dropped_and_others_still_get_everything(hub: Hub) -> None:
+    fast = Peer(hub, "h:1").join()
+    slow = Peer(hub, "h:2", limit=200).join()
+    for i in range(20):
+        fast.do(PublicMessage(text=f"message {i}"))
+        fast.lines()  # the fast one reads; the slow one never does
+    assert not slow.member.online
+    assert slow.member.outbox.closed and not slow.member.outbox.drain
+    assert "slow consumer" in slow.lines()[-1]
+    assert hub.members == [fast.member]
+    assert hub.stats.slow_consumers == 1
+
+
+def test_slow_consumers_cascade_without_recursion(hub: Hub) -> None:
+    talker = Peer(hub, "h:0").join()
+    stalled = [Peer(hub, f"h:{i}", limit=5000).join() for i in range(1, 3000)]
+    talker.do(PublicMessage(text="x" * 4000))
+    assert len(hub) == 1
+    assert all(not p.member.online for p in stalled)
+
+
+def test_shutdown_says_bye_to_everyone_without_offline_lines(hub: Hub) -> None:
+    a, b = Peer(hub, "h:1").join(), Peer(hub, "h:2", Mode.JSON).join()
+    a.lines()
+    b.lines()
+    hub.shutdown()
+    assert a.lines() == ["the server is shutting down"]
+    assert b.objects() == [
+        {"type": "bye", "reason": "shutdown", "message": "the server is shutting down"}
+    ]
+    assert len(hub) == 0
+
+
+def test_removed_member_commands_are_ignored(hub: Hub) -> None:
+    a, b = Peer(hub, "h:1").join(), Peer(hub, "h:2").join()
+    hub.leave(a.member)
+    b.lines()
+    a.do(PublicMessage(text="ghost"))
+    assert b.lines() == []
+
+
+def test_outbox_bounds_and_order() -> None:
+    box = Outbox(limit=10)
+    assert box.put(b"12345") and box.put(b"678")
+    assert not box.put(b"abc")  # would be 11 bytes
+    assert box.take() == b"12345678" and len(box) == 0
+    box.put(b"abc")
+    box.unget(b"xy")
+    assert box.take() == b"xyabc"
+    box.close(b"bye\n")
+    assert box.put(b"ignored")
+    assert box.take() == b"bye\n"

@@ -1,0 +1,245 @@
+"""The server over real loopback TCP: every row of the seed's protocol table, JSON mode,
+and each bug of the seed that imkit must not have."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import anyio
+import pytest
+
+from imkit.server import Server, ServerConfig
+from tests.conftest import run_server
+from tests.support import LineClient, joined
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_connect_announces_to_everyone_including_the_newcomer(server: Server) -> None:
+    a = await joined(server.addresses[0])
+    b = await LineClient.connect(server.addresses[0])
+    assert await b.line() == f"[{b.addr}]{b.addr}:user is online\n"
+    assert await a.line() == f"[{b.addr}]{b.addr}:user is online\n"
+
+
+async def test_public_message_reaches_everyone_sender_included(server: Server) -> None:
+    a, b = await joined(server.addresses[0], "alex"), await joined(server.addresses[0])
+    await a.line()  # b's join
+    await a.send(b"hello there\n")
+    assert await a.line() == f"[{a.addr}]alex:hello there\n"
+    assert await b.line() == f"[{a.addr}]alex:hello there\n"
+
+
+async def test_who_lists_users_in_order_of_arrival(server: Server) -> None:
+    a = await joined(server.addresses[0], "alex")
+    b = await joined(server.addresses[0], "bob")
+    await b.send(b"who\n")
+    assert await b.lines(2) == [f"[{a.addr}]alex:online...\n", f"[{b.addr}]bob:online...\n"]
+
+
+async def test_rename_and_taken_name(server: Server) -> None:
+    await joined(server.addresses[0], "alex")
+    b = await joined(server.addresses[0])
+    await b.send(b"rename|ALEX\n")
+    assert await b.line() == "ALEX has existed...\n"
+    await b.send(b"rename|bad name\n")
+    assert (await b.line()).startswith("error: invalid name 'bad name'")
+    await b.send(b"rename|bob\n")
+    assert await b.line() == "you have updated user name: bob\n"
+
+
+async def test_private_message_rows(server: Server) -> None:
+    a = await joined(server.addresses[0], "alex")
+    b = await joined(server.addresses[0], "bob")
+    await a.line()  # bob's join
+    await a.send(b"to|bob|hi | there\n")
+    assert await b.line() == "alex say: hi | there\n"
+    assert await a.silent()  # nothing to the sender on success
+    await a.send(b"to|carol|hi\n")
+    assert await a.line() == "username not exist\n"
+    await a.send(b"to|bob|\n")
+    assert await a.line() == "invalid message\n"
+    await a.send(b"to|bob\n")  # crashed the seed's whole server (index out of range)
+    assert await a.line() == "invalid message\n"
+    await b.send(b"to|ALEX|back\n")  # names are matched without regard to case
+    assert await a.line() == "bob say: back\n"
+
+
+async def test_disconnect_tells_everyone_else(server: Server) -> None:
+    a = await joined(server.addresses[0], "alex")
+    b = await joined(server.addresses[0], "bob")
+    await a.line()
+    await b.aclose()
+    assert await a.line() == f"[{b.addr}]bob:user offline\n"
+    await a.send(b"who\n")
+    assert await a.line() == f"[{a.addr}]alex:online...\n"
+    assert await a.silent()
+
+
+async def test_idle_client_is_forced_offline_and_removed() -> None:
+    async with run_server(ServerConfig(port=0, idle_timeout=1.0)) as server:
+        a = await joined(server.addresses[0], "alex")
+        b = await joined(server.addresses[0], "bob")
+        await a.line()
+        # a keeps talking (any line counts, empty ones too); b says nothing
+        for _ in range(8):
+            await a.send(b"\n")
+            await anyio.sleep(0.25)
+        assert await b.line_matching("forced offline") == "you are forced offline\n"
+        assert await b.eof()
+        assert await a.line() == f"[{b.addr}]bob:user offline\n"
+        await a.send(b"who\n")  # the kicked user is gone, and broadcasting still works
+        assert await a.line() == f"[{a.addr}]alex:online...\n"
+        await a.send(b"still here\n")
+        assert await a.line() == f"[{a.addr}]alex:still here\n"
+        assert server.hub.stats.idle_kicks == 1
+
+
+async def test_pipelined_lines_in_one_write_are_separate_messages(server: Server) -> None:
+    a = await joined(server.addresses[0])
+    # The seed renamed this user to "a\nhello" and broadcast one merged message.
+    await a.send(b"rename|a\r\nhello\r\nworld\n")
+    assert await a.lines(3) == [
+        "you have updated user name: a\n",
+        f"[{a.addr}]a:hello\n",
+        f"[{a.addr}]a:world\n",
+    ]
+
+
+async def test_a_line_split_across_writes_is_one_message(server: Server) -> None:
+    a = await joined(server.addresses[0], "alex")
+    for piece in (b"hel", b"lo wo", b"rld\r", b"\n"):
+        await a.send(piece)
+        await anyio.sleep(0.05)
+    assert await a.line() == f"[{a.addr}]alex:hello world\n"
+
+
+async def test_long_line_and_bad_utf8_get_errors_and_keep_the_connection() -> None:
+    async with run_server(ServerConfig(port=0, idle_timeout=0, max_line=100)) as server:
+        a = await joined(server.addresses[0], "alex")
+        await a.send(b"x" * 150 + b"rename|evil\nb\xffd\nfine\n")
+        assert await a.lines(3) == [
+            "error: line too long (the limit is 100 bytes); discarded\n",
+            "error: the line is not valid UTF-8; discarded\n",
+            f"[{a.addr}]alex:fine\n",
+        ]
+
+
+async def test_a_stalled_reader_does_not_delay_anyone() -> None:
+    # The seed's broadcast waits on every user's unbuffered channel: one client that
+    # stops reading stops the whole server. Here it is dropped once its queue is full.
+    config = ServerConfig(port=0, idle_timeout=0, max_line=16384, max_queue=256 * 1024)
+    async with run_server(config) as server, anyio.create_task_group() as tg:
+        stalled = await joined(server.addresses[0], "stalled")
+        talker = await joined(server.addresses[0], "talker")
+        listener = await joined(server.addresses[0], "listener")
+        await talker.line()  # listener's join
+        tg.start_soon(talker.drain)  # the talker reads its own echoes
+        body = "y" * 10000
+        with anyio.fail_after(60):
+            # 10 MB to everyone: far past the stalled client's socket buffers and queue
+            for i in range(1000):
+                await talker.send(f"{i} {body}\n")
+                line = await listener.line()
+                if line == f"[{stalled.addr}]stalled:user offline\n":
+                    line = await listener.line()
+                assert line == f"[{talker.addr}]talker:{i} {body}\n"
+        assert server.hub.find("stalled") is None
+        assert server.hub.stats.slow_consumers == 1
+        assert [m.name for m in server.hub.members] == ["talker", "listener"]
+        await stalled.aclose()
+        tg.cancel_scope.cancel()
+
+
+async def test_concurrent_renames_to_one_name_have_one_winner(server: Server) -> None:
+    clients = [await joined(server.addresses[0]) for _ in range(30)]
+    for client in clients:
+        await client.send(b"rename|prize\n")
+    results = []
+    for client in clients:
+        results.append(await client.line_matching("prize"))
+    assert results.count("you have updated user name: prize\n") == 1
+    assert results.count("prize has existed...\n") == 29
+
+
+async def test_many_clients_each_message_reaches_everyone_in_order(server: Server) -> None:
+    count, per_client = 100, 5
+    clients = [await joined(server.addresses[0], f"u{i}") for i in range(count)]
+    async with anyio.create_task_group() as tg:
+        for i, client in enumerate(clients):
+            tg.start_soon(client.send, b"".join(f"m{i}-{k}\n".encode() for k in range(per_client)))
+    for client in clients:
+        seen: dict[str, list[int]] = {}
+        while sum(len(v) for v in seen.values()) < count * per_client:
+            found = re.search(r"\]u\d+:m(\d+)-(\d+)\n$", await client.line())
+            if found:  # else a join line of someone who came later
+                seen.setdefault(found.group(1), []).append(int(found.group(2)))
+        assert len(seen) == count
+        assert all(v == list(range(per_client)) for v in seen.values())
+    assert server.hub.stats.messages_received == count * per_client
+
+
+async def test_json_mode_over_tcp(server: Server) -> None:
+    text = await joined(server.addresses[0], "tee")
+    j = await LineClient.connect(server.addresses[0])
+    welcome = await j.request(type="hello", v=1, name="jay", id=1)
+    assert welcome == {
+        "type": "welcome",
+        "id": 1,
+        "name": "jay",
+        "addr": j.addr,
+        "server": welcome["server"],
+        "v": 1,
+    }
+    assert welcome["server"].startswith("imkit/")
+    assert await j.request(type="ping", id="p") == {"type": "pong", "id": "p"}
+    users = await j.request(type="who", id=2)
+    assert users["users"] == [{"name": "tee", "addr": text.addr}, {"name": "jay", "addr": j.addr}]
+    assert await j.request(type="message", text="hi all", id=3) == {"type": "ok", "id": 3}
+    assert await text.line_matching("hi all") == f"[{j.addr}]jay:hi all\n"
+    assert await j.request(type="message", to="TEE", text="psst", id=4) == {"type": "ok", "id": 4}
+    assert await text.line() == "jay say: psst\n"
+    reply = await j.request(type="message", to="zed", text="x", id=5)
+    assert reply["type"] == "error" and reply["code"] == "no_such_user"
+    reply = await j.request(type="rename", name="tee", id=6)
+    assert reply["code"] == "name_taken"
+    await text.send(b"hello json\n")
+    event = await j.json_of_type("message")
+    assert event["from"] == "tee" and event["to"] is None and event["text"] == "hello json"
+    assert event["time"].endswith("Z")
+    await j.send(b"{oops\n")
+    error = await j.json_of_type("error")
+    assert error["code"] == "bad_request"
+    await text.aclose()
+    presence = await j.json_of_type("presence")
+    assert presence == {"type": "presence", "name": "tee", "addr": text.addr, "status": "offline"}
+
+
+async def test_json_client_gets_bye_when_idle() -> None:
+    async with run_server(ServerConfig(port=0, idle_timeout=0.6)) as server:
+        j = await LineClient.connect(server.addresses[0])
+        await j.send(json.dumps({"type": "hello"}) + "\n")
+        bye = await j.json_of_type("bye")
+        assert bye == {"type": "bye", "reason": "idle", "message": "you are forced offline"}
+        assert await j.eof()
+
+
+async def test_unicode_text_passes_intact(server: Server) -> None:
+    a = await joined(server.addresses[0], "张伟")
+    await a.send("你好，世界 with spaces and ümlauts\n".encode())
+    assert await a.line() == f"[{a.addr}]张伟:你好，世界 with spaces and ümlauts\n"
+
+
+async def test_abrupt_disconnects_leave_no_ghosts(server: Server) -> None:
+    watcher = await joined(server.addresses[0], "watcher")
+    for i in range(20):
+        c = await joined(server.addresses[0], f"g{i}")
+        await c.send(b"half a line without newline")
+        await c.aclose()
+    with anyio.fail_after(10):
+        while len(server.hub) > 1:
+            await anyio.sleep(0.05)
+    await watcher.send(b"who\n")
+    assert await watcher.line_matching(r"online\.\.\.") == f"[{watcher.addr}]watcher:online...\n"
+    assert await watcher.silent()
