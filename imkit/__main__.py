@@ -1,3 +1,3 @@
 from imkit.cli import main
 
-main()
+main(prog_name="imkit")

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import anyio
 import click
 
 from imkit import __version__
-from imkit.errors import ServeError
+from imkit.errors import ConnectError, Disconnected, ImkitError, ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE
 from imkit.protocol import DEFAULT_MAX_LINE
 from imkit.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_PORT, ServerConfig
 
+EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 3
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,6 +40,42 @@ def _option(*names: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*names, envvar=envvar, **kwargs)
 
 
+class Refused(click.ClickException):
+    """The server (or the admin socket) said no: one line on stderr, exit 1."""
+
+    exit_code = EXIT_REFUSED
+
+
+class NoServer(click.ClickException):
+    """No server could be reached, or the connection was lost: exit 3."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """Map imkit's errors to one line on stderr and the documented exit status."""
+    try:
+        yield
+    except ConnectError as error:
+        raise NoServer(str(error)) from None
+    except ImkitError as error:
+        raise Refused(str(error)) from None
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _client_options(func: F) -> F:
+    """--host and --port, as for serve."""
+    func = _option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        default=DEFAULT_PORT,
+        help="Server port.",
+    )(func)
+    return _option("--host", default="127.0.0.1", help="Server address.")(func)
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
@@ -53,7 +91,7 @@ def main() -> None:
     """imkit: a small chat server and its clients, over the IM-System line protocol."""
 
 
-@main.command()
+@main.command(short_help="Run the chat server.")
 @_option("--host", default="127.0.0.1", help="Address to listen on.")
 @_option(
     "--port",
@@ -104,3 +142,95 @@ def serve(
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         sys.exit(130)
+
+
+@main.command(short_help="Chat in the terminal: public, private, rename, who.")
+@_client_options
+@_option("--name", metavar="NAME", default=None, help="Take this name right after connecting.")
+def chat(host: str, port: int, name: str | None) -> None:
+    """Chat in the terminal: a menu for public and private chat, rename and who.
+
+    Messages that arrive while you type are printed above your input line. Standard
+    input may also be a pipe: menu choices and lines are then read from it.
+
+    \b
+    Exit status:
+      0  you left (0 in the menu, Ctrl-D, Ctrl-C)
+      1  the server removed you (idle, kicked, shutting down)
+      3  could not connect, or the connection was lost
+    """
+    from imkit import chat as chat_client
+
+    with _exit_codes():
+        try:
+            chat_client.main(host, port, name=name, tls=False, cafile=None, password=None)
+        except KeyboardInterrupt:
+            return  # Ctrl-C outside a prompt: the person leaves, quietly
+        except Disconnected as error:
+            if error.reason is None:  # no bye: the server went away
+                raise NoServer(f"connection lost: {error}") from None
+            raise Refused(f"disconnected by the server: {error}") from None
+
+
+@main.command(short_help="Send a message from a script; wait until it is accepted.")
+@_option("--to", metavar="NAME", default=None, help="Send privately to this user.")
+@_option("--as", "as_name", metavar="NAME", default=None, help="Take this name first.")
+@_client_options
+@_option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    metavar="SECONDS",
+    help="Give up connecting, or waiting for an acknowledgement, after this long.",
+)
+@_option("-v", "--verbose", is_flag=True, help="Print each acknowledged message on stdout.")
+@click.argument("message", nargs=-1, required=True)
+def send(
+    to: str | None,
+    as_name: str | None,
+    host: str,
+    port: int,
+    timeout: float,
+    verbose: bool,
+    message: tuple[str, ...],
+) -> None:
+    """Send MESSAGE (its words joined by spaces) and wait for the server to accept it.
+
+    A single - reads standard input and sends each non-empty line as one message.
+
+    \b
+    Exit status:
+      0  every message was accepted
+      1  the server refused one (its reason is on stderr; nothing after it is sent)
+      2  usage error
+      3  could not connect, timed out, or the connection was lost
+    """
+    from imkit.client import connect
+
+    if "-" in message and len(message) > 1:
+        raise click.UsageError("- (read standard input) must be the only MESSAGE")
+    texts = _stdin_lines() if message == ("-",) else _one(" ".join(message))
+
+    async def deliver() -> None:
+        async with connect(host, port, name=as_name, timeout=timeout, events=False) as client:
+            async for text in texts:
+                await client.send(text, to=to)
+                if verbose:
+                    click.echo(f"sent to {to or 'everyone'}: {text}")
+
+    with _exit_codes():
+        anyio.run(deliver, backend="asyncio")
+
+
+async def _one(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+async def _stdin_lines() -> AsyncIterator[str]:
+    # Lines are sent as they arrive, so `tail -f log | imkit send -` works.
+    from imkit.stdin import StdinLines
+
+    lines = StdinLines()
+    while (line := await lines.read()) is not None:
+        if line:
+            yield line

@@ -5,7 +5,8 @@
     ImkitError                      anything imkit reports in one line, never as a traceback
     ├── ServeError                  the server could not start (port in use, bad TLS files, ...)
     ├── ConnectError                a client could not reach or stay with the server  -> exit 3
-    │   ├── Unreachable             connect refused, DNS failure, TLS failure, timeout
+    │   ├── Unreachable             connect refused, DNS failure, TLS failure
+    │   ├── TimedOut                no connection or no reply in time
     │   └── Disconnected            the server closed the connection (carries the bye reason)
     ├── ServerError                 the server refused one request, with a stable code -> exit 1
     │   ├── NoSuchUser              no_such_user
@@ -36,7 +37,11 @@ class ConnectError(ImkitError):
 
 
 class Unreachable(ConnectError):
-    """Connecting failed: refused, unresolvable, TLS handshake failure, or timeout."""
+    """Connecting failed: refused, unresolvable, or the TLS handshake failed."""
+
+
+class TimedOut(ConnectError):
+    """The server did not accept the connection, or did not reply, in time."""
 
 
 class Disconnected(ConnectError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -197,3 +198,67 @@ def start_server_process(*args: str, env: dict[str, str] | None = None) -> Serve
             return ServerProcess(proc, found.group(1), seen)
     proc.kill()
     raise AssertionError("imkit serve did not start:\n" + "".join(seen))
+
+
+class InteractiveProcess:
+    """A subprocess fed line by line on stdin, its stdout read line by line."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            env=env or imkit_env(),
+        )
+        self.seen: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def send(self, *lines: str) -> None:
+        assert self.proc.stdin is not None
+        for line in lines:
+            self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def expect(self, pattern: str, timeout: float = TIMEOUT) -> str:
+        """Skip output lines until one matches ``pattern`` (re.search)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r}; saw {self.seen}") from None
+            if line is None:
+                raise AssertionError(f"EOF before {pattern!r}; saw {self.seen}")
+            self.seen.append(line)
+            if re.search(pattern, line):
+                return line
+
+    def finish(self, timeout: float = 20) -> tuple[int, str]:
+        """Close stdin, wait for the exit; returns (status, stderr)."""
+        assert self.proc.stdin is not None
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        status = self.proc.wait(timeout)
+        assert self.proc.stderr is not None
+        return status, self.proc.stderr.read()
+
+    def finish_after_exit(self, timeout: float = 20) -> tuple[int, str]:
+        """Wait for the process to exit on its own, stdin still open."""
+        status = self.proc.wait(timeout)
+        assert self.proc.stderr is not None
+        return status, self.proc.stderr.read()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,243 @@
+"""``imkit chat``: the seed's menu client, done right.
+
+The menu keeps the seed's numbers (1 public chat, 2 private chat, 3 rename, 0 exit) and
+adds 4 who. Messages that arrive while the person types are printed above the input
+line: in a terminal, prompt_toolkit's ``prompt_async`` under ``patch_stdout`` redraws the
+prompt and the half-typed text below every printed line (the seed's client wrote them
+into the middle of the prompt). With a pipe as standard input, lines are read as they
+come and nothing is drawn, so scripts and tests can drive a whole session.
+
+Exit status: 0 when the person leaves (0, Ctrl-D, Ctrl-C); 1 when the server removed
+the client (idle, kicked, shutdown, slow consumer); 3 when the server could not be
+reached or the connection was lost.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable
+from functools import partial
+from typing import Protocol
+
+import anyio
+import anyio.abc
+
+from imkit.client import ChatMessage, Client, NameChange, Presence, connect
+from imkit.errors import Disconnected, ServerError
+from imkit.stdin import StdinLines
+
+MENU = """\
+1 public chat
+2 private chat
+3 rename
+4 who is online
+0 exit"""
+
+
+class LineInput(Protocol):
+    # True when the prompt is drawn on a terminal (then text meant to stay above the
+    # prompt, like the menu, is drawn as part of it, so it can never land below).
+    draws_prompt: bool
+
+    async def read(self, prompt: str) -> str | None:
+        """The next line the person typed, without its newline; None at end of input."""
+
+
+class TerminalInput:
+    """Lines typed in a real terminal, edited with prompt_toolkit."""
+
+    draws_prompt = True
+
+    def __init__(self) -> None:
+        from prompt_toolkit import PromptSession
+
+        self._session: PromptSession[str] = PromptSession()
+
+    async def read(self, prompt: str) -> str | None:
+        try:
+            return await self._session.prompt_async(prompt)
+        except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C: the person leaves
+            return None
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters replaced, so nobody can drive our terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else "\N{REPLACEMENT CHARACTER}" for c in text)
+
+
+def describe(event: object, me: str) -> str | None:
+    """How a pushed event is shown to the person."""
+    if isinstance(event, ChatMessage):
+        sender, text = printable(event.sender), printable(event.text)
+        if event.to is None:
+            return f"{sender}: {text}"
+        return f"{sender} (private): {text}"
+    if isinstance(event, Presence):
+        if event.name == me:
+            return None
+        return f"* {printable(event.name)} {'is online' if event.online else 'went offline'}"
+    if isinstance(event, NameChange):
+        if me in (event.old, event.new):
+            return None  # our own rename is confirmed by its reply
+        return f"* {printable(event.old)} is now known as {printable(event.new)}"
+    return None
+
+
+class Leave(Exception):
+    """The person chose to leave."""
+
+
+class ChatSession:
+    """The menu, driven by ``lines``, with events printed as they arrive."""
+
+    def __init__(self, client: Client, lines: LineInput) -> None:
+        self.client = client
+        self.lines = lines
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+
+    async def ask(self, prompt: str, header: str = "") -> str:
+        """The next line, exactly as typed (messages keep their spaces)."""
+        if header and self.lines.draws_prompt:
+            prompt = f"{header}\n{prompt}"
+        elif header:
+            self.say(header)
+        line = await self.lines.read(prompt)
+        if line is None:
+            raise Leave
+        return line
+
+    async def show_events(self) -> None:
+        async for event in self.client.events():
+            shown = describe(event, self.client.name)
+            if shown is not None:
+                self.say(shown)
+
+    async def run_menu(self) -> None:
+        while True:
+            choice = (await self.ask("choice? ", header=MENU)).strip()
+            if choice == "0":
+                return
+            if choice == "1":
+                await self.public_chat()
+            elif choice == "2":
+                await self.private_chat()
+            elif choice == "3":
+                await self.rename((await self.ask("new name? ")).strip())
+            elif choice == "4":
+                await self.who()
+            elif choice:
+                self.say(f"{printable(choice)!r} is not on the menu: type 0 to 4")
+
+    async def public_chat(self) -> None:
+        header = "public chat: type a message and press Enter; 'exit' goes back"
+        while (text := await self.ask("all> ", header)) != "exit":
+            header = ""
+            if text:
+                await self.attempt(self.client.send(text))
+
+    async def private_chat(self) -> None:
+        while True:
+            await self.who()
+            name = (await self.ask("to whom (or 'exit')? ")).strip()
+            if name == "exit":
+                return
+            if not name:
+                continue
+            header = f"private chat with {printable(name)}: 'exit' goes back"
+            while (text := await self.ask(f"{printable(name)}> ", header)) != "exit":
+                header = ""
+                if text:
+                    await self.attempt(self.client.send(text, to=name))
+
+    async def rename(self, name: str) -> None:
+        if await self.attempt(self.client.rename(name)):
+            self.say(f"you are now {printable(self.client.name)}")
+
+    async def who(self) -> None:
+        users = await self.client.who()
+        self.say(f"online ({len(users)}):")
+        for user in users:
+            me = " (you)" if user.name == self.client.name else ""
+            self.say(f"  {printable(user.name)}  {user.addr}{me}")
+
+    async def attempt(self, request: Awaitable[object]) -> bool:
+        """Await a request; a refusal is shown in words and the person stays put."""
+        try:
+            await request
+        except ServerError as error:
+            self.say(f"! {error}")
+            return False
+        return True
+
+
+async def run_chat(
+    host: str,
+    port: int,
+    *,
+    name: str | None,
+    tls: bool,
+    cafile: str | None,
+    password: str | None,
+    interactive: bool,
+) -> None:
+    """Run a chat session; raises Disconnected when the server ends it."""
+    lines: LineInput = TerminalInput() if interactive else StdinLines()
+    async with connect(host, port, password=password, tls=tls, cafile=cafile) as client:
+        session = ChatSession(client, lines)
+        session.say(f"connected to {host}:{port} ({client.server}) as {client.name}")
+        if name is not None:
+            await session.rename(name)
+        ended: list[Disconnected] = []
+
+        async def watch_events() -> None:
+            try:
+                await session.show_events()
+            except Disconnected as error:
+                ended.append(error)
+                tg.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_events)
+            try:
+                await session.run_menu()
+            except Leave:
+                pass
+            except Disconnected as error:
+                ended.append(error)
+            tg.cancel_scope.cancel()
+        if ended:
+            raise ended[0]
+
+
+def main(
+    host: str,
+    port: int,
+    *,
+    name: str | None,
+    tls: bool,
+    cafile: str | None,
+    password: str | None,
+) -> None:
+    """Run ``imkit chat`` in the terminal (or with piped input)."""
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    session = partial(
+        run_chat,
+        host,
+        port,
+        name=name,
+        tls=tls,
+        cafile=cafile,
+        password=password,
+        interactive=interactive,
+    )
+    if not interactive:
+        anyio.run(session, backend="asyncio")
+        return
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    with patch_stdout(raw=True):
+        anyio.run(session, backend="asyncio")

@@ -1,0 +1,341 @@
+"""The async client library that ``imkit chat`` and ``imkit send`` are built on.
+
+It speaks the JSON Lines mode of the imkit protocol (docs/protocol.md). Every request
+waits for its reply and raises a :class:`~imkit.errors.ServerError` subclass carrying the
+server's error code; pushed events (messages, presence, renames) are read with
+:meth:`Client.events`. A bot that answers private messages::
+
+    import anyio
+    from imkit.client import ChatMessage, connect
+
+    async def main() -> None:
+        async with connect("127.0.0.1", 8888, name="echo-bot") as client:
+            async for event in client.events():
+                if isinstance(event, ChatMessage) and event.to == client.name:
+                    await client.send(f"you said: {event.text}", to=event.sender)
+
+    anyio.run(main)
+
+When the server closes the connection (idle timeout, kick, shutdown) :meth:`Client.events`
+and every request raise :class:`~imkit.errors.Disconnected`, whose ``reason`` is the bye
+reason (``idle``, ``kicked``, ``shutdown``, ...) or None when the connection was lost.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import anyio
+import anyio.abc
+
+from imkit.errors import Disconnected, ServerError, TimedOut, Unreachable
+from imkit.protocol import (
+    Bye,
+    ChatMessage,
+    ClientConnection,
+    Command,
+    Error,
+    Event,
+    Hello,
+    NameChange,
+    Notice,
+    Ok,
+    Ping,
+    Pong,
+    Presence,
+    PrivateMessage,
+    PublicMessage,
+    Rename,
+    RenameOk,
+    UserInfo,
+    UserList,
+    Welcome,
+    Who,
+    encode_request,
+)
+
+__all__ = [
+    "ChatMessage",
+    "Client",
+    "NameChange",
+    "Presence",
+    "UserInfo",
+    "connect",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8888
+# How long connecting, and then each request, may take before TimedOut.
+DEFAULT_TIMEOUT = 10.0
+# Pushed events kept for the application before the client stops reading the socket
+# (and so stops receiving replies too) until some are read; see connect().
+DEFAULT_MAX_EVENTS = 10_000
+
+_REPLY_TYPES = (Welcome, UserList, Pong, Ok, RenameOk, Error)
+_Reply = Welcome | UserList | Pong | Ok | RenameOk | Error
+R = TypeVar("R", bound=Event)
+
+_STREAM_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+class _Waiter:
+    __slots__ = ("done", "reply")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.reply: _Reply | None = None
+
+
+class Client:
+    """A connection to an imkit server; get one from :func:`connect`."""
+
+    def __init__(
+        self, stream: anyio.abc.ByteStream, *, timeout: float, events: bool, max_events: int
+    ) -> None:
+        self.name = ""  # our current name on the server
+        self.addr = ""  # our address as the server sees it
+        self.server = ""  # the server's software, e.g. "imkit/0.1.0"
+        self.timeout = timeout
+        self._stream = stream
+        self._wire = ClientConnection()
+        self._pending: dict[int, _Waiter] = {}
+        self._next_id = 1
+        self._keep_events = events
+        self._event_in, self._event_out = anyio.create_memory_object_stream[Event](max_events)
+        self._send_lock = anyio.Lock()
+        self._closed: Disconnected | None = None
+        self._last_notice: str | None = None
+
+    # ------------------------------------------------------------------ requests
+
+    async def send(self, text: str, to: str | None = None) -> None:
+        """Send a message to everyone, or privately to the user named ``to``.
+
+        Returns once the server has accepted it. Raises NoSuchUser, InvalidMessage, ...
+        """
+        if to is None:
+            await self._request(PublicMessage(id=self._new_id(), text=text), Ok)
+        else:
+            await self._request(PrivateMessage(id=self._new_id(), to=to, text=text), Ok)
+
+    async def rename(self, name: str) -> str:
+        """Take the name ``name``; returns it. Raises NameTaken or InvalidName."""
+        reply = await self._request(Rename(id=self._new_id(), name=name), RenameOk)
+        self.name = reply.name or name
+        return self.name
+
+    async def who(self) -> list[UserInfo]:
+        """Who is online, in order of arrival."""
+        reply = await self._request(Who(id=self._new_id()), UserList)
+        return list(reply.users)
+
+    async def ping(self) -> float:
+        """Round-trip time to the server in seconds (also resets the idle timer)."""
+        start = time.perf_counter()
+        await self._request(Ping(id=self._new_id()), Pong)
+        return time.perf_counter() - start
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Pushed events in order: :class:`ChatMessage` (``to`` is None when public),
+        :class:`Presence` and :class:`NameChange`.
+
+        Ends by raising :class:`~imkit.errors.Disconnected` when the connection closes.
+        """
+        async for event in self._event_out:
+            yield event
+        raise self._disconnected()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    # ----------------------------------------------------------------- internals
+
+    def _new_id(self) -> int:
+        request_id = self._next_id
+        self._next_id += 1
+        return request_id
+
+    async def _request(self, command: Command, expected: type[R]) -> R:
+        if self._closed is not None:
+            raise self._closed
+        assert isinstance(command.id, int)
+        waiter = _Waiter()
+        try:
+            try:
+                async with self._send_lock:
+                    # Registered in the order sent: see _waiter_for.
+                    self._pending[command.id] = waiter
+                    await self._stream.send(encode_request(command))
+                with anyio.fail_after(self.timeout):
+                    await waiter.done.wait()
+            except TimeoutError:
+                message = f"timed out after {self.timeout:g}s waiting for the server"
+                raise TimedOut(message) from None
+            except _STREAM_ERRORS:
+                await anyio.lowlevel.checkpoint()  # let the reader record why
+                raise self._disconnected() from None
+        finally:
+            self._pending.pop(command.id, None)
+        reply = waiter.reply
+        if reply is None:
+            raise self._disconnected()
+        if isinstance(reply, Error):
+            raise ServerError.from_reply(reply.code, reply.message)
+        if not isinstance(reply, expected):
+            raise Disconnected(f"unexpected reply from the server: {reply!r}")
+        return reply
+
+    def _disconnected(self) -> Disconnected:
+        return self._closed or Disconnected("the connection to the server was lost")
+
+    async def _read_loop(self) -> None:
+        """The one reader: replies go to their waiters, events to the event stream."""
+        bye: Bye | None = None
+        try:
+            while bye is None:
+                data = await self._stream.receive()
+                for event in self._wire.receive_data(data):
+                    if isinstance(event, _REPLY_TYPES):
+                        waiter = self._waiter_for(event)
+                        if waiter is not None:
+                            waiter.reply = event
+                            waiter.done.set()
+                    elif isinstance(event, Bye):
+                        bye = event
+                        break
+                    elif isinstance(event, Notice):
+                        self._last_notice = event.text
+                    elif self._keep_events:
+                        await self._event_in.send(event)
+        except (*_STREAM_ERRORS, anyio.EndOfStream):
+            pass
+        finally:
+            self._close(bye)
+
+    def _waiter_for(self, reply: _Reply) -> _Waiter | None:
+        if isinstance(reply.id, int):
+            return self._pending.get(reply.id)
+        if isinstance(reply, Error) and reply.id is None and self._pending:
+            # The server could not read the request's id (a line too long, not JSON).
+            # It answers requests in order, so this answers the oldest one outstanding.
+            return next(iter(self._pending.values()))
+        return None
+
+    def _close(self, bye: Bye | None) -> None:
+        if bye is not None:
+            self._closed = Disconnected(bye.message or f"disconnected ({bye.reason})", bye.reason)
+        elif not self.name and self._last_notice:  # refused before the welcome
+            self._closed = Disconnected(self._last_notice)
+        else:
+            self._closed = Disconnected("the server closed the connection")
+        for waiter in self._pending.values():
+            waiter.done.set()
+        self._event_in.close()
+
+    async def _hello(self, name: str | None, password: str | None) -> None:
+        hello = Hello(id=self._new_id(), name=name, password=password)
+        welcome = await self._request(hello, Welcome)
+        self.name, self.addr, self.server = welcome.name, welcome.addr, welcome.server
+
+
+def _ssl_context(tls: bool, cafile: str | None) -> ssl.SSLContext | None:
+    if not tls and cafile is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as error:
+        raise Unreachable(f"cannot load CA file {cafile}: {error}") from None
+
+
+async def _open_stream(
+    host: str, port: int, ssl_context: ssl.SSLContext | None
+) -> anyio.abc.ByteStream:
+    """Connect; every failure becomes one Unreachable with a sentence for people."""
+    where = f"{host}:{port}"
+    try:
+        if ssl_context is None:
+            return await anyio.connect_tcp(host, port)
+        return await anyio.connect_tcp(
+            host, port, ssl_context=ssl_context, tls_standard_compatible=False
+        )
+    except ssl.SSLCertVerificationError as error:
+        message = f"TLS certificate of {where} not trusted: {error.verify_message}"
+        raise Unreachable(message) from None
+    except ssl.SSLError as error:
+        raise Unreachable(f"TLS handshake with {where} failed: {error.reason or error}") from None
+    except anyio.BrokenResourceError as error:
+        cause = error.__cause__
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            message = f"TLS certificate of {where} not trusted: {cause.verify_message}"
+        else:
+            message = f"TLS handshake with {where} failed: {cause or 'connection closed'}"
+        raise Unreachable(message) from None
+    except OSError as error:
+        # anyio tries every address of the host and raises "All connection attempts
+        # failed" from the real error (or a group of them): report the first real one.
+        cause = error.__cause__
+        if isinstance(cause, BaseExceptionGroup):
+            cause = cause.exceptions[0]
+        if isinstance(cause, OSError):
+            error = cause
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        if isinstance(error, socket.gaierror):
+            reason = error.strerror or reason
+        raise Unreachable(f"cannot connect to {where}: {reason}") from None
+
+
+@asynccontextmanager
+async def connect(
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    name: str | None = None,
+    password: str | None = None,
+    tls: bool = False,
+    cafile: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - kept for every later request too
+    events: bool = True,
+    max_events: int = DEFAULT_MAX_EVENTS,
+) -> AsyncIterator[Client]:
+    """Connect, say hello (taking ``name`` if given) and yield the :class:`Client`.
+
+    ``tls`` (or a ``cafile`` with a private CA) connects with TLS and verifies the
+    server's certificate. ``timeout`` bounds connecting and each request. With
+    ``events=False`` pushed events are discarded (for senders that never read them);
+    otherwise up to ``max_events`` wait for :meth:`Client.events`, and past that the
+    client stops reading from the server until the application reads some.
+
+    Raises :class:`~imkit.errors.Unreachable` or :class:`~imkit.errors.TimedOut` when no
+    connection can be made, :class:`~imkit.errors.Disconnected` when the server refuses
+    it (full, wrong password), and ``NameTaken``/``InvalidName`` for a bad ``name``.
+    """
+    ssl_context = _ssl_context(tls, cafile)
+    try:
+        with anyio.fail_after(timeout):
+            stream = await _open_stream(host, port, ssl_context)
+    except TimeoutError:
+        raise TimedOut(f"timed out connecting to {host}:{port}") from None
+    client = Client(stream, timeout=timeout, events=events, max_events=max_events)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client._read_loop)
+            try:
+                await client._hello(name, password)
+                yield client
+            finally:
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The reader never raises, so the group holds the caller's own exception:
+        # give it back unwrapped.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    finally:
+        await anyio.aclose_forcefully(stream)

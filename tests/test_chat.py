@@ -1,0 +1,157 @@
+"""`imkit chat` as a subprocess with piped standard input, through whole sessions."""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+from tests.support import (
+    IMKIT,
+    InteractiveProcess,
+    ServerProcess,
+    split_addr,
+    start_server_process,
+)
+
+
+def chat(address: str, *args: str) -> InteractiveProcess:
+    host, port = split_addr(address)
+    return InteractiveProcess([*IMKIT, "chat", "--host", host, "--port", str(port), *args])
+
+
+def test_two_people_talk_through_a_whole_session(server_process: ServerProcess) -> None:
+    alice = chat(server_process.address, "--name", "alice")
+    alice.expect("^you are now alice$")  # alice arrives first
+    bob = chat(server_process.address, "--name", "bob")
+    try:
+        bob.expect("^you are now bob$")
+
+        # public chat, both ways
+        alice.send("1", "hello bob, 你好!")
+        bob.expect("^alice: hello bob, 你好!$")
+        alice.expect("^alice: hello bob, 你好!$")  # the sender sees it too, as in the seed
+        bob.send("1", "hi alice")
+        alice.expect("^bob: hi alice$")
+
+        # private chat, both ways; the list of who is online comes first
+        alice.send("exit", "2")
+        alice.expect(r"^online \(2\):$")
+        alice.send("bob", "a secret  with  spaces | and bars")
+        bob.expect(r"^alice \(private\): a secret  with  spaces \| and bars$")
+        bob.send("exit", "2", "ALICE", "got it")
+        alice.expect(r"^bob \(private\): got it$")
+
+        # a private message to nobody is refused in words; the sender stays put
+        alice.send("exit", "nobody", "hello?")
+        alice.expect("^! no user named 'nobody' is online$")
+        alice.send("still here?")
+        alice.expect("^! no user named 'nobody' is online$")
+        alice.send("exit", "exit")
+
+        # rename: taken, then free
+        bob.send("exit", "exit", "3", "Alice")
+        bob.expect("^! the name 'Alice' is taken$")
+        bob.send("3", "robert")
+        bob.expect("^you are now robert$")
+        alice.expect("^\\* bob is now known as robert$")
+
+        # who
+        bob.send("4")
+        bob.expect(r"^online \(2\):$")
+        assert bob.expect(r"^  \S+  ").split()[0] == "alice"
+        assert bob.expect(r"^  \S+  ").endswith("(you)")
+
+        # leave
+        bob.send("0")
+        assert bob.finish() == (0, "")
+        alice.expect("^\\* robert went offline$")
+        alice.send("0")
+        assert alice.finish() == (0, "")
+    finally:
+        alice.kill()
+        bob.kill()
+
+
+def test_menu_rejects_other_choices(server_process: ServerProcess) -> None:
+    person = chat(server_process.address)
+    try:
+        person.send("7")
+        person.expect("^'7' is not on the menu: type 0 to 4$")
+        person.send("0")
+        assert person.finish() == (0, "")
+    finally:
+        person.kill()
+
+
+def test_end_of_input_leaves_cleanly(server_process: ServerProcess) -> None:
+    person = chat(server_process.address, "--name", "eve")
+    try:
+        person.expect("^you are now eve$")
+        person.send("1", "last words")
+        person.expect("^eve: last words$")
+        assert person.finish() == (0, "")  # Ctrl-D in a pipe: stdin closes
+    finally:
+        person.kill()
+
+
+def test_taken_name_at_start_is_shown_and_the_chat_goes_on(server_process: ServerProcess) -> None:
+    first = chat(server_process.address, "--name", "sam")
+    first.expect("^you are now sam$")
+    second = chat(server_process.address, "--name", "SAM")
+    try:
+        second.expect("^! the name 'SAM' is taken$")
+        second.send("4")
+        second.expect(r"^online \(2\):$")
+        second.send("0")
+        assert second.finish() == (0, "")
+    finally:
+        first.kill()
+        second.kill()
+
+
+def test_idle_kick_is_explained_and_exits_1() -> None:
+    server = start_server_process("--idle-timeout", "1")
+    person = chat(server.address, "--name", "sleepy")
+    try:
+        person.expect("^you are now sleepy$")
+        status, stderr = person.finish_after_exit()
+        assert status == 1
+        assert stderr == "Error: disconnected by the server: you are forced offline\n"
+    finally:
+        person.kill()
+        server.stop()
+
+
+def test_server_going_away_exits_3() -> None:
+    server = start_server_process("--idle-timeout", "0")
+    person = chat(server.address, "--name", "left")
+    try:
+        person.expect("^you are now left$")
+        server.stop(signal.SIGKILL)
+        status, stderr = person.finish_after_exit()
+        assert status == 3
+        assert stderr.startswith("Error: connection lost")
+    finally:
+        person.kill()
+
+
+def test_server_shutdown_is_explained() -> None:
+    server = start_server_process("--idle-timeout", "0")
+    person = chat(server.address, "--name", "left")
+    try:
+        person.expect("^you are now left$")
+        server.stop(signal.SIGTERM)
+        status, stderr = person.finish_after_exit()
+        assert status == 1
+        assert stderr == "Error: disconnected by the server: the server is shutting down\n"
+    finally:
+        person.kill()
+
+
+def test_no_server_exits_3() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        person = chat(f"127.0.0.1:{probe.getsockname()[1]}")
+        status, stderr = person.finish()
+    assert status == 3
+    assert "Connection refused" in stderr

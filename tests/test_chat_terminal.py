@@ -1,0 +1,108 @@
+"""`imkit chat` in a real terminal (tmux): a message that arrives mid-typing must leave
+the typed text intact."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import IMKIT, ServerProcess, split_addr
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(
+        ["tmux", *args], check=True, capture_output=True, text=True, timeout=10
+    ).stdout
+
+
+class Pane:
+    def __init__(self, command: list[str]) -> None:
+        self.name = f"imkit-{uuid.uuid4().hex[:8]}"
+        tmux("new-session", "-d", "-s", self.name, "-x", "120", "-y", "30", shlex.join(command))
+
+    def type(self, *keys: str) -> None:
+        tmux("send-keys", "-t", self.name, *keys)
+
+    def screen(self) -> list[str]:
+        return tmux("capture-pane", "-p", "-t", self.name).rstrip("\n").split("\n")
+
+    def wait_for(self, text: str, timeout: float = 15) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.screen()
+            if any(text in line for line in lines):
+                return lines
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared:\n" + "\n".join(self.screen()))
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+@pytest.fixture
+def pane(server_process: ServerProcess) -> Iterator[Pane]:
+    host, port = split_addr(server_process.address)
+    command = [*IMKIT, "chat", "--host", host, "--port", str(port), "--name", "alice"]
+    # The shell keeps the pane open after chat exits, to show its exit status.
+    script = f'{shlex.join(command)}; echo "exit status $?"; sleep 60'
+    pane = Pane(["env", "TERM=xterm", "sh", "-c", script])
+    try:
+        yield pane
+    finally:
+        pane.close()
+
+
+def test_message_arriving_mid_typing_keeps_the_typed_text(
+    pane: Pane, server_process: ServerProcess
+) -> None:
+    pane.wait_for("choice?")
+    pane.type("1", "Enter")
+    pane.wait_for("all>")
+    pane.type("hello wor")
+    pane.wait_for("all> hello wor")
+
+    # bob writes while alice is typing
+    bob = socket.create_connection(split_addr(server_process.address), timeout=10)
+    bob.sendall(b"rename|bob\nlook, an interruption\n")
+    lines = pane.wait_for("bob: look, an interruption")
+    shown = [line for line in lines if line.strip()]
+    # the message is printed above; the prompt with the half-typed text is still last
+    assert shown[-1] == "all> hello wor"
+    assert "bob: look, an interruption" in shown[:-1]
+    assert not any("hello wor" in line for line in shown[:-1])
+
+    # finishing the line sends exactly what was typed, in one piece
+    pane.type("ld, 你好", "Enter")
+    received = b""
+    while b"alice:hello world" not in received:
+        chunk = bob.recv(65536)
+        assert chunk
+        received += chunk
+    assert "]alice:hello world, 你好\n" in received.decode()
+    bob.close()
+
+    pane.type("exit", "Enter")
+    pane.wait_for("choice?")
+    pane.type("C-d")  # Ctrl-D leaves without a traceback
+    lines = pane.wait_for("exit status")
+    assert "exit status 0" in lines
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_ctrl_c_leaves_cleanly(pane: Pane) -> None:
+    pane.wait_for("choice?")
+    pane.type("1", "Enter")
+    pane.wait_for("all>")
+    pane.type("half a thought", "C-c")
+    lines = pane.wait_for("exit status")
+    assert "exit status 0" in lines
+    assert not any("Traceback" in line for line in lines)

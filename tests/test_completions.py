@@ -1,0 +1,41 @@
+"""The completion scripts in completions/ match what click generates for imkit."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import IMKIT, imkit_env
+
+COMPLETIONS = Path(__file__).resolve().parent.parent / "completions"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_script_is_current(shell: str) -> None:
+    generated = subprocess.run(
+        IMKIT,
+        env=imkit_env(_IMKIT_COMPLETE=f"{shell}_source"),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert generated.strip(), "click generated nothing"
+    saved = (COMPLETIONS / f"imkit.{shell}").read_text()
+    assert saved == generated, (
+        f"completions/imkit.{shell} is stale; regenerate it (see completions/README.md)"
+    )
+
+
+def test_completion_offers_the_subcommands() -> None:
+    result = subprocess.run(
+        IMKIT,
+        env=imkit_env(_IMKIT_COMPLETE="bash_complete", COMP_WORDS="imkit se", COMP_CWORD="1"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "plain,send" in result.stdout.splitlines()
+    assert "plain,serve" in result.stdout.splitlines()
