@@ -6,6 +6,7 @@ error; 3 could not reach a server (or the connection was lost).
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,7 +17,7 @@ import anyio
 import click
 
 from imkit import __version__
-from imkit.errors import ConnectError, Disconnected, ImkitError, ServeError
+from imkit.errors import AdminUnavailable, ConnectError, Disconnected, ImkitError, ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE
 from imkit.protocol import DEFAULT_MAX_LINE
 from imkit.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_PORT, ServerConfig
@@ -57,7 +58,7 @@ def _exit_codes() -> Iterator[None]:
     """Map imkit's errors to one line on stderr and the documented exit status."""
     try:
         yield
-    except ConnectError as error:
+    except (ConnectError, AdminUnavailable) as error:
         raise NoServer(str(error)) from None
     except ImkitError as error:
         raise Refused(str(error)) from None
@@ -121,20 +122,38 @@ def main() -> None:
     help="Unsent bytes per client before it is dropped as a slow consumer.",
 )
 @_option(
+    "--admin-socket",
+    type=click.Path(dir_okay=False),
+    default=None,
+    show_default="$XDG_RUNTIME_DIR/imkit/admin-PORT.sock or /tmp/imkit-UID/admin-PORT.sock",
+    help="Unix socket for imkit who, kick and stats.",
+)
+@_option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="info",
     help="How much to log on stderr.",
 )
 def serve(
-    host: str, port: int, idle_timeout: float, max_line: int, max_queue: int, log_level: str
+    host: str,
+    port: int,
+    idle_timeout: float,
+    max_line: int,
+    max_queue: int,
+    admin_socket: str | None,
+    log_level: str,
 ) -> None:
     """Run the chat server (text and JSON Lines on one port)."""
     from imkit.server import run
 
     _configure_logging(log_level)
     config = ServerConfig(
-        host=host, port=port, idle_timeout=idle_timeout, max_line=max_line, max_queue=max_queue
+        host=host,
+        port=port,
+        idle_timeout=idle_timeout,
+        max_line=max_line,
+        max_queue=max_queue,
+        admin_socket=admin_socket,
     )
     try:
         anyio.run(run, config, backend="asyncio")
@@ -234,3 +253,129 @@ async def _stdin_lines() -> AsyncIterator[str]:
     while (line := await lines.read()) is not None:
         if line:
             yield line
+
+
+# ------------------------------------------------------------------- administration
+
+
+def _admin_options(func: F) -> F:
+    """Which server: --port (to find its default admin socket) or --admin-socket."""
+    func = _option(
+        "--admin-socket",
+        type=click.Path(dir_okay=False),
+        default=None,
+        show_default="derived from --port",
+        help="The server's admin socket.",
+    )(func)
+    return _option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        default=DEFAULT_PORT,
+        help="The server's port, to find its default admin socket.",
+    )(func)
+
+
+def _admin_request(port: int, admin_socket: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+    from pathlib import Path
+
+    from imkit import admin
+
+    path = Path(admin_socket) if admin_socket else admin.default_path(port)
+    with _exit_codes():
+        return anyio.run(admin.request, path, payload, backend="asyncio")
+
+
+def _duration(seconds: float) -> str:
+    """5s, 4m05s, 2h03m, 3d04h: two units at most, for a table."""
+    total = int(seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@main.command(short_help="List who is online (through the admin socket).")
+@_admin_options
+@_option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def who(port: int, admin_socket: str | None, as_json: bool) -> None:
+    """List the users online, in order of arrival: name, address, connected for, idle
+    for, and mode (text or json).
+
+    \b
+    Exit status: 0 listed; 1 refused; 3 no server answers on the admin socket.
+    """
+    users = _admin_request(port, admin_socket, {"type": "who"})["users"]
+    if as_json:
+        click.echo(json.dumps(users, ensure_ascii=False, indent=2))
+        return
+    rows = [
+        [u["name"], u["addr"], _duration(u["connected_s"]), _duration(u["idle_s"]), u["mode"]]
+        for u in users
+    ]
+    click.echo(_table(["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE"], rows))
+
+
+@main.command(short_help="Disconnect a user (through the admin socket).")
+@click.argument("name")
+@_option("--reason", metavar="TEXT", default=None, help="Told to the user.")
+@_admin_options
+def kick(name: str, reason: str | None, port: int, admin_socket: str | None) -> None:
+    """Disconnect the user NAME, telling them an administrator removed them and why.
+
+    \b
+    Exit status: 0 kicked; 1 no such user is online; 3 no server answers.
+    """
+    payload = {"type": "kick", "name": name, "reason": reason}
+    kicked = _admin_request(port, admin_socket, payload)["name"]
+    click.echo(f"kicked {kicked}")
+
+
+_STATS_LABELS = {
+    "uptime_s": "uptime",
+    "users_online": "users online",
+    "connections_now": "connections now",
+    "connections_total": "connections total",
+    "messages_received": "messages received",
+    "messages_delivered": "messages delivered",
+    "slow_consumers": "dropped as slow consumers",
+    "idle_kicks": "idle kicks",
+    "admin_kicks": "admin kicks",
+}
+
+
+@main.command(short_help="Show the server's counters (through the admin socket).")
+@_admin_options
+@_option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def stats(port: int, admin_socket: str | None, as_json: bool) -> None:
+    """Show uptime, connections now and in total, messages received and delivered,
+    clients dropped as slow consumers, idle kicks and admin kicks.
+
+    \b
+    Exit status: 0 shown; 3 no server answers on the admin socket.
+    """
+    reply = _admin_request(port, admin_socket, {"type": "stats"})
+    del reply["type"]
+    if as_json:
+        click.echo(json.dumps(reply, indent=2))
+        return
+    rows = []
+    for key, label in _STATS_LABELS.items():
+        value = reply.get(key, 0)
+        shown = _duration(value) if key == "uptime_s" else f"{value:,}"
+        rows.append([label, shown])
+    click.echo(_table(["COUNTER", "VALUE"], rows))

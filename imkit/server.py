@@ -21,6 +21,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import anyio
@@ -28,6 +29,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
 
+from imkit import admin
 from imkit.errors import ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE, Hub, Member, Outbox
 from imkit.protocol import DEFAULT_MAX_LINE, ServerConnection
@@ -169,6 +171,7 @@ class ServerConfig:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT  # 0: never
     max_line: int = DEFAULT_MAX_LINE
     max_queue: int = DEFAULT_MAX_QUEUE
+    admin_socket: str | None = None  # None: admin.default_path(port)
 
 
 class Connection:
@@ -295,6 +298,9 @@ class Server:
         self._flush_pending = False
         self._stop = anyio.Event()
         self.stopped = anyio.Event()  # set when serve() has finished
+        self.started_at = time.monotonic()
+        self._listener: MultiListener[anyio.abc.SocketStream] | None = None
+        self.admin_socket: admin.AdminSocket | None = None
 
     # ----------------------------------------------------------------- flushing
 
@@ -323,49 +329,12 @@ class Server:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
-    async def serve(
-        self,
-        listener: MultiListener[anyio.abc.SocketStream] | None = None,
-        *,
-        task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Listen (unless given :meth:`listen`'s result), serve until :meth:`stop`, then
-        shut down gracefully.
+    async def listen(self) -> None:
+        """Bind the chat port and the admin socket; :class:`ServeError` when impossible.
 
-        ``task_status.started`` receives the addresses really listened on (port 0 picks a
-        free one), so ``await tg.start(server.serve)`` returns once clients can connect.
+        :meth:`serve` calls it when it was not called before; calling it first keeps a
+        startup error out of the caller's task group.
         """
-        if listener is None:
-            listener = await self.listen()
-        try:
-            await self._serve(listener, task_status)
-        finally:
-            self.stopped.set()
-
-    async def _serve(
-        self,
-        listener: MultiListener[anyio.abc.SocketStream],
-        task_status: anyio.abc.TaskStatus[list[str]],
-    ) -> None:
-        async with listener, anyio.create_task_group() as clients:
-            async with anyio.create_task_group() as background:
-                background.start_soon(self._flush_loop)
-                background.start_soon(self._sweep_loop)
-                for sub in listener.listeners:
-                    raw = sub.extra(SocketAttribute.raw_socket)
-                    background.start_soon(self._accept_loop, raw, clients)
-                log.info("imkit listening on %s", ", ".join(self.addresses))
-                task_status.started(self.addresses)
-                await self._stop.wait()
-                background.cancel_scope.cancel()  # no more accepts
-            log.info("shutting down: saying goodbye to %d users", len(self.hub))
-            # Closing every outbox wakes every writer to send its bye; the flusher is
-            # not needed for that.
-            self.hub.shutdown()
-            clients.cancel_scope.deadline = anyio.current_time() + SHUTDOWN_GRACE
-
-    async def listen(self) -> MultiListener[anyio.abc.SocketStream]:
-        """Bind the listening sockets; :class:`ServeError` when that is impossible."""
         host, port = self.config.host, self.config.port
         try:
             listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
@@ -374,7 +343,58 @@ class Server:
             raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None
         for sub in listener.listeners:
             self.addresses.append(format_addr(sub.extra(SocketAttribute.local_address)))
-        return listener
+        real_port = listener.listeners[0].extra(SocketAttribute.local_port)
+        path = self.config.admin_socket or admin.default_path(real_port)
+        admin_socket = admin.AdminSocket(Path(path))
+        try:
+            await admin_socket.open()
+        except BaseException:
+            await listener.aclose()
+            raise
+        self._listener, self.admin_socket = listener, admin_socket
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Serve until :meth:`stop`, then shut down gracefully.
+
+        ``task_status.started`` receives the addresses really listened on (port 0 picks a
+        free one), so ``await tg.start(server.serve)`` returns once clients can connect.
+        """
+        try:
+            if self._listener is None:
+                await self.listen()
+            assert self._listener is not None and self.admin_socket is not None
+            await self._serve(self._listener, self.admin_socket, task_status)
+        finally:
+            self.stopped.set()
+
+    async def _serve(
+        self,
+        listener: MultiListener[anyio.abc.SocketStream],
+        admin_socket: admin.AdminSocket,
+        task_status: anyio.abc.TaskStatus[list[str]],
+    ) -> None:
+        self.started_at = time.monotonic()
+        async with listener, anyio.create_task_group() as clients:
+            async with anyio.create_task_group() as background:
+                background.start_soon(self._flush_loop)
+                background.start_soon(self._sweep_loop)
+                background.start_soon(admin_socket.serve, self)
+                for sub in listener.listeners:
+                    raw = sub.extra(SocketAttribute.raw_socket)
+                    background.start_soon(self._accept_loop, raw, clients)
+                log.info("imkit listening on %s", ", ".join(self.addresses))
+                log.info("admin socket: %s", admin_socket.path)
+                task_status.started(self.addresses)
+                await self._stop.wait()
+                # No more accepts; the admin socket closes and its file is removed.
+                background.cancel_scope.cancel()
+            log.info("shutting down: saying goodbye to %d users", len(self.hub))
+            # Closing every outbox wakes every writer to send its bye; the flusher is
+            # not needed for that.
+            self.hub.shutdown()
+            clients.cancel_scope.deadline = anyio.current_time() + SHUTDOWN_GRACE
 
     async def _accept_loop(self, listening: socket.socket, clients: anyio.abc.TaskGroup) -> None:
         while True:
@@ -408,7 +428,8 @@ class Server:
             log.exception("%s: unexpected error", addr)
         finally:
             self.connections.discard(connection)
-            log.info("%s (%s): disconnected", member.name, addr)
+            who = addr if member.name == addr else f"{member.name} ({addr})"
+            log.info("%s: disconnected", who)
 
     async def _sweep_loop(self) -> None:
         timeout = self.config.idle_timeout
@@ -427,9 +448,9 @@ async def run(config: ServerConfig) -> None:
     A second signal during the shutdown stops waiting for clients and exits at once.
     """
     server = Server(config)
-    listener = await server.listen()  # outside the task group: a ServeError stays plain
+    await server.listen()  # outside the task group: a ServeError stays plain
     async with anyio.create_task_group() as tg:
-        await tg.start(server.serve, listener)
+        await tg.start(server.serve)
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 log.info("received %s", signal.Signals(signum).name)

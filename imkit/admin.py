@@ -1,0 +1,290 @@
+"""The local admin socket: ``imkit who``, ``imkit kick`` and ``imkit stats``.
+
+``imkit serve`` opens a Unix domain socket that only its own user (and root) may use:
+the socket is mode 0600 in a folder of mode 0700, and every connection's peer
+credentials (SO_PEERCRED) are checked as well. The protocol is JSON Lines, one request
+and one reply per line (docs/protocol.md):
+
+    {"type":"who"}                         -> {"type":"users","users":[...]}
+    {"type":"kick","name":N,"reason":R}    -> {"type":"ok","name":N} | error no_such_user
+    {"type":"stats"}                       -> {"type":"stats", counters...}
+
+This module holds both halves: :class:`AdminSocket` (server side) and :func:`request`
+(what the CLI calls).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import socket
+import stat
+import struct
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+from imkit.errors import AdminError, AdminUnavailable, ServeError
+from imkit.protocol import LineFramer, iso_time
+
+if TYPE_CHECKING:
+    from imkit.server import Server
+
+log = logging.getLogger("imkit.admin")
+
+# Admin requests are one short JSON object each.
+MAX_REQUEST = 4096
+# An admin client that says nothing for this long is disconnected.
+REQUEST_TIMEOUT = 10.0
+# How long `imkit who` waits for a reply before calling the server unresponsive.
+CLIENT_TIMEOUT = 5.0
+
+
+def default_path(port: int) -> Path:
+    """The admin socket of the server on ``port``: one per port, so servers never share.
+
+    ``$XDG_RUNTIME_DIR/imkit/`` when that is set, else ``/tmp/imkit-UID/``.
+    """
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    folder = (
+        Path(runtime) / "imkit" if runtime else Path(tempfile.gettempdir()) / f"imkit-{os.getuid()}"
+    )
+    return folder / f"admin-{port}.sock"
+
+
+def peer_uid(sock: Any) -> int:
+    """The user id of the process at the other end of a Unix socket."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+def may_administer(uid: int) -> bool:
+    """Only the server's own user and root may use its admin socket."""
+    return uid in (os.getuid(), 0)
+
+
+def _private_folder(folder: Path) -> None:
+    """Create ``folder`` with mode 0700, or check that an existing one is ours and private.
+
+    In a shared temp dir someone else could have made the folder (or a symlink) first.
+    """
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(folder)
+    except OSError as error:
+        raise ServeError(f"cannot create {folder}: {error.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise ServeError(f"refusing to use {folder}: it is not a directory")
+    if info.st_uid != os.getuid():
+        raise ServeError(f"refusing to use {folder}: it belongs to another user")
+    if info.st_mode & 0o077:
+        raise ServeError(f"refusing to use {folder}: others may enter it (chmod 700 it)")
+
+
+def _clear_stale(path: Path) -> None:
+    """Remove a socket file left by a crashed server; refuse if a server answers on it."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise ServeError(f"refusing to replace {path}: it is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        log.info("replacing stale admin socket %s", path)
+        path.unlink(missing_ok=True)
+        return
+    except OSError as error:
+        raise ServeError(f"cannot check the admin socket {path}: {error.strerror}") from None
+    finally:
+        probe.close()
+    raise ServeError(f"another imkit server is running with the admin socket {path}")
+
+
+class AdminSocket:
+    """The server side of the admin socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._inode: int | None = None
+        self._listener: anyio.abc.SocketListener | None = None
+
+    async def open(self) -> None:
+        """Bind the socket (mode 0600 from the start); ServeError when impossible."""
+        _private_folder(self.path.parent)
+        _clear_stale(self.path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)  # the file is created 0600: never briefly open to others
+        try:
+            sock.bind(str(self.path))
+            sock.listen(16)
+        except OSError as error:
+            sock.close()
+            raise ServeError(
+                f"cannot open the admin socket {self.path}: {error.strerror}"
+            ) from None
+        finally:
+            os.umask(old_umask)
+        self._inode = os.stat(self.path).st_ino
+        self._listener = await anyio.abc.SocketListener.from_socket(sock)
+
+    async def serve(self, server: Server) -> None:
+        assert self._listener is not None
+        try:
+            await self._listener.serve(lambda stream: self._handle(stream, server))
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        # Remove the file first (this may run in a cancelled scope), and only if it is
+        # still ours; anyio would leave it behind.
+        try:
+            if self._inode is not None and os.stat(self.path).st_ino == self._inode:
+                self.path.unlink()
+        except OSError:
+            pass
+        self._inode = None
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+
+    async def _handle(self, stream: anyio.abc.SocketStream, server: Server) -> None:
+        # One failing admin client must never take the listener (or the server) down.
+        async with stream:
+            try:
+                uid = peer_uid(stream.extra(SocketAttribute.raw_socket))
+                if not may_administer(uid):
+                    log.warning("admin socket: refused a connection from uid %d", uid)
+                    # Read the request before refusing it: closing a Unix socket with
+                    # unread input resets it, and the refusal would be lost.
+                    with anyio.move_on_after(1.0):
+                        await stream.receive()
+                    await stream.send(_line(_error("permission_denied", "permission denied")))
+                    return
+                framer = LineFramer(MAX_REQUEST)
+                while True:
+                    with anyio.fail_after(REQUEST_TIMEOUT):
+                        data = await stream.receive()
+                    for line in framer.feed(data):
+                        if line is not None and not line.strip():
+                            continue
+                        await stream.send(_line(answer(server, line)))
+            except (TimeoutError, OSError, anyio.EndOfStream, anyio.BrokenResourceError):
+                pass
+            except Exception:
+                log.exception("admin socket: unexpected error")
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode()
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+def answer(server: Server, line: bytes | None) -> dict[str, Any]:
+    """The reply to one admin request line (None: the line was too long)."""
+    if line is None:
+        return _error("bad_request", f"request longer than {MAX_REQUEST} bytes")
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return _error("bad_request", "a request is one JSON object per line")
+    if not isinstance(request, dict):
+        return _error("bad_request", "a request is one JSON object per line")
+    kind = request.get("type")
+    if kind == "who":
+        return {"type": "users", "users": users(server)}
+    if kind == "stats":
+        return {"type": "stats", **stats(server)}
+    if kind == "kick":
+        name, reason = request.get("name"), request.get("reason")
+        if not isinstance(name, str) or not (reason is None or isinstance(reason, str)):
+            return _error("bad_request", "kick needs a string 'name' (and 'reason')")
+        member = server.hub.kick(name, reason)
+        if member is None:
+            return _error("no_such_user", f"no user named {name!r} is online")
+        log.info("%s (%s) kicked by an administrator: %s", member.name, member.addr, reason)
+        return {"type": "ok", "name": member.name}
+    return _error("bad_request", f"unknown request type {kind!r}")
+
+
+def users(server: Server) -> list[dict[str, Any]]:
+    now = time.monotonic()
+    return [
+        {
+            "name": m.name,
+            "addr": m.addr,
+            "mode": "json" if m.mode.value == "json" else "text",
+            "connected_at": iso_time(m.connected_wall),
+            "connected_s": round(now - m.connected_at, 3),
+            "idle_s": round(now - m.last_active, 3),
+        }
+        for m in server.hub.members
+    ]
+
+
+def stats(server: Server) -> dict[str, Any]:
+    counters = server.hub.stats
+    return {
+        "uptime_s": round(time.monotonic() - server.started_at, 3),
+        "users_online": len(server.hub),
+        "connections_now": len(server.connections),
+        "connections_total": counters.connections_total,
+        "messages_received": counters.messages_received,
+        "messages_delivered": counters.messages_delivered,
+        "slow_consumers": counters.slow_consumers,
+        "idle_kicks": counters.idle_kicks,
+        "admin_kicks": counters.admin_kicks,
+    }
+
+
+# ------------------------------------------------------------------ the client side
+
+
+async def request(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """Send one request to the admin socket at ``path`` and return its reply.
+
+    Raises AdminUnavailable when no server answers there, AdminError when the server
+    refuses (the reply's message says why).
+    """
+    unavailable = f"no imkit server answers on {path} (is `imkit serve` running?)"
+    try:
+        with anyio.fail_after(CLIENT_TIMEOUT):
+            stream = await anyio.connect_unix(path)
+            async with stream:
+                await stream.send(_line(payload))
+                framer = LineFramer(64 * 1024 * 1024)  # a who of many users is long
+                while True:
+                    lines = framer.feed(await stream.receive())
+                    if lines and lines[0]:
+                        reply = json.loads(lines[0])
+                        break
+    except PermissionError:
+        raise AdminError(f"permission denied: {path} belongs to another user") from None
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise AdminUnavailable(unavailable) from None
+    except TimeoutError:
+        raise AdminUnavailable(f"the imkit server on {path} did not answer in time") from None
+    except (OSError, anyio.EndOfStream, anyio.BrokenResourceError, ValueError) as error:
+        if isinstance(error, OSError) and error.errno not in (None, errno.ECONNRESET):
+            raise AdminUnavailable(f"{unavailable}: {error.strerror}") from None
+        raise AdminUnavailable(f"the imkit server on {path} closed the connection") from None
+    if not isinstance(reply, dict):
+        raise AdminError(f"unexpected reply from {path}")
+    if reply.get("type") == "error":
+        raise AdminError(str(reply.get("message", "the server refused the request")))
+    return reply

@@ -1,0 +1,318 @@
+"""The admin socket over a real server and a real Unix socket: who, kick, stats, and who
+may use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import socket
+import stat
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from imkit import admin
+from imkit.errors import AdminError, AdminUnavailable, ServeError
+from imkit.server import Server, ServerConfig
+from tests.conftest import run_server
+from tests.support import IMKIT, LineClient, imkit_env, joined, start_server_process
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    # Unix socket paths are limited to 108 bytes; pytest's tmp_path can be longer.
+    folder = Path(tempfile.mkdtemp(prefix="imkit-", dir="/tmp"))
+    os.chmod(folder, 0o700)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+@pytest.fixture
+async def admin_server(short_dir: Path) -> AsyncIterator[Server]:
+    config = ServerConfig(port=0, idle_timeout=0, admin_socket=str(short_dir / "admin.sock"))
+    async with run_server(config) as server:
+        yield server
+
+
+def admin_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    assert server.admin_socket is not None
+    return subprocess.run(
+        [*IMKIT, *args, "--admin-socket", str(server.admin_socket.path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=imkit_env(),
+    )
+
+
+async def run_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    # The server runs in this event loop: run the CLI in a thread so it can answer.
+    return await anyio.to_thread.run_sync(lambda: admin_cli(server, *args))
+
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_who_lists_both_modes_in_order_of_arrival(admin_server: Server) -> None:
+    alex = await joined(admin_server.addresses[0], "alex")
+    bot = await LineClient.connect(admin_server.addresses[0])
+    await bot.request(type="hello", name="bot")
+    result = await run_cli(admin_server, "who", "--json")
+    assert result.returncode == 0, result.stderr
+    users = json.loads(result.stdout)
+    assert [(u["name"], u["addr"], u["mode"]) for u in users] == [
+        ("alex", alex.addr, "text"),
+        ("bot", bot.addr, "json"),
+    ]
+    assert all(u["connected_s"] >= u["idle_s"] >= 0 for u in users)
+
+    table = (await run_cli(admin_server, "who")).stdout.splitlines()
+    assert table[0].split() == ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE"]
+    assert table[1].split()[0::4] == ["alex", "text"]
+    assert table[2].split()[0::4] == ["bot", "json"]
+
+
+async def test_kick_a_text_user(admin_server: Server) -> None:
+    alex = await joined(admin_server.addresses[0], "alex")
+    sam = await joined(admin_server.addresses[0], "sam")
+    await alex.line()  # sam's join
+    result = await run_cli(admin_server, "kick", "ALEX", "--reason", "spam")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "kicked alex\n", "")
+    assert await alex.line() == "you were removed by an administrator: spam\n"
+    assert await alex.eof()
+    assert await sam.line() == f"[{alex.addr}]alex:user offline\n"
+
+
+async def test_kick_a_json_user(admin_server: Server) -> None:
+    bot = await LineClient.connect(admin_server.addresses[0])
+    await bot.request(type="hello", name="bot")
+    watcher = await joined(admin_server.addresses[0], "watcher")
+    result = await run_cli(admin_server, "kick", "bot")
+    assert result.returncode == 0
+    assert await bot.json_of_type("bye") == {
+        "type": "bye",
+        "reason": "kicked",
+        "message": "you were removed by an administrator",
+    }
+    assert await bot.eof()
+    assert await watcher.line() == f"[{bot.addr}]bot:user offline\n"
+
+
+async def test_kick_of_an_unknown_name_exits_1(admin_server: Server) -> None:
+    result = await run_cli(admin_server, "kick", "ghost")
+    assert result.returncode == 1
+    assert result.stderr == "Error: no user named 'ghost' is online\n"
+
+
+async def test_stats_count_what_happened(admin_server: Server) -> None:
+    a = await joined(admin_server.addresses[0], "a")
+    await joined(admin_server.addresses[0], "b")
+    await a.send(b"one\ntwo\nto|b|three\n")
+    await a.line_matching(":two$")
+    assert admin.stats(admin_server)["messages_received"] == 3
+    await run_cli(admin_server, "kick", "b")
+    result = await run_cli(admin_server, "stats", "--json")
+    counters = json.loads(result.stdout)
+    assert counters["users_online"] == 1
+    assert counters["connections_total"] == 2
+    assert counters["messages_received"] == 3
+    assert counters["messages_delivered"] == 5  # two public to both, one private
+    assert counters["admin_kicks"] == 1
+    assert counters["idle_kicks"] == counters["slow_consumers"] == 0
+    assert counters["uptime_s"] > 0
+    table = (await run_cli(admin_server, "stats")).stdout.splitlines()
+    assert table[0].split() == ["COUNTER", "VALUE"]
+    delivered = next(line for line in table if line.startswith("messages delivered"))
+    assert delivered.split()[-1] == "5"
+
+
+async def test_socket_is_private(admin_server: Server) -> None:
+    assert admin_server.admin_socket is not None
+    path = admin_server.admin_socket.path
+    assert stat.S_ISSOCK(os.lstat(path).st_mode)
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.lstat(path.parent).st_mode) == 0o700
+
+
+async def test_socket_file_is_removed_on_shutdown(short_dir: Path) -> None:
+    path = short_dir / "admin.sock"
+    async with run_server(ServerConfig(port=0, admin_socket=str(path))):
+        assert path.exists()
+    assert not path.exists()
+
+
+async def test_default_path_is_per_port_and_private(
+    monkeypatch: pytest.MonkeyPatch, short_dir: Path
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
+    assert admin.default_path(8888) == short_dir / "imkit" / "admin-8888.sock"
+    assert admin.default_path(8888) != admin.default_path(8889)
+    async with run_server(ServerConfig(port=0, idle_timeout=0)) as server:
+        assert server.admin_socket is not None
+        port = int(server.addresses[0].rsplit(":", 1)[1])
+        assert server.admin_socket.path == short_dir / "imkit" / f"admin-{port}.sock"
+        assert stat.S_IMODE(os.stat(short_dir / "imkit").st_mode) == 0o700
+        reply = await admin.request(admin.default_path(port), {"type": "who"})
+        assert reply == {"type": "users", "users": []}
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert (
+        admin.default_path(1)
+        == Path(tempfile.gettempdir()) / f"imkit-{os.getuid()}" / "admin-1.sock"
+    )
+
+
+async def test_a_live_socket_refuses_a_second_server(admin_server: Server) -> None:
+    assert admin_server.admin_socket is not None
+    second = Server(ServerConfig(port=0, admin_socket=str(admin_server.admin_socket.path)))
+    with pytest.raises(ServeError, match="another imkit server is running"):
+        await second.listen()
+    # and the first one still answers
+    assert (await admin.request(admin_server.admin_socket.path, {"type": "stats"}))[
+        "type"
+    ] == "stats"
+
+
+def test_second_server_on_a_live_socket_exits_1(short_dir: Path) -> None:
+    path = short_dir / "admin.sock"
+    first = start_server_process("--admin-socket", str(path))
+    try:
+        result = subprocess.run(
+            [*IMKIT, "serve", "--port", "0", "--admin-socket", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=imkit_env(),
+        )
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"Error: another imkit server is running with the admin socket {path}\n"
+        )
+    finally:
+        first.stop()
+
+
+async def test_a_stale_socket_is_replaced(short_dir: Path) -> None:
+    path = short_dir / "admin.sock"
+    crashed = socket.socket(socket.AF_UNIX)
+    crashed.bind(str(path))  # a socket file nobody listens on, as after a crash
+    crashed.close()
+    async with run_server(ServerConfig(port=0, admin_socket=str(path))) as server:
+        assert (await admin.request(path, {"type": "who"}))["users"] == []
+        assert server.admin_socket is not None
+
+
+async def test_a_regular_file_is_never_replaced(short_dir: Path) -> None:
+    path = short_dir / "admin.sock"
+    path.write_text("precious")
+    with pytest.raises(ServeError, match="not a socket"):
+        await Server(ServerConfig(port=0, admin_socket=str(path))).listen()
+    assert path.read_text() == "precious"
+
+
+async def test_a_folder_others_can_enter_is_refused(short_dir: Path) -> None:
+    os.chmod(short_dir, 0o755)
+    with pytest.raises(ServeError, match="others may enter it"):
+        await Server(ServerConfig(port=0, admin_socket=str(short_dir / "a.sock"))).listen()
+
+
+def test_no_server_exits_3_naming_the_socket(short_dir: Path) -> None:
+    path = short_dir / "none.sock"
+    for command in (["who"], ["kick", "x"], ["stats"]):
+        result = subprocess.run(
+            [*IMKIT, *command, "--admin-socket", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=imkit_env(),
+        )
+        assert result.returncode == 3
+        assert result.stderr == (
+            f"Error: no imkit server answers on {path} (is `imkit serve` running?)\n"
+        )
+
+
+def test_port_finds_the_default_socket(short_dir: Path) -> None:
+    env = imkit_env(XDG_RUNTIME_DIR=str(short_dir))
+    server = start_server_process(env=env)
+    try:
+        port = server.address.rsplit(":", 1)[1]
+        result = subprocess.run(
+            [*IMKIT, "stats", "--json", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["users_online"] == 0
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
+async def test_another_user_is_refused(admin_server: Server) -> None:
+    assert admin_server.admin_socket is not None
+    path = admin_server.admin_socket.path
+    nobody = pwd.getpwnam("nobody")
+
+    def as_nobody() -> str:
+        # Fork, become nobody, connect, and report what happened through a pipe.
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                os.close(read_end)
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+                try:
+                    with socket.socket(socket.AF_UNIX) as sock:
+                        sock.settimeout(5)
+                        sock.connect(str(path))
+                        sock.sendall(b'{"type":"who"}\n')
+                        outcome = sock.recv(4096).decode() or "EOF"
+                except OSError as error:
+                    outcome = type(error).__name__
+                os.write(write_end, outcome.encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            outcome = pipe.read()
+        os.waitpid(pid, 0)
+        return outcome
+
+    # The file system alone keeps nobody out: the folder is 0700, the socket 0600.
+    assert await anyio.to_thread.run_sync(as_nobody) == "PermissionError"
+    # Open both up, and the server's own credential check still refuses.
+    os.chmod(path.parent, 0o755)
+    os.chmod(path, 0o666)
+    reply = json.loads(await anyio.to_thread.run_sync(as_nobody))
+    assert reply == {"type": "error", "code": "permission_denied", "message": "permission denied"}
+
+
+async def test_bad_admin_requests_get_errors(admin_server: Server) -> None:
+    assert admin_server.admin_socket is not None
+    path = admin_server.admin_socket.path
+    with pytest.raises(AdminError, match="unknown request type"):
+        await admin.request(path, {"type": "explode"})
+    with pytest.raises(AdminError, match="string 'name'"):
+        await admin.request(path, {"type": "kick", "name": 5})
+    stream = await anyio.connect_unix(path)
+    await stream.send(b"not json\n" + b"x" * 5000 + b"\n")
+    replies = b""
+    while replies.count(b"\n") < 2:
+        replies += await stream.receive()
+    assert [json.loads(line)["code"] for line in replies.splitlines()] == ["bad_request"] * 2
+    await stream.aclose()
+
+
+async def test_admin_unavailable_when_nothing_listens(short_dir: Path) -> None:
+    with pytest.raises(AdminUnavailable):
+        await admin.request(short_dir / "nothing.sock", {"type": "who"})
