@@ -249,6 +249,8 @@ def stats(server: Server) -> dict[str, Any]:
         "slow_consumers": counters.slow_consumers,
         "idle_kicks": counters.idle_kicks,
         "admin_kicks": counters.admin_kicks,
+        "refused_full": counters.refused_full,
+        "refused_unauthorized": counters.refused_unauthorized,
     }
 
 

@@ -20,7 +20,14 @@ from imkit import __version__
 from imkit.errors import AdminUnavailable, ConnectError, Disconnected, ImkitError, ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE
 from imkit.protocol import DEFAULT_MAX_LINE
-from imkit.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_PORT, ServerConfig
+from imkit.server import (
+    DEFAULT_BURST,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_PORT,
+    DEFAULT_RATE,
+    ServerConfig,
+)
 
 EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 3
@@ -66,8 +73,34 @@ def _exit_codes() -> Iterator[None]:
         sys.exit(130)
 
 
+def _networks(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    from imkit.server import parse_network
+
+    for value in values:
+        try:
+            parse_network(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not an address or a network") from None
+    return values
+
+
 def _client_options(func: F) -> F:
-    """--host and --port, as for serve."""
+    """--host, --port (as for serve), --tls, --cafile and --password."""
+    func = _option(
+        "--password",
+        default=None,
+        show_default=False,
+        help="The server's password (prefer IMKIT_PASSWORD: a flag shows in ps).",
+    )(func)
+    func = _option(
+        "--cafile",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Trust this CA (PEM) for the server's certificate; implies --tls.",
+    )(func)
+    func = _option("--tls", is_flag=True, help="Connect with TLS, verifying the certificate.")(func)
     func = _option(
         "--port",
         type=click.IntRange(1, 65535),
@@ -122,6 +155,49 @@ def main() -> None:
     help="Unsent bytes per client before it is dropped as a slow consumer.",
 )
 @_option(
+    "--max-clients",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CLIENTS,
+    metavar="N",
+    help="Connections at once; one more is told the server is full.",
+)
+@_option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_RATE,
+    metavar="MSGS_PER_S",
+    help="Lines a client may send per second (more are read later); 0: no limit.",
+)
+@_option(
+    "--burst",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BURST,
+    metavar="N",
+    help="Lines a client may send at once before --rate applies.",
+)
+@_option(
+    "--rate-exempt",
+    multiple=True,
+    metavar="ADDR",
+    callback=_networks,
+    help="Address or network (CIDR) that --rate does not apply to; repeatable.",
+)
+@_option(
+    "--password",
+    default=None,
+    show_default=False,
+    help="Clients must send it first (prefer IMKIT_PASSWORD: a flag shows in ps).",
+)
+@_option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Serve TLS: certificate chain (PEM).",
+)
+@_option(
+    "--tls-key", type=click.Path(dir_okay=False), default=None, help="Serve TLS: private key (PEM)."
+)
+@_option(
     "--admin-socket",
     type=click.Path(dir_okay=False),
     default=None,
@@ -140,12 +216,21 @@ def serve(
     idle_timeout: float,
     max_line: int,
     max_queue: int,
+    max_clients: int,
+    rate: float,
+    burst: int,
+    rate_exempt: tuple[str, ...],
+    password: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
     admin_socket: str | None,
     log_level: str,
 ) -> None:
     """Run the chat server (text and JSON Lines on one port)."""
     from imkit.server import run
 
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     _configure_logging(log_level)
     config = ServerConfig(
         host=host,
@@ -153,8 +238,16 @@ def serve(
         idle_timeout=idle_timeout,
         max_line=max_line,
         max_queue=max_queue,
+        max_clients=max_clients,
+        rate=rate,
+        burst=burst,
+        rate_exempt=rate_exempt,
+        password=password or None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         admin_socket=admin_socket,
     )
+
     try:
         anyio.run(run, config, backend="asyncio")
     except ServeError as error:
@@ -166,7 +259,14 @@ def serve(
 @main.command(short_help="Chat in the terminal: public, private, rename, who.")
 @_client_options
 @_option("--name", metavar="NAME", default=None, help="Take this name right after connecting.")
-def chat(host: str, port: int, name: str | None) -> None:
+def chat(
+    host: str,
+    port: int,
+    tls: bool,
+    cafile: str | None,
+    password: str | None,
+    name: str | None,
+) -> None:
     """Chat in the terminal: a menu for public and private chat, rename and who.
 
     Messages that arrive while you type are printed above your input line. Standard
@@ -182,7 +282,9 @@ def chat(host: str, port: int, name: str | None) -> None:
 
     with _exit_codes():
         try:
-            chat_client.main(host, port, name=name, tls=False, cafile=None, password=None)
+            chat_client.main(
+                host, port, name=name, tls=tls, cafile=cafile, password=password or None
+            )
         except KeyboardInterrupt:
             return  # Ctrl-C outside a prompt: the person leaves, quietly
         except Disconnected as error:
@@ -209,6 +311,9 @@ def send(
     as_name: str | None,
     host: str,
     port: int,
+    tls: bool,
+    cafile: str | None,
+    password: str | None,
     timeout: float,
     verbose: bool,
     message: tuple[str, ...],
@@ -231,7 +336,16 @@ def send(
     texts = _stdin_lines() if message == ("-",) else _one(" ".join(message))
 
     async def deliver() -> None:
-        async with connect(host, port, name=as_name, timeout=timeout, events=False) as client:
+        async with connect(
+            host,
+            port,
+            name=as_name,
+            password=password or None,
+            tls=tls,
+            cafile=cafile,
+            timeout=timeout,
+            events=False,
+        ) as client:
             async for text in texts:
                 await client.send(text, to=to)
                 if verbose:
@@ -355,6 +469,8 @@ _STATS_LABELS = {
     "slow_consumers": "dropped as slow consumers",
     "idle_kicks": "idle kicks",
     "admin_kicks": "admin kicks",
+    "refused_full": "refused: server full",
+    "refused_unauthorized": "refused: wrong password",
 }
 
 

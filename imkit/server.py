@@ -16,9 +16,15 @@ flusher never writes to a connection whose writer is busy, so order is kept.
 
 from __future__ import annotations
 
+import contextlib
+import hmac
+import ipaddress
 import logging
+import os
+import resource
 import signal
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +34,24 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
+from anyio.streams.tls import TLSStream
 
 from imkit import admin
 from imkit.errors import ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE, Hub, Member, Outbox
-from imkit.protocol import DEFAULT_MAX_LINE, ServerConnection
+from imkit.protocol import (
+    DEFAULT_MAX_LINE,
+    UNAUTHORIZED,
+    Authenticate,
+    Bye,
+    Command,
+    Error,
+    Hello,
+    Mode,
+    RequestId,
+    ServerConnection,
+    encode_text,
+)
 
 log = logging.getLogger("imkit.server")
 
@@ -51,6 +70,17 @@ LINGER_TIMEOUT = 2.0
 SHUTDOWN_GRACE = 3.0
 # The idle sweep runs at least this often, so a kick comes at most this late.
 MAX_SWEEP_INTERVAL = 1.0
+# Each connection is a socket, two tasks and some buffers (about 13 KiB measured);
+# 10,000 of them fit comfortably in memory and in a raised descriptor limit.
+DEFAULT_MAX_CLIENTS = 10_000
+# Lines per second a client may send, and how many it may send at once. A person types
+# far slower; a script's burst of 50 goes through at once; a flood is paced at 20/s.
+DEFAULT_RATE = 20.0
+DEFAULT_BURST = 50
+# With --password, a client that has not proved it knows it by then is closed.
+AUTH_TIMEOUT = 5.0
+# A TLS client that has not finished its handshake by then is closed.
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 class Link(Protocol):
@@ -172,6 +202,83 @@ class ServerConfig:
     max_line: int = DEFAULT_MAX_LINE
     max_queue: int = DEFAULT_MAX_QUEUE
     admin_socket: str | None = None  # None: admin.default_path(port)
+    max_clients: int = DEFAULT_MAX_CLIENTS
+    rate: float = DEFAULT_RATE  # lines per second per client; 0: unlimited
+    burst: int = DEFAULT_BURST
+    rate_exempt: tuple[str, ...] = ()  # addresses or networks the rate limit skips
+    password: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    auth_timeout: float = AUTH_TIMEOUT
+
+
+class TokenBucket:
+    """A client's allowance of lines: ``rate`` per second, saved up to ``burst``.
+
+    :meth:`take` says how long to wait before the next line may be handled. The reader
+    sleeps that long and reads nothing meanwhile, so a flooder is slowed down by TCP's
+    own flow control: nothing it sent is dropped.
+    """
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.tokens = float(self.burst)
+        self.stamp = now
+
+    def take(self, now: float) -> float:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= 1
+        # In debt: the wait is exactly what pays the debt back.
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An address (``127.0.0.1``) or a network (``10.0.0.0/8``); ValueError otherwise."""
+    return ipaddress.ip_network(text.strip(), strict=False)
+
+
+def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The server's TLS context, or None without a certificate; ServeError when unusable."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ServeError("TLS needs both --tls-cert and --tls-key")
+    for path in (cert, key):
+        if not os.path.isfile(path):
+            raise ServeError(f"cannot read TLS file {path}: no such file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        raise ServeError(f"cannot load the TLS certificate {cert} and key {key}: {error}") from None
+    return context
+
+
+def _tls_reason(error: BaseException) -> str:
+    cause = error.__cause__ if isinstance(error, anyio.BrokenResourceError) else error
+    if isinstance(cause, ssl.SSLError):
+        return cause.reason or str(cause)
+    return "timed out" if isinstance(error, TimeoutError) else str(cause or error) or "closed"
+
+
+def raise_open_file_limit(max_clients: int) -> None:
+    """Let the process hold --max-clients sockets: raise the soft descriptor limit up to
+    the hard one (many systems start at 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_clients + 64  # listeners, the admin socket, logs, a margin
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning(
+            "only %d file descriptors are allowed: fewer than --max-clients %d", soft, max_clients
+        )
 
 
 class Connection:
@@ -186,10 +293,14 @@ class Connection:
         "closed",
         "_writer_wake",
         "_read_scope",
+        "bucket",
     )
 
-    def __init__(self, server: Server, link: Link, member: Member) -> None:
+    def __init__(
+        self, server: Server, link: Link, member: Member, bucket: TokenBucket | None = None
+    ) -> None:
         self.server = server
+        self.bucket = bucket
         self.link = link
         self.member = member
         self.outbox = member.outbox
@@ -235,9 +346,12 @@ class Connection:
             with anyio.CancelScope() as scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._write_loop)
-                    server.hub.join(member)
                     with self._read_scope:
-                        await self._read_loop()
+                        if server.config.password is None:
+                            server.hub.join(member)
+                            await self._read_loop([])
+                        elif (first := await self._authenticate()) is not None:
+                            await self._read_loop(first)
                     # Whatever ended the reading, the writer gets a bounded time to finish.
                     scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
                     if not self.outbox.closed:  # the client left on its own
@@ -250,10 +364,17 @@ class Connection:
             drained = self.outbox.drain and not scope.cancelled_caught
             await self.link.aclose(LINGER_TIMEOUT if drained else 0)
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, commands: list[Command]) -> None:
+        """The pump: receive, feed the protocol, hand each command to the hub."""
         link, wire, member, hub = self.link, self.member.wire, self.member, self.server.hub
+        bucket = self.bucket
         try:
             while True:
+                for command in commands:
+                    if bucket is not None and (delay := bucket.take(time.monotonic())):
+                        await anyio.sleep(delay)
+                        member.last_active = time.monotonic()  # slowed down, not idle
+                    hub.handle(member, command)
                 data = await link.receive()
                 if not data:
                     return
@@ -261,10 +382,46 @@ class Connection:
                 commands = wire.receive_data(data)
                 if wire.lines_received != lines_before:
                     member.last_active = time.monotonic()
-                for command in commands:
-                    hub.handle(member, command)
         except LINK_ERRORS as error:
             log.debug("%s: connection lost: %s", member.addr, error)
+
+    async def _authenticate(self) -> list[Command] | None:
+        """Wait for the password; on success join and return the commands that came
+        with it (a hello among them, which still gets its welcome). Until then the
+        client receives nothing and is not online."""
+        password = self.server.config.password
+        assert password is not None
+        wire = self.member.wire
+        timeout = self.server.config.auth_timeout
+        with anyio.move_on_after(timeout):
+            try:
+                commands: list[Command] = []
+                while not commands:
+                    data = await self.link.receive()
+                    if not data:
+                        return None
+                    commands = wire.receive_data(data)
+            except LINK_ERRORS:
+                return None
+            first = commands[0]
+            offered = first.password if isinstance(first, Authenticate | Hello) else None
+            if offered is not None and hmac.compare_digest(offered.encode(), password.encode()):
+                self.server.hub.join(self.member)
+                return commands if isinstance(first, Hello) else commands[1:]
+            wrong = "wrong password" if offered is not None else "a password is required"
+            self._refuse(first.id if isinstance(first, Hello) else None, wrong)
+            return None
+        self._refuse(None, f"no password received within {timeout:g} seconds")
+        return None
+
+    def _refuse(self, hello_id: RequestId, why: str) -> None:
+        # Never log the password offered: only that it was refused.
+        self.server.hub.stats.refused_unauthorized += 1
+        log.warning("%s: refused: %s", self.member.addr, why)
+        wire = self.member.wire
+        if wire.mode is Mode.JSON:  # the hello is a request: it gets its reply
+            self.outbox.put(wire.encode(Error(hello_id, UNAUTHORIZED, why)))
+        self.outbox.close(wire.encode(Bye("unauthorized", why)))
 
     async def _write_loop(self) -> None:
         outbox, link = self.outbox, self.link
@@ -301,6 +458,8 @@ class Server:
         self.started_at = time.monotonic()
         self._listener: MultiListener[anyio.abc.SocketStream] | None = None
         self.admin_socket: admin.AdminSocket | None = None
+        self._ssl_context: ssl.SSLContext | None = None
+        self._rate_exempt = [parse_network(a) for a in config.rate_exempt]
 
     # ----------------------------------------------------------------- flushing
 
@@ -336,6 +495,8 @@ class Server:
         startup error out of the caller's task group.
         """
         host, port = self.config.host, self.config.port
+        self._ssl_context = tls_context(self.config.tls_cert, self.config.tls_key)
+        raise_open_file_limit(self.config.max_clients)
         try:
             listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
         except OSError as error:
@@ -416,10 +577,16 @@ class Server:
     async def _run_connection(self, sock: socket.socket, peer: object) -> None:
         addr = format_addr(peer)
         self.hub.stats.connections_total += 1
+        if len(self.connections) >= self.config.max_clients:
+            self._refuse_full(sock, addr)
+            return
+        link = await self._open_link(sock, addr)
+        if link is None:
+            return
         now = time.monotonic()
         wire = ServerConnection(max_line=self.config.max_line)
         member = self.hub.new_member(addr, wire, Outbox(self.config.max_queue), now)
-        connection = Connection(self, SocketLink(sock), member)
+        connection = Connection(self, link, member, self._bucket_for(peer, now))
         self.connections.add(connection)
         log.info("%s: connected", addr)
         try:
@@ -430,6 +597,45 @@ class Server:
             self.connections.discard(connection)
             who = addr if member.name == addr else f"{member.name} ({addr})"
             log.info("%s: disconnected", who)
+
+    def _refuse_full(self, sock: socket.socket, addr: str) -> None:
+        self.hub.stats.refused_full += 1
+        log.warning("%s: refused: the server is full (%d clients)", addr, self.config.max_clients)
+        bye = Bye("server_full", f"the server is full ({self.config.max_clients} clients)")
+        with contextlib.suppress(OSError):
+            sock.send(encode_text(bye))  # one line, one try: it does not wait for anyone
+        sock.close()
+
+    async def _open_link(self, sock: socket.socket, addr: str) -> Link | None:
+        """A plain socket, or, with TLS, the stream after a bounded handshake."""
+        if self._ssl_context is None:
+            return SocketLink(sock)
+        try:
+            with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT):
+                stream = await anyio.abc.SocketStream.from_socket(sock)
+                tls = await TLSStream.wrap(
+                    stream,
+                    server_side=True,
+                    ssl_context=self._ssl_context,
+                    standard_compatible=False,
+                )
+        except (TimeoutError, ssl.SSLError, *LINK_ERRORS) as error:
+            log.info("%s: TLS handshake failed: %s", addr, _tls_reason(error))
+            sock.close()
+            return None
+        return StreamLink(tls)
+
+    def _bucket_for(self, peer: object, now: float) -> TokenBucket | None:
+        if self.config.rate <= 0:
+            return None
+        if self._rate_exempt and isinstance(peer, tuple):
+            try:
+                ip = ipaddress.ip_address(peer[0])
+            except ValueError:
+                ip = None
+            if ip is not None and any(ip in network for network in self._rate_exempt):
+                return None
+        return TokenBucket(self.config.rate, self.config.burst, now)
 
     async def _sweep_loop(self) -> None:
         timeout = self.config.idle_timeout
@@ -449,9 +655,11 @@ async def run(config: ServerConfig) -> None:
     """
     server = Server(config)
     await server.listen()  # outside the task group: a ServeError stays plain
-    async with anyio.create_task_group() as tg:
-        await tg.start(server.serve)
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    # Signals are caught before the server says it is listening, so that whoever waits
+    # for that line may stop it at once.
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with anyio.create_task_group() as tg:
+            await tg.start(server.serve)
             async for signum in signals:
                 log.info("received %s", signal.Signals(signum).name)
                 if server.stopping:

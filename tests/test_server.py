@@ -129,7 +129,7 @@ async def test_long_line_and_bad_utf8_get_errors_and_keep_the_connection() -> No
 async def test_a_stalled_reader_does_not_delay_anyone() -> None:
     # The seed's broadcast waits on every user's unbuffered channel: one client that
     # stops reading stops the whole server. Here it is dropped once its queue is full.
-    config = ServerConfig(port=0, idle_timeout=0, max_line=16384, max_queue=256 * 1024)
+    config = ServerConfig(port=0, idle_timeout=0, max_line=16384, max_queue=256 * 1024, rate=0)
     async with run_server(config) as server, anyio.create_task_group() as tg:
         stalled = await joined(server.addresses[0], "stalled")
         talker = await joined(server.addresses[0], "talker")
