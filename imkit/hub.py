@@ -8,7 +8,7 @@ bytes that the transport drains. Because nothing here awaits, every operation is
 two renames cannot race, and a user is either fully online or fully gone.
 
 Fan-out policy (:meth:`Hub.broadcast`): an event is encoded once per wire mode and the
-same bytes are queued for every recipient, the sender's own copy first. Queuing never
+same bytes are queued for every recipient, in order of arrival. Queuing never
 blocks. A recipient whose outbox would grow past its byte limit is a *slow consumer*: its
 queue is discarded, it is told why, disconnected, and counted; everyone else has already
 received the event, so one stalled reader delays nobody.
@@ -17,7 +17,7 @@ received the event, so one stalled reader delays nobody.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imkit import __version__
@@ -85,11 +85,9 @@ class Outbox:
 
     def put(self, data: bytes) -> bool:
         """Queue ``data``; False when the limit is exceeded (nothing is queued then)."""
-        if self.closed:
-            return True
         size = self.size + len(data)
-        if size > self.limit:
-            return False
+        if size > self.limit or self.closed:
+            return self.closed  # ignored when closed; refused when over the limit
         self.size = size
         self._chunks.append(data)
         if not self._ready:
@@ -280,7 +278,7 @@ class Hub:
             if member.wire.mode is Mode.JSON:
                 self.send(member, Ok(command.id))
             event = ChatMessage(member.name, member.addr, None, command.text, self.wall_clock())
-            self.stats.messages_delivered += self.broadcast(event, first=member)
+            self.stats.messages_delivered += self.broadcast(event)
         elif isinstance(command, PrivateMessage):
             self._private(member, command)
         elif isinstance(command, Who):
@@ -343,25 +341,24 @@ class Hub:
         self._overflow([member])
         return False
 
-    def broadcast(self, event: Event, *, first: Member | None = None) -> int:
-        """Queue ``event`` for every online user (``first`` before the others).
+    def broadcast(self, event: Event) -> int:
+        """Queue ``event`` for every online user; returns how many received it.
 
-        Returns how many received it. Never blocks; see the module docstring.
+        Never blocks; see the module docstring. This loop runs once per recipient of
+        every message, so it is kept lean: each wire form is encoded at most once, and
+        nothing is looked up twice.
         """
         frame = Frame(event)
-        text = json = b""
-        text_done = json_done = False
+        text: bytes | None = None
+        json: bytes | None = None
+        json_mode = Mode.JSON  # a local: enum attribute lookups are slow
         delivered = 0
         slow: list[Member] = []
-        for member in self._in_order(first):
-            if member.wire.mode is Mode.JSON:
-                if not json_done:
-                    json, json_done = frame.json, True
-                data = json
+        for member in self._members.values():
+            if member.wire.mode is json_mode:
+                data = json if json is not None else (json := frame.json)
             else:
-                if not text_done:
-                    text, text_done = frame.text, True
-                data = text
+                data = text if text is not None else (text := frame.text)
             if not data:
                 continue
             if member.outbox.put(data):
@@ -371,16 +368,6 @@ class Hub:
         if slow:
             self._overflow(slow)
         return delivered
-
-    def _in_order(self, first: Member | None) -> Iterator[Member]:
-        if first is None or not first.online:
-            yield from self._members.values()
-            return
-        # The sender's own copy goes first: it doubles as its acknowledgement.
-        yield first
-        for member in self._members.values():
-            if member is not first:
-                yield member
 
     def _overflow(self, members: list[Member]) -> None:
         # Removing a slow consumer broadcasts "user offline", which can overflow others:

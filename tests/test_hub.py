@@ -58,7 +58,7 @@ def test_join_announces_to_everyone_including_the_newcomer(hub: Hub) -> None:
     assert b.lines() == ["[2.2.2.2:2]2.2.2.2:2:user is online"]
 
 
-def test_public_message_reaches_everyone_sender_first(hub: Hub) -> None:
+def test_public_message_reaches_everyone_in_order_of_arrival(hub: Hub) -> None:
     a, b, c = (Peer(hub, f"h:{i}").join() for i in range(3))
     for p in (a, b, c):
         p.lines()
@@ -66,7 +66,7 @@ def test_public_message_reaches_everyone_sender_first(hub: Hub) -> None:
     for p in (a, b, c):
         p.member.outbox.on_ready = lambda p=p: order.append(p.member.addr)  # type: ignore[misc]
     b.do(PublicMessage(text="hi"))
-    assert order == ["h:1", "h:0", "h:2"]
+    assert order == ["h:0", "h:1", "h:2"]
     assert a.lines() == b.lines() == c.lines() == ["[h:1]h:1:hi"]
     assert hub.stats.messages_received == 1 and hub.stats.messages_delivered == 3
 
