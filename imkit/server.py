@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import ipaddress
 import logging
@@ -592,6 +593,8 @@ class Server:
         task_status: anyio.abc.TaskStatus[list[str]],
     ) -> None:
         self.started_at = time.monotonic()
+        shown = dataclasses.replace(self.config, password="***" if self.config.password else None)
+        log.debug("configuration: %s", shown)
         async with listener, anyio.create_task_group() as clients:
             async with anyio.create_task_group() as background:
                 background.start_soon(self._flush_loop)
@@ -625,9 +628,14 @@ class Server:
                     log.warning("accept failed: %s", error)
                     await anyio.sleep(0.1)
                     break
-                sock.setblocking(False)
-                if sock.family in (socket.AF_INET, socket.AF_INET6):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                try:
+                    sock.setblocking(False)
+                    if sock.family in (socket.AF_INET, socket.AF_INET6):
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError as error:  # gone already: never let one client stop accepts
+                    log.info("%s: setting up the socket failed: %s", format_addr(peer), error)
+                    sock.close()
+                    continue
                 clients.start_soon(self._run_connection, sock, peer)
 
     async def _run_connection(self, sock: socket.socket, peer: object) -> None:
@@ -667,8 +675,14 @@ class Server:
         if self._ssl_context is None:
             return SocketLink(sock)
         try:
+            stream = await anyio.abc.SocketStream.from_socket(sock)
+        except OSError:
+            sock.close()
+            return None
+        # From here the stream owns the descriptor: closing `sock` as well would close a
+        # number the next accepted client may already have been given.
+        try:
             with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT):
-                stream = await anyio.abc.SocketStream.from_socket(sock)
                 tls = await TLSStream.wrap(
                     stream,
                     server_side=True,
@@ -677,7 +691,7 @@ class Server:
                 )
         except (TimeoutError, ssl.SSLError, *LINK_ERRORS) as error:
             log.info("%s: TLS handshake failed: %s", addr, _tls_reason(error))
-            sock.close()
+            await anyio.aclose_forcefully(stream)
             return None
         return StreamLink(tls)
 

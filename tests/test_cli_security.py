@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 
 from tests.support import IMKIT, InteractiveProcess, imkit_env, split_addr, start_server_process
@@ -49,7 +50,7 @@ def test_tls_serve_send_and_chat(tls_files: dict[str, str]) -> None:
         assert plaintext.stderr.count("\n") == 1 and "Traceback" not in plaintext.stderr
     finally:
         server.stop()
-    assert "Traceback" not in server.stderr()
+    assert "Traceback" not in server.stderr(), server.stderr()
 
 
 def test_bad_tls_files_are_one_line_errors(tls_files: dict[str, str]) -> None:
@@ -90,3 +91,32 @@ def test_password_from_the_environment_never_logged() -> None:
     log = server.stderr()
     assert secret not in log and "incorrect-guess" not in log
     assert "refused: wrong password" in log
+
+
+def test_failed_handshakes_never_disturb_other_connections(tls_files: dict[str, str]) -> None:
+    # Regression: a failed handshake once closed a descriptor twice, and the number,
+    # reused by the next accepted client, took the accept loop down with it.
+    server = start_server_process(
+        "--idle-timeout", "0", "--tls-cert", tls_files["cert"], "--tls-key", tls_files["key"]
+    )
+    try:
+        host, port = split_addr(server.address)
+        for round_ in range(5):
+            for _ in range(10):
+                with socket.create_connection((host, port)) as junk:
+                    junk.sendall(b"not TLS at all, just a line like netcat would send\n")
+            result = run(
+                "send",
+                "--host",
+                "localhost",
+                "--port",
+                str(port),
+                "--cafile",
+                tls_files["ca"],
+                f"round {round_}",
+            )
+            assert (result.returncode, result.stderr) == (0, "")
+        assert server.proc.poll() is None
+    finally:
+        server.stop()
+    assert "Traceback" not in server.stderr(), server.stderr()

@@ -88,7 +88,8 @@ def test_options_come_from_the_environment() -> None:
         assert a.recv(100) == b""
     finally:
         proc.stop()
-    assert "DEBUG" in proc.stderr()
+    assert "DEBUG configuration: ServerConfig(" in proc.stderr()
+    assert "idle_timeout=0.5" in proc.stderr()
 
 
 def test_port_in_use_is_one_line_and_exit_1() -> None:
