@@ -1,0 +1,81 @@
+"""`imkit bench` against a real server: a smoke run of seconds, counts checked."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import IMKIT, ServerProcess, imkit_env, split_addr, start_server_process
+
+
+@pytest.fixture
+def bench_server() -> Iterator[ServerProcess]:
+    server = start_server_process("--idle-timeout", "0", "--rate-exempt", "127.0.0.1")
+    yield server
+    server.stop()
+
+
+def bench(port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*IMKIT, "bench", "--port", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=imkit_env(),
+    )
+
+
+def test_broadcast_counts_every_delivery(bench_server: ServerProcess) -> None:
+    port = split_addr(bench_server.address)[1]
+    result = bench(port, "--clients", "12", "--senders", "3", "--duration", "1.5", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["sent"] > 0 and summary["lost"] == 0
+    assert summary["deliveries"] == summary["expected_deliveries"] == summary["sent"] * 12
+    assert 0 < summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
+    assert summary["deliveries_per_s"] > 0
+    assert "deliveries" in result.stderr  # progress while it ran
+
+
+def test_private_pairs(bench_server: ServerProcess) -> None:
+    port = split_addr(bench_server.address)[1]
+    result = bench(port, "--scenario", "private", "--clients", "10", "--duration", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("scenario     private: 5 pairs")
+    sent = int(lines[1].split()[1].replace(",", ""))
+    assert sent > 0
+    assert lines[2].startswith(f"deliveries   {sent:,} of {sent:,}")
+    assert lines[3].startswith("latency      p50 ")
+    # the bench's clients are gone afterwards (the server may take a moment to notice)
+    deadline = time.monotonic() + 10
+    while True:
+        admin = subprocess.run(
+            [*IMKIT, "who", "--json", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=imkit_env(),
+        )
+        if json.loads(admin.stdout) == [] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert json.loads(admin.stdout) == []
+
+
+def test_no_server_exits_3() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        result = bench(probe.getsockname()[1], "--duration", "1")
+    assert result.returncode == 3
+    assert result.stderr.startswith("Error: cannot connect to 127.0.0.1")
+
+
+def test_more_senders_than_clients_is_a_usage_error() -> None:
+    result = bench(8888, "--clients", "2", "--senders", "3")
+    assert result.returncode == 2
