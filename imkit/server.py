@@ -23,10 +23,12 @@ import hmac
 import ipaddress
 import logging
 import os
+import queue
 import resource
 import signal
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -66,6 +68,9 @@ RECV_SIZE = 65536
 # How long a closing connection may take to write its last lines (bye, a kick reason)
 # to a client that is still reading; past it the socket is closed regardless.
 DRAIN_TIMEOUT = 5.0
+# A flush of at least this many connections is shared with the WriteThread; below it,
+# waking the thread (tens of microseconds) costs more than the sends it would take over.
+PARALLEL_FLUSH_MIN = 32
 # After our last byte, read and discard what the client still sends for this long, so
 # that closing does not reset the connection before the client has read the bye.
 LINGER_TIMEOUT = 2.0
@@ -268,6 +273,7 @@ class ServerConfig:
     tls_cert: str | None = None
     tls_key: str | None = None
     auth_timeout: float = AUTH_TIMEOUT
+    write_thread: bool | None = None  # None: when there is more than one core
 
 
 class TokenBucket:
@@ -339,6 +345,68 @@ def raise_open_file_limit(max_clients: int) -> None:
         )
 
 
+class _WriteJob:
+    __slots__ = ("writes", "results", "done")
+
+    def __init__(self, writes: list[tuple[socket.socket, bytes]]) -> None:
+        self.writes = writes
+        self.results: list[int | OSError] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            for sock, data in self.writes:
+                try:
+                    self.results.append(sock.send(data))
+                except BlockingIOError:
+                    self.results.append(0)
+                except OSError as error:
+                    self.results.append(error)
+        finally:
+            self.done.set()  # whatever happens, the flusher must not wait forever
+
+
+class WriteThread:
+    """A second thread for the flusher's ``send()`` calls.
+
+    ``send()`` releases the GIL, so on a machine with more than one core two threads can
+    be inside it at once. For a large batch the flusher hands this thread half of the
+    connections and writes the other half itself, then waits for it. While it waits the
+    event loop runs nothing else, so no other code touches those sockets meanwhile, and
+    every connection's bytes still leave in order. Measured: +22 % deliveries/s with one
+    sender to 100 receivers, +30 % with four senders to 1000 (docs/performance.md).
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_WriteJob] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="imkit-writes", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._jobs.get().run()
+
+    def flush(self, ready: list[Connection]) -> None:
+        handed: list[tuple[Connection, socket.socket, bytes]] = []
+        for connection in ready[: len(ready) // 2]:
+            link = connection.link
+            if not isinstance(link, SocketLink):  # TLS: only its writer task writes
+                connection.flush_nowait()
+            elif data := connection.take_for_flush():
+                handed.append((connection, link.sock, data))
+        job = _WriteJob([(sock, data) for _, sock, data in handed])
+        self._jobs.put(job)
+        for connection in ready[len(ready) // 2 :]:
+            connection.flush_nowait()
+        job.done.wait()
+        for (connection, _, data), sent in zip(handed, job.results, strict=True):
+            connection.flushed(data, sent)
+
+
+def use_write_thread() -> bool:
+    """A second writing thread only pays off with a second core to run it on."""
+    return len(os.sched_getaffinity(0)) > 1
+
+
 class Connection:
     """The transport half of one client: its link, reader, writer and outbox."""
 
@@ -382,17 +450,25 @@ class Connection:
 
     def flush_nowait(self) -> None:
         """Write what is queued without waiting; leave the rest to the writer task."""
+        data = self.take_for_flush()
+        if data:
+            try:
+                sent: int | OSError = self.link.try_send(data)
+            except OSError as error:
+                sent = error
+            self.flushed(data, sent)
+
+    def take_for_flush(self) -> bytes:
+        """What the flusher may write now (b"" while the writer task owns the socket)."""
         if self.writer_busy or self.closed:
-            return
-        data = self.outbox.take()
-        if not data:
-            return
-        try:
-            sent = self.link.try_send(data)
-        except OSError:
+            return b""
+        return self.outbox.take()
+
+    def flushed(self, data: bytes, sent: int | OSError) -> None:
+        """The outcome of the flusher's non-blocking write of ``data``."""
+        if isinstance(sent, OSError):
             self._read_scope.cancel()  # broken: the reader ends this connection
-            return
-        if sent < len(data):
+        elif sent < len(data):
             self.outbox.unget(data[sent:])
             self._wake_writer()
 
@@ -516,6 +592,8 @@ class Server:
         self.admin_socket: admin.AdminSocket | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._rate_exempt = [parse_network(a) for a in config.rate_exempt]
+        threaded = use_write_thread() if config.write_thread is None else config.write_thread
+        self._write_thread = WriteThread() if threaded else None
 
     # ----------------------------------------------------------------- flushing
 
@@ -531,8 +609,11 @@ class Server:
             self._flush_wanted = anyio.Event()
             self._flush_pending = False
             ready, self._flush_queue = self._flush_queue, []
-            for connection in ready:
-                connection.flush_nowait()
+            if self._write_thread is not None and len(ready) >= PARALLEL_FLUSH_MIN:
+                self._write_thread.flush(ready)
+            else:
+                for connection in ready:
+                    connection.flush_nowait()
 
     # ---------------------------------------------------------------- lifecycle
 

@@ -163,7 +163,15 @@ async def test_concurrent_renames_to_one_name_have_one_winner(server: Server) ->
     assert results.count("prize has existed...\n") == 29
 
 
-async def test_many_clients_each_message_reaches_everyone_in_order(server: Server) -> None:
+@pytest.mark.parametrize("write_thread", [False, True], ids=["one-thread", "write-thread"])
+async def test_many_clients_each_message_reaches_everyone_in_order(write_thread: bool) -> None:
+    # 100 recipients: large enough flushes are shared with the WriteThread when it is on.
+    config = ServerConfig(port=0, idle_timeout=0, write_thread=write_thread)
+    async with run_server(config) as server:
+        await _many_clients(server)
+
+
+async def _many_clients(server: Server) -> None:
     count, per_client = 100, 5
     clients = [await joined(server.addresses[0], f"u{i}") for i in range(count)]
     async with anyio.create_task_group() as tg:
@@ -243,3 +251,22 @@ async def test_abrupt_disconnects_leave_no_ghosts(server: Server) -> None:
     await watcher.send(b"who\n")
     assert await watcher.line_matching(r"online\.\.\.") == f"[{watcher.addr}]watcher:online...\n"
     assert await watcher.silent()
+
+
+def test_write_job_reports_every_outcome_and_always_finishes() -> None:
+    import socket as socketlib
+
+    from imkit.server import _WriteJob
+
+    alive, alive_peer = socketlib.socketpair()
+    dead, dead_peer = socketlib.socketpair()
+    dead_peer.close()
+    dead.setblocking(False)
+    alive.setblocking(False)
+    job = _WriteJob([(alive, b"hello\n"), (dead, b"x" * 100), (dead, b"y")])
+    job.run()
+    assert job.done.is_set()
+    assert job.results[0] == 6 and alive_peer.recv(100) == b"hello\n"
+    assert all(isinstance(r, OSError) for r in job.results[1:])
+    for sock in (alive, alive_peer, dead):
+        sock.close()
