@@ -165,7 +165,7 @@ async def test_concurrent_renames_to_one_name_have_one_winner(server: Server) ->
 
 @pytest.mark.parametrize("write_thread", [False, True], ids=["one-thread", "write-thread"])
 async def test_many_clients_each_message_reaches_everyone_in_order(write_thread: bool) -> None:
-    # 100 recipients: large enough flushes are shared with the WriteThread when it is on.
+    # 100 recipients: flushes of 64 or more are shared with the WriteThread when it is on.
     config = ServerConfig(port=0, idle_timeout=0, write_thread=write_thread)
     async with run_server(config) as server:
         await _many_clients(server)
