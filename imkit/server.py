@@ -380,12 +380,15 @@ class WriteThread:
     """
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_WriteJob] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_WriteJob | None] = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="imkit-writes", daemon=True).start()
 
     def _serve(self) -> None:
-        while True:
-            self._jobs.get().run()
+        while (job := self._jobs.get()) is not None:
+            job.run()
+
+    def close(self) -> None:
+        self._jobs.put(None)
 
     def flush(self, ready: list[Connection]) -> None:
         handed: list[tuple[Connection, socket.socket, bytes]] = []
@@ -597,8 +600,7 @@ class Server:
         self.admin_socket: admin.AdminSocket | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._rate_exempt = [parse_network(a) for a in config.rate_exempt]
-        threaded = use_write_thread() if config.write_thread is None else config.write_thread
-        self._write_thread = WriteThread() if threaded else None
+        self._write_thread: WriteThread | None = None  # started by serve()
 
     # ----------------------------------------------------------------- flushing
 
@@ -681,6 +683,24 @@ class Server:
         self.started_at = time.monotonic()
         shown = dataclasses.replace(self.config, password="***" if self.config.password else None)
         log.debug("configuration: %s", shown)
+        threaded = self.config.write_thread
+        if threaded is None:
+            threaded = use_write_thread()
+        if threaded:
+            self._write_thread = WriteThread()
+        try:
+            await self._serve_until_stopped(listener, admin_socket, task_status)
+        finally:
+            if self._write_thread is not None:
+                self._write_thread.close()
+                self._write_thread = None
+
+    async def _serve_until_stopped(
+        self,
+        listener: MultiListener[anyio.abc.SocketStream],
+        admin_socket: admin.AdminSocket,
+        task_status: anyio.abc.TaskStatus[list[str]],
+    ) -> None:
         async with listener, anyio.create_task_group() as clients:
             async with anyio.create_task_group() as background:
                 background.start_soon(self._flush_loop)
@@ -698,8 +718,11 @@ class Server:
                 background.cancel_scope.cancel()
             log.info("shutting down: saying goodbye to %d users", len(self.hub))
             # Closing every outbox wakes every writer to send its bye; the flusher is
-            # not needed for that.
+            # not needed for that. Clients still proving their password get no bye:
+            # they are told nothing before they are in.
             self.hub.shutdown()
+            for connection in list(self.connections):
+                connection.outbox.close(drain=False)
             clients.cancel_scope.deadline = anyio.current_time() + SHUTDOWN_GRACE
 
     async def _accept_loop(self, listening: socket.socket, clients: anyio.abc.TaskGroup) -> None:

@@ -351,3 +351,15 @@ async def test_kicked_client_library_sees_disconnected() -> None:
             with pytest.raises(Disconnected) as raised:
                 await client.who()
             assert raised.value.reason == "kicked"
+
+
+async def test_shutdown_closes_clients_still_proving_their_password() -> None:
+    async with run_server(config(password="pw", auth_timeout=30)) as server:
+        waiting = await LineClient.connect(server.addresses[0])
+        with anyio.fail_after(10):
+            while not server.connections:
+                await anyio.sleep(0.01)
+        started = time.monotonic()
+        server.stop()
+        assert await waiting.eof()  # closed without a word, well before its 30 s
+        assert time.monotonic() - started < 5
