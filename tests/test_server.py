@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -253,7 +254,7 @@ async def test_abrupt_disconnects_leave_no_ghosts(server: Server) -> None:
     assert await watcher.silent()
 
 
-def test_write_job_reports_every_outcome_and_always_finishes() -> None:
+def test_write_job_reports_every_outcome_when_the_flusher_is_alone() -> None:
     import socket as socketlib
 
     from imkit.server import _WriteJob
@@ -263,10 +264,68 @@ def test_write_job_reports_every_outcome_and_always_finishes() -> None:
     dead_peer.close()
     dead.setblocking(False)
     alive.setblocking(False)
+    alive_peer.setblocking(False)
     job = _WriteJob([(alive, b"hello\n"), (dead, b"x" * 100), (dead, b"y")])
-    job.run()
-    assert job.done.is_set()
+    job.run()  # the write thread never came: run() must not wait for it
     assert job.results[0] == 6 and alive_peer.recv(100) == b"hello\n"
     assert all(isinstance(r, OSError) for r in job.results[1:])
+    job.help()  # a thread arriving late finds nothing left and sends nothing twice
+    with pytest.raises(BlockingIOError):
+        alive_peer.recv(100)
     for sock in (alive, alive_peer, dead):
         sock.close()
+
+
+def test_write_job_shared_with_a_thread_sends_each_write_exactly_once() -> None:
+    import socket as socketlib
+    import threading
+
+    from imkit.server import _WriteJob
+
+    pairs = [socketlib.socketpair() for _ in range(300)]
+    for ours, _ in pairs:
+        ours.setblocking(False)
+    job = _WriteJob([(ours, f"line {i}\n".encode()) for i, (ours, _) in enumerate(pairs)])
+    helper = threading.Thread(target=job.help)
+    helper.start()
+    job.run()
+    helper.join()
+    assert job.results == [len(f"line {i}\n") for i in range(len(pairs))]
+    for i, (ours, theirs) in enumerate(pairs):
+        theirs.setblocking(False)
+        assert theirs.recv(100) == f"line {i}\n".encode()
+        with pytest.raises(BlockingIOError):
+            theirs.recv(100)
+        ours.close()
+        theirs.close()
+
+
+def test_write_job_finishes_when_the_write_thread_fails() -> None:
+    import socket as socketlib
+    import threading
+
+    from imkit.server import _WriteJob
+
+    class Broken:
+        def send(self, data: bytes) -> int:
+            raise RuntimeError("a bug in the write thread")
+
+    ours, theirs = socketlib.socketpair()
+    ours.setblocking(False)
+    job = _WriteJob([(Broken(), b"lost\n"), (ours, b"kept\n")])  # type: ignore[list-item]
+    failures: list[BaseException] = []
+    helper = threading.Thread(target=lambda: _record_failure(job.help, failures))
+    helper.start()
+    helper.join()  # the thread takes the first write, fails, and must still say it is done
+    job.run()  # the flusher sends the rest and does not wait forever
+    assert [type(f) for f in failures] == [RuntimeError]
+    assert job.results == [None, 5] and theirs.recv(100) == b"kept\n"
+    ours.close()
+    theirs.close()
+
+
+def _record_failure(work: Callable[[], None], failures: list[BaseException]) -> None:
+    try:
+        work()
+    except BaseException as error:  # noqa: BLE001 - the test inspects it
+        failures.append(error)
