@@ -74,6 +74,8 @@ DRAIN_TIMEOUT = 5.0
 # waking the thread (tens of microseconds) costs about what the sends it would take over
 # save (measured: at 32, 50 private pairs ran ~4 % slower with the thread than without).
 PARALLEL_FLUSH_MIN = 64
+# ... and it is shared this many connections at a time (see WriteThread.flush).
+SHARED_FLUSH_BATCH = 1024
 # After our last byte, read and discard what the client still sends for this long, so
 # that closing does not reset the connection before the client has read the bye.
 LINGER_TIMEOUT = 2.0
@@ -418,6 +420,13 @@ class WriteThread:
         self._jobs.put(None)
 
     def flush(self, ready: list[Connection]) -> None:
+        # In batches, so that only one batch's bytes are out of the outboxes at a time:
+        # all at once, 5,000 users joining 50 at a time left the server holding 20.5
+        # instead of 16.6 KiB per connection (freed, but not given back to the system).
+        for start in range(0, len(ready), SHARED_FLUSH_BATCH):
+            self._flush_batch(ready[start : start + SHARED_FLUSH_BATCH])
+
+    def _flush_batch(self, ready: list[Connection]) -> None:
         handed: list[tuple[Connection, bytes]] = []
         writes: list[tuple[socket.socket, bytes]] = []
         for connection in ready:

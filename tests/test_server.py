@@ -164,9 +164,18 @@ async def test_concurrent_renames_to_one_name_have_one_winner(server: Server) ->
     assert results.count("prize has existed...\n") == 29
 
 
-@pytest.mark.parametrize("write_thread", [False, True], ids=["one-thread", "write-thread"])
-async def test_many_clients_each_message_reaches_everyone_in_order(write_thread: bool) -> None:
-    # 100 recipients: flushes of 64 or more are shared with the WriteThread when it is on.
+@pytest.mark.parametrize(
+    ("write_thread", "batch"),
+    [(False, None), (True, None), (True, 7)],
+    ids=["one-thread", "write-thread", "write-thread-in-batches-of-7"],
+)
+async def test_many_clients_each_message_reaches_everyone_in_order(
+    write_thread: bool, batch: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 100 recipients: flushes of 64 or more are shared with the WriteThread when it is on,
+    # SHARED_FLUSH_BATCH connections at a time.
+    if batch is not None:
+        monkeypatch.setattr("imkit.server.SHARED_FLUSH_BATCH", batch)
     config = ServerConfig(port=0, idle_timeout=0, write_thread=write_thread)
     async with run_server(config) as server:
         await _many_clients(server)
