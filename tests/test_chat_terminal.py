@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -36,16 +36,26 @@ class Pane:
         return tmux("capture-pane", "-p", "-t", self.name).rstrip("\n").split("\n")
 
     def wait_for(self, text: str, timeout: float = 15) -> list[str]:
+        return self.wait_until(lambda lines: any(text in line for line in lines), repr(text))
+
+    def wait_until(
+        self, shows: Callable[[list[str]], bool], what: str, timeout: float = 15
+    ) -> list[str]:
+        """The screen once ``shows`` holds for it (the terminal is redrawn in steps)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             lines = self.screen()
-            if any(text in line for line in lines):
+            if shows(lines):
                 return lines
             time.sleep(0.1)
-        raise AssertionError(f"{text!r} never appeared:\n" + "\n".join(self.screen()))
+        raise AssertionError(f"{what} never appeared:\n" + "\n".join(self.screen()))
 
     def close(self) -> None:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def last_line(lines: list[str]) -> str:
+    return [line for line in lines if line.strip()][-1].rstrip()
 
 
 @pytest.fixture
@@ -73,10 +83,14 @@ def test_message_arriving_mid_typing_keeps_the_typed_text(
     # bob writes while alice is typing
     bob = socket.create_connection(split_addr(server_process.address), timeout=10)
     bob.sendall(b"rename|bob\nlook, an interruption\n")
-    lines = pane.wait_for("bob: look, an interruption")
+    pane.wait_for("bob: look, an interruption")
+    # The message is printed above, then the prompt is redrawn with the half-typed text
+    # still last (a capture may fall between the two steps, so wait for the redraw).
+    lines = pane.wait_until(
+        lambda lines: last_line(lines) == "all> hello wor",
+        "the prompt with the half-typed text, last",
+    )
     shown = [line for line in lines if line.strip()]
-    # the message is printed above; the prompt with the half-typed text is still last
-    assert shown[-1] == "all> hello wor"
     assert "bob: look, an interruption" in shown[:-1]
     assert not any("hello wor" in line for line in shown[:-1])
 
@@ -91,7 +105,9 @@ def test_message_arriving_mid_typing_keeps_the_typed_text(
     bob.close()
 
     pane.type("exit", "Enter")
-    pane.wait_for("choice?")
+    # The first menu's "choice?" is still on screen: wait for the new one, at the bottom,
+    # or Ctrl-D may reach the chat prompt as it closes.
+    pane.wait_until(lambda lines: last_line(lines) == "choice?", "the menu again")
     pane.type("C-d")  # Ctrl-D leaves without a traceback
     lines = pane.wait_for("exit status")
     assert "exit status 0" in lines
