@@ -176,6 +176,20 @@ def imkit_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run_imkit(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run ``imkit ARGS`` to the end, as a script would; output captured as text."""
+    return subprocess.run(
+        [*IMKIT, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=stdin,
+        env=env or imkit_env(),
+    )
+
+
 def start_server_process(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
     """Start ``imkit serve --port 0 ARGS`` and wait for the address it logs."""
     proc = subprocess.Popen(

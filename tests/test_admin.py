@@ -20,7 +20,7 @@ from imkit import admin
 from imkit.errors import AdminError, AdminUnavailable, ServeError
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
-from tests.support import IMKIT, LineClient, imkit_env, joined, start_server_process
+from tests.support import LineClient, imkit_env, joined, run_imkit, start_server_process
 
 
 @pytest.fixture
@@ -43,13 +43,7 @@ async def admin_server(short_dir: Path) -> AsyncIterator[Server]:
 
 def admin_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     assert server.admin_socket is not None
-    return subprocess.run(
-        [*IMKIT, *args, "--admin-socket", str(server.admin_socket.path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=imkit_env(),
-    )
+    return run_imkit(*args, "--admin-socket", str(server.admin_socket.path))
 
 
 async def run_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
@@ -183,13 +177,7 @@ def test_second_server_on_a_live_socket_exits_1(short_dir: Path) -> None:
     path = short_dir / "admin.sock"
     first = start_server_process("--admin-socket", str(path))
     try:
-        result = subprocess.run(
-            [*IMKIT, "serve", "--port", "0", "--admin-socket", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=imkit_env(),
-        )
+        result = run_imkit("serve", "--port", "0", "--admin-socket", str(path))
         assert result.returncode == 1
         assert result.stderr == (
             f"Error: another imkit server is running with the admin socket {path}\n"
@@ -225,13 +213,7 @@ async def test_a_folder_others_can_enter_is_refused(short_dir: Path) -> None:
 def test_no_server_exits_3_naming_the_socket(short_dir: Path) -> None:
     path = short_dir / "none.sock"
     for command in (["who"], ["kick", "x"], ["stats"]):
-        result = subprocess.run(
-            [*IMKIT, *command, "--admin-socket", str(path)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=imkit_env(),
-        )
+        result = run_imkit(*command, "--admin-socket", str(path))
         assert result.returncode == 3
         assert result.stderr == (
             f"Error: no imkit server answers on {path} (is `imkit serve` running?)\n"
@@ -243,13 +225,7 @@ def test_port_finds_the_default_socket(short_dir: Path) -> None:
     server = start_server_process(env=env)
     try:
         port = server.address.rsplit(":", 1)[1]
-        result = subprocess.run(
-            [*IMKIT, "stats", "--json", "--port", port],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=env,
-        )
+        result = run_imkit("stats", "--json", "--port", port, env=env)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["users_online"] == 0
     finally:

@@ -10,7 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import IMKIT, ServerProcess, imkit_env, split_addr, start_server_process
+from tests.support import (
+    ServerProcess,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
 
 
 @pytest.fixture
@@ -21,13 +26,7 @@ def bench_server() -> Iterator[ServerProcess]:
 
 
 def bench(port: int, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*IMKIT, "bench", "--port", str(port), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=imkit_env(),
-    )
+    return run_imkit("bench", "--port", str(port), *args, timeout=60)
 
 
 def test_broadcast_counts_every_delivery(bench_server: ServerProcess) -> None:
@@ -55,13 +54,7 @@ def test_private_pairs(bench_server: ServerProcess) -> None:
     # the bench's clients are gone afterwards (the server may take a moment to notice)
     deadline = time.monotonic() + 10
     while True:
-        admin = subprocess.run(
-            [*IMKIT, "who", "--json", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=imkit_env(),
-        )
+        admin = run_imkit("who", "--json", "--port", str(port))
         if json.loads(admin.stdout) == [] or time.monotonic() > deadline:
             break
         time.sleep(0.2)

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 
-from tests.support import IMKIT, InteractiveProcess, imkit_env, split_addr, start_server_process
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*IMKIT, *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        input=stdin,
-        env=env or imkit_env(),
-    )
+from tests.support import (
+    IMKIT,
+    InteractiveProcess,
+    imkit_env,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
 
 
 def test_tls_serve_send_and_chat(tls_files: dict[str, str]) -> None:
@@ -32,20 +25,22 @@ def test_tls_serve_send_and_chat(tls_files: dict[str, str]) -> None:
             [*IMKIT, "chat", *where, "--tls", "--cafile", tls_files["ca"], "--name", "reader"]
         )
         chat.expect("^you are now reader$")
-        result = run("send", *where, "--cafile", tls_files["ca"], "--to", "reader", "secure hello")
+        result = run_imkit(
+            "send", *where, "--cafile", tls_files["ca"], "--to", "reader", "secure hello"
+        )
         assert (result.returncode, result.stderr) == (0, "")
         chat.expect(r"^\S+ \(private\): secure hello$")
         chat.send("0")
         assert chat.finish() == (0, "")
 
-        untrusted = run("send", *where, "--tls", "hello")
+        untrusted = run_imkit("send", *where, "--tls", "hello")
         assert untrusted.returncode == 3
         assert untrusted.stderr.startswith(
             f"Error: TLS certificate of localhost:{port} not trusted"
         )
         assert untrusted.stderr.count("\n") == 1
 
-        plaintext = run("send", *where, "--timeout", "3", "hello")  # no --tls
+        plaintext = run_imkit("send", *where, "--timeout", "3", "hello")  # no --tls
         assert plaintext.returncode == 3
         assert plaintext.stderr.count("\n") == 1 and "Traceback" not in plaintext.stderr
     finally:
@@ -54,18 +49,18 @@ def test_tls_serve_send_and_chat(tls_files: dict[str, str]) -> None:
 
 
 def test_bad_tls_files_are_one_line_errors(tls_files: dict[str, str]) -> None:
-    missing = run(
+    missing = run_imkit(
         "serve", "--port", "0", "--tls-cert", "/nonexistent.pem", "--tls-key", tls_files["key"]
     )
     assert missing.returncode == 1
     assert missing.stderr == "Error: cannot read TLS file /nonexistent.pem: no such file\n"
-    swapped = run(
+    swapped = run_imkit(
         "serve", "--port", "0", "--tls-cert", tls_files["key"], "--tls-key", tls_files["ca"]
     )
     assert swapped.returncode == 1
     assert swapped.stderr.startswith("Error: cannot load the TLS certificate")
     assert swapped.stderr.count("\n") == 1
-    alone = run("serve", "--port", "0", "--tls-cert", tls_files["cert"])
+    alone = run_imkit("serve", "--port", "0", "--tls-cert", tls_files["cert"])
     assert alone.returncode == 2
     assert "--tls-cert and --tls-key go together" in alone.stderr
 
@@ -78,13 +73,13 @@ def test_password_from_the_environment_never_logged() -> None:
     try:
         _, port = split_addr(server.address)
         where = ["--port", str(port)]
-        ok = run("send", *where, "hello", env=imkit_env(IMKIT_PASSWORD=secret))
+        ok = run_imkit("send", *where, "hello", env=imkit_env(IMKIT_PASSWORD=secret))
         assert (ok.returncode, ok.stderr) == (0, "")
-        wrong = run("send", *where, "--password", "incorrect-guess", "hello")
+        wrong = run_imkit("send", *where, "--password", "incorrect-guess", "hello")
         assert (wrong.returncode, wrong.stderr) == (1, "Error: wrong password\n")
-        missing = run("send", *where, "hello")
+        missing = run_imkit("send", *where, "hello")
         assert (missing.returncode, missing.stderr) == (1, "Error: a password is required\n")
-        chat = run("chat", *where, "--password", secret, stdin="4\n0\n")
+        chat = run_imkit("chat", *where, "--password", secret, stdin="4\n0\n")
         assert chat.returncode == 0 and "online (1):" in chat.stdout
     finally:
         server.stop()
@@ -105,7 +100,7 @@ def test_failed_handshakes_never_disturb_other_connections(tls_files: dict[str, 
             for _ in range(10):
                 with socket.create_connection((host, port)) as junk:
                     junk.sendall(b"not TLS at all, just a line like netcat would send\n")
-            result = run(
+            result = run_imkit(
                 "send",
                 "--host",
                 "localhost",

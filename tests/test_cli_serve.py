@@ -12,7 +12,13 @@ import pytest
 from click.testing import CliRunner
 
 from imkit.cli import main
-from tests.support import IMKIT, ServerProcess, imkit_env, split_addr, start_server_process
+from tests.support import (
+    ServerProcess,
+    imkit_env,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
 
 
 def nc_connect(address: str) -> socket.socket:
@@ -97,13 +103,7 @@ def test_port_in_use_is_one_line_and_exit_1() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [*IMKIT, "serve", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=imkit_env(),
-        )
+        result = run_imkit("serve", "--port", str(port))
     assert result.returncode == 1
     assert result.stderr == f"Error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
 

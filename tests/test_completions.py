@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support import IMKIT, imkit_env
+from tests.support import imkit_env, run_imkit
 
 COMPLETIONS = Path(__file__).resolve().parent.parent / "completions"
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_script_is_current(shell: str) -> None:
-    generated = subprocess.run(
-        IMKIT,
-        env=imkit_env(_IMKIT_COMPLETE=f"{shell}_source"),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
+    result = run_imkit(env=imkit_env(_IMKIT_COMPLETE=f"{shell}_source"))
+    assert result.returncode == 0, result.stderr
+    generated = result.stdout
     assert generated.strip(), "click generated nothing"
     saved = (COMPLETIONS / f"imkit.{shell}").read_text()
     assert saved == generated, (
@@ -30,12 +24,8 @@ def test_completion_script_is_current(shell: str) -> None:
 
 
 def test_completion_offers_the_subcommands() -> None:
-    result = subprocess.run(
-        IMKIT,
-        env=imkit_env(_IMKIT_COMPLETE="bash_complete", COMP_WORDS="imkit se", COMP_CWORD="1"),
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = run_imkit(
+        env=imkit_env(_IMKIT_COMPLETE="bash_complete", COMP_WORDS="imkit se", COMP_CWORD="1")
     )
     assert "plain,send" in result.stdout.splitlines()
     assert "plain,serve" in result.stdout.splitlines()

@@ -5,19 +5,12 @@ from __future__ import annotations
 import socket
 import subprocess
 
-from tests.support import IMKIT, ServerProcess, imkit_env, split_addr
+from tests.support import ServerProcess, run_imkit, split_addr
 
 
 def send(address: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     host, port = split_addr(address)
-    return subprocess.run(
-        [*IMKIT, "send", "--host", host, "--port", str(port), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=imkit_env(),
-    )
+    return run_imkit("send", "--host", host, "--port", str(port), *args, stdin=stdin)
 
 
 class Listener:
