@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -28,7 +29,10 @@ from imkit.server import (
     DEFAULT_PORT,
     DEFAULT_RATE,
     ServerConfig,
+    parse_network,
+    raise_open_file_limit,
 )
+from imkit.server import run as run_server
 
 EXIT_REFUSED = 1
 EXIT_UNREACHABLE = 3
@@ -77,8 +81,6 @@ def _exit_codes() -> Iterator[None]:
 def _networks(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> tuple[str, ...]:
-    from imkit.server import parse_network
-
     for value in values:
         try:
             parse_network(value)
@@ -248,8 +250,6 @@ def serve(
     log_level: str,
 ) -> None:
     """Run the chat server (text and JSON Lines on one port)."""
-    from imkit.server import run
-
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     _configure_logging(log_level)
@@ -271,7 +271,7 @@ def serve(
 
     options = _loop_options(event_loop)
     try:
-        anyio.run(run, config, backend="asyncio", backend_options=options)
+        anyio.run(run_server, config, backend="asyncio", backend_options=options)
     except ServeError as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
@@ -412,8 +412,6 @@ def _admin_options(func: F) -> F:
 
 
 def _admin_request(port: int, admin_socket: str | None, payload: dict[str, Any]) -> dict[str, Any]:
-    from pathlib import Path
-
     from imkit import admin
 
     path = Path(admin_socket) if admin_socket else admin.default_path(port)
@@ -568,12 +566,11 @@ def bench(
     Exit status: 0 measured; 2 usage error; 3 could not connect.
     """
     from imkit import bench as load
-    from imkit.server import raise_open_file_limit
 
     if scenario == "broadcast" and senders > clients:
         raise click.UsageError("--senders cannot exceed --clients")
     raise_open_file_limit(clients)
-    run = partial(
+    measure = partial(
         load.run_bench,
         host,
         port,
@@ -585,7 +582,7 @@ def bench(
         progress=load.print_progress,
     )
     with _exit_codes():
-        results = anyio.run(run, backend="asyncio", backend_options=_loop_options("auto"))
+        results = anyio.run(measure, backend="asyncio", backend_options=_loop_options("auto"))
     if sys.stderr.isatty():
         print(file=sys.stderr)  # end the progress line
     if as_json:

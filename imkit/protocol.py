@@ -337,9 +337,6 @@ class Frame:
             self._json = encode_json(self.event)
         return self._json
 
-    def for_mode(self, mode: Mode) -> bytes:
-        return self.json if mode is Mode.JSON else self.text
-
 
 # ------------------------------------------------------------------------------ names
 

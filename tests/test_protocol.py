@@ -304,8 +304,9 @@ def test_json_encoding() -> None:
 
 def test_frame_encodes_each_mode_once() -> None:
     frame = Frame(Presence("a", "1:1", online=True))
-    assert frame.text is frame.for_mode(Mode.TEXT)
-    assert frame.json is frame.for_mode(Mode.JSON)
+    text, json_line = frame.text, frame.json
+    assert frame.text is text and frame.json is json_line  # cached, not encoded again
+    assert text == encode(frame.event, Mode.TEXT) and json_line == encode(frame.event, Mode.JSON)
 
 
 def test_iso_time() -> None:
