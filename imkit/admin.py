@@ -25,17 +25,15 @@ import struct
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import anyio
-import anyio.abc
-from anyio.abc import SocketAttribute
 
 from imkit.errors import AdminError, AdminUnavailable, ServeError
+from imkit.hub import Hub
 from imkit.protocol import LineFramer, iso_time
-
-if TYPE_CHECKING:
-    from imkit.server import Server
+from imkit.transport.links import LINK_ERRORS, SocketLink
+from imkit.transport.listener import accept_loop
 
 log = logging.getLogger("imkit.admin")
 
@@ -45,6 +43,29 @@ MAX_REQUEST = 4096
 REQUEST_TIMEOUT = 10.0
 # How long `imkit who` waits for a reply before calling the server unresponsive.
 CLIENT_TIMEOUT = 5.0
+# sockaddr_un holds 108 bytes on Linux, the final NUL included.
+MAX_SOCKET_PATH = 107
+
+
+class Administered(Protocol):
+    """What the admin socket needs of the server it serves (imkit.server.Server)."""
+
+    hub: Hub
+    started_at: float
+
+    @property
+    def connections_now(self) -> int: ...
+
+
+def check_path_length(path: Path) -> str | None:
+    """Why ``path`` cannot be a Unix socket's path, or None when it can."""
+    size = len(os.fsencode(path))
+    if size > MAX_SOCKET_PATH:
+        return (
+            f"the admin socket path {path} is too long for a Unix socket "
+            f"({size} bytes; at most {MAX_SOCKET_PATH})"
+        )
+    return None
 
 
 def default_path(port: int) -> Path:
@@ -118,10 +139,13 @@ class AdminSocket:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._inode: int | None = None
-        self._listener: anyio.abc.SocketListener | None = None
+        self._sock: socket.socket | None = None
 
     async def open(self) -> None:
         """Bind the socket (mode 0600 from the start); ServeError when impossible."""
+        too_long = check_path_length(self.path)
+        if too_long:
+            raise ServeError(too_long)
         _private_folder(self.path.parent)
         _clear_stale(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -129,62 +153,73 @@ class AdminSocket:
         try:
             sock.bind(str(self.path))
             sock.listen(16)
+            sock.setblocking(False)
         except OSError as error:
             sock.close()
-            raise ServeError(
-                f"cannot open the admin socket {self.path}: {error.strerror}"
-            ) from None
+            reason = error.strerror or str(error)
+            raise ServeError(f"cannot open the admin socket {self.path}: {reason}") from None
         finally:
             os.umask(old_umask)
         self._inode = os.stat(self.path).st_ino
-        self._listener = await anyio.abc.SocketListener.from_socket(sock)
+        self._sock = sock
 
-    async def serve(self, server: Server) -> None:
-        assert self._listener is not None
+    async def serve(self, server: Administered) -> None:
+        assert self._sock is not None
         try:
-            await self._listener.serve(lambda stream: self._handle(stream, server))
-        finally:
-            await self.close()
+            async with anyio.create_task_group() as tg:
 
-    async def close(self) -> None:
+                def accepted(sock: socket.socket, peer: object) -> None:
+                    tg.start_soon(self._handle, sock, server)
+
+                # The chat's own fair accept loop: anyio's Unix listener wakes its accept
+                # with a future's set_result, which raises InvalidStateError when the loop
+                # reports the socket readable twice before the accept has run.
+                await accept_loop(self._sock, accepted)
+        finally:
+            self.close()
+
+    def close(self) -> None:
         # Remove the file first (this may run in a cancelled scope), and only if it is
-        # still ours; anyio would leave it behind.
+        # still ours.
         try:
             if self._inode is not None and os.stat(self.path).st_ino == self._inode:
                 self.path.unlink()
         except OSError:
             pass
         self._inode = None
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            with anyio.CancelScope(shield=True):
-                await listener.aclose()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
-    async def _handle(self, stream: anyio.abc.SocketStream, server: Server) -> None:
+    async def _handle(self, sock: socket.socket, server: Administered) -> None:
         # One failing admin client must never take the listener (or the server) down.
-        async with stream:
-            try:
-                uid = peer_uid(stream.extra(SocketAttribute.raw_socket))
-                if not may_administer(uid):
-                    log.warning("admin socket: refused a connection from uid %d", uid)
-                    # Read the request before refusing it: closing a Unix socket with
-                    # unread input resets it, and the refusal would be lost.
-                    with anyio.move_on_after(1.0):
-                        await stream.receive()
-                    await stream.send(_line(_error("permission_denied", "permission denied")))
+        link = SocketLink(sock)
+        try:
+            uid = peer_uid(sock)
+            if not may_administer(uid):
+                log.warning("admin socket: refused a connection from uid %d", uid)
+                # Read the request before refusing it: closing a Unix socket with
+                # unread input resets it, and the refusal would be lost.
+                with anyio.move_on_after(1.0):
+                    await link.receive()
+                await link.send(_line(_error("permission_denied", "permission denied")))
+                return
+            framer = LineFramer(MAX_REQUEST)
+            while True:
+                with anyio.fail_after(REQUEST_TIMEOUT):
+                    data = await link.receive()
+                if not data:
                     return
-                framer = LineFramer(MAX_REQUEST)
-                while True:
-                    with anyio.fail_after(REQUEST_TIMEOUT):
-                        data = await stream.receive()
-                    for line in framer.feed(data):
-                        if line is not None and not line.strip():
-                            continue
-                        await stream.send(_line(answer(server, line)))
-            except (TimeoutError, OSError, anyio.EndOfStream, anyio.BrokenResourceError):
-                pass
-            except Exception:
-                log.exception("admin socket: unexpected error")
+                for line in framer.feed(data):
+                    if line is not None and not line.strip():
+                        continue
+                    await link.send(_line(answer(server, line)))
+        except (TimeoutError, *LINK_ERRORS):
+            pass
+        except Exception:
+            log.exception("admin socket: unexpected error")
+        finally:
+            await link.aclose(0)
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -195,7 +230,7 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
 
-def answer(server: Server, line: bytes | None) -> dict[str, Any]:
+def answer(server: Administered, line: bytes | None) -> dict[str, Any]:
     """The reply to one admin request line (None: the line was too long)."""
     if line is None:
         return _error("bad_request", f"request longer than {MAX_REQUEST} bytes")
@@ -222,7 +257,7 @@ def answer(server: Server, line: bytes | None) -> dict[str, Any]:
     return _error("bad_request", f"unknown request type {kind!r}")
 
 
-def users(server: Server) -> list[dict[str, Any]]:
+def users(server: Administered) -> list[dict[str, Any]]:
     now = time.monotonic()
     return [
         {
@@ -237,12 +272,12 @@ def users(server: Server) -> list[dict[str, Any]]:
     ]
 
 
-def stats(server: Server) -> dict[str, Any]:
+def stats(server: Administered) -> dict[str, Any]:
     counters = server.hub.stats
     return {
         "uptime_s": round(time.monotonic() - server.started_at, 3),
         "users_online": len(server.hub),
-        "connections_now": len(server.connections),
+        "connections_now": server.connections_now,
         "connections_total": counters.connections_total,
         "messages_received": counters.messages_received,
         "messages_delivered": counters.messages_delivered,
@@ -263,6 +298,9 @@ async def request(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
     Raises AdminUnavailable when no server answers there, AdminError when the server
     refuses (the reply's message says why).
     """
+    too_long = check_path_length(path)
+    if too_long:
+        raise AdminError(too_long)
     unavailable = f"no imkit server answers on {path} (is `imkit serve` running?)"
     try:
         with anyio.fail_after(CLIENT_TIMEOUT):

@@ -69,31 +69,84 @@ class Outbox:
     something to write and through ``on_close`` when the outbox is closed; it takes
     what is queued with :meth:`take` (everything, joined into one write) and returns
     what the socket did not accept with :meth:`unget`.
+
+    Past half its limit (the *high-water mark*) an outbox is *congested*: it tells
+    ``on_congested`` once, so that the transport can hold back the readers whose lines
+    fill it until it drains (backpressure); the transport calls :meth:`relieve` when it
+    has drained below a quarter of the limit.
     """
 
-    __slots__ = ("limit", "size", "closed", "drain", "on_ready", "on_close", "_chunks", "_ready")
+    __slots__ = (
+        "limit",
+        "high",
+        "size",
+        "closed",
+        "drain",
+        "congested",
+        "on_ready",
+        "on_close",
+        "on_congested",
+        "_chunks",
+        "_ready",
+    )
 
     def __init__(self, limit: int = DEFAULT_MAX_QUEUE) -> None:
         self.limit = limit
+        # put() takes its slow path past this: the high-water mark, then the limit once
+        # congested, -1 once closed. One comparison on the hot path covers all three.
+        self.high = self.high_water
         self.size = 0  # bytes queued and not yet handed to the socket
         self.closed = False
         self.drain = True  # after close: write what is queued first (False: give up now)
+        self.congested = False
         self.on_ready: Callable[[], None] = _nothing
         self.on_close: Callable[[], None] = _nothing
+        self.on_congested: Callable[[Outbox], None] = _ignore
         self._chunks: list[bytes] = []
         self._ready = False
+
+    @property
+    def high_water(self) -> int:
+        return self.limit // 2
+
+    @property
+    def low_water(self) -> int:
+        return self.limit // 4
 
     def put(self, data: bytes) -> bool:
         """Queue ``data``; False when the limit is exceeded (nothing is queued then)."""
         size = self.size + len(data)
-        if size > self.limit or self.closed:
-            return self.closed  # ignored when closed; refused when over the limit
+        if size > self.high:
+            return self._put_past_high_water(data, size)
         self.size = size
         self._chunks.append(data)
         if not self._ready:
             self._ready = True
             self.on_ready()
         return True
+
+    def _put_past_high_water(self, data: bytes, size: int) -> bool:
+        if self.closed:
+            return True  # ignored
+        if size > self.limit:
+            return False
+        self.size = size
+        self._chunks.append(data)
+        if not self._ready:
+            self._ready = True
+            self.on_ready()
+        if not self.congested:
+            self.congested = True
+            self.high = self.limit
+            self.on_congested(self)
+        return True
+
+    def relieve(self, *, rearm: bool = True) -> None:
+        """No longer congested; with ``rearm``, the high-water mark applies again (else
+        only the limit does: the transport stopped waiting for this client)."""
+        self.congested = False
+        if rearm and not self.closed:
+            self.high = self.high_water
 
     def take(self) -> bytes:
         """Everything queued, as one bytes object (b"" when empty)."""
@@ -126,6 +179,7 @@ class Outbox:
             self._chunks.append(final)
             self.size += len(final)
         self.closed = True
+        self.high = -1
         self.drain = drain
         self.on_close()
 
@@ -137,12 +191,16 @@ def _nothing() -> None:
     pass
 
 
+def _ignore(outbox: Outbox) -> None:
+    pass
+
+
 @dataclass(eq=False, slots=True)
 class Member:
     """One connected client as the hub sees it."""
 
     id: int
-    addr: str
+    addr: str  # where it connects from: always shown in [ADDR] prefixes
     name: str
     wire: ServerConnection
     outbox: Outbox
@@ -150,6 +208,7 @@ class Member:
     last_active: float  # monotonic seconds of the last line received
     connected_wall: float = 0.0  # time.time() at connect, for people
     online: bool = False
+    default_name: str = ""  # the name it got at join: ADDR, or ADDR#2, ADDR#3 ...
 
     @property
     def mode(self) -> Mode:
@@ -208,12 +267,27 @@ class Hub:
         return member
 
     def join(self, member: Member) -> None:
-        """Bring ``member`` online and announce it to everyone, itself included."""
+        """Bring ``member`` online under its default name and announce it to everyone,
+        itself included."""
         assert not member.online
+        member.name = member.default_name = self.default_name(member.addr)
         member.online = True
         self._members[member.id] = member
         self._by_name[name_key(member.name)] = member
         self.broadcast(Presence(member.name, member.addr, online=True))
+
+    def default_name(self, addr: str) -> str:
+        """``addr``, or ``addr#2``, ``addr#3`` ... while the address is someone's name.
+
+        The kernel may give a closed connection's address to a new one before the hub
+        has seen the old one leave, so two users can share an address for a moment. Like
+        an address, these names contain ``:``, so nobody can take one with a rename.
+        """
+        name, count = addr, 1
+        while name_key(name) in self._by_name:
+            count += 1
+            name = f"{addr}#{count}"
+        return name
 
     def leave(self, member: Member) -> None:
         """``member`` disconnected: forget it and tell everyone else. Idempotent."""
@@ -221,8 +295,14 @@ class Hub:
             return
         member.online = False
         del self._members[member.id]
-        del self._by_name[name_key(member.name)]
+        self._forget_name(member)
         self.broadcast(Presence(member.name, member.addr, online=False))
+
+    def _forget_name(self, member: Member) -> None:
+        # Only ever our own entry: never someone else's who has the name now.
+        key = name_key(member.name)
+        if self._by_name.get(key) is member:
+            del self._by_name[key]
 
     def remove(self, member: Member, bye: Bye, *, drain: bool = True) -> None:
         """Say ``bye`` to ``member``, close its outbox, and take it offline."""
@@ -325,7 +405,7 @@ class Hub:
         old = member.name
         if new == old:
             return True
-        del self._by_name[name_key(old)]
+        self._forget_name(member)
         member.name = new
         self._by_name[key] = member
         self.broadcast(NameChange(old, new, member.addr))

@@ -175,7 +175,7 @@ async def test_many_clients_each_message_reaches_everyone_in_order(
     # 100 recipients: flushes of 64 or more are shared with the WriteThread when it is on,
     # SHARED_FLUSH_BATCH connections at a time.
     if batch is not None:
-        monkeypatch.setattr("imkit.server.SHARED_FLUSH_BATCH", batch)
+        monkeypatch.setattr("imkit.transport.writes.SHARED_FLUSH_BATCH", batch)
     config = ServerConfig(port=0, idle_timeout=0, write_thread=write_thread)
     async with run_server(config) as server:
         await _many_clients(server)
@@ -266,7 +266,7 @@ async def test_abrupt_disconnects_leave_no_ghosts(server: Server) -> None:
 def test_write_job_reports_every_outcome_when_the_flusher_is_alone() -> None:
     import socket as socketlib
 
-    from imkit.server import _WriteJob
+    from imkit.transport.writes import _WriteJob
 
     alive, alive_peer = socketlib.socketpair()
     dead, dead_peer = socketlib.socketpair()
@@ -289,7 +289,7 @@ def test_write_job_shared_with_a_thread_sends_each_write_exactly_once() -> None:
     import socket as socketlib
     import threading
 
-    from imkit.server import _WriteJob
+    from imkit.transport.writes import _WriteJob
 
     pairs = [socketlib.socketpair() for _ in range(300)]
     for ours, _ in pairs:
@@ -313,7 +313,7 @@ def test_write_job_finishes_when_the_write_thread_fails() -> None:
     import socket as socketlib
     import threading
 
-    from imkit.server import _WriteJob
+    from imkit.transport.writes import _WriteJob
 
     class Broken:
         def send(self, data: bytes) -> int:

@@ -1,4 +1,4 @@
-"""Graceful shutdown of a real `imkit serve` process on SIGTERM and SIGINT."""
+"""Graceful shutdown of a real `imkit serve` process on SIGTERM, SIGINT and SIGHUP."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def read_until(sock: socket.socket, marker: bytes, timeout: float = 10) -> bytes
     return data
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+# SIGHUP: a server started in a terminal that closes must stop as gracefully.
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_shutdown_says_bye_flushes_and_cleans_up(signum: int) -> None:
     folder = tempfile.mkdtemp(prefix="imkit-", dir="/tmp")
     admin_path = Path(folder) / "admin.sock"

@@ -1,0 +1,128 @@
+"""Accepting connections: a fair accept loop, TLS, and the process limits it needs."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import resource
+import socket
+import ssl
+from collections.abc import Callable
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
+
+from imkit.errors import ServeError
+from imkit.transport.links import LINK_ERRORS, LoopReadable, StreamLink, format_addr, wait_readable
+
+log = logging.getLogger("imkit.server")
+
+# Connections taken from the kernel's queue per wake-up of the accept loop. The loop
+# then waits for readiness again, which lets every other ready task run first: in a
+# reconnect storm the queue is never empty, and accepting until it was starved the
+# handling of everything else, signals included (hundreds of clients' EOFs unread, a
+# SIGTERM handled half a minute late).
+ACCEPT_BATCH = 16
+# A TLS client that has not finished its handshake by then is closed.
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
+
+async def accept_loop(
+    listening: socket.socket, on_accept: Callable[[socket.socket, object], None]
+) -> None:
+    """Accept connections on ``listening`` forever, a fair share at a time, and hand each
+    ready socket (non-blocking, TCP_NODELAY) to ``on_accept``."""
+    readable = LoopReadable.for_socket(listening)
+    try:
+        while True:
+            await wait_readable(listening, readable)
+            for _ in range(ACCEPT_BATCH):
+                try:
+                    sock, peer = listening.accept()
+                except BlockingIOError:
+                    break
+                except OSError as error:  # out of file descriptors, most likely
+                    log.warning("accept failed: %s", error)
+                    await anyio.sleep(0.1)
+                    break
+                try:
+                    sock.setblocking(False)
+                    if sock.family in (socket.AF_INET, socket.AF_INET6):
+                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError as error:  # gone already: never let one client stop accepts
+                    log.info("%s: setting up the socket failed: %s", format_addr(peer), error)
+                    sock.close()
+                    continue
+                on_accept(sock, peer)
+    finally:
+        if readable is not None:
+            readable.close()
+
+
+def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An address (``127.0.0.1``) or a network (``10.0.0.0/8``); ValueError otherwise."""
+    return ipaddress.ip_network(text.strip(), strict=False)
+
+
+def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The server's TLS context, or None without a certificate; ServeError when unusable."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ServeError("TLS needs both --tls-cert and --tls-key")
+    for path in (cert, key):
+        if not os.path.isfile(path):
+            raise ServeError(f"cannot read TLS file {path}: no such file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        raise ServeError(f"cannot load the TLS certificate {cert} and key {key}: {error}") from None
+    return context
+
+
+async def open_tls(sock: socket.socket, addr: str, context: ssl.SSLContext) -> StreamLink | None:
+    """The TLS stream over ``sock`` after a bounded handshake; None when it failed."""
+    try:
+        stream = await anyio.abc.SocketStream.from_socket(sock)
+    except OSError:
+        sock.close()
+        return None
+    # From here the stream owns the descriptor: closing `sock` as well would close a
+    # number the next accepted client may already have been given.
+    try:
+        with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT):
+            tls = await TLSStream.wrap(
+                stream, server_side=True, ssl_context=context, standard_compatible=False
+            )
+    except (TimeoutError, ssl.SSLError, *LINK_ERRORS) as error:
+        log.info("%s: TLS handshake failed: %s", addr, _tls_reason(error))
+        await anyio.aclose_forcefully(stream)
+        return None
+    return StreamLink(tls)
+
+
+def _tls_reason(error: BaseException) -> str:
+    cause = error.__cause__ if isinstance(error, anyio.BrokenResourceError) else error
+    if isinstance(cause, ssl.SSLError):
+        return cause.reason or str(cause)
+    return "timed out" if isinstance(error, TimeoutError) else str(cause or error) or "closed"
+
+
+def raise_open_file_limit(max_clients: int) -> None:
+    """Let the process hold --max-clients sockets: raise the soft descriptor limit up to
+    the hard one (many systems start at 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_clients + 64  # listeners, the admin socket, logs, a margin
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+            soft = new
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning(
+            "only %d file descriptors are allowed: fewer than --max-clients %d", soft, max_clients
+        )
