@@ -292,3 +292,14 @@ async def test_bad_admin_requests_get_errors(admin_server: Server) -> None:
 async def test_admin_unavailable_when_nothing_listens(short_dir: Path) -> None:
     with pytest.raises(AdminUnavailable):
         await admin.request(short_dir / "nothing.sock", {"type": "who"})
+
+
+def test_an_admin_socket_path_over_the_unix_limit_is_named_too_long(short_dir: Path) -> None:
+    long_path = short_dir / ("x" * 120) / "admin.sock"
+    served = run_imkit("serve", "--port", "0", "--admin-socket", str(long_path))
+    assert served.returncode == 1
+    assert "too long for a Unix socket" in served.stderr and "None" not in served.stderr
+    assert "Traceback" not in served.stderr
+    asked = run_imkit("who", "--admin-socket", str(long_path))
+    assert asked.returncode == 1
+    assert asked.stderr.count("\n") == 1 and "too long for a Unix socket" in asked.stderr
