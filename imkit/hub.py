@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from imkit import __version__
+from imkit.names import name_key, name_problem
 from imkit.protocol import (
     INVALID_NAME,
     NAME_TAKEN,
@@ -50,8 +51,6 @@ from imkit.protocol import (
     UserList,
     Welcome,
     Who,
-    name_key,
-    name_problem,
 )
 
 # Per-client queue of unsent bytes. 1 MiB holds thousands of chat lines, enough to ride

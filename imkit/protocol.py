@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeAlias
+
+from imkit.names import MAX_NAME_LENGTH
 
 PROTOCOL_VERSION = 1
 
@@ -29,8 +31,30 @@ PROTOCOL_VERSION = 1
 # per-connection framing buffer small. The operator can raise it with --max-line.
 DEFAULT_MAX_LINE = 4096
 
-# Names are shown in every line a user sends; 32 characters keeps them readable.
-MAX_NAME_LENGTH = 32
+# --max-line limits the *message text* (its UTF-8 bytes) in both modes, so that what
+# netcat can send, `imkit send` can send too. A line may be longer by its envelope, up
+# to a fixed allowance (docs/protocol.md, "Common rules"):
+#
+# * text mode: "to|NAME|" before the text; a name has at most 32 characters of at most
+#   4 bytes each (an address, the name of a user who has not renamed, is shorter);
+TEXT_LINE_ALLOWANCE = len("to||") + 4 * MAX_NAME_LENGTH  # 132 bytes
+# * JSON mode: 1 KiB for the rest of the object (type, to, id), and room for the text
+#   with every character escaped: \" and \\ take 2 bytes for 1, \uXXXX 6 bytes for a
+#   2- or 3-byte character and a surrogate pair 12 for a 4-byte one: at most 3 times the
+#   text. Only control characters escaped as \u00XX (6 bytes for 1) can exceed it.
+JSON_LINE_ALLOWANCE = 1024
+JSON_ESCAPE_FACTOR = 3
+
+
+def text_line_limit(max_line: int) -> int:
+    """The longest text-mode line (``to|NAME|TEXT``) when texts have ``max_line`` bytes."""
+    return max_line + TEXT_LINE_ALLOWANCE
+
+
+def json_line_limit(max_line: int) -> int:
+    """The longest JSON line when texts have ``max_line`` bytes (13,312 for 4,096)."""
+    return JSON_ESCAPE_FACTOR * max_line + JSON_LINE_ALLOWANCE
+
 
 RequestId: TypeAlias = str | int | float | None
 
@@ -113,6 +137,20 @@ class Invalid(Command):
 
 
 # ----------------------------------------------------------------------------- events
+
+# C0 and C1 control characters (CR, LF, ESC, NEL...) and the Unicode line and paragraph
+# separators: any of them in a text-mode line could end it early or redraw the terminal.
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """``text`` with each run of control characters (CR and LF included) made one space.
+
+    For every text imkit itself puts into a line (bye and error messages, an operator's
+    kick reason among them), so that none can forge a second line. Chat text is never
+    passed through it: it is relayed as sent, like the seed does.
+    """
+    return _LINE_BREAKING.sub(" ", text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,13 +256,15 @@ class Error(Event):
         if self.code == NO_SUCH_USER:
             return "username not exist"
         if self.code == NAME_TAKEN:
-            return f"{self.subject} has existed..."
+            return f"{one_line(str(self.subject))} has existed..."
         if self.code == INVALID_MESSAGE:
             return "invalid message"
-        return f"error: {self.message}"
+        return f"error: {one_line(self.message)}"
 
     def json_fields(self) -> dict[str, Any]:
-        return {"type": "error", "id": self.id, "code": self.code, "message": self.message}
+        # The same sentence as in text mode: a JSON client may print it to a terminal.
+        message = one_line(self.message)
+        return {"type": "error", "id": self.id, "code": self.code, "message": message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,10 +326,11 @@ class Bye(Event):
     message: str  # the text-mode line, and a sentence for people in JSON mode
 
     def text_line(self) -> str:
-        return self.message
+        # An operator's kick reason is part of the message: it must stay one line.
+        return one_line(self.message)
 
     def json_fields(self) -> dict[str, Any]:
-        return {"type": "bye", "reason": self.reason, "message": self.message}
+        return {"type": "bye", "reason": self.reason, "message": one_line(self.message)}
 
 
 def iso_time(timestamp: float) -> str:
@@ -338,30 +379,6 @@ class Frame:
         return self._json
 
 
-# ------------------------------------------------------------------------------ names
-
-
-def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a user name, or None when it can."""
-    if not name:
-        return "a name cannot be empty"
-    if len(name) > MAX_NAME_LENGTH:
-        return f"a name has at most {MAX_NAME_LENGTH} characters"
-    for char in name:
-        if char in "|:":
-            return f"a name cannot contain {char!r}"
-        if char.isspace():
-            return "a name cannot contain spaces"
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn"):
-            return "a name cannot contain control or unassigned characters"
-    return None
-
-
-def name_key(name: str) -> str:
-    """Names are unique without regard to case: ``Alex`` and ``alex`` are one name."""
-    return name.casefold()
-
-
 # ---------------------------------------------------------------------------- framing
 
 
@@ -371,7 +388,8 @@ class LineFramer:
     Lines end in ``\\n``; one trailing ``\\r`` is dropped. A longer line is reported once
     (as None) as soon as it is known to be too long, and the rest of it, up to the next
     newline, is discarded rather than read as new lines. The buffer never holds more than
-    ``max_line + 1`` bytes.
+    ``max_line + 1`` bytes (when :attr:`max_line` is lowered, the old limit + 1 until the
+    next feed).
     """
 
     __slots__ = ("_max", "_partial", "_discarding")
@@ -412,6 +430,13 @@ class LineFramer:
     def max_line(self) -> int:
         return self._max
 
+    @max_line.setter
+    def max_line(self, max_line: int) -> None:
+        # Takes effect from the next feed; a longer partial line is then reported.
+        if max_line < 1:
+            raise ValueError("max_line must be at least 1")
+        self._max = max_line
+
     @property
     def buffered(self) -> int:
         return len(self._partial)
@@ -438,12 +463,17 @@ def parse_text(text: str) -> Command:
     return PublicMessage(text=text)
 
 
-def _is_valid_id(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return value is None or isinstance(value, str | int)
+def _id_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a request id (echoed in the reply), or None when it can."""
+    if isinstance(value, str):
+        # Checked like every string field, and here first: an id is echoed in the reply,
+        # and one that cannot be encoded would end the connection while answering.
+        return None if _encodable(value) else "field 'id' is not valid Unicode"
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return None
+    if isinstance(value, float) and math.isfinite(value):
+        return None
+    return "field 'id' must be a string or a number"
 
 
 def _encodable(value: str) -> bool:
@@ -477,8 +507,9 @@ def parse_json_request(obj: object) -> Command:
     if not isinstance(obj, dict):
         return _invalid(BAD_REQUEST, "a request must be a JSON object")
     request_id = obj.get("id")
-    if not _is_valid_id(request_id):
-        return _invalid(BAD_REQUEST, "field 'id' must be a string or a number")
+    id_problem = _id_problem(request_id)
+    if id_problem is not None:
+        return _invalid(BAD_REQUEST, id_problem)  # without the id: it cannot be echoed
     kind = obj.get("type")
     try:
         if kind == "message":
@@ -545,29 +576,40 @@ class ServerConnection:
 
     Feed it what the socket delivered with :meth:`receive_data`; it returns the commands
     of every complete line. Encode what the client should receive with :meth:`encode`.
+
+    ``max_line`` limits the UTF-8 bytes of a message's text; a line may be longer by its
+    envelope (:func:`text_line_limit`, :func:`json_line_limit`), and the framer's buffer
+    is bounded by the line limit of the connection's mode (JSON's until it is decided).
     """
 
-    __slots__ = ("mode", "lines_received", "_framer")
+    __slots__ = ("mode", "lines_received", "_max_line", "_framer")
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE) -> None:
         self.mode = Mode.UNDECIDED
         # Every line counts as activity for the idle timer, empty lines included.
         self.lines_received = 0
-        self._framer = LineFramer(max_line)
+        self._max_line = max_line
+        # The first line may be a hello: until the mode is known, allow a JSON line.
+        self._framer = LineFramer(json_line_limit(max_line))
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an unfinished line held; at most the mode's line limit + 1."""
+        return self._framer.buffered
 
     def receive_data(self, data: bytes) -> list[Command]:
         commands: list[Command] = []
+        max_line = self._max_line
         for line in self._framer.feed(data):
             self.lines_received += 1
             if line is None:
-                commands.append(
-                    _invalid(
-                        LINE_TOO_LONG,
-                        f"line too long (the limit is {self._framer.max_line} bytes); discarded",
-                    )
-                )
+                commands.append(self._line_too_long())
                 continue
             if not line:
+                continue
+            if len(line) > max_line:
+                # Rare, and only then is the text measured apart from its envelope.
+                commands.append(self._receive_long_line(line))
                 continue
             try:
                 text = line.decode()
@@ -576,6 +618,60 @@ class ServerConnection:
                 continue
             commands.append(self._parse(text))
         return commands
+
+    def _line_too_long(self) -> Invalid:
+        # A line beyond its mode's limit. Text mode names --max-line, the limit its users
+        # know (a longer line is only ever a private message's envelope).
+        limit = self._framer.max_line if self.mode is Mode.JSON else self._max_line
+        return _invalid(LINE_TOO_LONG, f"line too long (the limit is {limit} bytes); discarded")
+
+    def _receive_long_line(self, line: bytes) -> Command:
+        """A line longer than --max-line: a message whose text is within it, or an error.
+
+        In JSON mode any request may be longer (up to the JSON line limit); in text mode
+        only ``to|NAME|TEXT``, by its envelope. Like a line the framer refused, a line
+        refused here as too long does not decide the mode.
+        """
+        mode = self.mode
+        is_json = mode is Mode.JSON or (mode is Mode.UNDECIDED and line.startswith(b"{"))
+        # Text mode checks the line limit here too, for lines framed while undecided.
+        is_private = line.startswith(b"to|") and len(line) <= text_line_limit(self._max_line)
+        if not (is_json or is_private):
+            return self._line_too_long()
+        try:
+            text = line.decode()
+        except UnicodeDecodeError:
+            return _invalid(INVALID_UTF8, "the line is not valid UTF-8; discarded")
+        if mode is Mode.JSON:
+            return self._within_max_line(self._parse(text))
+        if is_json:  # undecided: a hello decides JSON mode; any other line is text
+            hello = _looks_like_hello(text)
+            if hello is None:
+                return self._line_too_long()
+            self._decide(Mode.JSON)
+            return parse_json_request(hello)
+        command = parse_text(text)
+        if not isinstance(command, PrivateMessage):  # "to|NAME" without a second "|"
+            return self._line_too_long()
+        if len(command.text.encode()) > self._max_line:
+            return self._line_too_long()  # text mode has one answer for every long line
+        if mode is Mode.UNDECIDED:
+            self._decide(Mode.TEXT)
+        return command
+
+    def _within_max_line(self, command: Command) -> Command:
+        """``command``, or a line_too_long error (with its id) when it is a message whose
+        text passes --max-line."""
+        if isinstance(command, PublicMessage | PrivateMessage):
+            if len(command.text.encode()) > self._max_line:
+                message = f"line too long: the message text is longer than {self._max_line} bytes"
+                return _invalid(LINE_TOO_LONG, message, command.id)
+        return command
+
+    def _decide(self, mode: Mode) -> None:
+        self.mode = mode
+        limit = json_line_limit if mode is Mode.JSON else text_line_limit
+        self._framer.max_line = limit(self._max_line)
 
     def _parse(self, text: str) -> Command:
         mode = self.mode
@@ -589,9 +685,9 @@ class ServerConnection:
             return parse_json_request(obj)
         hello = _looks_like_hello(text)
         if hello is not None:
-            self.mode = Mode.JSON
+            self._decide(Mode.JSON)
             return parse_json_request(hello)
-        self.mode = Mode.TEXT
+        self._decide(Mode.TEXT)
         if text.startswith("pass|"):
             return Authenticate(password=text[5:])
         return parse_text(text)

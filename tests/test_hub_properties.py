@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from imkit.hub import Hub, Member, Outbox
+from imkit.names import name_key
 from imkit.protocol import (
     Mode,
     PrivateMessage,
@@ -20,7 +21,6 @@ from imkit.protocol import (
     Rename,
     ServerConnection,
     Who,
-    name_key,
 )
 
 NAMES = st.sampled_from(["alex", "Alex", "ALEX", "bob", "carol", "dave", "bad name", "x:y", ""])

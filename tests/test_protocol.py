@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from imkit.names import name_key, name_problem
 from imkit.protocol import (
     BAD_REQUEST,
     INVALID_MESSAGE,
@@ -41,8 +42,9 @@ from imkit.protocol import (
     Who,
     encode,
     iso_time,
-    name_key,
-    name_problem,
+    json_line_limit,
+    one_line,
+    text_line_limit,
 )
 
 # ----------------------------------------------------------------------------- framing
@@ -77,6 +79,16 @@ def test_framer_discards_the_rest_of_a_long_line_up_to_the_newline() -> None:
     assert framer.feed(b"rename|evil") == []  # still the same long line: not a command
     assert framer.feed(b" more\nnext\n") == [b"next"]
     assert framer.buffered == 0
+
+
+def test_framer_limit_can_change_between_feeds() -> None:
+    framer = LineFramer(20)
+    assert framer.feed(b"123456") == []
+    framer.max_line = 5  # the partial line is now known to be too long
+    assert framer.feed(b"7") == [None]
+    assert framer.feed(b"\nok\n") == [b"ok"]
+    with pytest.raises(ValueError):
+        framer.max_line = 0
 
 
 def test_framer_allows_a_line_of_exactly_max_bytes_before_crlf() -> None:
@@ -162,6 +174,103 @@ def test_long_line_is_reported_and_its_rest_is_not_a_command() -> None:
     assert isinstance(result[0], Invalid) and result[0].code == LINE_TOO_LONG
 
 
+def test_line_limits_leave_room_for_the_envelope() -> None:
+    assert text_line_limit(4096) == 4096 + len("to||") + 32 * 4 == 4228
+    assert json_line_limit(4096) == 3 * 4096 + 1024 == 13312
+
+
+def text_too_long(max_line: int = 4096) -> Invalid:
+    return Invalid(
+        code=LINE_TOO_LONG, message=f"line too long (the limit is {max_line} bytes); discarded"
+    )
+
+
+def test_a_private_text_line_may_pass_max_line_by_its_envelope() -> None:
+    name = "😀" * 32  # the longest name in bytes
+    envelope = f"to|{name}|".encode()
+    assert len(envelope) == text_line_limit(0)
+    fits = envelope + b"x" * 64
+    assert commands(b"hi\n" + fits + b"\n", max_line=64)[1] == PrivateMessage(
+        to=name, text="x" * 64
+    )
+    # One byte more text, one byte more name, a line that is no private message: refused.
+    for line in (fits + b"x", b"to|" + b"n" * 200 + b"|x", b"p" * 65, b"rename|" + b"r" * 60):
+        assert commands(b"hi\n" + line + b"\n", max_line=64)[1] == text_too_long(64)
+
+
+def test_a_long_text_line_is_too_long_before_it_is_bad_utf8() -> None:
+    assert commands(b"\xff" * 70 + b"\n", max_line=64) == [text_too_long(64)]
+    [bad] = commands(b"to|bob|" + b"\xff" * 60 + b"\n", max_line=64)
+    assert isinstance(bad, Invalid) and bad.code == INVALID_UTF8
+
+
+def test_a_long_first_line_may_be_a_private_message_and_decides_text_mode() -> None:
+    wire = ServerConnection(max_line=8)
+    assert wire.receive_data(b"to|bob|12345678\n") == [PrivateMessage(to="bob", text="12345678")]
+    assert wire.mode is Mode.TEXT
+
+
+def test_a_refused_long_first_line_does_not_decide_the_mode() -> None:
+    for line in (b"p" * 20, b"to|bob|123456789", b'{"type":"who","pad":"......"}'):
+        wire = ServerConnection(max_line=8)
+        assert wire.receive_data(line + b"\n") == [text_too_long(8)]
+        assert wire.mode is Mode.UNDECIDED
+        assert wire.receive_data(b'{"type":"hello"}\n') == [Hello()]
+
+
+def test_a_long_hello_is_read() -> None:
+    wire = ServerConnection(max_line=8)
+    [hello] = wire.receive_data(b'{"type":"hello","name":"alexandra","id":1}\n')
+    assert hello == Hello(id=1, name="alexandra") and wire.mode is Mode.JSON
+
+
+def test_a_json_text_of_max_line_bytes_fits_however_it_is_escaped() -> None:
+    max_line = 60
+    for text in ('"' * 60, "\\" * 60, "é" * 30, "你" * 20, "😀" * 15):
+        assert len(text.encode()) == max_line
+        request = {"type": "message", "text": text, "to": "😀" * 32, "id": "x" * 200}
+        line = json.dumps(request).encode()  # ensure_ascii: \uXXXX for every non-ASCII one
+        assert len(line) <= json_line_limit(max_line)
+        wire = ServerConnection(max_line=max_line)
+        wire.receive_data(b'{"type":"hello"}\n')
+        assert wire.receive_data(line + b"\n") == [
+            PrivateMessage(id="x" * 200, to="😀" * 32, text=text)
+        ]
+
+
+@pytest.mark.parametrize("to", [None, "bob"])
+def test_a_json_text_over_max_line_is_too_long_with_its_id(to: str | None) -> None:
+    wire = ServerConnection(max_line=8)
+    wire.receive_data(b'{"type":"hello"}\n')
+    request = {"type": "message", "text": "é" * 4 + "x", "to": to, "id": 9}
+    assert wire.receive_data(json.dumps(request).encode() + b"\n") == [
+        Invalid(
+            id=9,
+            code=LINE_TOO_LONG,
+            message="line too long: the message text is longer than 8 bytes",
+        )
+    ]
+
+
+def test_a_json_line_over_its_limit_names_that_limit() -> None:
+    wire = ServerConnection(max_line=8)
+    wire.receive_data(b'{"type":"hello"}\n')
+    limit = json_line_limit(8)
+    assert wire.receive_data(b"{" + b" " * limit + b"}\n") == [
+        Invalid(
+            code=LINE_TOO_LONG, message=f"line too long (the limit is {limit} bytes); discarded"
+        )
+    ]
+
+
+def test_other_long_json_requests_are_read() -> None:
+    wire = ServerConnection(max_line=8)
+    wire.receive_data(b'{"type":"hello"}\n')
+    assert wire.receive_data(b'{"type":"rename","name":"alexandra"}\n') == [
+        Rename(name="alexandra")
+    ]
+
+
 def test_lines_received_counts_empty_lines() -> None:
     wire = ServerConnection()
     assert wire.receive_data(b"\n\r\n") == []
@@ -236,6 +345,8 @@ def test_json_requests(request_: dict[str, object], expected: Command) -> None:
         ({"type": "who", "id": [1]}, BAD_REQUEST, "'id'"),
         ({"type": "hello", "v": 2}, BAD_REQUEST, "version"),
         (b'{"type":"message","text":"\\ud800"}', BAD_REQUEST, "not valid Unicode"),
+        (b'{"type":"ping","id":"\\ud800"}', BAD_REQUEST, "'id' is not valid Unicode"),
+        (b'{"type":"message","text":"x","id":"a\\udfffb"}', BAD_REQUEST, "'id'"),
         (b"[" * 2000 + b"]" * 2000, BAD_REQUEST, "malformed JSON"),
     ],
 )
@@ -249,6 +360,26 @@ def test_bad_json_requests(request_: object, code: str, words: str) -> None:
 def test_bad_json_request_keeps_its_id() -> None:
     [command] = json_commands({"type": "message", "text": "", "id": "m1"})
     assert isinstance(command, Invalid) and command.id == "m1"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"type":"ping","id":"\\ud800"}',
+        b'{"type":"hello","password":"pw","id":"\\ud800"}',  # a hello later is one too
+    ],
+)
+def test_an_id_that_cannot_be_encoded_is_not_echoed(line: bytes) -> None:
+    [command] = json_commands(line)
+    assert isinstance(command, Invalid) and command.code == BAD_REQUEST
+    assert command.id is None
+    assert encode(Error(command.id, command.code, command.message), Mode.JSON)
+
+
+def test_a_first_hello_with_an_id_that_cannot_be_encoded() -> None:
+    wire = ServerConnection()
+    [command] = wire.receive_data(b'{"type":"hello","password":"pw","id":"\\udc00"}\n')
+    assert isinstance(command, Invalid) and command.id is None and wire.mode is Mode.JSON
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -300,6 +431,47 @@ def test_json_encoding() -> None:
         "code": BAD_REQUEST,
         "message": "m",
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain words", "plain words"),
+        ("a\nb", "a b"),
+        ("a\r\n\r\nb", "a b"),
+        ("a\tb\x00c", "a b c"),
+        ("a\x1b[31mb", "a [31mb"),
+        ("a\x85b\u2028c\u2029d\x7fe\x9bf", "a b c d e f"),
+        ("é 你 😀 | :", "é 你 😀 | :"),
+        ("\n", " "),
+    ],
+)
+def test_one_line(text: str, expected: str) -> None:
+    assert one_line(text) == expected
+
+
+FORGED = "bye\n[1.2.3.4:5]boss:send me your password"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        Bye("kicked", f"you were removed by an administrator: {FORGED}"),
+        Error(None, LINE_TOO_LONG, FORGED),
+        Error(1, BAD_REQUEST, FORGED),
+        Error(None, NAME_TAKEN, FORGED, subject="a\nb"),
+    ],
+)
+def test_imkit_texts_are_one_line_in_both_modes(event: Bye | Error) -> None:
+    text, json_line = encode(event, Mode.TEXT), encode(event, Mode.JSON)
+    assert text.count(b"\n") == 1 and b"\r" not in text
+    # The JSON form carries the same sentence (a JSON client may print it).
+    assert "\n" not in json.loads(json_line)["message"]
+
+
+def test_chat_text_is_relayed_as_sent() -> None:
+    event = ChatMessage("alex", "1.2.3.4:5", None, "tab\there \x1b[1m", 0.0)
+    assert encode(event, Mode.TEXT) == b"[1.2.3.4:5]alex:tab\there \x1b[1m\n"
 
 
 def test_frame_encodes_each_mode_once() -> None:
@@ -370,3 +542,36 @@ def test_any_text_message_encodes_to_one_line(text: str) -> None:
             ChatMessage("a", "1:1", None, text.encode("utf-8", "replace").decode(), 0), mode
         )
         assert data.count(b"\n") == 1 and data.endswith(b"\n")
+
+
+@given(st.lists(st.binary(max_size=60), max_size=30), st.integers(1, 20))
+def test_a_connection_never_buffers_more_than_its_line_limit(
+    chunks: list[bytes], max_line: int
+) -> None:
+    for first in (b"", b"x\n", b'{"type":"hello"}\n'):
+        wire = ServerConnection(max_line=max_line)
+        for chunk in [first, *chunks]:
+            wire.receive_data(chunk)
+            limit = text_line_limit if wire.mode is Mode.TEXT else json_line_limit
+            assert wire.buffered <= limit(max_line) + 1
+
+
+LINE_PARTS = st.sampled_from(
+    [b"to|", b"bob", b"|", b"x" * 7, "é".encode(), b"\xff", b'{"type":"hello"}', b"who", b"\r"]
+    + [b"y" * 150, b"z" * 600]  # past the text and the JSON line limits of max_line=8
+)
+
+
+@given(st.lists(st.lists(LINE_PARTS, max_size=6).map(b"".join), max_size=8), st.data())
+def test_commands_do_not_depend_on_how_bytes_are_split(
+    lines: list[bytes], data: st.DataObject
+) -> None:
+    # Lines near both limits, in every mode: the mode decided in the middle of a batch
+    # must not change how the lines after it are judged.
+    stream = b"".join(line + b"\n" for line in lines)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
+    pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    whole = ServerConnection(max_line=8).receive_data(stream)
+    wire = ServerConnection(max_line=8)
+    split = [command for piece in pieces for command in wire.receive_data(piece)]
+    assert split == whole

@@ -22,6 +22,7 @@ import anyio
 import pytest
 
 from imkit.hub import Hub, Member, Outbox
+from imkit.names import name_problem
 from imkit.server import ServerConfig
 from tests.conftest import run_server
 from tests.support import LineClient, joined, run_imkit, split_addr, start_server_process
@@ -205,8 +206,6 @@ def test_the_kernel_reusing_an_address_makes_a_second_default_name() -> None:
         "[10.0.0.1:5000]10.0.0.1:5000#3:user offline",
     ]
     # Nobody can take such a name: like an address, it contains ':'.
-    from imkit.protocol import name_problem
-
     assert name_problem("10.0.0.1:5000#2") is not None
 
 
