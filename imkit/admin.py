@@ -32,6 +32,7 @@ import anyio
 from imkit.errors import AdminError, AdminUnavailable, ServeError
 from imkit.hub import Hub
 from imkit.protocol import LineFramer, iso_time
+from imkit.transport.backpressure import Congestion
 from imkit.transport.links import LINK_ERRORS, SocketLink
 from imkit.transport.listener import accept_loop
 
@@ -52,6 +53,7 @@ class Administered(Protocol):
 
     hub: Hub
     started_at: float
+    congestion: Congestion
 
     @property
     def connections_now(self) -> int: ...
@@ -286,6 +288,8 @@ def stats(server: Administered) -> dict[str, Any]:
         "admin_kicks": counters.admin_kicks,
         "refused_full": counters.refused_full,
         "refused_unauthorized": counters.refused_unauthorized,
+        "backpressure_pauses": server.congestion.pauses,
+        "backpressure_given_up": server.congestion.given_up,
     }
 
 
