@@ -41,7 +41,9 @@ class LineClient:
         OPEN_CLIENTS.add(self)
         self.stream = stream
         self.reader = BufferedByteReceiveStream(stream)
-        host, port = stream.extra(SocketAttribute.local_address)[:2]
+        local = stream.extra(SocketAttribute.local_address)
+        assert isinstance(local, tuple), local  # TCP: (host, port), never a Unix path
+        host, port = local[:2]
         self.addr = f"{host}:{port}"  # what the server calls us
 
     @classmethod
