@@ -8,8 +8,9 @@ into the middle of the prompt). With a pipe as standard input, lines are read as
 come and nothing is drawn, so scripts and tests can drive a whole session.
 
 Exit status: 0 when the person leaves (0, Ctrl-D, Ctrl-C); 1 when the server removed
-the client (idle, kicked, shutdown, slow consumer); 3 when the server could not be
-reached or the connection was lost.
+the client (idle, kicked, shutdown, slow consumer); 2 usage error (standard input
+closed); 3 when the server could not be reached or the connection was lost; 4 when
+standard output could not be written; 141 when its reader went away.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
-from imkit.client import ChatMessage, Client, NameChange, Presence, connect
-from imkit.errors import Disconnected, ServerError
+from imkit.client import ChatMessage, Client, NameChange, Presence, connect, host_port
+from imkit.errors import Disconnected, InputError, ServerError
+from imkit.output import write_line
 from imkit.stdin import StdinLines
 
 MENU = """\
@@ -97,7 +99,7 @@ class ChatSession:
         self.lines = lines
 
     def say(self, text: str) -> None:
-        print(text, flush=True)
+        write_line(text)  # raises OutputError if standard output cannot be written
 
     async def ask(self, prompt: str, header: str = "") -> str:
         """The next line, exactly as typed (messages keep their spaces)."""
@@ -105,10 +107,15 @@ class ChatSession:
             prompt = f"{header}\n{prompt}"
         elif header:
             self.say(header)
-        line = await self.lines.read(prompt)
-        if line is None:
-            raise Leave
-        return line
+        while True:
+            try:
+                line = await self.lines.read(prompt)
+            except InputError as error:  # piped input: say which line, and read on
+                self.say(f"! {error}; skipped it")
+                continue
+            if line is None:
+                raise Leave
+            return line
 
     async def show_events(self) -> None:
         async for event in self.client.events():
@@ -188,7 +195,8 @@ async def run_chat(
     lines: LineInput = TerminalInput() if interactive else StdinLines()
     async with connect(host, port, password=password, tls=tls, cafile=cafile) as client:
         session = ChatSession(client, lines)
-        session.say(f"connected to {host}:{port} ({client.server}) as {client.name}")
+        where = host_port(host, port)
+        session.say(f"connected to {where} ({client.server}) as {client.name}")
         if name is not None:
             await session.rename(name)
         ended: list[Disconnected] = []
@@ -222,8 +230,9 @@ def main(
     cafile: str | None,
     password: str | None,
 ) -> None:
-    """Run ``imkit chat`` in the terminal (or with piped input)."""
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    """Run ``imkit chat`` in the terminal (or with piped input; standard input must be
+    open). Raises OutputError when standard output cannot be written."""
+    interactive = sys.stdin.isatty() and sys.stdout is not None and sys.stdout.isatty()
     session = partial(
         run_chat,
         host,

@@ -245,6 +245,12 @@ class Client:
         self.name, self.addr, self.server = welcome.name, welcome.addr, welcome.server
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port`` for messages, an IPv6 address in brackets (``[::1]:8888``), as in
+    URLs: without them the port reads as part of the address."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _ssl_context(tls: bool, cafile: str | None) -> ssl.SSLContext | None:
     if not tls and cafile is None:
         return None
@@ -258,7 +264,7 @@ async def _open_stream(
     host: str, port: int, ssl_context: ssl.SSLContext | None
 ) -> anyio.abc.ByteStream:
     """Connect; every failure becomes one Unreachable with a sentence for people."""
-    where = f"{host}:{port}"
+    where = host_port(host, port)
     try:
         if ssl_context is None:
             return await anyio.connect_tcp(host, port)
@@ -321,7 +327,7 @@ async def connect(
         with anyio.fail_after(timeout):
             stream = await _open_stream(host, port, ssl_context)
     except TimeoutError:
-        raise TimedOut(f"timed out connecting to {host}:{port}") from None
+        raise TimedOut(f"timed out connecting to {host_port(host, port)}") from None
     client = Client(stream, timeout=timeout, events=events, max_events=max_events)
     try:
         async with anyio.create_task_group() as tg:

@@ -14,8 +14,11 @@
     │   ├── InvalidName             invalid_name
     │   ├── InvalidMessage          invalid_message
     │   └── Unauthorized            unauthorized
-    └── AdminError                  the admin socket refused or failed a request         -> exit 1
-        └── AdminUnavailable        no server answers on the admin socket                 -> exit 3
+    ├── AdminError                  the admin socket refused or failed a request         -> exit 1
+    │   └── AdminUnavailable        no server answers on the admin socket                 -> exit 3
+    ├── InputError                  a line of standard input is not valid UTF-8          -> exit 1
+    └── OutputError                 standard output could not be written                 -> exit 4
+        └── OutputClosed            its reader went away (EPIPE): quietly               -> exit 141
 
 The server side never raises these at a peer: bad input from a peer becomes an error
 *reply* (see :mod:`imkit.protocol`), and transport failures end that one connection.
@@ -100,3 +103,21 @@ class AdminError(ImkitError):
 
 class AdminUnavailable(AdminError):
     """Nothing answers on the admin socket."""
+
+
+class InputError(ImkitError):
+    """A line of standard input cannot be sent (it is not valid UTF-8); ``line`` counts
+    from 1. Reading may go on after it: ``imkit chat`` skips the line, ``imkit send``
+    stops."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class OutputError(ImkitError):
+    """Standard output could not be written (disk full, an I/O error, closed)."""
+
+
+class OutputClosed(OutputError):
+    """Whoever read standard output has gone (EPIPE, as in ``imkit send -v - | head -1``)."""

@@ -166,11 +166,11 @@ class Event:
 
     def text_line(self) -> str | None:
         """The text-mode line(s) without the final newline; None: not shown in text mode."""
-        raise NotImplementedError
+        raise NotImplementedError  # pragma: no cover - abstract: every Event overrides it
 
     def json_fields(self) -> dict[str, Any]:
         """The JSON object, ``type`` included."""
-        raise NotImplementedError
+        raise NotImplementedError  # pragma: no cover - abstract: every Event overrides it
 
 
 @dataclass(frozen=True, slots=True)

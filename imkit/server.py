@@ -287,7 +287,7 @@ class Server:
         log.info("%s: connected", addr)
         try:
             await connection.run()
-        except Exception:  # a bug: log it, and keep serving everyone else
+        except Exception:  # pragma: no cover - only a bug: log it, keep serving everyone else
             log.exception("%s: unexpected error", addr)
         finally:
             self.connections.discard(connection)

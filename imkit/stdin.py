@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import math
 import os
 import sys
@@ -12,6 +11,10 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from imkit.errors import InputError
+
+_Line = str | InputError  # a decoded line, or why line N could not be decoded
 
 
 class StdinLines:
@@ -27,33 +30,52 @@ class StdinLines:
 
     def __init__(self, fd: int | None = None) -> None:
         self._fd = sys.stdin.fileno() if fd is None else fd
-        lines: tuple[MemoryObjectSendStream[str], MemoryObjectReceiveStream[str]]
-        lines = anyio.create_memory_object_stream[str](math.inf)
+        lines: tuple[MemoryObjectSendStream[_Line], MemoryObjectReceiveStream[_Line]]
+        lines = anyio.create_memory_object_stream[_Line](math.inf)
         self._send, self._receive = lines
         token = anyio.lowlevel.current_token()
         threading.Thread(target=self._pump, args=(token,), daemon=True).start()
 
     def _pump(self, token: anyio.lowlevel.EventLoopToken) -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending = ""
+        # Split bytes, then decode each line: a newline byte never occurs inside a UTF-8
+        # sequence, and a bad line can then be named by its number.
+        number = 0
+        pending: list[bytes] = []  # the line so far, in pieces (no quadratic joins)
         try:
             while chunk := os.read(self._fd, 65536):
-                pending += decoder.decode(chunk)
-                *lines, pending = pending.split("\n")
-                for line in lines:
-                    self._deliver(line.removesuffix("\r"), token)
+                *ends, rest = chunk.split(b"\n")
+                for end in ends:
+                    number += 1
+                    self._deliver(_decode(b"".join([*pending, end]), number), token)
+                    pending = []
+                if rest:
+                    pending.append(rest)
             if pending:
-                self._deliver(pending, token)
+                self._deliver(_decode(b"".join(pending), number + 1), token)
             anyio.from_thread.run_sync(self._send.close, token=token)
         except (OSError, RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # stdin is unreadable, or the chat has already ended
 
-    def _deliver(self, line: str, token: anyio.lowlevel.EventLoopToken) -> None:
+    def _deliver(self, line: _Line, token: anyio.lowlevel.EventLoopToken) -> None:
         anyio.from_thread.run_sync(self._send.send_nowait, line, token=token)
 
     async def read(self, prompt: str = "") -> str | None:
-        """The next line without its newline; None at end of input."""
+        """The next line without its newline; None at end of input.
+
+        Raises :class:`~imkit.errors.InputError` for a line that is not valid UTF-8
+        (never replaced: the server refuses invalid UTF-8 too); the next call reads on.
+        """
         try:
-            return await self._receive.receive()
+            line = await self._receive.receive()
         except anyio.EndOfStream:
             return None
+        if isinstance(line, InputError):
+            raise line
+        return line
+
+
+def _decode(raw: bytes, number: int) -> _Line:
+    try:
+        return raw.removesuffix(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        return InputError(f"line {number} of standard input is not valid UTF-8", number)

@@ -52,7 +52,8 @@ async def accept_loop(
                     sock.setblocking(False)
                     if sock.family in (socket.AF_INET, socket.AF_INET6):
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError as error:  # gone already: never let one client stop accepts
+                except OSError as error:  # pragma: no cover - a race: the client reset first
+                    # Gone already: never let one client stop accepts.
                     log.info("%s: setting up the socket failed: %s", format_addr(peer), error)
                     sock.close()
                     continue

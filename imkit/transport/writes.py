@@ -101,7 +101,7 @@ class WriteThread:
         while (job := self._jobs.get()) is not None:
             try:
                 job.help()
-            except Exception:  # a bug: log it, and let the flusher do the sends alone
+            except Exception:  # pragma: no cover - only a bug: log it, the flusher sends alone
                 log.exception("the write thread failed")
 
     def close(self) -> None:
