@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imkit.names import name_key, name_problem
 from imkit.protocol import (
     BAD_REQUEST,
     INVALID_MESSAGE,
@@ -483,39 +482,6 @@ def test_frame_encodes_each_mode_once() -> None:
 
 def test_iso_time() -> None:
     assert iso_time(1796000000.25) == "2026-11-30T00:53:20.250Z"
-
-
-# ------------------------------------------------------------------------------- names
-
-
-@pytest.mark.parametrize("name", ["alex", "Zoë", "张伟", "a" * 32, "x-y_z.1", "[bot]"])
-def test_good_names(name: str) -> None:
-    assert name_problem(name) is None
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "",
-        "a" * 33,
-        "a b",
-        "a\tb",
-        "a|b",
-        "a:b",
-        "127.0.0.1:5000",
-        "a\x00b",
-        "a\x1bb",
-        "a\u200bb",
-        "\u3000",
-    ],
-)
-def test_bad_names(name: str) -> None:
-    assert name_problem(name) is not None
-
-
-def test_names_are_unique_without_regard_to_case() -> None:
-    assert name_key("Alex") == name_key("alex") == name_key("ALEX")
-    assert name_key("Straße") == name_key("STRASSE")
 
 
 # ------------------------------------------------------------------ arbitrary bytes
