@@ -1,0 +1,153 @@
+"""The imkit wire protocol, without I/O: bytes in, commands out; events in, bytes out.
+
+One port speaks two line protocols (see docs/protocol.md):
+
+* **text mode**, the IM-System seed's format byte for byte, so netcat, telnet and the
+  seed's Go client work unchanged;
+* **JSON Lines mode**, chosen by a first line that is a JSON object with
+  ``"type": "hello"``, for programs.
+
+:class:`ServerConnection` holds one client's framing buffer and mode; it turns received
+bytes into :class:`Command` objects (bad input becomes an :class:`Invalid` command that
+the hub answers with an error) and turns :class:`Event` objects into bytes for that
+client's mode. Nothing here touches a socket, a clock or a task.
+
+The package, one module a responsibility (arrows point down the list)::
+
+    codes.py       the version, the wire modes, request ids, the stable error codes
+    framing.py     line framing and the limits on lines
+    commands.py    what a client asks for
+    events.py      what the server tells a client, and its bytes in either mode
+    parsing.py     lines into commands (text mode and JSON Lines)
+    connection.py  one client's state on the server side (ServerConnection)
+    client.py      the client's side of JSON Lines (ClientConnection)
+
+Everything other modules use is imported here, so ``from imkit.protocol import X``
+works for all of it.
+"""
+
+from __future__ import annotations
+
+from imkit.protocol.client import (
+    CLIENT_MAX_LINE,
+    ClientConnection,
+    Notice,
+    decode_event,
+    encode_request,
+    parse_iso_time,
+)
+from imkit.protocol.codes import (
+    BAD_REQUEST,
+    INVALID_MESSAGE,
+    INVALID_NAME,
+    INVALID_UTF8,
+    LINE_TOO_LONG,
+    NAME_TAKEN,
+    NO_SUCH_USER,
+    PROTOCOL_VERSION,
+    UNAUTHORIZED,
+    Mode,
+    RequestId,
+)
+from imkit.protocol.commands import (
+    Authenticate,
+    Command,
+    Hello,
+    Invalid,
+    Ping,
+    PrivateMessage,
+    PublicMessage,
+    Rename,
+    Who,
+)
+from imkit.protocol.connection import (
+    ServerConnection,
+)
+from imkit.protocol.events import (
+    Bye,
+    ChatMessage,
+    Error,
+    Event,
+    Frame,
+    NameChange,
+    Ok,
+    Pong,
+    Presence,
+    RenameOk,
+    UserInfo,
+    UserList,
+    Welcome,
+    encode,
+    encode_json,
+    encode_text,
+    iso_time,
+    one_line,
+)
+from imkit.protocol.framing import (
+    DEFAULT_MAX_LINE,
+    JSON_LINE_ALLOWANCE,
+    TEXT_LINE_ALLOWANCE,
+    LineFramer,
+    json_line_limit,
+    text_line_limit,
+)
+from imkit.protocol.parsing import (
+    parse_json_request,
+    parse_text,
+)
+
+__all__ = [
+    "Authenticate",
+    "BAD_REQUEST",
+    "Bye",
+    "CLIENT_MAX_LINE",
+    "ChatMessage",
+    "ClientConnection",
+    "Command",
+    "DEFAULT_MAX_LINE",
+    "Error",
+    "Event",
+    "Frame",
+    "Hello",
+    "INVALID_MESSAGE",
+    "INVALID_NAME",
+    "INVALID_UTF8",
+    "Invalid",
+    "JSON_LINE_ALLOWANCE",
+    "LINE_TOO_LONG",
+    "LineFramer",
+    "Mode",
+    "NAME_TAKEN",
+    "NO_SUCH_USER",
+    "NameChange",
+    "Notice",
+    "Ok",
+    "PROTOCOL_VERSION",
+    "Ping",
+    "Pong",
+    "Presence",
+    "PrivateMessage",
+    "PublicMessage",
+    "Rename",
+    "RenameOk",
+    "RequestId",
+    "ServerConnection",
+    "TEXT_LINE_ALLOWANCE",
+    "UNAUTHORIZED",
+    "UserInfo",
+    "UserList",
+    "Welcome",
+    "Who",
+    "decode_event",
+    "encode",
+    "encode_json",
+    "encode_request",
+    "encode_text",
+    "iso_time",
+    "json_line_limit",
+    "one_line",
+    "parse_iso_time",
+    "parse_json_request",
+    "parse_text",
+    "text_line_limit",
+]

@@ -1,0 +1,156 @@
+"""The client's side of JSON Lines: requests out, server lines in as events."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from imkit.protocol.commands import Command, Hello, Ping, PrivateMessage, PublicMessage, Rename, Who
+from imkit.protocol.events import (
+    Bye,
+    ChatMessage,
+    Error,
+    Event,
+    NameChange,
+    Ok,
+    Pong,
+    Presence,
+    RenameOk,
+    UserInfo,
+    UserList,
+    Welcome,
+)
+from imkit.protocol.framing import LineFramer
+from imkit.protocol.parsing import load_json
+
+# A client reads the server's lines, and one `users` reply lists everyone online (about
+# 60 bytes a user): 16 MiB is ample for 100,000 users and still bounds a bad server.
+CLIENT_MAX_LINE = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Event):
+    """A text line a JSON client received (before its welcome, or a refusal)."""
+
+    text: str
+
+    def text_line(self) -> str:
+        return self.text
+
+    def json_fields(self) -> dict[str, Any]:  # pragma: no cover - never sent
+        raise TypeError("a Notice has no JSON form")
+
+
+def encode_request(command: Command) -> bytes:
+    """The JSON line a client sends for ``command``."""
+    fields: dict[str, Any]
+    if isinstance(command, PublicMessage):
+        fields = {"type": "message", "text": command.text}
+    elif isinstance(command, PrivateMessage):
+        fields = {"type": "message", "text": command.text, "to": command.to}
+    elif isinstance(command, Who):
+        fields = {"type": "who"}
+    elif isinstance(command, Rename):
+        fields = {"type": "rename", "name": command.name}
+    elif isinstance(command, Ping):
+        fields = {"type": "ping"}
+    elif isinstance(command, Hello):
+        fields = {"type": "hello", "v": command.version}
+        if command.name is not None:
+            fields["name"] = command.name
+        if command.password is not None:
+            fields["password"] = command.password
+    else:
+        raise TypeError(f"{type(command).__name__} is not sent by clients")
+    if command.id is not None:
+        fields["id"] = command.id
+    return (json.dumps(fields, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def parse_iso_time(value: object) -> float:
+    """The timestamp of an ``iso_time`` string (0.0 when it is missing or malformed)."""
+    if not isinstance(value, str):
+        return 0.0
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def decode_event(obj: dict[str, Any]) -> Event | None:
+    """The event of one JSON object from the server; None for types this client does not
+    know (the protocol may grow), so they can be skipped."""
+    kind = obj.get("type")
+    rid = obj.get("id")
+    if kind == "message":
+        to = obj.get("to")
+        return ChatMessage(
+            _str(obj, "from"),
+            _str(obj, "addr"),
+            to if isinstance(to, str) else None,
+            _str(obj, "text"),
+            parse_iso_time(obj.get("time")),
+        )
+    if kind == "presence":
+        return Presence(_str(obj, "name"), _str(obj, "addr"), obj.get("status") == "online")
+    if kind == "rename":
+        return NameChange(_str(obj, "old"), _str(obj, "new"), _str(obj, "addr"))
+    if kind == "ok":
+        return RenameOk(rid, _str(obj, "name")) if "name" in obj else Ok(rid)
+    if kind == "error":
+        return Error(rid, _str(obj, "code") or "error", _str(obj, "message"))
+    if kind == "welcome":
+        return Welcome(rid, _str(obj, "name"), _str(obj, "addr"), _str(obj, "server"))
+    if kind == "users":
+        raw = obj.get("users")
+        users = tuple(
+            UserInfo(_str(u, "name"), _str(u, "addr"))
+            for u in (raw if isinstance(raw, list) else [])
+            if isinstance(u, dict)
+        )
+        return UserList(rid, users)
+    if kind == "pong":
+        return Pong(rid)
+    if kind == "bye":
+        return Bye(_str(obj, "reason"), _str(obj, "message"))
+    return None
+
+
+class ClientConnection:
+    """A JSON Lines client's protocol state: server bytes in, events out.
+
+    Lines that are not JSON objects (the text lines a server sends before the welcome,
+    or a refusal such as "the server is full") come out as :class:`Notice` events.
+    """
+
+    __slots__ = ("_framer",)
+
+    def __init__(self, *, max_line: int = CLIENT_MAX_LINE) -> None:
+        self._framer = LineFramer(max_line)
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
+        for line in self._framer.feed(data):
+            if not line:
+                continue  # empty, or over CLIENT_MAX_LINE: nothing to act on
+            text = line.decode(errors="replace")
+            if not text.startswith("{"):
+                events.append(Notice(text))
+                continue
+            try:
+                obj = load_json(text)
+            except ValueError:
+                events.append(Notice(text))
+                continue
+            if isinstance(obj, dict):
+                event = decode_event(obj)
+                if event is not None:
+                    events.append(event)
+        return events

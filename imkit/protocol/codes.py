@@ -1,0 +1,31 @@
+"""The protocol's vocabulary that everything else refers to: its version, the wire modes,
+request ids and the stable error codes (docs/protocol.md lists each code with its text
+line)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TypeAlias
+
+PROTOCOL_VERSION = 1
+
+RequestId: TypeAlias = str | int | float | None
+
+
+class Mode(Enum):
+    """How a connection speaks. Until its first line it is served as text."""
+
+    UNDECIDED = "undecided"
+    TEXT = "text"
+    JSON = "json"
+
+
+# Stable error codes of the JSON protocol (docs/protocol.md lists each with its text line).
+NO_SUCH_USER = "no_such_user"
+NAME_TAKEN = "name_taken"
+INVALID_NAME = "invalid_name"
+INVALID_MESSAGE = "invalid_message"
+LINE_TOO_LONG = "line_too_long"
+INVALID_UTF8 = "invalid_utf8"
+BAD_REQUEST = "bad_request"
+UNAUTHORIZED = "unauthorized"

@@ -1,0 +1,63 @@
+"""What a client asks for: frozen dataclasses, one per request (bad input included, as an
+:class:`Invalid` command carrying its error code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imkit.protocol.codes import PROTOCOL_VERSION, RequestId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    """Something a client asked for. ``id`` is echoed in the reply (JSON mode only)."""
+
+    id: RequestId = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hello(Command):
+    version: int = PROTOCOL_VERSION
+    name: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Authenticate(Command):
+    """The text-mode first line ``pass|SECRET``."""
+
+    password: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublicMessage(Command):
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrivateMessage(Command):
+    to: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Who(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rename(Command):
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping(Command):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invalid(Command):
+    """A line that could not be understood; the hub replies with this error."""
+
+    code: str
+    message: str

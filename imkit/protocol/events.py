@@ -1,0 +1,260 @@
+"""What the server tells a client, and its bytes: each :class:`Event` knows both of its
+wire forms, and :class:`Frame` encodes one event for many recipients at most once per
+mode."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from imkit.protocol.codes import (
+    INVALID_MESSAGE,
+    NAME_TAKEN,
+    NO_SUCH_USER,
+    PROTOCOL_VERSION,
+    Mode,
+    RequestId,
+)
+
+# C0 and C1 control characters (CR, LF, ESC, NEL...) and the Unicode line and paragraph
+# separators: any of them in a text-mode line could end it early or redraw the terminal.
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """``text`` with each run of control characters (CR and LF included) made one space.
+
+    For every text imkit itself puts into a line (bye and error messages, an operator's
+    kick reason among them), so that none can forge a second line. Chat text is never
+    passed through it: it is relayed as sent, like the seed does.
+    """
+    return _LINE_BREAKING.sub(" ", text)
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    name: str
+    addr: str
+
+
+class Event:
+    """Something the server tells a client, in either wire form."""
+
+    __slots__ = ()
+
+    def text_line(self) -> str | None:
+        """The text-mode line(s) without the final newline; None: not shown in text mode."""
+        raise NotImplementedError  # pragma: no cover - abstract: every Event overrides it
+
+    def json_fields(self) -> dict[str, Any]:
+        """The JSON object, ``type`` included."""
+        raise NotImplementedError  # pragma: no cover - abstract: every Event overrides it
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome(Event):
+    id: RequestId
+    name: str
+    addr: str
+    server: str
+
+    def text_line(self) -> None:
+        return None
+
+    def json_fields(self) -> dict[str, Any]:
+        return {
+            "type": "welcome",
+            "id": self.id,
+            "name": self.name,
+            "addr": self.addr,
+            "server": self.server,
+            "v": PROTOCOL_VERSION,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserList(Event):
+    id: RequestId
+    users: tuple[UserInfo, ...]
+
+    def text_line(self) -> str:
+        return "\n".join(f"[{u.addr}]{u.name}:online..." for u in self.users)
+
+    def json_fields(self) -> dict[str, Any]:
+        users = [{"name": u.name, "addr": u.addr} for u in self.users]
+        return {"type": "users", "id": self.id, "users": users}
+
+
+@dataclass(frozen=True, slots=True)
+class Pong(Event):
+    id: RequestId
+
+    def text_line(self) -> None:
+        return None
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "pong", "id": self.id}
+
+
+@dataclass(frozen=True, slots=True)
+class Ok(Event):
+    """A message was accepted (text mode: nothing, as in the seed)."""
+
+    id: RequestId
+
+    def text_line(self) -> None:
+        return None
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "ok", "id": self.id}
+
+
+@dataclass(frozen=True, slots=True)
+class RenameOk(Event):
+    id: RequestId
+    name: str
+
+    def text_line(self) -> str:
+        return f"you have updated user name: {self.name}"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "ok", "id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Event):
+    id: RequestId
+    code: str
+    message: str
+    # The name the error is about; the seed's text lines for name_taken include it.
+    subject: str | None = None
+
+    def text_line(self) -> str:
+        # The seed's own lines where the seed had one, a clear "error: ..." otherwise.
+        if self.code == NO_SUCH_USER:
+            return "username not exist"
+        if self.code == NAME_TAKEN:
+            return f"{one_line(str(self.subject))} has existed..."
+        if self.code == INVALID_MESSAGE:
+            return "invalid message"
+        return f"error: {one_line(self.message)}"
+
+    def json_fields(self) -> dict[str, Any]:
+        # The same sentence as in text mode: a JSON client may print it to a terminal.
+        message = one_line(self.message)
+        return {"type": "error", "id": self.id, "code": self.code, "message": message}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage(Event):
+    sender: str
+    addr: str
+    to: str | None
+    text: str
+    time: float  # seconds since the epoch, rendered as ISO-8601 UTC in JSON mode
+
+    def text_line(self) -> str:
+        if self.to is None:
+            return f"[{self.addr}]{self.sender}:{self.text}"
+        return f"{self.sender} say: {self.text}"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "from": self.sender,
+            "addr": self.addr,
+            "to": self.to,
+            "text": self.text,
+            "time": iso_time(self.time),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Presence(Event):
+    name: str
+    addr: str
+    online: bool
+
+    def text_line(self) -> str:
+        return f"[{self.addr}]{self.name}:{'user is online' if self.online else 'user offline'}"
+
+    def json_fields(self) -> dict[str, Any]:
+        status = "online" if self.online else "offline"
+        return {"type": "presence", "name": self.name, "addr": self.addr, "status": status}
+
+
+@dataclass(frozen=True, slots=True)
+class NameChange(Event):
+    old: str
+    new: str
+    addr: str
+
+    def text_line(self) -> None:
+        return None  # the seed tells nobody but the renamer
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "rename", "old": self.old, "new": self.new, "addr": self.addr}
+
+
+@dataclass(frozen=True, slots=True)
+class Bye(Event):
+    """Sent just before the server closes a connection."""
+
+    reason: str  # idle, kicked, shutdown, slow_consumer, server_full, unauthorized
+    message: str  # the text-mode line, and a sentence for people in JSON mode
+
+    def text_line(self) -> str:
+        # An operator's kick reason is part of the message: it must stay one line.
+        return one_line(self.message)
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "bye", "reason": self.reason, "message": one_line(self.message)}
+
+
+def iso_time(timestamp: float) -> str:
+    """ISO-8601 UTC with milliseconds, e.g. ``2026-11-27T07:00:00.123Z``."""
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def encode_text(event: Event) -> bytes:
+    line = event.text_line()
+    return b"" if line is None else (line + "\n").encode()
+
+
+def encode_json(event: Event) -> bytes:
+    fields = event.json_fields()
+    if fields.get("id", 0) is None:
+        del fields["id"]
+    return (json.dumps(fields, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def encode(event: Event, mode: Mode) -> bytes:
+    """The bytes of ``event`` for a client in ``mode`` (b"" when that mode does not show it)."""
+    return encode_json(event) if mode is Mode.JSON else encode_text(event)
+
+
+class Frame:
+    """One event for many recipients, encoded at most once per wire mode."""
+
+    __slots__ = ("event", "_text", "_json")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self._text: bytes | None = None
+        self._json: bytes | None = None
+
+    @property
+    def text(self) -> bytes:
+        if self._text is None:
+            self._text = encode_text(self.event)
+        return self._text
+
+    @property
+    def json(self) -> bytes:
+        if self._json is None:
+            self._json = encode_json(self.event)
+        return self._json

@@ -1,0 +1,145 @@
+"""Lines into commands: the text mode's commands and the JSON Lines requests."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from imkit.protocol.codes import BAD_REQUEST, INVALID_MESSAGE, PROTOCOL_VERSION, RequestId
+from imkit.protocol.commands import (
+    Command,
+    Hello,
+    Invalid,
+    Ping,
+    PrivateMessage,
+    PublicMessage,
+    Rename,
+    Who,
+)
+
+
+def invalid(code: str, message: str, request_id: RequestId = None) -> Invalid:
+    return Invalid(id=request_id, code=code, message=message)
+
+
+def parse_text(text: str) -> Command:
+    """One text-mode line (already decoded, newline removed, not empty)."""
+    if text == "who":
+        return Who()
+    if text.startswith("rename|"):
+        return Rename(name=text[7:])
+    if text.startswith("to|"):
+        name, bar, body = text[3:].partition("|")
+        if not bar or not body:
+            return invalid(INVALID_MESSAGE, "use to|NAME|TEXT with a non-empty TEXT")
+        return PrivateMessage(to=name, text=body)
+    return PublicMessage(text=text)
+
+
+def _id_problem(value: object) -> str | None:
+    """Why ``value`` cannot be a request id (echoed in the reply), or None when it can."""
+    if isinstance(value, str):
+        # Checked like every string field, and here first: an id is echoed in the reply,
+        # and one that cannot be encoded would end the connection while answering.
+        return None if _encodable(value) else "field 'id' is not valid Unicode"
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return None
+    if isinstance(value, float) and math.isfinite(value):
+        return None
+    return "field 'id' must be a string or a number"
+
+
+def _encodable(value: str) -> bool:
+    # json.loads accepts "\ud800", which cannot be sent on as UTF-8.
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _string_field(obj: dict[str, Any], key: str, *, required: bool) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise _ShapeError(f"field {key!r} is required")
+        return None
+    if not isinstance(value, str):
+        raise _ShapeError(f"field {key!r} must be a string")
+    if not _encodable(value):
+        raise _ShapeError(f"field {key!r} is not valid Unicode")
+    return value
+
+
+class _ShapeError(Exception):
+    """A JSON request of the wrong shape; the message says what is wrong."""
+
+
+def parse_json_request(obj: object) -> Command:
+    """One decoded JSON value received in JSON mode."""
+    if not isinstance(obj, dict):
+        return invalid(BAD_REQUEST, "a request must be a JSON object")
+    request_id = obj.get("id")
+    id_problem = _id_problem(request_id)
+    if id_problem is not None:
+        return invalid(BAD_REQUEST, id_problem)  # without the id: it cannot be echoed
+    kind = obj.get("type")
+    try:
+        if kind == "message":
+            text = _string_field(obj, "text", required=True)
+            assert text is not None
+            to = _string_field(obj, "to", required=False)
+            if not text:
+                return invalid(INVALID_MESSAGE, "the message text is empty", request_id)
+            if "\n" in text or "\r" in text:
+                return invalid(INVALID_MESSAGE, "the message text must be one line", request_id)
+            if to is None:
+                return PublicMessage(id=request_id, text=text)
+            return PrivateMessage(id=request_id, to=to, text=text)
+        if kind == "who":
+            return Who(id=request_id)
+        if kind == "ping":
+            return Ping(id=request_id)
+        if kind == "rename":
+            name = _string_field(obj, "name", required=True)
+            assert name is not None
+            return Rename(id=request_id, name=name)
+        if kind == "hello":
+            version = obj.get("v", PROTOCOL_VERSION)
+            if version != PROTOCOL_VERSION or isinstance(version, bool):
+                raise _ShapeError(f"unsupported protocol version {version!r}; this is v1")
+            return Hello(
+                id=request_id,
+                name=_string_field(obj, "name", required=False),
+                password=_string_field(obj, "password", required=False),
+            )
+    except _ShapeError as problem:
+        return invalid(BAD_REQUEST, str(problem), request_id)
+    if not isinstance(kind, str):
+        return invalid(BAD_REQUEST, "field 'type' must name the request", request_id)
+    return invalid(BAD_REQUEST, f"unknown request type {kind!r}", request_id)
+
+
+def load_json(text: str) -> object:
+    """The JSON value of ``text``; raises ValueError for anything that is not JSON."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def looks_like_hello(text: str) -> dict[str, Any] | None:
+    if not text.startswith("{"):
+        return None
+    try:
+        obj = load_json(text)
+    except ValueError:
+        return None
+    if isinstance(obj, dict) and obj.get("type") == "hello":
+        return obj
+    return None
