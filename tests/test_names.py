@@ -145,7 +145,7 @@ def test_invisible_names_are_refused_with_a_reason() -> None:
 
 
 def _old_name_problem(name: str) -> str | None:
-    """The rules before look-alike names (they lived in imkit/protocol.py), kept to compare against."""
+    """The rules before look-alike names (once in protocol.py), kept to compare against."""
     if not name:
         return "a name cannot be empty"
     if len(name) > MAX_NAME_LENGTH:

@@ -1,0 +1,145 @@
+"""``imkit who``, ``kick`` and ``stats``: the running server, through its admin socket."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import click
+
+from imkit.cli.options import TEXT, option
+from imkit.output import write_line
+from imkit.server import DEFAULT_PORT
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _admin_options(func: F) -> F:
+    """Which server: --port (to find its default admin socket) or --admin-socket."""
+    func = option(
+        "--admin-socket",
+        type=click.Path(dir_okay=False),
+        nonempty=True,
+        default=None,
+        show_default="derived from --port",
+        help="The server's admin socket.",
+    )(func)
+    return option(
+        "--port",
+        type=click.IntRange(1, 65535),
+        default=DEFAULT_PORT,
+        help="The server's port, to find its default admin socket.",
+    )(func)
+
+
+def _admin_request(port: int, admin_socket: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+    from imkit import admin
+
+    path = Path(admin_socket) if admin_socket else admin.default_path(port)
+    return anyio.run(admin.request, path, payload, backend="asyncio")
+
+
+def _duration(seconds: float) -> str:
+    """5s, 4m05s, 2h03m, 3d04h: two units at most, for a table."""
+    total = int(seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in [header, *rows]
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@click.command(short_help="List who is online (through the admin socket).")
+@_admin_options
+@option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def who(port: int, admin_socket: str | None, as_json: bool) -> None:
+    """List the users online, in order of arrival: name, address, connected for, idle
+    for, and mode (text or json).
+
+    \b
+    Exit status: 0 listed; 1 refused; 2 usage error; 3 no server answers on the admin
+    socket; 4 standard output could not be written; 141 it was closed by its reader.
+    """
+    users = _admin_request(port, admin_socket, {"type": "who"})["users"]
+    if as_json:
+        write_line(json.dumps(users, ensure_ascii=False, indent=2))
+        return
+    rows = [
+        [u["name"], u["addr"], _duration(u["connected_s"]), _duration(u["idle_s"]), u["mode"]]
+        for u in users
+    ]
+    write_line(_table(["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE"], rows))
+
+
+@click.command(short_help="Disconnect a user (through the admin socket).")
+@click.argument("name", type=TEXT)
+@option("--reason", type=TEXT, metavar="TEXT", default=None, help="Told to the user.")
+@_admin_options
+def kick(name: str, reason: str | None, port: int, admin_socket: str | None) -> None:
+    """Disconnect the user NAME, telling them an administrator removed them and why.
+
+    \b
+    Exit status: 0 kicked; 1 no such user is online; 2 usage error; 3 no server
+    answers; 4 standard output could not be written; 141 it was closed by its reader.
+    """
+    payload = {"type": "kick", "name": name, "reason": reason}
+    kicked = _admin_request(port, admin_socket, payload)["name"]
+    write_line(f"kicked {kicked}")
+
+
+_STATS_LABELS = {
+    "uptime_s": "uptime",
+    "users_online": "users online",
+    "connections_now": "connections now",
+    "connections_total": "connections total",
+    "messages_received": "messages received",
+    "messages_delivered": "messages delivered",
+    "slow_consumers": "dropped as slow consumers",
+    "idle_kicks": "idle kicks",
+    "admin_kicks": "admin kicks",
+    "refused_full": "refused: server full",
+    "refused_unauthorized": "refused: wrong password",
+    "backpressure_pauses": "readers held back",
+    "backpressure_given_up": "clients not waited for",
+}
+
+
+@click.command(short_help="Show the server's counters (through the admin socket).")
+@_admin_options
+@option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def stats(port: int, admin_socket: str | None, as_json: bool) -> None:
+    """Show uptime, connections now and in total, messages received and delivered,
+    clients dropped as slow consumers, idle kicks and admin kicks.
+
+    \b
+    Exit status: 0 shown; 2 usage error; 3 no server answers on the admin socket;
+    4 standard output could not be written; 141 it was closed by its reader.
+    """
+    reply = _admin_request(port, admin_socket, {"type": "stats"})
+    del reply["type"]
+    if as_json:
+        write_line(json.dumps(reply, indent=2))
+        return
+    rows = []
+    for key, label in _STATS_LABELS.items():
+        value = reply.get(key, 0)
+        shown = _duration(value) if key == "uptime_s" else f"{value:,}"
+        rows.append([label, shown])
+    write_line(_table(["COUNTER", "VALUE"], rows))

@@ -1,0 +1,138 @@
+"""``imkit chat`` and ``imkit send``: the clients for people and for scripts."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+
+import anyio
+import click
+
+from imkit.cli.options import DAY, TEXT, Bounded, NoServer, Refused, Usage, client_options, option
+from imkit.errors import Disconnected
+from imkit.output import write_line
+
+
+@click.command(short_help="Chat in the terminal: public, private, rename, who.")
+@client_options
+@option(
+    "--name", type=TEXT, metavar="NAME", default=None, help="Take this name right after connecting."
+)
+def chat(
+    host: str,
+    port: int,
+    tls: bool,
+    cafile: str | None,
+    password: str | None,
+    name: str | None,
+) -> None:
+    """Chat in the terminal: a menu for public and private chat, rename and who.
+
+    Messages that arrive while you type are printed above your input line. Standard
+    input may also be a pipe: menu choices and lines are then read from it.
+
+    A line of piped input that is not valid UTF-8 is skipped, with a notice.
+
+    \b
+    Exit status:
+      0    you left (0 in the menu, Ctrl-D, Ctrl-C)
+      1    the server removed you (idle, kicked, shutting down)
+      2    usage error (standard input is closed, an empty --password, ...)
+      3    could not connect, or the connection was lost
+      4    standard output could not be written
+      141  standard output was closed by its reader (nothing on stderr)
+    """
+    from imkit import chat as chat_client
+
+    if sys.stdin is None:  # started with <&-: Python then has no sys.stdin
+        raise Usage("standard input is closed: imkit chat reads what to say from it")
+    try:
+        chat_client.main(host, port, name=name, tls=tls, cafile=cafile, password=password)
+    except KeyboardInterrupt:
+        return  # Ctrl-C outside a prompt: the person leaves, quietly
+    except Disconnected as error:
+        if error.reason is None:  # no bye: the server went away
+            raise NoServer(f"connection lost: {error}") from None
+        raise Refused(f"disconnected by the server: {error}") from None
+
+
+@click.command(short_help="Send a message from a script; wait until it is accepted.")
+@option("--to", type=TEXT, metavar="NAME", default=None, help="Send privately to this user.")
+@option("--as", "as_name", type=TEXT, metavar="NAME", default=None, help="Take this name first.")
+@client_options
+@option(
+    "--timeout",
+    type=Bounded(0.01, DAY),
+    default=10.0,
+    metavar="SECONDS",
+    help="Give up connecting, or waiting for an acknowledgement, after this long "
+    "(0.01 s to 1 day, 86400).",
+)
+@option("-v", "--verbose", is_flag=True, help="Print each acknowledged message on stdout.")
+@click.argument("message", type=TEXT, nargs=-1, required=True)
+def send(
+    to: str | None,
+    as_name: str | None,
+    host: str,
+    port: int,
+    tls: bool,
+    cafile: str | None,
+    password: str | None,
+    timeout: float,
+    verbose: bool,
+    message: tuple[str, ...],
+) -> None:
+    """Send MESSAGE (its words joined by spaces) and wait for the server to accept it.
+
+    A single - reads standard input and sends each non-empty line as one message; a
+    line that is not valid UTF-8 stops it (the lines before it were sent).
+
+    \b
+    Exit status:
+      0    every message was accepted
+      1    the server refused one, or a line of input is not valid UTF-8 (the reason
+           is on stderr; nothing after it is sent, everything before it was accepted)
+      2    usage error (standard input is closed, an empty --password, ...)
+      3    could not connect, timed out, or the connection was lost
+      4    standard output (--verbose) could not be written
+      141  standard output was closed by its reader (nothing on stderr)
+    """
+    from imkit.client import connect
+
+    if "-" in message and len(message) > 1:
+        raise click.UsageError("- (read standard input) must be the only MESSAGE")
+    if message == ("-",) and sys.stdin is None:  # started with <&-
+        raise Usage("standard input is closed: - has nothing to read")
+    texts = _stdin_lines() if message == ("-",) else _one(" ".join(message))
+
+    async def deliver() -> None:
+        async with connect(
+            host,
+            port,
+            name=as_name,
+            password=password,
+            tls=tls,
+            cafile=cafile,
+            timeout=timeout,
+            events=False,
+        ) as client:
+            async for text in texts:
+                await client.send(text, to=to)
+                if verbose:
+                    write_line(f"sent to {to or 'everyone'}: {text}")
+
+    anyio.run(deliver, backend="asyncio")
+
+
+async def _one(text: str) -> AsyncIterator[str]:
+    yield text
+
+
+async def _stdin_lines() -> AsyncIterator[str]:
+    # Lines are sent as they arrive, so `tail -f log | imkit send -` works.
+    from imkit.stdin import StdinLines
+
+    lines = StdinLines()
+    while (line := await lines.read()) is not None:
+        if line:
+            yield line

@@ -1,0 +1,182 @@
+"""``imkit serve``: run the chat server."""
+
+from __future__ import annotations
+
+import sys
+
+import anyio
+import click
+
+from imkit.cli.options import (
+    DAY,
+    TEXT,
+    Bounded,
+    configure_logging,
+    loop_options,
+    networks,
+    option,
+)
+from imkit.errors import ServeError
+from imkit.hub import DEFAULT_MAX_QUEUE
+from imkit.protocol import DEFAULT_MAX_LINE
+from imkit.server import (
+    DEFAULT_BURST,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CLIENTS,
+    DEFAULT_PORT,
+    DEFAULT_RATE,
+    ServerConfig,
+)
+from imkit.server import run as run_server
+
+
+@click.command(short_help="Run the chat server.")
+@option("--host", type=TEXT, default="127.0.0.1", help="Address to listen on.")
+@option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    help="TCP port; 0 picks a free one.",
+)
+@option(
+    "--idle-timeout",
+    type=Bounded(0.1, 30 * DAY, zero=True),
+    default=DEFAULT_IDLE_TIMEOUT,
+    metavar="SECONDS",
+    help="Disconnect a client that sends no line for this long (0.1 s to 30 days, "
+    "2592000); 0 never does.",
+)
+@option(
+    "--max-line",
+    type=click.IntRange(min=64, max=16 * 1024 * 1024),
+    default=DEFAULT_MAX_LINE,
+    metavar="BYTES",
+    help="Longest line a client may send.",
+)
+@option(
+    "--max-queue",
+    type=click.IntRange(min=1024),
+    default=DEFAULT_MAX_QUEUE,
+    metavar="BYTES",
+    help="Unsent bytes per client before it is dropped as a slow consumer.",
+)
+@option(
+    "--max-clients",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CLIENTS,
+    metavar="N",
+    help="Connections at once; one more is told the server is full.",
+)
+@option(
+    "--rate",
+    type=Bounded(0.01, 1_000_000, zero=True),
+    default=DEFAULT_RATE,
+    metavar="MSGS_PER_S",
+    help="Lines a client may send per second (more are read later), 0.01 to 1000000; 0: no limit.",
+)
+@option(
+    "--burst",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BURST,
+    metavar="N",
+    help="Lines a client may send at once before --rate applies.",
+)
+@option(
+    "--rate-exempt",
+    multiple=True,
+    metavar="ADDR",
+    callback=networks,
+    help="Address or network (CIDR) that --rate does not apply to; repeatable.",
+)
+@option(
+    "--password",
+    type=TEXT,
+    nonempty=True,
+    default=None,
+    show_default=False,
+    help="Clients must send it first (prefer IMKIT_PASSWORD: a flag shows in ps).",
+)
+@option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    nonempty=True,
+    default=None,
+    help="Serve TLS: certificate chain (PEM).",
+)
+@option(
+    "--tls-key",
+    type=click.Path(dir_okay=False),
+    nonempty=True,
+    default=None,
+    help="Serve TLS: private key (PEM).",
+)
+@option(
+    "--admin-socket",
+    type=click.Path(dir_okay=False),
+    nonempty=True,
+    default=None,
+    show_default="$XDG_RUNTIME_DIR/imkit/admin-PORT.sock or /tmp/imkit-UID/admin-PORT.sock",
+    help="Unix socket for imkit who, kick and stats.",
+)
+@option(
+    "--event-loop",
+    type=click.Choice(["auto", "uvloop", "asyncio"], case_sensitive=False),
+    default="auto",
+    help="auto: uvloop when it is installed (faster), else asyncio.",
+)
+@option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    help="How much to log on stderr.",
+)
+def serve(
+    host: str,
+    port: int,
+    idle_timeout: float,
+    max_line: int,
+    max_queue: int,
+    max_clients: int,
+    rate: float,
+    burst: int,
+    rate_exempt: tuple[str, ...],
+    password: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    admin_socket: str | None,
+    event_loop: str,
+    log_level: str,
+) -> None:
+    """Run the chat server (text and JSON Lines on one port).
+
+    \b
+    Exit status: 0 stopped by a signal (SIGTERM, SIGHUP, Ctrl-C); 1 could not start
+    (port in use, bad TLS files, ...); 2 usage error (an option out of range, or set
+    but empty).
+    """
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    configure_logging(log_level)
+    config = ServerConfig(
+        host=host,
+        port=port,
+        idle_timeout=idle_timeout,
+        max_line=max_line,
+        max_queue=max_queue,
+        max_clients=max_clients,
+        rate=rate,
+        burst=burst,
+        rate_exempt=rate_exempt,
+        password=password,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        admin_socket=admin_socket,
+    )
+
+    options = loop_options(event_loop)
+    try:
+        anyio.run(run_server, config, backend="asyncio", backend_options=options)
+    except ServeError as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        sys.exit(130)
