@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from imkit import __version__
 from imkit.names import name_key, name_problem
@@ -26,6 +27,7 @@ from imkit.protocol import (
     INVALID_NAME,
     NAME_TAKEN,
     NO_SUCH_USER,
+    UNAVAILABLE,
     Authenticate,
     Bye,
     ChatMessage,
@@ -34,6 +36,8 @@ from imkit.protocol import (
     Event,
     Frame,
     Hello,
+    History,
+    HistoryPage,
     Invalid,
     Mode,
     NameChange,
@@ -52,6 +56,7 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
+from imkit.store import MemoryStore, Page, Store
 
 # Per-client queue of unsent bytes. 1 MiB holds thousands of chat lines, enough to ride
 # out a slow network for seconds, while 10,000 stalled clients still cost at most 10 GiB
@@ -226,6 +231,7 @@ class Stats:
     admin_kicks: int = 0
     refused_full: int = 0
     refused_unauthorized: int = 0
+    refused_unavailable: int = 0  # public messages refused while the store could not write
 
 
 IDLE_BYE = Bye("idle", "you are forced offline")
@@ -244,6 +250,10 @@ def slow_bye(limit: int) -> Bye:
     )
 
 
+def _memory_store() -> Store:
+    return MemoryStore(clock=time.time)
+
+
 @dataclass(eq=False)
 class Hub:
     """The online users and the routing between them. See the module docstring."""
@@ -251,6 +261,8 @@ class Hub:
     server_name: str = SERVER_NAME
     wall_clock: Callable[[], float] = time.time
     stats: Stats = field(default_factory=Stats)
+    store: Store = field(default_factory=_memory_store)  # history and msgids
+    replay: int = 0  # past messages a text client gets when it joins
     _members: dict[int, Member] = field(default_factory=dict)  # online, in order of arrival
     _by_name: dict[str, Member] = field(default_factory=dict)  # name_key(name) -> member
     _overflowed: list[Member] = field(default_factory=list)
@@ -274,6 +286,9 @@ class Hub:
         self._members[member.id] = member
         self._by_name[name_key(member.name)] = member
         self.broadcast(Presence(member.name, member.addr, online=True))
+        if self.replay and member.wire.mode is not Mode.JSON:
+            # After its own "user is online", before anything said after it.
+            self.send(member, HistoryPage(None, self.store.recent(self.replay)))
 
     def default_name(self, addr: str) -> str:
         """``addr``, or ``addr#2``, ``addr#3`` ... while the address is someone's name.
@@ -353,11 +368,7 @@ class Hub:
         if not member.online:
             return  # removed while its earlier lines were being handled
         if isinstance(command, PublicMessage):
-            self.stats.messages_received += 1
-            if member.wire.mode is Mode.JSON:
-                self.send(member, Ok(command.id))
-            event = ChatMessage(member.name, member.addr, None, command.text, self.wall_clock())
-            self.stats.messages_delivered += self.broadcast(event)
+            self._public(member, command)
         elif isinstance(command, PrivateMessage):
             self._private(member, command)
         elif isinstance(command, Who):
@@ -366,6 +377,9 @@ class Hub:
         elif isinstance(command, Rename):
             if self._rename(member, command.id, command.name):
                 self.send(member, RenameOk(command.id, member.name))
+        elif isinstance(command, History):
+            answer = partial(self._history_page, member, command.id)
+            self.store.history(command.limit, command.before, answer)
         elif isinstance(command, Ping):
             self.send(member, Pong(command.id))
         elif isinstance(command, Hello):
@@ -378,6 +392,42 @@ class Hub:
         else:  # pragma: no cover - every Command subclass is handled above
             raise TypeError(f"unknown command {command!r}")
 
+    def _public(self, member: Member, command: PublicMessage) -> None:
+        """Deliver at once, store after; a JSON sender's ok waits for the store."""
+        store = self.store
+        if store.problem is not None:  # refused before anyone sees it: nothing to undo
+            self.stats.refused_unavailable += 1
+            message = f"the message was not sent: {store.problem}"
+            self.send(member, Error(command.id, UNAVAILABLE, message))
+            return
+        self.stats.messages_received += 1
+        now = self.wall_clock()
+        msgid = store.new_msgid(now)
+        event = ChatMessage(member.name, member.addr, None, command.text, now, msgid)
+        self.stats.messages_delivered += self.broadcast(event)
+        if member.wire.mode is Mode.JSON:
+            store.append(event, partial(self._stored, member, command.id, msgid))
+        else:
+            store.append(event)  # text mode has no ack: stored in the same batches
+
+    def _stored(self, member: Member, rid: RequestId, msgid: str, problem: str | None) -> None:
+        if not member.online:
+            return  # gone before its message was stored: nobody to tell
+        if problem is None:
+            self.send(member, Ok(rid, msgid))
+        else:
+            # It reached everyone online already: it must not be sent again.
+            message = f"the message was delivered but not stored: {problem}"
+            self.send(member, Error(rid, UNAVAILABLE, message, delivered=True))
+
+    def _history_page(self, member: Member, rid: RequestId, page: Page | str) -> None:
+        if not member.online:
+            return
+        if isinstance(page, str):
+            self.send(member, Error(rid, UNAVAILABLE, page))
+        else:
+            self.send(member, HistoryPage(rid, page.messages, page.more))
+
     def _private(self, member: Member, command: PrivateMessage) -> None:
         target = self.find(command.to)
         if target is None:
@@ -385,9 +435,11 @@ class Hub:
             self.send(member, Error(command.id, NO_SUCH_USER, message, command.to))
             return
         self.stats.messages_received += 1
+        now = self.wall_clock()
+        msgid = self.store.new_msgid(now)
         if member.wire.mode is Mode.JSON:
-            self.send(member, Ok(command.id))
-        event = ChatMessage(member.name, member.addr, target.name, command.text, self.wall_clock())
+            self.send(member, Ok(command.id, msgid))  # not stored (yet): accepted is all
+        event = ChatMessage(member.name, member.addr, target.name, command.text, now, msgid)
         if self.send(target, event):
             self.stats.messages_delivered += 1
 

@@ -38,6 +38,7 @@ from imkit import admin
 from imkit.errors import ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE, Hub, Outbox
 from imkit.protocol import DEFAULT_MAX_LINE, Bye, ServerConnection, encode_text
+from imkit.store import DEFAULT_RETAIN_DAYS, Store, open_store
 from imkit.transport.backpressure import Congestion
 from imkit.transport.connection import Connection, TokenBucket
 from imkit.transport.links import Link, SocketLink, format_addr
@@ -84,6 +85,9 @@ AUTH_TIMEOUT = 5.0
 # Signals that stop the server gracefully. SIGHUP too: a server started in a terminal
 # that closes gets it, and there is nothing to reload yet.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# On shutdown, messages already delivered get this long to be stored, so that their
+# senders get their ok before their bye; and closing the store at most this long more.
+STORE_FLUSH_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,10 @@ class ServerConfig:
     tls_key: str | None = None
     auth_timeout: float = AUTH_TIMEOUT
     write_thread: bool | None = None  # None: when there is more than one core
+    db: str | None = None  # SQLite file; "none": memory; None: the default path (port 0: memory)
+    retain_days: float = DEFAULT_RETAIN_DAYS  # 0: keep everything
+    replay: int = 0  # past public messages a text client gets on connect
+    fsync: bool = False  # sync every commit to the disk (survives a power loss)
 
 
 class Server:
@@ -125,6 +133,7 @@ class Server:
         self._ssl_context: ssl.SSLContext | None = None
         self._rate_exempt = [parse_network(a) for a in config.rate_exempt]
         self._write_thread: WriteThread | None = None  # started by serve()
+        self.store: Store | None = None  # opened by listen()
         self._clients: anyio.abc.TaskGroup | None = None  # connection tasks, in serve()
 
     @property
@@ -167,9 +176,29 @@ class Server:
         :meth:`serve` calls it when it was not called before; calling it first keeps a
         startup error out of the caller's task group.
         """
+        config = self.config
+        self._ssl_context = tls_context(config.tls_cert, config.tls_key)
+        raise_open_file_limit(config.max_clients)
+        # The store first: a file that must be refused (or is another server's) stops
+        # the start before anything listens.
+        store = open_store(
+            config.db,
+            config.port,
+            retain_days=config.retain_days,
+            clock=self.hub.wall_clock,
+            fsync=config.fsync,
+        )
+        try:
+            await self._bind()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await store.close()
+            raise
+        self.store = self.hub.store = store
+        self.hub.replay = config.replay
+
+    async def _bind(self) -> None:
         host, port = self.config.host, self.config.port
-        self._ssl_context = tls_context(self.config.tls_cert, self.config.tls_key)
-        raise_open_file_limit(self.config.max_clients)
         try:
             listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
         except OSError as error:
@@ -217,17 +246,23 @@ class Server:
             threaded = use_write_thread()
         if threaded:
             self._write_thread = WriteThread()
+        store = self.store
+        assert store is not None
+        store.start()
         try:
-            await self._serve_until_stopped(listener, admin_socket, task_status)
+            await self._serve_until_stopped(listener, admin_socket, store, task_status)
         finally:
             if self._write_thread is not None:
                 self._write_thread.close()
                 self._write_thread = None
+            with anyio.CancelScope(shield=True):  # what was accepted is written, always
+                await store.close()
 
     async def _serve_until_stopped(
         self,
         listener: MultiListener[anyio.abc.SocketStream],
         admin_socket: admin.AdminSocket,
+        store: Store,
         task_status: anyio.abc.TaskStatus[list[str]],
     ) -> None:
         async with listener, anyio.create_task_group() as clients:
@@ -242,10 +277,13 @@ class Server:
                 loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
                 log.info("imkit listening on %s (%s)", ", ".join(self.addresses), loop)
                 log.info("admin socket: %s", admin_socket.path)
+                log.info("history: %s", store.description)
                 task_status.started(self.addresses)
                 await self._stop.wait()
                 # No more accepts; the admin socket closes and its file is removed.
                 background.cancel_scope.cancel()
+            # Messages delivered but not yet stored: their senders' oks go before the byes.
+            await store.flush(STORE_FLUSH_TIMEOUT)
             log.info("shutting down: saying goodbye to %d users", len(self.hub))
             # Closing every outbox wakes every writer to send its bye; the flusher is
             # not needed for that. Clients still proving their password get no bye:

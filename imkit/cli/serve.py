@@ -18,7 +18,7 @@ from imkit.cli.options import (
 )
 from imkit.errors import ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE
-from imkit.protocol import DEFAULT_MAX_LINE
+from imkit.protocol import DEFAULT_MAX_LINE, HISTORY_MAX
 from imkit.server import (
     DEFAULT_BURST,
     DEFAULT_IDLE_TIMEOUT,
@@ -28,6 +28,7 @@ from imkit.server import (
     ServerConfig,
 )
 from imkit.server import run as run_server
+from imkit.store import DEFAULT_RETAIN_DAYS
 
 
 @click.command(short_help="Run the chat server.")
@@ -119,6 +120,35 @@ from imkit.server import run as run_server
     help="Unix socket for imkit who, kick and stats.",
 )
 @option(
+    "--db",
+    type=click.Path(dir_okay=False),
+    nonempty=True,
+    default=None,
+    metavar="PATH|none",
+    show_default="$XDG_STATE_HOME/imkit/imkit-PORT.db, or ~/.local/state/imkit/imkit-PORT.db; "
+    "none with --port 0",
+    help="SQLite file that keeps history (created on first start); none: memory only.",
+)
+@option(
+    "--retain-days",
+    type=Bounded(0.001, 100 * 365, zero=True),
+    default=DEFAULT_RETAIN_DAYS,
+    metavar="DAYS",
+    help="Forget messages older than this; 0 keeps everything.",
+)
+@option(
+    "--replay",
+    type=click.IntRange(0, HISTORY_MAX),
+    default=0,
+    metavar="N",
+    help="Show a text client (netcat) the last N messages when it connects.",
+)
+@option(
+    "--fsync/--no-fsync",
+    default=False,
+    help="Sync every commit to the disk: a stored message survives a power loss too.",
+)
+@option(
     "--event-loop",
     type=click.Choice(["auto", "uvloop", "asyncio"], case_sensitive=False),
     default="auto",
@@ -144,6 +174,10 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     admin_socket: str | None,
+    db: str | None,
+    retain_days: float,
+    replay: int,
+    fsync: bool,
     event_loop: str,
     log_level: str,
 ) -> None:
@@ -151,8 +185,8 @@ def serve(
 
     \b
     Exit status: 0 stopped by a signal (SIGTERM, SIGHUP, Ctrl-C); 1 could not start
-    (port in use, bad TLS files, ...); 2 usage error (an option out of range, or set
-    but empty).
+    (port in use, bad TLS files, a --db file that is not imkit's or is in use, ...);
+    2 usage error (an option out of range, or set but empty).
     """
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
@@ -171,6 +205,10 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         admin_socket=admin_socket,
+        db=db,
+        retain_days=retain_days,
+        replay=replay,
+        fsync=fsync,
     )
 
     options = loop_options(event_loop)

@@ -7,12 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from imkit.protocol.commands import Command, Hello, Ping, PrivateMessage, PublicMessage, Rename, Who
+from imkit.protocol.commands import (
+    Command,
+    Hello,
+    History,
+    Ping,
+    PrivateMessage,
+    PublicMessage,
+    Rename,
+    Who,
+)
 from imkit.protocol.events import (
     Bye,
     ChatMessage,
     Error,
     Event,
+    HistoryPage,
     NameChange,
     Ok,
     Pong,
@@ -56,6 +66,10 @@ def encode_request(command: Command) -> bytes:
         fields = {"type": "rename", "name": command.name}
     elif isinstance(command, Ping):
         fields = {"type": "ping"}
+    elif isinstance(command, History):
+        fields = {"type": "history", "limit": command.limit}
+        if command.before is not None:
+            fields["before"] = command.before
     elif isinstance(command, Hello):
         fields = {"type": "hello", "v": command.version}
         if command.name is not None:
@@ -90,22 +104,24 @@ def decode_event(obj: dict[str, Any]) -> Event | None:
     kind = obj.get("type")
     rid = obj.get("id")
     if kind == "message":
-        to = obj.get("to")
-        return ChatMessage(
-            _str(obj, "from"),
-            _str(obj, "addr"),
-            to if isinstance(to, str) else None,
-            _str(obj, "text"),
-            parse_iso_time(obj.get("time")),
+        return _message(obj)
+    if kind == "history":
+        raw = obj.get("messages")
+        messages = tuple(
+            _message(m) for m in (raw if isinstance(raw, list) else []) if isinstance(m, dict)
         )
+        return HistoryPage(rid, messages, obj.get("more") is True)
     if kind == "presence":
         return Presence(_str(obj, "name"), _str(obj, "addr"), obj.get("status") == "online")
     if kind == "rename":
         return NameChange(_str(obj, "old"), _str(obj, "new"), _str(obj, "addr"))
     if kind == "ok":
-        return RenameOk(rid, _str(obj, "name")) if "name" in obj else Ok(rid)
+        if "name" in obj:
+            return RenameOk(rid, _str(obj, "name"))
+        return Ok(rid, _str(obj, "msgid") or None)
     if kind == "error":
-        return Error(rid, _str(obj, "code") or "error", _str(obj, "message"))
+        code, message = _str(obj, "code") or "error", _str(obj, "message")
+        return Error(rid, code, message, delivered=obj.get("delivered") is True)
     if kind == "welcome":
         return Welcome(rid, _str(obj, "name"), _str(obj, "addr"), _str(obj, "server"))
     if kind == "users":
@@ -121,6 +137,18 @@ def decode_event(obj: dict[str, Any]) -> Event | None:
     if kind == "bye":
         return Bye(_str(obj, "reason"), _str(obj, "message"))
     return None
+
+
+def _message(obj: dict[str, Any]) -> ChatMessage:
+    to = obj.get("to")
+    return ChatMessage(
+        _str(obj, "from"),
+        _str(obj, "addr"),
+        to if isinstance(to, str) else None,
+        _str(obj, "text"),
+        parse_iso_time(obj.get("time")),
+        _str(obj, "msgid") or None,
+    )
 
 
 class ClientConnection:

@@ -29,3 +29,9 @@ LINE_TOO_LONG = "line_too_long"
 INVALID_UTF8 = "invalid_utf8"
 BAD_REQUEST = "bad_request"
 UNAUTHORIZED = "unauthorized"
+# The store cannot write (disk full, file removed, read-only): public messages are refused.
+UNAVAILABLE = "unavailable"
+
+# History requests: how many messages one may ask for, and how many when it does not say.
+HISTORY_MAX = 100
+HISTORY_DEFAULT = 50

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imkit.protocol.codes import PROTOCOL_VERSION, RequestId
+from imkit.protocol.codes import HISTORY_DEFAULT, PROTOCOL_VERSION, RequestId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,3 +61,11 @@ class Invalid(Command):
 
     code: str
     message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class History(Command):
+    """Past public messages: the ``limit`` newest before msgid ``before`` (None: now)."""
+
+    limit: int = HISTORY_DEFAULT
+    before: str | None = None

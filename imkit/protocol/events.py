@@ -104,12 +104,15 @@ class Ok(Event):
     """A message was accepted (text mode: nothing, as in the seed)."""
 
     id: RequestId
+    msgid: str | None = None  # the message's id; its ok comes once it is stored
 
     def text_line(self) -> None:
         return None
 
     def json_fields(self) -> dict[str, Any]:
-        return {"type": "ok", "id": self.id}
+        if self.msgid is None:
+            return {"type": "ok", "id": self.id}
+        return {"type": "ok", "id": self.id, "msgid": self.msgid}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,8 @@ class Error(Event):
     message: str
     # The name the error is about; the seed's text lines for name_taken include it.
     subject: str | None = None
+    # unavailable only: the message reached the users online, but was not stored.
+    delivered: bool = False
 
     def text_line(self) -> str:
         # The seed's own lines where the seed had one, a clear "error: ..." otherwise.
@@ -145,7 +150,15 @@ class Error(Event):
     def json_fields(self) -> dict[str, Any]:
         # The same sentence as in text mode: a JSON client may print it to a terminal.
         message = one_line(self.message)
-        return {"type": "error", "id": self.id, "code": self.code, "message": message}
+        fields: dict[str, Any] = {
+            "type": "error",
+            "id": self.id,
+            "code": self.code,
+            "message": message,
+        }
+        if self.delivered:
+            fields["delivered"] = True
+        return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +168,20 @@ class ChatMessage(Event):
     to: str | None
     text: str
     time: float  # seconds since the epoch, rendered as ISO-8601 UTC in JSON mode
+    msgid: str | None = None  # imkit.msgid: unique, ordered; the same in history
 
     def text_line(self) -> str:
         if self.to is None:
             return f"[{self.addr}]{self.sender}:{self.text}"
         return f"{self.sender} say: {self.text}"
 
+    def past_line(self) -> str:
+        """The text-mode line of a message shown again later (history, replay): it
+        starts with ``past`` and the time, never with ``[`` like a live message."""
+        return f"past {iso_time(self.time, milliseconds=False)} {self.text_line()}"
+
     def json_fields(self) -> dict[str, Any]:
-        return {
+        fields: dict[str, Any] = {
             "type": "message",
             "from": self.sender,
             "addr": self.addr,
@@ -170,6 +189,32 @@ class ChatMessage(Event):
             "text": self.text,
             "time": iso_time(self.time),
         }
+        if self.msgid is not None:
+            fields["msgid"] = self.msgid
+        return fields
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage(Event):
+    """Past public messages, oldest first; ``more``: older ones are kept too.
+
+    The reply to a history request, and a text client's replay on connect (``id``
+    None). Text mode shows each as a :meth:`ChatMessage.past_line`, and nothing at
+    all for an empty page.
+    """
+
+    id: RequestId
+    messages: tuple[ChatMessage, ...]
+    more: bool = False
+
+    def text_line(self) -> str | None:
+        if not self.messages:
+            return None
+        return "\n".join(message.past_line() for message in self.messages)
+
+    def json_fields(self) -> dict[str, Any]:
+        messages = [message.json_fields() for message in self.messages]
+        return {"type": "history", "id": self.id, "messages": messages, "more": self.more}
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +259,12 @@ class Bye(Event):
         return {"type": "bye", "reason": self.reason, "message": one_line(self.message)}
 
 
-def iso_time(timestamp: float) -> str:
-    """ISO-8601 UTC with milliseconds, e.g. ``2026-11-27T07:00:00.123Z``."""
+def iso_time(timestamp: float, *, milliseconds: bool = True) -> str:
+    """ISO-8601 UTC, e.g. ``2026-11-27T07:00:00.123Z`` (without milliseconds:
+    ``2026-11-27T07:00:00Z``)."""
     moment = datetime.fromtimestamp(timestamp, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    spec = "milliseconds" if milliseconds else "seconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def encode_text(event: Event) -> bytes:

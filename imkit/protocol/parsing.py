@@ -6,10 +6,19 @@ import json
 import math
 from typing import Any
 
-from imkit.protocol.codes import BAD_REQUEST, INVALID_MESSAGE, PROTOCOL_VERSION, RequestId
+from imkit.msgid import parse_msgid
+from imkit.protocol.codes import (
+    BAD_REQUEST,
+    HISTORY_DEFAULT,
+    HISTORY_MAX,
+    INVALID_MESSAGE,
+    PROTOCOL_VERSION,
+    RequestId,
+)
 from imkit.protocol.commands import (
     Command,
     Hello,
+    History,
     Invalid,
     Ping,
     PrivateMessage,
@@ -29,6 +38,12 @@ def parse_text(text: str) -> Command:
         return Who()
     if text.startswith("rename|"):
         return Rename(name=text[7:])
+    if text.startswith("history|"):
+        # Every line that starts so is the command: a malformed one is never broadcast.
+        count = text[8:]
+        if count.isascii() and count.isdigit() and 1 <= int(count) <= HISTORY_MAX:
+            return History(limit=int(count))
+        return invalid(BAD_REQUEST, f"use history|N with N from 1 to {HISTORY_MAX}")
     if text.startswith("to|"):
         name, bar, body = text[3:].partition("|")
         if not bar or not body:
@@ -105,6 +120,8 @@ def parse_json_request(obj: object) -> Command:
             name = _string_field(obj, "name", required=True)
             assert name is not None
             return Rename(id=request_id, name=name)
+        if kind == "history":
+            return _history(obj, request_id)
         if kind == "hello":
             version = obj.get("v", PROTOCOL_VERSION)
             if version != PROTOCOL_VERSION or isinstance(version, bool):
@@ -119,6 +136,18 @@ def parse_json_request(obj: object) -> Command:
     if not isinstance(kind, str):
         return invalid(BAD_REQUEST, "field 'type' must name the request", request_id)
     return invalid(BAD_REQUEST, f"unknown request type {kind!r}", request_id)
+
+
+def _history(obj: dict[str, Any], request_id: RequestId) -> History:
+    limit = obj.get("limit", HISTORY_DEFAULT)
+    if limit is None:
+        limit = HISTORY_DEFAULT
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= HISTORY_MAX:
+        raise _ShapeError(f"field 'limit' must be a whole number from 1 to {HISTORY_MAX}")
+    before = _string_field(obj, "before", required=False)
+    if before is not None and parse_msgid(before) is None:
+        raise _ShapeError("field 'before' must be a msgid from a message event")
+    return History(id=request_id, limit=limit, before=before)
 
 
 def load_json(text: str) -> object:

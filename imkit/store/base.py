@@ -1,0 +1,131 @@
+"""The store's interface: what the hub may ask of whatever keeps state past a connection.
+
+The hub is synchronous and never touches a file or a thread; the store is its only way to
+the disk (or, later, to Redis). So every operation here returns at once, and a result
+that takes time (a commit, a query) comes back through a callback, always called on the
+event loop's thread, like an :class:`~imkit.hub.Outbox` tells the transport it is ready.
+
+What a store promises (README, "Durability"):
+
+* :meth:`Store.append` never waits: the hub delivers a message first and appends it
+  after; its ``stored`` callback is called once the message is durable (``None``) or
+  could not be stored (the reason). Only then does a JSON sender get its ``ok``.
+* While writes fail, :attr:`Store.problem` says why, and the hub refuses public messages
+  before delivering them. It is set when a failure is known and cleared when a write
+  works again.
+* :meth:`Store.recent` answers at once from memory (replay on connect);
+  :meth:`Store.history` asks the store itself, and sees every message appended before
+  the request that was stored.
+"""
+
+from __future__ import annotations
+
+import collections
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
+from imkit.protocol import HISTORY_MAX, ChatMessage
+
+DAY = 86_400.0
+# Messages older than this many days are never returned, and deleted in the background.
+DEFAULT_RETAIN_DAYS = 30.0
+
+# Called on the event loop's thread: None once the message is stored, else why not.
+Stored = Callable[[str | None], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of history, oldest first; ``more``: older messages are kept too."""
+
+    messages: tuple[ChatMessage, ...]
+    more: bool
+
+
+# Called on the event loop's thread with the page, or with why it could not be read.
+Answer = Callable[[Page | str], None]
+
+
+class Store(ABC):
+    """Where messages (and later accounts and bans) outlive a connection."""
+
+    def __init__(
+        self, *, retain_days: float = DEFAULT_RETAIN_DAYS, clock: Callable[[], float]
+    ) -> None:
+        self.retain_days = retain_days  # 0: keep everything
+        self.clock = clock  # wall clock, seconds; tests inject their own
+        self.problem: str | None = None  # why writes fail now; None while they work
+        self._ids = MessageIds()
+        # The newest public messages, for replay on connect: it must not wait for a query.
+        self._recent: collections.deque[ChatMessage] = collections.deque(maxlen=HISTORY_MAX)
+
+    # ------------------------------------------------------------------ the seam
+
+    def new_msgid(self, timestamp: float) -> str:
+        """A msgid for a message accepted at ``timestamp``, greater than every other."""
+        return format_msgid(self._ids.next(timestamp))
+
+    def append(self, message: ChatMessage, stored: Stored | None = None) -> None:
+        """Keep ``message`` (delivered already); ``stored`` is told the outcome."""
+        if message.to is None:
+            self._recent.append(message)
+        self._append(message, stored)
+
+    def recent(self, count: int) -> tuple[ChatMessage, ...]:
+        """The last ``count`` public messages still within retention, oldest first."""
+        cutoff = self.cutoff()
+        newest = [m for m in list(self._recent)[-count:] if _number(m) >= cutoff]
+        return tuple(newest)
+
+    @abstractmethod
+    def history(self, limit: int, before: str | None, answer: Answer) -> None:
+        """The ``limit`` newest public messages before msgid ``before`` (None: the newest
+        of all), oldest first, within retention."""
+
+    def start(self) -> None:
+        """Called on the event loop before the first message (threads start here)."""
+        return  # a store in memory has nothing to start
+
+    async def flush(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a deadline
+        """Wait (at most ``timeout`` seconds) until everything appended is stored."""
+        return  # a store in memory stores at once
+
+    async def close(self) -> None:
+        """Store what is pending and release the store."""
+        return  # a store in memory holds nothing to release
+
+    @property
+    def description(self) -> str:
+        """Where messages are kept, for the log."""
+        return "memory"
+
+    # ------------------------------------------------------------ for subclasses
+
+    @abstractmethod
+    def _append(self, message: ChatMessage, stored: Stored | None) -> None: ...
+
+    def cutoff(self) -> int:
+        """The smallest msgid number still within retention (0: everything is)."""
+        if self.retain_days <= 0:
+            return 0
+        return msgid_floor(self.clock() - self.retain_days * DAY)
+
+    def _remember(self, last_id: int, newest: Iterable[ChatMessage]) -> None:
+        """After a restart: ids go on from ``last_id``; ``newest`` primes the replay."""
+        self._ids = MessageIds(max(self._ids.last, last_id))
+        self._recent.extend(newest)
+
+
+def _number(message: ChatMessage) -> int:
+    return parse_msgid(message.msgid or "") or 0
+
+
+def before_number(before: str | None) -> int:
+    """The exclusive upper bound of a history request (a well-formed msgid or None)."""
+    if before is None:
+        return 1 << 62
+    number = parse_msgid(before)
+    assert number is not None, "the protocol checks msgids"
+    return number

@@ -1,0 +1,50 @@
+"""``--db none``: history in memory only, lost at exit (and the store of ``--port 0``)."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+
+from imkit.protocol import ChatMessage
+from imkit.store.base import DEFAULT_RETAIN_DAYS, Answer, Page, Store, Stored, before_number
+
+# Public messages kept in memory: a bound, so that a long-running server does not grow
+# without end (about 300 bytes each: 30 MB).
+MEMORY_HISTORY = 100_000
+
+
+class MemoryStore(Store):
+    """Messages in a bounded list in memory; every operation completes at once."""
+
+    def __init__(
+        self,
+        *,
+        retain_days: float = DEFAULT_RETAIN_DAYS,
+        clock: Callable[[], float],
+        capacity: int = MEMORY_HISTORY,
+    ) -> None:
+        super().__init__(retain_days=retain_days, clock=clock)
+        self._messages: collections.deque[ChatMessage] = collections.deque(maxlen=capacity)
+
+    def _append(self, message: ChatMessage, stored: Stored | None) -> None:
+        if message.to is None:
+            self._messages.append(message)
+        if stored is not None:
+            stored(None)
+
+    def history(self, limit: int, before: str | None, answer: Answer) -> None:
+        bound, cutoff = before_number(before), self.cutoff()
+        while self._messages and _number(self._messages[0]) < cutoff:
+            self._messages.popleft()  # expired: forget it
+        newest_first: list[ChatMessage] = []
+        for message in reversed(self._messages):  # from the newest: pages are near it
+            if _number(message) < bound:
+                newest_first.append(message)
+                if len(newest_first) > limit:
+                    break
+        more = len(newest_first) > limit
+        answer(Page(tuple(reversed(newest_first[:limit])), more))
+
+
+def _number(message: ChatMessage) -> int:
+    return int(message.msgid or 0)

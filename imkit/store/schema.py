@@ -1,0 +1,155 @@
+"""Opening the SQLite file: its folder, the lock, what kind of file it is, the schema.
+
+The schema has a version (``PRAGMA user_version``) and imkit's mark (``PRAGMA
+application_id``). A file is checked through a read-only connection before anything is
+written to it, so that a file imkit must refuse (not a database, another program's
+database, a newer imkit's) is left exactly as it was. Two servers cannot share a file: the
+first holds an exclusive ``flock`` on it for as long as it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from pathlib import Path
+
+from imkit.errors import ServeError
+
+# "imkt": what `PRAGMA application_id` says in every imkit database.
+APPLICATION_ID = 0x696D6B74
+
+# Each migration takes the schema from the version before it to its own number. A new
+# version appends one; a released one never changes.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value
+        )""",
+        # last_id: the greatest msgid number ever given; ids never go back below it,
+        # even when retention has deleted every message.
+        "INSERT INTO meta (key, value) VALUES ('last_id', 0), ('checked_at', 0)",
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,  -- the msgid as a number (imkit.msgid)
+            time REAL NOT NULL,      -- seconds since the epoch, when it was accepted
+            sender TEXT NOT NULL,    -- the sender's name then
+            addr TEXT NOT NULL,      -- the sender's address, as shown to everyone
+            recipient TEXT,          -- NULL: a public message
+            text TEXT NOT NULL
+        )""",
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+# A reader (an operator's sqlite3 shell) may hold the file for a moment.
+BUSY_TIMEOUT_MS = 5000
+
+
+def open_database(path: Path, *, fsync: bool) -> tuple[sqlite3.Connection, int]:
+    """The connection to imkit's database at ``path`` (created, or migrated, when it
+    needs to be) and the descriptor that holds its lock. :class:`ServeError` when the
+    file cannot be used; a file that is refused is not modified."""
+    _make_folder(path.parent)
+    lock = _lock(path)
+    try:
+        _check_kind(path)
+        connection = _connect(path, fsync=fsync)
+    except BaseException:
+        os.close(lock)
+        raise
+    return connection, lock
+
+
+def _make_folder(folder: Path) -> None:
+    if folder.is_dir():
+        return
+    try:
+        folder.mkdir(mode=0o700, parents=True)
+    except OSError as error:
+        raise ServeError(f"cannot create the folder {folder}: {error.strerror}") from None
+
+
+def _lock(path: Path) -> int:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except IsADirectoryError:
+        raise ServeError(f"cannot use {path} as the database: it is a folder") from None
+    except PermissionError:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # locked, then refused as read-only
+        except OSError as error:
+            raise ServeError(f"cannot open the database {path}: {error.strerror}") from None
+    except OSError as error:
+        raise ServeError(f"cannot open the database {path}: {error.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ServeError(
+            f"the database {path} is in use by another imkit server "
+            "(give this one its own with --db PATH, or --db none)"
+        ) from None
+    return fd
+
+
+def _check_kind(path: Path) -> None:
+    """Refuse a file that is not an imkit database of a version this imkit knows, without
+    writing to it (a read-only connection cannot even checkpoint its journal)."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as probe:
+            application_id = probe.execute("PRAGMA application_id").fetchone()[0]
+            version = probe.execute("PRAGMA user_version").fetchone()[0]
+            tables = probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        raise ServeError(
+            f"{path} is not an imkit database ({error}); it was left untouched"
+        ) from None
+    if application_id == 0 and version == 0 and tables == 0:
+        return  # new or empty: imkit makes it its own
+    if application_id != APPLICATION_ID:
+        raise ServeError(
+            f"{path} is not an imkit database (another program's); it was left untouched"
+        )
+    if version > SCHEMA_VERSION:
+        raise ServeError(
+            f"{path} was written by a newer imkit (schema {version}; this imkit knows up to "
+            f"{SCHEMA_VERSION}); it was left untouched: upgrade imkit or use another --db"
+        )
+
+
+def _connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
+    # Autocommit mode: the writer says BEGIN and COMMIT itself, one transaction a batch.
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        # WAL: readers never block the writer, a commit is one append to the log.
+        # synchronous=NORMAL syncs the log at checkpoints only: a commit survives the
+        # process being killed, not a power loss; --fsync (FULL) syncs every commit.
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _migrate(connection)
+        # Prove now that the file takes writes: better to refuse to start than to start
+        # refusing every message.
+        connection.execute("UPDATE meta SET value = strftime('%s') WHERE key = 'checked_at'")
+    except sqlite3.Error as error:
+        connection.close()
+        raise ServeError(f"cannot write the database {path}: {error}") from None
+    return connection
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[target]:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            connection.execute(f"PRAGMA user_version={target}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise

@@ -1,0 +1,346 @@
+"""The default store: one SQLite file, written by one thread, one transaction a batch.
+
+The event loop never waits for the disk. :meth:`SqliteStore.append` puts the message on
+a queue and returns; the writer thread takes everything queued at once, inserts it with
+one ``executemany`` in one transaction, commits, and hands the outcome back to the loop
+with one ``call_soon_threadsafe`` for the whole batch (group commit: the busier the chat,
+the bigger the batches, with no timer). History requests go through the same queue, so a
+request sees every message appended before it.
+
+When a commit fails (disk full, the file removed or replaced, a read-only file system),
+the batch is answered with the reason and :attr:`~imkit.store.base.Store.problem` is set,
+so the hub refuses public messages until a write works again; the writer tries one small
+write a second meanwhile. SQLite goes on writing to a file that was removed (the space is
+only freed at exit), so the writer compares the file's identity before each batch: a
+message written there would be lost at restart, and must not be acknowledged.
+
+Old messages are deleted in the background, a few hundred per transaction, and only
+while no messages are waiting, so retention never stalls the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from imkit.msgid import format_msgid
+from imkit.protocol import HISTORY_MAX, ChatMessage
+from imkit.store.base import DEFAULT_RETAIN_DAYS, Answer, Page, Store, Stored, before_number
+from imkit.store.schema import open_database
+
+log = logging.getLogger("imkit.store")
+
+# While writes fail, the writer tries again this often.
+PROBE_INTERVAL = 1.0
+# Retention deletes at most this many messages per transaction, and runs this often.
+PURGE_CHUNK = 500
+PURGE_INTERVAL = 60.0
+# How long closing waits for the writer to store what is queued.
+CLOSE_TIMEOUT = 10.0
+
+_COLUMNS = "id, time, sender, addr, recipient, text"
+_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_Row = tuple[int, float, str, str, str | None, str]
+
+
+class _Read:
+    __slots__ = ("limit", "bound", "cutoff", "answer")
+
+    def __init__(self, limit: int, bound: int, cutoff: int, answer: Answer) -> None:
+        self.limit, self.bound, self.cutoff, self.answer = limit, bound, cutoff, answer
+
+
+class _Barrier:
+    __slots__ = ("reached",)
+
+    def __init__(self, reached: Callable[[], None]) -> None:
+        self.reached = reached
+
+
+_CLOSE = object()
+
+
+class SqliteStore(Store):
+    """Messages in an SQLite file; see the module docstring."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        retain_days: float = DEFAULT_RETAIN_DAYS,
+        clock: Callable[[], float],
+        fsync: bool = False,
+        purge_interval: float = PURGE_INTERVAL,
+    ) -> None:
+        super().__init__(retain_days=retain_days, clock=clock)
+        self.path = path
+        self.fsync = fsync
+        self.purge_interval = purge_interval
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._connection: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._identity: tuple[int, int] = (0, 0)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        # Writer thread only: its own view of whether writes fail.
+        self._failing: str | None = None
+
+    @property
+    def description(self) -> str:
+        return f"SQLite {self.path}"
+
+    # ------------------------------------------------------------ on the loop
+
+    def open(self) -> None:
+        """Open (create, migrate) the file and take its lock; ServeError when it cannot."""
+        connection, self._lock_fd = open_database(self.path, fsync=self.fsync)
+        self._connection = connection
+        stat = os.stat(self.path)
+        self._identity = (stat.st_dev, stat.st_ino)
+        last_id = max(
+            int(connection.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()[0]),
+            connection.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0],
+        )
+        rows = connection.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE recipient IS NULL AND id >= ? "
+            "ORDER BY id DESC LIMIT ?",
+            (self.cutoff(), HISTORY_MAX),
+        ).fetchall()
+        self._remember(last_id, [_message(row) for row in reversed(rows)])
+
+    def start(self) -> None:
+        assert self._connection is not None, "open() first"
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name="imkit-store", daemon=True)
+        self._thread.start()
+
+    def _append(self, message: ChatMessage, stored: Stored | None) -> None:
+        row = (
+            int(message.msgid or 0),
+            message.time,
+            message.sender,
+            message.addr,
+            message.to,
+            message.text,
+        )
+        self._queue.put((row, stored))
+
+    def history(self, limit: int, before: str | None, answer: Answer) -> None:
+        self._queue.put(_Read(limit, before_number(before), self.cutoff(), answer))
+
+    async def flush(self, timeout: float) -> None:  # noqa: ASYNC109
+        if self._thread is None or not self._thread.is_alive():
+            return
+        reached = anyio.Event()
+        self._queue.put(_Barrier(reached.set))
+        with anyio.move_on_after(timeout):
+            await reached.wait()
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(_CLOSE)
+            await anyio.to_thread.run_sync(self._thread.join, CLOSE_TIMEOUT, abandon_on_cancel=True)
+            if self._thread.is_alive():  # pragma: no cover - a disk that hangs
+                log.error("the store's writer did not finish within %gs", CLOSE_TIMEOUT)
+                return
+        self._release()
+
+    def _release(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.close()
+            self._connection = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # only now: closing it drops SQLite's locks too
+            self._lock_fd = None
+
+    def _set_problem(self, problem: str | None) -> None:
+        if problem is not None and self.problem is None:
+            log.error(
+                "the store cannot write: %s; public messages are refused until it can", problem
+            )
+        elif problem is None and self.problem is not None:
+            log.warning("the store writes again; public messages are accepted")
+        self.problem = problem
+
+    def _batch_done(self, waiters: list[Stored], problem: str | None) -> None:
+        self._set_problem(problem)
+        for stored in waiters:
+            stored(problem)
+
+    # ------------------------------------------------------ in the writer thread
+
+    def _post(self, callback: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _run(self) -> None:
+        next_purge = time.monotonic() + min(1.0, self.purge_interval)
+        next_probe = 0.0
+        closing = False
+        while not closing:
+            deadlines = []
+            if self.retain_days > 0:
+                deadlines.append(next_purge)
+            if self._failing is not None:
+                deadlines.append(next_probe)
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            items: list[object] = []
+            try:
+                items.append(self._queue.get(timeout=timeout))
+                while True:
+                    items.append(self._queue.get_nowait())
+            except queue.Empty:
+                pass
+            was_failing = self._failing
+            closing = self._handle(items)
+            now = time.monotonic()
+            if self._failing is not None:
+                if was_failing is None:
+                    next_probe = now + PROBE_INTERVAL  # it has just failed: not at once
+                elif now >= next_probe:
+                    self._probe()
+                    next_probe = now + PROBE_INTERVAL
+            if self.retain_days > 0 and now >= next_purge and self._failing is None:
+                self._purge()
+                next_purge = time.monotonic() + self.purge_interval
+        self._remember_last_id()
+        self._release()
+
+    def _handle(self, items: list[object]) -> bool:
+        """Carry out ``items`` in order, consecutive messages as one transaction; True
+        when the store is closing."""
+        rows: list[_Row] = []
+        waiters: list[Stored] = []
+        closing = False
+        for item in items:
+            if type(item) is tuple:
+                row, stored = item
+                rows.append(row)
+                if stored is not None:
+                    waiters.append(stored)
+                continue
+            if rows:
+                self._write(rows, waiters)
+                rows, waiters = [], []
+            if isinstance(item, _Read):
+                self._read(item)
+            elif isinstance(item, _Barrier):
+                self._post(item.reached)
+            elif item is _CLOSE:
+                closing = True
+        if rows:
+            self._write(rows, waiters)
+        return closing
+
+    def _write(self, rows: list[_Row], waiters: list[Stored]) -> None:
+        problem = self._file_problem()
+        if problem is None:
+            problem = self._transaction(
+                lambda connection: connection.executemany(_INSERT, rows),
+                last_id=rows[-1][0],
+            )
+        self._failing = problem
+        self._post(self._batch_done, waiters, problem)
+
+    def _transaction(
+        self, work: Callable[[sqlite3.Connection], object], last_id: int
+    ) -> str | None:
+        connection = self._connection
+        assert connection is not None
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                work(connection)
+                connection.execute(
+                    "UPDATE meta SET value = max(value, ?) WHERE key = 'last_id'", (last_id,)
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            return f"{error} ({self.path})"
+        return None
+
+    def _file_problem(self) -> str | None:
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            return f"the database file {self.path} was removed"
+        except OSError as error:
+            return f"the database file {self.path} cannot be checked: {error.strerror}"
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            return f"the database file {self.path} was replaced by another file"
+        return None
+
+    def _probe(self) -> None:
+        """One small write while writes fail; when it works, messages are accepted again."""
+        problem = self._file_problem()
+        if problem is None:
+            problem = self._transaction(
+                lambda connection: connection.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'checked_at'", (self.clock(),)
+                ),
+                last_id=0,
+            )
+        if problem is None or problem != self._failing:
+            self._failing = problem
+            self._post(self._set_problem, problem)
+
+    def _read(self, read: _Read) -> None:
+        connection = self._connection
+        assert connection is not None
+        try:
+            rows = connection.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE recipient IS NULL AND id < ? AND id >= ? "
+                "ORDER BY id DESC LIMIT ?",
+                (read.bound, read.cutoff, read.limit + 1),
+            ).fetchall()
+        except sqlite3.Error as error:
+            self._post(read.answer, f"history cannot be read: {error}")
+            return
+        more = len(rows) > read.limit
+        page = Page(tuple(_message(row) for row in reversed(rows[: read.limit])), more)
+        self._post(read.answer, page)
+
+    def _purge(self) -> None:
+        """Delete expired messages, a chunk per transaction, while nothing else waits."""
+        connection = self._connection
+        assert connection is not None
+        cutoff = self.cutoff()
+        deleted = PURGE_CHUNK
+        while deleted == PURGE_CHUNK and self._queue.empty():
+            try:
+                cursor = connection.execute(
+                    "DELETE FROM messages WHERE id IN "
+                    "(SELECT id FROM messages WHERE id < ? ORDER BY id LIMIT ?)",
+                    (cutoff, PURGE_CHUNK),
+                )
+            except sqlite3.Error as error:
+                log.debug("retention could not delete old messages: %s", error)
+                return
+            deleted = cursor.rowcount
+
+    def _remember_last_id(self) -> None:
+        # Private messages have ids too but are not stored: keep the greatest id given.
+        if self._failing is None:
+            self._transaction(lambda connection: None, last_id=self._ids.last)
+
+
+def _message(row: _Row) -> ChatMessage:
+    number, timestamp, sender, addr, recipient, text = row
+    return ChatMessage(sender, addr, recipient, text, timestamp, format_msgid(number))
