@@ -275,9 +275,9 @@ class Server:
                     raw = sub.extra(SocketAttribute.raw_socket)
                     background.start_soon(accept_loop, raw, self._accepted)
                 loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+                log.info("history: %s", store.description)
                 log.info("imkit listening on %s (%s)", ", ".join(self.addresses), loop)
                 log.info("admin socket: %s", admin_socket.path)
-                log.info("history: %s", store.description)
                 task_status.started(self.addresses)
                 await self._stop.wait()
                 # No more accepts; the admin socket closes and its file is removed.

@@ -3,6 +3,7 @@ subprocess, and raw line clients that talk to it as netcat would."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
@@ -16,6 +17,19 @@ from tests.support import (  # noqa: E402
     close_open_clients,
     start_server_process,
 )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A server started on a fixed port keeps its history in XDG_STATE_HOME: never in
+    the home folder of whoever runs the tests (subprocesses inherit it)."""
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if old is None:
+        del os.environ["XDG_STATE_HOME"]
+    else:
+        os.environ["XDG_STATE_HOME"] = old
 
 
 @pytest.fixture

@@ -214,9 +214,12 @@ async def test_json_mode_over_tcp(server: Server) -> None:
     assert await j.request(type="ping", id="p") == {"type": "pong", "id": "p"}
     users = await j.request(type="who", id=2)
     assert users["users"] == [{"name": "tee", "addr": text.addr}, {"name": "jay", "addr": j.addr}]
-    assert await j.request(type="message", text="hi all", id=3) == {"type": "ok", "id": 3}
+    ok = await j.request(type="message", text="hi all", id=3)
+    assert ok == {"type": "ok", "id": 3, "msgid": ok["msgid"]} and len(ok["msgid"]) == 16
     assert await text.line_matching("hi all") == f"[{j.addr}]jay:hi all\n"
-    assert await j.request(type="message", to="TEE", text="psst", id=4) == {"type": "ok", "id": 4}
+    private_ok = await j.request(type="message", to="TEE", text="psst", id=4)
+    assert private_ok == {"type": "ok", "id": 4, "msgid": private_ok["msgid"]}
+    assert private_ok["msgid"] > ok["msgid"]
     assert await text.line() == "jay say: psst\n"
     reply = await j.request(type="message", to="zed", text="x", id=5)
     assert reply["type"] == "error" and reply["code"] == "no_such_user"

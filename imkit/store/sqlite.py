@@ -273,7 +273,7 @@ class SqliteStore(Store):
                     connection.execute("ROLLBACK")
                 raise
         except sqlite3.Error as error:
-            return f"{error} ({self.path})"
+            return f"cannot write {self.path}: {error}"
         return None
 
     def _file_problem(self) -> str | None:

@@ -1,0 +1,326 @@
+"""History over the wire, against a real SQLite file: msgids, paging, ``history|N``,
+``--replay``, restarts, ``kill -9`` of a loaded server, and a store that stops writing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import resource
+import signal
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from imkit.server import ServerConfig
+from tests.conftest import run_server
+from tests.support import LineClient, joined, start_server_process
+from tests.test_cli_robustness import free_port
+
+pytestmark = pytest.mark.anyio
+
+PAST = re.compile(r"^past \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[")
+
+
+def config(tmp_path: Path, **options: Any) -> ServerConfig:
+    return ServerConfig(port=0, idle_timeout=0, rate=0, db=str(tmp_path / "imkit.db"), **options)
+
+
+async def json_client(address: str, name: str | None = None) -> LineClient:
+    client = await LineClient.connect(address)
+    hello: dict[str, Any] = {"type": "hello", "id": "hello"}
+    if name is not None:
+        hello["name"] = name
+    assert (await client.request(**hello))["type"] == "welcome"
+    return client
+
+
+async def all_history(client: LineClient) -> list[dict[str, Any]]:
+    """Every public message kept, oldest first, paged as a client would."""
+    messages: list[dict[str, Any]] = []
+    before = None
+    while True:
+        request: dict[str, Any] = {"type": "history", "limit": 100}
+        if before is not None:
+            request["before"] = before
+        page = await client.request(**request)
+        assert page["type"] == "history", page
+        messages[:0] = page["messages"]
+        if not page["more"]:
+            return messages
+        before = page["messages"][0]["msgid"]
+
+
+async def test_live_and_stored_copies_agree_and_page_backwards(tmp_path: Path) -> None:
+    async with run_server(config(tmp_path)) as server:
+        address = server.addresses[0]
+        watcher = await json_client(address, "watcher")
+        talker = await joined(address, "talker")
+        for i in range(250):
+            await talker.send(f"line {i}\n")
+        live = [await watcher.json_of_type("message") for _ in range(250)]
+        assert [m["text"] for m in live] == [f"line {i}" for i in range(250)]
+        msgids = [m["msgid"] for m in live]
+        assert msgids == sorted(set(msgids)) and all(len(i) == 16 for i in msgids)
+
+        sizes: list[int] = []
+        mores: list[bool] = []
+        pages: list[dict[str, Any]] = []
+        before = None
+        for _ in range(3):
+            request: dict[str, Any] = {"type": "history", "limit": 100}
+            if before:
+                request["before"] = before
+            page = await watcher.request(**request)
+            sizes.append(len(page["messages"]))
+            mores.append(page["more"])
+            pages[:0] = page["messages"]
+            before = page["messages"][0]["msgid"]
+        assert sizes == [100, 100, 50] and mores == [True, True, False]
+        assert pages == live  # msgid, time, names: the same as they were live
+
+        default = await watcher.request(type="history")
+        assert len(default["messages"]) == 50 and default["messages"] == live[-50:]
+
+
+async def test_text_mode_history_command(tmp_path: Path) -> None:
+    async with run_server(config(tmp_path)) as server:
+        address = server.addresses[0]
+        alex = await joined(address, "alex")
+        sam = await joined(address, "sam")
+        for text in ["one", "two", "three"]:
+            await alex.send(f"{text}\n")
+            await sam.line_matching(text)
+        await alex.line_matching("alex:three")
+        await sam.send("history|2\n")
+        two = await sam.lines(2)
+        assert all(PAST.match(line) for line in two), two
+        assert [line.split("]", 1)[1] for line in two] == ["alex:two\n", "alex:three\n"]
+        assert two[0].startswith("past ") and f"[{alex.addr}]alex:two" in two[0]
+
+        for bad in [
+            "history|",
+            "history|0",
+            "history|101",
+            "history|2x",
+            "history|-1",
+            "history|٣",
+        ]:
+            await sam.send(f"{bad}\n")
+            assert (await sam.line()).startswith("error: use history|N with N from 1 to 100")
+        assert await alex.silent()  # never broadcast
+        await sam.send("history\n")  # a bare word stays a message, as in the seed
+        assert await alex.line() == f"[{sam.addr}]sam:history\n"
+
+
+async def test_replay_on_connect_comes_after_the_join_line(tmp_path: Path) -> None:
+    async with run_server(config(tmp_path, replay=2)) as server:
+        address = server.addresses[0]
+        alex = await LineClient.connect(address)
+        assert await alex.line() == f"[{alex.addr}]{alex.addr}:user is online\n"
+        assert await alex.silent()  # nothing to replay yet
+        for text in ["a", "b", "c"]:
+            await alex.send(f"{text}\n")
+        await alex.lines(3)
+        late = await LineClient.connect(address)
+        assert await late.line() == f"[{late.addr}]{late.addr}:user is online\n"
+        replayed = await late.lines(2)
+        assert [PAST.match(line) is not None for line in replayed] == [True, True]
+        assert [line.rsplit(":", 1)[1] for line in replayed] == ["b\n", "c\n"]
+        await alex.send("d\n")
+        assert await late.line() == f"[{alex.addr}]{alex.addr}:d\n"  # then live
+
+
+async def test_json_history_request_errors(tmp_path: Path) -> None:
+    async with run_server(config(tmp_path)) as server:
+        client = await json_client(server.addresses[0])
+        cases: list[dict[str, Any]] = [
+            {"limit": 0},
+            {"limit": 101},
+            {"limit": "5"},
+            {"limit": True},
+            {"limit": 2.5},
+            {"before": "abc"},
+            {"before": 12},
+            {"before": "1" * 17},
+        ]
+        for fields in cases:
+            reply = await client.request(type="history", **fields)
+            assert reply["type"] == "error" and reply["code"] == "bad_request", (fields, reply)
+        # A well-formed msgid that names nothing kept is a boundary all the same.
+        reply = await client.request(type="history", before="0000000000000001")
+        assert reply == {"type": "history", "id": reply["id"], "messages": [], "more": False}
+
+
+def test_history_and_ids_outlive_the_server(tmp_path: Path) -> None:
+    db = str(tmp_path / "imkit.db")
+
+    async def talk(address: str, text: str) -> tuple[str, list[dict[str, Any]]]:
+        client = await json_client(address)
+        ok = await client.request(type="message", text=text)
+        assert ok["type"] == "ok"
+        history = await all_history(client)
+        await client.aclose()
+        return ok["msgid"], history
+
+    first = start_server_process("--db", db)
+    msgid1, _ = anyio.run(talk, first.address, "before the restart")
+    assert first.stop() == 0
+    second = start_server_process("--db", db)
+    try:
+        msgid2, history = anyio.run(talk, second.address, "after the restart")
+        assert [m["text"] for m in history] == ["before the restart", "after the restart"]
+        assert [m["msgid"] for m in history] == [msgid1, msgid2] and msgid2 > msgid1
+    finally:
+        assert second.stop() == 0
+
+
+async def _load_until_killed(
+    address: str, pid: int, tag: str, hold_lock: Path | None
+) -> dict[str, str]:
+    """Four JSON senders, each keeping 20 messages in flight, until ``kill -9`` at a
+    random moment (with ``hold_lock``, while another connection holds the database's
+    write lock); returns the text and msgid of every message that got its ok."""
+    acked: dict[str, str] = {}
+
+    async def sender(number: int) -> None:
+        client = await json_client(address)
+        window = anyio.Semaphore(20)
+
+        async def write() -> None:
+            with contextlib.suppress(anyio.BrokenResourceError, OSError):  # killed
+                for i in range(1_000_000):
+                    await window.acquire()
+                    text = f"{tag}-{number}-{i}"
+                    line = json.dumps({"type": "message", "text": text, "id": text})
+                    await client.send(line + "\n")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write)
+            try:
+                while True:  # until the kill closes the connection
+                    reply = await client.json(timeout=30)
+                    if reply.get("type") == "ok":
+                        acked[reply["id"]] = reply["msgid"]
+                        window.release()
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError, OSError):
+                tg.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        for number in range(4):
+            tg.start_soon(sender, number)
+        await anyio.sleep(random.uniform(0.3, 1.2))
+        with contextlib.closing(
+            sqlite3.connect(hold_lock or ":memory:", isolation_level=None)
+        ) as db:
+            if hold_lock is not None:
+                db.execute("BEGIN IMMEDIATE")
+                await anyio.sleep(random.uniform(0.2, 0.6))
+            os.kill(pid, signal.SIGKILL)
+    return acked
+
+
+def test_every_acknowledged_message_survives_kill_9(tmp_path: Path) -> None:
+    db = str(tmp_path / "imkit.db")
+    acked_all: dict[str, str] = {}
+    for round_number in range(4):
+        server = start_server_process("--db", db, "--rate", "0")
+        # Every other round, an operator's sqlite3 shell holds the write lock when the
+        # kill comes: commits wait, so many messages are delivered but not yet stored.
+        hold = Path(db) if round_number % 2 else None
+        tag = f"r{round_number}"
+        acked = anyio.run(_load_until_killed, server.address, server.proc.pid, tag, hold)
+        server.proc.wait(10)
+        assert acked, "the server acknowledged nothing before it was killed"
+        acked_all.update(acked)
+
+        after = start_server_process("--db", db)
+        try:
+
+            async def read(address: str) -> list[dict[str, Any]]:
+                client = await json_client(address)
+                try:
+                    return await all_history(client)
+                finally:
+                    await client.aclose()
+
+            history = anyio.run(read, after.address)
+        finally:
+            assert after.stop() == 0
+        texts = [m["text"] for m in history]
+        assert len(texts) == len(set(texts)), "a message was stored twice"
+        stored = {m["text"]: m["msgid"] for m in history}
+        missing = [text for text in acked_all if text not in stored]
+        assert not missing, f"{len(missing)} acknowledged messages were lost: {missing[:5]}"
+        assert all(stored[text] == msgid for text, msgid in acked_all.items())
+
+
+def test_a_store_that_cannot_write_refuses_then_recovers(tmp_path: Path) -> None:
+    server = start_server_process("--db", str(tmp_path / "imkit.db"), "--rate", "0")
+
+    def limit_file_size(limit: int) -> None:
+        # Without privileges: writes past the limit fail with EFBIG (CPython ignores
+        # SIGXFSZ), as on a full disk.
+        resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    async def scenario() -> None:
+        sender = await json_client(server.address, "sender")
+        watcher = await joined(server.address, "watcher")
+        texter = await joined(server.address, "texter")
+        assert (await sender.request(type="message", text="stored"))["type"] == "ok"
+        await watcher.line_matching("stored")
+        await texter.line_matching("stored")
+
+        limit_file_size(1)
+        # The first failure is only known once its batch fails: it was delivered.
+        first = await sender.request(type="message", text="delivered, not stored")
+        assert first["code"] == "unavailable" and first["delivered"] is True
+        assert await watcher.line() == f"[{sender.addr}]sender:delivered, not stored\n"
+        # From then on a message is refused before anyone sees it.
+        refused = await sender.request(type="message", text="refused")
+        assert refused["code"] == "unavailable" and "delivered" not in refused
+        await texter.line_matching("delivered, not stored")
+        await texter.send("refused too\n")
+        line = await texter.line()
+        assert line.startswith("error: the message was not sent: cannot write"), line
+        assert await watcher.silent(0.5)
+        # Private messages do not touch the store: they still go through.
+        assert (await sender.request(type="message", to="watcher", text="psst"))["type"] == "ok"
+        assert await watcher.line() == "sender say: psst\n"
+
+        limit_file_size(resource.RLIM_INFINITY)
+        with anyio.fail_after(15):  # the store tries a write every second
+            while (await sender.request(type="message", text="back"))["type"] != "ok":
+                await anyio.sleep(0.2)
+        assert [m["text"] for m in await all_history(sender)] == ["stored", "back"]
+
+    try:
+        anyio.run(scenario)
+    finally:
+        assert server.stop() == 0
+    log = server.stderr()
+    assert log.count("the store cannot write") == 1, log  # once per outage
+    assert log.count("the store writes again") == 1
+    assert "Traceback" not in log
+
+
+def test_where_history_is_kept_by_default(tmp_path: Path) -> None:
+    port = free_port()
+    # start_server_process adds --port 0; a later --port wins in click.
+    server = start_server_process("--port", str(port))
+    try:
+        path = Path(os.environ["XDG_STATE_HOME"]) / "imkit" / f"imkit-{port}.db"
+        assert f"history: SQLite {path}" in server.stderr()
+        assert path.is_file() and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    finally:
+        assert server.stop() == 0
+    for args in [(), ("--db", "none")]:
+        server = start_server_process(*args)
+        assert "history: memory" in server.stderr()
+        assert server.stop() == 0
