@@ -20,7 +20,7 @@ import pytest
 
 from imkit.server import ServerConfig
 from tests.conftest import run_server
-from tests.support import LineClient, joined, start_server_process
+from tests.support import LineClient, close_open_clients, joined, start_server_process
 from tests.test_cli_robustness import free_port
 
 pytestmark = pytest.mark.anyio
@@ -158,7 +158,7 @@ async def test_json_history_request_errors(tmp_path: Path) -> None:
         assert reply == {"type": "history", "id": reply["id"], "messages": [], "more": False}
 
 
-def test_history_and_ids_outlive_the_server(tmp_path: Path) -> None:
+async def test_history_and_ids_outlive_the_server(tmp_path: Path) -> None:
     db = str(tmp_path / "imkit.db")
 
     async def talk(address: str, text: str) -> tuple[str, list[dict[str, Any]]]:
@@ -170,11 +170,11 @@ def test_history_and_ids_outlive_the_server(tmp_path: Path) -> None:
         return ok["msgid"], history
 
     first = start_server_process("--db", db)
-    msgid1, _ = anyio.run(talk, first.address, "before the restart")
+    msgid1, _ = await talk(first.address, "before the restart")
     assert first.stop() == 0
     second = start_server_process("--db", db)
     try:
-        msgid2, history = anyio.run(talk, second.address, "after the restart")
+        msgid2, history = await talk(second.address, "after the restart")
         assert [m["text"] for m in history] == ["before the restart", "after the restart"]
         assert [m["msgid"] for m in history] == [msgid1, msgid2] and msgid2 > msgid1
     finally:
@@ -226,7 +226,7 @@ async def _load_until_killed(
     return acked
 
 
-def test_every_acknowledged_message_survives_kill_9(tmp_path: Path) -> None:
+async def test_every_acknowledged_message_survives_kill_9(tmp_path: Path) -> None:
     db = str(tmp_path / "imkit.db")
     acked_all: dict[str, str] = {}
     for round_number in range(4):
@@ -235,22 +235,19 @@ def test_every_acknowledged_message_survives_kill_9(tmp_path: Path) -> None:
         # kill comes: commits wait, so many messages are delivered but not yet stored.
         hold = Path(db) if round_number % 2 else None
         tag = f"r{round_number}"
-        acked = anyio.run(_load_until_killed, server.address, server.proc.pid, tag, hold)
+        try:
+            acked = await _load_until_killed(server.address, server.proc.pid, tag, hold)
+        finally:
+            await close_open_clients()
         server.proc.wait(10)
         assert acked, "the server acknowledged nothing before it was killed"
         acked_all.update(acked)
 
         after = start_server_process("--db", db)
         try:
-
-            async def read(address: str) -> list[dict[str, Any]]:
-                client = await json_client(address)
-                try:
-                    return await all_history(client)
-                finally:
-                    await client.aclose()
-
-            history = anyio.run(read, after.address)
+            client = await json_client(after.address)
+            history = await all_history(client)
+            await client.aclose()
         finally:
             assert after.stop() == 0
         texts = [m["text"] for m in history]
@@ -261,7 +258,7 @@ def test_every_acknowledged_message_survives_kill_9(tmp_path: Path) -> None:
         assert all(stored[text] == msgid for text, msgid in acked_all.items())
 
 
-def test_a_store_that_cannot_write_refuses_then_recovers(tmp_path: Path) -> None:
+async def test_a_store_that_cannot_write_refuses_then_recovers(tmp_path: Path) -> None:
     server = start_server_process("--db", str(tmp_path / "imkit.db"), "--rate", "0")
 
     def limit_file_size(limit: int) -> None:
@@ -301,8 +298,9 @@ def test_a_store_that_cannot_write_refuses_then_recovers(tmp_path: Path) -> None
         assert [m["text"] for m in await all_history(sender)] == ["stored", "back"]
 
     try:
-        anyio.run(scenario)
+        await scenario()
     finally:
+        await close_open_clients()
         assert server.stop() == 0
     log = server.stderr()
     assert log.count("the store cannot write") == 1, log  # once per outage
