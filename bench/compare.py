@@ -4,9 +4,10 @@
     bench/compare.py [--rounds 3] [--quick] [--only CASE ...] [--out DIR]
 
 Builds the tools in ../shared/perf (Go: `apt-get install -y golang-go jq`), then runs
-every case against `imkit serve` and against the seed's server alternately (imkit, seed,
-imkit, seed, ...), a fresh server for every run, and prints one table of medians with
-the ratio imkit/seed and whether the target of the performance issue is met. Every
+every case against `imkit serve` (with its default SQLite store, a fresh file each run),
+`imkit serve --db none` and the seed's server in turn, a fresh server for every run, and
+prints one table of medians with the ratios imkit/seed and store on/off (what keeping
+history costs) and whether the target of the performance issue is met. Every
 run's JSON is appended to DIR/results-DATE.jsonl (../shared/perf/summarize.py reads
 it too). Standard library only; run it from the project's virtual environment, so
 that `imkit` is the one under test.
@@ -26,6 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +38,16 @@ RUN_ANCHOR = PERF / "run-anchor.sh"
 NOISE_PCT = 25.0
 
 
-def imkit_command() -> str:
+# imkit runs twice per round: with its default store (a fresh SQLite file each run) and
+# with --db none (history in memory), so the table shows what the store costs.
+SERVERS = ("imkit", "imkit-nodb", "seed")
+
+
+def imkit_command(db: str) -> str:
     imkit = shutil.which("imkit") or str(Path(sys.executable).parent / "imkit")
-    return f"exec {imkit} serve --port {{PORT}} --rate-exempt 127.0.0.1 --log-level warning"
+    return (
+        f"exec {imkit} serve --port {{PORT}} --rate-exempt 127.0.0.1 --log-level warning --db {db}"
+    )
 
 
 @dataclass
@@ -92,15 +101,18 @@ def get(record: dict, path: str):  # type: ignore[no-untyped-def]
 
 
 def run_one(case: Case, server: str) -> dict:
-    if server == "seed":
-        target, extra = "seed", case.seed_extra
-    else:
-        target, extra = imkit_command(), case.imkit_extra
-    proc = subprocess.run(
-        ["bash", str(RUN_ANCHOR), "run", target, *case.args, *extra],
-        capture_output=True,
-        text=True,
-    )
+    with tempfile.TemporaryDirectory(prefix="imkit-bench-") as folder:
+        if server == "seed":
+            target, extra = "seed", case.seed_extra
+        elif server == "imkit-nodb":
+            target, extra = imkit_command("none"), case.imkit_extra
+        else:
+            target, extra = imkit_command(f"{folder}/imkit.db"), case.imkit_extra
+        proc = subprocess.run(
+            ["bash", str(RUN_ANCHOR), "run", target, *case.args, *extra],
+            capture_output=True,
+            text=True,
+        )
     if proc.returncode != 0 or not proc.stdout.strip():
         return {"case": case.name, "server_name": server, "failed": proc.stderr.strip()[-500:]}
     record = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -137,16 +149,18 @@ def fmt(value: float | None, digits: int = 0) -> str:
 def summarize(case: Case, runs: dict[str, list[dict]]) -> list[str]:
     """Table rows for one case: metric, imkit, seed, ratio, target."""
     clean = {s: [r for r in rs if not noisy(r)] or rs for s, rs in runs.items()}
-    im, sd = clean.get("imkit", []), clean.get("seed", [])
+    im, nodb, sd = clean.get("imkit", []), clean.get("imkit-nodb", []), clean.get("seed", [])
     rows = []
 
     def row(
         metric: str, path: str, digits: int, target: str, better: str, scale: float = 1.0
     ) -> None:
-        a, b = median(im, path), median(sd, path)
+        a, n, b = median(im, path), median(nodb, path), median(sd, path)
         ratio = a / b if a is not None and b else None
+        store_cost = a / n if a is not None and n else None
         a = None if a is None else a * scale
         b = None if b is None else b * scale
+        n = None if n is None else n * scale
         if ratio is None:
             verdict = "-"
         elif better == "higher":
@@ -159,8 +173,8 @@ def summarize(case: Case, runs: dict[str, list[dict]]) -> list[str]:
             )
         shown_target = f"{'≥' if better == 'higher' else '≤'} {target}×"
         rows.append(
-            f"| {case.name} | {metric} | {fmt(a, digits)} | {fmt(b, digits)} "
-            f"| {fmt(ratio, 2)}× | {shown_target} | {verdict} |"
+            f"| {case.name} | {metric} | {fmt(a, digits)} | {fmt(n, digits)} | {fmt(b, digits)} "
+            f"| {fmt(ratio, 2)}× | {fmt(store_cost, 2)}× | {shown_target} | {verdict} |"
         )
 
     if case.kind == "broadcast":
@@ -180,15 +194,18 @@ def summarize(case: Case, runs: dict[str, list[dict]]) -> list[str]:
                 else f"all {len(records)} runs: {fmt(renamed)} renamed"
             )
             verdict = ("met" if not failures else "MISSED") if server == "imkit" else ""
-            rows.append(f"| {case.name} | {server} | {outcome} | | | no failure | {verdict} |")
+            rows.append(f"| {case.name} | {server} | {outcome} | | | | | no failure | {verdict} |")
     else:
         target = "1.0" if case.name == "connect-10000" else None
-        a, b = median(im, "server.rss_kb_per_conn"), median(sd, "server.rss_kb_per_conn")
+        path = "server.rss_kb_per_conn"
+        a, n, b = median(im, path), median(nodb, path), median(sd, path)
         ratio = a / b if a is not None and b else None
+        store_cost = a / n if a is not None and n else None
         verdict = "-" if target is None or ratio is None else ("met" if ratio <= 1.0 else "missed")
         rows.append(
-            f"| {case.name} | KiB per connection | {fmt(a, 1)} | {fmt(b, 1)} | {fmt(ratio, 2)}× "
-            f"| {'≤ 1.0×' if target else ''} | {verdict} |"
+            f"| {case.name} | KiB per connection | {fmt(a, 1)} | {fmt(n, 1)} | {fmt(b, 1)} "
+            f"| {fmt(ratio, 2)}× | {fmt(store_cost, 2)}× | {'≤ 1.0×' if target else ''} "
+            f"| {verdict} |"
         )
     return rows
 
@@ -216,11 +233,11 @@ def main() -> int:
     options.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     raw_path = options.out / f"results-{stamp}.jsonl"
-    runs: dict[str, dict[str, list[dict]]] = {c.name: {"imkit": [], "seed": []} for c in cases}
+    runs: dict[str, dict[str, list[dict]]] = {c.name: {s: [] for s in SERVERS} for c in cases}
     with raw_path.open("w") as raw:
         for round_ in range(1, options.rounds + 1):
             for case in cases:
-                for server in ("imkit", "seed"):
+                for server in SERVERS:
                     print(
                         f"round {round_}/{options.rounds}: {case.name} on {server}", file=sys.stderr
                     )
@@ -236,8 +253,11 @@ def main() -> int:
         f"(runs where another process took > {NOISE_PCT:.0f} % of a core left out); "
         f"raw runs: {raw_path.relative_to(ROOT) if raw_path.is_relative_to(ROOT) else raw_path}\n"
     )
-    print("| case | metric | imkit | seed | imkit/seed | target | |")
-    print("|---|---|---|---|---|---|---|")
+    header = (
+        "| case | metric | imkit | imkit --db none | seed | imkit/seed | store on/off | target | |"
+    )
+    print(header)
+    print("|---|---|---|---|---|---|---|---|---|")
     for case in cases:
         for line in summarize(case, runs[case.name]):
             print(line)

@@ -1,4 +1,4 @@
-"""The local admin socket: ``imkit who``, ``imkit kick`` and ``imkit stats``.
+"""The local admin socket: ``imkit who``, ``kick``, ``stats`` and ``history``.
 
 ``imkit serve`` opens a Unix domain socket that only its own user (and root) may use:
 the socket is mode 0600 in a folder of mode 0700, and every connection's peer
@@ -7,7 +7,11 @@ and one reply per line (docs/protocol.md):
 
     {"type":"who"}                         -> {"type":"users","users":[...]}
     {"type":"kick","name":N,"reason":R}    -> {"type":"ok","name":N} | error no_such_user
-    {"type":"stats"}                       -> {"type":"stats", counters...}
+    {"type":"stats"}                       -> {"type":"stats", counters..., store...}
+    {"type":"history","limit":N,"before":M} -> {"type":"history","messages":[...],"more":B}
+
+Every request is answered at once but ``history``, which waits (a bounded time) for the
+store to read it; the requests of one connection are answered in order.
 
 This module holds both halves: :class:`AdminSocket` (server side) and :func:`request`
 (what the CLI calls).
@@ -31,7 +35,16 @@ import anyio
 
 from imkit.errors import AdminError, AdminUnavailable, ServeError
 from imkit.hub import Hub
-from imkit.protocol import LineFramer, iso_time
+from imkit.msgid import parse_msgid
+from imkit.protocol import (
+    BAD_REQUEST,
+    HISTORY_DEFAULT,
+    HISTORY_MAX,
+    UNAVAILABLE,
+    LineFramer,
+    iso_time,
+)
+from imkit.store import Page
 from imkit.transport.backpressure import Congestion
 from imkit.transport.links import LINK_ERRORS, SocketLink
 from imkit.transport.listener import accept_loop
@@ -44,6 +57,9 @@ MAX_REQUEST = 4096
 REQUEST_TIMEOUT = 10.0
 # How long `imkit who` waits for a reply before calling the server unresponsive.
 CLIENT_TIMEOUT = 5.0
+# How long a history request waits for the store (a disk that hangs): less than
+# CLIENT_TIMEOUT, so that the operator is told why rather than that nobody answered.
+HISTORY_TIMEOUT = 4.0
 # sockaddr_un holds 108 bytes on Linux, the final NUL included.
 MAX_SOCKET_PATH = 107
 
@@ -215,7 +231,7 @@ class AdminSocket:
                 for line in framer.feed(data):
                     if line is not None and not line.strip():
                         continue
-                    await link.send(_line(answer(server, line)))
+                    await link.send(_line(await answer(server, line)))
         except (TimeoutError, *LINK_ERRORS):
             pass
         except Exception:
@@ -232,16 +248,23 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
 
-def answer(server: Administered, line: bytes | None) -> dict[str, Any]:
+async def answer(server: Administered, line: bytes | None) -> dict[str, Any]:
     """The reply to one admin request line (None: the line was too long)."""
     if line is None:
-        return _error("bad_request", f"request longer than {MAX_REQUEST} bytes")
+        return _error(BAD_REQUEST, f"request longer than {MAX_REQUEST} bytes")
     try:
         request = json.loads(line)
     except ValueError:
-        return _error("bad_request", "a request is one JSON object per line")
+        return _error(BAD_REQUEST, "a request is one JSON object per line")
     if not isinstance(request, dict):
-        return _error("bad_request", "a request is one JSON object per line")
+        return _error(BAD_REQUEST, "a request is one JSON object per line")
+    if request.get("type") == "history":
+        return await history(server, request)
+    return answer_now(server, request)
+
+
+def answer_now(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
+    """The reply to a request that needs nothing but the hub: who, stats, kick."""
     kind = request.get("type")
     if kind == "who":
         return {"type": "users", "users": users(server)}
@@ -250,13 +273,51 @@ def answer(server: Administered, line: bytes | None) -> dict[str, Any]:
     if kind == "kick":
         name, reason = request.get("name"), request.get("reason")
         if not isinstance(name, str) or not (reason is None or isinstance(reason, str)):
-            return _error("bad_request", "kick needs a string 'name' (and 'reason')")
+            return _error(BAD_REQUEST, "kick needs a string 'name' (and 'reason')")
         member = server.hub.kick(name, reason)
         if member is None:
             return _error("no_such_user", f"no user named {name!r} is online")
         log.info("%s (%s) kicked by an administrator: %s", member.name, member.addr, reason)
         return {"type": "ok", "name": member.name}
-    return _error("bad_request", f"unknown request type {kind!r}")
+    return _error(BAD_REQUEST, f"unknown request type {kind!r}")
+
+
+async def history(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
+    """Past public messages, oldest first, as the chat's history request gives them."""
+    limit = request.get("limit", HISTORY_DEFAULT)
+    before = request.get("before")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= HISTORY_MAX:
+        return _error(BAD_REQUEST, f"history needs a 'limit' from 1 to {HISTORY_MAX}")
+    if before is not None and not (isinstance(before, str) and parse_msgid(before) is not None):
+        return _error(BAD_REQUEST, "history's 'before' must be a msgid")
+    # The store answers later, on the event loop, through this callback; it may never
+    # come (a disk that hangs, a store closing), hence the timeout.
+    answered = anyio.Event()
+    result: list[Page | str] = []
+
+    def store_answered(page: Page | str) -> None:
+        result.append(page)
+        answered.set()
+
+    server.hub.store.history(limit, before, store_answered)
+    with anyio.move_on_after(HISTORY_TIMEOUT):
+        await answered.wait()
+    if not result:
+        return _error(UNAVAILABLE, f"the store did not answer within {HISTORY_TIMEOUT:g}s")
+    page = result[0]
+    if isinstance(page, str):
+        return _error(UNAVAILABLE, page)
+    messages = [
+        {
+            "msgid": message.msgid,
+            "time": iso_time(message.time),
+            "from": message.sender,
+            "addr": message.addr,
+            "text": message.text,
+        }
+        for message in page.messages
+    ]
+    return {"type": "history", "messages": messages, "more": page.more}
 
 
 def users(server: Administered) -> list[dict[str, Any]]:
@@ -276,6 +337,7 @@ def users(server: Administered) -> list[dict[str, Any]]:
 
 def stats(server: Administered) -> dict[str, Any]:
     counters = server.hub.stats
+    store = server.hub.store
     return {
         "uptime_s": round(time.monotonic() - server.started_at, 3),
         "users_online": len(server.hub),
@@ -288,8 +350,11 @@ def stats(server: Administered) -> dict[str, Any]:
         "admin_kicks": counters.admin_kicks,
         "refused_full": counters.refused_full,
         "refused_unauthorized": counters.refused_unauthorized,
+        "refused_unavailable": counters.refused_unavailable,
         "backpressure_pauses": server.congestion.pauses,
         "backpressure_given_up": server.congestion.given_up,
+        "store": store.description,
+        "store_problem": store.problem,  # why it cannot write now; None while it can
     }
 
 

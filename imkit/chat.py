@@ -1,11 +1,13 @@
 """``imkit chat``: the seed's menu client, done right.
 
 The menu keeps the seed's numbers (1 public chat, 2 private chat, 3 rename, 0 exit) and
-adds 4 who. Messages that arrive while the person types are printed above the input
-line: in a terminal, prompt_toolkit's ``prompt_async`` under ``patch_stdout`` redraws the
-prompt and the half-typed text below every printed line (the seed's client wrote them
-into the middle of the prompt). With a pipe as standard input, lines are read as they
-come and nothing is drawn, so scripts and tests can drive a whole session.
+adds 4 who. On start it shows the last public messages (``--history``, 20 by default),
+each marked ``past`` with its time, so they cannot be taken for new ones. Messages that
+arrive while the person types are printed above the input line: in a terminal,
+prompt_toolkit's ``prompt_async`` under ``patch_stdout`` redraws the prompt and the
+half-typed text below every printed line (the seed's client wrote them into the middle
+of the prompt). With a pipe as standard input, lines are read as they come and nothing
+is drawn, so scripts and tests can drive a whole session.
 
 Exit status: 0 when the person leaves (0, Ctrl-D, Ctrl-C); 1 when the server removed
 the client (idle, kicked, shutdown, slow consumer); 2 usage error (standard input
@@ -16,6 +18,7 @@ standard output could not be written; 141 when its reader went away.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Awaitable
 from functools import partial
 from typing import Protocol
@@ -24,7 +27,7 @@ import anyio
 import anyio.abc
 
 from imkit.client import ChatMessage, Client, NameChange, Presence, connect, host_port
-from imkit.errors import Disconnected, InputError, ServerError
+from imkit.errors import Disconnected, InputError, ServerError, TimedOut, Unavailable
 from imkit.output import write_line
 from imkit.stdin import StdinLines
 
@@ -87,6 +90,16 @@ def describe(event: object, me: str) -> str | None:
     return None
 
 
+def describe_past(message: ChatMessage, today: time.struct_time | None = None) -> str:
+    """How a past public message is shown: ``past HH:MM`` (local time) before it, and the
+    date too when it is not from ``today`` (default: now)."""
+    when = time.localtime(message.time)
+    today = today or time.localtime()
+    same_day = (when.tm_year, when.tm_yday) == (today.tm_year, today.tm_yday)
+    stamp = time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", when)
+    return f"past {stamp} {printable(message.sender)}: {printable(message.text)}"
+
+
 class Leave(Exception):
     """The person chose to leave."""
 
@@ -97,6 +110,9 @@ class ChatSession:
     def __init__(self, client: Client, lines: LineInput) -> None:
         self.client = client
         self.lines = lines
+        # msgids of the past messages shown: their live copies, which may have arrived
+        # while history was asked for, are not shown twice.
+        self.shown_past: set[str] = set()
 
     def say(self, text: str) -> None:
         write_line(text)  # raises OutputError if standard output cannot be written
@@ -117,8 +133,27 @@ class ChatSession:
                 raise Leave
             return line
 
+    async def show_history(self, count: int) -> None:
+        """Show the last ``count`` public messages, marked as past; a failure is one
+        line, and the chat goes on without them."""
+        if count <= 0:
+            return
+        try:
+            page = await self.client.history(count)
+        except (ServerError, TimedOut) as error:
+            self.say(f"! past messages cannot be shown: {error}")
+            return
+        today = time.localtime()
+        for message in page.messages:
+            self.say(describe_past(message, today))
+            if message.msgid is not None:
+                self.shown_past.add(message.msgid)
+
     async def show_events(self) -> None:
         async for event in self.client.events():
+            if isinstance(event, ChatMessage) and event.msgid in self.shown_past:
+                self.shown_past.discard(event.msgid)  # shown already, as past
+                continue
             shown = describe(event, self.client.name)
             if shown is not None:
                 self.say(shown)
@@ -176,7 +211,10 @@ class ChatSession:
         try:
             await request
         except ServerError as error:
-            self.say(f"! {error}")
+            if isinstance(error, Unavailable) and error.delivered:  # sent again: shown twice
+                self.say(f"! {error}; it reached the users online, so do not send it again")
+            else:
+                self.say(f"! {error}")
             return False
         return True
 
@@ -190,6 +228,7 @@ async def run_chat(
     cafile: str | None,
     password: str | None,
     interactive: bool,
+    history: int,
 ) -> None:
     """Run a chat session; raises Disconnected when the server ends it."""
     lines: LineInput = TerminalInput() if interactive else StdinLines()
@@ -199,6 +238,9 @@ async def run_chat(
         session.say(f"connected to {where} ({client.server}) as {client.name}")
         if name is not None:
             await session.rename(name)
+        # Past messages last, just above the menu; what arrives meanwhile waits in the
+        # client's event buffer and is shown after them.
+        await session.show_history(history)
         ended: list[Disconnected] = []
 
         async def watch_events() -> None:
@@ -229,6 +271,7 @@ def main(
     tls: bool,
     cafile: str | None,
     password: str | None,
+    history: int,
 ) -> None:
     """Run ``imkit chat`` in the terminal (or with piped input; standard input must be
     open). Raises OutputError when standard output cannot be written."""
@@ -242,6 +285,7 @@ def main(
         cafile=cafile,
         password=password,
         interactive=interactive,
+        history=history,
     )
     if not interactive:
         anyio.run(session, backend="asyncio")

@@ -3,7 +3,8 @@
 It speaks the JSON Lines mode of the imkit protocol (docs/protocol.md). Every request
 waits for its reply and raises a :class:`~imkit.errors.ServerError` subclass carrying the
 server's error code; pushed events (messages, presence, renames) are read with
-:meth:`Client.events`. A bot that answers private messages::
+:meth:`Client.events`, and past public messages with :meth:`Client.history`. A bot that
+answers private messages::
 
     import anyio
     from imkit.client import ChatMessage, connect
@@ -24,6 +25,7 @@ reason (``idle``, ``kicked``, ``shutdown``, ...) or None when the connection was
 from __future__ import annotations
 
 import os
+import re
 import socket
 import ssl
 import time
@@ -36,6 +38,7 @@ import anyio.abc
 
 from imkit.errors import Disconnected, ServerError, TimedOut, Unreachable
 from imkit.protocol import (
+    HISTORY_DEFAULT,
     Bye,
     ChatMessage,
     ClientConnection,
@@ -43,6 +46,8 @@ from imkit.protocol import (
     Error,
     Event,
     Hello,
+    History,
+    HistoryPage,
     NameChange,
     Notice,
     Ok,
@@ -63,6 +68,7 @@ from imkit.protocol import (
 __all__ = [
     "ChatMessage",
     "Client",
+    "HistoryPage",
     "NameChange",
     "Presence",
     "UserInfo",
@@ -77,19 +83,24 @@ DEFAULT_TIMEOUT = 10.0
 # (and so stops receiving replies too) until some are read; see connect().
 DEFAULT_MAX_EVENTS = 10_000
 
-_REPLY_TYPES = (Welcome, UserList, Pong, Ok, RenameOk, Error)
-_Reply = Welcome | UserList | Pong | Ok | RenameOk | Error
+_REPLY_TYPES = (Welcome, UserList, Pong, Ok, RenameOk, HistoryPage, Error)
+_Reply = Welcome | UserList | Pong | Ok | RenameOk | HistoryPage | Error
 R = TypeVar("R", bound=Event)
 
 _STREAM_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
+# The limit named by the error for a line the server could not read (docs/protocol.md:
+# "line too long (the limit is N bytes); discarded").
+_LINE_LIMIT = re.compile(r"the limit is (\d+) bytes")
+
 
 class _Waiter:
-    __slots__ = ("done", "reply")
+    __slots__ = ("done", "reply", "size")
 
-    def __init__(self) -> None:
+    def __init__(self, size: int) -> None:
         self.done = anyio.Event()
         self.reply: _Reply | None = None
+        self.size = size  # bytes of the request's line, its newline not counted
 
 
 class Client:
@@ -114,15 +125,34 @@ class Client:
 
     # ------------------------------------------------------------------ requests
 
-    async def send(self, text: str, to: str | None = None) -> None:
+    async def send(self, text: str, to: str | None = None) -> str | None:
         """Send a message to everyone, or privately to the user named ``to``.
 
-        Returns once the server has accepted it. Raises NoSuchUser, InvalidMessage, ...
+        Returns the message's msgid once the server has accepted it: for a public message,
+        once it is stored (None from a server that gives no msgids). Raises NoSuchUser,
+        InvalidMessage, ...; :class:`~imkit.errors.Unavailable` when the server cannot
+        store it, with ``delivered`` True when the users online received it anyway (so
+        it must not be sent again).
         """
         if to is None:
-            await self._request(PublicMessage(id=self._new_id(), text=text), Ok)
+            reply = await self._request(PublicMessage(id=self._new_id(), text=text), Ok)
         else:
-            await self._request(PrivateMessage(id=self._new_id(), to=to, text=text), Ok)
+            reply = await self._request(PrivateMessage(id=self._new_id(), to=to, text=text), Ok)
+        return reply.msgid
+
+    async def history(self, limit: int = HISTORY_DEFAULT, before: str | None = None) -> HistoryPage:
+        """Past public messages: the ``limit`` (1 to 100) newest sent before the message
+        whose msgid is ``before`` (None: the newest of all).
+
+        The page's ``messages`` are :class:`ChatMessage` objects, oldest first, each with
+        its ``msgid`` and original ``time``; ``more`` is True when older ones are kept
+        too (ask again with ``before`` set to the first message's msgid). Raises
+        ServerError (``bad_request``) for a ``limit`` out of range or a ``before`` that
+        is not a msgid, :class:`~imkit.errors.Unavailable` when history cannot be read.
+        """
+        return await self._request(
+            History(id=self._new_id(), limit=limit, before=before), HistoryPage
+        )
 
     async def rename(self, name: str) -> str:
         """Take the name ``name``; returns it. Raises NameTaken or InvalidName."""
@@ -166,13 +196,14 @@ class Client:
         if self._closed is not None:
             raise self._closed
         assert isinstance(command.id, int)
-        waiter = _Waiter()
+        line = encode_request(command)
+        waiter = _Waiter(len(line) - 1)
         try:
             try:
                 async with self._send_lock:
                     # Registered in the order sent: see _waiter_for.
                     self._pending[command.id] = waiter
-                    await self._stream.send(encode_request(command))
+                    await self._stream.send(line)
                 with anyio.fail_after(self.timeout):
                     await waiter.done.wait()
             except TimeoutError:
@@ -187,7 +218,7 @@ class Client:
         if reply is None:
             raise self._disconnected()
         if isinstance(reply, Error):
-            raise ServerError.from_reply(reply.code, reply.message)
+            raise ServerError.from_reply(reply.code, reply.message, delivered=reply.delivered)
         if not isinstance(reply, expected):
             raise Disconnected(f"unexpected reply from the server: {reply!r}")
         return reply
@@ -223,9 +254,19 @@ class Client:
         if isinstance(reply.id, int):
             return self._pending.get(reply.id)
         if isinstance(reply, Error) and reply.id is None and self._pending:
-            # The server could not read the request's id (a line too long, not JSON).
-            # It answers requests in order, so this answers the oldest one outstanding.
-            return next(iter(self._pending.values()))
+            # The server could not read the request's id: its line was longer than the
+            # limit the error names (this client sends nothing else it cannot read).
+            # The server reads lines in order and answers most requests at once, but not
+            # all: a public message's ok waits until it is stored, a history page until
+            # it is read. So older requests may still be waiting, and the error answers
+            # the oldest one whose line is over that limit.
+            found = _LINE_LIMIT.search(reply.message)
+            if found is not None:
+                limit = int(found.group(1))
+                for waiter in self._pending.values():
+                    if waiter.size > limit:
+                        return waiter
+            return next(iter(self._pending.values()))  # a server that names no limit
         return None
 
     def _close(self, bye: Bye | None) -> None:

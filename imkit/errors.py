@@ -13,7 +13,8 @@
     │   ├── NameTaken               name_taken
     │   ├── InvalidName             invalid_name
     │   ├── InvalidMessage          invalid_message
-    │   └── Unauthorized            unauthorized
+    │   ├── Unauthorized            unauthorized
+    │   └── Unavailable             unavailable: the server cannot store messages now
     ├── AdminError                  the admin socket refused or failed a request         -> exit 1
     │   └── AdminUnavailable        no server answers on the admin socket                 -> exit 3
     ├── InputError                  a line of standard input is not valid UTF-8          -> exit 1
@@ -66,9 +67,12 @@ class ServerError(ImkitError):
             self.code = code
 
     @staticmethod
-    def from_reply(code: str, message: str) -> ServerError:
-        """The most specific subclass for a reply's error code."""
+    def from_reply(code: str, message: str, *, delivered: bool = False) -> ServerError:
+        """The most specific subclass for a reply's error code (``delivered``: the
+        reply's own field, which only ``unavailable`` carries)."""
         cls = _BY_CODE.get(code, ServerError)
+        if cls is Unavailable:
+            return Unavailable(message, delivered=delivered)
         return cls(message, code)
 
 
@@ -92,8 +96,24 @@ class Unauthorized(ServerError):
     code = "unauthorized"
 
 
+class Unavailable(ServerError):
+    """The server's store cannot write (disk full, file removed, ...), or could not read
+    history.
+
+    ``delivered`` True: the message reached the users online but was not stored, so it
+    must not be sent again. False: nobody saw it (or it was not a message).
+    """
+
+    code = "unavailable"
+
+    def __init__(self, message: str, code: str | None = None, *, delivered: bool = False) -> None:
+        super().__init__(message, code)
+        self.delivered = delivered
+
+
 _BY_CODE: dict[str, type[ServerError]] = {
-    cls.code: cls for cls in (NoSuchUser, NameTaken, InvalidName, InvalidMessage, Unauthorized)
+    cls.code: cls
+    for cls in (NoSuchUser, NameTaken, InvalidName, InvalidMessage, Unauthorized, Unavailable)
 }
 
 

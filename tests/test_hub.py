@@ -148,7 +148,7 @@ def test_json_member_gets_ok_and_events(hub: Hub) -> None:
     j.do(PrivateMessage(id=6, to="h:1", text="to a default name"))  # as in the seed
     [private_ok] = j.objects()
     assert private_ok["type"] == "ok" and private_ok["id"] == 6
-    assert private_ok["msgid"] > message["msgid"]
+    assert str(private_ok["msgid"]) > str(message["msgid"])
     assert t.lines() == ["jay say: to a default name"]
     t.do(Rename(name="tee"))
     t.do(PrivateMessage(to="jay", text="back"))

@@ -1,8 +1,9 @@
 """The ``imkit`` command: parse options, call anyio.run, map errors to exit codes.
 
 One module a group of commands, each thin: ``serve``; ``chat`` and ``send``
-(clients.py); ``who``, ``kick`` and ``stats`` (admin.py); ``bench``. What they share (options
-from ``IMKIT_*`` variables, value checks, exit statuses) is in options.py.
+(clients.py); ``who``, ``kick``, ``stats`` and ``history`` (admin.py); ``bench``. What
+they share (options from ``IMKIT_*`` variables, value checks, exit statuses) is in
+options.py.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import click
 
 from imkit import __version__
-from imkit.cli.admin import kick, stats, who
+from imkit.cli.admin import history, kick, stats, who
 from imkit.cli.bench import bench
 from imkit.cli.clients import chat, send
 from imkit.cli.options import ImkitGroup
@@ -25,5 +26,5 @@ def main() -> None:
     """imkit: a small chat server and its clients, over the IM-System line protocol."""
 
 
-for command in (serve, chat, send, who, kick, stats, bench):
+for command in (serve, chat, send, who, kick, stats, history, bench):
     main.add_command(command)

@@ -1,4 +1,5 @@
-"""``imkit who``, ``kick`` and ``stats``: the running server, through its admin socket."""
+"""``imkit who``, ``kick``, ``stats`` and ``history``: the running server, through its
+admin socket."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import anyio
 import click
 
 from imkit.cli.options import TEXT, option
+from imkit.msgid import parse_msgid
 from imkit.output import write_line
+from imkit.protocol import HISTORY_DEFAULT, HISTORY_MAX, ChatMessage, parse_iso_time
 from imkit.server import DEFAULT_PORT
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -116,8 +119,11 @@ _STATS_LABELS = {
     "admin_kicks": "admin kicks",
     "refused_full": "refused: server full",
     "refused_unauthorized": "refused: wrong password",
+    "refused_unavailable": "refused: store cannot write",
     "backpressure_pauses": "readers held back",
     "backpressure_given_up": "clients not waited for",
+    "store": "history kept in",
+    "store_problem": "store problem",
 }
 
 
@@ -126,7 +132,8 @@ _STATS_LABELS = {
 @option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def stats(port: int, admin_socket: str | None, as_json: bool) -> None:
     """Show uptime, connections now and in total, messages received and delivered,
-    clients dropped as slow consumers, idle kicks and admin kicks.
+    clients dropped as slow consumers, idle kicks and admin kicks, messages refused,
+    and where history is kept (and why it cannot be written, while it cannot).
 
     \b
     Exit status: 0 shown; 2 usage error; 3 no server answers on the admin socket;
@@ -140,6 +147,70 @@ def stats(port: int, admin_socket: str | None, as_json: bool) -> None:
     rows = []
     for key, label in _STATS_LABELS.items():
         value = reply.get(key, 0)
-        shown = _duration(value) if key == "uptime_s" else f"{value:,}"
+        if key == "uptime_s":
+            shown = _duration(value)
+        elif key == "store_problem":
+            shown = "none" if value is None else str(value)
+        elif isinstance(value, str):
+            shown = value
+        else:
+            shown = f"{value:,}"
         rows.append([label, shown])
     write_line(_table(["COUNTER", "VALUE"], rows))
+
+
+def _msgid(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and parse_msgid(value) is None:
+        raise click.BadParameter(f"{value!r} is not a msgid (16 digits, from --json)")
+    return value
+
+
+@click.command(short_help="Show past public messages (through the admin socket).")
+@option(
+    "--limit",
+    type=click.IntRange(1, HISTORY_MAX),
+    default=HISTORY_DEFAULT,
+    metavar="N",
+    help=f"How many messages: the newest N (1 to {HISTORY_MAX}).",
+)
+@option(
+    "--before",
+    metavar="MSGID",
+    default=None,
+    callback=_msgid,
+    help="Only messages older than this one (a msgid from --json), to page back.",
+)
+@_admin_options
+@option("--json", "as_json", is_flag=True, help="Print JSON, with msgids, instead of lines.")
+def history(
+    limit: int, before: str | None, port: int, admin_socket: str | None, as_json: bool
+) -> None:
+    """Show the newest public messages kept, oldest first, one line each:
+    "past TIME [ADDRESS]NAME:TEXT", TIME in UTC (control characters in names and texts
+    are shown as U+FFFD). --json prints {"messages": [...], "more": ...}, each message
+    with its msgid, time, from, addr and text; "more" is true when older ones are kept.
+
+    \b
+    Exit status: 0 shown; 1 refused (history cannot be read); 2 usage error; 3 no
+    server answers on the admin socket; 4 standard output could not be written; 141 it
+    was closed by its reader.
+    """
+    from imkit.chat import printable
+
+    payload: dict[str, Any] = {"type": "history", "limit": limit}
+    if before is not None:
+        payload["before"] = before
+    reply = _admin_request(port, admin_socket, payload)
+    del reply["type"]
+    if as_json:
+        write_line(json.dumps(reply, ensure_ascii=False, indent=2))
+        return
+    for item in reply["messages"]:
+        message = ChatMessage(
+            printable(item["from"]),
+            item["addr"],
+            None,
+            printable(item["text"]),
+            parse_iso_time(item["time"]),
+        )
+        write_line(message.past_line())

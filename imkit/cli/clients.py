@@ -9,14 +9,25 @@ import anyio
 import click
 
 from imkit.cli.options import DAY, TEXT, Bounded, NoServer, Refused, Usage, client_options, option
-from imkit.errors import Disconnected
+from imkit.errors import Disconnected, Unavailable
 from imkit.output import write_line
+from imkit.protocol import HISTORY_MAX
+
+# Past public messages imkit chat shows on start: a screenful, as ssh-chat replays.
+DEFAULT_HISTORY = 20
 
 
 @click.command(short_help="Chat in the terminal: public, private, rename, who.")
 @client_options
 @option(
     "--name", type=TEXT, metavar="NAME", default=None, help="Take this name right after connecting."
+)
+@option(
+    "--history",
+    type=click.IntRange(0, HISTORY_MAX),
+    default=DEFAULT_HISTORY,
+    metavar="N",
+    help=f"Show the last N public messages on start, marked as past (0 to {HISTORY_MAX}; 0: none).",
 )
 def chat(
     host: str,
@@ -25,9 +36,11 @@ def chat(
     cafile: str | None,
     password: str | None,
     name: str | None,
+    history: int,
 ) -> None:
     """Chat in the terminal: a menu for public and private chat, rename and who.
 
+    On start it shows the last public messages, each marked "past" with its time.
     Messages that arrive while you type are printed above your input line. Standard
     input may also be a pipe: menu choices and lines are then read from it.
 
@@ -47,7 +60,9 @@ def chat(
     if sys.stdin is None:  # started with <&-: Python then has no sys.stdin
         raise Usage("standard input is closed: imkit chat reads what to say from it")
     try:
-        chat_client.main(host, port, name=name, tls=tls, cafile=cafile, password=password)
+        chat_client.main(
+            host, port, name=name, tls=tls, cafile=cafile, password=password, history=history
+        )
     except KeyboardInterrupt:
         return  # Ctrl-C outside a prompt: the person leaves, quietly
     except Disconnected as error:
@@ -89,9 +104,11 @@ def send(
 
     \b
     Exit status:
-      0    every message was accepted
+      0    every message was accepted (a public one: and stored)
       1    the server refused one, or a line of input is not valid UTF-8 (the reason
-           is on stderr; nothing after it is sent, everything before it was accepted)
+           is on stderr; nothing after it is sent, everything before it was accepted);
+           also when the server cannot store messages: if the error says the message
+           reached the users online, do not send it again
       2    usage error (standard input is closed, an empty --password, ...)
       3    could not connect, timed out, or the connection was lost
       4    standard output (--verbose) could not be written
@@ -117,7 +134,15 @@ def send(
             events=False,
         ) as client:
             async for text in texts:
-                await client.send(text, to=to)
+                try:
+                    await client.send(text, to=to)
+                except Unavailable as error:
+                    if error.delivered:
+                        # Sending it again would show it twice to everyone online.
+                        raise Refused(
+                            f"{error}; it reached the users online, so do not send it again"
+                        ) from None
+                    raise
                 if verbose:
                     write_line(f"sent to {to or 'everyone'}: {text}")
 
