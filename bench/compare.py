@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """imkit against the IM-System seed's own Go server, with the same Go load generator.
 
-    bench/compare.py [--rounds 3] [--quick] [--only CASE ...] [--out DIR]
+    bench/compare.py [--rounds 3] [--quick] [--only CASE ...] [--servers NAME ...] [--out DIR]
 
 Builds the tools in ../shared/perf (Go: `apt-get install -y golang-go jq`), then runs
 every case against `imkit serve` (with its default SQLite store, a fresh file each run),
@@ -216,6 +216,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="skip the 5000 and 10000 connects")
     parser.add_argument("--only", nargs="*", default=None, metavar="CASE", help="run these cases")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--servers",
+        nargs="*",
+        default=list(SERVERS),
+        choices=SERVERS,
+        help="run only these (imkit with its store, imkit --db none, the seed)",
+    )
     options = parser.parse_args()
 
     for tool in ("go", "jq"):
@@ -233,11 +240,12 @@ def main() -> int:
     options.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     raw_path = options.out / f"results-{stamp}.jsonl"
-    runs: dict[str, dict[str, list[dict]]] = {c.name: {s: [] for s in SERVERS} for c in cases}
+    servers = [s for s in SERVERS if s in options.servers]
+    runs: dict[str, dict[str, list[dict]]] = {c.name: {s: [] for s in servers} for c in cases}
     with raw_path.open("w") as raw:
         for round_ in range(1, options.rounds + 1):
             for case in cases:
-                for server in SERVERS:
+                for server in servers:
                     print(
                         f"round {round_}/{options.rounds}: {case.name} on {server}", file=sys.stderr
                     )

@@ -115,6 +115,8 @@ def test_unwritable_stdout_exits_4_with_one_line(
     assert (who.returncode, who.stderr) == (4, FULL)
     stats = run_to_full_disk("stats", "--json", "--admin-socket", admin_socket)
     assert (stats.returncode, stats.stderr) == (4, FULL)
+    history = run_to_full_disk("history", "--json", "--admin-socket", admin_socket)
+    assert (history.returncode, history.stderr) == (4, FULL)
     send = run_to_full_disk("send", *where(server), "-v", "hello")
     assert (send.returncode, send.stderr) == (4, FULL)
     chat = run_to_full_disk("chat", *where(server), stdin="0\n")
@@ -191,6 +193,8 @@ EMPTY_REFUSED = [
     ("who", "--admin-socket", "IMKIT_ADMIN_SOCKET"),
     ("kick", "--admin-socket", "IMKIT_ADMIN_SOCKET"),
     ("stats", "--admin-socket", "IMKIT_ADMIN_SOCKET"),
+    ("history", "--admin-socket", "IMKIT_ADMIN_SOCKET"),
+    ("serve", "--db", "IMKIT_DB"),
 ]
 
 
