@@ -272,3 +272,15 @@ async def test_a_file_moved_away_is_noticed_and_its_return_too(tmp_path: Path) -
         assert [m.text for m in (await history(store)).messages] == ["kept", "back"]
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("where", ["a_folder", "under_a_file"])
+def test_a_path_that_cannot_be_a_database_is_one_line(tmp_path: Path, where: str) -> None:
+    if where == "a_folder":  # refused by the option itself: a usage error
+        path, expected, status = tmp_path, "is a directory", 2
+    else:
+        (tmp_path / "plain").write_text("x")
+        path, expected, status = tmp_path / "plain" / "imkit.db", "cannot create the folder", 1
+    result = run_imkit("serve", "--port", "0", "--db", str(path))
+    assert result.returncode == status, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
