@@ -141,7 +141,11 @@ def _clear_stale(path: Path) -> None:
     try:
         probe.connect(str(path))
     except (ConnectionRefusedError, FileNotFoundError):
-        log.info("replacing stale admin socket %s", path)
+        log.info(
+            "replacing stale admin socket %s",
+            path,
+            extra={"event": "admin_socket_stale", "path": str(path)},
+        )
         path.unlink(missing_ok=True)
         return
     except OSError as error:
@@ -215,7 +219,11 @@ class AdminSocket:
         try:
             uid = peer_uid(sock)
             if not may_administer(uid):
-                log.warning("admin socket: refused a connection from uid %d", uid)
+                log.warning(
+                    "admin socket: refused a connection from uid %d",
+                    uid,
+                    extra={"event": "admin_refused", "uid": uid},
+                )
                 # Read the request before refusing it: closing a Unix socket with
                 # unread input resets it, and the refusal would be lost.
                 with anyio.move_on_after(1.0):
@@ -235,7 +243,7 @@ class AdminSocket:
         except (TimeoutError, *LINK_ERRORS):
             pass
         except Exception:
-            log.exception("admin socket: unexpected error")
+            log.exception("admin socket: unexpected error", extra={"event": "admin_error"})
         finally:
             await link.aclose(0)
 
@@ -277,7 +285,13 @@ def answer_now(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
         member = server.hub.kick(name, reason)
         if member is None:
             return _error("no_such_user", f"no user named {name!r} is online")
-        log.info("%s (%s) kicked by an administrator: %s", member.name, member.addr, reason)
+        log.info(
+            "%s (%s) kicked by an administrator: %s",
+            member.name,
+            member.addr,
+            reason,
+            extra={"event": "kicked", "user": member.name, "addr": member.addr, "reason": reason},
+        )
         return {"type": "ok", "name": member.name}
     return _error(BAD_REQUEST, f"unknown request type {kind!r}")
 

@@ -16,6 +16,7 @@ received the event, so one stalled reader delays nobody.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ from imkit.protocol import (
     Who,
 )
 from imkit.store import MemoryStore, Page, Store
+
+log = logging.getLogger("imkit.hub")
 
 # Per-client queue of unsent bytes. 1 MiB holds thousands of chat lines, enough to ride
 # out a slow network for seconds, while 10,000 stalled clients still cost at most 10 GiB
@@ -221,17 +224,26 @@ class Member:
 
 @dataclass(slots=True)
 class Stats:
-    """Counters since the server started; the admin socket reports them."""
+    """Counters since the server started; the admin socket and --metrics report them."""
 
     connections_total: int = 0
     messages_received: int = 0  # chat messages accepted (public and private)
+    public_received: int = 0  # ... of which public
+    private_received: int = 0  # ... and private
     messages_delivered: int = 0  # copies of them queued for a recipient
     slow_consumers: int = 0
     idle_kicks: int = 0
     admin_kicks: int = 0
+    closed_by_client: int = 0  # connections the client closed (or that broke)
+    shutdown_byes: int = 0  # connections ended by the server's shutdown
     refused_full: int = 0
     refused_unauthorized: int = 0
+    refused_tls: int = 0  # TLS handshakes that failed or timed out
     refused_unavailable: int = 0  # public messages refused while the store could not write
+    # Bytes read from and handed to clients' connections (TLS: before encryption),
+    # counted once per read and once per send, not per message.
+    bytes_in: int = 0
+    bytes_out: int = 0
 
 
 IDLE_BYE = Bye("idle", "you are forced offline")
@@ -265,6 +277,9 @@ class Hub:
     replay: int = 0  # past messages a text client gets when it joins
     _members: dict[int, Member] = field(default_factory=dict)  # online, in order of arrival
     _by_name: dict[str, Member] = field(default_factory=dict)  # name_key(name) -> member
+    # When the first chat message handled since the flusher's last round was taken up
+    # (monotonic): the flusher's latency clock (imkit.metrics, delivery latency).
+    unflushed_since: float | None = None
     _overflowed: list[Member] = field(default_factory=list)
     _settling: bool = False
     _next_id: int = 1
@@ -400,11 +415,15 @@ class Hub:
             message = f"the message was not sent: {store.problem}"
             self.send(member, Error(command.id, UNAVAILABLE, message))
             return
-        self.stats.messages_received += 1
+        stats = self.stats
+        stats.messages_received += 1
+        stats.public_received += 1
         now = self.wall_clock()
         msgid = store.new_msgid(now)
         event = ChatMessage(member.name, member.addr, None, command.text, now, msgid)
-        self.stats.messages_delivered += self.broadcast(event)
+        stats.messages_delivered += self.broadcast(event)
+        if self.unflushed_since is None:
+            self.unflushed_since = member.last_active
         if member.wire.mode is Mode.JSON:
             store.append(event, partial(self._stored, member, command.id, msgid))
         else:
@@ -434,14 +453,18 @@ class Hub:
             message = f"no user named {command.to!r} is online"
             self.send(member, Error(command.id, NO_SUCH_USER, message, command.to))
             return
-        self.stats.messages_received += 1
+        stats = self.stats
+        stats.messages_received += 1
+        stats.private_received += 1
         now = self.wall_clock()
         msgid = self.store.new_msgid(now)
         if member.wire.mode is Mode.JSON:
             self.send(member, Ok(command.id, msgid))  # not stored (yet): accepted is all
         event = ChatMessage(member.name, member.addr, target.name, command.text, now, msgid)
         if self.send(target, event):
-            self.stats.messages_delivered += 1
+            stats.messages_delivered += 1
+        if self.unflushed_since is None:
+            self.unflushed_since = member.last_active
 
     def _rename(self, member: Member, rid: RequestId, new: str) -> bool:
         problem = name_problem(new)
@@ -512,6 +535,19 @@ class Hub:
                 member = self._overflowed.pop(0)
                 if member.online:
                     self.stats.slow_consumers += 1
-                    self.remove(member, slow_bye(member.outbox.limit), drain=False)
+                    limit = member.outbox.limit
+                    self.remove(member, slow_bye(limit), drain=False)
+                    log.warning(
+                        "%s (%s): disconnected as a slow consumer: more than %d bytes waited",
+                        member.name,
+                        member.addr,
+                        limit,
+                        extra={
+                            "event": "slow_consumer",
+                            "user": member.name,
+                            "addr": member.addr,
+                            "limit": limit,
+                        },
+                    )
         finally:
             self._settling = False

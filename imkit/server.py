@@ -26,8 +26,10 @@ import signal
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -50,6 +52,9 @@ from imkit.transport.listener import (
     tls_context,
 )
 from imkit.transport.writes import PARALLEL_FLUSH_MIN, WriteThread, use_write_thread
+
+if TYPE_CHECKING:
+    from imkit.metrics import MetricsServer
 
 __all__ = [
     "DEFAULT_BURST",
@@ -111,6 +116,7 @@ class ServerConfig:
     retain_days: float = DEFAULT_RETAIN_DAYS  # 0: keep everything
     replay: int = 0  # past public messages a text client gets on connect
     fsync: bool = False  # sync every commit to the disk (survives a power loss)
+    metrics: str | None = None  # HOST:PORT for /metrics and /healthz; None: none
 
 
 class Server:
@@ -135,6 +141,8 @@ class Server:
         self._write_thread: WriteThread | None = None  # started by serve()
         self.store: Store | None = None  # opened by listen()
         self._clients: anyio.abc.TaskGroup | None = None  # connection tasks, in serve()
+        self.metrics: MetricsServer | None = None  # --metrics: bound by listen()
+        self._observe_delivery: Callable[[float], None] | None = None
 
     @property
     def connections_now(self) -> int:
@@ -149,16 +157,25 @@ class Server:
             self._flush_wanted.set()
 
     async def _flush_loop(self) -> None:
+        hub, stats = self.hub, self.hub.stats
         while True:
             await self._flush_wanted.wait()
             self._flush_wanted = anyio.Event()
             self._flush_pending = False
             ready, self._flush_queue = self._flush_queue, []
+            # The delivery latency, once a round (docs/metrics.md): from the first chat
+            # message handled since the last round to the end of this round's sends,
+            # if they sent anything.
+            since, hub.unflushed_since = hub.unflushed_since, None
+            sent = stats.bytes_out
             if self._write_thread is not None and len(ready) >= PARALLEL_FLUSH_MIN:
                 self._write_thread.flush(ready)
             else:
                 for connection in ready:
                     connection.flush_nowait()
+            observe = self._observe_delivery
+            if since is not None and observe is not None and stats.bytes_out != sent:
+                observe(time.monotonic() - since)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -196,6 +213,9 @@ class Server:
             raise
         self.store = self.hub.store = store
         self.hub.replay = config.replay
+        if self.metrics is not None:
+            store.observe_commit = self.metrics.observe_commit
+            self._observe_delivery = self.metrics.observe_delivery
 
     async def _bind(self) -> None:
         host, port = self.config.host, self.config.port
@@ -211,7 +231,15 @@ class Server:
         admin_socket = admin.AdminSocket(Path(path))
         try:
             await admin_socket.open()
+            if self.config.metrics is not None:
+                # Imported only when asked for: every imkit command imports this module.
+                from imkit.metrics import open_metrics
+
+                self.metrics = open_metrics(
+                    self, self.config.metrics, max_clients=self.config.max_clients
+                )
         except BaseException:
+            admin_socket.close()
             await listener.aclose()
             raise
         self._listener, self.admin_socket = listener, admin_socket
@@ -240,7 +268,7 @@ class Server:
     ) -> None:
         self.started_at = time.monotonic()
         shown = dataclasses.replace(self.config, password="***" if self.config.password else None)
-        log.debug("configuration: %s", shown)
+        log.debug("configuration: %s", shown, extra={"event": "configuration"})
         threaded = self.config.write_thread
         if threaded is None:
             threaded = use_write_thread()
@@ -256,7 +284,11 @@ class Server:
                 self._write_thread.close()
                 self._write_thread = None
             with anyio.CancelScope(shield=True):  # what was accepted is written, always
-                await store.close()
+                try:
+                    await store.close()
+                finally:
+                    if self.metrics is not None:
+                        await self.metrics.close()
 
     async def _serve_until_stopped(
         self,
@@ -275,16 +307,43 @@ class Server:
                     raw = sub.extra(SocketAttribute.raw_socket)
                     background.start_soon(accept_loop, raw, self._accepted)
                 loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
-                log.info("history: %s", store.description)
-                log.info("imkit listening on %s (%s)", ", ".join(self.addresses), loop)
-                log.info("admin socket: %s", admin_socket.path)
+                log.info(
+                    "history: %s",
+                    store.description,
+                    extra={"event": "history", "store": store.description},
+                )
+                if self.metrics is not None:  # before "listening on": tests wait for that
+                    self.metrics.start()
+                    log.info(
+                        "metrics on http://%s/metrics",
+                        self.metrics.address,
+                        extra={"event": "metrics_listening", "addr": self.metrics.address},
+                    )
+                log.info(
+                    "imkit listening on %s (%s)",
+                    ", ".join(self.addresses),
+                    loop,
+                    extra={"event": "listening", "addrs": self.addresses, "loop": loop},
+                )
+                log.info(
+                    "admin socket: %s",
+                    admin_socket.path,
+                    extra={"event": "admin_socket", "path": str(admin_socket.path)},
+                )
                 task_status.started(self.addresses)
                 await self._stop.wait()
                 # No more accepts; the admin socket closes and its file is removed.
                 background.cancel_scope.cancel()
             # Messages delivered but not yet stored: their senders' oks go before the byes.
             await store.flush(STORE_FLUSH_TIMEOUT)
-            log.info("shutting down: saying goodbye to %d users", len(self.hub))
+            log.info(
+                "shutting down: saying goodbye to %d users",
+                len(self.hub),
+                extra={"event": "shutdown", "count": len(self.hub)},
+            )
+            self.hub.stats.shutdown_byes += sum(
+                1 for connection in self.connections if not connection.outbox.closed
+            )
             # Closing every outbox wakes every writer to send its bye; the flusher is
             # not needed for that. Clients still proving their password get no bye:
             # they are told nothing before they are in.
@@ -307,6 +366,7 @@ class Server:
             return
         link = await self._open_link(sock, addr)
         if link is None:
+            self.hub.stats.refused_tls += 1
             return
         now = time.monotonic()
         wire = ServerConnection(max_line=self.config.max_line)
@@ -322,22 +382,34 @@ class Server:
             auth_timeout=self.config.auth_timeout,
         )
         self.connections.add(connection)
-        log.info("%s: connected", addr)
+        log.info("%s: connected", addr, extra={"event": "connected", "addr": addr})
         try:
             await connection.run()
         except Exception:  # pragma: no cover - only a bug: log it, keep serving everyone else
-            log.exception("%s: unexpected error", addr)
+            log.exception(
+                "%s: unexpected error", addr, extra={"event": "connection_error", "addr": addr}
+            )
         finally:
             self.connections.discard(connection)
             who = addr if member.name == addr else f"{member.name} ({addr})"
-            log.info("%s: disconnected", who)
+            log.info(
+                "%s: disconnected",
+                who,
+                extra={"event": "disconnected", "addr": addr, "user": member.name},
+            )
 
     def _refuse_full(self, sock: socket.socket, addr: str) -> None:
         self.hub.stats.refused_full += 1
-        log.warning("%s: refused: the server is full (%d clients)", addr, self.config.max_clients)
+        log.warning(
+            "%s: refused: the server is full (%d clients)",
+            addr,
+            self.config.max_clients,
+            extra={"event": "server_full", "addr": addr, "count": self.config.max_clients},
+        )
         bye = Bye("server_full", f"the server is full ({self.config.max_clients} clients)")
         with contextlib.suppress(OSError):
-            sock.send(encode_text(bye))  # one line, one try: it does not wait for anyone
+            # One line, one try: it does not wait for anyone.
+            self.hub.stats.bytes_out += sock.send(encode_text(bye))
         sock.close()
 
     async def _open_link(self, sock: socket.socket, addr: str) -> Link | None:
@@ -366,7 +438,18 @@ class Server:
         while True:
             await anyio.sleep(interval)
             for member in self.hub.expire_idle(time.monotonic() - timeout):
-                log.info("%s (%s): idle for %gs, forced offline", member.name, member.addr, timeout)
+                log.info(
+                    "%s (%s): idle for %gs, forced offline",
+                    member.name,
+                    member.addr,
+                    timeout,
+                    extra={
+                        "event": "idle_kick",
+                        "user": member.name,
+                        "addr": member.addr,
+                        "timeout_s": timeout,
+                    },
+                )
 
 
 async def run(config: ServerConfig) -> None:
@@ -382,7 +465,8 @@ async def run(config: ServerConfig) -> None:
         async with anyio.create_task_group() as tg:
             await tg.start(server.serve)
             async for signum in signals:
-                log.info("received %s", signal.Signals(signum).name)
+                name = signal.Signals(signum).name
+                log.info("received %s", name, extra={"event": "signal", "signal": name})
                 if server.stopping:
                     tg.cancel_scope.cancel()
                     break

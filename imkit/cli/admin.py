@@ -4,14 +4,16 @@ admin socket."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import click
+from click.core import ParameterSource
 
-from imkit.cli.options import TEXT, option
+from imkit.cli.options import TEXT, Bounded, Usage, option
 from imkit.msgid import parse_msgid
 from imkit.output import write_line
 from imkit.protocol import HISTORY_DEFAULT, HISTORY_MAX, ChatMessage, parse_iso_time
@@ -130,15 +132,58 @@ _STATS_LABELS = {
 @click.command(short_help="Show the server's counters (through the admin socket).")
 @_admin_options
 @option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def stats(port: int, admin_socket: str | None, as_json: bool) -> None:
+@option(
+    "--watch",
+    is_flag=True,
+    help="Print a row of counts and rates every --interval seconds, until Ctrl-C.",
+)
+@option(
+    "--interval",
+    type=Bounded(0.1, 3600),
+    default=1.0,
+    metavar="SECONDS",
+    help="With --watch: seconds between rows (0.1 to 3600).",
+)
+@click.pass_context
+def stats(
+    ctx: click.Context,
+    port: int,
+    admin_socket: str | None,
+    as_json: bool,
+    watch: bool,
+    interval: float,
+) -> None:
     """Show uptime, connections now and in total, messages received and delivered,
     clients dropped as slow consumers, idle kicks and admin kicks, messages refused,
     and where history is kept (and why it cannot be written, while it cannot).
 
+    --watch is a live view, like redis-cli --stat: a row every --interval seconds
+    (default 1) with the users online, connections open, messages received and copies
+    delivered per second over that interval, clients dropped as slow consumers and
+    refusals (connections and messages) since the start; the header comes back every
+    20 rows. With --json, each row is one JSON object a line: the counters of plain
+    --json, plus "time", "messages_per_s" and "deliveries_per_s" (null in the first).
+
     \b
-    Exit status: 0 shown; 2 usage error; 3 no server answers on the admin socket;
-    4 standard output could not be written; 141 it was closed by its reader.
+    Exit status: 0 shown (--watch: stopped with Ctrl-C); 2 usage error; 3 no server
+    answers on the admin socket (--watch: at the start, or any more); 4 standard output
+    could not be written; 141 it was closed by its reader.
     """
+    if not watch:
+        if ctx.get_parameter_source("interval") is ParameterSource.COMMANDLINE:
+            raise Usage("--interval goes with --watch")
+        _stats_once(port, admin_socket, as_json)
+        return
+    from imkit import admin
+
+    path = Path(admin_socket) if admin_socket else admin.default_path(port)
+    try:
+        anyio.run(_watch, path, as_json, interval, backend="asyncio")
+    except KeyboardInterrupt:  # Ctrl-C is how a watch ends
+        pass
+
+
+def _stats_once(port: int, admin_socket: str | None, as_json: bool) -> None:
     reply = _admin_request(port, admin_socket, {"type": "stats"})
     del reply["type"]
     if as_json:
@@ -157,6 +202,96 @@ def stats(port: int, admin_socket: str | None, as_json: bool) -> None:
             shown = f"{value:,}"
         rows.append([label, shown])
     write_line(_table(["COUNTER", "VALUE"], rows))
+
+
+# stats --watch: each column's title and width; the header is repeated every so many rows.
+WATCH_COLUMNS = (
+    ("TIME", 8),
+    ("USERS", 7),
+    ("CONNS", 7),
+    ("MSGS/S", 10),
+    ("DELIVERIES/S", 13),
+    ("SLOW", 6),
+    ("REFUSED", 8),
+)
+WATCH_HEADER_EVERY = 20
+_REFUSALS = ("refused_full", "refused_unauthorized", "refused_unavailable")
+
+
+def _watch_line(cells: list[str]) -> str:
+    """The time left-aligned, the numbers right-aligned, as in vmstat."""
+    (_, width), *rest = WATCH_COLUMNS
+    shown = [cells[0].ljust(width)]
+    shown += [cell.rjust(w) for cell, (_, w) in zip(cells[1:], rest, strict=True)]
+    return " ".join(shown)
+
+
+def watch_rates(
+    previous: dict[str, Any] | None, current: dict[str, Any]
+) -> tuple[float | None, float | None]:
+    """Messages received and deliveries per second between two stats replies, over the
+    time that passed on the server's clock (its uptime); None for the first reply, or
+    when the counters went back (a server restarted on the same socket)."""
+    if previous is None:
+        return None, None
+    span = current["uptime_s"] - previous["uptime_s"]
+    received = current["messages_received"] - previous["messages_received"]
+    delivered = current["messages_delivered"] - previous["messages_delivered"]
+    if span <= 0 or received < 0 or delivered < 0:
+        return None, None
+    return received / span, delivered / span
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+async def _watch(path: Path, as_json: bool, interval: float) -> None:
+    """stats --watch: a row every ``interval`` seconds until cancelled (Ctrl-C)."""
+    from imkit import admin
+    from imkit.errors import AdminUnavailable
+    from imkit.protocol import iso_time
+
+    previous: dict[str, Any] | None = None
+    rows = 0
+    due = anyio.current_time()
+    while True:
+        try:
+            reply = await admin.request(path, {"type": "stats"})
+        except AdminUnavailable as error:
+            if previous is None:
+                raise  # nothing answers at all: as plain stats, exit 3
+            raise AdminUnavailable(f"the server went away: {error}") from None
+        del reply["type"]
+        messages, deliveries = watch_rates(previous, reply)
+        previous = reply
+        if as_json:
+            row = {
+                "time": iso_time(time.time()),
+                **reply,
+                "messages_per_s": None if messages is None else round(messages, 3),
+                "deliveries_per_s": None if deliveries is None else round(deliveries, 3),
+            }
+            write_line(json.dumps(row))
+        else:
+            if rows % WATCH_HEADER_EVERY == 0:
+                write_line(_watch_line([title for title, _ in WATCH_COLUMNS]))
+            refused = sum(reply.get(key, 0) for key in _REFUSALS)
+            cells = [
+                time.strftime("%H:%M:%S"),
+                f"{reply['users_online']:,}",
+                f"{reply['connections_now']:,}",
+                _rate(messages),
+                _rate(deliveries),
+                f"{reply['slow_consumers']:,}",
+                f"{refused:,}",
+            ]
+            write_line(_watch_line(cells))
+        rows += 1
+        # Rows keep to the interval's beat; one that came late (a busy server) is not
+        # made up for with a burst of rows.
+        due = max(due + interval, anyio.current_time())
+        await anyio.sleep(due - anyio.current_time())
 
 
 def _msgid(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -186,6 +186,22 @@ def networks(
     return values
 
 
+class ListenAddress(click.types.StringParamType):
+    """``HOST:PORT`` to listen on (``[IPv6]:PORT``; port 0 picks a free one)."""
+
+    name = "host:port"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from imkit.metrics import parse_address  # prometheus_client: only when asked for
+
+        text: str = super().convert(value, param, ctx)
+        try:
+            parse_address(text)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        return text
+
+
 def client_options(func: F) -> F:
     """--host, --port (as for serve), --tls, --cafile and --password."""
     func = option(
@@ -226,10 +242,20 @@ def loop_options(choice: str) -> dict[str, Any]:
     return {"use_uvloop": True}
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        stream=sys.stderr,
-    )
+LOG_FORMATS = ("text", "json")
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Log on stderr: ``text``, a line for people (local time), or ``json``, one JSON
+    object a line for a collector (:mod:`imkit.logformat`)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        from imkit.logformat import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+        logging.captureWarnings(True)  # a Python warning is one more JSON line too
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
+    logging.basicConfig(level=level.upper(), handlers=[handler])

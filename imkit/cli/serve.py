@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import anyio
@@ -9,8 +10,10 @@ import click
 
 from imkit.cli.options import (
     DAY,
+    LOG_FORMATS,
     TEXT,
     Bounded,
+    ListenAddress,
     configure_logging,
     loop_options,
     networks,
@@ -120,6 +123,15 @@ from imkit.store import DEFAULT_RETAIN_DAYS
     help="Unix socket for imkit who, kick and stats.",
 )
 @option(
+    "--metrics",
+    type=ListenAddress(),
+    nonempty=True,
+    default=None,
+    metavar="HOST:PORT",
+    show_default="off",
+    help="Serve Prometheus /metrics and a /healthz check over HTTP on HOST:PORT.",
+)
+@option(
     "--db",
     type=click.Path(dir_okay=False),
     nonempty=True,
@@ -160,6 +172,12 @@ from imkit.store import DEFAULT_RETAIN_DAYS
     default="info",
     help="How much to log on stderr.",
 )
+@option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS, case_sensitive=False),
+    default="text",
+    help="text: a line for people; json: one JSON object a line (JSON Lines), for a log collector.",
+)
 def serve(
     host: str,
     port: int,
@@ -174,12 +192,14 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     admin_socket: str | None,
+    metrics: str | None,
     db: str | None,
     retain_days: float,
     replay: int,
     fsync: bool,
     event_loop: str,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Run the chat server (text and JSON Lines on one port).
 
@@ -190,7 +210,7 @@ def serve(
     """
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
-    configure_logging(log_level)
+    configure_logging(log_level, log_format.lower())
     config = ServerConfig(
         host=host,
         port=port,
@@ -205,6 +225,7 @@ def serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         admin_socket=admin_socket,
+        metrics=metrics,
         db=db,
         retain_days=retain_days,
         replay=replay,
@@ -215,6 +236,11 @@ def serve(
     try:
         anyio.run(run_server, config, backend="asyncio", backend_options=options)
     except ServeError as error:
+        if log_format.lower() == "json":  # a collector gets it as one more JSON line
+            logging.getLogger("imkit.server").error(
+                "%s", error, extra={"event": "start_failed", "reason": str(error)}
+            )
+            sys.exit(1)
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         sys.exit(130)

@@ -57,6 +57,11 @@ class Store(ABC):
         self.retain_days = retain_days  # 0: keep everything
         self.clock = clock  # wall clock, seconds; tests inject their own
         self.problem: str | None = None  # why writes fail now; None while they work
+        # Batches of messages that could not be stored (written by the store's writer).
+        self.failed_batches = 0
+        # Told how long each batch's transaction took, in seconds, from the writer thread
+        # (--metrics: a histogram's observe, which is thread-safe); None: not measured.
+        self.observe_commit: Callable[[float], None] | None = None
         self._ids = MessageIds()
         # The newest public messages, for replay on connect: it must not wait for a query.
         self._recent: collections.deque[ChatMessage] = collections.deque(maxlen=HISTORY_MAX)

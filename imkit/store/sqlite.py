@@ -185,7 +185,11 @@ class SqliteStore(Store):
             self._queue.put(_CLOSE)
             await anyio.to_thread.run_sync(self._thread.join, CLOSE_TIMEOUT, abandon_on_cancel=True)
             if self._thread.is_alive():  # pragma: no cover - a disk that hangs
-                log.error("the store's writer did not finish within %gs", CLOSE_TIMEOUT)
+                log.error(
+                    "the store's writer did not finish within %gs",
+                    CLOSE_TIMEOUT,
+                    extra={"event": "store_close_timeout", "timeout_s": CLOSE_TIMEOUT},
+                )
                 return
         self._release()
 
@@ -201,10 +205,15 @@ class SqliteStore(Store):
     def _set_problem(self, problem: str | None) -> None:
         if problem is not None and self.problem is None:
             log.error(
-                "the store cannot write: %s; public messages are refused until it can", problem
+                "the store cannot write: %s; public messages are refused until it can",
+                problem,
+                extra={"event": "store_failed", "reason": problem},
             )
         elif problem is None and self.problem is not None:
-            log.warning("the store writes again; public messages are accepted")
+            log.warning(
+                "the store writes again; public messages are accepted",
+                extra={"event": "store_recovered"},
+            )
         self.problem = problem
 
     def _batch_done(self, waiters: list[Stored], problem: str | None) -> None:
@@ -284,10 +293,15 @@ class SqliteStore(Store):
     def _write(self, rows: list[_Row], waiters: list[Stored]) -> None:
         problem = self._file_problem()
         if problem is None:
+            started = time.monotonic()
             problem = self._transaction(
                 lambda connection: connection.executemany(_INSERT, rows),
                 last_id=rows[-1][0],
             )
+            if self.observe_commit is not None:  # once a batch, failed ones too
+                self.observe_commit(time.monotonic() - started)
+        if problem is not None:
+            self.failed_batches += 1
         changed, self._failing = problem != self._failing, problem
         if waiters or changed:
             # Text-mode messages wait for nobody: a batch of only those does not wake
@@ -370,7 +384,11 @@ class SqliteStore(Store):
                     (cutoff, PURGE_CHUNK),
                 )
             except sqlite3.Error as error:
-                log.debug("retention could not delete old messages: %s", error)
+                log.debug(
+                    "retention could not delete old messages: %s",
+                    error,
+                    extra={"event": "retention_failed", "reason": str(error)},
+                )
                 return
             deleted = cursor.rowcount
 

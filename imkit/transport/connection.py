@@ -137,6 +137,7 @@ class Connection:
         if isinstance(sent, OSError):
             self._read_scope.cancel()  # broken: the reader ends this connection
             return
+        self.hub.stats.bytes_out += sent
         outbox = self.outbox
         if sent < len(data):
             outbox.unget(data[sent:])
@@ -145,18 +146,20 @@ class Connection:
             self.congestion.relieve(outbox)
 
     async def _write_loop(self) -> None:
-        outbox, link = self.outbox, self.link
+        outbox, link, stats = self.outbox, self.link, self.hub.stats
         try:
             while True:
                 await self._writer_wake.wait()
                 self._writer_wake = anyio.Event()
                 if outbox.closed and not outbox.drain:
-                    link.try_send(outbox.take())  # one attempt at the bye, no more
+                    # One attempt at the bye, no more.
+                    stats.bytes_out += link.try_send(outbox.take())
                     return
                 while data := outbox.take():
                     # What the socket does not take goes back into the outbox, so that
                     # its size (and so congestion and the limit) counts it.
                     sent = await link.write(data)
+                    stats.bytes_out += sent
                     outbox.unget(data[sent:])
                     if outbox.congested and outbox.size <= outbox.low_water:
                         self.congestion.relieve(outbox)
@@ -164,7 +167,13 @@ class Connection:
                 if outbox.closed:
                     return
         except LINK_ERRORS as error:
-            log.debug("%s: write failed: %s", self.member.addr, error)
+            addr = self.member.addr
+            log.debug(
+                "%s: write failed: %s",
+                addr,
+                error,
+                extra={"event": "write_failed", "addr": addr, "reason": str(error)},
+            )
             self._read_scope.cancel()
 
     # ------------------------------------------------------------------ reading
@@ -184,6 +193,7 @@ class Connection:
                     # Whatever ended the reading, the writer gets a bounded time to finish.
                     scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
                     if not self.outbox.closed:  # the client left on its own
+                        hub.stats.closed_by_client += 1
                         hub.leave(member)
                         self.outbox.close(drain=False)
         finally:
@@ -197,7 +207,7 @@ class Connection:
     async def _read_loop(self, commands: list[Command]) -> None:
         """The pump: receive, feed the protocol, hand each command to the hub."""
         link, wire, member, hub = self.link, self.member.wire, self.member, self.hub
-        bucket, congested = self.bucket, self.congestion.outboxes
+        bucket, congested, stats = self.bucket, self.congestion.outboxes, hub.stats
         try:
             while True:
                 for command in commands:
@@ -215,12 +225,18 @@ class Connection:
                 data = await link.receive()
                 if not data:
                     return
+                stats.bytes_in += len(data)
                 lines_before = wire.lines_received
                 commands = wire.receive_data(data)
                 if wire.lines_received != lines_before:
                     member.last_active = time.monotonic()
         except LINK_ERRORS as error:
-            log.debug("%s: connection lost: %s", member.addr, error)
+            log.debug(
+                "%s: connection lost: %s",
+                member.addr,
+                error,
+                extra={"event": "connection_lost", "addr": member.addr, "reason": str(error)},
+            )
 
     async def _authenticate(self, password: str) -> list[Command] | None:
         """Wait for the password; on success join and return the commands that came
@@ -234,6 +250,7 @@ class Connection:
                     data = await self.link.receive()
                     if not data:
                         return None
+                    self.hub.stats.bytes_in += len(data)
                     commands = wire.receive_data(data)
             except LINK_ERRORS:
                 return None
@@ -251,7 +268,13 @@ class Connection:
     def _refuse(self, hello_id: RequestId, why: str) -> None:
         # Never log the password offered: only that it was refused.
         self.hub.stats.refused_unauthorized += 1
-        log.warning("%s: refused: %s", self.member.addr, why)
+        addr = self.member.addr
+        log.warning(
+            "%s: refused: %s",
+            addr,
+            why,
+            extra={"event": "unauthorized", "addr": addr, "reason": why},
+        )
         wire = self.member.wire
         if wire.mode is Mode.JSON:  # the hello is a request: it gets its reply
             self.outbox.put(wire.encode(Error(hello_id, UNAUTHORIZED, why)))

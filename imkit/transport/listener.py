@@ -45,7 +45,11 @@ async def accept_loop(
                 except BlockingIOError:
                     break
                 except OSError as error:  # out of file descriptors, most likely
-                    log.warning("accept failed: %s", error)
+                    log.warning(
+                        "accept failed: %s",
+                        error,
+                        extra={"event": "accept_failed", "reason": str(error)},
+                    )
                     await anyio.sleep(0.1)
                     break
                 try:
@@ -54,7 +58,13 @@ async def accept_loop(
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 except OSError as error:  # pragma: no cover - a race: the client reset first
                     # Gone already: never let one client stop accepts.
-                    log.info("%s: setting up the socket failed: %s", format_addr(peer), error)
+                    addr = format_addr(peer)
+                    log.info(
+                        "%s: setting up the socket failed: %s",
+                        addr,
+                        error,
+                        extra={"event": "socket_failed", "addr": addr, "reason": str(error)},
+                    )
                     sock.close()
                     continue
                 on_accept(sock, peer)
@@ -100,7 +110,13 @@ async def open_tls(sock: socket.socket, addr: str, context: ssl.SSLContext) -> S
                 stream, server_side=True, ssl_context=context, standard_compatible=False
             )
     except (TimeoutError, ssl.SSLError, *LINK_ERRORS) as error:
-        log.info("%s: TLS handshake failed: %s", addr, _tls_reason(error))
+        reason = _tls_reason(error)
+        log.info(
+            "%s: TLS handshake failed: %s",
+            addr,
+            reason,
+            extra={"event": "tls_failed", "addr": addr, "reason": reason},
+        )
         await anyio.aclose_forcefully(stream)
         return None
     return StreamLink(tls)
@@ -125,5 +141,8 @@ def raise_open_file_limit(max_clients: int) -> None:
             soft = new
     if soft != resource.RLIM_INFINITY and soft < wanted:
         log.warning(
-            "only %d file descriptors are allowed: fewer than --max-clients %d", soft, max_clients
+            "only %d file descriptors are allowed: fewer than --max-clients %d",
+            soft,
+            max_clients,
+            extra={"event": "fd_limit", "count": soft, "max_clients": max_clients},
         )

@@ -102,7 +102,7 @@ class WriteThread:
             try:
                 job.help()
             except Exception:  # pragma: no cover - only a bug: log it, the flusher sends alone
-                log.exception("the write thread failed")
+                log.exception("the write thread failed", extra={"event": "write_thread_failed"})
 
     def close(self) -> None:
         self._jobs.put(None)

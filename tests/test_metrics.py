@@ -1,0 +1,381 @@
+"""``--metrics``: /metrics scraped over real HTTP and read with prometheus_client's own
+parser, counters against the exact traffic a test sends, /healthz and its 503s (full,
+store, shutdown), and the option's errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import pytest
+from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from imkit import __version__, admin
+from imkit.cli import main
+from imkit.errors import ServeError
+from imkit.metrics import LoopReader, Metrics, MetricsServer, Observed, parse_address
+from imkit.server import Server, ServerConfig
+from tests.conftest import run_server
+from tests.support import TIMEOUT, LineClient, joined, run_imkit, split_addr, start_server_process
+
+# One sample: its name and labels.
+Key = tuple[str, frozenset[tuple[str, str]]]
+Samples = dict[Key, float]
+
+REASONS = ("closed", "idle", "kicked", "slow_consumer", "shutdown")
+
+
+def config(**overrides: Any) -> ServerConfig:
+    return ServerConfig(**{"port": 0, "idle_timeout": 0, "metrics": "127.0.0.1:0", **overrides})
+
+
+def get(url: str, timeout: float = TIMEOUT) -> tuple[int, str, str]:
+    """A GET's status, content type and body; 4xx and 5xx answers included."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            headers = response.headers
+            return int(response.status), str(headers["Content-Type"]), response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, str(error.headers["Content-Type"]), error.read().decode()
+
+
+def parse(text: str) -> Samples:
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+class Scraper:
+    """/metrics and /healthz of an in-process server, fetched from a thread (the
+    server's HTTP thread needs the event loop to answer)."""
+
+    def __init__(self, server: Server) -> None:
+        assert server.metrics is not None
+        self.base = f"http://{server.metrics.address}"
+
+    async def get(self, path: str) -> tuple[int, str, str]:
+        return await anyio.to_thread.run_sync(get, self.base + path)
+
+    async def metrics(self) -> Samples:
+        status, content_type, body = await self.get("/metrics")
+        assert status == 200, body
+        assert content_type.startswith("text/plain; version=0.0.4")
+        return parse(body)
+
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        status, content_type, body = await self.get("/healthz")
+        assert content_type == "application/json"
+        answer = json.loads(body)
+        assert isinstance(answer, dict)
+        return status, answer
+
+    async def until(self, done: Callable[[Samples], bool]) -> Samples:
+        """Scrape until ``done`` says the samples are as expected."""
+        with anyio.fail_after(TIMEOUT):
+            while not done(samples := await self.metrics()):
+                await anyio.sleep(0.02)
+        return samples
+
+    async def health_until(self, status: int) -> dict[str, Any]:
+        with anyio.fail_after(TIMEOUT):
+            while (answer := await self.health())[0] != status:
+                await anyio.sleep(0.05)
+        return answer[1]
+
+
+# ----------------------------------------------------------------- in process
+
+
+@pytest.mark.anyio
+async def test_counters_move_by_exactly_the_traffic_sent() -> None:
+    async with run_server(config()) as server:
+        scrape = Scraper(server)
+        start = await scrape.metrics()
+        assert value(start, "imkit_connections_accepted_total") == 0
+        assert value(start, "imkit_users_online") == 0
+        assert value(start, "imkit_delivery_latency_seconds_count") == 0
+
+        address = server.addresses[0]
+        alex, bob = await joined(address, "alex"), await joined(address, "bob")
+        await alex.line()  # bob is online
+        before = await scrape.metrics()
+        sent = b"one\ntwo\nthree\nto|bob|four\nto|bob|five\n"
+        await alex.send(sent)
+        received = await alex.lines(3) + await bob.lines(5)
+        assert received[-1] == "alex say: five\n"
+        after = await scrape.metrics()
+
+        def moved(name: str, **labels: str) -> float:
+            return value(after, name, **labels) - value(before, name, **labels)
+
+        assert moved("imkit_messages_received_total", kind="public") == 3
+        assert moved("imkit_messages_received_total", kind="private") == 2
+        assert moved("imkit_deliveries_total") == 3 * 2 + 2
+        assert moved("imkit_received_bytes_total") == len(sent)
+        assert moved("imkit_sent_bytes_total") == sum(len(line.encode()) for line in received)
+        assert 1 <= moved("imkit_delivery_latency_seconds_count") <= 5  # rounds, not messages
+        assert 0 <= moved("imkit_delivery_latency_seconds_sum") < TIMEOUT
+        assert value(after, "imkit_users_online") == 2
+        assert value(after, "imkit_connections_open") == 2
+        assert value(after, "imkit_outbox_queued_bytes") == 0
+        for reason in REASONS:
+            assert value(after, "imkit_disconnects_total", reason=reason) == 0
+
+        assert server.admin_socket is not None
+        reply = await admin.request(server.admin_socket.path, {"type": "kick", "name": "bob"})
+        assert reply == {"type": "ok", "name": "bob"}
+        assert await bob.eof()
+        await bob.aclose()
+        await alex.aclose()
+        end = await scrape.until(lambda s: value(s, "imkit_connections_open") == 0)
+        assert value(end, "imkit_disconnects_total", reason="kicked") == 1
+        assert value(end, "imkit_disconnects_total", reason="closed") == 1
+        # Every connection accepted is refused, open, or has ended for one reason.
+        assert value(end, "imkit_connections_accepted_total") == 2
+        assert sum(value(end, "imkit_disconnects_total", reason=r) for r in REASONS) == 2
+        assert value(end, "imkit_users_online") == 0
+
+
+@pytest.mark.anyio
+async def test_refusals_by_reason_and_a_full_node_is_unhealthy() -> None:
+    async with run_server(config(max_clients=2, password="pw")) as server:
+        scrape = Scraper(server)
+        member = await LineClient.connect(server.addresses[0])
+        await member.send(b"pass|pw\n")
+        await member.line()  # online
+        wrong = await LineClient.connect(server.addresses[0])
+        await wrong.send(b"pass|guess\n")
+        assert await wrong.line() == "wrong password\n"
+        assert await wrong.eof()
+        await wrong.aclose()
+        await scrape.until(lambda s: value(s, "imkit_connections_open") == 1)
+        assert await scrape.health() == (200, {"status": "ok", "users": 1, "connections": 1})
+
+        waiting = await LineClient.connect(server.addresses[0])  # the second of two
+        body = await scrape.health_until(503)
+        assert body == {
+            "status": "unavailable",
+            "reason": "full",
+            "message": "the server is full (2 clients)",
+        }
+        extra = await LineClient.connect(server.addresses[0])
+        assert await extra.line() == "the server is full (2 clients)\n"
+        samples = await scrape.metrics()
+        assert value(samples, "imkit_connections_refused_total", reason="full") == 1
+        assert value(samples, "imkit_connections_refused_total", reason="unauthorized") == 1
+        assert value(samples, "imkit_connections_refused_total", reason="tls_handshake") == 0
+        assert value(samples, "imkit_connections_accepted_total") == 4
+        assert value(samples, "imkit_users_online") == 1  # `waiting` is not in yet
+        await waiting.aclose()
+        await scrape.health_until(200)
+
+
+@pytest.mark.anyio
+async def test_healthz_is_503_while_the_store_cannot_write(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    async with run_server(config(db=str(path))) as server:
+        scrape = Scraper(server)
+        alex = await joined(server.addresses[0], "alex")
+        assert await scrape.health() == (200, {"status": "ok", "users": 1, "connections": 1})
+        await alex.send(b"kept\n")
+        await alex.line()
+        await scrape.until(lambda s: value(s, "imkit_store_commit_duration_seconds_count") >= 1)
+
+        path.rename(tmp_path / "elsewhere.db")  # SQLite would go on writing to it
+        await alex.send(b"lost\n")
+        assert await alex.line() == f"[{alex.addr}]alex:lost\n"  # delivered; then noticed
+        body = await scrape.health_until(503)
+        assert body["status"] == "unavailable" and body["reason"] == "store_unavailable"
+        assert "was removed" in body["message"]
+        samples = await scrape.metrics()
+        assert value(samples, "imkit_store_writable") == 0
+        assert value(samples, "imkit_store_failed_batches_total") == 1
+        await alex.send(b"refused\n")
+        assert (await alex.line()).startswith("error: the message was not sent")
+        samples = await scrape.metrics()
+        assert value(samples, "imkit_messages_refused_total", reason="unavailable") == 1
+        assert value(samples, "imkit_messages_received_total", kind="public") == 2
+
+        (tmp_path / "elsewhere.db").rename(path)  # the same file is back
+        assert (await scrape.health_until(200))["status"] == "ok"
+        assert value(await scrape.metrics(), "imkit_store_writable") == 1
+
+
+@pytest.mark.anyio
+async def test_healthz_is_503_from_the_moment_it_shuts_down() -> None:
+    async with run_server(config()) as server:
+        scrape = Scraper(server)
+        assert server.metrics is not None
+        host, port = split_addr(server.metrics.address)
+        alex = await joined(server.addresses[0])  # it holds the shutdown open (its bye)
+        assert (await scrape.health())[0] == 200
+        server.stop()
+        status, body = await scrape.health()
+        assert (status, body["reason"]) == (503, "shutting_down")
+        status, _, text = await scrape.get("/metrics")  # metrics are still served
+        assert status == 200 and "imkit_users_online" in text
+        assert await alex.line() == "the server is shutting down\n"
+        await alex.aclose()
+        with anyio.fail_after(TIMEOUT):
+            await server.stopped.wait()
+        with pytest.raises(ConnectionRefusedError):  # closed with the server
+            socket.create_connection((host, port), timeout=TIMEOUT).close()
+
+
+@pytest.mark.anyio
+async def test_other_paths_and_methods(server_with_metrics: Scraper) -> None:
+    scrape = server_with_metrics
+    assert (await scrape.get("/"))[0] == 404
+    assert (await scrape.get("/healthz/x"))[0] == 404
+
+    def post_healthz() -> int:
+        request = urllib.request.Request(scrape.base + "/healthz", data=b"", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code
+
+    assert await anyio.to_thread.run_sync(post_healthz) == 405
+    samples = await scrape.metrics()
+    assert value(samples, "imkit_build_info", version=__version__) == 1
+    assert ("process_cpu_seconds_total", frozenset()) in samples
+
+
+@pytest.mark.anyio
+async def test_a_loop_that_does_not_answer_gets_503_not_a_wait() -> None:
+    stuck = asyncio.new_event_loop()  # never run: what it is asked to do is never done
+    reader = LoopReader(cast(Observed, None), stuck, timeout=0.05)
+    endpoint = MetricsServer(Metrics(reader, max_clients=10), "127.0.0.1", 0)
+    endpoint.start()
+    base = f"http://{endpoint.address}"
+    try:
+        status, _, text = await anyio.to_thread.run_sync(get, base + "/metrics")
+        assert (status, text) == (503, "the event loop did not answer within 0.05 s\n")
+        status, _, body = await anyio.to_thread.run_sync(get, base + "/healthz")
+        assert (status, json.loads(body)["reason"]) == (503, "unresponsive")
+        stuck.close()
+        status, _, body = await anyio.to_thread.run_sync(get, base + "/healthz")
+        assert (status, json.loads(body)["message"]) == (503, "the server has stopped")
+    finally:
+        stuck.close()
+        await endpoint.close()
+
+
+@pytest.fixture
+async def server_with_metrics() -> AsyncIterator[Scraper]:
+    async with run_server(config()) as server:
+        yield Scraper(server)
+
+
+# ------------------------------------------------------------------- imkit serve
+
+
+def test_serve_logs_the_metrics_address_and_answers_503_until_it_exits() -> None:
+    proc = start_server_process("--idle-timeout", "0", "--metrics", "127.0.0.1:0")
+    try:
+        found = re.search(r"metrics on (http://127\.0\.0\.1:\d+)/metrics\n", proc.stderr())
+        assert found, proc.stderr()
+        base = found.group(1)
+        status, _, body = get(base + "/metrics")
+        assert status == 200
+        assert value(parse(body), "imkit_users_online") == 0
+        assert get(base + "/healthz")[0] == 200
+
+        client = socket.create_connection(split_addr(proc.address), timeout=TIMEOUT)
+        assert client.recv(1000).endswith(b"user is online\n")
+        proc.proc.send_signal(signal.SIGTERM)
+        answers: list[int | str] = []
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                answers.append(get(base + "/healthz", timeout=2)[0])
+            except OSError:  # refused, or the process exited mid-answer
+                answers.append("gone")
+                break
+            if answers[-1] == 503:
+                client.close()  # the server stops waiting for its bye to be read
+            time.sleep(0.02)
+        assert answers[-1] == "gone", answers
+        assert 503 in answers, answers
+        after = answers[answers.index(503) :]
+        assert set(after) <= {503, "gone"}, answers
+        assert proc.proc.wait(TIMEOUT) == 0
+    finally:
+        proc.stop()
+
+
+def test_metrics_port_in_use_is_one_line_and_exit_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_imkit("serve", "--port", "0", "--metrics", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"Error: cannot listen on 127.0.0.1:{port} for metrics: Address already in use\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        ("9464", "is not HOST:PORT"),
+        (":9464", "is not HOST:PORT"),
+        ("127.0.0.1:", "the port must be a number from 0 to 65535"),
+        ("127.0.0.1:65536", "the port must be a number from 0 to 65535"),
+        ("127.0.0.1:-1", "the port must be a number from 0 to 65535"),
+        ("::1:9464", "write an IPv6 address in brackets"),
+        ("[]:9464", "is not HOST:PORT"),
+    ],
+)
+def test_a_malformed_address_is_a_usage_error(given: str, words: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--metrics", given])
+    assert result.exit_code == 2
+    assert words in result.output
+
+
+def test_an_empty_imkit_metrics_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["serve"], env={"IMKIT_METRICS": ""})
+    assert result.exit_code == 2
+    assert "IMKIT_METRICS is set but empty" in result.output
+
+
+@pytest.mark.anyio
+async def test_a_malformed_address_given_in_process_is_a_serve_error() -> None:
+    server = Server(config(metrics="nope"))
+    with pytest.raises(ServeError, match="^--metrics: 'nope' is not HOST:PORT"):
+        await server.listen()
+    assert server.admin_socket is None and server.metrics is None
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("127.0.0.1:9464", ("127.0.0.1", 9464)),
+        ("0.0.0.0:0", ("0.0.0.0", 0)),
+        ("localhost:80", ("localhost", 80)),
+        ("[::1]:9464", ("::1", 9464)),
+    ],
+)
+def test_parse_address(given: str, expected: tuple[str, int]) -> None:
+    assert parse_address(given) == expected
