@@ -4,7 +4,10 @@ subprocess, and raw line clients that talk to it as netcat would."""
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -30,6 +33,17 @@ def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         del os.environ["XDG_STATE_HOME"]
     else:
         os.environ["XDG_STATE_HOME"] = old
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    # Unix socket paths are limited to 108 bytes; pytest's tmp_path can be longer.
+    folder = Path(tempfile.mkdtemp(prefix="imkit-", dir="/tmp"))
+    os.chmod(folder, 0o700)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
 @pytest.fixture

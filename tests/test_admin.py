@@ -10,7 +10,7 @@ import socket
 import stat
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -21,17 +21,6 @@ from imkit.errors import AdminError, AdminUnavailable, ServeError
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
 from tests.support import LineClient, imkit_env, joined, run_imkit, start_server_process
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    # Unix socket paths are limited to 108 bytes; pytest's tmp_path can be longer.
-    folder = Path(tempfile.mkdtemp(prefix="imkit-", dir="/tmp"))
-    os.chmod(folder, 0o700)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
 @pytest.fixture

@@ -6,16 +6,13 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import os
 import re
 import resource
 import shlex
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -56,17 +53,6 @@ PUBLIC_TEXT = "zebra-quartz-4711 said in public"
 PRIVATE_TEXT = "marmot-basalt-2286 said in private"
 WATCH_HEADER = ["TIME", "USERS", "CONNS", "MSGS/S", "DELIVERIES/S", "SLOW", "REFUSED"]
 WATCH_ROW = r"^\d\d:\d\d:\d\d "
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    # Unix socket paths are limited to 108 bytes; pytest's tmp_path can be longer.
-    folder = Path(tempfile.mkdtemp(prefix="imkit-", dir="/tmp"))
-    os.chmod(folder, 0o700)
-    try:
-        yield folder
-    finally:
-        subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
 # ------------------------------------------------------------------ --log-format json
