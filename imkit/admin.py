@@ -35,14 +35,14 @@ import anyio
 
 from imkit.errors import AdminError, AdminUnavailable, ServeError
 from imkit.hub import Hub
-from imkit.msgid import parse_msgid
 from imkit.protocol import (
     BAD_REQUEST,
-    HISTORY_DEFAULT,
-    HISTORY_MAX,
     UNAVAILABLE,
+    History,
+    Invalid,
     LineFramer,
     iso_time,
+    parse_json_request,
 )
 from imkit.store import Page
 from imkit.transport.backpressure import Congestion
@@ -298,12 +298,12 @@ def answer_now(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
 
 async def history(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
     """Past public messages, oldest first, as the chat's history request gives them."""
-    limit = request.get("limit", HISTORY_DEFAULT)
-    before = request.get("before")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= HISTORY_MAX:
-        return _error(BAD_REQUEST, f"history needs a 'limit' from 1 to {HISTORY_MAX}")
-    if before is not None and not (isinstance(before, str) and parse_msgid(before) is not None):
-        return _error(BAD_REQUEST, "history's 'before' must be a msgid")
+    # The same request as a chat client's, checked by the same parser.
+    command = parse_json_request({**request, "id": None})
+    if not isinstance(command, History):
+        message = command.message if isinstance(command, Invalid) else "not a history request"
+        return _error(BAD_REQUEST, f"history: {message}")
+    limit, before = command.limit, command.before
     # The store answers later, on the event loop, through this callback; it may never
     # come (a disk that hangs, a store closing), hence the timeout.
     answered = anyio.Event()

@@ -227,9 +227,8 @@ class Stats:
     """Counters since the server started; the admin socket and --metrics report them."""
 
     connections_total: int = 0
-    messages_received: int = 0  # chat messages accepted (public and private)
-    public_received: int = 0  # ... of which public
-    private_received: int = 0  # ... and private
+    public_received: int = 0  # public chat messages accepted
+    private_received: int = 0  # private chat messages accepted
     messages_delivered: int = 0  # copies of them queued for a recipient
     slow_consumers: int = 0
     idle_kicks: int = 0
@@ -244,6 +243,11 @@ class Stats:
     # counted once per read and once per send, not per message.
     bytes_in: int = 0
     bytes_out: int = 0
+
+    @property
+    def messages_received(self) -> int:
+        """Chat messages accepted, public and private."""
+        return self.public_received + self.private_received
 
 
 IDLE_BYE = Bye("idle", "you are forced offline")
@@ -416,7 +420,6 @@ class Hub:
             self.send(member, Error(command.id, UNAVAILABLE, message))
             return
         stats = self.stats
-        stats.messages_received += 1
         stats.public_received += 1
         now = self.wall_clock()
         msgid = store.new_msgid(now)
@@ -454,7 +457,6 @@ class Hub:
             self.send(member, Error(command.id, NO_SUCH_USER, message, command.to))
             return
         stats = self.stats
-        stats.messages_received += 1
         stats.private_received += 1
         now = self.wall_clock()
         msgid = self.store.new_msgid(now)

@@ -81,7 +81,7 @@ class Store(ABC):
     def recent(self, count: int) -> tuple[ChatMessage, ...]:
         """The last ``count`` public messages still within retention, oldest first."""
         cutoff = self.cutoff()
-        newest = [m for m in list(self._recent)[-count:] if _number(m) >= cutoff]
+        newest = [m for m in list(self._recent)[-count:] if message_number(m) >= cutoff]
         return tuple(newest)
 
     @abstractmethod
@@ -123,7 +123,7 @@ class Store(ABC):
         self._recent.extend(newest)
 
 
-def _number(message: ChatMessage) -> int:
+def message_number(message: ChatMessage) -> int:
     return parse_msgid(message.msgid or "") or 0
 
 

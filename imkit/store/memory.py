@@ -6,7 +6,15 @@ import collections
 from collections.abc import Callable
 
 from imkit.protocol import ChatMessage
-from imkit.store.base import DEFAULT_RETAIN_DAYS, Answer, Page, Store, Stored, before_number
+from imkit.store.base import (
+    DEFAULT_RETAIN_DAYS,
+    Answer,
+    Page,
+    Store,
+    Stored,
+    before_number,
+    message_number,
+)
 
 # Public messages kept in memory: a bound, so that a long-running server does not grow
 # without end (about 300 bytes each: 30 MB).
@@ -34,17 +42,13 @@ class MemoryStore(Store):
 
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
         bound, cutoff = before_number(before), self.cutoff()
-        while self._messages and _number(self._messages[0]) < cutoff:
+        while self._messages and message_number(self._messages[0]) < cutoff:
             self._messages.popleft()  # expired: forget it
         newest_first: list[ChatMessage] = []
         for message in reversed(self._messages):  # from the newest: pages are near it
-            if _number(message) < bound:
+            if message_number(message) < bound:
                 newest_first.append(message)
                 if len(newest_first) > limit:
                     break
         more = len(newest_first) > limit
         answer(Page(tuple(reversed(newest_first[:limit])), more))
-
-
-def _number(message: ChatMessage) -> int:
-    return int(message.msgid or 0)
