@@ -268,6 +268,38 @@ async def answer(server: Administered, line: bytes | None) -> dict[str, Any]:
         return _error(BAD_REQUEST, "a request is one JSON object per line")
     if request.get("type") == "history":
         return await history(server, request)
+    hub = server.hub
+    if hub.cluster_wide:  # answered from the cluster's Redis (imkit.cluster.admin)
+        return await _cluster_answer(server, request)
+    return answer_now(server, request)
+
+
+async def _cluster_answer(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
+    # Imported only in a cluster: one node needs no Redis client.
+    from imkit.cluster import admin as cluster_admin
+    from imkit.cluster.hub import ClusterHub
+
+    hub = server.hub
+    assert isinstance(hub, ClusterHub)
+    kind = request.get("type")
+    if kind == "who":
+        return await cluster_admin.who(hub)
+    if kind == "kick":
+        name, reason = request.get("name"), request.get("reason")
+        if not isinstance(name, str) or not (reason is None or isinstance(reason, str)):
+            return _error(BAD_REQUEST, "kick needs a string 'name' (and 'reason')")
+        reply = await cluster_admin.kick(hub, name, reason)
+        if reply["type"] == "ok":
+            log.info(
+                "%s kicked by an administrator (on node %s): %s",
+                reply["name"],
+                reply["node"],
+                reason,
+                extra={"event": "kick_requested", "user": reply["name"], "reason": reason},
+            )
+        return reply
+    if kind == "stats":
+        return {"type": "stats", **stats(server), "cluster": await cluster_admin.cluster_stats(hub)}
     return answer_now(server, request)
 
 
@@ -277,7 +309,7 @@ def answer_now(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
     if kind == "who":
         return {"type": "users", "users": users(server)}
     if kind == "stats":
-        return {"type": "stats", **stats(server)}
+        return {"type": "stats", **stats(server), "cluster": None}
     if kind == "kick":
         name, reason = request.get("name"), request.get("reason")
         if not isinstance(name, str) or not (reason is None or isinstance(reason, str)):

@@ -29,6 +29,7 @@ import anyio.abc
 from imkit.client import ChatMessage, Client, NameChange, Presence, connect, host_port
 from imkit.errors import Disconnected, InputError, ServerError, TimedOut, Unavailable
 from imkit.output import write_line
+from imkit.protocol import ServerNotice
 from imkit.stdin import StdinLines
 
 MENU = """\
@@ -83,7 +84,11 @@ def describe(event: object, me: str) -> str | None:
         if event.name == me:
             return None
         return f"* {printable(event.name)} {'is online' if event.online else 'went offline'}"
+    if isinstance(event, ServerNotice):
+        return f"* {printable(event.message)}"
     if isinstance(event, NameChange):
+        if event.reason == "conflict":
+            return f"* {printable(event.text_line() or '')}"
         if me in (event.old, event.new):
             return None  # our own rename is confirmed by its reply
         return f"* {printable(event.old)} is now known as {printable(event.new)}"

@@ -243,6 +243,10 @@ class Client:
                         break
                     elif isinstance(event, Notice):
                         self._last_notice = event.text
+                    elif isinstance(event, NameChange) and event.reason == "conflict":
+                        self.name = event.new  # a cluster gave our name away (docs/cluster.md)
+                        if self._keep_events:
+                            await self._event_in.send(event)
                     elif self._keep_events:
                         await self._event_in.send(event)
         except (*_STREAM_ERRORS, anyio.EndOfStream):

@@ -287,6 +287,9 @@ class Hub:
     _overflowed: list[Member] = field(default_factory=list)
     _settling: bool = False
     _next_id: int = 1
+    # True for a cluster node's hub (imkit.cluster.hub), whose who, kick and stats the
+    # admin socket answers for the whole cluster.
+    cluster_wide = False
 
     # ------------------------------------------------------------------ membership
 

@@ -37,6 +37,7 @@ from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
 
 from imkit import admin
+from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE, Hub, Outbox
 from imkit.protocol import DEFAULT_MAX_LINE, Bye, ServerConnection, encode_text
@@ -54,6 +55,7 @@ from imkit.transport.listener import (
 from imkit.transport.writes import PARALLEL_FLUSH_MIN, WriteThread, use_write_thread
 
 if TYPE_CHECKING:
+    from imkit.cluster.link import ClusterLink
     from imkit.metrics import MetricsServer
 
 __all__ = [
@@ -117,6 +119,9 @@ class ServerConfig:
     replay: int = 0  # past public messages a text client gets on connect
     fsync: bool = False  # sync every commit to the disk (survives a power loss)
     metrics: str | None = None  # HOST:PORT for /metrics and /healthz; None: none
+    cluster: str | None = None  # Redis URL: one chat with the other nodes on it
+    cluster_name: str = DEFAULT_CLUSTER_NAME
+    node_timeout: float = DEFAULT_NODE_TIMEOUT
 
 
 class Server:
@@ -124,7 +129,10 @@ class Server:
 
     def __init__(self, config: ServerConfig, hub: Hub | None = None) -> None:
         self.config = config
-        self.hub = hub if hub is not None else Hub()
+        self.cluster: ClusterLink | None = None  # --cluster: this node's link to Redis
+        if hub is None:
+            hub = Hub() if config.cluster is None else self._cluster_hub(config.cluster)
+        self.hub = hub
         self.congestion = Congestion()
         self.addresses: list[str] = []
         self.connections: set[Connection] = set()
@@ -198,13 +206,7 @@ class Server:
         raise_open_file_limit(config.max_clients)
         # The store first: a file that must be refused (or is another server's) stops
         # the start before anything listens.
-        store = open_store(
-            config.db,
-            config.port,
-            retain_days=config.retain_days,
-            clock=self.hub.wall_clock,
-            fsync=config.fsync,
-        )
+        store = await self._open_store()
         try:
             await self._bind()
         except BaseException:
@@ -216,6 +218,54 @@ class Server:
         if self.metrics is not None:
             store.observe_commit = self.metrics.observe_commit
             self._observe_delivery = self.metrics.observe_delivery
+
+    def _cluster_hub(self, url: str) -> Hub:
+        # Imported only for --cluster: one node needs no Redis client.
+        from imkit.cluster.hub import ClusterHub
+        from imkit.cluster.link import ClusterLink
+
+        config = self.config
+        try:
+            self.cluster = ClusterLink(
+                url,
+                name=config.cluster_name,
+                node_timeout=config.node_timeout,
+                info=self._node_info,
+            )
+        except ValueError as error:  # redis-py's word on a URL it cannot read
+            raise ServeError(f"--cluster {url}: {error}") from None
+        return ClusterHub(link=self.cluster)
+
+    async def _open_store(self) -> Store:
+        config = self.config
+        if self.cluster is None:
+            return open_store(
+                config.db,
+                config.port,
+                retain_days=config.retain_days,
+                clock=self.hub.wall_clock,
+                fsync=config.fsync,
+            )
+        from imkit.cluster.link import ClusterError
+        from imkit.cluster.store import RedisHistory
+
+        try:
+            await self.cluster.connect()
+        except (ClusterError, ValueError) as error:
+            raise ServeError(str(error)) from None
+        return RedisHistory(self.cluster, retain_days=config.retain_days, clock=self.hub.wall_clock)
+
+    def _node_info(self) -> dict[str, object]:
+        """This node, as the others see it in `imkit stats` (sent with each heartbeat)."""
+        stats = self.hub.stats
+        return {
+            "addr": ", ".join(self.addresses),
+            "version": self.hub.server_name,
+            "users": len(self.hub),
+            "connections_now": self.connections_now,
+            "messages_received": stats.messages_received,
+            "messages_delivered": stats.messages_delivered,
+        }
 
     async def _bind(self) -> None:
         host, port = self.config.host, self.config.port
@@ -286,6 +336,8 @@ class Server:
             with anyio.CancelScope(shield=True):  # what was accepted is written, always
                 try:
                     await store.close()
+                    if self.cluster is not None:
+                        await self.cluster.close()
                 finally:
                     if self.metrics is not None:
                         await self.metrics.close()
@@ -300,6 +352,20 @@ class Server:
         async with listener, anyio.create_task_group() as clients:
             self._clients = clients
             async with anyio.create_task_group() as background:
+                if self.cluster is not None:
+                    background.start_soon(self.cluster.run)
+                    log.info(
+                        "cluster: node %s joined cluster %s on %s",
+                        self.cluster.node,
+                        self.cluster.name,
+                        self.cluster.where,
+                        extra={
+                            "event": "cluster_joined",
+                            "node": self.cluster.node,
+                            "cluster": self.cluster.name,
+                            "redis": self.cluster.where,
+                        },
+                    )
                 background.start_soon(self._flush_loop)
                 background.start_soon(self._sweep_loop)
                 background.start_soon(admin_socket.serve, self)
@@ -332,6 +398,9 @@ class Server:
                 )
                 task_status.started(self.addresses)
                 await self._stop.wait()
+                if self.cluster is not None:  # the others see this node's users leave now
+                    with anyio.move_on_after(STORE_FLUSH_TIMEOUT):
+                        await self.cluster.depart()
                 # No more accepts; the admin socket closes and its file is removed.
                 background.cancel_scope.cancel()
             # Messages delivered but not yet stored: their senders' oks go before the byes.

@@ -237,7 +237,7 @@ async def test_imkit_send_exit_status_when_the_store_cannot_write(db_server: Ser
 
     rows = stats_rows((await cli("stats", "--admin-socket", socket_of(db_server))).stdout)
     assert rows["store problem"] == f"the database file {db_server.config.db} was removed"
-    assert rows["refused: store cannot write"] == "1"
+    assert rows["refused: store or cluster unavailable"] == "1"
 
 
 # ------------------------------------------------------------ imkit history and stats
@@ -323,7 +323,7 @@ async def test_imkit_stats_shows_the_store(db_server: Server) -> None:
     rows = stats_rows((await cli("stats", "--admin-socket", socket_of(db_server))).stdout)
     assert rows["history kept in"] == f"SQLite {db_server.config.db}"
     assert rows["store problem"] == "none"
-    assert rows["refused: store cannot write"] == "0"
+    assert rows["refused: store or cluster unavailable"] == "0"
 
 
 async def test_history_of_a_memory_store() -> None:

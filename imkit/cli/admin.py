@@ -4,6 +4,7 @@ admin socket."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -78,19 +79,38 @@ def who(port: int, admin_socket: str | None, as_json: bool) -> None:
     """List the users online, in order of arrival: name, address, connected for, idle
     for, and mode (text or json).
 
+    In a cluster (--cluster), everyone on every node, with a NODE column.
+
     \b
-    Exit status: 0 listed; 1 refused; 2 usage error; 3 no server answers on the admin
-    socket; 4 standard output could not be written; 141 it was closed by its reader.
+    Exit status: 0 listed; 1 refused, or (in a cluster) only this node's users could be
+    listed because the cluster's Redis cannot be reached; 2 usage error; 3 no server
+    answers on the admin socket; 4 standard output could not be written; 141 it was
+    closed by its reader.
     """
-    users = _admin_request(port, admin_socket, {"type": "who"})["users"]
+    reply = _admin_request(port, admin_socket, {"type": "who"})
+    users = reply["users"]
     if as_json:
         write_line(json.dumps(users, ensure_ascii=False, indent=2))
-        return
-    rows = [
-        [u["name"], u["addr"], _duration(u["connected_s"]), _duration(u["idle_s"]), u["mode"]]
-        for u in users
-    ]
-    write_line(_table(["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE"], rows))
+    else:
+        header = ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE"]
+        rows = [
+            [u["name"], u["addr"], _duration(u["connected_s"]), _idle(u["idle_s"]), u["mode"]]
+            for u in users
+        ]
+        if any("node" in u for u in users):  # a cluster: where each user is connected
+            header.append("NODE")
+            for row, u in zip(rows, users, strict=True):
+                row.append(u["node"])
+        write_line(_table(header, rows))
+    if reply.get("partial"):
+        message = f"only this node's users: {reply.get('problem')}"
+        click.echo(f"imkit who: {message}", err=True)
+        sys.exit(1)
+
+
+def _idle(seconds: float | None) -> str:
+    # In a cluster only a user's own node knows how long it has been idle.
+    return "-" if seconds is None else _duration(seconds)
 
 
 @click.command(short_help="Disconnect a user (through the admin socket).")
@@ -121,7 +141,7 @@ _STATS_LABELS = {
     "admin_kicks": "admin kicks",
     "refused_full": "refused: server full",
     "refused_unauthorized": "refused: wrong password",
-    "refused_unavailable": "refused: store cannot write",
+    "refused_unavailable": "refused: store or cluster unavailable",
     "backpressure_pauses": "readers held back",
     "backpressure_given_up": "clients not waited for",
     "store": "history kept in",
@@ -202,6 +222,33 @@ def _stats_once(port: int, admin_socket: str | None, as_json: bool) -> None:
             shown = f"{value:,}"
         rows.append([label, shown])
     write_line(_table(["COUNTER", "VALUE"], rows))
+    cluster = reply.get("cluster")
+    if cluster:
+        write_line("")
+        write_line(_cluster_table(cluster))
+
+
+def _cluster_table(cluster: dict[str, Any]) -> str:
+    """The cluster section of `imkit stats`: this node, the totals, the live nodes."""
+    rows = [
+        ["cluster", f"{cluster['name']} on {cluster['redis']}"],
+        ["this node", cluster["node"]],
+        ["cluster problem", cluster["problem"] or "none"],
+        ["Redis found empty", f"{cluster['data_lost']:,} times"],
+    ]
+    totals = cluster.get("totals")
+    if totals is None:
+        rows.append(["cluster totals", "unknown: Redis cannot be reached"])
+        return _table(["CLUSTER", "VALUE"], rows)
+    for key, value in totals.items():
+        rows.append([f"cluster {key.replace('_', ' ')}", f"{value:,}"])
+    lines = [_table(["CLUSTER", "VALUE"], rows), ""]
+    nodes = [
+        [n["id"], n["addr"], f"{n['users']:,}", f"{n['last_seen_s']:.1f}s ago"]
+        for n in cluster["nodes"]
+    ]
+    lines.append(_table(["NODE", "ADDRESS", "USERS", "LAST SEEN"], nodes))
+    return "\n".join(lines)
 
 
 # stats --watch: each column's title and width; the header is repeated every so many rows.

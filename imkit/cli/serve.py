@@ -19,6 +19,7 @@ from imkit.cli.options import (
     networks,
     option,
 )
+from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE
 from imkit.protocol import DEFAULT_MAX_LINE, HISTORY_MAX
@@ -161,6 +162,31 @@ from imkit.store import DEFAULT_RETAIN_DAYS
     help="Sync every commit to the disk: a stored message survives a power loss too.",
 )
 @option(
+    "--cluster",
+    type=TEXT,
+    nonempty=True,
+    default=None,
+    metavar="REDIS_URL",
+    show_default="off: one node",
+    help="Join the nodes on this Redis as one chat (redis://[:PASSWORD@]HOST:PORT/DB, "
+    "rediss:// for TLS); history then lives in Redis (docs/cluster.md).",
+)
+@option(
+    "--cluster-name",
+    type=TEXT,
+    nonempty=True,
+    default=DEFAULT_CLUSTER_NAME,
+    metavar="NAME",
+    help="Prefix of the cluster's keys in Redis: chats with other names share a Redis.",
+)
+@option(
+    "--node-timeout",
+    type=Bounded(0.5, 3600),
+    default=DEFAULT_NODE_TIMEOUT,
+    metavar="SECONDS",
+    help="A node silent this long is dead: its users go offline (0.5 to 3600).",
+)
+@option(
     "--event-loop",
     type=click.Choice(["auto", "uvloop", "asyncio"], case_sensitive=False),
     default="auto",
@@ -197,6 +223,9 @@ def serve(
     retain_days: float,
     replay: int,
     fsync: bool,
+    cluster: str | None,
+    cluster_name: str,
+    node_timeout: float,
     event_loop: str,
     log_level: str,
     log_format: str,
@@ -205,7 +234,8 @@ def serve(
 
     \b
     Exit status: 0 stopped by a signal (SIGTERM, SIGHUP, Ctrl-C); 1 could not start
-    (port in use, bad TLS files, a --db file that is not imkit's or is in use, ...);
+    (port in use, bad TLS files, a --db file that is not imkit's or is in use, the
+    cluster's Redis unreachable or of another data format, ...);
     2 usage error (an option out of range, or set but empty).
     """
     if (tls_cert is None) != (tls_key is None):
@@ -230,6 +260,9 @@ def serve(
         retain_days=retain_days,
         replay=replay,
         fsync=fsync,
+        cluster=cluster,
+        cluster_name=cluster_name,
+        node_timeout=node_timeout,
     )
 
     options = loop_options(event_loop)

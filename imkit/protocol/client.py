@@ -28,6 +28,7 @@ from imkit.protocol.events import (
     Pong,
     Presence,
     RenameOk,
+    ServerNotice,
     UserInfo,
     UserList,
     Welcome,
@@ -114,7 +115,11 @@ def decode_event(obj: dict[str, Any]) -> Event | None:
     if kind == "presence":
         return Presence(_str(obj, "name"), _str(obj, "addr"), obj.get("status") == "online")
     if kind == "rename":
-        return NameChange(_str(obj, "old"), _str(obj, "new"), _str(obj, "addr"))
+        reason = obj.get("reason")
+        reason = reason if isinstance(reason, str) else None
+        return NameChange(_str(obj, "old"), _str(obj, "new"), _str(obj, "addr"), reason)
+    if kind == "notice":
+        return ServerNotice(_str(obj, "code"), _str(obj, "message"))
     if kind == "ok":
         if "name" in obj:
             return RenameOk(rid, _str(obj, "name"))

@@ -236,12 +236,37 @@ class NameChange(Event):
     old: str
     new: str
     addr: str
+    # Why, when the user did not ask for it: "conflict" (a cluster node that was cut
+    # off came back and the name had been taken meanwhile; docs/cluster.md).
+    reason: str | None = None
 
-    def text_line(self) -> None:
+    def text_line(self) -> str | None:
+        if self.reason == "conflict":  # told only to the user renamed
+            return (
+                f"your name {self.old} was taken while your server was cut off from the chat;"
+                f" you are now {self.new}"
+            )
         return None  # the seed tells nobody but the renamer
 
     def json_fields(self) -> dict[str, Any]:
-        return {"type": "rename", "old": self.old, "new": self.new, "addr": self.addr}
+        fields = {"type": "rename", "old": self.old, "new": self.new, "addr": self.addr}
+        if self.reason is not None:
+            fields["reason"] = self.reason
+        return fields
+
+
+@dataclass(frozen=True, slots=True)
+class ServerNotice(Event):
+    """Something a user should know that is not a reply to it (messages_missed)."""
+
+    code: str
+    message: str
+
+    def text_line(self) -> str:
+        return f"notice: {one_line(self.message)}"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "notice", "code": self.code, "message": one_line(self.message)}
 
 
 @dataclass(frozen=True, slots=True)

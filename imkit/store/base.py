@@ -75,8 +75,12 @@ class Store(ABC):
     def append(self, message: ChatMessage, stored: Stored | None = None) -> None:
         """Keep ``message`` (delivered already); ``stored`` is told the outcome."""
         if message.to is None:
-            self._recent.append(message)
+            self.remember(message)
         self._append(message, stored)
+
+    def remember(self, message: ChatMessage) -> None:
+        """Keep a public message for replay (a cluster node: one read from Redis)."""
+        self._recent.append(message)
 
     def recent(self, count: int) -> tuple[ChatMessage, ...]:
         """The last ``count`` public messages still within retention, oldest first."""

@@ -1,0 +1,21 @@
+"""Several ``imkit serve`` nodes as one chat, through Redis (``--cluster``).
+
+    link.py     the node's two Redis connections: commands in order, events in order,
+                the heartbeat that supervises both
+    scripts.py  every change to the shared state, as a Lua script Redis runs atomically
+    hub.py      ClusterHub: the hub, with Redis deciding names, presence and order
+    store.py    RedisHistory: the history, in a Redis stream
+    admin.py    who, kick and stats over the whole cluster, for the admin socket
+
+Only this package imports redis, and only a node started with ``--cluster`` imports it;
+the constants below are all the command line needs. docs/cluster.md says what the
+cluster promises and how it fails.
+"""
+
+from __future__ import annotations
+
+DEFAULT_CLUSTER_NAME = "imkit"
+DEFAULT_NODE_TIMEOUT = 10.0  # seconds without a heartbeat before a node is dead
+# The data format of the keys in Redis: a node refuses to join a cluster whose format
+# is another (docs/cluster.md, "Upgrades").
+DATA_FORMAT = "1"

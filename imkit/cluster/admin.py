@@ -1,0 +1,119 @@
+"""The admin socket's who, kick and stats over the whole cluster.
+
+``who`` reads everyone from Redis (no request to the other nodes, which a dead node
+would leave unanswered); when Redis cannot be reached it lists this node's users and
+says that the list is partial. ``kick`` finds the user's node in Redis and asks it
+through that node's stream. ``stats`` adds the live nodes, from their heartbeats.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from imkit.cluster.hub import ClusterHub, parse_users
+from imkit.cluster.link import FAILURES
+from imkit.names import name_key
+from imkit.protocol import NO_SUCH_USER, UNAVAILABLE, iso_time
+
+
+async def who(hub: ClusterHub) -> dict[str, Any]:
+    link = hub.link
+    assert link is not None
+    now = time.monotonic()
+    local = {str(m.id): m for m in hub.members}
+
+    def detail(user: dict[str, Any]) -> dict[str, Any]:
+        since = float(user.get("since") or 0)
+        row: dict[str, Any] = {
+            "name": user["name"],
+            "addr": user["addr"],
+            "mode": user.get("mode", "text"),
+            "node": user.get("node", ""),
+            "connected_at": iso_time(since),
+        }
+        member = local.get(str(user.get("mid", ""))) if user.get("node") == link.node else None
+        if member is not None:
+            row["connected_s"] = round(now - member.connected_at, 3)
+            row["idle_s"] = round(now - member.last_active, 3)
+        else:
+            row["connected_s"] = round(max(0.0, time.time() - since), 3)
+            row["idle_s"] = None  # known only to the user's own node
+        return row
+
+    if link.problem is None:
+        try:
+            users = parse_users(await link.run_script("who"))
+            return {"type": "users", "users": [detail(u) for u in users]}
+        except FAILURES:
+            pass
+    mine = [
+        detail(
+            {
+                "name": m.name,
+                "addr": m.addr,
+                "mode": m.mode.value,
+                "node": link.node,
+                "mid": m.id,
+                "since": m.connected_wall,
+            }
+        )
+        for m in hub.members
+    ]
+    problem = link.problem or "the cluster's Redis did not answer"
+    return {"type": "users", "users": mine, "partial": True, "problem": problem}
+
+
+async def kick(hub: ClusterHub, name: str, reason: str | None) -> dict[str, Any]:
+    link = hub.link
+    assert link is not None
+    try:
+        reply = await link.run_script("kick", name_key(name), reason or "")
+    except FAILURES:
+        message = f"the cluster's Redis cannot be reached: {link.problem or 'no answer'}"
+        return {"type": "error", "code": UNAVAILABLE, "message": message}
+    if reply[0] != "ok":
+        message = f"no user named {name!r} is online"
+        return {"type": "error", "code": NO_SUCH_USER, "message": message}
+    return {"type": "ok", "name": reply[1], "node": reply[3]}
+
+
+async def cluster_stats(hub: ClusterHub) -> dict[str, Any]:
+    """The cluster section of ``imkit stats``: live nodes and their totals."""
+    link = hub.link
+    assert link is not None
+    section: dict[str, Any] = {
+        "name": link.name,
+        "node": link.node,
+        "redis": link.where,
+        "problem": link.problem,
+        "data_lost": link.data_lost,
+        "nodes": None,
+        "totals": None,
+    }
+    try:
+        reply = await link.run_script("nodes")
+    except FAILURES:
+        return section
+    now_ms = int(reply[0])
+    nodes = []
+    totals = dict.fromkeys(
+        ("users_online", "connections_now", "messages_received", "messages_delivered"), 0
+    )
+    for i in range(1, len(reply), 3):
+        info = json.loads(reply[i + 2] or "{}")
+        nodes.append(
+            {
+                "id": reply[i],
+                "addr": info.get("addr", ""),
+                "users": info.get("users", 0),
+                "last_seen_s": round(max(0, now_ms - float(reply[i + 1])) / 1000, 3),
+            }
+        )
+        totals["users_online"] += int(info.get("users", 0))
+        for key in ("connections_now", "messages_received", "messages_delivered"):
+            totals[key] += int(info.get(key, 0))
+    section["nodes"] = nodes
+    section["totals"] = totals
+    return section

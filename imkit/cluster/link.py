@@ -1,0 +1,522 @@
+"""The node's connections to the cluster's Redis: commands in order, events in order.
+
+Two connections, each owned by one task:
+
+* **the writer** (``imkit-writer-NODE``) runs every command the node sends, in the order
+  they were asked for: whatever is waiting is sent as one pipeline, and each command's
+  callback gets its reply (or the exception) on the event loop. One connection and one
+  queue keep each sender's messages in the order sent, public and private alike.
+* **the reader** (``imkit-reader-NODE``) waits in ``XREAD BLOCK`` on the chat's event
+  stream and this node's own stream, merges what arrives by sequence number and hands
+  each event to the hub. A stream resumes from the last id read, so a dropped
+  connection loses nothing (PUB/SUB would: redis-py resubscribes silently, #3979).
+
+A third task, the **heartbeat**, is the supervisor: every ``node_timeout / 5`` it tells
+Redis this node lives (and reaps dead nodes, in the same script). When a command fails
+the node is *unavailable*: :attr:`problem` says why, the hub refuses what needs Redis,
+the outage is logged once; the heartbeat then retries registering with backoff until
+Redis answers, registers every connected user again and makes the node available.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import anyio
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
+from redis.retry import Retry
+
+from imkit.cluster import DATA_FORMAT, DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT, scripts
+
+log = logging.getLogger("imkit.cluster")
+
+# How long one command may take before Redis counts as unreachable.
+COMMAND_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 1.0
+# The reader's XREAD blocks at most this long, so that a dead connection is noticed.
+READ_BLOCK_MS = 1000
+READ_BATCH = 1000
+# Reconnecting: the first retry after this long, doubling up to the heartbeat interval.
+FIRST_RETRY = 0.1
+
+UNREACHABLE = "its server cannot reach the cluster's Redis"
+# What a command raises when Redis cannot be reached (or answer in time).
+FAILURES = (RedisError, OSError, TimeoutError)
+
+Reply = Any  # a Redis reply, or the exception that stands for one
+Done = Callable[[Reply], None]
+
+
+class Events(Protocol):
+    """What the reader hands events to (imkit.cluster.hub.ClusterHub)."""
+
+    def apply(self, event: dict[str, Any], own_stream: bool) -> None: ...
+
+    def messages_missed(self) -> None: ...
+
+    def registered_again(self, renamed: dict[str, str]) -> None: ...
+
+    def current_members(self) -> list[dict[str, Any]]: ...
+
+
+class ClusterError(Exception):
+    """The node cannot join the cluster (Redis unreachable at start, another format)."""
+
+
+def new_node_id() -> str:
+    return secrets.token_hex(4)
+
+
+def describe_url(url: str) -> str:
+    """The Redis URL without its password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest
+
+
+class ClusterLink:
+    """This node's membership of the cluster; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = DEFAULT_CLUSTER_NAME,
+        node_timeout: float = DEFAULT_NODE_TIMEOUT,
+        info: Callable[[], dict[str, Any]] = dict,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.node = new_node_id()
+        self.node_timeout = node_timeout
+        self.info = info  # this node's description and counters, for `imkit stats`
+        self.events: Events | None = None  # the hub, once it is made
+        self.problem: str | None = None  # why Redis cannot be used now; None: it can
+        self.on_problem: Callable[[str | None], None] = _ignore
+        self.data_lost = 0  # times Redis was found restarted empty
+        self.epoch = ""
+        self.log_key = f"{name}:log"
+        self.own_log_key = f"{name}:node:{self.node}:log"
+        self.hist_key = f"{name}:hist"
+        self._shas = {n: hashlib.sha1(src.encode()).hexdigest() for n, src in scripts.ALL.items()}
+        self._pending: list[tuple[Sequence[Any], Done]] = []
+        self._wanted = anyio.Event()
+        self._writer = self._client("writer", COMMAND_TIMEOUT)
+        self._reader: Redis | None = None
+        self._read_from = {self.log_key: "0-0", self.own_log_key: "0-0"}
+        self._reader_epoch = ""
+        self._reset_reader = False
+        self._read_scope: anyio.CancelScope | None = None
+        self._down_since: float | None = None
+        self._stopping = False
+        self._joined = False  # connect() succeeded
+
+    @property
+    def where(self) -> str:
+        """The Redis URL without its password."""
+        return describe_url(self.url)
+
+    @property
+    def beat_interval(self) -> float:
+        return self.node_timeout / 5
+
+    def _client(self, role: str, timeout: float) -> Redis:
+        return Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),  # this module decides when to try again
+            client_name=f"imkit-{role}-{self.node}",
+        )
+
+    # ----------------------------------------------------------------- commands
+
+    def call(self, args: Sequence[Any], done: Done) -> None:
+        """Run one Redis command after every command asked for before it; ``done`` gets
+        the reply, or the exception, on the event loop."""
+        self._pending.append((args, done))
+        self._wanted.set()
+
+    def script(self, name: str, *args: Any, done: Done) -> None:
+        """Run one of :mod:`imkit.cluster.scripts` with ``args`` after the prefix."""
+        self.call(("EVALSHA", self._shas[name], 0, self.name, *args), done)
+
+    async def request(self, args: Sequence[Any]) -> Reply:
+        """:meth:`call`, awaited; raises what the command raised."""
+        result: list[Reply] = []
+        answered = anyio.Event()
+
+        def done(reply: Reply) -> None:
+            result.append(reply)
+            answered.set()
+
+        self.call(args, done)
+        with anyio.fail_after(COMMAND_TIMEOUT * 2 + 1):
+            await answered.wait()
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
+
+    async def run_script(self, name: str, *args: Any) -> Reply:
+        return await self.request(("EVALSHA", self._shas[name], 0, self.name, *args))
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wanted.wait()
+            self._wanted = anyio.Event()
+            batch, self._pending = self._pending, []
+            replies = await self._execute([args for args, _ in batch])
+            for (args, done), reply in zip(batch, replies, strict=True):
+                if isinstance(reply, ReadOnlyError):  # a replica: fail over under way
+                    self._unavailable(reply)
+                elif isinstance(reply, ResponseError):  # Redis ran it and refused: a bug
+                    log.error(
+                        "cluster: Redis refused %s: %s",
+                        args[0],
+                        reply,
+                        extra={"event": "redis_error", "reason": str(reply)},
+                    )
+                elif isinstance(reply, BaseException):
+                    self._unavailable(reply)
+                try:
+                    done(reply)
+                except Exception:  # pragma: no cover - a bug in a callback: keep serving
+                    log.exception("cluster: a reply's handler failed", extra={"event": "bug"})
+
+    async def _execute(self, commands: list[Sequence[Any]]) -> list[Reply]:
+        """One pipeline; a script Redis does not know yet (it restarted) is loaded and
+        the commands that needed it run again, in their order."""
+        replies = await self._pipeline(commands)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            try:
+                for source in scripts.ALL.values():
+                    await self._writer.script_load(source)
+            except FAILURES as error:
+                for i in missing:
+                    replies[i] = error
+                return replies
+            again = await self._pipeline([commands[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _pipeline(self, commands: list[Sequence[Any]]) -> list[Reply]:
+        pipe = self._writer.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        try:  # execute() resets the pipeline, whatever happens
+            return list(await pipe.execute(raise_on_error=False))
+        except FAILURES as error:
+            return [error] * len(commands)
+
+    # ------------------------------------------------------------ availability
+
+    def _unavailable(self, error: BaseException) -> None:
+        if self.problem is not None or self._stopping or not self._joined:
+            return  # (before it joined, connect() says why it cannot)
+        self._down_since = time.monotonic()
+        self._set_problem(UNREACHABLE)
+        log.error(
+            "cluster: cannot reach Redis at %s (%s); the chat is unavailable on this node"
+            " until it is back",
+            describe_url(self.url),
+            _reason(error),
+            extra={"event": "cluster_unavailable", "reason": _reason(error)},
+        )
+
+    def _set_problem(self, problem: str | None) -> None:
+        self.problem = problem
+        self.on_problem(problem)
+
+    async def connect(self) -> None:
+        """Join the cluster before the node accepts anyone; :class:`ClusterError` when
+        Redis cannot be reached or holds another data format."""
+        failure: ClusterError | None = None
+        last: list[str | None] = [None]
+        # The writer runs only for this; raising inside the task group would wrap the
+        # error in an exception group, hence ``failure``.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._write_loop)
+            try:
+                await self._register([])
+                last = await self.request(("HMGET", f"{self.name}:meta", f"last:{self.log_key}"))
+                await self._check_persistence()
+            except ClusterError as error:
+                failure = error
+            except FAILURES as error:
+                where = describe_url(self.url)
+                reason = f"cannot reach the cluster's Redis at {where}: {_reason(error)}"
+                failure = ClusterError(reason)
+            finally:
+                tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        self._read_from[self.log_key] = last[0] or "0-0"
+        self._reader_epoch = self.epoch
+        self._pending = []  # nothing else was asked for yet
+        self._joined = True
+
+    async def _register(self, members: list[dict[str, Any]]) -> dict[str, str]:
+        """Register this node and exactly ``members`` as its users; the users claimed
+        again, mid -> the name they got."""
+        info = json.dumps(self.info())
+        candidate = secrets.token_hex(8)
+        reply = await self.run_script(
+            "register", self.node, DATA_FORMAT, candidate, info, json.dumps(members)
+        )
+        if reply[0] == "format":
+            raise ClusterError(
+                f"cluster {self.name!r} in Redis has data format {reply[1]}; this imkit"
+                f" understands format {DATA_FORMAT} (docs/cluster.md, Upgrades)"
+            )
+        epoch = reply[1]
+        if self.epoch and epoch != self.epoch:
+            self.data_lost += 1
+            log.error(
+                "cluster: Redis lost the chat's data (restarted empty?): history before"
+                " now is gone and users were told that messages may have been missed",
+                extra={"event": "cluster_data_lost"},
+            )
+        self.epoch = epoch
+        pairs = reply[2:]
+        return {str(pairs[i]): str(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+
+    async def _check_persistence(self) -> None:
+        try:
+            config = await self.request(("CONFIG", "GET", "save"))
+            aof = await self.request(("CONFIG", "GET", "appendonly"))
+        except ResponseError:
+            return  # CONFIG is disabled (a managed Redis): nothing to say
+        save = _config_value(config)
+        appendonly = _config_value(aof)
+        if not save and appendonly != "yes":
+            log.warning(
+                "cluster: Redis keeps nothing on disk (no AOF, no snapshots): the history"
+                " is lost when it restarts (docs/cluster.md, Running Redis)",
+                extra={"event": "redis_not_persistent"},
+            )
+
+    async def _heartbeat_loop(self) -> None:
+        events = self.events
+        assert events is not None
+        retry = FIRST_RETRY
+        while True:
+            if self.problem is None:
+                await anyio.sleep(self.beat_interval)
+                status = await self._beat()
+                if status in ("ok", "error"):
+                    continue
+                reason = "restarted empty" if status == "lost" else "declared this node dead"
+                log.warning(
+                    "cluster: Redis %s; registering this node's users again",
+                    reason,
+                    extra={"event": "cluster_rejoin", "reason": status},
+                )
+            else:
+                await anyio.sleep(retry)
+                retry = min(retry * 2, self.beat_interval)
+            try:
+                renamed = await self._register(events.current_members())
+            except FAILURES as error:
+                self._unavailable(error)
+                continue
+            except ClusterError as error:
+                log.error("cluster: %s", error, extra={"event": "cluster_format"})
+                self._unavailable(error)
+                continue
+            retry = FIRST_RETRY
+            events.registered_again(renamed)
+            if self.epoch != self._reader_epoch:
+                self._restart_reader()
+            if self.problem is not None:
+                down = time.monotonic() - (self._down_since or time.monotonic())
+                self._set_problem(None)
+                log.warning(
+                    "cluster: Redis is back after %.1fs; %d users registered again",
+                    down,
+                    len(renamed),
+                    extra={"event": "cluster_available", "down_s": round(down, 3)},
+                )
+
+    async def _beat(self) -> str:
+        info = json.dumps(self.info())
+        timeout_ms = int(self.node_timeout * 1000)
+        try:
+            reply = await self.run_script("beat", self.node, self.epoch, info, timeout_ms)
+        except FAILURES:
+            return "error"  # the writer has declared the outage
+        status = str(reply[0])
+        reaped = int(reply[1])
+        if reaped:
+            log.info(
+                "cluster: a node went silent for %gs: its %d users are offline",
+                self.node_timeout,
+                reaped,
+                extra={"event": "cluster_reaped", "count": reaped},
+            )
+        return status
+
+    async def depart(self) -> None:
+        """Leave the cluster at once (shutdown): everyone sees this node's users go."""
+        self._stopping = True
+        if self.problem is not None:
+            return
+        try:
+            await self.run_script("depart", self.node)
+        except FAILURES:
+            return  # the others will declare this node dead
+
+    # ------------------------------------------------------------------ reading
+
+    def _restart_reader(self) -> None:
+        self._reset_reader = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+
+    async def _read_loop(self) -> None:
+        events = self.events
+        assert events is not None
+        retry = FIRST_RETRY
+        while True:
+            reader = self._reader = self._client("reader", COMMAND_TIMEOUT + READ_BLOCK_MS / 1000)
+            try:
+                await self._resume(reader, events)
+                while not self._reset_reader:
+                    reply = None
+                    with anyio.CancelScope() as self._read_scope:
+                        reply = await reader.execute_command(  # type: ignore[no-untyped-call]
+                            "XREAD",
+                            "COUNT",
+                            READ_BATCH,
+                            "BLOCK",
+                            READ_BLOCK_MS,
+                            "STREAMS",
+                            *self._read_from.keys(),
+                            *self._read_from.values(),
+                        )
+                    self._read_scope = None
+                    if reply:  # None also when _restart_reader cancelled the read
+                        self._deliver(reply, events)
+                    retry = FIRST_RETRY
+            except FAILURES as error:
+                log.debug(
+                    "cluster: reader: %s",
+                    _reason(error),
+                    extra={"event": "cluster_reader_error", "reason": _reason(error)},
+                )
+                await anyio.sleep(retry)
+                retry = min(retry * 2, self.beat_interval)
+            finally:
+                self._read_scope = None
+                with anyio.CancelScope(shield=True):
+                    await reader.aclose()
+
+    async def _resume(self, reader: Redis, events: Events) -> None:
+        """Before reading again: if Redis restarted empty, read its new streams from
+        their start; if it is behind what this node read (a failover to a replica that
+        had not received everything), read on from where it is. Either way messages may
+        have been missed, and the users are told."""
+        meta = f"{self.name}:meta"
+        while True:
+            epoch = await reader.hget(meta, "epoch")
+            if epoch is not None and epoch == self.epoch:
+                break
+            await anyio.sleep(FIRST_RETRY)  # until the heartbeat has registered again
+        self._reset_reader = False
+        if epoch != self._reader_epoch:
+            self._reader_epoch = epoch
+            self._read_from = dict.fromkeys(self._read_from, "0-0")
+            events.messages_missed()
+            return
+        streams = list(self._read_from)
+        tops = await reader.hmget(meta, [f"last:{stream}" for stream in streams])
+        behind = False
+        for stream, raw in zip(streams, tops, strict=True):
+            top = str(raw or "0-0")  # decode_responses: a str
+            if _seq(top) < _seq(self._read_from[stream]):
+                self._read_from[stream] = top
+                behind = True
+        if behind:
+            events.messages_missed()
+
+    def _deliver(self, reply: Any, events: Events) -> None:
+        """Apply what one XREAD returned, in sequence order across both streams.
+
+        COUNT limits each stream on its own: when one returned a full batch, the other
+        may hold entries beyond that batch's last that must wait for the next read, or
+        a sender's later private message would overtake its earlier public one.
+        """
+        streams = _streams(reply)
+        limit = min(
+            (_seq(entries[-1][0]) for _, entries in streams if len(entries) >= READ_BATCH),
+            default=None,
+        )
+        batch: list[tuple[int, bool, dict[str, Any]]] = []
+        missed = False
+        for stream, entries in streams:
+            own = stream == self.own_log_key
+            last = self._read_from[stream]
+            for n, (entry_id, fields) in enumerate(entries):
+                seq = _seq(entry_id)
+                if limit is not None and seq > limit:
+                    break
+                if n == 0 and fields.get("p", last) != last and last != "0-0":
+                    missed = True  # trimmed past us: we fell too far behind
+                batch.append((seq, own, json.loads(fields["d"])))
+                last = entry_id
+            self._read_from[stream] = last
+        if missed:
+            events.messages_missed()
+        batch.sort(key=lambda item: item[0])
+        for _, own, event in batch:
+            events.apply(event, own)
+
+    async def run(self) -> None:
+        """The writer, the reader and the heartbeat, until cancelled."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._write_loop)
+            tg.start_soon(self._read_loop)
+            tg.start_soon(self._heartbeat_loop)
+
+    async def close(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._writer.aclose()
+
+
+def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    """XREAD's reply as (stream, entries), in RESP2's list form or RESP3's dict form."""
+    items = reply.items() if isinstance(reply, dict) else reply
+    return [(stream, [(eid, fields) for eid, fields in entries]) for stream, entries in items]
+
+
+def _seq(entry_id: str) -> int:
+    """The sequence number of an event stream's entry id (``SEQ-0``)."""
+    return int(entry_id.partition("-")[0])
+
+
+def _config_value(reply: Any) -> str:
+    if isinstance(reply, dict):
+        return str(next(iter(reply.values()), ""))
+    if isinstance(reply, list) and len(reply) >= 2:
+        return str(reply[1])
+    return ""
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+def _ignore(problem: str | None) -> None:
+    pass

@@ -1,0 +1,337 @@
+"""The cluster's state changes, as Lua scripts that Redis runs atomically.
+
+Every change to shared state is one script, so two nodes never see half of one: a name
+is claimed and announced, or neither; a dead node's users are released and their
+"user offline" events written by exactly one reaper. Each script takes the key prefix
+(the cluster's name) as ``ARGV[1]``; imkit runs on one Redis (not Redis Cluster), so
+the keys are not declared in ``KEYS`` (docs/cluster.md, "Keys").
+
+Events that everyone must see in one order (public messages, presence, renames) are
+appended to the stream ``P:log``; those for one node (private messages, kicks) to
+``P:node:ID:log``. Both take their ids from one counter (``P:meta`` ``seq``), so a node
+that reads both streams merges them into the order in which Redis ran the scripts.
+Each entry also carries ``p``, the id of the entry before it in its stream: a reader
+that finds another ``p`` than the last id it read knows that entries were trimmed past
+it.
+"""
+
+from __future__ import annotations
+
+# How many entries each event stream keeps (approximately: MAXLEN ~). A node whose
+# reader falls further behind than this misses messages and its users are told.
+LOG_LENGTH = 10_000
+
+# Shared by every script: the prefix, the clock, and appending to an event stream.
+_PRELUDE = (
+    f"local LOG_LENGTH = {LOG_LENGTH}\n"
+    + """
+local P = ARGV[1]
+local META = P .. ':meta'
+local NAMES = P .. ':names'
+local CONNS = P .. ':conns'
+local NODES = P .. ':nodes'
+local LOG = P .. ':log'
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function emit(stream, event)
+  local seq = redis.call('HINCRBY', META, 'seq', 1)
+  local prev = redis.call('HGET', META, 'last:' .. stream) or '0-0'
+  local id = seq .. '-0'
+  redis.call('XADD', stream, 'MAXLEN', '~', LOG_LENGTH, id, 'd', cjson.encode(event),
+             'p', prev)
+  redis.call('HSET', META, 'last:' .. stream, id)
+  return id
+end
+local function node_log(node) return P .. ':node:' .. node .. ':log' end
+local function node_conns(node) return P .. ':node:' .. node .. ':conns' end
+local function conn_node(conn)
+  local slash = string.find(conn, '/', 1, true)
+  return string.sub(conn, 1, slash - 1), string.sub(conn, slash + 1)
+end
+local function load_conn(conn)
+  local raw = redis.call('HGET', CONNS, conn)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+-- A msgid: Redis' clock in ms * 1000 + a count, never below the last one given.
+local function new_msgid(ms)
+  local last = tonumber(redis.call('HGET', META, 'lastmsgid') or '0')
+  local id = math.max(ms * 1000, last + 1)
+  local text = string.format('%.0f', id)
+  redis.call('HSET', META, 'lastmsgid', text)
+  return id, string.rep('0', 16 - #text) .. text
+end
+local function release(conn, announce)
+  local c = load_conn(conn)
+  redis.call('HDEL', CONNS, conn)
+  local node, mid = conn_node(conn)
+  redis.call('SREM', node_conns(node), conn)
+  if not c then return nil end
+  if redis.call('HGET', NAMES, c.key) == conn then redis.call('HDEL', NAMES, c.key) end
+  if announce then
+    emit(LOG, {t = 'off', name = c.name, addr = c.addr, node = node, mid = mid})
+  end
+  return c
+end
+-- Claim the first free name among candidates (a flat list: name, key, name, key ...).
+local function claim(conn, candidates, addr, mode, since, mid, node, back)
+  for i = 1, #candidates, 2 do
+    local name, key = candidates[i], candidates[i + 1]
+    local holder = redis.call('HGET', NAMES, key)
+    if not holder or holder == conn then
+      local arrival = redis.call('HINCRBY', META, 'arrivals', 1)
+      redis.call('HSET', NAMES, key, conn)
+      redis.call('HSET', CONNS, conn, cjson.encode({name = name, key = key, addr = addr,
+        mode = mode, since = since, arrival = arrival, node = node, mid = mid}))
+      redis.call('SADD', node_conns(node), conn)
+      emit(LOG, {t = 'on', name = name, addr = addr, node = node, mid = mid, back = back})
+      return name
+    end
+  end
+  return nil
+end
+"""
+)
+
+# ARGV: prefix, node, format, epoch if new, node info JSON, members JSON.
+# Registers the node (again), checks the data format, and makes Redis hold exactly this
+# node's current users: users it no longer has are released (and announced offline);
+# users Redis lost or gave away (the node was declared dead, Redis restarted empty) are
+# claimed again, under their own name when it is free, else under their first free
+# default name. Returns {status, epoch, renamed...} where renamed is mid, name pairs of
+# every user claimed again.
+REGISTER = (
+    _PRELUDE
+    + """
+local node = ARGV[2]
+local format = redis.call('GET', P .. ':format')
+if format and format ~= ARGV[3] then return {'format', format} end
+if not format then redis.call('SET', P .. ':format', ARGV[3]) end
+redis.call('HSETNX', META, 'epoch', ARGV[4])
+local epoch = redis.call('HGET', META, 'epoch')
+redis.call('ZADD', NODES, now_ms(), node)
+redis.call('HSET', P .. ':node:' .. node, 'info', ARGV[5])
+local members = cjson.decode(ARGV[6])
+local wanted = {}
+for _, m in ipairs(members) do wanted[node .. '/' .. m.mid] = true end
+for _, conn in ipairs(redis.call('SMEMBERS', node_conns(node))) do
+  if not wanted[conn] then release(conn, true) end
+end
+local result = {'ok', epoch}
+for _, m in ipairs(members) do
+  local conn = node .. '/' .. m.mid
+  local c = load_conn(conn)
+  if not (c and redis.call('HGET', NAMES, c.key) == conn) then
+    if c then release(conn, false) end
+    local candidates = {m.name, m.key}
+    for _, x in ipairs(m.defaults) do table.insert(candidates, x) end
+    local name = claim(conn, candidates, m.addr, m.mode, m.since, m.mid, node, 1)
+    if name then
+      table.insert(result, m.mid)
+      table.insert(result, name)
+    end
+  end
+end
+return result
+"""
+)
+
+# ARGV: prefix, node, epoch, info JSON, timeout ms.
+# The heartbeat: {'lost'} when Redis no longer holds this cluster's epoch (restarted
+# empty), {'reaped'} when this node was declared dead, else {'ok', reaped} after
+# declaring dead every node silent for longer than the timeout. Releasing a dead
+# node's users writes their "user offline" events: only the beat that removes the
+# node from P:nodes does it, so they are written exactly once.
+BEAT = (
+    _PRELUDE
+    + """
+local node = ARGV[2]
+if redis.call('HGET', META, 'epoch') ~= ARGV[3] then return {'lost', 0} end
+if not redis.call('ZSCORE', NODES, node) then return {'reaped', 0} end
+local now = now_ms()
+redis.call('ZADD', NODES, now, node)
+redis.call('HSET', P .. ':node:' .. node, 'info', ARGV[4])
+local reaped = 0
+local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - tonumber(ARGV[5])))
+for _, d in ipairs(dead) do
+  redis.call('ZREM', NODES, d)
+  for _, conn in ipairs(redis.call('SMEMBERS', node_conns(d))) do
+    release(conn, true)
+    reaped = reaped + 1
+  end
+  redis.call('DEL', node_conns(d), P .. ':node:' .. d, node_log(d))
+  redis.call('HDEL', META, 'last:' .. node_log(d))
+end
+return {'ok', reaped}
+"""
+)
+
+# ARGV: prefix, node, mid, addr, mode, since, then candidate name, key pairs.
+# A new connection's default name (ADDR, ADDR#2 ...: the first free one), announced.
+JOIN = (
+    _PRELUDE
+    + """
+local node, mid = ARGV[2], ARGV[3]
+if not redis.call('ZSCORE', NODES, node) then return {'reaped'} end
+local candidates = {}
+for i = 7, #ARGV do table.insert(candidates, ARGV[i]) end
+local name = claim(node .. '/' .. mid, candidates, ARGV[4], ARGV[5], ARGV[6], mid, node, 0)
+if not name then return {'full'} end
+return {'ok', name}
+"""
+)
+
+# ARGV: prefix, node, mid. A user left: released and announced offline.
+LEAVE = (
+    _PRELUDE
+    + """
+release(ARGV[2] .. '/' .. ARGV[3], true)
+return 1
+"""
+)
+
+# ARGV: prefix, node (leaving the cluster: SIGTERM). Every user of the node released and
+# announced offline at once; the node is forgotten.
+DEPART = (
+    _PRELUDE
+    + """
+local node = ARGV[2]
+for _, conn in ipairs(redis.call('SMEMBERS', node_conns(node))) do release(conn, true) end
+redis.call('ZREM', NODES, node)
+redis.call('DEL', node_conns(node), P .. ':node:' .. node, node_log(node))
+redis.call('HDEL', META, 'last:' .. node_log(node))
+return 1
+"""
+)
+
+# ARGV: prefix, node, mid, text, history cutoff ms (0: keep all).
+# A public message: stored in P:hist (the history) and appended to P:log.
+PUBLISH = (
+    _PRELUDE
+    + """
+local c = load_conn(ARGV[2] .. '/' .. ARGV[3])
+if not c then return {'gone'} end
+local ms = now_ms()
+local number, msgid = new_msgid(ms)
+local hid = string.format('%.0f-%d', (number - number % 1000) / 1000, number % 1000)
+local cutoff = tonumber(ARGV[5])
+if cutoff > 0 then
+  redis.call('XADD', P .. ':hist', 'MINID', '~', cutoff, hid, 'n', c.name, 'a', c.addr,
+             't', ARGV[4], 'ms', ms)
+else
+  redis.call('XADD', P .. ':hist', hid, 'n', c.name, 'a', c.addr, 't', ARGV[4], 'ms', ms)
+end
+emit(LOG, {t = 'm', name = c.name, addr = c.addr, text = ARGV[4], ms = ms, msgid = msgid,
+           node = ARGV[2], mid = ARGV[3]})
+return {'ok', msgid}
+"""
+)
+
+# ARGV: prefix, node, mid, recipient's name key, text, node timeout ms.
+# A private message, appended to the recipient's node's log: {'none'} when nobody of
+# that name is online on a live node.
+PRIVATE = (
+    _PRELUDE
+    + """
+local c = load_conn(ARGV[2] .. '/' .. ARGV[3])
+if not c then return {'gone'} end
+local target = redis.call('HGET', NAMES, ARGV[4])
+if not target then return {'none'} end
+local t = load_conn(target)
+local tnode, tmid = conn_node(target)
+local beat = redis.call('ZSCORE', NODES, tnode)
+local ms = now_ms()
+if not t or not beat or ms - tonumber(beat) > tonumber(ARGV[6]) then return {'none'} end
+local _, msgid = new_msgid(ms)
+emit(node_log(tnode), {t = 'p', name = c.name, addr = c.addr, to = t.name, mid = tmid,
+                       text = ARGV[5], ms = ms, msgid = msgid})
+return {'ok', msgid}
+"""
+)
+
+# ARGV: prefix, node, mid, new name, its key. {'taken'}, {'same'} or {'ok'}.
+RENAME = (
+    _PRELUDE
+    + """
+local conn = ARGV[2] .. '/' .. ARGV[3]
+local c = load_conn(conn)
+if not c then return {'gone'} end
+local new, key = ARGV[4], ARGV[5]
+local holder = redis.call('HGET', NAMES, key)
+if holder and holder ~= conn then return {'taken'} end
+if c.name == new then return {'same'} end
+if redis.call('HGET', NAMES, c.key) == conn then redis.call('HDEL', NAMES, c.key) end
+redis.call('HSET', NAMES, key, conn)
+local old = c.name
+c.name, c.key = new, key
+redis.call('HSET', CONNS, conn, cjson.encode(c))
+emit(LOG, {t = 'rn', old = old, new = new, addr = c.addr, node = ARGV[2], mid = ARGV[3]})
+return {'ok'}
+"""
+)
+
+# ARGV: prefix, node, mid, mode. A connection's mode, once its first line decided it.
+MODE = (
+    _PRELUDE
+    + """
+local conn = ARGV[2] .. '/' .. ARGV[3]
+local c = load_conn(conn)
+if not c then return 0 end
+c.mode = ARGV[4]
+redis.call('HSET', CONNS, conn, cjson.encode(c))
+return 1
+"""
+)
+
+# ARGV: prefix, name key, reason. Asks the user's node to remove it.
+KICK = (
+    _PRELUDE
+    + """
+local conn = redis.call('HGET', NAMES, ARGV[2])
+if not conn then return {'none'} end
+local c = load_conn(conn)
+local node, mid = conn_node(conn)
+emit(node_log(node), {t = 'k', mid = mid, reason = ARGV[3]})
+return {'ok', c and c.name or '', c and c.addr or '', node}
+"""
+)
+
+# ARGV: prefix. Everyone online: a list of the conns' JSON records.
+WHO = (
+    _PRELUDE
+    + """
+return redis.call('HVALS', CONNS)
+"""
+)
+
+# ARGV: prefix. The live nodes: node, last beat ms, info JSON ...; then Redis' now.
+NODES_INFO = (
+    _PRELUDE
+    + """
+local result = {tostring(now_ms())}
+local nodes = redis.call('ZRANGE', NODES, 0, -1, 'WITHSCORES')
+for i = 1, #nodes, 2 do
+  table.insert(result, nodes[i])
+  table.insert(result, nodes[i + 1])
+  table.insert(result, redis.call('HGET', P .. ':node:' .. nodes[i], 'info') or '{}')
+end
+return result
+"""
+)
+
+ALL = {
+    "register": REGISTER,
+    "beat": BEAT,
+    "join": JOIN,
+    "leave": LEAVE,
+    "depart": DEPART,
+    "publish": PUBLISH,
+    "private": PRIVATE,
+    "rename": RENAME,
+    "kick": KICK,
+    "mode": MODE,
+    "who": WHO,
+    "nodes": NODES_INFO,
+}

@@ -1,0 +1,72 @@
+"""A cluster node's history: the stream ``P:hist`` in Redis, read through the link.
+
+The publish script stores each public message in ``P:hist`` as it puts it in the event
+log, so there is nothing to append here; the node only reads pages of history (the same
+on every node) and keeps the newest messages it delivered for ``--replay``. While Redis
+cannot be reached, :attr:`problem` says so (``/healthz`` answers 503).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from imkit.cluster.link import ClusterLink, describe_url
+from imkit.msgid import format_msgid, parse_msgid
+from imkit.protocol import ChatMessage
+from imkit.store.base import Answer, Page, Store, Stored
+
+
+def stream_id(msgid: str) -> str:
+    """The id of a msgid's entry in ``P:hist``: Redis ms, then the count in that ms."""
+    number = parse_msgid(msgid)
+    assert number is not None, "the protocol checks msgids"
+    return f"{number // 1000}-{number % 1000}"
+
+
+def entry_msgid(entry_id: str) -> str:
+    ms, _, count = entry_id.partition("-")
+    return format_msgid(int(ms) * 1000 + int(count or 0))
+
+
+class RedisHistory(Store):
+    """History kept in Redis for every node of a cluster."""
+
+    def __init__(self, link: ClusterLink, *, retain_days: float, clock: Any) -> None:
+        super().__init__(retain_days=retain_days, clock=clock)
+        self.link = link
+        link.on_problem = self._set_problem
+
+    def _set_problem(self, problem: str | None) -> None:
+        self.problem = problem
+
+    @property
+    def description(self) -> str:
+        return f"Redis {describe_url(self.link.url)}, cluster {self.link.name!r}"
+
+    def _append(self, message: ChatMessage, stored: Stored | None) -> None:
+        # Not used: the publish script stores a cluster's public messages.
+        if stored is not None:  # pragma: no cover
+            stored(None)
+
+    def history(self, limit: int, before: str | None, answer: Answer) -> None:
+        end = "+" if before is None else "(" + stream_id(before)
+        cutoff = self.cutoff()
+
+        def read(reply: Any) -> None:
+            if isinstance(reply, BaseException):
+                answer(f"the chat's history cannot be read: {self.link.problem or reply}")
+                return
+            messages = []
+            for entry_id, fields in reply:
+                msgid = entry_msgid(entry_id)
+                if (parse_msgid(msgid) or 0) < cutoff:
+                    break
+                time = int(fields.get("ms", entry_id.partition("-")[0])) / 1000
+                message = ChatMessage(fields["n"], fields["a"], None, fields["t"], time, msgid)
+                messages.append(message)
+            more = len(messages) > limit
+            page = messages[:limit]
+            page.reverse()
+            answer(Page(tuple(page), more))
+
+        self.link.call(("XREVRANGE", self.link.hist_key, end, "-", "COUNT", limit + 1), read)
