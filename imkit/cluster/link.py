@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import anyio
-from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 from redis.retry import Retry
@@ -110,8 +110,7 @@ class ClusterLink:
         self._shas = {n: hashlib.sha1(src.encode()).hexdigest() for n, src in scripts.ALL.items()}
         self._pending: list[tuple[Sequence[Any], Done]] = []
         self._wanted = anyio.Event()
-        self._writer = self._client("writer", COMMAND_TIMEOUT)
-        self._reader: Redis | None = None
+        self._writer = self._connection("writer", COMMAND_TIMEOUT)
         self._read_from = {self.log_key: "0-0", self.own_log_key: "0-0"}
         self._reader_epoch = ""
         self._reset_reader = False
@@ -129,15 +128,8 @@ class ClusterLink:
     def beat_interval(self) -> float:
         return self.node_timeout / 5
 
-    def _client(self, role: str, timeout: float) -> Redis:
-        return Redis.from_url(
-            self.url,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),  # this module decides when to try again
-            client_name=f"imkit-{role}-{self.node}",
-        )
+    def _connection(self, role: str, timeout: float) -> RedisConnection:
+        return RedisConnection(self.url, f"imkit-{role}-{self.node}", timeout)
 
     # ----------------------------------------------------------------- commands
 
@@ -200,8 +192,7 @@ class ClusterLink:
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:
             try:
-                for source in scripts.ALL.values():
-                    await self._writer.script_load(source)
+                await self._writer.run([("SCRIPT", "LOAD", src) for src in scripts.ALL.values()])
             except FAILURES as error:
                 for i in missing:
                     replies[i] = error
@@ -212,11 +203,8 @@ class ClusterLink:
         return replies
 
     async def _pipeline(self, commands: list[Sequence[Any]]) -> list[Reply]:
-        pipe = self._writer.pipeline(transaction=False)
-        for args in commands:
-            pipe.execute_command(*args)
-        try:  # execute() resets the pipeline, whatever happens
-            return list(await pipe.execute(raise_on_error=False))
+        try:
+            return await self._writer.run(commands)
         except FAILURES as error:
             return [error] * len(commands)
 
@@ -389,23 +377,29 @@ class ClusterLink:
         assert events is not None
         retry = FIRST_RETRY
         while True:
-            reader = self._reader = self._client("reader", COMMAND_TIMEOUT + READ_BLOCK_MS / 1000)
+            reader = self._connection("reader", COMMAND_TIMEOUT + READ_BLOCK_MS / 1000)
             try:
                 await self._resume(reader, events)
                 while not self._reset_reader:
                     reply = None
                     with anyio.CancelScope() as self._read_scope:
-                        reply = await reader.execute_command(  # type: ignore[no-untyped-call]
-                            "XREAD",
-                            "COUNT",
-                            READ_BATCH,
-                            "BLOCK",
-                            READ_BLOCK_MS,
-                            "STREAMS",
-                            *self._read_from.keys(),
-                            *self._read_from.values(),
+                        (reply,) = await reader.run(
+                            [
+                                (
+                                    "XREAD",
+                                    "COUNT",
+                                    READ_BATCH,
+                                    "BLOCK",
+                                    READ_BLOCK_MS,
+                                    "STREAMS",
+                                    *self._read_from.keys(),
+                                    *self._read_from.values(),
+                                )
+                            ]
                         )
                     self._read_scope = None
+                    if isinstance(reply, ResponseError):
+                        raise reply
                     if reply:  # None also when _restart_reader cancelled the read
                         self._deliver(reply, events)
                     retry = FIRST_RETRY
@@ -420,16 +414,16 @@ class ClusterLink:
             finally:
                 self._read_scope = None
                 with anyio.CancelScope(shield=True):
-                    await reader.aclose()
+                    await reader.close()
 
-    async def _resume(self, reader: Redis, events: Events) -> None:
+    async def _resume(self, reader: RedisConnection, events: Events) -> None:
         """Before reading again: if Redis restarted empty, read its new streams from
         their start; if it is behind what this node read (a failover to a replica that
         had not received everything), read on from where it is. Either way messages may
         have been missed, and the users are told."""
         meta = f"{self.name}:meta"
         while True:
-            epoch = await reader.hget(meta, "epoch")
+            (epoch,) = await reader.run([("HGET", meta, "epoch")])
             if epoch is not None and epoch == self.epoch:
                 break
             await anyio.sleep(FIRST_RETRY)  # until the heartbeat has registered again
@@ -440,7 +434,7 @@ class ClusterLink:
             events.messages_missed()
             return
         streams = list(self._read_from)
-        tops = await reader.hmget(meta, [f"last:{stream}" for stream in streams])
+        (tops,) = await reader.run([("HMGET", meta, *(f"last:{stream}" for stream in streams))])
         behind = False
         for stream, raw in zip(streams, tops, strict=True):
             top = str(raw or "0-0")  # decode_responses: a str
@@ -491,13 +485,71 @@ class ClusterLink:
 
     async def close(self) -> None:
         with anyio.CancelScope(shield=True):
-            await self._writer.aclose()
+            await self._writer.close()
+
+
+class RedisConnection:
+    """One Redis connection, used by one task at a time: commands sent together, their
+    replies read in order, each a value or the ResponseError Redis answered.
+
+    It uses redis-py's connection (its parser is hiredis) without the client and
+    pipeline layers above it: those cost tens of microseconds a call, and every chat
+    message makes two calls. A failure closes the connection (replies half read would
+    be out of step); the next call connects again.
+    """
+
+    def __init__(self, url: str, name: str, timeout: float) -> None:
+        self._pool = ConnectionPool.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),  # ClusterLink decides when to try again
+            client_name=name,
+        )
+        self._connection: AbstractConnection | None = None
+
+    async def run(self, commands: Sequence[Sequence[Any]]) -> list[Reply]:
+        connection = self._connection
+        if connection is None:
+            connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+            self._connection = connection
+        try:
+            await connection.connect()
+            packed = connection.pack_commands(commands)
+            await connection.send_packed_command(packed, check_health=False)
+            replies: list[Reply] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as error:  # that command's answer; the next follow
+                    replies.append(error)
+            return replies
+        except BaseException:
+            self._connection = None
+            with anyio.CancelScope(shield=True):
+                await connection.disconnect(nowait=True)
+            raise
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.disconnect()
+            self._connection = None
 
 
 def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
     """XREAD's reply as (stream, entries), in RESP2's list form or RESP3's dict form."""
     items = reply.items() if isinstance(reply, dict) else reply
-    return [(stream, [(eid, fields) for eid, fields in entries]) for stream, entries in items]
+    return [
+        (stream, [(eid, pairs(fields)) for eid, fields in entries]) for stream, entries in items
+    ]
+
+
+def pairs(fields: Any) -> dict[str, str]:
+    """A stream entry's fields: RESP2 gives a flat list (k, v, k, v ...)."""
+    if isinstance(fields, dict):
+        return fields
+    return dict(zip(fields[::2], fields[1::2], strict=True))
 
 
 def _seq(entry_id: str) -> int:

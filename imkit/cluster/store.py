@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imkit.cluster.link import ClusterLink, describe_url
+from imkit.cluster.link import ClusterLink, describe_url, pairs
 from imkit.msgid import format_msgid, parse_msgid
 from imkit.protocol import ChatMessage
 from imkit.store.base import Answer, Page, Store, Stored
@@ -57,7 +57,8 @@ class RedisHistory(Store):
                 answer(f"the chat's history cannot be read: {self.link.problem or reply}")
                 return
             messages = []
-            for entry_id, fields in reply:
+            for entry_id, raw in reply:
+                fields = pairs(raw)
                 msgid = entry_msgid(entry_id)
                 if (parse_msgid(msgid) or 0) < cutoff:
                     break
