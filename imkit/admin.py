@@ -299,7 +299,8 @@ async def _cluster_answer(server: Administered, request: dict[str, Any]) -> dict
             )
         return reply
     if kind == "stats":
-        return {"type": "stats", **stats(server), "cluster": await cluster_admin.cluster_stats(hub)}
+        section = await cluster_admin.cluster_stats(hub)
+        return {"type": "stats", **stats(server), "node": hub.node, "cluster": section}
     return answer_now(server, request)
 
 

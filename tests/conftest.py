@@ -15,6 +15,9 @@ import pytest
 pytest.register_assert_rewrite("tests.support")
 
 from imkit.server import Server, ServerConfig  # noqa: E402
+
+# The cluster tests' fixtures: a real redis-server, and imkit nodes on it.
+from tests.redis_support import cluster, redis_server  # noqa: E402, F401
 from tests.support import (  # noqa: E402
     ServerProcess,
     close_open_clients,
