@@ -492,17 +492,20 @@ class RedisConnection:
     """One Redis connection, used by one task at a time: commands sent together, their
     replies read in order, each a value or the ResponseError Redis answered.
 
-    It uses redis-py's connection (its parser is hiredis) without the client and
-    pipeline layers above it: those cost tens of microseconds a call, and every chat
-    message makes two calls. A failure closes the connection (replies half read would
-    be out of step); the next call connects again.
+    It uses redis-py's connection and reply parser (hiredis) but neither its client and
+    pipeline layers nor its command packing, and one deadline covers a whole batch
+    rather than one per reply: on the hot path, where every chat message makes two
+    calls, those cost more than the round trip (py-spy, docs/cluster.md). A failure
+    closes the connection (replies half read would be out of step); the next call
+    connects again.
     """
 
     def __init__(self, url: str, name: str, timeout: float) -> None:
+        self.timeout = timeout
         self._pool = ConnectionPool.from_url(
             url,
             decode_responses=True,
-            socket_timeout=timeout,
+            socket_timeout=None,  # the batch's deadline, in run()
             socket_connect_timeout=CONNECT_TIMEOUT,
             retry=Retry(NoBackoff(), 0),  # ClusterLink decides when to try again
             client_name=name,
@@ -515,16 +518,16 @@ class RedisConnection:
             connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
             self._connection = connection
         try:
-            await connection.connect()
-            packed = connection.pack_commands(commands)
-            await connection.send_packed_command(packed, check_health=False)
-            replies: list[Reply] = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as error:  # that command's answer; the next follow
-                    replies.append(error)
-            return replies
+            with anyio.fail_after(self.timeout):
+                await connection.connect()
+                await connection.send_packed_command(pack(commands), check_health=False)
+                replies: list[Reply] = []
+                for _ in commands:
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as error:  # that command's answer; more follow
+                        replies.append(error)
+                return replies
         except BaseException:
             self._connection = None
             with anyio.CancelScope(shield=True):
@@ -535,6 +538,17 @@ class RedisConnection:
         if self._connection is not None:
             await self._connection.disconnect()
             self._connection = None
+
+
+def pack(commands: Sequence[Sequence[Any]]) -> bytes:
+    """Commands in Redis' protocol (RESP): arrays of bulk strings."""
+    out = []
+    for args in commands:
+        out.append(b"*%d\r\n" % len(args))
+        for arg in args:
+            data = arg if isinstance(arg, bytes) else str(arg).encode()
+            out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
 
 
 def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
