@@ -44,6 +44,8 @@ CONNECT_TIMEOUT = 1.0
 # The reader's XREAD blocks at most this long, so that a dead connection is noticed.
 READ_BLOCK_MS = 1000
 READ_BATCH = 1000
+# At most this many operations in one BATCH call: Redis runs nothing else meanwhile.
+BATCH_MAX = 200
 # Reconnecting: the first retry after this long, doubling up to the heartbeat interval.
 FIRST_RETRY = 0.1
 
@@ -108,6 +110,8 @@ class ClusterLink:
         self.own_log_key = f"{name}:node:{self.node}:log"
         self.hist_key = f"{name}:hist"
         self._shas = {n: hashlib.sha1(src.encode()).hexdigest() for n, src in scripts.ALL.items()}
+        # The scripts that may run in a BATCH: sha -> operation name.
+        self._operations = {self._shas[n]: n for n in scripts.OPERATIONS}
         self._pending: list[tuple[Sequence[Any], Done]] = []
         self._wanted = anyio.Event()
         self._writer = self._connection("writer", COMMAND_TIMEOUT)
@@ -186,6 +190,44 @@ class ClusterLink:
                     log.exception("cluster: a reply's handler failed", extra={"event": "bug"})
 
     async def _execute(self, commands: list[Sequence[Any]]) -> list[Reply]:
+        """Run ``commands`` in order as one pipeline, operations queued together as
+        BATCH calls (:mod:`.scripts`); a reply per command."""
+        grouped: list[Sequence[Any]] = []
+        sizes: list[int] = []  # how many commands each grouped one stands for (0: itself)
+        run: list[Sequence[Any]] = []
+
+        def end_run() -> None:
+            for start in range(0, len(run), BATCH_MAX):
+                chunk = run[start : start + BATCH_MAX]
+                if len(chunk) == 1:
+                    grouped.append(chunk[0])
+                    sizes.append(0)
+                    continue
+                names = json.dumps([self._operations[args[1]] for args in chunk])
+                arguments = json.dumps([[str(a) for a in args[3:]] for args in chunk])
+                grouped.append(("EVALSHA", self._shas["batch"], 0, self.name, names, arguments))
+                sizes.append(len(chunk))
+            run.clear()
+
+        for args in commands:
+            if args[0] == "EVALSHA" and args[1] in self._operations:
+                run.append(args)
+            else:
+                end_run()
+                grouped.append(args)
+                sizes.append(0)
+        end_run()
+        replies: list[Reply] = []
+        for size, reply in zip(sizes, await self._load_and_run(grouped), strict=True):
+            if not size:
+                replies.append(reply)
+            elif isinstance(reply, BaseException):
+                replies += [reply] * size
+            else:
+                replies += reply
+        return replies
+
+    async def _load_and_run(self, commands: list[Sequence[Any]]) -> list[Reply]:
         """One pipeline; a script Redis does not know yet (it restarted) is loaded and
         the commands that needed it run again, in their order."""
         replies = await self._pipeline(commands)

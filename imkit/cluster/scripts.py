@@ -102,9 +102,7 @@ end
 # claimed again, under their own name when it is free, else under their first free
 # default name. Returns {status, epoch, renamed...} where renamed is mid, name pairs of
 # every user claimed again.
-REGISTER = (
-    _PRELUDE
-    + """
+REGISTER = """
 local node = ARGV[2]
 local format = redis.call('GET', P .. ':format')
 if format and format ~= ARGV[3] then return {'format', format} end
@@ -136,7 +134,6 @@ for _, m in ipairs(members) do
 end
 return result
 """
-)
 
 # ARGV: prefix, node, epoch, info JSON, timeout ms.
 # The heartbeat: {'lost'} when Redis no longer holds this cluster's epoch (restarted
@@ -144,9 +141,7 @@ return result
 # declaring dead every node silent for longer than the timeout. Releasing a dead
 # node's users writes their "user offline" events: only the beat that removes the
 # node from P:nodes does it, so they are written exactly once.
-BEAT = (
-    _PRELUDE
-    + """
+BEAT = """
 local node = ARGV[2]
 if redis.call('HGET', META, 'epoch') ~= ARGV[3] then return {'lost', 0} end
 if not redis.call('ZSCORE', NODES, node) then return {'reaped', 0} end
@@ -166,13 +161,10 @@ for _, d in ipairs(dead) do
 end
 return {'ok', reaped}
 """
-)
 
 # ARGV: prefix, node, mid, addr, mode, since, then candidate name, key pairs.
 # A new connection's default name (ADDR, ADDR#2 ...: the first free one), announced.
-JOIN = (
-    _PRELUDE
-    + """
+JOIN = """
 local node, mid = ARGV[2], ARGV[3]
 if not redis.call('ZSCORE', NODES, node) then return {'reaped'} end
 local candidates = {}
@@ -181,22 +173,16 @@ local name = claim(node .. '/' .. mid, candidates, ARGV[4], ARGV[5], ARGV[6], mi
 if not name then return {'full'} end
 return {'ok', name}
 """
-)
 
 # ARGV: prefix, node, mid. A user left: released and announced offline.
-LEAVE = (
-    _PRELUDE
-    + """
+LEAVE = """
 release(ARGV[2] .. '/' .. ARGV[3], true)
 return 1
 """
-)
 
 # ARGV: prefix, node (leaving the cluster: SIGTERM). Every user of the node released and
 # announced offline at once; the node is forgotten.
-DEPART = (
-    _PRELUDE
-    + """
+DEPART = """
 local node = ARGV[2]
 for _, conn in ipairs(redis.call('SMEMBERS', node_conns(node))) do release(conn, true) end
 redis.call('ZREM', NODES, node)
@@ -204,13 +190,10 @@ redis.call('DEL', node_conns(node), P .. ':node:' .. node, node_log(node))
 redis.call('HDEL', META, 'last:' .. node_log(node))
 return 1
 """
-)
 
 # ARGV: prefix, node, mid, text, history cutoff ms (0: keep all).
 # A public message: stored in P:hist (the history) and appended to P:log.
-PUBLISH = (
-    _PRELUDE
-    + """
+PUBLISH = """
 local c = load_conn(ARGV[2] .. '/' .. ARGV[3])
 if not c then return {'gone'} end
 local ms = now_ms()
@@ -227,14 +210,11 @@ emit(LOG, {t = 'm', name = c.name, addr = c.addr, text = ARGV[4], ms = ms, msgid
            node = ARGV[2], mid = ARGV[3]})
 return {'ok', msgid}
 """
-)
 
 # ARGV: prefix, node, mid, recipient's name key, text, node timeout ms.
 # A private message, appended to the recipient's node's log: {'none'} when nobody of
 # that name is online on a live node.
-PRIVATE = (
-    _PRELUDE
-    + """
+PRIVATE = """
 local c = load_conn(ARGV[2] .. '/' .. ARGV[3])
 if not c then return {'gone'} end
 local target = redis.call('HGET', NAMES, ARGV[4])
@@ -249,12 +229,9 @@ emit(node_log(tnode), {t = 'p', name = c.name, addr = c.addr, to = t.name, mid =
                        text = ARGV[5], ms = ms, msgid = msgid})
 return {'ok', msgid}
 """
-)
 
 # ARGV: prefix, node, mid, new name, its key. {'taken'}, {'same'} or {'ok'}.
-RENAME = (
-    _PRELUDE
-    + """
+RENAME = """
 local conn = ARGV[2] .. '/' .. ARGV[3]
 local c = load_conn(conn)
 if not c then return {'gone'} end
@@ -270,12 +247,9 @@ redis.call('HSET', CONNS, conn, cjson.encode(c))
 emit(LOG, {t = 'rn', old = old, new = new, addr = c.addr, node = ARGV[2], mid = ARGV[3]})
 return {'ok'}
 """
-)
 
 # ARGV: prefix, node, mid, mode. A connection's mode, once its first line decided it.
-MODE = (
-    _PRELUDE
-    + """
+MODE = """
 local conn = ARGV[2] .. '/' .. ARGV[3]
 local c = load_conn(conn)
 if not c then return 0 end
@@ -283,12 +257,9 @@ c.mode = ARGV[4]
 redis.call('HSET', CONNS, conn, cjson.encode(c))
 return 1
 """
-)
 
 # ARGV: prefix, name key, reason. Asks the user's node to remove it.
-KICK = (
-    _PRELUDE
-    + """
+KICK = """
 local conn = redis.call('HGET', NAMES, ARGV[2])
 if not conn then return {'none'} end
 local c = load_conn(conn)
@@ -296,20 +267,14 @@ local node, mid = conn_node(conn)
 emit(node_log(node), {t = 'k', mid = mid, reason = ARGV[3]})
 return {'ok', c and c.name or '', c and c.addr or '', node}
 """
-)
 
 # ARGV: prefix. Everyone online: a list of the conns' JSON records.
-WHO = (
-    _PRELUDE
-    + """
+WHO = """
 return redis.call('HVALS', CONNS)
 """
-)
 
 # ARGV: prefix. The live nodes: node, last beat ms, info JSON ...; then Redis' now.
-NODES_INFO = (
-    _PRELUDE
-    + """
+NODES_INFO = """
 local result = {tostring(now_ms())}
 local nodes = redis.call('ZRANGE', NODES, 0, -1, 'WITHSCORES')
 for i = 1, #nodes, 2 do
@@ -319,9 +284,10 @@ for i = 1, #nodes, 2 do
 end
 return result
 """
-)
 
-ALL = {
+# Each operation's body runs as a function of ARGV (the prefix, then its arguments), so
+# that it can run alone (one EVALSHA) or with others in one BATCH.
+OPERATIONS = {
     "register": REGISTER,
     "beat": BEAT,
     "join": JOIN,
@@ -335,3 +301,29 @@ ALL = {
     "who": WHO,
     "nodes": NODES_INFO,
 }
+
+
+def _alone(body: str) -> str:
+    return f"{_PRELUDE}\nlocal function operation(ARGV)\n{body}\nend\nreturn operation(ARGV)\n"
+
+
+# ARGV: prefix, JSON list of operation names, JSON list of their ARGV lists (each with
+# the prefix first). Runs them in order, atomically, and returns their replies. The
+# node's writer sends the operations queued together as one BATCH: one script call
+# instead of many, and a reader blocked in XREAD gets all their events at once (Redis
+# serves blocked readers after each command, so separate calls would wake it for each).
+BATCH = (
+    _PRELUDE
+    + "\nlocal OPERATIONS = {}\n"
+    + "".join(
+        f"OPERATIONS['{name}'] = function(ARGV)\n{body}\nend\n" for name, body in OPERATIONS.items()
+    )
+    + """
+local names, arguments = cjson.decode(ARGV[2]), cjson.decode(ARGV[3])
+local replies = {}
+for i, name in ipairs(names) do replies[i] = OPERATIONS[name](arguments[i]) end
+return replies
+"""
+)
+
+ALL = {name: _alone(body) for name, body in OPERATIONS.items()} | {"batch": BATCH}
