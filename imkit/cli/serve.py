@@ -240,6 +240,9 @@ def serve(
     """
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if cluster is not None and (db is not None or fsync):
+        flag = "--db" if db is not None else "--fsync"
+        raise click.UsageError(f"{flag} does not apply with --cluster: history lives in Redis")
     configure_logging(log_level, log_format.lower())
     config = ServerConfig(
         host=host,
