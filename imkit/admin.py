@@ -398,6 +398,7 @@ def stats(server: Administered) -> dict[str, Any]:
         "refused_full": counters.refused_full,
         "refused_unauthorized": counters.refused_unauthorized,
         "refused_unavailable": counters.refused_unavailable,
+        "refused_proxy_header": counters.refused_proxy_header,
         "backpressure_pauses": server.congestion.pauses,
         "backpressure_given_up": server.congestion.given_up,
         "store": store.description,

@@ -239,6 +239,7 @@ class Stats:
     refused_unauthorized: int = 0
     refused_tls: int = 0  # TLS handshakes that failed or timed out
     refused_unavailable: int = 0  # public messages refused while the store could not write
+    refused_proxy_header: int = 0  # --proxy-protocol connections without a valid header
     # Bytes read from and handed to clients' connections (TLS: before encryption),
     # counted once per read and once per send, not per message.
     bytes_in: int = 0

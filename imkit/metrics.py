@@ -246,13 +246,14 @@ class ServerCollector(Collector):
         yield _by_label(
             CounterMetricFamily,
             "imkit_connections_refused_total",
-            "Connections refused: the server was full, no (or a wrong) password, or the "
-            "TLS handshake failed.",
+            "Connections refused: the server was full, no (or a wrong) password, the "
+            "TLS handshake failed, or a --proxy-protocol balancer sent no valid header.",
             "reason",
             {
                 "full": stats.refused_full,
                 "unauthorized": stats.refused_unauthorized,
                 "tls_handshake": stats.refused_tls,
+                "proxy_header": stats.refused_proxy_header,
             },
         )
         yield _by_label(

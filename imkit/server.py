@@ -52,6 +52,7 @@ from imkit.transport.listener import (
     raise_open_file_limit,
     tls_context,
 )
+from imkit.transport.proxy import ProxyHeaderError, read_header
 from imkit.transport.writes import PARALLEL_FLUSH_MIN, WriteThread, use_write_thread
 
 if TYPE_CHECKING:
@@ -122,6 +123,8 @@ class ServerConfig:
     cluster: str | None = None  # Redis URL: one chat with the other nodes on it
     cluster_name: str = DEFAULT_CLUSTER_NAME
     node_timeout: float = DEFAULT_NODE_TIMEOUT
+    # Networks of load balancers whose connections start with a PROXY protocol header.
+    proxy_protocol: tuple[str, ...] = ()
 
 
 class Server:
@@ -146,6 +149,7 @@ class Server:
         self.admin_socket: admin.AdminSocket | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._rate_exempt = [parse_network(a) for a in config.rate_exempt]
+        self._proxies = [parse_network(a) for a in config.proxy_protocol]
         self._write_thread: WriteThread | None = None  # started by serve()
         self.store: Store | None = None  # opened by listen()
         self._clients: anyio.abc.TaskGroup | None = None  # connection tasks, in serve()
@@ -433,6 +437,22 @@ class Server:
         if len(self.connections) >= self.config.max_clients:
             self._refuse_full(sock, addr)
             return
+        if self._proxies and _within(peer, self._proxies):
+            try:
+                header = await read_header(sock)
+            except ProxyHeaderError as error:
+                self.hub.stats.refused_proxy_header += 1
+                log.warning(
+                    "%s: closed: %s",
+                    addr,
+                    error,
+                    extra={"event": "proxy_header_invalid", "addr": addr, "reason": str(error)},
+                )
+                sock.close()
+                return
+            if header.source is not None:  # the user's address, as the balancer saw it
+                peer = header.source
+                addr = format_addr(peer)
         link = await self._open_link(sock, addr)
         if link is None:
             self.hub.stats.refused_tls += 1
@@ -490,13 +510,8 @@ class Server:
     def _bucket_for(self, peer: object, now: float) -> TokenBucket | None:
         if self.config.rate <= 0:
             return None
-        if self._rate_exempt and isinstance(peer, tuple):
-            try:
-                ip = ipaddress.ip_address(peer[0])
-            except ValueError:
-                ip = None
-            if ip is not None and any(ip in network for network in self._rate_exempt):
-                return None
+        if self._rate_exempt and _within(peer, self._rate_exempt):
+            return None
         return TokenBucket(self.config.rate, self.config.burst, now)
 
     async def _sweep_loop(self) -> None:
@@ -519,6 +534,17 @@ class Server:
                         "timeout_s": timeout,
                     },
                 )
+
+
+def _within(peer: object, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether ``peer`` (a socket address) is an address in one of ``networks``."""
+    if not isinstance(peer, tuple):
+        return False
+    try:
+        ip = ipaddress.ip_address(peer[0])
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 async def run(config: ServerConfig) -> None:

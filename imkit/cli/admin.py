@@ -142,6 +142,7 @@ _STATS_LABELS = {
     "refused_full": "refused: server full",
     "refused_unauthorized": "refused: wrong password",
     "refused_unavailable": "refused: store or cluster unavailable",
+    "refused_proxy_header": "refused: no valid PROXY header",
     "backpressure_pauses": "readers held back",
     "backpressure_given_up": "clients not waited for",
     "store": "history kept in",

@@ -94,6 +94,14 @@ from imkit.store import DEFAULT_RETAIN_DAYS
     help="Address or network (CIDR) that --rate does not apply to; repeatable.",
 )
 @option(
+    "--proxy-protocol",
+    multiple=True,
+    metavar="CIDR",
+    callback=networks,
+    help="Connections from this network (a load balancer) start with a PROXY protocol "
+    "header (v1 or v2) whose address is the user's; repeatable.",
+)
+@option(
     "--password",
     type=TEXT,
     nonempty=True,
@@ -214,6 +222,7 @@ def serve(
     rate: float,
     burst: int,
     rate_exempt: tuple[str, ...],
+    proxy_protocol: tuple[str, ...],
     password: str | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -254,6 +263,7 @@ def serve(
         rate=rate,
         burst=burst,
         rate_exempt=rate_exempt,
+        proxy_protocol=proxy_protocol,
         password=password,
         tls_cert=tls_cert,
         tls_key=tls_key,
