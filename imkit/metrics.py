@@ -246,11 +246,12 @@ class ServerCollector(Collector):
         yield _by_label(
             CounterMetricFamily,
             "imkit_connections_refused_total",
-            "Connections refused: the server was full, no (or a wrong) password, or the "
-            "TLS handshake failed.",
+            "Connections refused: the server was full, too many from one address, no (or a "
+            "wrong) password, or the TLS handshake failed.",
             "reason",
             {
                 "full": stats.refused_full,
+                "per_address": stats.refused_per_address,
                 "unauthorized": stats.refused_unauthorized,
                 "tls_handshake": stats.refused_tls,
             },
