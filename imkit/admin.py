@@ -396,6 +396,7 @@ def stats(server: Administered) -> dict[str, Any]:
         "idle_kicks": counters.idle_kicks,
         "admin_kicks": counters.admin_kicks,
         "refused_full": counters.refused_full,
+        "refused_per_address": counters.refused_per_address,
         "refused_unauthorized": counters.refused_unauthorized,
         "refused_unavailable": counters.refused_unavailable,
         "refused_proxy_header": counters.refused_proxy_header,

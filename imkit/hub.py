@@ -236,6 +236,7 @@ class Stats:
     closed_by_client: int = 0  # connections the client closed (or that broke)
     shutdown_byes: int = 0  # connections ended by the server's shutdown
     refused_full: int = 0
+    refused_per_address: int = 0  # --max-per-ip or --connect-rate
     refused_unauthorized: int = 0
     refused_tls: int = 0  # TLS handshakes that failed or timed out
     refused_unavailable: int = 0  # public messages refused while the store could not write

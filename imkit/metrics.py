@@ -246,11 +246,13 @@ class ServerCollector(Collector):
         yield _by_label(
             CounterMetricFamily,
             "imkit_connections_refused_total",
-            "Connections refused: the server was full, no (or a wrong) password, the "
-            "TLS handshake failed, or a --proxy-protocol balancer sent no valid header.",
+            "Connections refused: the server was full, too many from one address, no (or a "
+            "wrong) password, the TLS handshake failed, or a --proxy-protocol balancer sent "
+            "no valid header.",
             "reason",
             {
                 "full": stats.refused_full,
+                "per_address": stats.refused_per_address,
                 "unauthorized": stats.refused_unauthorized,
                 "tls_handshake": stats.refused_tls,
                 "proxy_header": stats.refused_proxy_header,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import logging
 import signal
 import socket
@@ -44,6 +43,17 @@ from imkit.protocol import DEFAULT_MAX_LINE, Bye, ServerConnection, encode_text
 from imkit.store import DEFAULT_RETAIN_DAYS, Store, open_store
 from imkit.transport.backpressure import Congestion
 from imkit.transport.connection import Connection, TokenBucket
+from imkit.transport.limits import (
+    DEFAULT_CONNECT_PERIOD,
+    DEFAULT_CONNECT_RATE,
+    DEFAULT_MAX_PER_IP,
+    AddressLimits,
+    IPAddress,
+    Network,
+    Refusal,
+    format_connect_rate,
+    peer_ip,
+)
 from imkit.transport.links import Link, SocketLink, format_addr
 from imkit.transport.listener import (
     accept_loop,
@@ -61,8 +71,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BURST",
+    "DEFAULT_CONNECT_PERIOD",
+    "DEFAULT_CONNECT_RATE",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_CLIENTS",
+    "DEFAULT_MAX_PER_IP",
     "DEFAULT_PORT",
     "DEFAULT_RATE",
     "Server",
@@ -109,7 +122,10 @@ class ServerConfig:
     max_clients: int = DEFAULT_MAX_CLIENTS
     rate: float = DEFAULT_RATE  # lines per second per client; 0: unlimited
     burst: int = DEFAULT_BURST
-    rate_exempt: tuple[str, ...] = ()  # addresses or networks the rate limit skips
+    rate_exempt: tuple[str, ...] = ()  # addresses or networks the rate limits skip
+    max_per_ip: int = DEFAULT_MAX_PER_IP  # connections open at once per address; 0: any
+    connect_rate: int = DEFAULT_CONNECT_RATE  # new connections per address a period; 0: any
+    connect_period: float = DEFAULT_CONNECT_PERIOD  # seconds
     password: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -150,6 +166,9 @@ class Server:
         self._ssl_context: ssl.SSLContext | None = None
         self._rate_exempt = [parse_network(a) for a in config.rate_exempt]
         self._proxies = [parse_network(a) for a in config.proxy_protocol]
+        self.limits = AddressLimits(
+            config.max_per_ip, config.connect_rate, config.connect_period, self._rate_exempt
+        )
         self._write_thread: WriteThread | None = None  # started by serve()
         self.store: Store | None = None  # opened by listen()
         self._clients: anyio.abc.TaskGroup | None = None  # connection tasks, in serve()
@@ -453,6 +472,18 @@ class Server:
             if header.source is not None:  # the user's address, as the balancer saw it
                 peer = header.source
                 addr = format_addr(peer)
+        ip = peer_ip(peer)  # the one place the client's IP address comes from
+        key = self.limits.key_for(ip)
+        refusal = self.limits.admit(key)
+        if refusal is not None:
+            self._refuse_per_address(sock, addr, refusal)
+            return
+        try:
+            await self._serve_connection(sock, addr, ip)
+        finally:
+            self.limits.release(key)
+
+    async def _serve_connection(self, sock: socket.socket, addr: str, ip: IPAddress | None) -> None:
         link = await self._open_link(sock, addr)
         if link is None:
             self.hub.stats.refused_tls += 1
@@ -466,7 +497,7 @@ class Server:
             self.hub,
             schedule_flush=self.schedule_flush,
             congestion=self.congestion,
-            bucket=self._bucket_for(peer, now),
+            bucket=self._bucket_for(ip, now),
             password=self.config.password,
             auth_timeout=self.config.auth_timeout,
         )
@@ -496,8 +527,42 @@ class Server:
             extra={"event": "server_full", "addr": addr, "count": self.config.max_clients},
         )
         bye = Bye("server_full", f"the server is full ({self.config.max_clients} clients)")
+        self._bye_and_close(sock, bye)
+
+    def _refuse_per_address(self, sock: socket.socket, addr: str, refusal: Refusal) -> None:
+        self.hub.stats.refused_per_address += 1
+        if refusal.log:
+            self._log_refusal(addr, refusal)
+        self._bye_and_close(sock, Bye("too_many_connections", refusal.message))
+
+    def _log_refusal(self, addr: str, refusal: Refusal) -> None:
+        limits, network = self.limits, str(refusal.key)
+        if refusal.reason == "max_per_ip":
+            limit: object = limits.max_open
+            why = f"too many connections from {network} (--max-per-ip {limit})"
+        else:
+            limit = format_connect_rate(limits.rate, limits.period)
+            why = f"too many new connections from {network} (--connect-rate {limit})"
+        unlogged = refusal.unlogged - 1  # refused since the last line, not logged
+        more = f", and {unlogged} more since the last line" if unlogged else ""
+        log.warning(
+            "%s: refused: %s%s; refusals of one address are logged at most once a minute",
+            addr,
+            why,
+            more,
+            extra={
+                "event": "too_many_connections",
+                "addr": addr,
+                "network": network,
+                "reason": refusal.reason,
+                "limit": limit,
+                "refused": refusal.unlogged,
+            },
+        )
+
+    def _bye_and_close(self, sock: socket.socket, bye: Bye) -> None:
+        """A refusal before anything else: one text line, one try (it waits for nobody)."""
         with contextlib.suppress(OSError):
-            # One line, one try: it does not wait for anyone.
             self.hub.stats.bytes_out += sock.send(encode_text(bye))
         sock.close()
 
@@ -507,10 +572,10 @@ class Server:
             return SocketLink(sock)
         return await open_tls(sock, addr, self._ssl_context)
 
-    def _bucket_for(self, peer: object, now: float) -> TokenBucket | None:
+    def _bucket_for(self, ip: IPAddress | None, now: float) -> TokenBucket | None:
         if self.config.rate <= 0:
             return None
-        if self._rate_exempt and _within(peer, self._rate_exempt):
+        if ip is not None and any(ip in network for network in self._rate_exempt):
             return None
         return TokenBucket(self.config.rate, self.config.burst, now)
 
@@ -536,15 +601,10 @@ class Server:
                 )
 
 
-def _within(peer: object, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+def _within(peer: object, networks: list[Network]) -> bool:
     """Whether ``peer`` (a socket address) is an address in one of ``networks``."""
-    if not isinstance(peer, tuple):
-        return False
-    try:
-        ip = ipaddress.ip_address(peer[0])
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
+    ip = peer_ip(peer)
+    return ip is not None and any(ip in network for network in networks)
 
 
 async def run(config: ServerConfig) -> None:

@@ -140,6 +140,7 @@ _STATS_LABELS = {
     "idle_kicks": "idle kicks",
     "admin_kicks": "admin kicks",
     "refused_full": "refused: server full",
+    "refused_per_address": "refused: too many from one address",
     "refused_unauthorized": "refused: wrong password",
     "refused_unavailable": "refused: store or cluster unavailable",
     "refused_proxy_header": "refused: no valid PROXY header",
@@ -263,7 +264,12 @@ WATCH_COLUMNS = (
     ("REFUSED", 8),
 )
 WATCH_HEADER_EVERY = 20
-_REFUSALS = ("refused_full", "refused_unauthorized", "refused_unavailable")
+_REFUSALS = (
+    "refused_full",
+    "refused_per_address",
+    "refused_unauthorized",
+    "refused_unavailable",
+)
 
 
 def _watch_line(cells: list[str]) -> str:

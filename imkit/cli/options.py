@@ -29,6 +29,7 @@ from imkit.errors import (
 )
 from imkit.output import EXIT_BROKEN_PIPE, discard_output
 from imkit.server import DEFAULT_PORT, parse_network
+from imkit.transport.limits import parse_connect_rate
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -184,6 +185,20 @@ def networks(
         except ValueError:
             raise click.BadParameter(f"{value!r} is not an address or a network") from None
     return values
+
+
+class ConnectRate(click.ParamType[tuple[int, float]]):
+    """``N/PERIOD`` (``32/10m``; PERIOD in s, m, h or d) as (N, seconds); ``0``: (0, 0.0)."""
+
+    name = "n/period"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, float]:
+        try:
+            return parse_connect_rate(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 class ListenAddress(click.types.StringParamType):

@@ -13,6 +13,7 @@ from imkit.cli.options import (
     LOG_FORMATS,
     TEXT,
     Bounded,
+    ConnectRate,
     ListenAddress,
     configure_logging,
     loop_options,
@@ -27,6 +28,7 @@ from imkit.server import (
     DEFAULT_BURST,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_PER_IP,
     DEFAULT_PORT,
     DEFAULT_RATE,
     ServerConfig,
@@ -73,6 +75,22 @@ from imkit.store import DEFAULT_RETAIN_DAYS
     help="Connections at once; one more is told the server is full.",
 )
 @option(
+    "--max-per-ip",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_PER_IP,
+    metavar="N",
+    help="Connections at once from one address (IPv6: one /64); one more is refused. "
+    "127.0.0.1, ::1 and --rate-exempt are exempt; 0: no limit.",
+)
+@option(
+    "--connect-rate",
+    type=ConnectRate(),
+    default="32/10m",
+    metavar="N/PERIOD",
+    help="New connections one address may open: N at once, then N per PERIOD (s, m, h "
+    "or d: 90s, 10m, 1h); more are refused. Same exemptions; 0: no limit.",
+)
+@option(
     "--rate",
     type=Bounded(0.01, 1_000_000, zero=True),
     default=DEFAULT_RATE,
@@ -91,7 +109,8 @@ from imkit.store import DEFAULT_RETAIN_DAYS
     multiple=True,
     metavar="ADDR",
     callback=networks,
-    help="Address or network (CIDR) that --rate does not apply to; repeatable.",
+    help="Address or network (CIDR) that --rate, --max-per-ip and --connect-rate do not "
+    "apply to; repeatable.",
 )
 @option(
     "--proxy-protocol",
@@ -219,6 +238,8 @@ def serve(
     max_line: int,
     max_queue: int,
     max_clients: int,
+    max_per_ip: int,
+    connect_rate: tuple[int, float],
     rate: float,
     burst: int,
     rate_exempt: tuple[str, ...],
@@ -260,6 +281,9 @@ def serve(
         max_line=max_line,
         max_queue=max_queue,
         max_clients=max_clients,
+        max_per_ip=max_per_ip,
+        connect_rate=connect_rate[0],
+        connect_period=connect_rate[1],
         rate=rate,
         burst=burst,
         rate_exempt=rate_exempt,

@@ -5,6 +5,7 @@
     backpressure.py  readers wait while a client that keeps up is behind
     writes.py        the write thread that shares the flusher's sends
     listener.py      the fair accept loop, TLS, the descriptor limit
+    limits.py        connections per client address (--max-per-ip, --connect-rate)
 
 Arrows point one way: :mod:`imkit.server` wires these together with the hub, and
 nothing here imports the server. Transport errors are translated here, at one boundary:
