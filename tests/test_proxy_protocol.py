@@ -237,3 +237,21 @@ async def test_the_header_is_read_off_a_real_socket_exactly() -> None:
         header = await read_header(left)
         assert header.source == ("198.51.100.9", 4000)
         assert left.recv(100) == b"who\n"
+
+
+@pytest.mark.anyio
+async def test_the_per_address_limit_counts_the_carried_address() -> None:
+    config = ServerConfig(
+        port=0, db="none", idle_timeout=0, proxy_protocol=("127.0.0.0/8",), max_per_ip=1
+    )
+    async with run_server(config) as server:
+        address = server.addresses[0]
+        first = await LineClient.connect(address)
+        await first.send(V1)
+        assert (await first.line()).endswith(":user is online\n")
+        again = await LineClient.connect(address)  # the same user's address, behind it
+        await again.send(V1.replace(b"51000", b"51001"))
+        assert await again.line() == "too many connections from your address (1 at most)\n"
+        other = await LineClient.connect(address)  # another user through the same balancer
+        await other.send(v2())
+        assert (await other.line()).startswith("[198.51.100.9:4000]")
