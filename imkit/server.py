@@ -40,6 +40,7 @@ from imkit import admin
 from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE, Hub, Outbox
+from imkit.moderation import Ban
 from imkit.protocol import DEFAULT_MAX_LINE, Bye, ServerConnection, encode_text
 from imkit.store import DEFAULT_RETAIN_DAYS, Store, open_store
 from imkit.transport.backpressure import Congestion
@@ -214,6 +215,8 @@ class Server:
                 await store.close()
             raise
         self.store = self.hub.store = store
+        for fields in store.bans:  # kept from before the restart
+            self.hub.bans.add(Ban.from_fields(fields))
         self.hub.replay = config.replay
         if self.metrics is not None:
             store.observe_commit = self.metrics.observe_commit
@@ -433,6 +436,10 @@ class Server:
         if len(self.connections) >= self.config.max_clients:
             self._refuse_full(sock, addr)
             return
+        ban = self.hub.bans.match(addr, self.hub.wall_clock())
+        if ban is not None:
+            self._refuse_banned(sock, addr, ban)
+            return
         link = await self._open_link(sock, addr)
         if link is None:
             self.hub.stats.refused_tls += 1
@@ -479,6 +486,18 @@ class Server:
         with contextlib.suppress(OSError):
             # One line, one try: it does not wait for anyone.
             self.hub.stats.bytes_out += sock.send(encode_text(bye))
+        sock.close()
+
+    def _refuse_banned(self, sock: socket.socket, addr: str, ban: Ban) -> None:
+        self.hub.stats.refused_banned += 1
+        log.info(
+            "%s: refused: banned (%s)",
+            addr,
+            ban.target,
+            extra={"event": "refused_banned", "addr": addr, "target": ban.target},
+        )
+        with contextlib.suppress(OSError):  # one line, one try, as for a full server
+            self.hub.stats.bytes_out += sock.send(encode_text(ban.bye()))
         sock.close()
 
     async def _open_link(self, sock: socket.socket, addr: str) -> Link | None:
