@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import anyio
 
+from imkit import moderate
 from imkit.errors import AdminError, AdminUnavailable, ServeError
 from imkit.hub import Hub
 from imkit.protocol import (
@@ -239,7 +240,7 @@ class AdminSocket:
                 for line in framer.feed(data):
                     if line is not None and not line.strip():
                         continue
-                    await link.send(_line(await answer(server, line)))
+                    await link.send(_line(await answer(server, line, by=f"uid {uid}")))
         except (TimeoutError, *LINK_ERRORS):
             pass
         except Exception:
@@ -256,8 +257,9 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
 
-async def answer(server: Administered, line: bytes | None) -> dict[str, Any]:
-    """The reply to one admin request line (None: the line was too long)."""
+async def answer(server: Administered, line: bytes | None, by: str = "admin") -> dict[str, Any]:
+    """The reply to one admin request line (None: the line was too long); ``by`` is who
+    asked (the peer's uid), for the audit log."""
     if line is None:
         return _error(BAD_REQUEST, f"request longer than {MAX_REQUEST} bytes")
     try:
@@ -268,6 +270,8 @@ async def answer(server: Administered, line: bytes | None) -> dict[str, Any]:
         return _error(BAD_REQUEST, "a request is one JSON object per line")
     if request.get("type") == "history":
         return await history(server, request)
+    if request.get("type") in moderate.REQUESTS:
+        return await moderate.answer(server.hub, request, by)
     hub = server.hub
     if hub.cluster_wide:  # answered from the cluster's Redis (imkit.cluster.admin)
         return await _cluster_answer(server, request)
@@ -400,6 +404,11 @@ def stats(server: Administered) -> dict[str, Any]:
         "refused_unauthorized": counters.refused_unauthorized,
         "refused_unavailable": counters.refused_unavailable,
         "refused_proxy_header": counters.refused_proxy_header,
+        "refused_banned": counters.refused_banned,
+        "banned": counters.banned,
+        "refused_muted": counters.refused_muted,
+        "bans_in_force": len(server.hub.bans.in_force(server.hub.wall_clock())),
+        "muted_now": sum(1 for m in server.hub.local_members() if m.muted_until is not None),
         "backpressure_pauses": server.congestion.pauses,
         "backpressure_given_up": server.congestion.given_up,
         "store": store.description,

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from imkit import __version__
+from imkit.moderation import Ban, Bans, address_of, refusal
 from imkit.names import name_key, name_problem
 from imkit.protocol import (
     INVALID_NAME,
+    MUTED,
     NAME_TAKEN,
     NO_SUCH_USER,
     UNAVAILABLE,
@@ -216,6 +218,10 @@ class Member:
     connected_wall: float = 0.0  # time.time() at connect, for people
     online: bool = False
     default_name: str = ""  # the name it got at join: ADDR, or ADDR#2, ADDR#3 ...
+    # imkit mute: it reads but may not speak or rename until then (wall clock; inf:
+    # until it disconnects), None when not muted.
+    muted_until: float | None = None
+    mute_reason: str | None = None
 
     @property
     def mode(self) -> Mode:
@@ -241,6 +247,9 @@ class Stats:
     refused_tls: int = 0  # TLS handshakes that failed or timed out
     refused_unavailable: int = 0  # public messages refused while the store could not write
     refused_proxy_header: int = 0  # --proxy-protocol connections without a valid header
+    refused_banned: int = 0  # connections refused because their address is banned
+    banned: int = 0  # users removed by a ban
+    refused_muted: int = 0  # messages and renames refused from muted users
     # Bytes read from and handed to clients' connections (TLS: before encryption),
     # counted once per read and once per send, not per message.
     bytes_in: int = 0
@@ -280,6 +289,7 @@ class Hub:
     wall_clock: Callable[[], float] = time.time
     stats: Stats = field(default_factory=Stats)
     store: Store = field(default_factory=_memory_store)  # history and msgids
+    bans: Bans = field(default_factory=Bans)  # in force; kept in the store
     replay: int = 0  # past messages a text client gets when it joins
     _members: dict[int, Member] = field(default_factory=dict)  # online, in order of arrival
     _by_name: dict[str, Member] = field(default_factory=dict)  # name_key(name) -> member
@@ -391,6 +401,8 @@ class Hub:
         """Carry out one command from ``member`` and queue its reply."""
         if not member.online:
             return  # removed while its earlier lines were being handled
+        if member.muted_until is not None and self.refuse_muted(member, command):
+            return
         if isinstance(command, PublicMessage):
             self._public(member, command)
         elif isinstance(command, PrivateMessage):
@@ -415,6 +427,62 @@ class Hub:
             pass  # a password offered to a server that asks for none: ignored, never echoed
         else:  # pragma: no cover - every Command subclass is handled above
             raise TypeError(f"unknown command {command!r}")
+
+    def refuse_muted(self, member: Member, command: Command) -> bool:
+        """Refuse what a muted ``member`` may not do (speak, rename); False when the
+        command is allowed, or the mute has ended (then it is lifted)."""
+        until = member.muted_until
+        if until is None or until <= self.wall_clock():
+            member.muted_until = member.mute_reason = None
+            return False
+        if not isinstance(command, PublicMessage | PrivateMessage | Rename) and not (
+            isinstance(command, Hello) and command.name is not None
+        ):
+            return False
+        self.stats.refused_muted += 1
+        end = None if until == float("inf") else until
+        message = refusal("you are muted", member.mute_reason, end)
+        self.send(member, Error(command.id, MUTED, message))
+        return True
+
+    # ---------------------------------------------------------------- moderation
+
+    def local_members(self) -> list[Member]:
+        """The users connected to this server (a cluster node: only its own)."""
+        return list(self._members.values())
+
+    def apply_ban(self, ban: Ban) -> int:
+        """Put ``ban`` in force here: the matching users are told and removed."""
+        self.bans.add(ban)
+        now = self.wall_clock()
+        if not ban.active(now):
+            return 0
+        network = ban.network
+        removed = 0
+        for member in self.local_members():
+            ip = address_of(member.addr)
+            if member.online and ip is not None and ip.version == network.version and ip in network:
+                self.stats.banned += 1
+                removed += 1
+                self.remove(member, ban.bye())
+                log.info(
+                    "%s (%s) removed by a ban on %s",
+                    member.name,
+                    member.addr,
+                    ban.target,
+                    extra={
+                        "event": "banned",
+                        "user": member.name,
+                        "addr": member.addr,
+                        "target": ban.target,
+                    },
+                )
+        return removed
+
+    def mute(self, member: Member, until: float | None, reason: str | None) -> None:
+        """Mute ``member`` until ``until`` (None: for as long as it is connected)."""
+        member.muted_until = float("inf") if until is None else until
+        member.mute_reason = reason
 
     def _public(self, member: Member, command: PublicMessage) -> None:
         """Deliver at once, store after; a JSON sender's ok waits for the store."""

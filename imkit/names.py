@@ -48,6 +48,7 @@ ships as such (``homoglyph.data.load_prototypes``).
 
 from __future__ import annotations
 
+import ipaddress
 import unicodedata
 from functools import lru_cache
 
@@ -124,6 +125,9 @@ def name_problem(name: str) -> str | None:
             return "a name cannot contain spaces"
         if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn"):
             return "a name cannot contain control or unassigned characters"
+    if _is_ipv4_target(name):
+        # A ban's TARGET is an address, a network or a name: never ambiguous.
+        return "a name cannot be an IPv4 address or network"
     key = name_key(name)
     if not key:
         # e.g. U+3164 HANGUL FILLER: a letter to Python, blank on screen.
@@ -133,3 +137,10 @@ def name_problem(name: str) -> str | None:
         # (127.0.0.1։5000) would pass for a default name, which only addresses have.
         return "a name cannot contain ':' or a character that looks like it"
     return None
+
+
+def _is_ipv4_target(name: str) -> bool:
+    try:
+        return ipaddress.ip_network(name, strict=False).version == 4
+    except ValueError:
+        return False

@@ -39,6 +39,7 @@ from imkit import admin
 from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
 from imkit.hub import DEFAULT_MAX_QUEUE, Hub, Outbox
+from imkit.moderation import Ban
 from imkit.protocol import DEFAULT_MAX_LINE, Bye, ServerConnection, encode_text
 from imkit.store import DEFAULT_RETAIN_DAYS, Store, open_store
 from imkit.transport.backpressure import Congestion
@@ -237,6 +238,8 @@ class Server:
                 await store.close()
             raise
         self.store = self.hub.store = store
+        for fields in store.bans:  # kept from before the restart
+            self.hub.bans.add(Ban.from_fields(fields))
         self.hub.replay = config.replay
         if self.metrics is not None:
             store.observe_commit = self.metrics.observe_commit
@@ -457,21 +460,14 @@ class Server:
             self._refuse_full(sock, addr)
             return
         if self._proxies and _within(peer, self._proxies):
-            try:
-                header = await read_header(sock)
-            except ProxyHeaderError as error:
-                self.hub.stats.refused_proxy_header += 1
-                log.warning(
-                    "%s: closed: %s",
-                    addr,
-                    error,
-                    extra={"event": "proxy_header_invalid", "addr": addr, "reason": str(error)},
-                )
-                sock.close()
+            proxied = await self._user_behind_proxy(sock, peer, addr)
+            if proxied is None:
                 return
-            if header.source is not None:  # the user's address, as the balancer saw it
-                peer = header.source
-                addr = format_addr(peer)
+            peer, addr = proxied, format_addr(proxied)
+        ban = self.hub.bans.match(addr, self.hub.wall_clock())
+        if ban is not None:
+            self._refuse_banned(sock, addr, ban)
+            return
         ip = peer_ip(peer)  # the one place the client's IP address comes from
         key = self.limits.key_for(ip)
         refusal = self.limits.admit(key)
@@ -482,6 +478,23 @@ class Server:
             await self._serve_connection(sock, addr, ip)
         finally:
             self.limits.release(key)
+
+    async def _user_behind_proxy(self, sock: socket.socket, peer: object, addr: str) -> object:
+        """The user's address from the balancer's PROXY header (the balancer's own for a
+        health check); None, the socket closed, when there is no valid header."""
+        try:
+            header = await read_header(sock)
+        except ProxyHeaderError as error:
+            self.hub.stats.refused_proxy_header += 1
+            log.warning(
+                "%s: closed: %s",
+                addr,
+                error,
+                extra={"event": "proxy_header_invalid", "addr": addr, "reason": str(error)},
+            )
+            sock.close()
+            return None
+        return peer if header.source is None else header.source
 
     async def _serve_connection(self, sock: socket.socket, addr: str, ip: IPAddress | None) -> None:
         link = await self._open_link(sock, addr)
@@ -564,6 +577,18 @@ class Server:
         """A refusal before anything else: one text line, one try (it waits for nobody)."""
         with contextlib.suppress(OSError):
             self.hub.stats.bytes_out += sock.send(encode_text(bye))
+        sock.close()
+
+    def _refuse_banned(self, sock: socket.socket, addr: str, ban: Ban) -> None:
+        self.hub.stats.refused_banned += 1
+        log.info(
+            "%s: refused: banned (%s)",
+            addr,
+            ban.target,
+            extra={"event": "refused_banned", "addr": addr, "target": ban.target},
+        )
+        with contextlib.suppress(OSError):  # one line, one try, as for a full server
+            self.hub.stats.bytes_out += sock.send(encode_text(ban.bye()))
         sock.close()
 
     async def _open_link(self, sock: socket.socket, addr: str) -> Link | None:

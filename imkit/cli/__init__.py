@@ -14,6 +14,7 @@ from imkit import __version__
 from imkit.cli.admin import history, kick, stats, who
 from imkit.cli.bench import bench
 from imkit.cli.clients import chat, send
+from imkit.cli.moderation import ban, bans, mute, unban, unmute
 from imkit.cli.options import ImkitGroup
 from imkit.cli.serve import serve
 
@@ -26,5 +27,19 @@ def main() -> None:
     """imkit: a small chat server and its clients, over the IM-System line protocol."""
 
 
-for command in (serve, chat, send, who, kick, stats, history, bench):
+for command in (
+    serve,
+    chat,
+    send,
+    who,
+    kick,
+    stats,
+    history,
+    ban,
+    unban,
+    bans,
+    mute,
+    unmute,
+    bench,
+):
     main.add_command(command)

@@ -14,6 +14,7 @@ from typing import Any
 
 from imkit.cluster.hub import ClusterHub, parse_users
 from imkit.cluster.link import FAILURES
+from imkit.moderation import Ban, address_of
 from imkit.names import name_key
 from imkit.protocol import NO_SUCH_USER, UNAVAILABLE, iso_time
 
@@ -117,3 +118,71 @@ async def cluster_stats(hub: ClusterHub) -> dict[str, Any]:
     section["nodes"] = nodes
     section["totals"] = totals
     return section
+
+
+# ------------------------------------------------------------------------ moderation
+
+
+async def ban(hub: ClusterHub, ban: Ban) -> int | str:
+    """Keep ``ban`` in Redis and put it in force on every node; how many users it
+    removes (counted from who is online), or why it could not be made."""
+    link = hub.link
+    assert link is not None
+    network = ban.network
+    try:
+        users = parse_users(await link.run_script("who"))
+        await link.run_script("ban", ban.target, json.dumps(ban.fields()))
+    except FAILURES:
+        return f"the cluster's Redis cannot be reached: {link.problem or 'no answer'}"
+    hits = 0
+    for user in users:
+        ip = address_of(str(user.get("addr", "")))
+        if ip is not None and ip.version == network.version and ip in network:
+            hits += 1
+    return hits
+
+
+async def unban(hub: ClusterHub, target: str) -> str | None:
+    link = hub.link
+    assert link is not None
+    try:
+        await link.run_script("unban", target)
+    except FAILURES:
+        return f"the cluster's Redis cannot be reached: {link.problem or 'no answer'}"
+    return None
+
+
+async def address_of_user(hub: ClusterHub, name: str) -> str | None:
+    """The address of the user online as ``name`` on any node."""
+    link = hub.link
+    assert link is not None
+    key = name_key(name)
+    try:
+        users = parse_users(await link.run_script("who"))
+    except FAILURES:
+        return None
+    for user in users:
+        if name_key(str(user.get("name", ""))) == key:
+            return str(user.get("addr", ""))
+    return None
+
+
+async def mute(
+    hub: ClusterHub, name: str, until: float | None, reason: str | None
+) -> str | dict[str, Any]:
+    """Mute (until 0: unmute) the user ``name`` on whatever node it is: its shown name,
+    or the error reply."""
+    link = hub.link
+    assert link is not None
+    shown_until = "" if until is None else repr(until)
+    if until is not None and until <= 0:
+        shown_until = "0"
+    try:
+        reply = await link.run_script("mute", name_key(name), shown_until, reason or "")
+    except FAILURES:
+        message = f"the cluster's Redis cannot be reached: {link.problem or 'no answer'}"
+        return {"type": "error", "code": UNAVAILABLE, "message": message}
+    if reply[0] != "ok":
+        message = f"no user named {name!r} is online"
+        return {"type": "error", "code": NO_SUCH_USER, "message": message}
+    return str(reply[1])

@@ -29,6 +29,7 @@ from typing import Any
 
 from imkit.cluster.link import UNREACHABLE, ClusterLink
 from imkit.hub import Hub, Member, kick_bye
+from imkit.moderation import Ban
 from imkit.names import name_key, name_problem
 from imkit.protocol import (
     INVALID_NAME,
@@ -149,6 +150,9 @@ class ClusterHub(Hub):
             # this user, which announces it then.
             link.script("leave", self.node, member.id, done=_ignore)
 
+    def local_members(self) -> list[Member]:
+        return [member for member in self._local.values() if member.online]
+
     def current_members(self) -> list[dict[str, Any]]:
         """This node's users, for registering them again (in order of arrival)."""
         result = []
@@ -172,6 +176,8 @@ class ClusterHub(Hub):
 
     def handle(self, member: Member, command: Command) -> None:
         if not member.online:
+            return
+        if member.muted_until is not None and self.refuse_muted(member, command):
             return
         if member.id in self._undecided and member.mode is not Mode.UNDECIDED:
             # Its first line decided its mode: `imkit who` on every node shows it.
@@ -316,6 +322,10 @@ class ClusterHub(Hub):
                 local.name = event["new"]
                 self._by_name[name_key(local.name)] = local
             self.broadcast(NameChange(event["old"], event["new"], event["addr"]))
+        elif kind == "ban":
+            self.apply_ban(Ban.from_fields(event["ban"]))
+        elif kind == "unban":
+            self.bans.remove(event["target"])
         elif own_stream:
             self._apply_own(kind, event)
 
@@ -336,6 +346,12 @@ class ClusterHub(Hub):
                 self.stats.messages_delivered += 1
             if self.unflushed_since is None:
                 self.unflushed_since = member.last_active
+        elif kind == "mute":
+            until = event.get("until") or ""
+            if until == "0":
+                member.muted_until = member.mute_reason = None
+            else:
+                self.mute(member, float(until) if until else None, event.get("reason") or None)
         elif kind == "k":
             self.stats.admin_kicks += 1
             reason = event.get("reason") or None

@@ -122,6 +122,7 @@ class ClusterLink:
         self._down_since: float | None = None
         self._stopping = False
         self._joined = False  # connect() succeeded
+        self.bans_at_start: list[str] = []  # P:bans when it joined (imkit.moderation)
 
     @property
     def where(self) -> str:
@@ -281,6 +282,7 @@ class ClusterLink:
             try:
                 await self._register([])
                 last = await self.request(("HMGET", f"{self.name}:meta", f"last:{self.log_key}"))
+                self.bans_at_start = list(await self.request(("HVALS", f"{self.name}:bans")))
                 await self._check_persistence()
             except ClusterError as error:
                 failure = error

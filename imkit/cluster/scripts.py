@@ -268,6 +268,31 @@ emit(node_log(node), {t = 'k', mid = mid, reason = ARGV[3]})
 return {'ok', c and c.name or '', c and c.addr or '', node}
 """
 
+# ARGV: prefix, target, the ban as JSON. Kept in P:bans and put in force on every node.
+BAN = """
+redis.call('HSET', P .. ':bans', ARGV[2], ARGV[3])
+emit(LOG, {t = 'ban', ban = cjson.decode(ARGV[3])})
+return {'ok'}
+"""
+
+# ARGV: prefix, target. {'none'} when there is no such ban.
+UNBAN = """
+if redis.call('HDEL', P .. ':bans', ARGV[2]) == 0 then return {'none'} end
+emit(LOG, {t = 'unban', target = ARGV[2]})
+return {'ok'}
+"""
+
+# ARGV: prefix, name key, until (seconds; '' while connected; '0' unmute), reason.
+# Asks the user's node to mute it; {'ok', name} or {'none'}.
+MUTE = """
+local conn = redis.call('HGET', NAMES, ARGV[2])
+if not conn then return {'none'} end
+local c = load_conn(conn)
+local node, mid = conn_node(conn)
+emit(node_log(node), {t = 'mute', mid = mid, ['until'] = ARGV[3], reason = ARGV[4]})
+return {'ok', c and c.name or ''}
+"""
+
 # ARGV: prefix. Everyone online: a list of the conns' JSON records.
 WHO = """
 return redis.call('HVALS', CONNS)
@@ -297,6 +322,9 @@ OPERATIONS = {
     "private": PRIVATE,
     "rename": RENAME,
     "kick": KICK,
+    "ban": BAN,
+    "unban": UNBAN,
+    "mute": MUTE,
     "mode": MODE,
     "who": WHO,
     "nodes": NODES_INFO,

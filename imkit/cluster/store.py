@@ -8,6 +8,7 @@ cannot be reached, :attr:`problem` says so (``/healthz`` answers 503).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from imkit.cluster.link import ClusterLink, describe_url, pairs
@@ -35,6 +36,7 @@ class RedisHistory(Store):
         super().__init__(retain_days=retain_days, clock=clock)
         self.link = link
         link.on_problem = self._set_problem
+        self.bans = [json.loads(raw) for raw in link.bans_at_start]
 
     def _set_problem(self, problem: str | None) -> None:
         self.problem = problem

@@ -31,6 +31,8 @@ BAD_REQUEST = "bad_request"
 UNAUTHORIZED = "unauthorized"
 # The store cannot write (disk full, file removed, read-only): public messages are refused.
 UNAVAILABLE = "unavailable"
+# An administrator muted the user (imkit mute): it reads, but may not speak or rename.
+MUTED = "muted"
 
 # History requests: how many messages one may ask for, and how many when it does not say.
 HISTORY_MAX = 100

@@ -24,6 +24,7 @@ import collections
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.protocol import HISTORY_MAX, ChatMessage
@@ -63,6 +64,8 @@ class Store(ABC):
         # (--metrics: a histogram's observe, which is thread-safe); None: not measured.
         self.observe_commit: Callable[[float], None] | None = None
         self._ids = MessageIds()
+        # The bans kept, as Ban.fields dicts, read when the store opens (imkit.moderation).
+        self.bans: list[dict[str, Any]] = []
         # The newest public messages, for replay on connect: it must not wait for a query.
         self._recent: collections.deque[ChatMessage] = collections.deque(maxlen=HISTORY_MAX)
 
@@ -92,6 +95,13 @@ class Store(ABC):
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
         """The ``limit`` newest public messages before msgid ``before`` (None: the newest
         of all), oldest first, within retention."""
+
+    def save_ban(self, fields: dict[str, Any], done: Stored) -> None:
+        """Keep a ban (replacing one on the same target); ``done`` gets the outcome."""
+        done(None)  # in memory: the hub's own list is all there is
+
+    def delete_ban(self, target: str, done: Stored) -> None:
+        done(None)
 
     def start(self) -> None:
         """Called on the event loop before the first message (threads start here)."""

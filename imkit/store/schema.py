@@ -40,6 +40,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             text TEXT NOT NULL
         )""",
     ),
+    2: (
+        # Bans (imkit ban): the target (an address or network as text) and the ban as
+        # JSON (imkit.moderation.Ban.fields), with its absolute end time.
+        """CREATE TABLE bans (
+            target TEXT PRIMARY KEY,
+            fields TEXT NOT NULL
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

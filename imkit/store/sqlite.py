@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -62,6 +63,7 @@ HANDOVER_ROWS = 1000
 _COLUMNS = "id, time, sender, addr, recipient, text"
 _INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 _Row = tuple[int, float, str, str, str | None, str]
+_SAVE_BAN = "INSERT OR REPLACE INTO bans (target, fields) VALUES (?, ?)"
 
 
 class _Read:
@@ -76,6 +78,15 @@ class _Barrier:
 
     def __init__(self, reached: Callable[[], None]) -> None:
         self.reached = reached
+
+
+class _Change:
+    """Work on the connection in a transaction of its own (bans, later accounts)."""
+
+    __slots__ = ("work", "done")
+
+    def __init__(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
+        self.work, self.done = work, done
 
 
 _CLOSE = object()
@@ -131,6 +142,7 @@ class SqliteStore(Store):
             (self.cutoff(), HISTORY_MAX),
         ).fetchall()
         self._remember(last_id, [_message(row) for row in reversed(rows)])
+        self.bans = [json.loads(raw) for (raw,) in connection.execute("SELECT fields FROM bans")]
 
     def start(self) -> None:
         assert self._connection is not None, "open() first"
@@ -169,6 +181,17 @@ class SqliteStore(Store):
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
         self._hand_over()  # a request sees every message appended before it
         self._queue.put(_Read(limit, before_number(before), self.cutoff(), answer))
+
+    def _change(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
+        self._hand_over()
+        self._queue.put(_Change(work, done))
+
+    def save_ban(self, fields: dict[str, Any], done: Stored) -> None:
+        row = (fields["target"], json.dumps(fields))
+        self._change(lambda c: c.execute(_SAVE_BAN, row), done)
+
+    def delete_ban(self, target: str, done: Stored) -> None:
+        self._change(lambda c: c.execute("DELETE FROM bans WHERE target = ?", (target,)), done)
 
     async def flush(self, timeout: float) -> None:  # noqa: ASYNC109
         if self._thread is None or not self._thread.is_alive():
@@ -282,6 +305,9 @@ class SqliteStore(Store):
                 rows, waiters = [], []
             if isinstance(item, _Read):
                 self._read(item)
+            elif isinstance(item, _Change):
+                problem = self._file_problem() or self._transaction(item.work, last_id=0)
+                self._post(item.done, problem)
             elif isinstance(item, _Barrier):
                 self._post(item.reached)
             elif item is _CLOSE:

@@ -1,0 +1,134 @@
+"""``imkit ban``, ``unban``, ``bans``, ``mute``, ``unmute``: moderation of the running
+server (every node of a cluster), through its admin socket."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from imkit.cli.admin import _admin_options, _admin_request, _table
+from imkit.cli.options import TEXT, option
+from imkit.moderation import parse_duration
+from imkit.output import write_line
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """``90s``, ``10m``, ``2h``, ``7d`` (or a sum such as ``1h30m``), in seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+_FOR = option(
+    "--for",
+    "duration",
+    type=Duration(),
+    default=None,
+    metavar="DURATION",
+    show_default="permanent",
+    help="How long: 90s, 10m, 2h, 7d.",
+)
+_REASON = option("--reason", type=TEXT, metavar="TEXT", default=None, help="Told to the user.")
+
+
+@click.command(short_help="Ban an address, a network or an online user's address.")
+@click.argument("target", type=TEXT)
+@_FOR
+@_REASON
+@_admin_options
+def ban(
+    target: str, duration: float | None, reason: str | None, port: int, admin_socket: str | None
+) -> None:
+    """Ban TARGET: an IPv4 or IPv6 address, a network (CIDR, e.g. 198.51.100.0/24), or
+    the name of a user online (its address is banned). Matching users are removed at
+    once, with a bye that says why and until when; matching new connections are refused.
+    The ban is kept (it survives a restart) and ends by itself after --for.
+
+    \b
+    Exit status: 0 banned; 1 refused (no such user online, store unavailable); 2 usage
+    error; 3 no server answers on the admin socket.
+    """
+    payload = {"type": "ban", "target": target, "for": duration, "reason": reason}
+    reply = _admin_request(port, admin_socket, payload)
+    until = f" until {reply['until']}" if reply.get("until") else ""
+    removed = reply["removed"]
+    write_line(f"banned {reply['target']}{until}; {removed} user{'s' * (removed != 1)} removed")
+
+
+@click.command(short_help="Lift a ban.")
+@click.argument("target", type=TEXT)
+@_admin_options
+def unban(target: str, port: int, admin_socket: str | None) -> None:
+    """Lift the ban on TARGET (the address or network as `imkit bans` shows it).
+
+    \b
+    Exit status: 0 lifted; 1 no such ban; 2 usage error; 3 no server answers.
+    """
+    reply = _admin_request(port, admin_socket, {"type": "unban", "target": target})
+    write_line(f"unbanned {reply['target']}")
+
+
+@click.command(short_help="List the bans in force.")
+@_admin_options
+@option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def bans(port: int, admin_socket: str | None, as_json: bool) -> None:
+    """List the bans in force, oldest first: target, kind (address or network), until
+    when (or permanent), reason, and who made it.
+
+    \b
+    Exit status: 0 listed; 2 usage error; 3 no server answers on the admin socket.
+    """
+    listed = _admin_request(port, admin_socket, {"type": "bans"})["bans"]
+    if as_json:
+        write_line(json.dumps(listed, ensure_ascii=False, indent=2))
+        return
+    rows = [
+        [b["target"], b["kind"], b["until"] or "permanent", b["reason"] or "-", b["by"]]
+        for b in listed
+    ]
+    write_line(_table(["TARGET", "KIND", "UNTIL", "REASON", "BY"], rows))
+
+
+@click.command(short_help="Mute a user: it reads, but may not speak or rename.")
+@click.argument("name", type=TEXT)
+@_FOR
+@_REASON
+@_admin_options
+def mute(
+    name: str, duration: float | None, reason: str | None, port: int, admin_socket: str | None
+) -> None:
+    """Mute the user NAME (on any node of a cluster): it stays online and reads, but its
+    messages and renames are refused (error code muted) until --for ends, or, without
+    --for, for as long as it is connected.
+
+    \b
+    Exit status: 0 muted; 1 no such user online; 2 usage error; 3 no server answers.
+    """
+    payload = {"type": "mute", "name": name, "for": duration, "reason": reason}
+    reply = _admin_request(port, admin_socket, payload)
+    until = f" until {reply['until']}" if reply.get("until") else " while connected"
+    write_line(f"muted {reply['name']}{until}")
+
+
+@click.command(short_help="Lift a mute.")
+@click.argument("name", type=TEXT)
+@_admin_options
+def unmute(name: str, port: int, admin_socket: str | None) -> None:
+    """Let the user NAME speak again.
+
+    \b
+    Exit status: 0 done; 1 no such user online; 2 usage error; 3 no server answers.
+    """
+    reply = _admin_request(port, admin_socket, {"type": "unmute", "name": name})
+    write_line(f"unmuted {reply['name']}")

@@ -1,0 +1,208 @@
+"""The admin socket's moderation requests: ban, unban, bans, mute, unmute.
+
+Each is checked here, kept in the store (bans), put in force on this server — or, on a
+cluster node, on every node through Redis (imkit.cluster.admin) — and logged with the
+uid of the admin socket's peer, so that every administrative action is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from imkit.moderation import Ban, address_of, parse_target, shown
+from imkit.protocol import BAD_REQUEST, NO_SUCH_USER, UNAVAILABLE, iso_time
+
+if TYPE_CHECKING:
+    from imkit.hub import Hub
+
+log = logging.getLogger("imkit.admin")
+
+REQUESTS = ("ban", "unban", "bans", "mute", "unmute")
+NO_SUCH_BAN = "no_such_ban"
+# How long a ban waits for the store to keep it before the request is answered.
+STORE_TIMEOUT = 4.0
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+def _duration(request: dict[str, Any]) -> float | None | str:
+    """``for`` in seconds (None: permanent), or why it is not one."""
+    value = request.get("for")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "'for' is a number of seconds"
+    if not (math.isfinite(value) and value > 0):
+        return "'for' is a positive number of seconds"
+    return float(value)
+
+
+def _reason(request: dict[str, Any]) -> str | None | bool:
+    reason = request.get("reason")
+    if reason is None or isinstance(reason, str):
+        return " ".join(reason.split()) if reason else None  # one line, as a bye is
+    return False
+
+
+async def answer(hub: Hub, request: dict[str, Any], by: str) -> dict[str, Any]:
+    kind = request.get("type")
+    if kind == "bans":
+        return {"type": "bans", "bans": [b.fields() for b in hub.bans.in_force(hub.wall_clock())]}
+    duration, reason = _duration(request), _reason(request)
+    if isinstance(duration, str):
+        return _error(BAD_REQUEST, duration)
+    if reason is False:
+        return _error(BAD_REQUEST, "'reason' is a string")
+    assert reason is not True
+    name = request.get("name") if kind in ("mute", "unmute") else request.get("target")
+    if not isinstance(name, str) or not name.strip():
+        field = "name" if kind in ("mute", "unmute") else "target"
+        return _error(BAD_REQUEST, f"{kind} needs a string {field!r}")
+    if kind == "ban":
+        return await _ban(hub, name.strip(), duration, reason, by)
+    if kind == "unban":
+        return await _unban(hub, name.strip(), by)
+    if kind == "mute":
+        return await _mute(hub, name, duration, reason, by)
+    return await _mute(hub, name, 0.0, None, by)
+
+
+async def _ban(
+    hub: Hub, target: str, duration: float | None, reason: str | None, by: str
+) -> dict[str, Any]:
+    network = parse_target(target)
+    if network is None:  # a guest's name: ban its address
+        addr = await _address_of_user(hub, target)
+        if addr is None:
+            return _error(NO_SUCH_USER, f"{target!r} is not an address, a network or a user online")
+        ip = address_of(addr)
+        if ip is None:  # pragma: no cover - every client address is an IP
+            return _error(BAD_REQUEST, f"{target!r} has no IP address")
+        network = parse_target(str(ip))
+        assert network is not None
+    now = hub.wall_clock()
+    ban = Ban(shown(network), None if duration is None else now + duration, reason, by, now)
+    if hub.cluster_wide:
+        from imkit.cluster import admin as cluster_admin
+
+        removed = await cluster_admin.ban(hub, ban)  # type: ignore[arg-type]
+        if isinstance(removed, str):
+            return _error(UNAVAILABLE, removed)
+    else:
+        problem = await _kept(hub, ban)
+        if problem is not None:
+            return _error(UNAVAILABLE, problem)
+        removed = hub.apply_ban(ban)
+    until = None if ban.until is None else iso_time(ban.until, milliseconds=False)
+    log.info(
+        "ban on %s by %s%s%s: %d users removed",
+        ban.target,
+        by,
+        f" until {until}" if until else "",
+        f" ({reason})" if reason else "",
+        removed,
+        extra={
+            "event": "ban",
+            "target": ban.target,
+            "by": by,
+            "until": until,
+            "reason": reason,
+            "count": removed,
+        },
+    )
+    return {"type": "ok", "target": ban.target, "until": until, "removed": removed}
+
+
+async def _kept(hub: Hub, ban: Ban | None, target: str = "") -> str | None:
+    """Keep (or, with None, delete) a ban in the store; why not, or None."""
+    result: list[str | None] = []
+    kept = anyio.Event()
+
+    def done(problem: str | None) -> None:
+        result.append(problem)
+        kept.set()
+
+    if ban is None:
+        hub.store.delete_ban(target, done)
+    else:
+        hub.store.save_ban(ban.fields(), done)
+    with anyio.move_on_after(STORE_TIMEOUT):
+        await kept.wait()
+    if not result:
+        return f"the store did not answer within {STORE_TIMEOUT:g}s"
+    return result[0]
+
+
+async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
+    network = parse_target(target)
+    if network is None:
+        return _error(BAD_REQUEST, f"{target!r} is not an address or a network")
+    normal = shown(network)
+    if normal not in {b.target for b in hub.bans.in_force(hub.wall_clock())}:
+        return _error(NO_SUCH_BAN, f"no ban on {normal}")
+    if hub.cluster_wide:
+        from imkit.cluster import admin as cluster_admin
+
+        problem = await cluster_admin.unban(hub, normal)  # type: ignore[arg-type]
+    else:
+        problem = await _kept(hub, None, normal)
+        if problem is None:
+            hub.bans.remove(normal)
+    if problem is not None:
+        return _error(UNAVAILABLE, problem)
+    log.info(
+        "ban on %s lifted by %s", normal, by, extra={"event": "unban", "target": normal, "by": by}
+    )
+    return {"type": "ok", "target": normal}
+
+
+async def _address_of_user(hub: Hub, name: str) -> str | None:
+    if hub.cluster_wide:
+        from imkit.cluster import admin as cluster_admin
+
+        return await cluster_admin.address_of_user(hub, name)  # type: ignore[arg-type]
+    member = hub.find(name)
+    return None if member is None else member.addr
+
+
+async def _mute(
+    hub: Hub, name: str, duration: float | None, reason: str | None, by: str
+) -> dict[str, Any]:
+    """Mute ``name`` for ``duration`` seconds (None: while connected; 0: unmute)."""
+    now = hub.wall_clock()
+    until = None if duration is None else now + duration
+    if hub.cluster_wide:
+        from imkit.cluster import admin as cluster_admin
+
+        mute_until = 0.0 if duration == 0.0 else until
+        found = await cluster_admin.mute(hub, name, mute_until, reason)  # type: ignore[arg-type]
+        if isinstance(found, dict):
+            return found  # an error
+        shown_name = found
+    else:
+        member = hub.find(name)
+        if member is None:
+            return _error(NO_SUCH_USER, f"no user named {name!r} is online")
+        shown_name = member.name
+        if duration == 0.0:
+            member.muted_until = member.mute_reason = None
+        else:
+            hub.mute(member, until, reason)
+    action = "unmute" if duration == 0.0 else "mute"
+    end = None if until is None or duration == 0.0 else iso_time(until, milliseconds=False)
+    log.info(
+        "%s %sd by %s%s%s",
+        shown_name,
+        action,
+        by,
+        f" until {end}" if end else "",
+        f" ({reason})" if reason else "",
+        extra={"event": action, "user": shown_name, "by": by, "until": end, "reason": reason},
+    )
+    return {"type": "ok", "name": shown_name, "until": end}

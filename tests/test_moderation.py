@@ -1,0 +1,274 @@
+"""Bans and mutes (issue 14, points 1, 2 and 7) over real TCP: clients come from their
+own loopback addresses (127.0.0.2, 127.0.0.3 ...), so that a ban can hit one and not
+another. A ban removes the matching users at once and refuses them at connect, lasts
+across a restart, ends by itself (an injected clock), and is lifted by unban; a guest's
+name bans its address. A mute refuses messages and renames in both modes. In a cluster
+a ban made on one node removes a user of the other, and a mute reaches any node."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from imkit import admin
+from imkit.hub import Hub
+from imkit.moderation import Ban, Bans, parse_duration, parse_target
+from imkit.names import name_problem
+from imkit.server import Server, ServerConfig
+from tests.conftest import run_server
+from tests.redis_support import Cluster, needs_redis
+from tests.support import LineClient, run_imkit, split_addr, start_server_process
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def client_from(address: str, source: str) -> LineClient:
+    """A text client whose connection comes from the loopback address ``source``."""
+    host, port = split_addr(address)
+    client = LineClient(await anyio.connect_tcp(host, port, local_host=source))
+    assert (await client.line()).endswith(":user is online\n")
+    return client
+
+
+async def ask(server: Server, **request: object) -> dict[str, Any]:
+    return await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
+
+
+@pytest.fixture
+async def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
+    config = ServerConfig(
+        port=0, db="none", idle_timeout=0, rate=0, admin_socket=str(short_dir / "a.sock")
+    )
+    async with run_server_with(config, Hub(wall_clock=clock)) as running:
+        yield running
+
+
+class run_server_with(run_server):  # noqa: N801 - used like a function
+    def __init__(self, config: ServerConfig, hub: Hub) -> None:
+        self.server = Server(config, hub)
+
+
+# --------------------------------------------------------------------- pure rules
+
+
+def test_durations_and_targets() -> None:
+    assert parse_duration("90s") == 90
+    assert parse_duration("10m") == 600
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("7d") == 7 * 86400
+    for bad in ("", "10", "m", "1x", "-5m", "0s", "10m ", "99999d"):
+        with pytest.raises(ValueError):
+            parse_duration(bad if bad != "10m " else "10 m")
+    assert str(parse_target("203.0.113.7")) == "203.0.113.7/32"
+    assert str(parse_target("198.51.100.0/24")) == "198.51.100.0/24"
+    assert str(parse_target("2001:db8::/64")) == "2001:db8::/64"
+    assert str(parse_target("::ffff:203.0.113.7")) == "203.0.113.7/32"
+    assert parse_target("alex") is None
+
+
+def test_names_that_are_ipv4_targets_are_not_names() -> None:
+    assert name_problem("203.0.113.7") == "a name cannot be an IPv4 address or network"
+    assert name_problem("10.0.0.0/8") == "a name cannot be an IPv4 address or network"
+    assert name_problem("1.2.3") is None  # not an address
+    assert name_problem("2024") is None
+
+
+def test_a_ban_matches_its_network_and_ends() -> None:
+    bans = Bans()
+    bans.add(Ban("198.51.100.0/24", 100.0, "spam", "uid 0", 0.0))
+    bans.add(Ban("2001:db8::/64", None, None, "uid 0", 1.0))
+    assert bans.match("198.51.100.9:4000", 50.0) is not None
+    assert bans.match("198.51.101.9:4000", 50.0) is None
+    assert bans.match("198.51.100.9:4000", 100.0) is None  # ended
+    assert bans.match("[2001:db8::7]:443", 1e12) is not None  # permanent
+    assert bans.match("[::ffff:198.51.100.9]:1", 50.0) is not None  # IPv4-mapped
+    assert [b.target for b in bans.in_force(200.0)] == ["2001:db8::/64"]
+
+
+# ------------------------------------------------------------------ over real TCP
+
+
+async def test_a_ban_removes_the_user_and_refuses_it_at_connect(server: Server) -> None:
+    address = server.addresses[0]
+    watcher = await client_from(address, "127.0.0.3")
+    target = await client_from(address, "127.0.0.2")
+    await watcher.line()  # target's online line
+    reply = await ask(server, type="ban", target="127.0.0.2", reason="flooding")
+    assert reply == {"type": "ok", "target": "127.0.0.2", "until": None, "removed": 1}
+    assert await target.line() == "you are banned: flooding\n"
+    assert await target.eof()
+    assert (await watcher.line()).endswith(":user offline\n")
+    # A new connection from that address: the bye before anything else, then closed.
+    host, port = split_addr(address)
+    again = LineClient(await anyio.connect_tcp(host, port, local_host="127.0.0.2"))
+    assert await again.line() == "you are banned: flooding\n"
+    assert await again.eof()
+    other = await client_from(address, "127.0.0.4")  # another address is welcome
+    await other.aclose()
+    assert server.hub.stats.refused_banned == 1
+    assert server.hub.stats.banned == 1
+    listed = await ask(server, type="bans")
+    assert [(b["target"], b["kind"], b["by"]) for b in listed["bans"]] == [
+        ("127.0.0.2", "address", "uid 1000")
+    ]
+    assert (await ask(server, type="unban", target="127.0.0.2"))["type"] == "ok"
+    back = await client_from(address, "127.0.0.2")
+    await back.aclose()
+    missing = await ask(server, type="unban", target="127.0.0.2")
+    assert missing["code"] == "no_such_ban"
+
+
+async def test_a_network_ban_with_an_end_and_a_guest_name(server: Server, clock: Clock) -> None:
+    address = server.addresses[0]
+    five = await client_from(address, "127.0.0.5")
+    six = await client_from(address, "127.0.0.6")
+    nine = await client_from(address, "127.0.0.9")
+    reply = await ask(server, type="ban", target="127.0.0.4/30", **{"for": 600.0})
+    assert reply["removed"] == 2 and reply["until"] == "2027-01-15T08:10:00Z"
+    for client in (five, six):  # after the online lines of those who came later
+        line = await client.line_matching("^you are banned")
+        assert line == "you are banned (until 2027-01-15T08:10:00Z)\n"
+    host, port = split_addr(address)
+    refused = LineClient(await anyio.connect_tcp(host, port, local_host="127.0.0.7"))
+    assert (await refused.line()).startswith("you are banned")
+    clock.now += 601  # the ban has ended: the address is welcome again
+    welcome = await client_from(address, "127.0.0.7")
+    assert await ask(server, type="bans") == {"type": "bans", "bans": []}
+    # A guest's name bans its address (the IP, whatever the port).
+    await nine.send("rename|nina\n")
+    assert await nine.line_matching("^you have") == "you have updated user name: nina\n"
+    reply = await ask(server, type="ban", target="NINA")
+    assert reply["target"] == "127.0.0.9" and reply["removed"] == 1
+    unknown = await ask(server, type="ban", target="nobody")
+    assert unknown["code"] == "no_such_user"
+    bad = await ask(server, type="ban", target="127.0.0.8", **{"for": -1})
+    assert bad["code"] == "bad_request"
+    await welcome.aclose()
+
+
+async def test_a_mute_refuses_messages_and_renames_in_both_modes(
+    server: Server, clock: Clock
+) -> None:
+    address = server.addresses[0]
+    text = await client_from(address, "127.0.0.2")
+    await text.send("rename|sam\n")
+    assert await text.line() == "you have updated user name: sam\n"
+    json_client = await client_from(address, "127.0.0.3")
+    assert (await text.line()).endswith(":user is online\n")
+    await json_client.request(type="hello", name="jo")
+    reply = await ask(server, type="mute", name="SAM", reason="calm down", **{"for": 60.0})
+    assert reply == {"type": "ok", "name": "sam", "until": "2027-01-15T08:01:00Z"}
+    await text.send("hello\nrename|other\nwho\n")
+    line = "error: you are muted: calm down (until 2027-01-15T08:01:00Z)\n"
+    assert await text.line() == line
+    assert await text.line() == line
+    assert (await text.line()).endswith("sam:online...\n")  # who still works: it reads
+    assert (await text.line()).endswith("jo:online...\n")
+    assert (await ask(server, type="mute", name="jo"))["until"] is None  # while connected
+    refused = await json_client.request(type="message", text="hi")
+    assert refused["code"] == "muted" and refused["message"] == "you are muted"
+    private = await json_client.request(type="message", to="sam", text="hi")
+    assert private["code"] == "muted"
+    clock.now += 61  # sam's mute has ended by itself
+    await text.send("hello again\n")
+    assert (await text.line()).endswith("sam:hello again\n")
+    assert (await ask(server, type="unmute", name="jo"))["type"] == "ok"
+    ok = await json_client.request(type="message", text="free")
+    assert ok["type"] == "ok"
+    assert server.hub.stats.refused_muted == 4
+    assert (await ask(server, type="mute", name="ghost"))["code"] == "no_such_user"
+
+
+async def test_bans_survive_a_restart_and_the_cli_shows_them(short_dir: Path) -> None:
+    db = short_dir / "m.db"
+    sock = short_dir / "m.sock"
+    args = ("--db", str(db), "--admin-socket", str(sock))
+    first = start_server_process(*args)
+    try:
+        banned = run_imkit(
+            "ban", "203.0.113.0/24", "--for", "2h", "--reason", "spam", "--admin-socket", str(sock)
+        )
+        assert banned.returncode == 0, banned.stderr
+        assert banned.stdout.startswith("banned 203.0.113.0/24 until ")
+        assert banned.stdout.endswith("; 0 users removed\n")
+    finally:
+        first.stop()
+    assert "ban on 203.0.113.0/24 by uid" in first.stderr()
+    second = start_server_process(*args)
+    try:
+        table = run_imkit("bans", "--admin-socket", str(sock))
+        assert table.returncode == 0, table.stderr
+        header, row = table.stdout.splitlines()
+        assert header.split() == ["TARGET", "KIND", "UNTIL", "REASON", "BY"]
+        assert row.split()[:2] == ["203.0.113.0/24", "network"] and "spam" in row
+        listed = json.loads(run_imkit("bans", "--json", "--admin-socket", str(sock)).stdout)
+        assert [b["target"] for b in listed] == ["203.0.113.0/24"]
+        gone = run_imkit("unban", "203.0.113.9", "--admin-socket", str(sock))
+        assert gone.returncode == 1 and "no ban on 203.0.113.9" in gone.stderr
+        bad = run_imkit("ban", "x", "--for", "forever", "--admin-socket", str(sock))
+        assert bad.returncode == 2 and "not a duration" in bad.stderr
+        lifted = run_imkit("unban", "203.0.113.0/24", "--admin-socket", str(sock))
+        assert lifted.returncode == 0 and lifted.stdout == "unbanned 203.0.113.0/24\n"
+    finally:
+        second.stop()
+
+
+# ---------------------------------------------------------------------- a cluster
+
+
+@needs_redis
+async def test_in_a_cluster_a_ban_on_one_node_removes_a_user_of_another(
+    cluster: Cluster,
+) -> None:
+    one, two = cluster.start_nodes(2)
+    watcher = await client_from(one.address, "127.0.0.3")
+    target = await client_from(two.address, "127.0.0.2")
+    assert (await watcher.line()).endswith(":user is online\n")
+    await target.send("rename|tom\n")
+    assert await target.line() == "you have updated user name: tom\n"
+    muted = one.admin("mute", "tom", "--for", "1h")
+    assert muted.returncode == 0, muted.stderr
+    with anyio.fail_after(10):  # the mute reaches node two through Redis
+        while True:
+            await target.send("hi\n")
+            if (await target.line()).startswith("error: you are muted (until "):
+                break
+    banned = await anyio.to_thread.run_sync(lambda: one.admin("ban", "tom", "--reason", "spam"))
+    assert banned.returncode == 0, banned.stderr
+    assert banned.stdout.startswith("banned 127.0.0.2; 1 user removed")
+    assert await target.line() == "you are banned: spam\n"
+    assert await target.eof()
+    host, port = split_addr(two.address)
+    again = LineClient(await anyio.connect_tcp(host, port, local_host="127.0.0.2"))
+    assert await again.line() == "you are banned: spam\n"
+    listed = await anyio.to_thread.run_sync(lambda: two.admin("bans", "--json"))
+    assert [b["target"] for b in json.loads(listed.stdout)] == ["127.0.0.2"]
+    lifted = await anyio.to_thread.run_sync(lambda: two.admin("unban", "127.0.0.2"))
+    assert lifted.returncode == 0, lifted.stderr
+    with anyio.fail_after(10):
+        while True:  # the unban reaches node two through Redis
+            try:
+                back = await client_from(two.address, "127.0.0.2")
+                break
+            except AssertionError:
+                await anyio.sleep(0.1)
+    for client in (watcher, back, again):
+        await client.aclose()
