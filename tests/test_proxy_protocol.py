@@ -255,3 +255,17 @@ async def test_the_per_address_limit_counts_the_carried_address() -> None:
         other = await LineClient.connect(address)  # another user through the same balancer
         await other.send(v2())
         assert (await other.line()).startswith("[198.51.100.9:4000]")
+
+
+@pytest.mark.anyio
+async def test_a_ban_sees_the_carried_address() -> None:
+    async with run_server(_config("127.0.0.0/8")) as server:
+        reply = await admin.answer(server, b'{"type":"ban","target":"203.0.113.0/24"}')
+        assert reply["type"] == "ok"
+        banned = await LineClient.connect(server.addresses[0])
+        await banned.send(V1)  # 203.0.113.7, behind the balancer
+        assert await banned.line() == "you are banned\n"
+        assert await banned.eof()
+        other = await LineClient.connect(server.addresses[0])
+        await other.send(v2())  # 198.51.100.9
+        assert (await other.line()).startswith("[198.51.100.9:4000]")
