@@ -28,7 +28,9 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
         since = float(user.get("since") or 0)
         row: dict[str, Any] = {
             "name": user["name"],
-            "addr": user["addr"],
+            # --hide-addresses: Redis keeps the address users see (a pseudonym) in
+            # "addr" and the real one beside it, for the operator only.
+            "addr": user.get("real") or user["addr"],
             "mode": user.get("mode", "text"),
             "node": user.get("node", ""),
             "connected_at": iso_time(since),
@@ -40,6 +42,8 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
         else:
             row["connected_s"] = round(max(0.0, time.time() - since), 3)
             row["idle_s"] = None  # known only to the user's own node
+        if hub.hide_addresses:
+            row["pseudonym"] = user["addr"]
         return row
 
     if link.problem is None:
@@ -52,7 +56,8 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
         detail(
             {
                 "name": m.name,
-                "addr": m.addr,
+                "addr": m.shown_addr,
+                "real": m.addr,
                 "mode": m.mode.value,
                 "node": link.node,
                 "mid": m.id,
