@@ -373,7 +373,7 @@ async def history(server: Administered, request: dict[str, Any]) -> dict[str, An
 
 def users(server: Administered) -> list[dict[str, Any]]:
     now = time.monotonic()
-    return [
+    rows = [
         {
             "name": m.name,
             "addr": m.addr,
@@ -384,6 +384,10 @@ def users(server: Administered) -> list[dict[str, Any]]:
         }
         for m in server.hub.members
     ]
+    if server.hub.hide_addresses:  # what the users see in its place
+        for row, member in zip(rows, server.hub.members, strict=True):
+            row["pseudonym"] = member.shown_addr
+    return rows
 
 
 def stats(server: Administered) -> dict[str, Any]:

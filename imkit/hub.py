@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from imkit import __version__
+from imkit.addresses import pseudonym
 from imkit.moderation import Ban, Bans, address_of, refusal
 from imkit.names import name_key, name_problem
 from imkit.protocol import (
@@ -209,7 +210,7 @@ class Member:
     """One connected client as the hub sees it."""
 
     id: int
-    addr: str  # where it connects from: always shown in [ADDR] prefixes
+    addr: str  # where it connects from, for the operator (and the user itself)
     name: str
     wire: ServerConnection
     outbox: Outbox
@@ -222,6 +223,10 @@ class Member:
     # until it disconnects), None when not muted.
     muted_until: float | None = None
     mute_reason: str | None = None
+    # What everyone else is shown in place of its address: ``addr`` itself, or with
+    # --hide-addresses its pseudonym (imkit.addresses). Every event for other users
+    # carries this one, never ``addr``.
+    shown_addr: str = ""
 
     @property
     def mode(self) -> Mode:
@@ -291,6 +296,8 @@ class Hub:
     store: Store = field(default_factory=_memory_store)  # history and msgids
     bans: Bans = field(default_factory=Bans)  # in force; kept in the store
     replay: int = 0  # past messages a text client gets when it joins
+    # --hide-addresses: users see each other's pseudonyms, never addresses.
+    hide_addresses: bool = False
     _members: dict[int, Member] = field(default_factory=dict)  # online, in order of arrival
     _by_name: dict[str, Member] = field(default_factory=dict)  # name_key(name) -> member
     # When the first chat message handled since the flusher's last round was taken up
@@ -307,19 +314,27 @@ class Hub:
 
     def new_member(self, addr: str, wire: ServerConnection, outbox: Outbox, now: float) -> Member:
         """A member for a new connection; not online until :meth:`join`."""
-        member = Member(self._next_id, addr, addr, wire, outbox, now, now, self.wall_clock())
+        shown = self.shown_address(addr)
+        member = Member(self._next_id, addr, shown, wire, outbox, now, now, self.wall_clock())
+        member.shown_addr = shown
         self._next_id += 1
         return member
+
+    def shown_address(self, addr: str) -> str:
+        """What other users see in place of ``addr``: itself, or its pseudonym."""
+        if not self.hide_addresses:
+            return addr
+        return pseudonym(self.store.address_secret, addr)
 
     def join(self, member: Member) -> None:
         """Bring ``member`` online under its default name and announce it to everyone,
         itself included."""
         assert not member.online
-        member.name = member.default_name = self.default_name(member.addr)
+        member.name = member.default_name = self.default_name(member.shown_addr)
         member.online = True
         self._members[member.id] = member
         self._by_name[name_key(member.name)] = member
-        self.broadcast(Presence(member.name, member.addr, online=True))
+        self.broadcast(Presence(member.name, member.shown_addr, online=True))
         if self.replay and member.wire.mode is not Mode.JSON:
             # After its own "user is online", before anything said after it.
             self.send(member, HistoryPage(None, self.store.recent(self.replay)))
@@ -327,9 +342,11 @@ class Hub:
     def default_name(self, addr: str) -> str:
         """``addr``, or ``addr#2``, ``addr#3`` ... while the address is someone's name.
 
-        The kernel may give a closed connection's address to a new one before the hub
-        has seen the old one leave, so two users can share an address for a moment. Like
-        an address, these names contain ``:``, so nobody can take one with a rename.
+        ``addr`` is the address as shown: with --hide-addresses a pseudonym, the same
+        for every connection from one IP. Without it, the kernel may give a closed
+        connection's address to a new one before the hub has seen the old one leave, so
+        two users can share an address for a moment. Like an address (and a
+        pseudonym), these names contain ``:``, so nobody can take one with a rename.
         """
         name, count = addr, 1
         while name_key(name) in self._by_name:
@@ -344,7 +361,7 @@ class Hub:
         member.online = False
         del self._members[member.id]
         self._forget_name(member)
-        self.broadcast(Presence(member.name, member.addr, online=False))
+        self.broadcast(Presence(member.name, member.shown_addr, online=False))
 
     def _forget_name(self, member: Member) -> None:
         # Only ever our own entry: never someone else's who has the name now.
@@ -408,7 +425,7 @@ class Hub:
         elif isinstance(command, PrivateMessage):
             self._private(member, command)
         elif isinstance(command, Who):
-            users = tuple(UserInfo(m.name, m.addr) for m in self._members.values())
+            users = tuple(UserInfo(m.name, m.shown_addr) for m in self._members.values())
             self.send(member, UserList(command.id, users))
         elif isinstance(command, Rename):
             if self._rename(member, command.id, command.name):
@@ -496,7 +513,7 @@ class Hub:
         stats.public_received += 1
         now = self.wall_clock()
         msgid = store.new_msgid(now)
-        event = ChatMessage(member.name, member.addr, None, command.text, now, msgid)
+        event = ChatMessage(member.name, member.shown_addr, None, command.text, now, msgid)
         stats.messages_delivered += self.broadcast(event)
         if self.unflushed_since is None:
             self.unflushed_since = member.last_active
@@ -535,7 +552,7 @@ class Hub:
         msgid = self.store.new_msgid(now)
         if member.wire.mode is Mode.JSON:
             self.send(member, Ok(command.id, msgid))  # not stored (yet): accepted is all
-        event = ChatMessage(member.name, member.addr, target.name, command.text, now, msgid)
+        event = ChatMessage(member.name, member.shown_addr, target.name, command.text, now, msgid)
         if self.send(target, event):
             stats.messages_delivered += 1
         if self.unflushed_since is None:
@@ -557,7 +574,7 @@ class Hub:
         self._forget_name(member)
         member.name = new
         self._by_name[key] = member
-        self.broadcast(NameChange(old, new, member.addr))
+        self.broadcast(NameChange(old, new, member.shown_addr))
         return True
 
     # -------------------------------------------------------------------- delivery

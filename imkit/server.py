@@ -142,6 +142,7 @@ class ServerConfig:
     node_timeout: float = DEFAULT_NODE_TIMEOUT
     # Networks of load balancers whose connections start with a PROXY protocol header.
     proxy_protocol: tuple[str, ...] = ()
+    hide_addresses: bool = False  # users see pseudonyms instead of each other's addresses
 
 
 class Server:
@@ -151,7 +152,10 @@ class Server:
         self.config = config
         self.cluster: ClusterLink | None = None  # --cluster: this node's link to Redis
         if hub is None:
-            hub = Hub() if config.cluster is None else self._cluster_hub(config.cluster)
+            if config.cluster is None:
+                hub = Hub(hide_addresses=config.hide_addresses)
+            else:
+                hub = self._cluster_hub(config.cluster)
         self.hub = hub
         self.congestion = Congestion()
         self.addresses: list[str] = []
@@ -260,7 +264,7 @@ class Server:
             )
         except ValueError as error:  # redis-py's word on a URL it cannot read
             raise ServeError(f"--cluster {url}: {error}") from None
-        return ClusterHub(link=self.cluster)
+        return ClusterHub(link=self.cluster, hide_addresses=config.hide_addresses)
 
     async def _open_store(self) -> Store:
         config = self.config
@@ -515,7 +519,15 @@ class Server:
             auth_timeout=self.config.auth_timeout,
         )
         self.connections.add(connection)
-        log.info("%s: connected", addr, extra={"event": "connected", "addr": addr})
+        if member.shown_addr == addr:
+            log.info("%s: connected", addr, extra={"event": "connected", "addr": addr})
+        else:  # --hide-addresses: the log says which address a pseudonym stands for
+            log.info(
+                "%s: connected, shown as %s",
+                addr,
+                member.shown_addr,
+                extra={"event": "connected", "addr": addr, "pseudonym": member.shown_addr},
+            )
         try:
             await connection.run()
         except Exception:  # pragma: no cover - only a bug: log it, keep serving everyone else

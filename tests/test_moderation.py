@@ -272,3 +272,18 @@ async def test_in_a_cluster_a_ban_on_one_node_removes_a_user_of_another(
                 await anyio.sleep(0.1)
     for client in (watcher, back, again):
         await client.aclose()
+
+
+@needs_redis
+async def test_with_hidden_addresses_a_name_still_bans_the_real_address(
+    cluster: Cluster,
+) -> None:
+    one, two = cluster.start_nodes(2, "--hide-addresses")
+    target = await client_from(two.address, "127.0.0.2")
+    await target.send("rename|hid\n")
+    assert await target.line() == "you have updated user name: hid\n"
+    banned = await anyio.to_thread.run_sync(lambda: one.admin("ban", "hid"))
+    assert banned.returncode == 0, banned.stderr
+    assert banned.stdout.startswith("banned 127.0.0.2; 1 user removed")
+    assert await target.line() == "you are banned\n"
+    await target.aclose()

@@ -79,7 +79,8 @@ def who(port: int, admin_socket: str | None, as_json: bool) -> None:
     """List the users online, in order of arrival: name, address, connected for, idle
     for, and mode (text or json).
 
-    In a cluster (--cluster), everyone on every node, with a NODE column.
+    In a cluster (--cluster), everyone on every node, with a NODE column. With
+    --hide-addresses, a PSEUDONYM column: what users see in place of each address.
 
     \b
     Exit status: 0 listed; 1 refused, or (in a cluster) only this node's users could be
@@ -101,6 +102,10 @@ def who(port: int, admin_socket: str | None, as_json: bool) -> None:
             header.append("NODE")
             for row, u in zip(rows, users, strict=True):
                 row.append(u["node"])
+        if any("pseudonym" in u for u in users):  # --hide-addresses: what users see
+            header.append("PSEUDONYM")
+            for row, u in zip(rows, users, strict=True):
+                row.append(u["pseudonym"])
         write_line(_table(header, rows))
     if reply.get("partial"):
         message = f"only this node's users: {reply.get('problem')}"

@@ -189,6 +189,12 @@ from imkit.store import DEFAULT_RETAIN_DAYS
     help="Sync every commit to the disk: a stored message survives a power loss too.",
 )
 @option(
+    "--hide-addresses/--show-addresses",
+    default=False,
+    help="Show users a pseudonym (anon:7f3k2p, one per IP) instead of each other's "
+    "addresses; only imkit who and the log show addresses.",
+)
+@option(
     "--cluster",
     type=TEXT,
     nonempty=True,
@@ -253,6 +259,7 @@ def serve(
     retain_days: float,
     replay: int,
     fsync: bool,
+    hide_addresses: bool,
     cluster: str | None,
     cluster_name: str,
     node_timeout: float,
@@ -300,6 +307,7 @@ def serve(
         cluster=cluster,
         cluster_name=cluster_name,
         node_timeout=node_timeout,
+        hide_addresses=hide_addresses,
     )
 
     options = loop_options(event_loop)

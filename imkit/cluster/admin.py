@@ -29,7 +29,9 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
         since = float(user.get("since") or 0)
         row: dict[str, Any] = {
             "name": user["name"],
-            "addr": user["addr"],
+            # --hide-addresses: Redis keeps the address users see (a pseudonym) in
+            # "addr" and the real one beside it, for the operator only.
+            "addr": user.get("real") or user["addr"],
             "mode": user.get("mode", "text"),
             "node": user.get("node", ""),
             "connected_at": iso_time(since),
@@ -41,6 +43,8 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
         else:
             row["connected_s"] = round(max(0.0, time.time() - since), 3)
             row["idle_s"] = None  # known only to the user's own node
+        if hub.hide_addresses:
+            row["pseudonym"] = user["addr"]
         return row
 
     if link.problem is None:
@@ -53,7 +57,8 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
         detail(
             {
                 "name": m.name,
-                "addr": m.addr,
+                "addr": m.shown_addr,
+                "real": m.addr,
                 "mode": m.mode.value,
                 "node": link.node,
                 "mid": m.id,
@@ -136,7 +141,8 @@ async def ban(hub: ClusterHub, ban: Ban) -> int | str:
         return f"the cluster's Redis cannot be reached: {link.problem or 'no answer'}"
     hits = 0
     for user in users:
-        ip = address_of(str(user.get("addr", "")))
+        # With --hide-addresses the record shows a pseudonym; "real" is the address.
+        ip = address_of(str(user.get("real") or user.get("addr", "")))
         if ip is not None and ip.version == network.version and ip in network:
             hits += 1
     return hits
@@ -163,7 +169,7 @@ async def address_of_user(hub: ClusterHub, name: str) -> str | None:
         return None
     for user in users:
         if name_key(str(user.get("name", ""))) == key:
-            return str(user.get("addr", ""))
+            return str(user.get("real") or user.get("addr", ""))
     return None
 
 

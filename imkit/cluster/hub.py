@@ -72,12 +72,30 @@ REJOINING = "the chat is unavailable: this server is rejoining the cluster; try 
 
 
 def default_candidates(addr: str) -> list[str]:
-    """Name, key pairs (flat) of ``addr``'s default names, in the order they are tried."""
+    """Name, key pairs (flat) of ``addr``'s default names, in the order they are tried.
+
+    ``addr`` is the address as shown: with --hide-addresses a pseudonym, which every
+    connection from one IP shares, so that one IP may need more than
+    :data:`DEFAULT_NAMES` of them; the join script then goes on by itself
+    (:func:`numbered_names`).
+    """
     flat: list[str] = []
     for n in range(1, DEFAULT_NAMES + 1):
         name = addr if n == 1 else f"{addr}#{n}"
         flat += [name, name_key(name)]
     return flat
+
+
+def numbered_names(shown: str) -> str:
+    """For the join script, past :data:`DEFAULT_NAMES`: how to make ``SHOWN#N`` and its
+    key for any N (JSON: the name, the key of ``SHOWN#``, the keys of the ten digits).
+
+    Only for pseudonyms (--hide-addresses), which are ASCII: the key of an ASCII name is
+    the keys of its characters end to end (tests/test_hidden_addresses.py checks it), so
+    the key of ``SHOWN#17`` is the key of ``SHOWN#`` and those of ``1`` and ``7``.
+    """
+    digits = [name_key(str(d)) for d in range(10)]
+    return json.dumps({"name": shown, "key": name_key(shown + "#"), "digits": digits})
 
 
 @dataclass(eq=False)
@@ -113,7 +131,8 @@ class ClusterHub(Hub):
             member.outbox.close(member.wire.encode(UNAVAILABLE_BYE))
             return
         member.online = True  # its commands are taken; it receives from its online line
-        member.default_name = member.addr
+        shown = member.shown_addr
+        member.default_name = shown
         self._local[member.id] = member
         if member.mode is Mode.UNDECIDED:
             self._undecided.add(member.id)
@@ -125,14 +144,18 @@ class ClusterHub(Hub):
                     self.stats.refused_unavailable += 1
                     self.remove(member, UNAVAILABLE_BYE)
 
+        hidden = self.hide_addresses
         link.script(
             "join",
             self.node,
             member.id,
-            member.addr,
+            shown,
             member.mode.value,
             since,
-            *default_candidates(member.addr),
+            # Only the operator's `imkit who` (on any node) shows the real address.
+            member.addr if hidden else "",
+            numbered_names(shown) if hidden else "",
+            *default_candidates(shown),
             done=joined,
         )
 
@@ -164,10 +187,11 @@ class ClusterHub(Hub):
                     "mid": str(member.id),
                     "name": member.name,
                     "key": name_key(member.name),
-                    "addr": member.addr,
+                    "addr": member.shown_addr,
+                    "real": member.addr if self.hide_addresses else "",
                     "mode": member.mode.value,
                     "since": str(member.connected_wall),
-                    "defaults": default_candidates(member.addr),
+                    "defaults": default_candidates(member.shown_addr),
                 }
             )
         return result
@@ -378,7 +402,7 @@ class ClusterHub(Hub):
         self._members[member.id] = member
         self._by_name[name_key(name)] = member
         if back and old != name:
-            self.send(member, NameChange(old, name, member.addr, reason="conflict"))
+            self.send(member, NameChange(old, name, member.shown_addr, reason="conflict"))
 
     def _replay(self, member: Member) -> None:
         if self.replay and member.wire.mode is not Mode.JSON:

@@ -34,6 +34,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 from redis.retry import Retry
 
+from imkit.addresses import new_secret
 from imkit.cluster import DATA_FORMAT, DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT, scripts
 
 log = logging.getLogger("imkit.cluster")
@@ -106,6 +107,9 @@ class ClusterLink:
         self.on_problem: Callable[[str | None], None] = _ignore
         self.data_lost = 0  # times Redis was found restarted empty
         self.epoch = ""
+        # The key of the pseudonyms shown for addresses (--hide-addresses), P:secret in
+        # Redis: the same on every node. Known from the first registration on.
+        self.address_secret = b""
         self.log_key = f"{name}:log"
         self.own_log_key = f"{name}:node:{self.node}:log"
         self.hist_key = f"{name}:hist"
@@ -304,8 +308,17 @@ class ClusterLink:
         again, mid -> the name they got."""
         info = json.dumps(self.info())
         candidate = secrets.token_hex(8)
+        # Redis keeps the secret it has; one that lost it (restarted empty) gets this
+        # node's back, so that the pseudonyms shown so far stay what they were.
+        secret = self.address_secret or new_secret()
         reply = await self.run_script(
-            "register", self.node, DATA_FORMAT, candidate, info, json.dumps(members)
+            "register",
+            self.node,
+            DATA_FORMAT,
+            candidate,
+            info,
+            json.dumps(members),
+            secret.hex(),
         )
         if reply[0] == "format":
             raise ClusterError(
@@ -321,7 +334,8 @@ class ClusterLink:
                 extra={"event": "cluster_data_lost"},
             )
         self.epoch = epoch
-        pairs = reply[2:]
+        self.address_secret = bytes.fromhex(reply[2])
+        pairs = reply[3:]
         return {str(pairs[i]): str(pairs[i + 1]) for i in range(0, len(pairs), 2)}
 
     async def _check_persistence(self) -> None:

@@ -76,15 +76,19 @@ local function release(conn, announce)
   return c
 end
 -- Claim the first free name among candidates (a flat list: name, key, name, key ...).
-local function claim(conn, candidates, addr, mode, since, mid, node, back)
+-- addr is the address as shown to users; real (--hide-addresses: the real address, for
+-- the operator's `imkit who` only; else '') is kept beside it when there is one.
+local function claim(conn, candidates, addr, mode, since, mid, node, back, real)
   for i = 1, #candidates, 2 do
     local name, key = candidates[i], candidates[i + 1]
     local holder = redis.call('HGET', NAMES, key)
     if not holder or holder == conn then
       local arrival = redis.call('HINCRBY', META, 'arrivals', 1)
       redis.call('HSET', NAMES, key, conn)
+      if real == '' then real = nil end
       redis.call('HSET', CONNS, conn, cjson.encode({name = name, key = key, addr = addr,
-        mode = mode, since = since, arrival = arrival, node = node, mid = mid}))
+        mode = mode, since = since, arrival = arrival, node = node, mid = mid,
+        real = real}))
       redis.call('SADD', node_conns(node), conn)
       emit(LOG, {t = 'on', name = name, addr = addr, node = node, mid = mid, back = back})
       return name
@@ -95,13 +99,14 @@ end
 """
 )
 
-# ARGV: prefix, node, format, epoch if new, node info JSON, members JSON.
-# Registers the node (again), checks the data format, and makes Redis hold exactly this
+# ARGV: prefix, node, format, epoch if new, node info JSON, members JSON, address
+# secret if new (hex). Registers the node (again), checks the data format, keeps the
+# secret of the pseudonyms (--hide-addresses) if Redis has none, and makes Redis hold exactly this
 # node's current users: users it no longer has are released (and announced offline);
 # users Redis lost or gave away (the node was declared dead, Redis restarted empty) are
 # claimed again, under their own name when it is free, else under their first free
-# default name. Returns {status, epoch, renamed...} where renamed is mid, name pairs of
-# every user claimed again.
+# default name. Returns {status, epoch, secret, renamed...} where renamed is mid, name
+# pairs of every user claimed again.
 REGISTER = """
 local node = ARGV[2]
 local format = redis.call('GET', P .. ':format')
@@ -109,6 +114,8 @@ if format and format ~= ARGV[3] then return {'format', format} end
 if not format then redis.call('SET', P .. ':format', ARGV[3]) end
 redis.call('HSETNX', META, 'epoch', ARGV[4])
 local epoch = redis.call('HGET', META, 'epoch')
+redis.call('SET', P .. ':secret', ARGV[7], 'NX')
+local secret = redis.call('GET', P .. ':secret')
 redis.call('ZADD', NODES, now_ms(), node)
 redis.call('HSET', P .. ':node:' .. node, 'info', ARGV[5])
 local members = cjson.decode(ARGV[6])
@@ -117,7 +124,7 @@ for _, m in ipairs(members) do wanted[node .. '/' .. m.mid] = true end
 for _, conn in ipairs(redis.call('SMEMBERS', node_conns(node))) do
   if not wanted[conn] then release(conn, true) end
 end
-local result = {'ok', epoch}
+local result = {'ok', epoch, secret}
 for _, m in ipairs(members) do
   local conn = node .. '/' .. m.mid
   local c = load_conn(conn)
@@ -125,7 +132,7 @@ for _, m in ipairs(members) do
     if c then release(conn, false) end
     local candidates = {m.name, m.key}
     for _, x in ipairs(m.defaults) do table.insert(candidates, x) end
-    local name = claim(conn, candidates, m.addr, m.mode, m.since, m.mid, node, 1)
+    local name = claim(conn, candidates, m.addr, m.mode, m.since, m.mid, node, 1, m.real or '')
     if name then
       table.insert(result, m.mid)
       table.insert(result, name)
@@ -162,14 +169,28 @@ end
 return {'ok', reaped}
 """
 
-# ARGV: prefix, node, mid, addr, mode, since, then candidate name, key pairs.
-# A new connection's default name (ADDR, ADDR#2 ...: the first free one), announced.
+# ARGV: prefix, node, mid, addr (as shown), mode, since, real address ('' unless
+# hidden), how to number more names ('' or JSON: imkit.cluster.hub.numbered_names), then
+# candidate name, key pairs. A new connection's default name (ADDR, ADDR#2 ...: the
+# first free one), announced. With --hide-addresses every connection from one IP shares
+# ADDR (a pseudonym): past the candidates it goes on with ADDR#N, N = 17, 18 ...
 JOIN = """
 local node, mid = ARGV[2], ARGV[3]
 if not redis.call('ZSCORE', NODES, node) then return {'reaped'} end
+local conn = node .. '/' .. mid
 local candidates = {}
-for i = 7, #ARGV do table.insert(candidates, ARGV[i]) end
-local name = claim(node .. '/' .. mid, candidates, ARGV[4], ARGV[5], ARGV[6], mid, node, 0)
+for i = 9, #ARGV do table.insert(candidates, ARGV[i]) end
+local name = claim(conn, candidates, ARGV[4], ARGV[5], ARGV[6], mid, node, 0, ARGV[7])
+if not name and ARGV[8] ~= '' then
+  local more = cjson.decode(ARGV[8])
+  for n = #candidates / 2 + 1, 1000000 do
+    local digits, key = tostring(n), more.key
+    for i = 1, #digits do key = key .. more.digits[string.byte(digits, i) - 47] end
+    local numbered = {more.name .. '#' .. digits, key}
+    name = claim(conn, numbered, ARGV[4], ARGV[5], ARGV[6], mid, node, 0, ARGV[7])
+    if name then break end
+  end
+end
 if not name then return {'full'} end
 return {'ok', name}
 """

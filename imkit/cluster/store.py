@@ -42,6 +42,11 @@ class RedisHistory(Store):
         self.problem = problem
 
     @property
+    def address_secret(self) -> bytes:
+        """``P:secret`` in Redis, read when the node registers: the same on every node."""
+        return self.link.address_secret
+
+    @property
     def description(self) -> str:
         return f"Redis {describe_url(self.link.url)}, cluster {self.link.name!r}"
 

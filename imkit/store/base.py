@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from imkit.addresses import new_secret
 from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.protocol import HISTORY_MAX, ChatMessage
 
@@ -66,10 +67,18 @@ class Store(ABC):
         self._ids = MessageIds()
         # The bans kept, as Ban.fields dicts, read when the store opens (imkit.moderation).
         self.bans: list[dict[str, Any]] = []
+        self._address_secret = new_secret()  # a file or Redis keeps theirs (below)
         # The newest public messages, for replay on connect: it must not wait for a query.
         self._recent: collections.deque[ChatMessage] = collections.deque(maxlen=HISTORY_MAX)
 
     # ------------------------------------------------------------------ the seam
+
+    @property
+    def address_secret(self) -> bytes:
+        """The key of the pseudonyms shown for addresses (``--hide-addresses``,
+        :mod:`imkit.addresses`): random in memory, kept in the SQLite file and in a
+        cluster's Redis, so that a pseudonym outlives a restart."""
+        return self._address_secret
 
     def new_msgid(self, timestamp: float) -> str:
         """A msgid for a message accepted at ``timestamp``, greater than every other."""

@@ -48,6 +48,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             fields TEXT NOT NULL
         )""",
     ),
+    # The key of the pseudonyms shown for addresses (--hide-addresses, imkit.addresses):
+    # 32 random bytes, in hex, made once, so that pseudonyms are the same after a restart.
+    3: ("INSERT INTO meta (key, value) VALUES ('address_secret', lower(hex(randomblob(32))))",),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -136,6 +136,10 @@ class SqliteStore(Store):
             int(connection.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()[0]),
             connection.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0],
         )
+        secret = connection.execute(
+            "SELECT value FROM meta WHERE key = 'address_secret'"
+        ).fetchone()[0]
+        self._address_secret = bytes.fromhex(secret)
         rows = connection.execute(
             f"SELECT {_COLUMNS} FROM messages WHERE recipient IS NULL AND id >= ? "
             "ORDER BY id DESC LIMIT ?",
