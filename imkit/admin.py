@@ -274,11 +274,11 @@ async def answer(server: Administered, line: bytes | None, by: str = "admin") ->
         return await moderate.answer(server.hub, request, by)
     hub = server.hub
     if hub.cluster_wide:  # answered from the cluster's Redis (imkit.cluster.admin)
-        return await _cluster_answer(server, request)
-    return answer_now(server, request)
+        return await _cluster_answer(server, request, by)
+    return answer_now(server, request, by)
 
 
-async def _cluster_answer(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
+async def _cluster_answer(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
     # Imported only in a cluster: one node needs no Redis client.
     from imkit.cluster import admin as cluster_admin
     from imkit.cluster.hub import ClusterHub
@@ -295,20 +295,26 @@ async def _cluster_answer(server: Administered, request: dict[str, Any]) -> dict
         reply = await cluster_admin.kick(hub, name, reason)
         if reply["type"] == "ok":
             log.info(
-                "%s kicked by an administrator (on node %s): %s",
+                "%s kicked by %s (on node %s): %s",
                 reply["name"],
+                by,
                 reply["node"],
                 reason,
-                extra={"event": "kick_requested", "user": reply["name"], "reason": reason},
+                extra={
+                    "event": "kick_requested",
+                    "user": reply["name"],
+                    "by": by,
+                    "reason": reason,
+                },
             )
         return reply
     if kind == "stats":
         section = await cluster_admin.cluster_stats(hub)
         return {"type": "stats", **stats(server), "node": hub.node, "cluster": section}
-    return answer_now(server, request)
+    return answer_now(server, request, by)
 
 
-def answer_now(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
+def answer_now(server: Administered, request: dict[str, Any], by: str = "admin") -> dict[str, Any]:
     """The reply to a request that needs nothing but the hub: who, stats, kick."""
     kind = request.get("type")
     if kind == "who":
@@ -323,11 +329,18 @@ def answer_now(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
         if member is None:
             return _error("no_such_user", f"no user named {name!r} is online")
         log.info(
-            "%s (%s) kicked by an administrator: %s",
+            "%s (%s) kicked by %s: %s",
             member.name,
             member.addr,
+            by,
             reason,
-            extra={"event": "kicked", "user": member.name, "addr": member.addr, "reason": reason},
+            extra={
+                "event": "kicked",
+                "user": member.name,
+                "addr": member.addr,
+                "by": by,
+                "reason": reason,
+            },
         )
         return {"type": "ok", "name": member.name}
     return _error(BAD_REQUEST, f"unknown request type {kind!r}")

@@ -247,8 +247,8 @@ class ServerCollector(Collector):
             CounterMetricFamily,
             "imkit_connections_refused_total",
             "Connections refused: the server was full, too many from one address, no (or a "
-            "wrong) password, the TLS handshake failed, or a --proxy-protocol balancer sent "
-            "no valid header.",
+            "wrong) password, the TLS handshake failed, a --proxy-protocol balancer sent "
+            "no valid header, or the address is banned.",
             "reason",
             {
                 "full": stats.refused_full,
@@ -256,6 +256,7 @@ class ServerCollector(Collector):
                 "unauthorized": stats.refused_unauthorized,
                 "tls_handshake": stats.refused_tls,
                 "proxy_header": stats.refused_proxy_header,
+                "banned": stats.refused_banned,
             },
         )
         yield _by_label(
@@ -263,7 +264,7 @@ class ServerCollector(Collector):
             "imkit_disconnects_total",
             "Connections that ended after they were accepted, by why: the client closed "
             "it (or it broke), idle timeout, kicked by an administrator, slow consumer, "
-            "server shutdown.",
+            "server shutdown, a ban.",
             "reason",
             {
                 "closed": stats.closed_by_client,
@@ -271,6 +272,7 @@ class ServerCollector(Collector):
                 "kicked": stats.admin_kicks,
                 "slow_consumer": stats.slow_consumers,
                 "shutdown": stats.shutdown_byes,
+                "banned": stats.banned,
             },
         )
         yield _by_label(

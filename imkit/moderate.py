@@ -17,6 +17,7 @@ from imkit.moderation import Ban, address_of, parse_target, shown
 from imkit.protocol import BAD_REQUEST, NO_SUCH_USER, UNAVAILABLE, iso_time
 
 if TYPE_CHECKING:
+    from imkit.cluster.hub import ClusterHub
     from imkit.hub import Hub
 
 log = logging.getLogger("imkit.admin")
@@ -25,6 +26,17 @@ REQUESTS = ("ban", "unban", "bans", "mute", "unmute")
 NO_SUCH_BAN = "no_such_ban"
 # How long a ban waits for the store to keep it before the request is answered.
 STORE_TIMEOUT = 4.0
+
+
+def _cluster(hub: Hub) -> ClusterHub | None:
+    """``hub`` as a cluster node's hub, or None on one server (which never imports the
+    cluster package, nor redis)."""
+    if not hub.cluster_wide:
+        return None
+    from imkit.cluster.hub import ClusterHub
+
+    assert isinstance(hub, ClusterHub)
+    return hub
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -88,10 +100,10 @@ async def _ban(
         assert network is not None
     now = hub.wall_clock()
     ban = Ban(shown(network), None if duration is None else now + duration, reason, by, now)
-    if hub.cluster_wide:
+    if (cluster := _cluster(hub)) is not None:
         from imkit.cluster import admin as cluster_admin
 
-        removed = await cluster_admin.ban(hub, ban)  # type: ignore[arg-type]
+        removed = await cluster_admin.ban(cluster, ban)
         if isinstance(removed, str):
             return _error(UNAVAILABLE, removed)
     else:
@@ -146,10 +158,10 @@ async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
     normal = shown(network)
     if normal not in {b.target for b in hub.bans.in_force(hub.wall_clock())}:
         return _error(NO_SUCH_BAN, f"no ban on {normal}")
-    if hub.cluster_wide:
+    if (cluster := _cluster(hub)) is not None:
         from imkit.cluster import admin as cluster_admin
 
-        problem = await cluster_admin.unban(hub, normal)  # type: ignore[arg-type]
+        problem = await cluster_admin.unban(cluster, normal)
     else:
         problem = await _kept(hub, None, normal)
         if problem is None:
@@ -163,10 +175,10 @@ async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
 
 
 async def _address_of_user(hub: Hub, name: str) -> str | None:
-    if hub.cluster_wide:
+    if (cluster := _cluster(hub)) is not None:
         from imkit.cluster import admin as cluster_admin
 
-        return await cluster_admin.address_of_user(hub, name)  # type: ignore[arg-type]
+        return await cluster_admin.address_of_user(cluster, name)
     member = hub.find(name)
     return None if member is None else member.addr
 
@@ -177,11 +189,11 @@ async def _mute(
     """Mute ``name`` for ``duration`` seconds (None: while connected; 0: unmute)."""
     now = hub.wall_clock()
     until = None if duration is None else now + duration
-    if hub.cluster_wide:
+    if (cluster := _cluster(hub)) is not None:
         from imkit.cluster import admin as cluster_admin
 
         mute_until = 0.0 if duration == 0.0 else until
-        found = await cluster_admin.mute(hub, name, mute_until, reason)  # type: ignore[arg-type]
+        found = await cluster_admin.mute(cluster, name, mute_until, reason)
         if isinstance(found, dict):
             return found  # an error
         shown_name = found
@@ -194,15 +206,21 @@ async def _mute(
             member.muted_until = member.mute_reason = None
         else:
             hub.mute(member, until, reason)
-    action = "unmute" if duration == 0.0 else "mute"
-    end = None if until is None or duration == 0.0 else iso_time(until, milliseconds=False)
+    if duration == 0.0:
+        log.info(
+            "%s unmuted by %s",
+            shown_name,
+            by,
+            extra={"event": "unmute", "user": shown_name, "by": by},
+        )
+        return {"type": "ok", "name": shown_name, "until": None}
+    end = None if until is None else iso_time(until, milliseconds=False)
     log.info(
-        "%s %sd by %s%s%s",
+        "%s muted by %s%s%s",
         shown_name,
-        action,
         by,
         f" until {end}" if end else "",
         f" ({reason})" if reason else "",
-        extra={"event": action, "user": shown_name, "by": by, "until": end, "reason": reason},
+        extra={"event": "mute", "user": shown_name, "by": by, "until": end, "reason": reason},
     )
     return {"type": "ok", "name": shown_name, "until": end}
