@@ -72,17 +72,32 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
 
 
 async def kick(hub: ClusterHub, name: str, reason: str | None) -> dict[str, Any]:
+    reply = await _to_user(hub, "kick", name, reason or "")
+    if isinstance(reply, dict):
+        return reply
+    return {"type": "ok", "name": reply[1], "node": reply[3]}
+
+
+async def _to_user(
+    hub: ClusterHub, script: str, name: str, *args: str
+) -> list[Any] | dict[str, Any]:
+    """Run ``script`` (kick, mute), which finds the user ``name`` on whatever node it is
+    and writes to that node's stream: its reply, or the error reply for the admin."""
     link = hub.link
     assert link is not None
     try:
-        reply = await link.run_script("kick", name_key(name), reason or "")
+        reply = await link.run_script(script, name_key(name), *args)
     except FAILURES:
-        message = f"the cluster's Redis cannot be reached: {link.problem or 'no answer'}"
-        return {"type": "error", "code": UNAVAILABLE, "message": message}
+        return {"type": "error", "code": UNAVAILABLE, "message": _unreachable(hub)}
     if reply[0] != "ok":
         message = f"no user named {name!r} is online"
         return {"type": "error", "code": NO_SUCH_USER, "message": message}
-    return {"type": "ok", "name": reply[1], "node": reply[3]}
+    return list(reply)
+
+
+def _unreachable(hub: ClusterHub) -> str:
+    assert hub.link is not None
+    return f"the cluster's Redis cannot be reached: {hub.link.problem or 'no answer'}"
 
 
 async def cluster_stats(hub: ClusterHub) -> dict[str, Any]:
@@ -138,7 +153,7 @@ async def ban(hub: ClusterHub, ban: Ban) -> int | str:
         users = parse_users(await link.run_script("who"))
         await link.run_script("ban", ban.target, json.dumps(ban.fields()))
     except FAILURES:
-        return f"the cluster's Redis cannot be reached: {link.problem or 'no answer'}"
+        return _unreachable(hub)
     hits = 0
     for user in users:
         # With --hide-addresses the record shows a pseudonym; "real" is the address.
@@ -154,7 +169,7 @@ async def unban(hub: ClusterHub, target: str) -> str | None:
     try:
         await link.run_script("unban", target)
     except FAILURES:
-        return f"the cluster's Redis cannot be reached: {link.problem or 'no answer'}"
+        return _unreachable(hub)
     return None
 
 
@@ -178,17 +193,8 @@ async def mute(
 ) -> str | dict[str, Any]:
     """Mute (until 0: unmute) the user ``name`` on whatever node it is: its shown name,
     or the error reply."""
-    link = hub.link
-    assert link is not None
     shown_until = "" if until is None else repr(until)
     if until is not None and until <= 0:
         shown_until = "0"
-    try:
-        reply = await link.run_script("mute", name_key(name), shown_until, reason or "")
-    except FAILURES:
-        message = f"the cluster's Redis cannot be reached: {link.problem or 'no answer'}"
-        return {"type": "error", "code": UNAVAILABLE, "message": message}
-    if reply[0] != "ok":
-        message = f"no user named {name!r} is online"
-        return {"type": "error", "code": NO_SUCH_USER, "message": message}
-    return str(reply[1])
+    reply = await _to_user(hub, "mute", name, shown_until, reason or "")
+    return reply if isinstance(reply, dict) else str(reply[1])
