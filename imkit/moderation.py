@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from imkit.addresses import host_of
 from imkit.protocol import Bye, iso_time
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,14 +58,10 @@ def parse_target(text: str) -> IPNetwork | None:
 
 def address_of(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The IP of an imkit address ``ip:port`` or ``[ip]:port`` (IPv4-mapped as IPv4)."""
-    host = addr.rsplit(":", 1)[0].strip("[]") if ":" in addr else addr
     try:
-        ip = ipaddress.ip_address(host)
+        return ipaddress.ip_address(host_of(addr))
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
 
 
 @dataclass(frozen=True, slots=True)
