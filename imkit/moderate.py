@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from imkit.moderation import Ban, address_of, parse_target, shown
+from imkit.msgid import format_msgid, msgid_floor, parse_msgid
+from imkit.names import name_key
 from imkit.protocol import BAD_REQUEST, NO_SUCH_USER, UNAVAILABLE, iso_time
 
 if TYPE_CHECKING:
@@ -22,7 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("imkit.admin")
 
-REQUESTS = ("ban", "unban", "bans", "mute", "unmute")
+REQUESTS = ("ban", "unban", "bans", "mute", "unmute", "history_delete")
+# At most this many msgids in one history_delete request.
+MAX_DELETE = 1000
 NO_SUCH_BAN = "no_such_ban"
 # How long a ban waits for the store to keep it before the request is answered.
 STORE_TIMEOUT = 4.0
@@ -64,6 +68,8 @@ def _reason(request: dict[str, Any]) -> str | None | bool:
 
 async def answer(hub: Hub, request: dict[str, Any], by: str) -> dict[str, Any]:
     kind = request.get("type")
+    if kind == "history_delete":
+        return await _delete_history(hub, request, by)
     if kind == "bans":
         return {"type": "bans", "bans": [b.fields() for b in hub.bans.in_force(hub.wall_clock())]}
     duration, reason = _duration(request), _reason(request)
@@ -224,3 +230,58 @@ async def _mute(
         extra={"event": "mute", "user": shown_name, "by": by, "until": end, "reason": reason},
     )
     return {"type": "ok", "name": shown_name, "until": end}
+
+
+async def _delete_history(hub: Hub, request: dict[str, Any], by: str) -> dict[str, Any]:
+    """Remove messages from history: by msgid, or every one a user sent (``since``
+    seconds ago at most, when given). Gone from every later page and replay."""
+    msgids, user, since = request.get("msgids"), request.get("user"), request.get("since")
+    ids: list[int] | None = None
+    sender_key: str | None = None
+    floor = 0
+    if msgids is not None and user is None:
+        if not isinstance(msgids, list) or not 0 < len(msgids) <= MAX_DELETE:
+            return _error(BAD_REQUEST, f"'msgids' is a list of 1 to {MAX_DELETE} msgids")
+        numbers = [parse_msgid(m) if isinstance(m, str) else None for m in msgids]
+        if any(n is None for n in numbers):
+            return _error(BAD_REQUEST, "'msgids' holds something that is not a msgid")
+        ids = [n for n in numbers if n is not None]
+    elif isinstance(user, str) and user and msgids is None:
+        sender_key = name_key(user)
+        duration = _duration({"for": since})
+        if isinstance(duration, str):
+            return _error(BAD_REQUEST, duration.replace("'for'", "'since'"))
+        if duration is not None:
+            floor = msgid_floor(hub.wall_clock() - duration)
+    else:
+        return _error(BAD_REQUEST, "history_delete needs 'msgids' or 'user' (not both)")
+    result: list[list[int] | str] = []
+    deleted = anyio.Event()
+
+    def done(outcome: list[int] | str) -> None:
+        result.append(outcome)
+        deleted.set()
+
+    hub.store.delete_messages(ids, sender_key, floor, done)
+    with anyio.move_on_after(STORE_TIMEOUT):
+        await deleted.wait()
+    if not result:
+        return _error(UNAVAILABLE, f"the store did not answer within {STORE_TIMEOUT:g}s")
+    outcome = result[0]
+    if isinstance(outcome, str):
+        return _error(UNAVAILABLE, outcome)
+    what = f"user {user!r}" if user is not None else f"{len(ids or ())} msgids"
+    log.info(
+        "history: %d messages of %s deleted by %s",
+        len(outcome),
+        what,
+        by,
+        extra={
+            "event": "history_delete",
+            "count": len(outcome),
+            "user": user,
+            "by": by,
+            "msgids": [format_msgid(n) for n in outcome],
+        },
+    )
+    return {"type": "ok", "deleted": len(outcome)}

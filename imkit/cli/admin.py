@@ -14,7 +14,7 @@ import anyio
 import click
 from click.core import ParameterSource
 
-from imkit.cli.options import TEXT, Bounded, Usage, option
+from imkit.cli.options import TEXT, Bounded, Duration, Usage, option
 from imkit.msgid import parse_msgid
 from imkit.output import write_line
 from imkit.protocol import HISTORY_DEFAULT, HISTORY_MAX, ChatMessage, parse_iso_time
@@ -359,7 +359,14 @@ def _msgid(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     return value
 
 
-@click.command(short_help="Show past public messages (through the admin socket).")
+def _msgids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
+    return [v for v in values if _msgid(ctx, param, v)]
+
+
+@click.group(
+    short_help="Show past public messages, or delete some (through the admin socket).",
+    invoke_without_command=True,
+)
 @option(
     "--limit",
     type=click.IntRange(1, HISTORY_MAX),
@@ -376,8 +383,14 @@ def _msgid(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 )
 @_admin_options
 @option("--json", "as_json", is_flag=True, help="Print JSON, with msgids, instead of lines.")
+@click.pass_context
 def history(
-    limit: int, before: str | None, port: int, admin_socket: str | None, as_json: bool
+    ctx: click.Context,
+    limit: int,
+    before: str | None,
+    port: int,
+    admin_socket: str | None,
+    as_json: bool,
 ) -> None:
     """Show the newest public messages kept, oldest first, one line each:
     "past TIME [ADDRESS]NAME:TEXT", TIME in UTC (control characters in names and texts
@@ -385,10 +398,15 @@ def history(
     with its msgid, time, from, addr and text; "more" is true when older ones are kept.
 
     \b
+    `imkit history delete` removes messages (see its --help).
+
+    \b
     Exit status: 0 shown; 1 refused (history cannot be read); 2 usage error; 3 no
     server answers on the admin socket; 4 standard output could not be written; 141 it
     was closed by its reader.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from imkit.chat import printable
 
     payload: dict[str, Any] = {"type": "history", "limit": limit}
@@ -408,3 +426,46 @@ def history(
             parse_iso_time(item["time"]),
         )
         write_line(message.past_line())
+
+
+@history.command(short_help="Delete messages from history (spam).")
+@click.argument(
+    "msgids", nargs=-1, callback=lambda ctx, param, values: [_msgid(ctx, param, v) for v in values]
+)
+@option("--user", type=TEXT, metavar="NAME", default=None, help="Every message sent under NAME.")
+@option(
+    "--since",
+    type=Duration(),
+    default=None,
+    metavar="DURATION",
+    help="With --user: only those of the last DURATION (90s, 10m, 2h, 7d).",
+)
+@_admin_options
+def delete(
+    msgids: list[str],
+    user: str | None,
+    since: float | None,
+    port: int,
+    admin_socket: str | None,
+) -> None:
+    """Delete the messages MSGID... (from `imkit history --json`), or with --user every
+    message sent under the name NAME (case and look-alikes ignored, as names are
+    compared), only the last --since DURATION when given. They are gone from every later
+    history page and replay, on every node of a cluster; the deletion is logged with who
+    made it.
+
+    \b
+    Exit status: 0 done (it says how many were deleted); 1 refused (the store cannot
+    write); 2 usage error; 3 no server answers on the admin socket.
+    """
+    if bool(msgids) == (user is not None):
+        raise Usage("give MSGIDs or --user NAME, not both")
+    if since is not None and user is None:
+        raise Usage("--since goes with --user")
+    payload: dict[str, Any] = {"type": "history_delete"}
+    if user is not None:
+        payload |= {"user": user, "since": since}
+    else:
+        payload["msgids"] = list(msgids)
+    deleted = _admin_request(port, admin_socket, payload)["deleted"]
+    write_line(f"deleted {deleted} message{'s' * (deleted != 1)}")

@@ -4,31 +4,12 @@ server (every node of a cluster), through its admin socket."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 
 from imkit.cli.admin import _admin_options, _admin_request, _table
-from imkit.cli.options import TEXT, option
-from imkit.moderation import parse_duration
+from imkit.cli.options import TEXT, Duration, option
 from imkit.output import write_line
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg]
-    """``90s``, ``10m``, ``2h``, ``7d`` (or a sum such as ``1h30m``), in seconds."""
-
-    name = "duration"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            return parse_duration(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-
 
 _FOR = option(
     "--for",

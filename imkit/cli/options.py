@@ -27,6 +27,7 @@ from imkit.errors import (
     OutputClosed,
     OutputError,
 )
+from imkit.moderation import parse_duration
 from imkit.output import EXIT_BROKEN_PIPE, discard_output
 from imkit.server import DEFAULT_PORT, parse_network
 from imkit.transport.limits import parse_connect_rate
@@ -274,3 +275,19 @@ def configure_logging(level: str, log_format: str = "text") -> None:
             logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
         )
     logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """``90s``, ``10m``, ``2h``, ``7d`` (or a sum such as ``1h30m``), in seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)

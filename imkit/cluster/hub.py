@@ -350,6 +350,8 @@ class ClusterHub(Hub):
             self.apply_ban(Ban.from_fields(event["ban"]))
         elif kind == "unban":
             self.bans.remove(event["target"])
+        elif kind == "forget":
+            self.store.forget([int(n) for n in event["ids"]])
         elif own_stream:
             self._apply_own(kind, event)
 

@@ -314,6 +314,20 @@ emit(node_log(node), {t = 'mute', mid = mid, ['until'] = ARGV[3], reason = ARGV[
 return {'ok', c and c.name or ''}
 """
 
+# ARGV: prefix, JSON list of msgid numbers (as strings). Deletes those messages from
+# P:hist (imkit history delete) and tells every node to drop them from its replay;
+# returns the numbers that were there.
+FORGET = """
+local deleted = {}
+for _, n in ipairs(cjson.decode(ARGV[2])) do
+  local number = tonumber(n)
+  local id = string.format('%.0f-%d', (number - number % 1000) / 1000, number % 1000)
+  if redis.call('XDEL', P .. ':hist', id) == 1 then table.insert(deleted, n) end
+end
+if #deleted > 0 then emit(LOG, {t = 'forget', ids = deleted}) end
+return deleted
+"""
+
 # ARGV: prefix. Everyone online: a list of the conns' JSON records.
 WHO = """
 return redis.call('HVALS', CONNS)
@@ -346,6 +360,7 @@ OPERATIONS = {
     "ban": BAN,
     "unban": UNBAN,
     "mute": MUTE,
+    "forget": FORGET,
     "mode": MODE,
     "who": WHO,
     "nodes": NODES_INFO,

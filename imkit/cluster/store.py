@@ -13,8 +13,12 @@ from typing import Any
 
 from imkit.cluster.link import ClusterLink, describe_url, pairs
 from imkit.msgid import format_msgid, parse_msgid
+from imkit.names import name_key
 from imkit.protocol import ChatMessage
-from imkit.store.base import Answer, Page, Store, Stored
+from imkit.store.base import Answer, Deleted, Page, Store, Stored
+
+# Entries of P:hist read at a time when deleting a sender's messages.
+PAGE = 1000
 
 
 def stream_id(msgid: str) -> str:
@@ -54,6 +58,47 @@ class RedisHistory(Store):
         # Not used: the publish script stores a cluster's public messages.
         if stored is not None:  # pragma: no cover
             stored(None)
+
+    def delete_messages(
+        self, ids: list[int] | None, sender_key: str | None, since: int, done: Deleted
+    ) -> None:
+        """Delete by msgid at once; by sender, after reading P:hist from ``since`` a page
+        at a time (names are compared by key, which only Python computes)."""
+        link = self.link
+
+        def forgot(reply: Any) -> None:
+            if isinstance(reply, BaseException):
+                done(f"the chat's history cannot be changed: {self.link.problem or reply}")
+            else:
+                done([int(n) for n in reply])  # each node forgets them on the event
+
+        def forget(numbers: list[int]) -> None:
+            if not numbers:
+                done([])
+                return
+            link.script("forget", json.dumps([str(n) for n in numbers]), done=forgot)
+
+        if ids is not None:
+            forget(ids)
+            return
+        found: list[int] = []
+
+        def page(start: str) -> None:
+            link.call(("XRANGE", link.hist_key, start, "+", "COUNT", PAGE), read)
+
+        def read(reply: Any) -> None:
+            if isinstance(reply, BaseException):
+                forgot(reply)
+                return
+            for entry_id, raw in reply:
+                if name_key(pairs(raw).get("n", "")) == sender_key:
+                    found.append(parse_msgid(entry_msgid(entry_id)) or 0)
+            if len(reply) < PAGE:
+                forget(found)
+            else:
+                page("(" + reply[-1][0])
+
+        page(f"{since // 1000}-{since % 1000}")
 
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
         end = "+" if before is None else "(" + stream_id(before)

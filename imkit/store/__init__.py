@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from imkit.store.base import DEFAULT_RETAIN_DAYS, Answer, Page, Store, Stored
+from imkit.store.base import DEFAULT_RETAIN_DAYS, Answer, Deleted, Page, Store, Stored
 from imkit.store.memory import MemoryStore
 from imkit.store.sqlite import SqliteStore
 
@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_RETAIN_DAYS",
     "MEMORY",
     "Answer",
+    "Deleted",
     "MemoryStore",
     "Page",
     "SqliteStore",

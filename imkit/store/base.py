@@ -48,6 +48,8 @@ class Page:
 
 # Called on the event loop's thread with the page, or with why it could not be read.
 Answer = Callable[[Page | str], None]
+# Called on the event loop's thread with the msgid numbers deleted, or why they were not.
+Deleted = Callable[[list[int] | str], None]
 
 
 class Store(ABC):
@@ -104,6 +106,21 @@ class Store(ABC):
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
         """The ``limit`` newest public messages before msgid ``before`` (None: the newest
         of all), oldest first, within retention."""
+
+    @abstractmethod
+    def delete_messages(
+        self, ids: list[int] | None, sender_key: str | None, since: int, done: Deleted
+    ) -> None:
+        """Delete public messages from history (imkit history delete): those with the
+        msgid numbers ``ids``, or, with ``ids`` None, every one sent under a name whose
+        key is ``sender_key`` from msgid number ``since`` on."""
+
+    def forget(self, numbers: list[int]) -> None:
+        """Drop deleted messages from the newest kept in memory (the replay)."""
+        gone = set(numbers)
+        kept = [m for m in self._recent if message_number(m) not in gone]
+        self._recent.clear()
+        self._recent.extend(kept)
 
     def save_ban(self, fields: dict[str, Any], done: Stored) -> None:
         """Keep a ban (replacing one on the same target); ``done`` gets the outcome."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 
+from imkit.names import name_key
 from imkit.protocol import ChatMessage
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
     Answer,
+    Deleted,
     Page,
     Store,
     Stored,
@@ -39,6 +41,25 @@ class MemoryStore(Store):
             self._messages.append(message)
         if stored is not None:
             stored(None)
+
+    def delete_messages(
+        self, ids: list[int] | None, sender_key: str | None, since: int, done: Deleted
+    ) -> None:
+        wanted = set(ids or ())
+
+        def doomed(message: ChatMessage) -> bool:
+            number = message_number(message)
+            if ids is not None:
+                return number in wanted
+            return number >= since and name_key(message.sender) == sender_key
+
+        deleted = [message_number(m) for m in self._messages if doomed(m)]
+        gone = set(deleted)
+        kept = [m for m in self._messages if message_number(m) not in gone]
+        self._messages.clear()
+        self._messages.extend(kept)
+        self.forget(deleted)
+        done(deleted)
 
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
         bound, cutoff = before_number(before), self.cutoff()

@@ -39,8 +39,17 @@ from typing import Any
 import anyio
 
 from imkit.msgid import format_msgid
+from imkit.names import name_key
 from imkit.protocol import HISTORY_MAX, ChatMessage
-from imkit.store.base import DEFAULT_RETAIN_DAYS, Answer, Page, Store, Stored, before_number
+from imkit.store.base import (
+    DEFAULT_RETAIN_DAYS,
+    Answer,
+    Deleted,
+    Page,
+    Store,
+    Stored,
+    before_number,
+)
 from imkit.store.schema import open_database
 
 log = logging.getLogger("imkit.store")
@@ -189,6 +198,33 @@ class SqliteStore(Store):
     def _change(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
         self._hand_over()
         self._queue.put(_Change(work, done))
+
+    def delete_messages(
+        self, ids: list[int] | None, sender_key: str | None, since: int, done: Deleted
+    ) -> None:
+        deleted: list[int] = []  # written by the writer thread, read after it posts
+
+        def work(connection: sqlite3.Connection) -> None:
+            if ids is not None:
+                marks = ", ".join("?" * len(ids))
+                query = f"SELECT id FROM messages WHERE recipient IS NULL AND id IN ({marks})"
+                found = [row[0] for row in connection.execute(query, ids)]
+            else:
+                rows = connection.execute(
+                    "SELECT id, sender FROM messages WHERE recipient IS NULL AND id >= ?", (since,)
+                )
+                found = [number for number, sender in rows if name_key(sender) == sender_key]
+            connection.executemany("DELETE FROM messages WHERE id = ?", [(n,) for n in found])
+            deleted.extend(found)
+
+        def finished(problem: str | None) -> None:
+            if problem is not None:
+                done(problem)
+                return
+            self.forget(deleted)
+            done(deleted)
+
+        self._change(work, finished)
 
     def save_ban(self, fields: dict[str, Any], done: Stored) -> None:
         row = (fields["target"], json.dumps(fields))

@@ -1,0 +1,167 @@
+"""Removing spam from history (issue 14, point 6): `imkit history delete MSGID...` and
+`--user NAME [--since DURATION]`, with the SQLite store and in memory, in a cluster
+through Redis; deleted messages are gone from every later page and from the replay, on
+every node, also after a restart, and the deletion is logged with who made it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from imkit import admin
+from imkit.hub import Hub
+from imkit.server import Server, ServerConfig
+from tests.conftest import run_server
+from tests.redis_support import Cluster, needs_redis
+from tests.support import LineClient, joined, run_imkit, start_server_process
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class run_server_with(run_server):  # noqa: N801 - used like a function
+    def __init__(self, config: ServerConfig, hub: Hub) -> None:
+        self.server = Server(config, hub)
+
+
+async def ask(server: Server, **request: Any) -> dict[str, Any]:
+    return await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
+
+
+async def texts(server: Server) -> list[str]:
+    page = await ask(server, type="history", limit=100)
+    return [f"{m['from']}:{m['text']}" for m in page["messages"]]
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    clock = Clock()
+    db = str(tmp_path / "h.db") if request.param == "sqlite" else "none"
+    config = ServerConfig(port=0, db=db, idle_timeout=0, rate=0, replay=10, retain_days=0)
+    async with run_server_with(config, Hub(wall_clock=clock)) as running:
+        running.clock = clock  # type: ignore[attr-defined]
+        yield running
+
+
+async def say(client: LineClient, *lines: str) -> None:
+    for line in lines:
+        await client.send(line + "\n")
+        await client.line_matching(f":{line}$")  # its own echo: delivered (and queued)
+
+
+async def test_delete_by_msgid_and_by_user(server: Server) -> None:
+    address = server.addresses[0]
+    sam = await joined(address, "sam")
+    ann = await joined(address, "ann")
+    await say(sam, "buy pills", "more pills")
+    await say(ann, "hello")
+    clock: Clock = server.clock  # type: ignore[attr-defined]
+    clock.now += 100
+    await say(sam, "pills again")
+    page = await ask(server, type="history", limit=100)
+    first = page["messages"][0]["msgid"]
+    reply = await ask(server, type="history_delete", msgids=[first, "1000000000000000"])
+    assert reply == {"type": "ok", "deleted": 1}  # an unknown msgid is no error
+    assert await texts(server) == ["sam:more pills", "ann:hello", "sam:pills again"]
+    # The last 50 seconds of SAM (any case): only the newest.
+    reply = await ask(server, type="history_delete", user="SAM", since=50)
+    assert reply == {"type": "ok", "deleted": 1}
+    assert await texts(server) == ["sam:more pills", "ann:hello"]
+    reply = await ask(server, type="history_delete", user="sam")
+    assert reply == {"type": "ok", "deleted": 1}
+    assert await texts(server) == ["ann:hello"]
+    # Nor in the replay a new text client gets.
+    late = await LineClient.connect(address)
+    await late.line()  # its own online line
+    assert await late.line() == f"past {_iso(1_800_000_000)} [{ann.addr}]ann:hello\n"
+    assert await late.silent(0.3)
+    for bad in (
+        {"msgids": ["x"]},
+        {"msgids": []},
+        {"user": "sam", "msgids": [first]},
+        {},
+        {"user": "sam", "since": -1},
+    ):
+        assert (await ask(server, type="history_delete", **bad))["code"] == "bad_request"
+
+
+def _iso(seconds: float) -> str:
+    from imkit.protocol import iso_time
+
+    return iso_time(seconds, milliseconds=False)
+
+
+async def test_deleted_messages_stay_deleted_after_a_restart(short_dir: Path) -> None:
+    db, sock = short_dir / "d.db", short_dir / "d.sock"
+    args = ("--db", str(db), "--admin-socket", str(sock), "--rate", "0")
+    first = start_server_process(*args)
+    try:
+        sam = await joined(first.address, "sam")
+        await say(sam, "spam one", "spam two", "fine")
+        listed = json.loads(run_imkit("history", "--json", "--admin-socket", str(sock)).stdout)
+        msgids = [m["msgid"] for m in listed["messages"][:2]]
+        result = await anyio.to_thread.run_sync(
+            lambda: run_imkit("history", "delete", *msgids, "--admin-socket", str(sock))
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "deleted 2 messages\n"
+        await sam.aclose()
+    finally:
+        first.stop()
+    assert '"history_delete"' not in first.stderr()  # text log: the sentence, with who
+    assert "history: 2 messages of 2 msgids deleted by uid " in first.stderr()
+    second = start_server_process(*args)
+    try:
+        shown = run_imkit("history", "--admin-socket", str(sock))
+        assert shown.returncode == 0, shown.stderr
+        assert [line.split("]", 1)[1] for line in shown.stdout.splitlines()] == ["sam:fine"]
+        usage = run_imkit("history", "delete", "--admin-socket", str(sock))
+        assert usage.returncode == 2 and "give MSGIDs or --user NAME" in usage.stderr
+        usage = run_imkit("history", "delete", "123", "--admin-socket", str(sock))
+        assert usage.returncode == 2 and "is not a msgid" in usage.stderr
+        usage = run_imkit("history", "delete", "--since", "1h", "x", "--admin-socket", str(sock))
+        assert usage.returncode == 2
+    finally:
+        second.stop()
+
+
+@needs_redis
+async def test_in_a_cluster_a_deletion_reaches_every_node(cluster: Cluster) -> None:
+    one, two = cluster.start_nodes(2, "--replay", "10", "--rate", "0")
+    sam = await joined(one.address, "sam")
+    await say(sam, "spam", "spam")
+    ann = await LineClient.connect(two.address)  # gets the replay: sam's two lines
+    await ann.send("rename|ann\n")
+    await ann.line_matching("^you have updated user name: ann$")
+    await say(ann, "hi")
+    # The replay on node one holds sam's two lines; delete them on node two.
+    result = await anyio.to_thread.run_sync(lambda: two.admin("history", "delete", "--user", "Sam"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "deleted 2 messages\n"
+    for node in (one, two):
+        shown = await anyio.to_thread.run_sync(lambda node=node: node.admin("history", "--json"))
+        assert [m["text"] for m in json.loads(shown.stdout)["messages"]] == ["hi"]
+    with anyio.fail_after(10):  # the forget event reaches node one's replay
+        while True:
+            late = await LineClient.connect(one.address)
+            await late.line()  # its own online line
+            past = [await late.line()]
+            if await late.silent(0.3):
+                break
+            await late.aclose()
+            await anyio.sleep(0.2)
+    assert past[0].endswith("ann:hi\n")
+    for client in (sam, ann, late):
+        await client.aclose()
