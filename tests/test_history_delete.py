@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,13 +88,14 @@ async def test_delete_by_msgid_and_by_user(server: Server) -> None:
     await late.line()  # its own online line
     assert await late.line() == f"past {_iso(1_800_000_000)} [{ann.addr}]ann:hello\n"
     assert await late.silent(0.3)
-    for bad in (
+    bads: list[dict[str, Any]] = [
         {"msgids": ["x"]},
         {"msgids": []},
         {"user": "sam", "msgids": [first]},
         {},
         {"user": "sam", "since": -1},
-    ):
+    ]
+    for bad in bads:
         assert (await ask(server, type="history_delete", **bad))["code"] == "bad_request"
 
 
@@ -151,7 +153,7 @@ async def test_in_a_cluster_a_deletion_reaches_every_node(cluster: Cluster) -> N
     assert result.returncode == 0, result.stderr
     assert result.stdout == "deleted 2 messages\n"
     for node in (one, two):
-        shown = await anyio.to_thread.run_sync(lambda node=node: node.admin("history", "--json"))
+        shown = await anyio.to_thread.run_sync(partial(node.admin, "history", "--json"))
         assert [m["text"] for m in json.loads(shown.stdout)["messages"]] == ["hi"]
     with anyio.fail_after(10):  # the forget event reaches node one's replay
         while True:
