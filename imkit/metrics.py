@@ -42,6 +42,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from imkit import __version__
+from imkit.cluster import UNREACHABLE
 from imkit.errors import ServeError
 from imkit.hub import Hub, Stats
 from imkit.transport.backpressure import Congestion
@@ -128,11 +129,23 @@ def parse_address(text: str) -> tuple[str, int]:
 # ------------------------------------------------------------------ the snapshot
 
 
+class ClusterState(Protocol):
+    """What the metrics read of a cluster node's link to Redis (imkit.cluster.link)."""
+
+    problem: str | None
+    outages: int
+    data_lost: int
+    missed: int
+
+
 class Observed(Protocol):
     """What the metrics need of the server they report on (imkit.server.Server)."""
 
     hub: Hub
     congestion: Congestion
+
+    @property
+    def cluster(self) -> ClusterState | None: ...
 
     @property
     def connections(self) -> Collection[Connection]: ...
@@ -154,6 +167,8 @@ class Snapshot:
     stopping: bool
     store_problem: str | None
     store_failed_batches: int
+    # --cluster: (Redis reachable, outages, times found empty, messages_missed notices)
+    cluster: tuple[bool, int, int, int] | None = None
 
 
 def take_snapshot(server: Observed) -> Snapshot:
@@ -169,7 +184,12 @@ def take_snapshot(server: Observed) -> Snapshot:
         stopping=server.stopping,
         store_problem=hub.store.problem,
         store_failed_batches=hub.store.failed_batches,
+        cluster=None if (c := server.cluster) is None else _cluster_state(c),
     )
+
+
+def _cluster_state(link: ClusterState) -> tuple[bool, int, int, int]:
+    return (link.problem is None, link.outages, link.data_lost, link.missed)
 
 
 class Unanswered(Exception):
@@ -332,6 +352,28 @@ class ServerCollector(Collector):
             "Batches of messages the store could not commit.",
             snap.store_failed_batches,
         )
+        if snap.cluster is not None:
+            available, outages, data_lost, missed = snap.cluster
+            yield _gauge(
+                "imkit_cluster_available",
+                "1 while this node reaches the cluster's Redis, 0 while it refuses what needs it.",
+                1 if available else 0,
+            )
+            yield _counter(
+                "imkit_cluster_outages_total",
+                "Times this node lost the cluster's Redis (each logged once).",
+                outages,
+            )
+            yield _counter(
+                "imkit_cluster_data_lost_total",
+                "Times this node found the cluster's Redis restarted empty.",
+                data_lost,
+            )
+            yield _counter(
+                "imkit_cluster_messages_missed_total",
+                "Times this node told its users that messages may have been missed.",
+                missed,
+            )
         info = GaugeMetricFamily("imkit_build_info", "The imkit version.", labels=["version"])
         info.add_metric([__version__], 1)
         yield info
@@ -397,6 +439,8 @@ class Metrics:
             return _unavailable("unresponsive", str(error))
         if snap.stopping:
             return _unavailable("shutting_down", "the server is shutting down")
+        if snap.cluster is not None and not snap.cluster[0]:
+            return _unavailable("cluster_unavailable", f"the chat is unavailable: {UNREACHABLE}")
         if snap.store_problem is not None:
             message = f"public messages are refused: {snap.store_problem}"
             return _unavailable("store_unavailable", message)

@@ -634,3 +634,15 @@ def healthz(address: str) -> tuple[int, dict[str, Any]]:
     except urllib.error.HTTPError as error:
         with error:
             return error.code, json.loads(error.read())
+
+
+def cluster_metrics(address: str) -> dict[str, float]:
+    """The imkit_cluster_* samples of GET http://ADDRESS/metrics, by name."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=TIMEOUT) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("imkit_cluster_"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples

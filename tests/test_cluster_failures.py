@@ -22,6 +22,7 @@ from tests.redis_support import (
     User,
     arrive,
     check_who,
+    cluster_metrics,
     drain,
     expect_all,
     free_port,
@@ -223,7 +224,9 @@ async def test_redis_down_then_restarted_empty_while_users_chat(cluster: Cluster
     stats = json.loads((await anyio.to_thread.run_sync(b.admin, "stats", "--json")).stdout)
     assert stats["cluster"]["problem"], stats["cluster"]
     status, health = await anyio.to_thread.run_sync(healthz, metrics)
-    assert status == 503, health
+    assert status == 503 and health["reason"] == "cluster_unavailable", health
+    down = await anyio.to_thread.run_sync(cluster_metrics, metrics)
+    assert down["imkit_cluster_available"] == 0 and down["imkit_cluster_outages_total"] == 1
     for node in (a, b):
         assert node.log_count("cluster: cannot reach Redis") == 1, node.log()
 
@@ -275,6 +278,13 @@ async def test_redis_down_then_restarted_empty_while_users_chat(cluster: Cluster
         lost = node.wait_log("cluster: Redis lost the chat's data")
         assert " ERROR " in lost and node.log_count("cluster: Redis lost the chat") == 1
     assert (await anyio.to_thread.run_sync(healthz, metrics))[0] == 200
+    back = await anyio.to_thread.run_sync(cluster_metrics, metrics)
+    assert back == {
+        "imkit_cluster_available": 1,
+        "imkit_cluster_outages_total": 1,
+        "imkit_cluster_data_lost_total": 1,
+        "imkit_cluster_messages_missed_total": 1,
+    }, back
 
 
 async def _arrival_order(user: User, everyone: list[User]) -> list[User]:

@@ -19,3 +19,5 @@ DEFAULT_NODE_TIMEOUT = 10.0  # seconds without a heartbeat before a node is dead
 # The data format of the keys in Redis: a node refuses to join a cluster whose format
 # is another (docs/cluster.md, "Upgrades").
 DATA_FORMAT = "1"
+# Why a node refuses what needs Redis (error lines, the bye, /healthz).
+UNREACHABLE = "its server cannot reach the cluster's Redis"

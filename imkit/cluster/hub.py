@@ -27,7 +27,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from imkit.cluster.link import UNREACHABLE, ClusterLink
+from imkit.cluster import UNREACHABLE
+from imkit.cluster.link import ClusterLink
 from imkit.hub import Hub, Member, kick_bye
 from imkit.moderation import Ban
 from imkit.names import name_key, name_problem

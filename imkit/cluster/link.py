@@ -35,7 +35,13 @@ from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseE
 from redis.retry import Retry
 
 from imkit.addresses import new_secret
-from imkit.cluster import DATA_FORMAT, DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT, scripts
+from imkit.cluster import (
+    DATA_FORMAT,
+    DEFAULT_CLUSTER_NAME,
+    DEFAULT_NODE_TIMEOUT,
+    UNREACHABLE,
+    scripts,
+)
 
 log = logging.getLogger("imkit.cluster")
 
@@ -50,7 +56,6 @@ BATCH_MAX = 200
 # Reconnecting: the first retry after this long, doubling up to the heartbeat interval.
 FIRST_RETRY = 0.1
 
-UNREACHABLE = "its server cannot reach the cluster's Redis"
 # What a command raises when Redis cannot be reached (or answer in time).
 FAILURES = (RedisError, OSError, TimeoutError)
 
@@ -106,6 +111,8 @@ class ClusterLink:
         self.problem: str | None = None  # why Redis cannot be used now; None: it can
         self.on_problem: Callable[[str | None], None] = _ignore
         self.data_lost = 0  # times Redis was found restarted empty
+        self.outages = 0  # times Redis became unreachable (each logged once)
+        self.missed = 0  # times this node's users were told messages may be missed
         self.epoch = ""
         # The key of the pseudonyms shown for addresses (--hide-addresses), P:secret in
         # Redis: the same on every node. Known from the first registration on.
@@ -261,6 +268,7 @@ class ClusterLink:
         if self.problem is not None or self._stopping or not self._joined:
             return  # (before it joined, connect() says why it cannot)
         self._down_since = time.monotonic()
+        self.outages += 1
         self._set_problem(UNREACHABLE)
         log.error(
             "cluster: cannot reach Redis at %s (%s); the chat is unavailable on this node"
@@ -489,6 +497,7 @@ class ClusterLink:
         if epoch != self._reader_epoch:
             self._reader_epoch = epoch
             self._read_from = dict.fromkeys(self._read_from, "0-0")
+            self.missed += 1
             events.messages_missed()
             return
         streams = list(self._read_from)
@@ -500,6 +509,7 @@ class ClusterLink:
                 self._read_from[stream] = top
                 behind = True
         if behind:
+            self.missed += 1
             events.messages_missed()
 
     def _deliver(self, reply: Any, events: Events) -> None:
@@ -529,6 +539,7 @@ class ClusterLink:
                 last = entry_id
             self._read_from[stream] = last
         if missed:
+            self.missed += 1
             events.messages_missed()
         batch.sort(key=lambda item: item[0])
         for _, own, event in batch:
