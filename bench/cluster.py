@@ -70,6 +70,7 @@ from compare import (  # noqa: E402
     median,
     noisy,
     run_one,
+    run_rounds,
 )
 
 BIN = Path(os.environ.get("IMKIT_PERF_DIR", "/tmp/imkit-perf")) / "bin"
@@ -520,25 +521,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown case {', '.join(unknown)}: one of {', '.join(CASE_NAMES)}")
     cases = [c for c in CASES if c.name in names]
-    options.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    raw_path = options.out / f"cluster-{stamp}.jsonl"
-    runs: dict[str, dict[str, list[dict]]] = {c.name: {s: [] for s in servers} for c in cases}
-    with raw_path.open("w") as raw:
-        for round_ in range(1, options.rounds + 1):
-            for case in cases:
-                for server in servers:
-                    print(
-                        f"round {round_}/{options.rounds}: {case.name} on {server}", file=sys.stderr
-                    )
-                    record = run(case, server)
-                    record["round"] = round_
-                    if record.get("failed") or record.get("server_panic"):
-                        problem = record.get("failed") or record.get("server_panic")
-                        print(f"  failed: {problem}", file=sys.stderr)
-                    raw.write(json.dumps(record) + "\n")
-                    raw.flush()
-                    runs[case.name][server].append(record)
+    raw_path, runs = run_rounds(cases, servers, options.rounds, run, options.out, "cluster")
 
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     shown_path = raw_path.relative_to(ROOT) if raw_path.is_relative_to(ROOT) else raw_path

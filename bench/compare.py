@@ -28,6 +28,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,6 +212,40 @@ def summarize(case: Case, runs: dict[str, list[dict]]) -> list[str]:
     return rows
 
 
+Runs = dict[str, dict[str, list[dict]]]  # case -> server (or variant) -> its records
+
+
+def run_rounds(
+    cases: list[Case],
+    servers: list[str],
+    rounds: int,
+    run: Callable[[Case, str], dict],
+    out: Path,
+    prefix: str,
+    pause: float = 0.0,
+) -> tuple[Path, Runs]:
+    """Every case on every server (or variant), in turn, ``rounds`` times: each run is
+    written to OUT/PREFIX-DATE.jsonl as soon as it ends (a crash keeps what was done)."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    raw_path = out / f"{prefix}-{stamp}.jsonl"
+    runs: Runs = {c.name: {s: [] for s in servers} for c in cases}
+    with raw_path.open("w") as raw:
+        for round_ in range(1, rounds + 1):
+            for case in cases:
+                for server in servers:
+                    print(f"round {round_}/{rounds}: {case.name} on {server}", file=sys.stderr)
+                    record = run(case, server)
+                    record["round"] = round_
+                    if problem := record.get("failed") or record.get("server_panic"):
+                        print(f"  failed: {problem}", file=sys.stderr)
+                    raw.write(json.dumps(record) + "\n")
+                    raw.flush()
+                    runs[case.name][server].append(record)
+                    time.sleep(pause)
+    return raw_path, runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of imkit, seed (3)")
@@ -237,23 +273,8 @@ def main() -> int:
     cases = [c for c in CASES if (options.only is None or c.name in options.only)]
     if options.quick:
         cases = [c for c in cases if c.quick]
-    options.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    raw_path = options.out / f"results-{stamp}.jsonl"
     servers = [s for s in SERVERS if s in options.servers]
-    runs: dict[str, dict[str, list[dict]]] = {c.name: {s: [] for s in servers} for c in cases}
-    with raw_path.open("w") as raw:
-        for round_ in range(1, options.rounds + 1):
-            for case in cases:
-                for server in servers:
-                    print(
-                        f"round {round_}/{options.rounds}: {case.name} on {server}", file=sys.stderr
-                    )
-                    record = run_one(case, server)
-                    record["round"] = round_
-                    raw.write(json.dumps(record) + "\n")
-                    raw.flush()
-                    runs[case.name][server].append(record)
+    raw_path, runs = run_rounds(cases, servers, options.rounds, run_one, options.out, "results")
 
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     print(

@@ -24,13 +24,21 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare import CASES, NOISE_PCT, ROOT, RUN_ANCHOR, Case, get, noisy  # noqa: E402
+from compare import (  # noqa: E402
+    CASES,
+    NOISE_PCT,
+    ROOT,
+    RUN_ANCHOR,
+    Case,
+    get,
+    noisy,
+    run_rounds,
+)
 
 VARIANTS = ("off", "on")
 
@@ -99,24 +107,9 @@ def main() -> int:
     options = parser.parse_args()
     subprocess.run(["bash", str(RUN_ANCHOR), "build"], check=True)
     cases = [c for c in CASES if c.name in options.only and c.kind == "broadcast"]
-    options.out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    raw_path = options.out / f"metrics-cost-{stamp}.jsonl"
-    runs: dict[str, dict[str, list[dict]]] = {c.name: {v: [] for v in VARIANTS} for c in cases}
-    with raw_path.open("w") as raw:
-        for round_ in range(1, options.rounds + 1):
-            for case in cases:
-                for variant in VARIANTS:
-                    print(
-                        f"round {round_}/{options.rounds}: {case.name}, metrics {variant}",
-                        file=sys.stderr,
-                    )
-                    record = run_one(case, variant)
-                    record["round"] = round_
-                    raw.write(json.dumps(record) + "\n")
-                    raw.flush()
-                    runs[case.name][variant].append(record)
-                    time.sleep(0.5)
+    raw_path, runs = run_rounds(
+        cases, list(VARIANTS), options.rounds, run_one, options.out, "metrics-cost", pause=0.5
+    )
     print(
         f"\n{datetime.date.today()}, medians of {options.rounds} rounds (runs where another "
         f"process took > {NOISE_PCT:.0f} % of a core left out); raw runs: {raw_path.name}\n"

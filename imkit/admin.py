@@ -28,6 +28,7 @@ import stat
 import struct
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,7 +46,7 @@ from imkit.protocol import (
     iso_time,
     parse_json_request,
 )
-from imkit.store import Page
+from imkit.store.base import awaited
 from imkit.transport.backpressure import Congestion
 from imkit.transport.links import LINK_ERRORS, SocketLink
 from imkit.transport.listener import accept_loop
@@ -354,21 +355,10 @@ async def history(server: Administered, request: dict[str, Any]) -> dict[str, An
         message = command.message if isinstance(command, Invalid) else "not a history request"
         return _error(BAD_REQUEST, f"history: {message}")
     limit, before = command.limit, command.before
-    # The store answers later, on the event loop, through this callback; it may never
-    # come (a disk that hangs, a store closing), hence the timeout.
-    answered = anyio.Event()
-    result: list[Page | str] = []
-
-    def store_answered(page: Page | str) -> None:
-        result.append(page)
-        answered.set()
-
-    server.hub.store.history(limit, before, store_answered)
-    with anyio.move_on_after(HISTORY_TIMEOUT):
-        await answered.wait()
-    if not result:
+    try:
+        page = await awaited(partial(server.hub.store.history, limit, before), HISTORY_TIMEOUT)
+    except TimeoutError:
         return _error(UNAVAILABLE, f"the store did not answer within {HISTORY_TIMEOUT:g}s")
-    page = result[0]
     if isinstance(page, str):
         return _error(UNAVAILABLE, page)
     messages = [

@@ -335,8 +335,12 @@ class Hub:
         self._members[member.id] = member
         self._by_name[name_key(member.name)] = member
         self.broadcast(Presence(member.name, member.shown_addr, online=True))
+        self.replay_to(member)
+
+    def replay_to(self, member: Member) -> None:
+        """--replay: the last messages to a text client, right after its own "user is
+        online" line and before anything said after it."""
         if self.replay and member.wire.mode is not Mode.JSON:
-            # After its own "user is online", before anything said after it.
             self.send(member, HistoryPage(None, self.store.recent(self.replay)))
 
     def default_name(self, addr: str) -> str:
@@ -425,19 +429,19 @@ class Hub:
         elif isinstance(command, PrivateMessage):
             self._private(member, command)
         elif isinstance(command, Who):
-            users = tuple(UserInfo(m.name, m.shown_addr) for m in self._members.values())
-            self.send(member, UserList(command.id, users))
+            self._who(member, command.id)
         elif isinstance(command, Rename):
-            if self._rename(member, command.id, command.name):
-                self.send(member, RenameOk(command.id, member.name))
+            self._rename_request(member, command.id, command.name, hello=False)
         elif isinstance(command, History):
             answer = partial(self._history_page, member, command.id)
             self.store.history(command.limit, command.before, answer)
         elif isinstance(command, Ping):
             self.send(member, Pong(command.id))
         elif isinstance(command, Hello):
-            if command.name is None or self._rename(member, command.id, command.name):
+            if command.name is None:
                 self.send(member, Welcome(command.id, member.name, member.addr, self.server_name))
+            else:
+                self._rename_request(member, command.id, command.name, hello=True)
         elif isinstance(command, Invalid):
             self.send(member, Error(command.id, command.code, command.message))
         elif isinstance(command, Authenticate):
@@ -557,6 +561,22 @@ class Hub:
             stats.messages_delivered += 1
         if self.unflushed_since is None:
             self.unflushed_since = member.last_active
+
+    # The chat's shared decisions: a cluster node's hub (imkit.cluster.hub) overrides
+    # these four (and join/leave) to make them in Redis; the guards above stay here.
+
+    def _who(self, member: Member, rid: RequestId) -> None:
+        users = tuple(UserInfo(m.name, m.shown_addr) for m in self._members.values())
+        self.send(member, UserList(rid, users))
+
+    def _rename_request(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
+        """``rename``, or a hello with a name: the reply once the name is ``member``'s."""
+        if not self._rename(member, rid, new):
+            return
+        if hello:
+            self.send(member, Welcome(rid, member.name, member.addr, self.server_name))
+        else:
+            self.send(member, RenameOk(rid, member.name))
 
     def _rename(self, member: Member, rid: RequestId, new: str) -> bool:
         problem = name_problem(new)

@@ -70,41 +70,17 @@ REQUEST_TIMEOUT = 10.0
 # How often the HTTP thread checks whether it should stop: what closing it may take.
 POLL_INTERVAL = 0.1
 
+
+def _buckets(low: float, high: float) -> tuple[float, ...]:
+    """Histogram bounds 1, 2.5, 5 times each power of ten, from ``low`` to ``high``."""
+    bounds = (round(step * 10.0**exponent, 10) for exponent in range(-6, 3) for step in (1, 2.5, 5))
+    return tuple(b for b in bounds if low <= b <= high)
+
+
 # Flusher rounds take from tens of microseconds to, on an overloaded server, seconds.
-LATENCY_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-)
+LATENCY_BUCKETS = _buckets(0.0001, 5.0)
 # A commit is an append to the WAL (--fsync: a disk flush too), or a disk in trouble.
-COMMIT_BUCKETS = (
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-)
+COMMIT_BUCKETS = _buckets(0.0005, 10.0)
 
 
 def parse_address(text: str) -> tuple[str, int]:

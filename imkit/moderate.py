@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import partial
 from typing import TYPE_CHECKING, Any
-
-import anyio
 
 from imkit.moderation import Ban, address_of, parse_target, shown
 from imkit.msgid import format_msgid, msgid_floor, parse_msgid
 from imkit.names import name_key
 from imkit.protocol import BAD_REQUEST, NO_SUCH_USER, UNAVAILABLE, iso_time
+from imkit.store.base import awaited
 
 if TYPE_CHECKING:
     from imkit.cluster.hub import ClusterHub
@@ -139,22 +139,14 @@ async def _ban(
 
 async def _kept(hub: Hub, ban: Ban | None, target: str = "") -> str | None:
     """Keep (or, with None, delete) a ban in the store; why not, or None."""
-    result: list[str | None] = []
-    kept = anyio.Event()
-
-    def done(problem: str | None) -> None:
-        result.append(problem)
-        kept.set()
-
-    if ban is None:
-        hub.store.delete_ban(target, done)
-    else:
-        hub.store.save_ban(ban.fields(), done)
-    with anyio.move_on_after(STORE_TIMEOUT):
-        await kept.wait()
-    if not result:
+    store = hub.store
+    ask = (
+        partial(store.delete_ban, target) if ban is None else partial(store.save_ban, ban.fields())
+    )
+    try:
+        return await awaited(ask, STORE_TIMEOUT)
+    except TimeoutError:
         return f"the store did not answer within {STORE_TIMEOUT:g}s"
-    return result[0]
 
 
 async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
@@ -255,19 +247,11 @@ async def _delete_history(hub: Hub, request: dict[str, Any], by: str) -> dict[st
             floor = msgid_floor(hub.wall_clock() - duration)
     else:
         return _error(BAD_REQUEST, "history_delete needs 'msgids' or 'user' (not both)")
-    result: list[list[int] | str] = []
-    deleted = anyio.Event()
-
-    def done(outcome: list[int] | str) -> None:
-        result.append(outcome)
-        deleted.set()
-
-    hub.store.delete_messages(ids, sender_key, floor, done)
-    with anyio.move_on_after(STORE_TIMEOUT):
-        await deleted.wait()
-    if not result:
+    try:
+        ask = partial(hub.store.delete_messages, ids, sender_key, floor)
+        outcome: list[int] | str = await awaited(ask, STORE_TIMEOUT)
+    except TimeoutError:
         return _error(UNAVAILABLE, f"the store did not answer within {STORE_TIMEOUT:g}s")
-    outcome = result[0]
     if isinstance(outcome, str):
         return _error(UNAVAILABLE, outcome)
     what = f"user {user!r}" if user is not None else f"{len(ids or ())} msgids"

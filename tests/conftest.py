@@ -14,6 +14,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.support")
 
+from imkit.hub import Hub  # noqa: E402
 from imkit.server import Server, ServerConfig  # noqa: E402
 
 # The cluster tests' fixtures: a real redis-server, and imkit nodes on it.
@@ -65,8 +66,8 @@ async def server() -> AsyncIterator[Server]:
 class run_server:  # noqa: N801 - used like a function: `async with run_server(config)`
     """Run a Server in a task group for the duration of the block."""
 
-    def __init__(self, config: ServerConfig) -> None:
-        self.server = Server(config)
+    def __init__(self, config: ServerConfig, hub: Hub | None = None) -> None:
+        self.server = Server(config, hub)
 
     async def __aenter__(self) -> Server:
         self._tg = anyio.create_task_group()

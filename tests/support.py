@@ -24,6 +24,16 @@ TIMEOUT = 10.0
 IMKIT = [sys.executable, "-m", "imkit"]
 
 
+class Clock:
+    """A wall clock that moves only when the test moves it (``clock.now += 60``)."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:  # 2027-01-15T08:00:00Z
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def split_addr(addr: str) -> tuple[str, int]:
     host, _, port = addr.rpartition(":")
     return host.strip("[]"), int(port)

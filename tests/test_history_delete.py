@@ -19,22 +19,9 @@ from imkit.hub import Hub
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
 from tests.redis_support import Cluster, needs_redis
-from tests.support import LineClient, joined, run_imkit, start_server_process
+from tests.support import Clock, LineClient, joined, run_imkit, start_server_process
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class run_server_with(run_server):  # noqa: N801 - used like a function
-    def __init__(self, config: ServerConfig, hub: Hub) -> None:
-        self.server = Server(config, hub)
 
 
 async def ask(server: Server, **request: Any) -> dict[str, Any]:
@@ -51,7 +38,7 @@ async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     clock = Clock()
     db = str(tmp_path / "h.db") if request.param == "sqlite" else "none"
     config = ServerConfig(port=0, db=db, idle_timeout=0, rate=0, replay=10, retain_days=0)
-    async with run_server_with(config, Hub(wall_clock=clock)) as running:
+    async with run_server(config, Hub(wall_clock=clock)) as running:
         running.clock = clock  # type: ignore[attr-defined]
         yield running
 

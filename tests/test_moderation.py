@@ -22,17 +22,9 @@ from imkit.names import name_problem
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
 from tests.redis_support import Cluster, needs_redis
-from tests.support import LineClient, run_imkit, split_addr, start_server_process
+from tests.support import Clock, LineClient, run_imkit, split_addr, start_server_process
 
 pytestmark = pytest.mark.anyio
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def client_from(address: str, source: str) -> LineClient:
@@ -57,13 +49,8 @@ async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
     config = ServerConfig(
         port=0, db="none", idle_timeout=0, rate=0, admin_socket=str(short_dir / "a.sock")
     )
-    async with run_server_with(config, Hub(wall_clock=clock)) as running:
+    async with run_server(config, Hub(wall_clock=clock)) as running:
         yield running
-
-
-class run_server_with(run_server):  # noqa: N801 - used like a function
-    def __init__(self, config: ServerConfig, hub: Hub) -> None:
-        self.server = Server(config, hub)
 
 
 # --------------------------------------------------------------------- pure rules

@@ -28,21 +28,20 @@ from imkit.transport.limits import (
 )
 from tests.conftest import run_server
 from tests.redis_support import Cluster, needs_redis
-from tests.support import LineClient, imkit_env, run_imkit, split_addr, start_server_process
+from tests.support import (
+    Clock,
+    LineClient,
+    imkit_env,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
 from tests.test_metrics import Scraper, value
 
 ip = ipaddress.ip_address
 net = ipaddress.ip_network
 
 TOO_MANY_16 = "too many connections from your address (16 at most)\n"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # --------------------------------------------------------------- the rules, pure
@@ -140,7 +139,7 @@ def test_zero_turns_each_limit_off() -> None:
 
 
 def test_connect_rate_is_a_token_bucket_and_a_refusal_takes_no_token() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limits = AddressLimits(0, 3, 60.0, clock=clock)
     key = limits.key_for(ip("192.0.2.1"))
     for _ in range(3):
@@ -160,7 +159,7 @@ def test_connect_rate_is_a_token_bucket_and_a_refusal_takes_no_token() -> None:
 
 
 def test_refusals_of_one_address_are_logged_once_a_minute() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limits = AddressLimits(1, 0, 0.0, clock=clock)
     a, b = limits.key_for(ip("192.0.2.1")), limits.key_for(ip("192.0.2.2"))
     assert limits.admit(a) is None and limits.admit(b) is None
@@ -178,7 +177,7 @@ def test_refusals_of_one_address_are_logged_once_a_minute() -> None:
 
 
 def test_quiet_addresses_are_forgotten_and_memory_is_bounded() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     limits = AddressLimits(16, 32, 600.0, clock=clock, max_tracked=1000)
     held = limits.key_for(ip("198.51.100.1"))
     assert limits.admit(held) is None  # stays open throughout: never forgotten
@@ -311,7 +310,7 @@ async def test_connect_rate_refusals_are_logged_again_a_minute_later(
     caplog.set_level(logging.INFO, logger="imkit.server")
     line = "too many new connections from your address: at most 2 every hour\n"
     async with run_server(config(connect_rate=2, connect_period=3600.0)) as server:
-        clock = server.limits.clock = Clock()  # the minute between log lines, at once
+        clock = server.limits.clock = Clock(1000.0)  # the minute between log lines, at once
         address = server.addresses[0]
         for _ in range(2):
             await (await online_from("127.0.0.2", address)).aclose()

@@ -16,20 +16,12 @@ from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.protocol import ChatMessage
 from imkit.store import MemoryStore, Page, SqliteStore, Store, default_path, open_store
 from imkit.store.schema import APPLICATION_ID, SCHEMA_VERSION
-from tests.support import run_imkit, start_server_process
+from tests.support import Clock, run_imkit, start_server_process
 
 pytestmark = pytest.mark.anyio
 
 DAY = 86_400.0
 T0 = 1_800_000_000.0  # 2027-01-15, a fixed "now" for the injected clock
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def message(store: Store, text: str, at: float, sender: str = "alex") -> ChatMessage:
@@ -101,7 +93,7 @@ def test_msgids_are_fixed_width_ordered_and_never_go_back() -> None:
 
 
 async def test_messages_and_ids_survive_a_restart(tmp_path: Path) -> None:
-    path, clock = tmp_path / "deep" / "er" / "imkit.db", Clock()
+    path, clock = tmp_path / "deep" / "er" / "imkit.db", Clock(T0)
     store = sqlite_store(path, clock)
     first = [message(store, f"m{i}", T0 + i / 1000) for i in range(5)]
     assert await append_all(store, first) == [None] * 5
@@ -122,7 +114,7 @@ async def test_messages_and_ids_survive_a_restart(tmp_path: Path) -> None:
 
 
 async def test_ids_are_not_reused_after_retention_deleted_everything(tmp_path: Path) -> None:
-    path, clock = tmp_path / "imkit.db", Clock()
+    path, clock = tmp_path / "imkit.db", Clock(T0)
     store = sqlite_store(path, clock, retain_days=1, purge_interval=0.05)
     old = [message(store, "old", T0 + 3600) for _ in range(3)]  # an hour ahead of T0
     await append_all(store, old)
@@ -143,7 +135,7 @@ async def test_ids_are_not_reused_after_retention_deleted_everything(tmp_path: P
 
 
 async def test_paging_is_exclusive_and_says_when_there_is_more(tmp_path: Path) -> None:
-    store = sqlite_store(tmp_path / "imkit.db", Clock())
+    store = sqlite_store(tmp_path / "imkit.db", Clock(T0))
     try:
         sent = [message(store, f"m{i}", T0 + i) for i in range(250)]
         await append_all(store, sent)
@@ -165,7 +157,7 @@ async def test_paging_is_exclusive_and_says_when_there_is_more(tmp_path: Path) -
 
 
 async def test_retention_hides_then_deletes_in_the_background(tmp_path: Path) -> None:
-    path, clock = tmp_path / "imkit.db", Clock()
+    path, clock = tmp_path / "imkit.db", Clock(T0)
     store = sqlite_store(path, clock, retain_days=30, purge_interval=0.05)
     try:
         old = [message(store, f"old{i}", T0 - 40 * DAY + i) for i in range(1200)]
@@ -186,7 +178,7 @@ async def test_retention_hides_then_deletes_in_the_background(tmp_path: Path) ->
 
 
 async def test_memory_store_pages_and_retains_like_the_file() -> None:
-    clock = Clock()
+    clock = Clock(T0)
     store = MemoryStore(clock=clock, retain_days=30, capacity=1000)
     sent = [message(store, f"m{i}", T0 - 31 * DAY + i * DAY) for i in range(31)]
     await append_all(store, sent)
@@ -251,12 +243,12 @@ def test_two_servers_cannot_share_one_file(tmp_path: Path) -> None:
 def test_the_default_file_is_per_port_under_xdg_state_home(tmp_path: Path) -> None:
     # conftest sets XDG_STATE_HOME for every test.
     assert default_path(8888) == Path(os.environ["XDG_STATE_HOME"]) / "imkit" / "imkit-8888.db"
-    assert isinstance(open_store(None, 0, clock=Clock()), MemoryStore)  # port 0: memory
-    assert isinstance(open_store("none", 8888, clock=Clock()), MemoryStore)
+    assert isinstance(open_store(None, 0, clock=Clock(T0)), MemoryStore)  # port 0: memory
+    assert isinstance(open_store("none", 8888, clock=Clock(T0)), MemoryStore)
 
 
 async def test_a_file_moved_away_is_noticed_and_its_return_too(tmp_path: Path) -> None:
-    path, clock = tmp_path / "imkit.db", Clock()
+    path, clock = tmp_path / "imkit.db", Clock(T0)
     store = sqlite_store(path, clock)
     try:
         assert await append_all(store, [message(store, "kept", T0)]) == [None]

@@ -41,22 +41,18 @@ from imkit.protocol import (
     ChatMessage,
     Command,
     Error,
-    Hello,
-    HistoryPage,
     Mode,
     NameChange,
     Ok,
     Presence,
     PrivateMessage,
     PublicMessage,
-    Rename,
     RenameOk,
     RequestId,
     ServerNotice,
     UserInfo,
     UserList,
     Welcome,
-    Who,
 )
 
 log = logging.getLogger("imkit.cluster")
@@ -200,26 +196,11 @@ class ClusterHub(Hub):
     # -------------------------------------------------------------------- commands
 
     def handle(self, member: Member, command: Command) -> None:
-        if not member.online:
-            return
-        if member.muted_until is not None and self.refuse_muted(member, command):
-            return
         if member.id in self._undecided and member.mode is not Mode.UNDECIDED:
             # Its first line decided its mode: `imkit who` on every node shows it.
             self._undecided.discard(member.id)
             self._link.script("mode", self.node, member.id, member.mode.value, done=_ignore)
-        if isinstance(command, PublicMessage):
-            self._cluster_public(member, command)
-        elif isinstance(command, PrivateMessage):
-            self._cluster_private(member, command)
-        elif isinstance(command, Who):
-            self._cluster_who(member, command.id)
-        elif isinstance(command, Rename):
-            self._cluster_rename(member, command.id, command.name, hello=False)
-        elif isinstance(command, Hello) and command.name is not None:
-            self._cluster_rename(member, command.id, command.name, hello=True)
-        else:
-            super().handle(member, command)
+        super().handle(member, command)
 
     def _refuse_unavailable(self, member: Member, rid: RequestId) -> bool:
         if self._link.problem is None:
@@ -240,7 +221,7 @@ class ClusterHub(Hub):
             self.send(member, Error(rid, UNAVAILABLE, message))
         return True
 
-    def _cluster_public(self, member: Member, command: PublicMessage) -> None:
+    def _public(self, member: Member, command: PublicMessage) -> None:
         if self._refuse_unavailable(member, command.id):
             return
         self.stats.public_received += 1
@@ -256,7 +237,7 @@ class ClusterHub(Hub):
         cutoff = store.cutoff() // 1000 if store.retain_days > 0 else 0
         self._link.script("publish", self.node, member.id, command.text, cutoff, done=published)
 
-    def _cluster_private(self, member: Member, command: PrivateMessage) -> None:
+    def _private(self, member: Member, command: PrivateMessage) -> None:
         if self._refuse_unavailable(member, command.id):
             return
         rid, to = command.id, command.to
@@ -279,7 +260,7 @@ class ClusterHub(Hub):
             "private", self.node, member.id, name_key(to), command.text, timeout_ms, done=sent
         )
 
-    def _cluster_who(self, member: Member, rid: RequestId) -> None:
+    def _who(self, member: Member, rid: RequestId) -> None:
         if self._refuse_unavailable(member, rid):
             return
 
@@ -292,7 +273,7 @@ class ClusterHub(Hub):
 
         self._link.script("who", done=listed)
 
-    def _cluster_rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
+    def _rename_request(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
         problem = name_problem(new)
         if problem is not None:
             self.send(member, Error(rid, INVALID_NAME, f"invalid name {new!r}: {problem}", new))
@@ -338,7 +319,7 @@ class ClusterHub(Hub):
                 self._online(local, event["name"], back=bool(event.get("back")))
             self.broadcast(Presence(event["name"], event["addr"], online=True))
             if local is not None and local.online and not event.get("back"):
-                self._replay(local)
+                self.replay_to(local)
         elif kind == "off":
             self.broadcast(Presence(event["name"], event["addr"], online=False))
         elif kind == "rn":
@@ -406,10 +387,6 @@ class ClusterHub(Hub):
         self._by_name[name_key(name)] = member
         if back and old != name:
             self.send(member, NameChange(old, name, member.shown_addr, reason="conflict"))
-
-    def _replay(self, member: Member) -> None:
-        if self.replay and member.wire.mode is not Mode.JSON:
-            self.send(member, HistoryPage(None, self.store.recent(self.replay)))
 
     def messages_missed(self) -> None:
         notice = ServerNotice("messages_missed", MISSED)

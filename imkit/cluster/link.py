@@ -26,6 +26,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import anyio
@@ -42,6 +43,7 @@ from imkit.cluster import (
     UNREACHABLE,
     scripts,
 )
+from imkit.store.base import awaited
 
 log = logging.getLogger("imkit.cluster")
 
@@ -161,19 +163,10 @@ class ClusterLink:
 
     async def request(self, args: Sequence[Any]) -> Reply:
         """:meth:`call`, awaited; raises what the command raised."""
-        result: list[Reply] = []
-        answered = anyio.Event()
-
-        def done(reply: Reply) -> None:
-            result.append(reply)
-            answered.set()
-
-        self.call(args, done)
-        with anyio.fail_after(COMMAND_TIMEOUT * 2 + 1):
-            await answered.wait()
-        if isinstance(result[0], BaseException):
-            raise result[0]
-        return result[0]
+        reply = await awaited(partial(self.call, args), COMMAND_TIMEOUT * 2 + 1)
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
 
     async def run_script(self, name: str, *args: Any) -> Reply:
         return await self.request(("EVALSHA", self._shas[name], 0, self.name, *args))
@@ -574,6 +567,7 @@ class RedisConnection:
         self._pool = ConnectionPool.from_url(
             url,
             decode_responses=True,
+            protocol=2,  # the replies' shapes below are RESP2's
             socket_timeout=None,  # the batch's deadline, in run()
             socket_connect_timeout=CONNECT_TIMEOUT,
             retry=Retry(NoBackoff(), 0),  # ClusterLink decides when to try again
@@ -621,17 +615,14 @@ def pack(commands: Sequence[Sequence[Any]]) -> bytes:
 
 
 def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
-    """XREAD's reply as (stream, entries), in RESP2's list form or RESP3's dict form."""
-    items = reply.items() if isinstance(reply, dict) else reply
+    """XREAD's reply (RESP2, which RedisConnection speaks) as (stream, entries)."""
     return [
-        (stream, [(eid, pairs(fields)) for eid, fields in entries]) for stream, entries in items
+        (stream, [(eid, pairs(fields)) for eid, fields in entries]) for stream, entries in reply
     ]
 
 
-def pairs(fields: Any) -> dict[str, str]:
+def pairs(fields: list[str]) -> dict[str, str]:
     """A stream entry's fields: RESP2 gives a flat list (k, v, k, v ...)."""
-    if isinstance(fields, dict):
-        return fields
     return dict(zip(fields[::2], fields[1::2], strict=True))
 
 
@@ -641,8 +632,7 @@ def _seq(entry_id: str) -> int:
 
 
 def _config_value(reply: Any) -> str:
-    if isinstance(reply, dict):
-        return str(next(iter(reply.values()), ""))
+    """The value in CONFIG GET's reply (RESP2: [name, value])."""
     if isinstance(reply, list) and len(reply) >= 2:
         return str(reply[1])
     return ""

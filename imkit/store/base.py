@@ -24,7 +24,9 @@ import collections
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio
 
 from imkit.addresses import new_secret
 from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
@@ -50,6 +52,28 @@ class Page:
 Answer = Callable[[Page | str], None]
 # Called on the event loop's thread with the msgid numbers deleted, or why they were not.
 Deleted = Callable[[list[int] | str], None]
+
+
+T = TypeVar("T")
+
+
+async def awaited(ask: Callable[[Callable[[T], None]], None], timeout: float) -> T:  # noqa: ASYNC109
+    """What ``ask`` hands its callback, awaited from a task: the store (or the cluster's
+    link) answers later, on the event loop, or never (a disk that hangs), hence the
+    ``timeout``; TimeoutError when nothing came within it."""
+    result: list[T] = []
+    answered = anyio.Event()
+
+    def answer(value: T) -> None:
+        result.append(value)
+        answered.set()
+
+    ask(answer)
+    with anyio.move_on_after(timeout):
+        await answered.wait()
+    if not result:
+        raise TimeoutError(f"no answer within {timeout:g}s")
+    return result[0]
 
 
 class Store(ABC):
