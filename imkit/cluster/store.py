@@ -54,7 +54,9 @@ class RedisHistory(Store):
     def description(self) -> str:
         return f"Redis {describe_url(self.link.url)}, cluster {self.link.name!r}"
 
-    def _append(self, message: ChatMessage, stored: Stored | None) -> None:
+    def _append(
+        self, message: ChatMessage, stored: Stored | None, conversation: str | None
+    ) -> None:
         # Not used: the publish script stores a cluster's public messages.
         if stored is not None:  # pragma: no cover
             stored(None)

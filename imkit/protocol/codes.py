@@ -33,6 +33,16 @@ UNAUTHORIZED = "unauthorized"
 UNAVAILABLE = "unavailable"
 # An administrator muted the user (imkit mute): it reads, but may not speak or rename.
 MUTED = "muted"
+# Accounts (docs/accounts.md): a name registered to an account, taken by someone not
+# logged in to it; a rename by a user logged in (it keeps its account's name); a wrong
+# name or password; too many of those from one address; a request before the login that
+# --accounts-only requires; a recipient whose waiting messages are at the limit.
+NAME_RESERVED = "name_reserved"
+LOGGED_IN = "logged_in"
+LOGIN_FAILED = "login_failed"
+TOO_MANY_ATTEMPTS = "too_many_attempts"
+LOGIN_REQUIRED = "login_required"
+MAILBOX_FULL = "mailbox_full"
 
 # History requests: how many messages one may ask for, and how many when it does not say.
 HISTORY_MAX = 100

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imkit.protocol.codes import HISTORY_DEFAULT, PROTOCOL_VERSION, RequestId
 
@@ -19,7 +19,8 @@ class Command:
 class Hello(Command):
     version: int = PROTOCOL_VERSION
     name: str | None = None
-    password: str | None = None
+    password: str | None = None  # the server's (--password)
+    login: tuple[str, str] | None = field(default=None, repr=False)  # an account's name, password
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +28,22 @@ class Authenticate(Command):
     """The text-mode first line ``pass|SECRET``."""
 
     password: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Login(Command):
+    """``login|NAME|PASSWORD``: become the user of an account."""
+
+    name: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Passwd(Command):
+    """``passwd|OLD|NEW``: a logged-in user changes its own password."""
+
+    old: str = field(repr=False)
+    new: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,7 +82,9 @@ class Invalid(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class History(Command):
-    """Past public messages: the ``limit`` newest before msgid ``before`` (None: now)."""
+    """Past public messages: the ``limit`` newest before msgid ``before`` (None: now);
+    with ``with_``, the private conversation with that account instead."""
 
     limit: int = HISTORY_DEFAULT
     before: str | None = None
+    with_: str | None = None

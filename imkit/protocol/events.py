@@ -38,6 +38,7 @@ def one_line(text: str) -> str:
 class UserInfo:
     name: str
     addr: str
+    account: str | None = None  # the account it is logged in to
 
 
 class Event:
@@ -60,6 +61,7 @@ class Welcome(Event):
     name: str
     addr: str
     server: str
+    account: str | None = None  # a hello with a login: the account logged in to
 
     def text_line(self) -> None:
         return None
@@ -71,6 +73,7 @@ class Welcome(Event):
             "name": self.name,
             "addr": self.addr,
             "server": self.server,
+            "account": self.account,
             "v": PROTOCOL_VERSION,
         }
 
@@ -84,7 +87,7 @@ class UserList(Event):
         return "\n".join(f"[{u.addr}]{u.name}:online..." for u in self.users)
 
     def json_fields(self) -> dict[str, Any]:
-        users = [{"name": u.name, "addr": u.addr} for u in self.users]
+        users = [{"name": u.name, "addr": u.addr, "account": u.account} for u in self.users]
         return {"type": "users", "id": self.id, "users": users}
 
 
@@ -105,14 +108,49 @@ class Ok(Event):
 
     id: RequestId
     msgid: str | None = None  # the message's id; its ok comes once it is stored
+    # A private message kept for an offline account: its name (text mode says so).
+    queued: str | None = None
 
-    def text_line(self) -> None:
-        return None
+    def text_line(self) -> str | None:
+        if self.queued is None:
+            return None
+        name = one_line(self.queued)
+        return f"{name} is offline; the message will be delivered when {name} logs in"
 
     def json_fields(self) -> dict[str, Any]:
-        if self.msgid is None:
-            return {"type": "ok", "id": self.id}
-        return {"type": "ok", "id": self.id, "msgid": self.msgid}
+        fields: dict[str, Any] = {"type": "ok", "id": self.id}
+        if self.msgid is not None:
+            fields["msgid"] = self.msgid
+        if self.queued is not None:
+            fields["queued"] = True
+        return fields
+
+
+@dataclass(frozen=True, slots=True)
+class LoginOk(Event):
+    """A login worked: the user is ``name``, its account's name."""
+
+    id: RequestId
+    name: str
+
+    def text_line(self) -> str:
+        return f"you have logged in as {self.name}"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "ok", "id": self.id, "name": self.name, "account": self.name}
+
+
+@dataclass(frozen=True, slots=True)
+class PasswdOk(Event):
+    """A logged-in user's password was changed."""
+
+    id: RequestId
+
+    def text_line(self) -> str:
+        return "your password has been changed"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "ok", "id": self.id}
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +207,7 @@ class ChatMessage(Event):
     text: str
     time: float  # seconds since the epoch, rendered as ISO-8601 UTC in JSON mode
     msgid: str | None = None  # imkit.msgid: unique, ordered; the same in history
+    account: str | None = None  # the sender's account when it was logged in
 
     def text_line(self) -> str:
         if self.to is None:
@@ -188,6 +227,7 @@ class ChatMessage(Event):
             "to": self.to,
             "text": self.text,
             "time": iso_time(self.time),
+            "account": self.account,
         }
         if self.msgid is not None:
             fields["msgid"] = self.msgid
@@ -237,7 +277,8 @@ class NameChange(Event):
     new: str
     addr: str
     # Why, when the user did not ask for it: "conflict" (a cluster node that was cut
-    # off came back and the name had been taken meanwhile; docs/cluster.md).
+    # off came back and the name had been taken meanwhile; docs/cluster.md), "reserved"
+    # (an account was made with the guest's name; docs/accounts.md).
     reason: str | None = None
 
     def text_line(self) -> str | None:
@@ -246,6 +287,8 @@ class NameChange(Event):
                 f"your name {self.old} was taken while your server was cut off from the chat;"
                 f" you are now {self.new}"
             )
+        if self.reason == "reserved":
+            return f"the name {self.old} is now reserved for an account; you are now {self.new}"
         return None  # the seed tells nobody but the renamer
 
     def json_fields(self) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from imkit.protocol.commands import (
     Hello,
     History,
     Invalid,
+    Login,
+    Passwd,
     Ping,
     PrivateMessage,
     PublicMessage,
@@ -44,6 +46,17 @@ def parse_text(text: str) -> Command:
         if count.isascii() and count.isdigit() and 1 <= int(count) <= HISTORY_MAX:
             return History(limit=int(count))
         return invalid(BAD_REQUEST, f"use history|N with N from 1 to {HISTORY_MAX}")
+    if text.startswith("login|"):
+        # Like every command, never broadcast when malformed; and never echoed or logged.
+        name, bar, password = text[6:].partition("|")
+        if not bar or not name or not password:
+            return invalid(BAD_REQUEST, "use login|NAME|PASSWORD")
+        return Login(name=name, password=password)
+    if text.startswith("passwd|"):
+        old, bar, new = text[7:].partition("|")
+        if not bar or not old or not new:
+            return invalid(BAD_REQUEST, "use passwd|OLD|NEW (OLD without '|')")
+        return Passwd(old=old, new=new)
     if text.startswith("to|"):
         name, bar, body = text[3:].partition("|")
         if not bar or not body:
@@ -122,6 +135,16 @@ def parse_json_request(obj: object) -> Command:
             return Rename(id=request_id, name=name)
         if kind == "history":
             return _history(obj, request_id)
+        if kind == "login":
+            name = _string_field(obj, "name", required=True)
+            password = _string_field(obj, "password", required=True)
+            assert name is not None and password is not None
+            return Login(id=request_id, name=name, password=password)
+        if kind == "passwd":
+            old = _string_field(obj, "old", required=True)
+            new = _string_field(obj, "new", required=True)
+            assert old is not None and new is not None
+            return Passwd(id=request_id, old=old, new=new)
         if kind == "hello":
             version = obj.get("v", PROTOCOL_VERSION)
             if version != PROTOCOL_VERSION or isinstance(version, bool):
@@ -130,12 +153,26 @@ def parse_json_request(obj: object) -> Command:
                 id=request_id,
                 name=_string_field(obj, "name", required=False),
                 password=_string_field(obj, "password", required=False),
+                login=_login_field(obj),
             )
     except _ShapeError as problem:
         return invalid(BAD_REQUEST, str(problem), request_id)
     if not isinstance(kind, str):
         return invalid(BAD_REQUEST, "field 'type' must name the request", request_id)
     return invalid(BAD_REQUEST, f"unknown request type {kind!r}", request_id)
+
+
+def _login_field(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """A hello's ``login``: ``{"name": NAME, "password": PASSWORD}``."""
+    login = obj.get("login")
+    if login is None:
+        return None
+    if not isinstance(login, dict):
+        raise _ShapeError("field 'login' must be an object with 'name' and 'password'")
+    name = _string_field(login, "name", required=True)
+    password = _string_field(login, "password", required=True)
+    assert name is not None and password is not None
+    return name, password
 
 
 def _history(obj: dict[str, Any], request_id: RequestId) -> History:
@@ -147,7 +184,8 @@ def _history(obj: dict[str, Any], request_id: RequestId) -> History:
     before = _string_field(obj, "before", required=False)
     if before is not None and parse_msgid(before) is None:
         raise _ShapeError("field 'before' must be a msgid from a message event")
-    return History(id=request_id, limit=limit, before=before)
+    with_ = _string_field(obj, "with", required=False)
+    return History(id=request_id, limit=limit, before=before, with_=with_)
 
 
 def load_json(text: str) -> object:

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from imkit.accounts import DEFAULT_OFFLINE_DAYS, Account
 from imkit.addresses import new_secret
 from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.protocol import HISTORY_MAX, ChatMessage
@@ -80,9 +81,15 @@ class Store(ABC):
     """Where messages (and later accounts and bans) outlive a connection."""
 
     def __init__(
-        self, *, retain_days: float = DEFAULT_RETAIN_DAYS, clock: Callable[[], float]
+        self,
+        *,
+        retain_days: float = DEFAULT_RETAIN_DAYS,
+        clock: Callable[[], float],
+        offline_days: float = DEFAULT_OFFLINE_DAYS,
     ) -> None:
         self.retain_days = retain_days  # 0: keep everything
+        # How long a private message waits for an offline account (--offline-days).
+        self.offline_days = offline_days
         self.clock = clock  # wall clock, seconds; tests inject their own
         self.problem: str | None = None  # why writes fail now; None while they work
         # Batches of messages that could not be stored (written by the store's writer).
@@ -94,6 +101,11 @@ class Store(ABC):
         # The bans kept, as Ban.fields dicts, read when the store opens (imkit.moderation).
         self.bans: list[dict[str, Any]] = []
         self._address_secret = new_secret()  # a file or Redis keeps theirs (below)
+        # Accounts by name key, and the private messages waiting for each (oldest first):
+        # read when the store opens and kept current by the methods below, so that the
+        # hub decides at once (is a name reserved? is there room in a mailbox?).
+        self.accounts: dict[str, Account] = {}
+        self.mailboxes: dict[str, list[ChatMessage]] = {}
         # The newest public messages, for replay on connect: it must not wait for a query.
         self._recent: collections.deque[ChatMessage] = collections.deque(maxlen=HISTORY_MAX)
 
@@ -110,11 +122,22 @@ class Store(ABC):
         """A msgid for a message accepted at ``timestamp``, greater than every other."""
         return format_msgid(self._ids.next(timestamp))
 
-    def append(self, message: ChatMessage, stored: Stored | None = None) -> None:
-        """Keep ``message`` (delivered already); ``stored`` is told the outcome."""
+    def append(
+        self, message: ChatMessage, stored: Stored | None = None, conversation: str | None = None
+    ) -> None:
+        """Keep ``message`` (delivered already); ``stored`` is told the outcome.
+
+        A public message goes to history. A private one is kept only between two
+        accounts: ``conversation`` is then their :func:`~imkit.accounts.conversation_key`,
+        under which :meth:`conversation` finds it.
+        """
         if message.to is None:
             self.remember(message)
-        self._append(message, stored)
+        elif conversation is None:
+            if stored is not None:
+                stored(None)
+            return
+        self._append(message, stored, conversation)
 
     def remember(self, message: ChatMessage) -> None:
         """Keep a public message for replay (a cluster node: one read from Redis)."""
@@ -146,6 +169,47 @@ class Store(ABC):
         self._recent.clear()
         self._recent.extend(kept)
 
+    def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
+        """A page of the private conversation ``pair`` (a conversation_key), like
+        :meth:`history`: the ``limit`` newest before ``before``, oldest first."""
+        answer(Page((), False))  # a store that keeps no private messages
+
+    # ------------------------------------------------------------ accounts
+
+    def save_account(self, account: Account, done: Stored) -> None:
+        """Keep ``account`` (new, or replacing the one with its key: a new password, a
+        login time); :attr:`accounts` has it once ``done`` is told it is stored."""
+        self.accounts[account.key] = account
+        done(None)
+
+    def delete_account(self, key: str, done: Stored) -> None:
+        """Forget the account ``key`` and discard its waiting messages."""
+        self.accounts.pop(key, None)
+        self.mailboxes.pop(key, None)
+        done(None)
+
+    def add_mail(self, key: str, message: ChatMessage, done: Stored) -> None:
+        """Keep a private message for the offline account ``key``. It counts in
+        :attr:`mailboxes` at once (the hub checks the limit there); when it cannot be
+        stored it is taken out again and ``done`` is told why."""
+        self.mailboxes.setdefault(key, []).append(message)
+        done(None)
+
+    def take_mail(self, key: str) -> list[ChatMessage]:
+        """The messages waiting for ``key`` within --offline-days, oldest first, now
+        removed (the hub delivers them at once)."""
+        waiting = self.mailboxes.pop(key, [])
+        cutoff = self.mail_cutoff()
+        return [m for m in waiting if message_number(m) >= cutoff]
+
+    def mail_cutoff(self) -> int:
+        """The smallest msgid number of a waiting message still within --offline-days."""
+        if self.offline_days <= 0:
+            return 0
+        return msgid_floor(self.clock() - self.offline_days * DAY)
+
+    # ------------------------------------------------------------ bans
+
     def save_ban(self, fields: dict[str, Any], done: Stored) -> None:
         """Keep a ban (replacing one on the same target); ``done`` gets the outcome."""
         done(None)  # in memory: the hub's own list is all there is
@@ -173,7 +237,9 @@ class Store(ABC):
     # ------------------------------------------------------------ for subclasses
 
     @abstractmethod
-    def _append(self, message: ChatMessage, stored: Stored | None) -> None: ...
+    def _append(
+        self, message: ChatMessage, stored: Stored | None, conversation: str | None
+    ) -> None: ...
 
     def cutoff(self) -> int:
         """The smallest msgid number still within retention (0: everything is)."""

@@ -36,7 +36,9 @@ class MemoryStore(Store):
         super().__init__(retain_days=retain_days, clock=clock)
         self._messages: collections.deque[ChatMessage] = collections.deque(maxlen=capacity)
 
-    def _append(self, message: ChatMessage, stored: Stored | None) -> None:
+    def _append(
+        self, message: ChatMessage, stored: Stored | None, conversation: str | None
+    ) -> None:
         if message.to is None:
             self._messages.append(message)
         if stored is not None:

@@ -163,7 +163,9 @@ class SqliteStore(Store):
         self._thread = threading.Thread(target=self._run, name="imkit-store", daemon=True)
         self._thread.start()
 
-    def _append(self, message: ChatMessage, stored: Stored | None) -> None:
+    def _append(
+        self, message: ChatMessage, stored: Stored | None, conversation: str | None
+    ) -> None:
         row = (
             int(message.msgid or 0),
             message.time,

@@ -1,0 +1,227 @@
+"""Accounts: what one is, how its password is kept, and who may try how often.
+
+Pure but for the hashing, which runs in a worker thread (:class:`PasswordHasher`): no
+sockets, no store. An account reserves its name (compared by :func:`imkit.names.name_key`,
+so case and look-alikes are one name) for whoever logs in to it.
+
+**Passwords** are hashed with scrypt (stdlib :func:`hashlib.scrypt`, memory-hard: each
+guess costs 128 × r × N bytes of memory as well as time), with a random 16-byte salt, and
+kept as ``scrypt$LN$R$P$SALT$HASH`` (base64), so that a later change of the default cost
+still verifies the hashes made before it. The default cost is N = 2^14, r = 8, p = 1
+(16 MiB, about 0.07 s here): 1,000 logins right after a restart hash in under a minute on
+two cores (docs/accounts.md, "Passwords", has the figures). That is an eighth of OWASP's
+recommended minimum (N = 2^17, r = 8, p = 1, 128 MiB: 0.39 s a hash here, so 1,000
+logins would take more than three minutes); ``--password-hash-cost`` raises it. The
+stdlib's default ``maxmem`` (32 MiB) refuses OWASP's N = 2^17, so :func:`hash_password`
+passes a ``maxmem`` sized for the cost.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from imkit.names import name_key
+
+# log2 of scrypt's N: see the module docstring. Tests lower it (--password-hash-cost).
+DEFAULT_HASH_COST = 14
+MIN_HASH_COST, MAX_HASH_COST = 1, 20
+SCRYPT_R, SCRYPT_P = 8, 1
+SALT_BYTES, HASH_BYTES = 16, 32
+# Hashes computed at once, in worker threads: few, so that 1,000 logins after a restart
+# leave the event loop a core (scrypt releases the GIL while it works).
+HASH_THREADS = 2
+# A password is one line of at most this many bytes (scrypt takes any length; a bound
+# keeps a request small).
+MAX_PASSWORD = 1024
+# Failed logins from one address, within ATTEMPT_WINDOW seconds, before the next attempt
+# is refused without even checking (too_many_attempts).
+MAX_FAILED_LOGINS = 3
+ATTEMPT_WINDOW = 60.0
+# Waiting private messages per account (then mailbox_full), and how long they are kept.
+MAILBOX_MAX = 100
+DEFAULT_OFFLINE_DAYS = 30.0
+
+
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be an account's password, or None when it can."""
+    if not password:
+        return "a password cannot be empty"
+    if "\n" in password or "\r" in password:
+        return "a password is one line"
+    if len(password.encode("utf-8", "surrogatepass")) > MAX_PASSWORD:
+        return f"a password has at most {MAX_PASSWORD} bytes"
+    return None
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def _scrypt(password: str, salt: bytes, cost: int, r: int, p: int) -> bytes:
+    n = 1 << cost
+    # 128 * r * N for the big array, plus the small ones: twice is a safe allowance.
+    maxmem = 2 * 128 * r * (n + p) + (1 << 20)
+    return hashlib.scrypt(
+        password.encode("utf-8", "surrogatepass"),
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
+        maxmem=maxmem,
+        dklen=HASH_BYTES,
+    )
+
+
+def hash_password(password: str, cost: int = DEFAULT_HASH_COST) -> str:
+    """A new salted hash of ``password`` (slow on purpose: call it in a thread)."""
+    salt = os.urandom(SALT_BYTES)
+    digest = _scrypt(password, salt, cost, SCRYPT_R, SCRYPT_P)
+    return f"scrypt${cost}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether ``password`` is the one ``stored`` was made from (constant-time compare)."""
+    try:
+        kind, cost, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        expected = _unb64(digest)
+        actual = _scrypt(password, _unb64(salt), int(cost), int(r), int(p))
+    except (ValueError, MemoryError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+class PasswordHasher:
+    """Hashing and checking off the event loop, at most :data:`HASH_THREADS` at once.
+
+    A check for a name without an account still hashes (against a hash of the same
+    cost), so that a wrong name takes as long as a wrong password.
+    """
+
+    def __init__(self, cost: int = DEFAULT_HASH_COST, threads: int = HASH_THREADS) -> None:
+        self.cost = cost
+        self._limiter = anyio.CapacityLimiter(threads)
+        self._dummy: str | None = None
+
+    async def hash(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(
+            hash_password, password, self.cost, limiter=self._limiter
+        )
+
+    async def verify(self, password: str, stored: str | None) -> bool:
+        if stored is None:
+            if self._dummy is None:
+                self._dummy = await self.hash("not a password")
+            await anyio.to_thread.run_sync(
+                verify_password, password, self._dummy, limiter=self._limiter
+            )
+            return False
+        return await anyio.to_thread.run_sync(
+            verify_password, password, stored, limiter=self._limiter
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A registered name. ``name`` keeps the case it was registered with."""
+
+    name: str
+    password_hash: str
+    created: float  # wall clock seconds
+    last_login: float | None = None
+    # imkit mute on the account (issue 14): until then (inf: permanent), and why.
+    muted_until: float | None = None
+    mute_reason: str | None = None
+
+    @property
+    def key(self) -> str:
+        return name_key(self.name)
+
+    def with_password(self, password_hash: str) -> Account:
+        return replace(self, password_hash=password_hash)
+
+    def fields(self) -> dict[str, Any]:
+        """As kept in the store (JSON)."""
+        return {
+            "name": self.name,
+            "hash": self.password_hash,
+            "created": self.created,
+            "last_login": self.last_login,
+            "muted_until": None if self.muted_until == float("inf") else self.muted_until,
+            "muted": self.muted_until is not None,
+            "mute_reason": self.mute_reason,
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> Account:
+        muted_until = fields.get("muted_until")
+        if muted_until is None and fields.get("muted"):
+            muted_until = float("inf")
+        return cls(
+            name=fields["name"],
+            password_hash=fields["hash"],
+            created=float(fields["created"]),
+            last_login=fields.get("last_login"),
+            muted_until=muted_until,
+            mute_reason=fields.get("mute_reason"),
+        )
+
+
+def conversation_key(a: str, b: str) -> str:
+    """The key of the private conversation between the accounts with keys ``a`` and
+    ``b`` (either order): where its messages are found in the store."""
+    first, second = sorted((a, b))
+    return f"{first} {second}"
+
+
+class LoginAttempts:
+    """Failed logins per address: more than :data:`MAX_FAILED_LOGINS` within
+    :data:`ATTEMPT_WINDOW` seconds, and the address must wait until the window is over."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._failed: dict[str, deque[float]] = {}
+
+    def wait(self, address: str) -> float:
+        """Seconds until ``address`` may try again (0: now)."""
+        failures = self._recent(address)
+        if failures is None or len(failures) < MAX_FAILED_LOGINS:
+            return 0.0
+        return max(0.0, failures[0] + ATTEMPT_WINDOW - self.clock())
+
+    def failed(self, address: str) -> None:
+        failures = self._failed.setdefault(address, deque())
+        failures.append(self.clock())
+        while len(failures) > MAX_FAILED_LOGINS:
+            failures.popleft()
+        if len(self._failed) > 10_000:  # bounded: forget the addresses done waiting
+            for stale in [a for a in self._failed if not self.wait(a)]:
+                del self._failed[stale]
+
+    def _recent(self, address: str) -> deque[float] | None:
+        failures = self._failed.get(address)
+        if failures is None:
+            return None
+        cutoff = self.clock() - ATTEMPT_WINDOW
+        while failures and failures[0] <= cutoff:
+            failures.popleft()
+        if not failures:
+            del self._failed[address]
+            return None
+        return failures
