@@ -202,6 +202,11 @@ class Store(ABC):
         cutoff = self.mail_cutoff()
         return [m for m in waiting if message_number(m) >= cutoff]
 
+    def waiting(self, key: str) -> int:
+        """How many messages wait for the account ``key`` (within --offline-days)."""
+        cutoff = self.mail_cutoff()
+        return sum(1 for m in self.mailboxes.get(key, ()) if message_number(m) >= cutoff)
+
     def mail_cutoff(self) -> int:
         """The smallest msgid number of a waiting message still within --offline-days."""
         if self.offline_days <= 0:

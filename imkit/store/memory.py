@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 
+from imkit.accounts import DEFAULT_OFFLINE_DAYS
 from imkit.names import name_key
 from imkit.protocol import ChatMessage
 from imkit.store.base import (
@@ -30,10 +31,11 @@ class MemoryStore(Store):
         self,
         *,
         retain_days: float = DEFAULT_RETAIN_DAYS,
+        offline_days: float = DEFAULT_OFFLINE_DAYS,
         clock: Callable[[], float],
         capacity: int = MEMORY_HISTORY,
     ) -> None:
-        super().__init__(retain_days=retain_days, clock=clock)
+        super().__init__(retain_days=retain_days, offline_days=offline_days, clock=clock)
         self._messages: collections.deque[ChatMessage] = collections.deque(maxlen=capacity)
 
     def _append(

@@ -38,6 +38,7 @@ from typing import Any
 
 import anyio
 
+from imkit.accounts import DEFAULT_OFFLINE_DAYS
 from imkit.msgid import format_msgid
 from imkit.names import name_key
 from imkit.protocol import HISTORY_MAX, ChatMessage
@@ -109,11 +110,12 @@ class SqliteStore(Store):
         path: Path,
         *,
         retain_days: float = DEFAULT_RETAIN_DAYS,
+        offline_days: float = DEFAULT_OFFLINE_DAYS,
         clock: Callable[[], float],
         fsync: bool = False,
         purge_interval: float = PURGE_INTERVAL,
     ) -> None:
-        super().__init__(retain_days=retain_days, clock=clock)
+        super().__init__(retain_days=retain_days, offline_days=offline_days, clock=clock)
         self.path = path
         self.fsync = fsync
         self.purge_interval = purge_interval
