@@ -507,16 +507,25 @@ class Hub:
     def _conversation(self, member: Member, command: History, answer: Callable[..., None]) -> None:
         """A page of ``member``'s private conversation with the account ``command.with_``:
         only its two parties may read it."""
-        other = self.store.accounts.get(name_key(command.with_ or ""))
         if member.account is None:
             message = "log in to read your private conversations"
             self.send(member, Error(command.id, LOGIN_REQUIRED, message))
-        elif other is None:
-            message = f"no account named {command.with_!r}"
-            self.send(member, Error(command.id, NO_SUCH_USER, message, command.with_))
-        else:
-            pair = conversation_key(name_key(member.account), other.key)
-            self.store.conversation(pair, command.limit, command.before, answer)
+            return
+        mine, rid, limit, before = member.account, command.id, command.limit, command.before
+
+        def found(other: Account | None | str) -> None:
+            if not member.online:
+                return
+            if isinstance(other, str):
+                self.send(member, Error(rid, UNAVAILABLE, other))
+            elif other is None:
+                message = f"no account named {command.with_!r}"
+                self.send(member, Error(rid, NO_SUCH_USER, message, command.with_))
+            else:
+                pair = conversation_key(name_key(mine), other.key)
+                self.store.conversation(pair, limit, before, answer)
+
+        self.lookup_account(command.with_ or "", found)
 
     # ------------------------------------------------------------------ accounts
 
