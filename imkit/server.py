@@ -293,7 +293,12 @@ class Server:
             await self.cluster.connect()
         except (ClusterError, ValueError) as error:
             raise ServeError(str(error)) from None
-        return RedisHistory(self.cluster, retain_days=config.retain_days, clock=self.hub.wall_clock)
+        return RedisHistory(
+            self.cluster,
+            retain_days=config.retain_days,
+            clock=self.hub.wall_clock,
+            offline_days=config.offline_days,
+        )
 
     def _node_info(self) -> dict[str, object]:
         """This node, as the others see it in `imkit stats` (sent with each heartbeat)."""

@@ -368,14 +368,28 @@ def offline(user: User) -> Event:
 def said(user: User, text: str) -> Event:
     return Event(
         f"[{user.addr}]{user.name}:{text}\n",
-        {"type": "message", "from": user.name, "addr": user.addr, "to": None, "text": text},
+        {
+            "type": "message",
+            "from": user.name,
+            "addr": user.addr,
+            "to": None,
+            "text": text,
+            "account": user.account,
+        },
     )
 
 
 def whispered(user: User, to: User, text: str) -> Event:
     return Event(
         f"{user.name} say: {text}\n",
-        {"type": "message", "from": user.name, "addr": user.addr, "to": to.name, "text": text},
+        {
+            "type": "message",
+            "from": user.name,
+            "addr": user.addr,
+            "to": to.name,
+            "text": text,
+            "account": user.account,
+        },
     )
 
 
@@ -393,6 +407,7 @@ class User:
     node: Node
     # Lines read while waiting for a reply, not yet looked at (oldest first).
     pending: list[str] = field(default_factory=list)
+    account: str | None = None  # the account it is logged in to
 
     @property
     def addr(self) -> str:
@@ -468,6 +483,7 @@ async def arrive(node: Node, mode: str, others: list[User], name: str | None = N
             "name": user.addr,
             "addr": user.addr,
             "server": welcome.get("server"),
+            "account": None,
             "v": 1,
         }
         assert str(welcome["server"]).startswith("imkit/")
@@ -543,7 +559,7 @@ async def check_who(user: User, expected: list[User]) -> None:
         assert reply == {
             "type": "users",
             "id": "who",
-            "users": [{"name": u.name, "addr": u.addr} for u in expected],
+            "users": [{"name": u.name, "addr": u.addr, "account": u.account} for u in expected],
         }, f"at {user.name}"
 
 

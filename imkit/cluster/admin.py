@@ -1,9 +1,12 @@
-"""The admin socket's who, kick and stats over the whole cluster.
+"""The admin socket's who, kick, stats and accounts over the whole cluster.
 
 ``who`` reads everyone from Redis (no request to the other nodes, which a dead node
 would leave unanswered); when Redis cannot be reached it lists this node's users and
 says that the list is partial. ``kick`` finds the user's node in Redis and asks it
 through that node's stream. ``stats`` adds the live nodes, from their heartbeats.
+``account_add``, ``account_passwd``, ``account_remove`` and ``accounts`` (for
+imkit.account_admin, which checks and hashes first) are one script each: every node
+sees the change at once, and the users it concerns are told by their own node.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import json
 import time
 from typing import Any
 
-from imkit.cluster.hub import ClusterHub, parse_users
+from imkit.account_admin import ACCOUNT_EXISTS, NO_SUCH_ACCOUNT
+from imkit.accounts import Account
+from imkit.cluster.hub import ClusterHub, ascii_keys, parse_users
 from imkit.cluster.link import FAILURES
 from imkit.moderation import Ban, address_of
 from imkit.names import name_key
@@ -32,6 +37,7 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
             # --hide-addresses: Redis keeps the address users see (a pseudonym) in
             # "addr" and the real one beside it, for the operator only.
             "addr": user.get("real") or user["addr"],
+            "account": user.get("account"),
             "mode": user.get("mode", "text"),
             "node": user.get("node", ""),
             "connected_at": iso_time(since),
@@ -59,6 +65,7 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
                 "name": m.name,
                 "addr": m.shown_addr,
                 "real": m.addr,
+                "account": m.account,
                 "mode": m.mode.value,
                 "node": link.node,
                 "mid": m.id,
@@ -112,6 +119,7 @@ async def cluster_stats(hub: ClusterHub) -> dict[str, Any]:
         "data_lost": link.data_lost,
         "nodes": None,
         "totals": None,
+        "accounts": None,  # in Redis (the node's own "accounts" counts none)
     }
     try:
         reply = await link.run_script("nodes")
@@ -137,6 +145,10 @@ async def cluster_stats(hub: ClusterHub) -> dict[str, Any]:
             totals[key] += int(info.get(key, 0))
     section["nodes"] = nodes
     section["totals"] = totals
+    try:
+        section["accounts"] = int(await link.request(("HLEN", link.accounts_key)))
+    except FAILURES:
+        pass
     return section
 
 
@@ -198,3 +210,75 @@ async def mute(
         shown_until = "0"
     reply = await _to_user(hub, "mute", name, shown_until, reason or "")
     return reply if isinstance(reply, dict) else str(reply[1])
+
+
+# ------------------------------------------------------------------------ accounts
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+async def account_add(hub: ClusterHub, account: Account) -> str | None | dict[str, Any]:
+    """Keep the new ``account`` in Redis; the new name of the guest who held its name
+    (renamed on its node and told why), None when none did, or the error reply."""
+    link = hub.link
+    assert link is not None
+    fields = json.dumps(account.fields())
+    try:
+        reply = await link.run_script("account_add", account.key, fields, ascii_keys())
+    except FAILURES:
+        return _error(UNAVAILABLE, _unreachable(hub))
+    if reply[0] == "exists":
+        return _error(ACCOUNT_EXISTS, f"there is an account named {reply[1]} already")
+    return str(reply[1]) or None
+
+
+async def account_passwd(hub: ClusterHub, account: Account) -> str | None:
+    """Keep ``account``'s new password hash in Redis; why it could not be, or None."""
+    link = hub.link
+    assert link is not None
+    try:
+        reply = await link.run_script("account_passwd", account.key, account.password_hash)
+    except FAILURES:
+        return _unreachable(hub)
+    if reply[0] != "ok":
+        return f"the account {account.name} was removed meanwhile"
+    return None
+
+
+async def account_remove(hub: ClusterHub, name: str) -> dict[str, Any]:
+    """Remove the account ``name`` with its waiting messages and conversations; its
+    user, on whatever node, gets the bye ``account_removed``."""
+    link = hub.link
+    assert link is not None
+    try:
+        reply = await link.run_script("account_remove", name_key(name), hub.store.mail_cutoff())
+    except FAILURES:
+        return _error(UNAVAILABLE, _unreachable(hub))
+    if reply[0] != "ok":
+        return _error(NO_SUCH_ACCOUNT, f"no account named {name!r}")
+    return {
+        "type": "ok",
+        "name": str(reply[1]),
+        "logged_out": int(reply[2]),
+        "discarded": int(reply[3]),
+    }
+
+
+async def accounts(hub: ClusterHub) -> list[tuple[Account, int]] | dict[str, Any]:
+    """Every account, with how many messages wait for it (within --offline-days)."""
+    link = hub.link
+    assert link is not None
+    try:
+        reply = await link.run_script("accounts", hub.store.mail_cutoff())
+    except FAILURES:
+        return _error(UNAVAILABLE, _unreachable(hub))
+    listed = []
+    for i in range(0, len(reply), 2):
+        try:
+            account = Account.from_fields(json.loads(reply[i]))
+        except (ValueError, KeyError, TypeError):
+            continue  # unreadable: lookup_account logs it when it is asked for
+        listed.append((account, int(reply[i + 1])))
+    return listed

@@ -17,24 +17,44 @@ What changes against one node:
 * private messages go through the recipient's node stream, even to a user of this node,
   so that each sender's messages keep their order;
 * while Redis cannot be reached, what needs it is refused (``unavailable``) and new
-  connections are turned away; connected users stay.
+  connections are turned away; connected users stay;
+* accounts and the private messages waiting for them live in Redis (``P:accounts``,
+  ``P:mail:KEY``), so that an account added on one node works on every node at once. A
+  login is one script (another session of the account is replaced, the user takes the
+  account's name, its waiting messages are moved to this node's stream); the user is
+  answered when its ``li`` event comes back, after its rename and before those messages.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from imkit.accounts import Account
+from imkit.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.cluster import UNREACHABLE
 from imkit.cluster.link import ClusterLink
-from imkit.hub import Hub, Member, kick_bye
+from imkit.hub import (
+    ACCOUNT_REMOVED_BYE,
+    REPLACED_BYE,
+    Hub,
+    Member,
+    kick_bye,
+    logged_in_message,
+    reserved_message,
+)
+from imkit.login import LOGIN_FAILED_MESSAGE
 from imkit.moderation import Ban
 from imkit.names import name_key, name_problem
 from imkit.protocol import (
     INVALID_NAME,
+    LOGGED_IN,
+    LOGIN_FAILED,
+    MAILBOX_FULL,
+    NAME_RESERVED,
     NAME_TAKEN,
     NO_SUCH_USER,
     UNAVAILABLE,
@@ -42,9 +62,14 @@ from imkit.protocol import (
     ChatMessage,
     Command,
     Error,
+    Event,
+    Frame,
+    KeptMessage,
+    LoginOk,
     Mode,
     NameChange,
     Ok,
+    PasswdOk,
     Presence,
     PrivateMessage,
     PublicMessage,
@@ -96,6 +121,34 @@ def numbered_names(shown: str) -> str:
     return json.dumps({"name": shown, "key": name_key(shown + "#"), "digits": digits})
 
 
+@cache
+def ascii_keys() -> str:
+    """For the scripts that give a guest a default name of their own choosing (an
+    account was made or logged in to under the guest's name): the key of every
+    printable ASCII character (JSON). Addresses and pseudonyms are ASCII, and the key of
+    an ASCII name is the keys of its characters end to end (see :func:`numbered_names`),
+    so a script can make the key of ``ADDR#N`` for any N."""
+    return json.dumps({chr(c): name_key(chr(c)) for c in range(0x20, 0x7F)})
+
+
+def mailbox_full_message(account: str) -> str:
+    return (
+        f"{account} is offline and already has {MAILBOX_MAX} messages waiting;"
+        " this one was not kept"
+    )
+
+
+@dataclass(slots=True)
+class _Login:
+    """A login sent to Redis, answered when its ``li`` event comes back."""
+
+    member: Member
+    rid: RequestId
+    hello: bool
+    joining: bool  # --accounts-only: the user comes online with it
+    previous: str | None  # the account it was logged in to before (restored on failure)
+
+
 @dataclass(eq=False)
 class ClusterHub(Hub):
     """A hub whose chat spans every node on one Redis; see the module docstring."""
@@ -104,6 +157,8 @@ class ClusterHub(Hub):
     cluster_wide = True
     _local: dict[int, Member] = field(default_factory=dict)  # connected here, by id
     _undecided: set[int] = field(default_factory=set)  # whose mode Redis has not been told
+    _logins: dict[int, _Login] = field(default_factory=dict)  # in Redis, by token
+    _next_login: int = 1
 
     def __post_init__(self) -> None:
         assert self.link is not None
@@ -122,19 +177,13 @@ class ClusterHub(Hub):
     # ------------------------------------------------------------------ membership
 
     def join(self, member: Member, account: Account | None = None) -> None:
-        """Ask Redis for a default name; online when its own online event comes back."""
-        assert account is None, "a cluster node logs in through Redis"
-        link = self._link
-        if link.problem is not None:
-            self.stats.refused_unavailable += 1
-            member.outbox.close(member.wire.encode(UNAVAILABLE_BYE))
+        """Ask Redis for a default name; online when its own online event comes back.
+        (A user that logs in before it is online, --accounts-only, joins in its login
+        script: :meth:`login`.)"""
+        assert account is None, "a cluster node joins a logged-in user in login()"
+        if not self._take_in(member):
             return
-        member.online = True  # its commands are taken; it receives from its online line
         shown = member.shown_addr
-        member.default_name = shown
-        self._local[member.id] = member
-        if member.mode is Mode.UNDECIDED:
-            self._undecided.add(member.id)
         since = str(member.connected_wall)
 
         def joined(reply: Any) -> None:
@@ -144,7 +193,7 @@ class ClusterHub(Hub):
                     self.remove(member, UNAVAILABLE_BYE)
 
         hidden = self.hide_addresses
-        link.script(
+        self._link.script(
             "join",
             self.node,
             member.id,
@@ -158,6 +207,19 @@ class ClusterHub(Hub):
             done=joined,
         )
 
+    def _take_in(self, member: Member) -> bool:
+        """A new connection joins (False: refused, Redis cannot be reached)."""
+        if self._link.problem is not None:
+            self.stats.refused_unavailable += 1
+            member.outbox.close(member.wire.encode(UNAVAILABLE_BYE))
+            return False
+        member.online = True  # its commands are taken; it receives from its online line
+        member.default_name = member.shown_addr
+        self._local[member.id] = member
+        if member.mode is Mode.UNDECIDED:
+            self._undecided.add(member.id)
+        return True
+
     def leave(self, member: Member) -> None:
         if not member.online:
             return
@@ -165,6 +227,9 @@ class ClusterHub(Hub):
         self._members.pop(member.id, None)
         self._local.pop(member.id, None)
         self._undecided.discard(member.id)
+        if self._logins:
+            for token in [t for t, login in self._logins.items() if login.member is member]:
+                del self._logins[token]
         self._forget_name(member)
         link = self._link
         if link.problem is None:
@@ -191,6 +256,7 @@ class ClusterHub(Hub):
                     "mode": member.mode.value,
                     "since": str(member.connected_wall),
                     "defaults": default_candidates(member.shown_addr),
+                    "account": member.account or "",
                 }
             )
         return result
@@ -249,17 +315,41 @@ class ClusterHub(Hub):
                 return
             if not member.online:
                 return
-            if reply[0] == "none":
+            status = reply[0]
+            if status == "none":
                 message = f"no user named {to!r} is online"
                 self.send(member, Error(rid, NO_SUCH_USER, message, to))
-                return
-            self.stats.private_received += 1
-            if member.wire.mode is Mode.JSON:
-                self.send(member, Ok(rid, reply[1]))
+            elif status == "full":
+                self.send(member, Error(rid, MAILBOX_FULL, mailbox_full_message(reply[1]), to))
+            elif status == "queued":  # kept for an account that is offline: ok means kept
+                self.stats.private_received += 1
+                self.stats.queued += 1
+                self.send(member, Ok(rid, reply[1], queued=reply[2]))
+            else:
+                self.stats.private_received += 1
+                if member.wire.mode is Mode.JSON:
+                    self.send(member, Ok(rid, reply[1]))
 
-        timeout_ms = int(self._link.node_timeout * 1000)
-        self._link.script(
-            "private", self.node, member.id, name_key(to), command.text, timeout_ms, done=sent
+        link, store = self._link, self.store
+        key = name_key(to)
+        # Between two accounts the script keeps it as their conversation too: the
+        # recipient's account key is the key of its name (a logged-in user's name is
+        # its account's), so the pair is known here whether it is online or not.
+        mine = name_key(member.account) if member.account is not None else ""
+        pair = conversation_key(mine, key) if mine else ""
+        link.script(
+            "private",
+            self.node,
+            member.id,
+            key,
+            command.text,
+            int(link.node_timeout * 1000),
+            pair,
+            mine,
+            store.mail_cutoff(),
+            store.cutoff() // 1000 if store.retain_days > 0 else 0,
+            MAILBOX_MAX,
+            done=sent,
         )
 
     def _who(self, member: Member, rid: RequestId) -> None:
@@ -270,7 +360,9 @@ class ClusterHub(Hub):
             if self._failed(member, rid, reply, "try again"):
                 return
             if member.online:
-                users = tuple(UserInfo(u["name"], u["addr"]) for u in parse_users(reply))
+                users = tuple(
+                    UserInfo(u["name"], u["addr"], u.get("account")) for u in parse_users(reply)
+                )
                 self.send(member, UserList(rid, users))
 
         self._link.script("who", done=listed)
@@ -280,6 +372,9 @@ class ClusterHub(Hub):
         if problem is not None:
             self.send(member, Error(rid, INVALID_NAME, f"invalid name {new!r}: {problem}", new))
             return
+        if member.account is not None and new != member.name:  # (the script checks too)
+            self.send(member, Error(rid, LOGGED_IN, logged_in_message(member.account), new))
+            return
         if self._refuse_unavailable(member, rid):
             return
 
@@ -288,14 +383,140 @@ class ClusterHub(Hub):
                 return
             if not member.online:
                 return
-            if reply[0] == "taken":
+            status = reply[0]
+            if status == "taken":
                 self.send(member, Error(rid, NAME_TAKEN, f"the name {new!r} is taken", new))
+            elif status == "reserved":
+                self.send(member, Error(rid, NAME_RESERVED, reserved_message(reply[1]), new))
+            elif status == "logged_in":
+                self.send(member, Error(rid, LOGGED_IN, logged_in_message(reply[1]), new))
             elif hello:
                 self.send(member, Welcome(rid, new, member.addr, self.server_name))
             else:
                 self.send(member, RenameOk(rid, new))
 
         self._link.script("rename", self.node, member.id, new, name_key(new), done=renamed)
+
+    # ------------------------------------------------------------------ accounts
+
+    def lookup_account(self, name: str, answer: Callable[[Account | None | str], None]) -> None:
+        """The account called ``name``, read from ``P:accounts`` (a str: why it cannot be)."""
+        link = self._link
+        if link.problem is not None:
+            answer(UNAVAILABLE_MESSAGE)
+            return
+
+        def found(reply: Any) -> None:
+            if isinstance(reply, BaseException):
+                answer(UNAVAILABLE_MESSAGE)
+                return
+            if reply is None:
+                answer(None)
+                return
+            try:
+                account = Account.from_fields(json.loads(reply))
+            except (ValueError, KeyError, TypeError) as error:
+                log.error(
+                    "cluster: the account %r in Redis cannot be read: %s",
+                    name,
+                    error,
+                    extra={"event": "account_unreadable", "account": name},
+                )
+                answer(f"the account {name!r} cannot be read")
+                return
+            answer(account)
+
+        link.call(("HGET", link.accounts_key, name_key(name)), found)
+
+    def login(self, member: Member, account: Account, rid: RequestId, *, hello: bool) -> None:
+        """``member`` knows ``account``'s password: Redis makes it the account's user (the
+        login script); it is answered when that comes back (:meth:`_logged_in`), and its
+        waiting messages follow. Until then its account is already set here, so that
+        its next lines (a private message) run as the account's, as they will in Redis."""
+        joining = not member.online
+        if joining:
+            if not self._take_in(member):
+                return
+        elif self._refuse_unavailable(member, rid):
+            return
+        token = self._next_login
+        self._next_login += 1
+        self._logins[token] = _Login(member, rid, hello, joining, member.account)
+        member.account = account.name
+        join = ""
+        if joining:
+            join = json.dumps(
+                {
+                    "addr": member.shown_addr,
+                    "mode": member.mode.value,
+                    "since": str(member.connected_wall),
+                    "real": member.addr if self.hide_addresses else "",
+                }
+            )
+
+        def done(reply: Any) -> None:
+            if not isinstance(reply, BaseException) and reply[0] == "ok":
+                return  # answered when its li event comes back
+            pending = self._logins.pop(token, None)
+            if pending is None or not member.online:
+                return
+            member.account = pending.previous
+            removed = not isinstance(reply, BaseException) and reply[0] == "none"
+            if joining:
+                if not removed:
+                    self.stats.refused_unavailable += 1
+                self.remove(member, ACCOUNT_REMOVED_BYE if removed else UNAVAILABLE_BYE)
+            elif removed:  # the account was removed since its password was checked
+                self.send(member, Error(rid, LOGIN_FAILED, LOGIN_FAILED_MESSAGE))
+            else:
+                self._failed(member, rid, reply, "you are not logged in")
+
+        self._link.script(
+            "login",
+            self.node,
+            member.id,
+            account.key,
+            account.name,
+            token,
+            self.store.mail_cutoff(),
+            ascii_keys(),
+            join,
+            done=done,
+        )
+
+    def _logged_in(self, member: Member, event: dict[str, Any]) -> None:
+        """The login script ran: ``member`` is the account's user, its name taken (its
+        rn or on event came just before); its waiting messages come next."""
+        member.account = event["account"]
+        self.stats.logins += 1
+        pending = self._logins.pop(int(event.get("token") or 0), None)
+        if pending is None or pending.member is not member:
+            return
+        reply: Event
+        if pending.hello:
+            reply = Welcome(pending.rid, member.name, member.addr, self.server_name, member.account)
+        else:
+            reply = LoginOk(pending.rid, member.name)
+        self.send(member, reply)
+
+    def change_password(
+        self, member: Member, account: Account, password_hash: str, rid: RequestId
+    ) -> None:
+        if self._refuse_unavailable(member, rid):
+            return
+
+        def saved(reply: Any) -> None:
+            if self._failed(member, rid, reply, "the password was not changed"):
+                return
+            if not member.online:
+                return
+            if reply[0] == "ok":
+                self.send(member, PasswdOk(rid))
+            else:
+                message = "the password was not changed: the account no longer exists"
+                self.send(member, Error(rid, UNAVAILABLE, message))
+
+        self._link.script("account_passwd", account.key, password_hash, done=saved)
 
     # ------------------------------------------------------------ events from Redis
 
@@ -311,6 +532,7 @@ class ClusterHub(Hub):
                 event["text"],
                 event["ms"] / 1000,
                 event["msgid"],
+                event.get("account"),
             )
             self.stats.messages_delivered += self.broadcast(message)
             self.store.remember(message)
@@ -325,11 +547,19 @@ class ClusterHub(Hub):
         elif kind == "off":
             self.broadcast(Presence(event["name"], event["addr"], online=False))
         elif kind == "rn":
+            change = NameChange(event["old"], event["new"], event["addr"])
             if local is not None and local.online:
                 self._forget_name(local)
                 local.name = event["new"]
                 self._by_name[name_key(local.name)] = local
-            self.broadcast(NameChange(event["old"], event["new"], event["addr"]))
+                reason = event.get("reason")
+                if reason is not None:
+                    # Not asked for (an account took its name): only the user is told
+                    # why; everyone else sees a rename.
+                    self._broadcast_but(local, change)
+                    self.send(local, NameChange(change.old, change.new, change.addr, reason))
+                    return
+            self.broadcast(change)
         elif kind == "ban":
             self.apply_ban(Ban.from_fields(event["ban"]))
         elif kind == "unban":
@@ -351,11 +581,15 @@ class ClusterHub(Hub):
                 event["text"],
                 event["ms"] / 1000,
                 event["msgid"],
+                event.get("account"),
             )
-            if self.send(member, message):
+            # One that waited for the user to log in is shown as such (with its time).
+            if self.send(member, KeptMessage(message) if event.get("kept") else message):
                 self.stats.messages_delivered += 1
             if self.unflushed_since is None:
                 self.unflushed_since = member.last_active
+        elif kind == "li":
+            self._logged_in(member, event)
         elif kind == "mute":
             until = event.get("until") or ""
             if until == "0":
@@ -363,21 +597,51 @@ class ClusterHub(Hub):
             else:
                 self.mute(member, float(until) if until else None, event.get("reason") or None)
         elif kind == "k":
-            self.stats.admin_kicks += 1
-            reason = event.get("reason") or None
-            self.remove(member, kick_bye(reason))
+            self._kicked(member, event)
+
+    def _kicked(self, member: Member, event: dict[str, Any]) -> None:
+        bye = event.get("bye")
+        if bye == REPLACED_BYE.reason:
+            self.stats.replaced += 1
+            self.remove(member, REPLACED_BYE)
             log.info(
-                "%s (%s) kicked by an administrator: %s",
+                "%s (%s): replaced by a login to its account from elsewhere",
                 member.name,
                 member.addr,
-                reason,
-                extra={
-                    "event": "kicked",
-                    "user": member.name,
-                    "addr": member.addr,
-                    "reason": reason,
-                },
+                extra={"event": "replaced", "user": member.name, "addr": member.addr},
             )
+            return
+        if bye == ACCOUNT_REMOVED_BYE.reason:
+            self.remove(member, ACCOUNT_REMOVED_BYE)
+            return
+        self.stats.admin_kicks += 1
+        reason = event.get("reason") or None
+        self.remove(member, kick_bye(reason))
+        log.info(
+            "%s (%s) kicked by an administrator: %s",
+            member.name,
+            member.addr,
+            reason,
+            extra={
+                "event": "kicked",
+                "user": member.name,
+                "addr": member.addr,
+                "reason": reason,
+            },
+        )
+
+    def _broadcast_but(self, member: Member, event: Event) -> None:
+        """:meth:`broadcast` to everyone but ``member``."""
+        frame = Frame(event)
+        slow = []
+        for other in self._members.values():
+            if other is member:
+                continue
+            data = frame.json if other.mode is Mode.JSON else frame.text
+            if data and not other.outbox.put(data):
+                slow.append(other)
+        if slow:
+            self._overflow(slow)
 
     def _online(self, member: Member, name: str, *, back: bool) -> None:
         old = member.name
@@ -395,8 +659,10 @@ class ClusterHub(Hub):
         for member in list(self._members.values()):
             self.send(member, notice)
 
-    def registered_again(self, renamed: dict[str, str]) -> None:
-        """Redis registered these users again (mid -> name); their online events follow."""
+    def registered_again(self, renamed: dict[str, str], dropped: dict[str, str]) -> None:
+        """Redis registered these users again (mid -> name); their online events follow.
+        The ``dropped`` ones (mid -> bye reason) are logged-in users whose account was
+        removed, or logged in to from elsewhere, while this node was cut off: they go."""
         for mid, name in renamed.items():
             member = self._local.get(int(mid))
             if member is not None and member.name != name:
@@ -407,6 +673,10 @@ class ClusterHub(Hub):
                     name,
                     extra={"event": "name_conflict", "user": member.name, "new": name},
                 )
+        for mid, reason in dropped.items():
+            member = self._local.get(int(mid))
+            if member is not None and member.online:
+                self._kicked(member, {"bye": reason})
 
 
 def parse_users(reply: list[str]) -> list[dict[str, Any]]:

@@ -72,7 +72,7 @@ class Events(Protocol):
 
     def messages_missed(self) -> None: ...
 
-    def registered_again(self, renamed: dict[str, str]) -> None: ...
+    def registered_again(self, renamed: dict[str, str], dropped: dict[str, str]) -> None: ...
 
     def current_members(self) -> list[dict[str, Any]]: ...
 
@@ -122,6 +122,7 @@ class ClusterLink:
         self.log_key = f"{name}:log"
         self.own_log_key = f"{name}:node:{self.node}:log"
         self.hist_key = f"{name}:hist"
+        self.accounts_key = f"{name}:accounts"
         self._shas = {n: hashlib.sha1(src.encode()).hexdigest() for n, src in scripts.ALL.items()}
         # The scripts that may run in a BATCH: sha -> operation name.
         self._operations = {self._shas[n]: n for n in scripts.OPERATIONS}
@@ -304,9 +305,12 @@ class ClusterLink:
         self._pending = []  # nothing else was asked for yet
         self._joined = True
 
-    async def _register(self, members: list[dict[str, Any]]) -> dict[str, str]:
+    async def _register(
+        self, members: list[dict[str, Any]]
+    ) -> tuple[dict[str, str], dict[str, str]]:
         """Register this node and exactly ``members`` as its users; the users claimed
-        again, mid -> the name they got."""
+        again, mid -> the name they got, and the logged-in users that could not be,
+        mid -> the reason of their bye (the REGISTER script)."""
         info = json.dumps(self.info())
         candidate = secrets.token_hex(8)
         # Redis keeps the secret it has; one that lost it (restarted empty) gets this
@@ -336,8 +340,11 @@ class ClusterLink:
             )
         self.epoch = epoch
         self.address_secret = bytes.fromhex(reply[2])
-        pairs = reply[3:]
-        return {str(pairs[i]): str(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+        renamed, dropped = json.loads(reply[3]), json.loads(reply[4])
+        return (
+            {str(mid): str(name) for mid, name in renamed.items()},
+            {str(mid): str(bye) for mid, bye in dropped.items()},
+        )
 
     async def _check_persistence(self) -> None:
         try:
@@ -374,7 +381,7 @@ class ClusterLink:
                 await anyio.sleep(retry)
                 retry = min(retry * 2, self.beat_interval)
             try:
-                renamed = await self._register(events.current_members())
+                renamed, dropped = await self._register(events.current_members())
             except FAILURES as error:
                 self._unavailable(error)
                 continue
@@ -383,7 +390,7 @@ class ClusterLink:
                 self._unavailable(error)
                 continue
             retry = FIRST_RETRY
-            events.registered_again(renamed)
+            events.registered_again(renamed, dropped)
             if self.epoch != self._reader_epoch:
                 self._restart_reader()
             if self.problem is not None:

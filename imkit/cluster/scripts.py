@@ -13,6 +13,13 @@ that reads both streams merges them into the order in which Redis ran the script
 Each entry also carries ``p``, the id of the entry before it in its stream: a reader
 that finds another ``p`` than the last id it read knows that entries were trimmed past
 it.
+
+Accounts (docs/cluster.md, "Accounts") live in ``P:accounts``; the private messages
+waiting for an account that is offline in ``P:mail:KEY``; the private conversation
+between two accounts in the stream ``P:conv:PAIR``. Name keys (imkit.names) are
+computed in Python only: a script that must make a new name (a guest evicted from a
+name that became an account's) builds its key from the keys of its characters, which
+the node passes (:func:`imkit.cluster.hub.ascii_keys`; addresses are ASCII).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ local NAMES = P .. ':names'
 local CONNS = P .. ':conns'
 local NODES = P .. ':nodes'
 local LOG = P .. ':log'
+local ACCOUNTS = P .. ':accounts'
+local function mailbox(key) return P .. ':mail:' .. key end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -77,8 +86,9 @@ local function release(conn, announce)
 end
 -- Claim the first free name among candidates (a flat list: name, key, name, key ...).
 -- addr is the address as shown to users; real (--hide-addresses: the real address, for
--- the operator's `imkit who` only; else '') is kept beside it when there is one.
-local function claim(conn, candidates, addr, mode, since, mid, node, back, real)
+-- the operator's `imkit who` only; else '') is kept beside it when there is one;
+-- account (nil for a guest) is the name of the account the user is logged in to.
+local function claim(conn, candidates, addr, mode, since, mid, node, back, real, account)
   for i = 1, #candidates, 2 do
     local name, key = candidates[i], candidates[i + 1]
     local holder = redis.call('HGET', NAMES, key)
@@ -88,13 +98,87 @@ local function claim(conn, candidates, addr, mode, since, mid, node, back, real)
       if real == '' then real = nil end
       redis.call('HSET', CONNS, conn, cjson.encode({name = name, key = key, addr = addr,
         mode = mode, since = since, arrival = arrival, node = node, mid = mid,
-        real = real}))
+        real = real, account = account}))
       redis.call('SADD', node_conns(node), conn)
       emit(LOG, {t = 'on', name = name, addr = addr, node = node, mid = mid, back = back})
       return name
     end
   end
   return nil
+end
+-- A connection takes the name new (key: its key), announced (reason: why, when the user
+-- did not ask for it; nil when it did).
+local function rename_conn(conn, c, new, key, reason)
+  if redis.call('HGET', NAMES, c.key) == conn then redis.call('HDEL', NAMES, c.key) end
+  redis.call('HSET', NAMES, key, conn)
+  local old = c.name
+  c.name, c.key = new, key
+  redis.call('HSET', CONNS, conn, cjson.encode(c))
+  local node, mid = conn_node(conn)
+  emit(LOG, {t = 'rn', old = old, new = new, addr = c.addr, node = node, mid = mid,
+             reason = reason})
+end
+-- The key of an ASCII name: the keys of its characters end to end (chars: character ->
+-- its key, from the node); nil when a character is not in chars.
+local function key_of(text, chars)
+  local parts = {}
+  for i = 1, #text do
+    local part = chars[string.sub(text, i, i)]
+    if not part then return nil end
+    parts[i] = part
+  end
+  return table.concat(parts)
+end
+-- A guest holds a name that is now an account's: it gets its first free default name
+-- (ADDR, ADDR#2 ...) and is told why (reason 'reserved'). Returns that name. An address
+-- is ASCII; should one not be, the guest is removed instead (nil).
+local function evict_guest(conn, c, chars)
+  for n = 1, 1000000 do
+    local name = c.addr
+    if n > 1 then name = c.addr .. '#' .. n end
+    local key = key_of(name, chars)
+    if not key then break end
+    local holder = redis.call('HGET', NAMES, key)
+    if not holder or holder == conn then
+      rename_conn(conn, c, name, key, 'reserved')
+      return name
+    end
+  end
+  local node, mid = conn_node(conn)
+  emit(node_log(node), {t = 'k', mid = mid, reason = 'the name ' .. c.name ..
+                        ' is now reserved for an account'})
+  release(conn, true)
+  return nil
+end
+-- The session of conn, logged in to an account, is ended: its node says bye (the reason,
+-- imkit.hub: 'replaced', 'account_removed') and closes it; its name is free now.
+local function log_out(conn, bye)
+  local node, mid = conn_node(conn)
+  emit(node_log(node), {t = 'k', mid = mid, bye = bye})
+  release(conn, true)
+end
+-- The id of a msgid's entry in a stream of messages (P:hist, P:conv:PAIR): ms-count.
+local function entry_id(number)
+  return string.format('%.0f-%d', (number - number % 1000) / 1000, number % 1000)
+end
+-- Add an entry to a stream of messages, trimmed to the history's retention (cutoff ms;
+-- 0 keeps everything).
+local function add_message(stream, id, cutoff, fields)
+  if cutoff > 0 then
+    redis.call('XADD', stream, 'MINID', '~', cutoff, id, unpack(fields))
+  else
+    redis.call('XADD', stream, id, unpack(fields))
+  end
+end
+-- The messages of a mailbox older than cutoff (a msgid number) are dropped; how many
+-- are left.
+local function trim_mail(box, cutoff)
+  while true do
+    local first = redis.call('LINDEX', box, 0)
+    if not first or tonumber(cjson.decode(first).msgid) >= cutoff then break end
+    redis.call('LPOP', box)
+  end
+  return redis.call('LLEN', box)
 end
 """
 )
@@ -105,8 +189,11 @@ end
 # node's current users: users it no longer has are released (and announced offline);
 # users Redis lost or gave away (the node was declared dead, Redis restarted empty) are
 # claimed again, under their own name when it is free, else under their first free
-# default name. Returns {status, epoch, secret, renamed...} where renamed is mid, name
-# pairs of every user claimed again.
+# default name. A guest does not get back a name that became an account's meanwhile; a
+# user logged in to an account gets back only its account's name: when the account is
+# gone, or another session of it holds the name now, its session is ended (dropped).
+# Returns {status, epoch, secret, renamed, dropped}: renamed is JSON mid -> name of every
+# user claimed again, dropped JSON mid -> 'account_removed' or 'replaced'.
 REGISTER = """
 local node = ARGV[2]
 local format = redis.call('GET', P .. ':format')
@@ -124,22 +211,36 @@ for _, m in ipairs(members) do wanted[node .. '/' .. m.mid] = true end
 for _, conn in ipairs(redis.call('SMEMBERS', node_conns(node))) do
   if not wanted[conn] then release(conn, true) end
 end
-local result = {'ok', epoch, secret}
+local renamed, dropped, any_renamed, any_dropped = {}, {}, false, false
 for _, m in ipairs(members) do
   local conn = node .. '/' .. m.mid
   local c = load_conn(conn)
-  if not (c and redis.call('HGET', NAMES, c.key) == conn) then
+  local holds = c and redis.call('HGET', NAMES, c.key) == conn
+  local account = m.account
+  if account == '' then account = nil end
+  if account and redis.call('HEXISTS', ACCOUNTS, m.key) == 0 then
+    if c then release(conn, holds) end
+    dropped[m.mid], any_dropped = 'account_removed', true
+  elseif not holds then
     if c then release(conn, false) end
-    local candidates = {m.name, m.key}
-    for _, x in ipairs(m.defaults) do table.insert(candidates, x) end
-    local name = claim(conn, candidates, m.addr, m.mode, m.since, m.mid, node, 1, m.real or '')
+    local candidates = {}
+    if account or redis.call('HEXISTS', ACCOUNTS, m.key) == 0 then
+      candidates = {m.name, m.key}
+    end
+    if not account then
+      for _, x in ipairs(m.defaults) do table.insert(candidates, x) end
+    end
+    local name = claim(conn, candidates, m.addr, m.mode, m.since, m.mid, node, 1,
+                       m.real or '', account)
     if name then
-      table.insert(result, m.mid)
-      table.insert(result, name)
+      renamed[m.mid], any_renamed = name, true
+    elseif account then
+      dropped[m.mid], any_dropped = 'replaced', true
     end
   end
 end
-return result
+-- (an empty Lua table is encoded as {}: an empty object, as wanted)
+return {'ok', epoch, secret, cjson.encode(renamed), cjson.encode(dropped)}
 """
 
 # ARGV: prefix, node, epoch, info JSON, timeout ms.
@@ -213,59 +314,89 @@ return 1
 """
 
 # ARGV: prefix, node, mid, text, history cutoff ms (0: keep all).
-# A public message: stored in P:hist (the history) and appended to P:log.
+# A public message: stored in P:hist (the history) and appended to P:log. Both carry the
+# sender's account (``ac`` in P:hist) when it is logged in.
 PUBLISH = """
 local c = load_conn(ARGV[2] .. '/' .. ARGV[3])
 if not c then return {'gone'} end
 local ms = now_ms()
 local number, msgid = new_msgid(ms)
-local hid = string.format('%.0f-%d', (number - number % 1000) / 1000, number % 1000)
-local cutoff = tonumber(ARGV[5])
-if cutoff > 0 then
-  redis.call('XADD', P .. ':hist', 'MINID', '~', cutoff, hid, 'n', c.name, 'a', c.addr,
-             't', ARGV[4], 'ms', ms)
-else
-  redis.call('XADD', P .. ':hist', hid, 'n', c.name, 'a', c.addr, 't', ARGV[4], 'ms', ms)
+local fields = {'n', c.name, 'a', c.addr, 't', ARGV[4], 'ms', ms}
+if c.account then
+  table.insert(fields, 'ac')
+  table.insert(fields, c.account)
 end
+add_message(P .. ':hist', entry_id(number), tonumber(ARGV[5]), fields)
 emit(LOG, {t = 'm', name = c.name, addr = c.addr, text = ARGV[4], ms = ms, msgid = msgid,
-           node = ARGV[2], mid = ARGV[3]})
+           node = ARGV[2], mid = ARGV[3], account = c.account})
 return {'ok', msgid}
 """
 
-# ARGV: prefix, node, mid, recipient's name key, text, node timeout ms.
-# A private message, appended to the recipient's node's log: {'none'} when nobody of
-# that name is online on a live node.
+# ARGV: prefix, node, mid, recipient's name key, text, node timeout ms, conversation
+# (the conversation_key of the sender's account and the recipient's name, computed in
+# Python; '' when the sender is not logged in), the sender's account key, mail cutoff
+# (msgid number: older waiting messages are dropped), history cutoff ms (0: keep all),
+# the most messages a mailbox holds.
+# A private message. To a user online on a live node: appended to that node's log,
+# {'ok', msgid}. Else, to an account: kept in its mailbox until it logs in,
+# {'queued', msgid, account name}, or {'full', account name}. Else {'none'}. Between
+# two accounts it is also kept in their conversation, P:conv:PAIR (and each account's
+# index of its conversations, P:convs:KEY: other key -> PAIR, to delete them with it).
 PRIVATE = """
 local c = load_conn(ARGV[2] .. '/' .. ARGV[3])
 if not c then return {'gone'} end
-local target = redis.call('HGET', NAMES, ARGV[4])
-if not target then return {'none'} end
-local t = load_conn(target)
-local tnode, tmid = conn_node(target)
-local beat = redis.call('ZSCORE', NODES, tnode)
+local key, text = ARGV[4], ARGV[5]
+local target = redis.call('HGET', NAMES, key)
+local t = target and load_conn(target)
 local ms = now_ms()
-if not t or not beat or ms - tonumber(beat) > tonumber(ARGV[6]) then return {'none'} end
-local _, msgid = new_msgid(ms)
+local tnode, tmid, beat
+if t then
+  tnode, tmid = conn_node(target)
+  beat = redis.call('ZSCORE', NODES, tnode)
+end
+local pair, akey = ARGV[7], ARGV[8]
+local function converse(number, to)
+  add_message(P .. ':conv:' .. pair, entry_id(number), tonumber(ARGV[10]),
+              {'n', c.name, 'a', c.addr, 'to', to, 't', text, 'ms', ms, 'ac', c.account})
+  redis.call('HSET', P .. ':convs:' .. akey, key, pair)
+  redis.call('HSET', P .. ':convs:' .. key, akey, pair)
+end
+if not t or not beat or ms - tonumber(beat) > tonumber(ARGV[6]) then
+  local raw = redis.call('HGET', ACCOUNTS, key)
+  if not raw then return {'none'} end
+  local to = cjson.decode(raw).name
+  local box = mailbox(key)
+  if trim_mail(box, tonumber(ARGV[9])) >= tonumber(ARGV[11]) then return {'full', to} end
+  local number, msgid = new_msgid(ms)
+  redis.call('RPUSH', box, cjson.encode({name = c.name, addr = c.addr, account = c.account,
+                                         to = to, text = text, ms = ms, msgid = msgid}))
+  if c.account and pair ~= '' then converse(number, to) end
+  return {'queued', msgid, to}
+end
+local number, msgid = new_msgid(ms)
 emit(node_log(tnode), {t = 'p', name = c.name, addr = c.addr, to = t.name, mid = tmid,
-                       text = ARGV[5], ms = ms, msgid = msgid})
+                       text = text, ms = ms, msgid = msgid, account = c.account})
+if c.account and t.account and pair ~= '' then converse(number, t.name) end
 return {'ok', msgid}
 """
 
-# ARGV: prefix, node, mid, new name, its key. {'taken'}, {'same'} or {'ok'}.
+# ARGV: prefix, node, mid, new name, its key. {'taken'}, {'same'} or {'ok'}; refused
+# {'logged_in', account} for a user logged in (it keeps its account's name) and
+# {'reserved', account name} for a name that is an account's but not the user's.
 RENAME = """
 local conn = ARGV[2] .. '/' .. ARGV[3]
 local c = load_conn(conn)
 if not c then return {'gone'} end
 local new, key = ARGV[4], ARGV[5]
+if c.account and c.name ~= new then return {'logged_in', c.account} end
+local account = redis.call('HGET', ACCOUNTS, key)
+if account and not (c.account and c.key == key) then
+  return {'reserved', cjson.decode(account).name}
+end
 local holder = redis.call('HGET', NAMES, key)
 if holder and holder ~= conn then return {'taken'} end
 if c.name == new then return {'same'} end
-if redis.call('HGET', NAMES, c.key) == conn then redis.call('HDEL', NAMES, c.key) end
-redis.call('HSET', NAMES, key, conn)
-local old = c.name
-c.name, c.key = new, key
-redis.call('HSET', CONNS, conn, cjson.encode(c))
-emit(LOG, {t = 'rn', old = old, new = new, addr = c.addr, node = ARGV[2], mid = ARGV[3]})
+rename_conn(conn, c, new, key, nil)
 return {'ok'}
 """
 
@@ -279,7 +410,8 @@ redis.call('HSET', CONNS, conn, cjson.encode(c))
 return 1
 """
 
-# ARGV: prefix, name key, reason. Asks the user's node to remove it.
+# ARGV: prefix, name key, reason. Asks the user's node to remove it (the 'k' event; the
+# scripts of accounts add ``bye``, a reason of imkit.hub's: replaced, account_removed).
 KICK = """
 local conn = redis.call('HGET', NAMES, ARGV[2])
 if not conn then return {'none'} end
@@ -345,6 +477,154 @@ end
 return result
 """
 
+# ------------------------------------------------------------------------- accounts
+#
+# P:accounts: name key -> the account as JSON (imkit.accounts.Account.fields).
+# P:mail:KEY: the private messages waiting for the account KEY (JSON, oldest first).
+# P:conv:PAIR: the conversation between two accounts; P:convs:KEY: its index.
+
+# ARGV: prefix, node, mid, account key, account name, login token, mail cutoff (msgid
+# number), character keys (JSON: imkit.cluster.hub.ascii_keys), and '' for a user online
+# or, for one that is not (--accounts-only), JSON {addr, mode, since, real} to join with.
+# The user proved it knows the account's password: another session of the account is
+# ended (bye 'replaced'), a guest holding the name (an account added meanwhile) gets its
+# default name, and the user takes the account's name (rn), or comes online with it
+# (on). Then its node is told (li, with the token: the node answers the login) and every
+# waiting message within the cutoff is moved to its node's stream, oldest first, as a
+# private message marked kept; the mailbox is emptied and the login time kept.
+# {'ok', kept}, or {'none'}: the account was removed meanwhile.
+LOGIN = """
+local node, mid, key, name = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local conn = node .. '/' .. mid
+local c = load_conn(conn)
+if ARGV[9] ~= '' then
+  if not redis.call('ZSCORE', NODES, node) then return {'reaped'} end
+elseif not c then
+  return {'gone'}
+end
+local raw = redis.call('HGET', ACCOUNTS, key)
+if not raw then return {'none'} end
+local holder = redis.call('HGET', NAMES, key)
+if holder and holder ~= conn then
+  local h = load_conn(holder)
+  if h and h.account then
+    log_out(holder, 'replaced')
+  elseif h then
+    evict_guest(holder, h, cjson.decode(ARGV[8]))
+  else
+    redis.call('HDEL', NAMES, key)
+  end
+end
+if c then
+  c.account = name
+  if c.name ~= name then
+    rename_conn(conn, c, name, key, nil)
+  else
+    redis.call('HSET', CONNS, conn, cjson.encode(c))
+  end
+else
+  local j = cjson.decode(ARGV[9])
+  claim(conn, {name, key}, j.addr, j.mode, j.since, mid, node, 0, j.real, name)
+end
+emit(node_log(node), {t = 'li', mid = mid, account = name, token = ARGV[6]})
+local box = mailbox(key)
+local cutoff = tonumber(ARGV[7])
+local kept = 0
+for _, entry in ipairs(redis.call('LRANGE', box, 0, -1)) do
+  local m = cjson.decode(entry)
+  if tonumber(m.msgid) >= cutoff then
+    m.t, m.mid, m.kept = 'p', mid, 1
+    emit(node_log(node), m)
+    kept = kept + 1
+  end
+end
+redis.call('DEL', box)
+local account = cjson.decode(raw)
+account.last_login = now_ms() / 1000
+redis.call('HSET', ACCOUNTS, key, cjson.encode(account))
+return {'ok', kept}
+"""
+
+# ARGV: prefix, account key, the account as JSON, character keys (JSON). A new account:
+# {'exists', name} when there is one of that name already; else {'ok', renamed}, where
+# renamed is the new name of the guest who held the name ('' when none did).
+ACCOUNT_ADD = """
+local key = ARGV[2]
+local existing = redis.call('HGET', ACCOUNTS, key)
+if existing then return {'exists', cjson.decode(existing).name} end
+redis.call('HSET', ACCOUNTS, key, ARGV[3])
+local holder = redis.call('HGET', NAMES, key)
+if not holder then return {'ok', ''} end
+local h = load_conn(holder)
+if not h then
+  redis.call('HDEL', NAMES, key)
+  return {'ok', ''}
+end
+if h.account then return {'ok', ''} end
+return {'ok', evict_guest(holder, h, cjson.decode(ARGV[4])) or ''}
+"""
+
+# ARGV: prefix, account key, new password hash. {'none'} or {'ok'}; the account's other
+# fields (its last login) stay as they are in Redis.
+ACCOUNT_PASSWD = """
+local raw = redis.call('HGET', ACCOUNTS, ARGV[2])
+if not raw then return {'none'} end
+local account = cjson.decode(raw)
+account.hash = ARGV[3]
+redis.call('HSET', ACCOUNTS, ARGV[2], cjson.encode(account))
+return {'ok'}
+"""
+
+# ARGV: prefix, account key, mail cutoff (msgid number). The account is removed with its
+# waiting messages and its conversations; its user, if one is logged in, is told (bye
+# 'account_removed') and goes. {'none'} or {'ok', name, logged out (0 or 1), waiting
+# messages discarded}.
+ACCOUNT_REMOVE = """
+local key = ARGV[2]
+local raw = redis.call('HGET', ACCOUNTS, key)
+if not raw then return {'none'} end
+redis.call('HDEL', ACCOUNTS, key)
+local box = mailbox(key)
+local discarded = trim_mail(box, tonumber(ARGV[3]))
+redis.call('DEL', box)
+local index = P .. ':convs:' .. key
+local others = redis.call('HGETALL', index)
+for i = 1, #others, 2 do
+  redis.call('DEL', P .. ':conv:' .. others[i + 1])
+  redis.call('HDEL', P .. ':convs:' .. others[i], key)
+end
+redis.call('DEL', index)
+local logged_out = 0
+local holder = redis.call('HGET', NAMES, key)
+if holder then
+  local h = load_conn(holder)
+  if h and h.account then
+    log_out(holder, 'account_removed')
+    logged_out = 1
+  end
+end
+return {'ok', cjson.decode(raw).name, logged_out, discarded}
+"""
+
+# ARGV: prefix, mail cutoff (msgid number). Every account: its JSON and how many
+# messages wait for it (within the cutoff), flat.
+ACCOUNT_LIST = """
+local result = {}
+local all = redis.call('HGETALL', ACCOUNTS)
+local cutoff = tonumber(ARGV[2])
+for i = 1, #all, 2 do
+  local box = mailbox(all[i])
+  local waiting = redis.call('LLEN', box)
+  for n = 0, waiting - 1 do
+    if tonumber(cjson.decode(redis.call('LINDEX', box, n)).msgid) >= cutoff then break end
+    waiting = waiting - 1
+  end
+  table.insert(result, all[i + 1])
+  table.insert(result, waiting)
+end
+return result
+"""
+
 # Each operation's body runs as a function of ARGV (the prefix, then its arguments), so
 # that it can run alone (one EVALSHA) or with others in one BATCH.
 OPERATIONS = {
@@ -364,6 +644,11 @@ OPERATIONS = {
     "mode": MODE,
     "who": WHO,
     "nodes": NODES_INFO,
+    "login": LOGIN,
+    "account_add": ACCOUNT_ADD,
+    "account_passwd": ACCOUNT_PASSWD,
+    "account_remove": ACCOUNT_REMOVE,
+    "accounts": ACCOUNT_LIST,
 }
 
 

@@ -1,9 +1,15 @@
 """A cluster node's history: the stream ``P:hist`` in Redis, read through the link.
 
 The publish script stores each public message in ``P:hist`` as it puts it in the event
-log, so there is nothing to append here; the node only reads pages of history (the same
-on every node) and keeps the newest messages it delivered for ``--replay``. While Redis
-cannot be reached, :attr:`problem` says so (``/healthz`` answers 503).
+log, and the private script a message between two accounts in their conversation's
+stream ``P:conv:PAIR``, so there is nothing to append here; the node only reads pages of
+history and conversations (the same on every node) and keeps the newest messages it
+delivered for ``--replay``. While Redis cannot be reached, :attr:`problem` says so
+(``/healthz`` answers 503).
+
+Accounts and waiting messages live in Redis too (imkit.cluster.hub, scripts.py): the
+store's own :attr:`accounts` and :attr:`mailboxes` stay empty on a node; what it gives
+the hub for them is :attr:`offline_days` (:meth:`mail_cutoff`).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from imkit.accounts import DEFAULT_OFFLINE_DAYS
 from imkit.cluster.link import ClusterLink, describe_url, pairs
 from imkit.msgid import format_msgid, parse_msgid
 from imkit.names import name_key
@@ -36,8 +43,15 @@ def entry_msgid(entry_id: str) -> str:
 class RedisHistory(Store):
     """History kept in Redis for every node of a cluster."""
 
-    def __init__(self, link: ClusterLink, *, retain_days: float, clock: Any) -> None:
-        super().__init__(retain_days=retain_days, clock=clock)
+    def __init__(
+        self,
+        link: ClusterLink,
+        *,
+        retain_days: float,
+        clock: Any,
+        offline_days: float = DEFAULT_OFFLINE_DAYS,
+    ) -> None:
+        super().__init__(retain_days=retain_days, clock=clock, offline_days=offline_days)
         self.link = link
         link.on_problem = self._set_problem
         self.bans = [json.loads(raw) for raw in link.bans_at_start]
@@ -103,12 +117,22 @@ class RedisHistory(Store):
         page(f"{since // 1000}-{since % 1000}")
 
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
+        self._page(self.link.hist_key, "history", limit, before, answer)
+
+    def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
+        """A page of the conversation ``pair`` (two accounts' keys), from
+        ``P:conv:PAIR``: kept by the private script, within retention like history."""
+        key = f"{self.link.name}:conv:{pair}"
+        self._page(key, "conversation", limit, before, answer)
+
+    def _page(self, key: str, what: str, limit: int, before: str | None, answer: Answer) -> None:
+        """The ``limit`` newest messages of the stream ``key`` before msgid ``before``."""
         end = "+" if before is None else "(" + stream_id(before)
         cutoff = self.cutoff()
 
         def read(reply: Any) -> None:
             if isinstance(reply, BaseException):
-                answer(f"the chat's history cannot be read: {self.link.problem or reply}")
+                answer(f"the chat's {what} cannot be read: {self.link.problem or reply}")
                 return
             messages = []
             for entry_id, raw in reply:
@@ -117,11 +141,19 @@ class RedisHistory(Store):
                 if (parse_msgid(msgid) or 0) < cutoff:
                     break
                 time = int(fields.get("ms", entry_id.partition("-")[0])) / 1000
-                message = ChatMessage(fields["n"], fields["a"], None, fields["t"], time, msgid)
+                message = ChatMessage(
+                    fields["n"],
+                    fields["a"],
+                    fields.get("to"),
+                    fields["t"],
+                    time,
+                    msgid,
+                    fields.get("ac"),
+                )
                 messages.append(message)
             more = len(messages) > limit
             page = messages[:limit]
             page.reverse()
             answer(Page(tuple(page), more))
 
-        self.link.call(("XREVRANGE", self.link.hist_key, end, "-", "COUNT", limit + 1), read)
+        self.link.call(("XREVRANGE", key, end, "-", "COUNT", limit + 1), read)
