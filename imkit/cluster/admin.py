@@ -235,11 +235,13 @@ async def account_add(hub: ClusterHub, account: Account) -> str | None | dict[st
 
 
 async def account_passwd(hub: ClusterHub, account: Account) -> str | None:
-    """Keep ``account``'s new password hash in Redis; why it could not be, or None."""
+    """Keep the changed ``account`` (a new password, a mute: imkit.moderate) in Redis;
+    why it could not be, or None."""
     link = hub.link
     assert link is not None
+    fields = json.dumps(account.fields())
     try:
-        reply = await link.run_script("account_passwd", account.key, account.password_hash)
+        reply = await link.run_script("account_passwd", account.key, fields)
     except FAILURES:
         return _unreachable(hub)
     if reply[0] != "ok":

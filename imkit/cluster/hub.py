@@ -516,7 +516,8 @@ class ClusterHub(Hub):
                 message = "the password was not changed: the account no longer exists"
                 self.send(member, Error(rid, UNAVAILABLE, message))
 
-        self._link.script("account_passwd", account.key, password_hash, done=saved)
+        fields = json.dumps(account.with_password(password_hash).fields())
+        self._link.script("account_passwd", account.key, fields, done=saved)
 
     # ------------------------------------------------------------ events from Redis
 

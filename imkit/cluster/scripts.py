@@ -564,13 +564,14 @@ if h.account then return {'ok', ''} end
 return {'ok', evict_guest(holder, h, cjson.decode(ARGV[4])) or ''}
 """
 
-# ARGV: prefix, account key, new password hash. {'none'} or {'ok'}; the account's other
-# fields (its last login) stay as they are in Redis.
+# ARGV: prefix, account key, the account as JSON. A changed account (its password, its
+# mute) replaces the one kept: {'ok'}, or {'none'} when there is none (removed
+# meanwhile). Its last login is the one in Redis: only the login script sets it.
 ACCOUNT_PASSWD = """
 local raw = redis.call('HGET', ACCOUNTS, ARGV[2])
 if not raw then return {'none'} end
-local account = cjson.decode(raw)
-account.hash = ARGV[3]
+local account = cjson.decode(ARGV[3])
+account.last_login = cjson.decode(raw).last_login
 redis.call('HSET', ACCOUNTS, ARGV[2], cjson.encode(account))
 return {'ok'}
 """
