@@ -416,8 +416,8 @@ async def test_expired_waiting_messages_are_not_delivered(server: Server, clock:
 
 async def test_messages_kept_across_kill_9(short_dir: Path, tmp_path: Path) -> None:
     db = tmp_path / "chat.db"
-    args = ("--db", str(db), "--password-hash-cost", str(COST), "--rate", "0")
-    args += ("--admin-socket", str(short_dir / "a.sock"))
+    args = ["--db", str(db), "--password-hash-cost", str(COST), "--rate", "0"]
+    args += ["--admin-socket", str(short_dir / "a.sock")]
     first = start_server_process(*args)
     try:
         reply = await admin.request(
