@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -34,7 +35,14 @@ from imkit.outbox import Outbox
 from imkit.protocol import Mode, Rename, ServerConnection
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
-from tests.support import Clock, LineClient, joined, split_addr, start_server_process
+from tests.support import (
+    Clock,
+    LineClient,
+    joined,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -197,6 +205,9 @@ async def test_login_takes_the_name_and_others_see_it(server: Server) -> None:
     assert (await user.line_matching("error")).startswith("error: you are logged in as Alex")
     users = await ask(server, type="who")
     assert {u["name"]: u["account"] for u in users["users"]} == accounts
+    socket_path = server.config.admin_socket or ""
+    table = await anyio.to_thread.run_sync(lambda: run_imkit("who", "--admin-socket", socket_path))
+    assert [line.split()[-1] for line in table.stdout.splitlines()] == ["ACCOUNT", "-", "Alex"]
 
 
 async def test_login_in_json_and_in_a_hello(server: Server) -> None:
