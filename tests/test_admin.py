@@ -57,9 +57,10 @@ async def test_who_lists_both_modes_in_order_of_arrival(admin_server: Server) ->
     assert all(u["connected_s"] >= u["idle_s"] >= 0 for u in users)
 
     table = (await run_cli(admin_server, "who")).stdout.splitlines()
-    assert table[0].split() == ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE"]
+    assert table[0].split() == ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE", "ACCOUNT"]
     assert table[1].split()[0::4] == ["alex", "text"]
     assert table[2].split()[0::4] == ["bot", "json"]
+    assert [line.split()[-1] for line in table[1:]] == ["-", "-"]
 
 
 async def test_kick_a_text_user(admin_server: Server) -> None:
