@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 
+from imkit.accounts import conversation_key
 from imkit.hub import logged_in_message, reserved_message
 from imkit.names import name_key
 from tests.redis_support import (
@@ -192,6 +193,10 @@ async def test_an_account_added_on_one_node_is_everyone_s_at_once(cluster: Clust
             ("bob", None, two.id),
             ("alex", "alex", two.id),
         ]
+        table = await anyio.to_thread.run_sync(node.admin, "who")
+        assert table.returncode == 0, table.stderr
+        header, *rows = [line.split() for line in table.stdout.splitlines()]
+        assert [row[header.index("ACCOUNT")] for row in rows] == ["-", "-", "alex"], rows
     accounts = listed(await admin(two, type="accounts"))
     assert list(accounts) == ["alex"]
     assert accounts["alex"]["waiting"] == 0 and accounts["alex"]["last_login"] is not None
@@ -223,6 +228,11 @@ async def test_messages_kept_on_one_node_are_delivered_on_login_at_another(
     await tom.client.send("to|nobody|hi\n")
     assert await tom.line() == "username not exist\n"
 
+    # One that waited longer than --offline-days (30) is neither counted nor delivered.
+    old_ms = int((time.time() - 31 * 86_400) * 1000)
+    stale = {"name": "tom", "addr": tom.addr, "to": "sam", "text": "too old", "ms": old_ms}
+    box = f"{cluster.name}:mail:{name_key('sam')}"
+    cluster.redis.client().lpush(box, json.dumps(stale | {"msgid": f"{old_ms * 1000:016d}"}))
     for node in (one, two):
         assert listed(await admin(node, type="accounts"))["sam"]["waiting"] == 4
 
@@ -245,7 +255,7 @@ async def test_messages_kept_on_one_node_are_delivered_on_login_at_another(
     # Delivered once: the mailbox is empty now, on every node.
     for node in (one, two):
         assert listed(await admin(node, type="accounts"))["sam"]["waiting"] == 0
-    assert cluster.redis.client().exists(f"{cluster.name}:mail:{name_key('sam')}") == 0
+    assert cluster.redis.client().exists(box) == 0
     # A text user sees a kept message as the private line with its time.
     await sam.aclose()
     for user in (tom, joy):
@@ -492,7 +502,22 @@ async def test_two_accounts_on_two_nodes_read_their_conversation(cluster: Cluste
     assert page["type"] == "error" and page["code"] == "login_required", page
     page = await page_with(alex, "nobody", id="c7")
     assert page["type"] == "error" and page["code"] == "no_such_user", page
-    for user in (alex, sam, eve, guest):
+
+    # The conversation goes with either account: a new sam must not read it.
+    r = cluster.redis.client()
+    pair = f"{cluster.name}:conv:{conversation_key(name_key('alex'), name_key('sam'))}"
+    assert r.xlen(pair) == 4
+    reply = await admin(one, type="account_remove", name="sam")
+    assert reply == {"type": "ok", "name": "sam", "logged_out": 1, "discarded": 0}
+    assert (await sam.json())["reason"] == "account_removed"
+    for user in (alex, guest, eve):
+        await user.expect(offline(sam))
+    assert r.exists(pair) == 0
+    assert r.hgetall(f"{cluster.name}:convs:{name_key('alex')}") == {}
+    await add_account(two, "sam")
+    page = await page_with(alex, "sam", id="c8")
+    assert page == {"type": "history", "id": "c8", "messages": [], "more": False}
+    for user in (alex, eve, guest):
         await user.silent()
 
 
@@ -602,3 +627,42 @@ async def test_a_paused_node_s_session_is_replaced_by_a_login_meanwhile(
     await check_who(watcher, [watcher, second])
     assert one.log_count("replaced by a login to its account") == 1
     await watcher.silent()
+
+
+async def test_an_account_s_mute_and_ban_hold_on_every_node(cluster: Cluster) -> None:
+    one, two = cluster.start_nodes(2, *FAST_HASH)
+    await add_account(one, "alex")
+    alex = await arrive(two, "text", [])
+    await log_in(alex, "alex", [])
+
+    # Muted through node one: kept with the account in Redis, and in force on node two.
+    muted = await anyio.to_thread.run_sync(one.admin, "mute", "alex", "--for", "1h")
+    assert muted.returncode == 0, muted.stderr
+    with anyio.fail_after(TIMEOUT):  # the mute reaches node two through Redis
+        while True:
+            await alex.client.send("hi\n")
+            line = await alex.line()
+            if line.startswith("error: you are muted (until "):
+                break
+            assert line == f"[{alex.addr}]alex:hi\n", line
+    # Logged in again elsewhere, it is muted at once: the mute is the account's.
+    again = await arrive(one, "text", [alex])
+    await alex.aclose()
+    await again.expect(offline(alex))
+    await log_in(again, "alex", [])
+    await again.client.send("hi\n")
+    assert (await again.line()).startswith("error: you are muted (until ")
+    accounts = listed(await admin(two, type="accounts"))
+    assert accounts["alex"]["last_login"] is not None  # saving the mute kept it
+
+    # Banned through node two: its user on node one goes, and it cannot log in anywhere.
+    banned = await anyio.to_thread.run_sync(two.admin, "ban", "alex", "--reason", "spam")
+    assert banned.returncode == 0, banned.stderr
+    assert "1 user removed" in banned.stdout, banned.stdout
+    assert await again.line() == "you are banned: spam\n"
+    assert await again.client.eof()
+    for node in (one, two):
+        client = await LineClient.connect(node.address)
+        await client.send(f"login|alex|{PASSWORD}\n")
+        assert await client.line_matching("banned") == "you are banned: spam\n"
+        assert await client.eof()
