@@ -27,8 +27,10 @@ from tests.redis_support import (
     arrive,
     check_who,
     everyone_expects,
+    expect_all,
     needs_redis,
     offline,
+    online,
     rename,
     renamed,
     say,
@@ -609,22 +611,35 @@ async def test_a_paused_node_s_session_is_replaced_by_a_login_meanwhile(
     watcher = await arrive(two, "json", [])
     first = await arrive(one, "text", [watcher])
     await log_in(first, "alex", [watcher])
+    guest = await arrive(one, "text", [watcher, first], name="zed")
 
-    # Node one is declared dead; alex logs in on node two meanwhile.
+    # Node one is declared dead; meanwhile alex logs in on node two, and zed, free
+    # now, becomes an account's name.
     one.signal(signal.SIGSTOP)
     try:
-        await watcher.expect(offline(first), timeout=TIMEOUT * 2)
+        await expect_all(watcher, [offline(first), offline(guest)], timeout=TIMEOUT * 2)
         second = await arrive(two, "json", [watcher])
         await log_in(second, "alex", [watcher])
+        await add_account(two, "zed")
     finally:
         one.signal(signal.SIGCONT)
-    # When node one comes back, its alex is not alex any more: told, and closed.
+    # When node one comes back, its alex is not alex any more: told, and closed; its
+    # zed comes back under its default name, and is told.
     with anyio.fail_after(TIMEOUT * 2):
         lines: list[str] = []
         while not lines or lines[-1] != "you logged in to your account from somewhere else\n":
             lines.append(await first.line(TIMEOUT * 2))
     assert await first.client.eof()
-    await check_who(watcher, [watcher, second])
+    conflict = (
+        "your name zed was taken while your server was cut off from the chat;"
+        f" you are now {guest.addr}\n"
+    )
+    with anyio.fail_after(TIMEOUT * 2):
+        while await guest.line(TIMEOUT * 2) != conflict:
+            pass
+    guest.name = guest.addr
+    await watcher.expect(online(guest))
+    await check_who(watcher, [watcher, second, guest])
     assert one.log_count("replaced by a login to its account") == 1
     await watcher.silent()
 

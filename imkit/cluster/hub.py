@@ -145,7 +145,6 @@ class _Login:
     member: Member
     rid: RequestId
     hello: bool
-    joining: bool  # --accounts-only: the user comes online with it
     previous: str | None  # the account it was logged in to before (restored on failure)
 
 
@@ -441,7 +440,7 @@ class ClusterHub(Hub):
             return
         token = self._next_login
         self._next_login += 1
-        self._logins[token] = _Login(member, rid, hello, joining, member.account)
+        self._logins[token] = _Login(member, rid, hello, member.account)
         member.account = account.name
         join = ""
         if joining:

@@ -211,7 +211,7 @@ for _, m in ipairs(members) do wanted[node .. '/' .. m.mid] = true end
 for _, conn in ipairs(redis.call('SMEMBERS', node_conns(node))) do
   if not wanted[conn] then release(conn, true) end
 end
-local renamed, dropped, any_renamed, any_dropped = {}, {}, false, false
+local renamed, dropped = {}, {}
 for _, m in ipairs(members) do
   local conn = node .. '/' .. m.mid
   local c = load_conn(conn)
@@ -220,7 +220,7 @@ for _, m in ipairs(members) do
   if account == '' then account = nil end
   if account and redis.call('HEXISTS', ACCOUNTS, m.key) == 0 then
     if c then release(conn, holds) end
-    dropped[m.mid], any_dropped = 'account_removed', true
+    dropped[m.mid] = 'account_removed'
   elseif not holds then
     if c then release(conn, false) end
     local candidates = {}
@@ -233,9 +233,9 @@ for _, m in ipairs(members) do
     local name = claim(conn, candidates, m.addr, m.mode, m.since, m.mid, node, 1,
                        m.real or '', account)
     if name then
-      renamed[m.mid], any_renamed = name, true
+      renamed[m.mid] = name
     elseif account then
-      dropped[m.mid], any_dropped = 'replaced', true
+      dropped[m.mid] = 'replaced'
     end
   end
 end
