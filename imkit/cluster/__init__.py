@@ -4,8 +4,10 @@
                 the heartbeat that supervises both
     scripts.py  every change to the shared state, as a Lua script Redis runs atomically
     hub.py      ClusterHub: the hub, with Redis deciding names, presence and order
-    store.py    RedisHistory: the history, in a Redis stream
-    admin.py    who, kick and stats over the whole cluster, for the admin socket
+    store.py    RedisHistory: the history and the conversations of accounts, in Redis
+                streams
+    admin.py    who, kick, stats, bans and accounts over the whole cluster, for the
+                admin socket
 
 Only this package imports redis, and only a node started with ``--cluster`` imports it;
 the constants below are all the command line needs. docs/cluster.md says what the
