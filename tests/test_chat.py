@@ -25,6 +25,7 @@ def test_two_people_talk_through_a_whole_session(server_process: ServerProcess) 
     bob = chat(server_process.address, "--name", "bob")
     try:
         bob.expect("^you are now bob$")
+        bob.expect("^0 exit$")  # past messages are read: alice's next one is live
 
         # public chat, both ways
         alice.send("1", "hello bob, 你好!")

@@ -79,7 +79,8 @@ def who(port: int, admin_socket: str | None, as_json: bool) -> None:
     """List the users online, in order of arrival: name, address, connected for, idle
     for, and mode (text or json).
 
-    In a cluster (--cluster), everyone on every node, with a NODE column. With
+    ACCOUNT is the account each user is logged in to (- for a guest). In a cluster
+    (--cluster), everyone on every node, with a NODE column. With
     --hide-addresses, a PSEUDONYM column: what users see in place of each address.
 
     \b
@@ -98,6 +99,10 @@ def who(port: int, admin_socket: str | None, as_json: bool) -> None:
             [u["name"], u["addr"], _duration(u["connected_s"]), _idle(u["idle_s"]), u["mode"]]
             for u in users
         ]
+        if any("account" in u for u in users):  # the account each user is logged in to
+            header.append("ACCOUNT")
+            for row, u in zip(rows, users, strict=True):
+                row.append(u.get("account") or "-")
         if any("node" in u for u in users):  # a cluster: where each user is connected
             header.append("NODE")
             for row, u in zip(rows, users, strict=True):
