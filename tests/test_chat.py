@@ -5,10 +5,12 @@ from __future__ import annotations
 import signal
 import socket
 
+from tests.scripted_server import Json, ScriptedServer, Session
 from tests.support import (
     IMKIT,
     InteractiveProcess,
     ServerProcess,
+    imkit_env,
     split_addr,
     start_server_process,
 )
@@ -156,3 +158,123 @@ def test_no_server_exits_3() -> None:
         status, stderr = person.finish()
     assert status == 3
     assert "Connection refused" in stderr
+
+
+# ------------------------------------------------------------------- accounts (--login)
+# Against a stand-in server (tests/scripted_server.py): what chat sends and shows.
+
+
+def login_answer(request: Json, session: Session) -> list[Json] | None:
+    if request["type"] == "hello" and request.get("login"):
+        if request["login"]["password"] == "bad":
+            code, message = "login_failed", "wrong name or password"
+            return [{"type": "error", "id": request["id"], "code": code, "message": message}]
+        name = session.name = session.account = request["login"]["name"]
+        welcome = {"type": "welcome", "id": request["id"], "name": name, "addr": session.addr}
+        waited = {  # a private message that waited for the account while it was offline
+            "type": "message",
+            "from": "bob",
+            "addr": "127.0.0.1:1",
+            "to": name,
+            "text": "while you were away",
+            "time": "2026-01-02T12:00:00Z",
+            "msgid": "1767355200000000",
+            "account": "bob",
+        }
+        return [welcome | {"server": "scripted/1", "v": 1, "account": name}, waited]
+    if request["type"] == "passwd" and request["old"] != "old-pw":
+        code, message = "login_failed", "wrong password"
+        return [{"type": "error", "id": request["id"], "code": code, "message": message}]
+    return None
+
+
+def test_login_asks_the_password_first_then_the_menu_can_change_it() -> None:
+    server = ScriptedServer(login_answer)
+    person = chat(server.address, "--login", "alex")
+    try:
+        person.send("old-pw")  # piped: the first line is the password
+        person.expect("^connected to .* as alex$")
+        person.expect("^you have logged in as alex$")
+        # shown as past, with its time; before or after the menu (another task shows it)
+        person.expect(r"^past \S+ \d\d:\d\d bob \(private\): while you were away$")
+        if "5 change your password" not in person.seen:
+            person.expect("^5 change your password$")
+        assert server.of_type("hello")[0]["login"] == {"name": "alex", "password": "old-pw"}
+
+        person.send("5", "old-pw", "new-pw", "other")
+        person.expect("^! the two new passwords differ; the password was not changed$")
+        assert server.of_type("passwd") == []
+        person.send("5", "wrong", "new-pw", "new-pw")
+        person.expect("^! wrong password$")
+        person.send("5", "old-pw", "new-pw", "new-pw")
+        person.expect("^your password has been changed$")
+        assert [(p["old"], p["new"]) for p in server.of_type("passwd")] == [
+            ("wrong", "new-pw"),
+            ("old-pw", "new-pw"),
+        ]
+        person.send("9")
+        person.expect("^'9' is not on the menu: type 0 to 5$")
+        person.send("0")
+        status, stderr = person.finish()
+        assert (status, stderr) == (0, "")
+        assert not any("pw" in line for line in person.seen)  # no password is shown
+    finally:
+        person.kill()
+        server.close()
+
+
+def test_login_password_from_the_variable() -> None:
+    server = ScriptedServer(login_answer)
+    host, port = split_addr(server.address)
+    person = InteractiveProcess(
+        [*IMKIT, "chat", "--host", host, "--port", str(port), "--login", "alex"],
+        env=imkit_env(IMKIT_LOGIN_PASSWORD="from-env"),
+    )
+    try:
+        person.expect("^you have logged in as alex$")
+        person.send("0")  # the first line is a menu choice
+        assert person.finish() == (0, "")
+        assert server.of_type("hello")[0]["login"]["password"] == "from-env"
+    finally:
+        person.kill()
+        server.close()
+
+
+def test_failed_login_exits_1() -> None:
+    server = ScriptedServer(login_answer)
+    person = chat(server.address, "--login", "alex")
+    try:
+        person.send("bad")
+        assert person.finish_after_exit() == (1, "Error: wrong name or password\n")
+    finally:
+        person.kill()
+        server.close()
+
+
+def test_guests_have_no_password_item() -> None:
+    server = ScriptedServer()
+    person = chat(server.address)
+    try:
+        person.send("5")
+        person.expect("^'5' is not on the menu: type 0 to 4$")
+        assert "5 change your password" not in person.seen
+        person.send("0")
+        assert person.finish() == (0, "")
+    finally:
+        person.kill()
+        server.close()
+
+
+def test_login_usage_errors() -> None:
+    person = chat("127.0.0.1:1", "--login", "alex", "--name", "al")
+    assert person.finish() == (
+        2,
+        "Error: --name and --login cannot go together: you take your account's name\n",
+    )
+    host, port = "127.0.0.1", "1"
+    empty = InteractiveProcess(
+        [*IMKIT, "chat", "--host", host, "--port", port, "--login", "alex"],
+        env=imkit_env(IMKIT_LOGIN_PASSWORD=""),
+    )
+    status, stderr = empty.finish()
+    assert status == 2 and "IMKIT_LOGIN_PASSWORD is set but empty" in stderr
