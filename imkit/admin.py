@@ -10,6 +10,8 @@ and one reply per line (docs/protocol.md):
     {"type":"stats"}                       -> {"type":"stats", counters..., store...}
     {"type":"history","limit":N,"before":M} -> {"type":"history","messages":[...],"more":B}
 
+and the moderation (imkit.moderate) and account (imkit.account_admin) requests.
+
 Every request is answered at once but ``history``, which waits (a bounded time) for the
 store to read it; the requests of one connection are answered in order.
 
@@ -34,9 +36,10 @@ from typing import Any, Protocol
 
 import anyio
 
-from imkit import moderate
+from imkit import account_admin, moderate
 from imkit.errors import AdminError, AdminUnavailable, ServeError
 from imkit.hub import Hub
+from imkit.login import Logins
 from imkit.protocol import (
     BAD_REQUEST,
     UNAVAILABLE,
@@ -70,6 +73,7 @@ class Administered(Protocol):
     """What the admin socket needs of the server it serves (imkit.server.Server)."""
 
     hub: Hub
+    logins: Logins
     started_at: float
     congestion: Congestion
 
@@ -273,6 +277,8 @@ async def answer(server: Administered, line: bytes | None, by: str = "admin") ->
         return await history(server, request)
     if request.get("type") in moderate.REQUESTS:
         return await moderate.answer(server.hub, request, by)
+    if request.get("type") in account_admin.REQUESTS:
+        return await account_admin.answer(server.hub, server.logins.hasher, request, by)
     hub = server.hub
     if hub.cluster_wide:  # answered from the cluster's Redis (imkit.cluster.admin)
         return await _cluster_answer(server, request, by)
@@ -380,6 +386,7 @@ def users(server: Administered) -> list[dict[str, Any]]:
         {
             "name": m.name,
             "addr": m.addr,
+            "account": m.account,
             "mode": "json" if m.mode.value == "json" else "text",
             "connected_at": iso_time(m.connected_wall),
             "connected_s": round(now - m.connected_at, 3),
@@ -414,6 +421,11 @@ def stats(server: Administered) -> dict[str, Any]:
         "refused_banned": counters.refused_banned,
         "banned": counters.banned,
         "refused_muted": counters.refused_muted,
+        "logins": counters.logins,
+        "failed_logins": counters.failed_logins,
+        "replaced": counters.replaced,
+        "queued": counters.queued,
+        "accounts": len(store.accounts),
         "bans_in_force": len(server.hub.bans.in_force(server.hub.wall_clock())),
         "muted_now": sum(1 for m in server.hub.local_members() if m.muted_until is not None),
         "backpressure_pauses": server.congestion.pauses,

@@ -19,16 +19,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from imkit import __version__
+from imkit.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.addresses import pseudonym
 from imkit.moderation import Ban, Bans, address_of, refusal
 from imkit.names import name_key, name_problem
+from imkit.outbox import Outbox
 from imkit.protocol import (
     INVALID_NAME,
+    LOGGED_IN,
+    LOGIN_REQUIRED,
+    MAILBOX_FULL,
     MUTED,
+    NAME_RESERVED,
     NAME_TAKEN,
     NO_SUCH_USER,
     UNAVAILABLE,
@@ -43,9 +49,12 @@ from imkit.protocol import (
     History,
     HistoryPage,
     Invalid,
+    KeptMessage,
+    LoginOk,
     Mode,
     NameChange,
     Ok,
+    PasswdOk,
     Ping,
     Pong,
     Presence,
@@ -64,145 +73,7 @@ from imkit.store import MemoryStore, Page, Store
 
 log = logging.getLogger("imkit.hub")
 
-# Per-client queue of unsent bytes. 1 MiB holds thousands of chat lines, enough to ride
-# out a slow network for seconds, while 10,000 stalled clients still cost at most 10 GiB
-# only in the worst case of all of them stalling at once; --max-queue tunes it.
-DEFAULT_MAX_QUEUE = 1024 * 1024
-
 SERVER_NAME = f"imkit/{__version__}"
-
-
-class Outbox:
-    """Bytes waiting to be written to one client, bounded by ``limit`` bytes.
-
-    :meth:`put` never blocks. The transport is told through ``on_ready`` when there is
-    something to write and through ``on_close`` when the outbox is closed; it takes
-    what is queued with :meth:`take` (everything, joined into one write) and returns
-    what the socket did not accept with :meth:`unget`.
-
-    Past half its limit (the *high-water mark*) an outbox is *congested*: it tells
-    ``on_congested`` once, so that the transport can hold back the readers whose lines
-    fill it until it drains (backpressure); the transport calls :meth:`relieve` when it
-    has drained below a quarter of the limit.
-    """
-
-    __slots__ = (
-        "limit",
-        "high",
-        "size",
-        "closed",
-        "drain",
-        "congested",
-        "on_ready",
-        "on_close",
-        "on_congested",
-        "_chunks",
-        "_ready",
-    )
-
-    def __init__(self, limit: int = DEFAULT_MAX_QUEUE) -> None:
-        self.limit = limit
-        # put() takes its slow path past this: the high-water mark, then the limit once
-        # congested, -1 once closed. One comparison on the hot path covers all three.
-        self.high = self.high_water
-        self.size = 0  # bytes queued and not yet handed to the socket
-        self.closed = False
-        self.drain = True  # after close: write what is queued first (False: give up now)
-        self.congested = False
-        self.on_ready: Callable[[], None] = _nothing
-        self.on_close: Callable[[], None] = _nothing
-        self.on_congested: Callable[[Outbox], None] = _ignore
-        self._chunks: list[bytes] = []
-        self._ready = False
-
-    @property
-    def high_water(self) -> int:
-        return self.limit // 2
-
-    @property
-    def low_water(self) -> int:
-        return self.limit // 4
-
-    def put(self, data: bytes) -> bool:
-        """Queue ``data``; False when the limit is exceeded (nothing is queued then)."""
-        size = self.size + len(data)
-        if size > self.high:
-            return self._put_past_high_water(data, size)
-        self.size = size
-        self._chunks.append(data)
-        if not self._ready:
-            self._ready = True
-            self.on_ready()
-        return True
-
-    def _put_past_high_water(self, data: bytes, size: int) -> bool:
-        if self.closed:
-            return True  # ignored
-        if size > self.limit:
-            return False
-        self.size = size
-        self._chunks.append(data)
-        if not self._ready:
-            self._ready = True
-            self.on_ready()
-        if not self.congested:
-            self.congested = True
-            self.high = self.limit
-            self.on_congested(self)
-        return True
-
-    def relieve(self, *, rearm: bool = True) -> None:
-        """No longer congested; with ``rearm``, the high-water mark applies again (else
-        only the limit does: the transport stopped waiting for this client)."""
-        self.congested = False
-        if rearm and not self.closed:
-            self.high = self.high_water
-
-    def take(self) -> bytes:
-        """Everything queued, as one bytes object (b"" when empty)."""
-        chunks = self._chunks
-        self._ready = False
-        if not chunks:
-            return b""
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._chunks = []
-        self.size = 0
-        return data
-
-    def unget(self, data: bytes) -> None:
-        """Put back, in front, what the socket did not take."""
-        if data:
-            self._chunks.insert(0, data)
-            self.size += len(data)
-
-    def close(self, final: bytes = b"", *, drain: bool = True) -> None:
-        """Accept nothing more; ``final`` is queued last, past the limit if need be.
-
-        With ``drain=False`` everything queued before is discarded (a slow consumer).
-        """
-        if self.closed:
-            return
-        if not drain:
-            self._chunks = []
-            self.size = 0
-        if final:
-            self._chunks.append(final)
-            self.size += len(final)
-        self.closed = True
-        self.high = -1
-        self.drain = drain
-        self.on_close()
-
-    def __len__(self) -> int:
-        return self.size
-
-
-def _nothing() -> None:
-    pass
-
-
-def _ignore(outbox: Outbox) -> None:
-    pass
 
 
 @dataclass(eq=False, slots=True)
@@ -227,6 +98,8 @@ class Member:
     # --hide-addresses its pseudonym (imkit.addresses). Every event for other users
     # carries this one, never ``addr``.
     shown_addr: str = ""
+    # The account it is logged in to (its name, which is then also the member's name).
+    account: str | None = None
 
     @property
     def mode(self) -> Mode:
@@ -255,6 +128,10 @@ class Stats:
     refused_banned: int = 0  # connections refused because their address is banned
     banned: int = 0  # users removed by a ban
     refused_muted: int = 0  # messages and renames refused from muted users
+    logins: int = 0  # logins to an account that worked
+    failed_logins: int = 0  # wrong name or password, and too many attempts
+    replaced: int = 0  # sessions ended by a login to their account elsewhere
+    queued: int = 0  # private messages kept for an offline account
     # Bytes read from and handed to clients' connections (TLS: before encryption),
     # counted once per read and once per send, not per message.
     bytes_in: int = 0
@@ -267,6 +144,8 @@ class Stats:
 
 
 IDLE_BYE = Bye("idle", "you are forced offline")
+REPLACED_BYE = Bye("replaced", "you logged in to your account from somewhere else")
+ACCOUNT_REMOVED_BYE = Bye("account_removed", "your account was removed by an administrator")
 SHUTDOWN_BYE = Bye("shutdown", "the server is shutting down")
 
 
@@ -280,6 +159,21 @@ def slow_bye(limit: int) -> Bye:
         "slow_consumer",
         f"disconnected as a slow consumer: more than {limit} bytes were waiting for you",
     )
+
+
+def reserved_message(name: str) -> str:
+    return (
+        f"the name {name} belongs to an account; log in to use it"
+        f" (text: login|{name}|PASSWORD; JSON: a login request)"
+    )
+
+
+def logged_in_message(name: str) -> str:
+    return f"you are logged in as {name} and keep your account's name"
+
+
+def _ignore_outcome(problem: str | None) -> None:
+    pass  # the last login time: nothing depends on it being stored
 
 
 def _memory_store() -> Store:
@@ -326,11 +220,13 @@ class Hub:
             return addr
         return pseudonym(self.store.address_secret, addr)
 
-    def join(self, member: Member) -> None:
-        """Bring ``member`` online under its default name and announce it to everyone,
-        itself included."""
+    def join(self, member: Member, account: Account | None = None) -> None:
+        """Bring ``member`` online under its default name (or, logged in already, its
+        account's name) and announce it to everyone, itself included."""
         assert not member.online
         member.name = member.default_name = self.default_name(member.shown_addr)
+        if account is not None:
+            member.name, member.account = account.name, account.name
         member.online = True
         self._members[member.id] = member
         self._by_name[name_key(member.name)] = member
@@ -434,7 +330,10 @@ class Hub:
             self._rename_request(member, command.id, command.name, hello=False)
         elif isinstance(command, History):
             answer = partial(self._history_page, member, command.id)
-            self.store.history(command.limit, command.before, answer)
+            if command.with_ is None:
+                self.store.history(command.limit, command.before, answer)
+            else:
+                self._conversation(member, command, answer)
         elif isinstance(command, Ping):
             self.send(member, Pong(command.id))
         elif isinstance(command, Hello):
@@ -517,7 +416,9 @@ class Hub:
         stats.public_received += 1
         now = self.wall_clock()
         msgid = store.new_msgid(now)
-        event = ChatMessage(member.name, member.shown_addr, None, command.text, now, msgid)
+        event = ChatMessage(
+            member.name, member.shown_addr, None, command.text, now, msgid, member.account
+        )
         stats.messages_delivered += self.broadcast(event)
         if self.unflushed_since is None:
             self.unflushed_since = member.last_active
@@ -547,26 +448,179 @@ class Hub:
     def _private(self, member: Member, command: PrivateMessage) -> None:
         target = self.find(command.to)
         if target is None:
-            message = f"no user named {command.to!r} is online"
-            self.send(member, Error(command.id, NO_SUCH_USER, message, command.to))
+            account = self.store.accounts.get(name_key(command.to))
+            if account is None:
+                message = f"no user named {command.to!r} is online"
+                self.send(member, Error(command.id, NO_SUCH_USER, message, command.to))
+            else:
+                self._keep_for(member, command, account)
             return
         stats = self.stats
         stats.private_received += 1
         now = self.wall_clock()
         msgid = self.store.new_msgid(now)
-        if member.wire.mode is Mode.JSON:
-            self.send(member, Ok(command.id, msgid))  # not stored (yet): accepted is all
-        event = ChatMessage(member.name, member.shown_addr, target.name, command.text, now, msgid)
+        event = ChatMessage(
+            member.name, member.shown_addr, target.name, command.text, now, msgid, member.account
+        )
+        if member.account is not None and target.account is not None:
+            # Between two accounts: kept as their conversation; ok means stored.
+            pair = conversation_key(name_key(member.account), name_key(target.account))
+            self.store.append(event, partial(self._stored, member, command.id, msgid), pair)
+        elif member.wire.mode is Mode.JSON:
+            self.send(member, Ok(command.id, msgid))  # not stored: accepted is all
         if self.send(target, event):
             stats.messages_delivered += 1
         if self.unflushed_since is None:
             self.unflushed_since = member.last_active
 
+    def _keep_for(self, member: Member, command: PrivateMessage, account: Account) -> None:
+        """A private message to an account that is offline: kept until it logs in."""
+        store = self.store
+        if store.waiting(account.key) >= MAILBOX_MAX:
+            message = (
+                f"{account.name} is offline and already has {MAILBOX_MAX} messages waiting;"
+                " this one was not kept"
+            )
+            self.send(member, Error(command.id, MAILBOX_FULL, message, account.name))
+            return
+        now = self.wall_clock()
+        msgid = store.new_msgid(now)
+        event = ChatMessage(
+            member.name, member.shown_addr, account.name, command.text, now, msgid, member.account
+        )
+        if member.account is not None:
+            store.append(event, None, conversation_key(name_key(member.account), account.key))
+
+        def kept(problem: str | None) -> None:
+            if not member.online:
+                return
+            if problem is None:
+                self.stats.queued += 1
+                self.send(member, Ok(command.id, msgid, queued=account.name))
+            else:
+                message = f"the message was not kept: {problem}"
+                self.send(member, Error(command.id, UNAVAILABLE, message))
+
+        self.stats.private_received += 1
+        store.add_mail(account.key, event, kept)
+
+    def _conversation(self, member: Member, command: History, answer: Callable[..., None]) -> None:
+        """A page of ``member``'s private conversation with the account ``command.with_``:
+        only its two parties may read it."""
+        if member.account is None:
+            message = "log in to read your private conversations"
+            self.send(member, Error(command.id, LOGIN_REQUIRED, message))
+            return
+        mine, rid, limit, before = member.account, command.id, command.limit, command.before
+
+        def found(other: Account | None | str) -> None:
+            if not member.online:
+                return
+            if isinstance(other, str):
+                self.send(member, Error(rid, UNAVAILABLE, other))
+            elif other is None:
+                message = f"no account named {command.with_!r}"
+                self.send(member, Error(rid, NO_SUCH_USER, message, command.with_))
+            else:
+                pair = conversation_key(name_key(mine), other.key)
+                self.store.conversation(pair, limit, before, answer)
+
+        self.lookup_account(command.with_ or "", found)
+
+    # ------------------------------------------------------------------ accounts
+
+    def lookup_account(self, name: str, answer: Callable[[Account | None | str], None]) -> None:
+        """The account called ``name`` (None: there is none; a str: why it cannot be
+        read). A cluster node asks Redis; one server knows at once."""
+        answer(self.store.accounts.get(name_key(name)))
+
+    def login(self, member: Member, account: Account, rid: RequestId, *, hello: bool) -> None:
+        """``member`` proved that it knows ``account``'s password: it becomes that user
+        (joining now under --accounts-only), and gets what waited for it.
+
+        A session already logged in to the account is replaced (bye ``replaced``).
+        """
+        holder = self._by_name.get(account.key)
+        if holder is not None and holder is not member:
+            self._release_name(holder)
+        self.stats.logins += 1
+        if not member.online:
+            self.join(member, account)
+        else:
+            member.account = account.name
+            self._take_name(member, account.name)
+        if hello:
+            reply: Event = Welcome(rid, member.name, member.addr, self.server_name, account.name)
+        else:
+            reply = LoginOk(rid, member.name)
+        self.send(member, reply)
+        self.store.save_account(replace(account, last_login=self.wall_clock()), _ignore_outcome)
+        for message in self.store.take_mail(account.key):
+            if self.send(member, KeptMessage(message)):
+                self.stats.messages_delivered += 1
+
+    def _release_name(self, holder: Member) -> None:
+        """Free ``holder``'s name for its account's user: a session of the account is
+        replaced; a guest (an account made while it held the name) is renamed."""
+        if holder.account is not None:
+            self.stats.replaced += 1
+            log.info(
+                "%s (%s): replaced by a login to its account from elsewhere",
+                holder.name,
+                holder.addr,
+                extra={"event": "replaced", "user": holder.name, "addr": holder.addr},
+            )
+            self.remove(holder, REPLACED_BYE)
+        else:
+            self._take_name(holder, self.default_name(holder.shown_addr), reason="reserved")
+
+    def _take_name(self, member: Member, new: str, reason: str | None = None) -> None:
+        old = member.name
+        if new == old:
+            return
+        self._forget_name(member)
+        member.name = new
+        self._by_name[name_key(new)] = member
+        self.broadcast(NameChange(old, new, member.shown_addr, reason))
+
+    def change_password(
+        self, member: Member, account: Account, password_hash: str, rid: RequestId
+    ) -> None:
+        """Keep ``member``'s new password; it is told once it is stored."""
+
+        def saved(problem: str | None) -> None:
+            if not member.online:
+                return
+            if problem is None:
+                self.send(member, PasswdOk(rid))
+            else:
+                message = f"the password was not changed: {problem}"
+                self.send(member, Error(rid, UNAVAILABLE, message))
+
+        self.store.save_account(account.with_password(password_hash), saved)
+
+    def reserve(self, account: Account) -> str | None:
+        """An account was made: a guest holding its name is renamed to its default name
+        (and told why); returns that new name, or None."""
+        holder = self._by_name.get(account.key)
+        if holder is None or holder.account is not None:
+            return None
+        self._release_name(holder)
+        return holder.name
+
+    def log_out(self, account_name: str) -> int:
+        """An account was removed: its user, if online, is told and removed."""
+        member = self.find(account_name)
+        if member is None or member.account is None:
+            return 0
+        self.remove(member, ACCOUNT_REMOVED_BYE)
+        return 1
+
     # The chat's shared decisions: a cluster node's hub (imkit.cluster.hub) overrides
     # these four (and join/leave) to make them in Redis; the guards above stay here.
 
     def _who(self, member: Member, rid: RequestId) -> None:
-        users = tuple(UserInfo(m.name, m.shown_addr) for m in self._members.values())
+        users = tuple(UserInfo(m.name, m.shown_addr, m.account) for m in self._members.values())
         self.send(member, UserList(rid, users))
 
     def _rename_request(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
@@ -583,18 +637,19 @@ class Hub:
         if problem is not None:
             self.send(member, Error(rid, INVALID_NAME, f"invalid name {new!r}: {problem}", new))
             return False
+        if member.account is not None and new != member.name:
+            self.send(member, Error(rid, LOGGED_IN, logged_in_message(member.account), new))
+            return False
         key = name_key(new)
+        account = self.store.accounts.get(key)
+        if account is not None and member.account != account.name:
+            self.send(member, Error(rid, NAME_RESERVED, reserved_message(account.name), new))
+            return False
         holder = self._by_name.get(key)
         if holder is not None and holder is not member:
             self.send(member, Error(rid, NAME_TAKEN, f"the name {new!r} is taken", new))
             return False
-        old = member.name
-        if new == old:
-            return True
-        self._forget_name(member)
-        member.name = new
-        self._by_name[key] = member
-        self.broadcast(NameChange(old, new, member.shown_addr))
+        self._take_name(member, new)
         return True
 
     # -------------------------------------------------------------------- delivery

@@ -36,10 +36,13 @@ from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
 
 from imkit import admin
+from imkit.accounts import DEFAULT_HASH_COST, DEFAULT_OFFLINE_DAYS, PasswordHasher
 from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
-from imkit.hub import DEFAULT_MAX_QUEUE, Hub, Outbox
+from imkit.hub import Hub
+from imkit.login import Logins
 from imkit.moderation import Ban
+from imkit.outbox import DEFAULT_MAX_QUEUE, Outbox
 from imkit.protocol import DEFAULT_MAX_LINE, Bye, ServerConnection, encode_text
 from imkit.store import DEFAULT_RETAIN_DAYS, Store, open_store
 from imkit.transport.backpressure import Congestion
@@ -143,6 +146,9 @@ class ServerConfig:
     # Networks of load balancers whose connections start with a PROXY protocol header.
     proxy_protocol: tuple[str, ...] = ()
     hide_addresses: bool = False  # users see pseudonyms instead of each other's addresses
+    accounts_only: bool = False  # every client logs in to an account before anything else
+    password_hash_cost: int = DEFAULT_HASH_COST  # log2 of scrypt's N (imkit.accounts)
+    offline_days: float = DEFAULT_OFFLINE_DAYS  # how long a message waits for an account
 
 
 class Server:
@@ -157,6 +163,9 @@ class Server:
             else:
                 hub = self._cluster_hub(config.cluster)
         self.hub = hub
+        self.logins = Logins(
+            hub, PasswordHasher(config.password_hash_cost), accounts_only=config.accounts_only
+        )
         self.congestion = Congestion()
         self.addresses: list[str] = []
         self.connections: set[Connection] = set()
@@ -273,6 +282,7 @@ class Server:
                 config.db,
                 config.port,
                 retain_days=config.retain_days,
+                offline_days=config.offline_days,
                 clock=self.hub.wall_clock,
                 fsync=config.fsync,
             )
@@ -517,6 +527,7 @@ class Server:
             bucket=self._bucket_for(ip, now),
             password=self.config.password,
             auth_timeout=self.config.auth_timeout,
+            logins=self.logins,
         )
         self.connections.add(connection)
         if member.shown_addr == addr:

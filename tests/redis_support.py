@@ -368,14 +368,28 @@ def offline(user: User) -> Event:
 def said(user: User, text: str) -> Event:
     return Event(
         f"[{user.addr}]{user.name}:{text}\n",
-        {"type": "message", "from": user.name, "addr": user.addr, "to": None, "text": text},
+        {
+            "type": "message",
+            "from": user.name,
+            "addr": user.addr,
+            "to": None,
+            "text": text,
+            "account": None,
+        },
     )
 
 
 def whispered(user: User, to: User, text: str) -> Event:
     return Event(
         f"{user.name} say: {text}\n",
-        {"type": "message", "from": user.name, "addr": user.addr, "to": to.name, "text": text},
+        {
+            "type": "message",
+            "from": user.name,
+            "addr": user.addr,
+            "to": to.name,
+            "text": text,
+            "account": None,
+        },
     )
 
 
@@ -468,6 +482,7 @@ async def arrive(node: Node, mode: str, others: list[User], name: str | None = N
             "name": user.addr,
             "addr": user.addr,
             "server": welcome.get("server"),
+            "account": None,
             "v": 1,
         }
         assert str(welcome["server"]).startswith("imkit/")
@@ -543,7 +558,7 @@ async def check_who(user: User, expected: list[User]) -> None:
         assert reply == {
             "type": "users",
             "id": "who",
-            "users": [{"name": u.name, "addr": u.addr} for u in expected],
+            "users": [{"name": u.name, "addr": u.addr, "account": None} for u in expected],
         }, f"at {user.name}"
 
 

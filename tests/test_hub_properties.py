@@ -12,8 +12,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from imkit.hub import Hub, Member, Outbox
+from imkit.hub import Hub, Member
 from imkit.names import name_key
+from imkit.outbox import Outbox
 from imkit.protocol import (
     Mode,
     PrivateMessage,

@@ -208,12 +208,16 @@ async def test_json_mode_over_tcp(server: Server) -> None:
         "name": "jay",
         "addr": j.addr,
         "server": welcome["server"],
+        "account": None,
         "v": 1,
     }
     assert welcome["server"].startswith("imkit/")
     assert await j.request(type="ping", id="p") == {"type": "pong", "id": "p"}
     users = await j.request(type="who", id=2)
-    assert users["users"] == [{"name": "tee", "addr": text.addr}, {"name": "jay", "addr": j.addr}]
+    assert users["users"] == [
+        {"name": "tee", "addr": text.addr, "account": None},
+        {"name": "jay", "addr": j.addr, "account": None},
+    ]
     ok = await j.request(type="message", text="hi all", id=3)
     assert ok == {"type": "ok", "id": 3, "msgid": ok["msgid"]} and len(ok["msgid"]) == 16
     assert await text.line_matching("hi all") == f"[{j.addr}]jay:hi all\n"

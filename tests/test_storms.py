@@ -22,8 +22,9 @@ import anyio
 import pytest
 
 from imkit import admin
-from imkit.hub import Hub, Member, Outbox
+from imkit.hub import Hub, Member
 from imkit.names import name_problem
+from imkit.outbox import Outbox
 from imkit.server import ServerConfig
 from tests.conftest import run_server
 from tests.support import LineClient, joined, run_imkit, split_addr, start_server_process

@@ -8,6 +8,12 @@ import sys
 import anyio
 import click
 
+from imkit.accounts import (
+    DEFAULT_HASH_COST,
+    DEFAULT_OFFLINE_DAYS,
+    MAX_HASH_COST,
+    MIN_HASH_COST,
+)
 from imkit.cli.options import (
     DAY,
     LOG_FORMATS,
@@ -22,7 +28,7 @@ from imkit.cli.options import (
 )
 from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
-from imkit.hub import DEFAULT_MAX_QUEUE
+from imkit.outbox import DEFAULT_MAX_QUEUE
 from imkit.protocol import DEFAULT_MAX_LINE, HISTORY_MAX
 from imkit.server import (
     DEFAULT_BURST,
@@ -195,6 +201,27 @@ from imkit.store import DEFAULT_RETAIN_DAYS
     "addresses; only imkit who and the log show addresses.",
 )
 @option(
+    "--accounts-only/--guests-allowed",
+    default=False,
+    help="Every client must log in to an account (imkit account add) before anything "
+    "else, within 5 seconds of connecting.",
+)
+@option(
+    "--password-hash-cost",
+    type=click.IntRange(MIN_HASH_COST, MAX_HASH_COST),
+    default=DEFAULT_HASH_COST,
+    metavar="N",
+    help="Accounts' passwords are hashed with scrypt, N = 2^this (memory 128 * 8 * 2^N "
+    "bytes a hash); OWASP's minimum is 17 (docs/accounts.md).",
+)
+@option(
+    "--offline-days",
+    type=Bounded(0.001, 100 * 365, zero=True),
+    default=DEFAULT_OFFLINE_DAYS,
+    metavar="DAYS",
+    help="How long a private message waits for an account that is offline; 0: until it logs in.",
+)
+@option(
     "--cluster",
     type=TEXT,
     nonempty=True,
@@ -260,6 +287,9 @@ def serve(
     replay: int,
     fsync: bool,
     hide_addresses: bool,
+    accounts_only: bool,
+    password_hash_cost: int,
+    offline_days: float,
     cluster: str | None,
     cluster_name: str,
     node_timeout: float,
@@ -308,6 +338,9 @@ def serve(
         cluster_name=cluster_name,
         node_timeout=node_timeout,
         hide_addresses=hide_addresses,
+        accounts_only=accounts_only,
+        password_hash_cost=password_hash_cost,
+        offline_days=offline_days,
     )
 
     options = loop_options(event_loop)

@@ -27,6 +27,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from imkit.accounts import Account
 from imkit.cluster import UNREACHABLE
 from imkit.cluster.link import ClusterLink
 from imkit.hub import Hub, Member, kick_bye
@@ -120,8 +121,9 @@ class ClusterHub(Hub):
 
     # ------------------------------------------------------------------ membership
 
-    def join(self, member: Member) -> None:
+    def join(self, member: Member, account: Account | None = None) -> None:
         """Ask Redis for a default name; online when its own online event comes back."""
+        assert account is None, "a cluster node logs in through Redis"
         link = self._link
         if link.problem is not None:
             self.stats.refused_unavailable += 1

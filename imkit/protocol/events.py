@@ -235,6 +235,21 @@ class ChatMessage(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class KeptMessage(Event):
+    """A private message that waited for its recipient to log in: in JSON mode the
+    usual message event (its time and msgid are the original ones), in text mode the
+    private line shown again, with its time (:meth:`ChatMessage.past_line`)."""
+
+    message: ChatMessage
+
+    def text_line(self) -> str:
+        return self.message.past_line()
+
+    def json_fields(self) -> dict[str, Any]:
+        return self.message.json_fields()
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryPage(Event):
     """Past public messages, oldest first; ``more``: older ones are kept too.
 

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from imkit.accounts import DEFAULT_OFFLINE_DAYS
 from imkit.store.base import DEFAULT_RETAIN_DAYS, Answer, Deleted, Page, Store, Stored
 from imkit.store.memory import MemoryStore
 from imkit.store.sqlite import SqliteStore
@@ -50,6 +51,7 @@ def open_store(
     port: int,
     *,
     retain_days: float = DEFAULT_RETAIN_DAYS,
+    offline_days: float = DEFAULT_OFFLINE_DAYS,
     clock: Callable[[], float],
     fsync: bool = False,
 ) -> Store:
@@ -59,8 +61,10 @@ def open_store(
     mean a new file each start, so it keeps history in memory, like ``--db none``.
     """
     if db == MEMORY or (db is None and port == 0):
-        return MemoryStore(retain_days=retain_days, clock=clock)
+        return MemoryStore(retain_days=retain_days, offline_days=offline_days, clock=clock)
     path = Path(db).expanduser() if db is not None else default_path(port)
-    store = SqliteStore(path, retain_days=retain_days, clock=clock, fsync=fsync)
+    store = SqliteStore(
+        path, retain_days=retain_days, offline_days=offline_days, clock=clock, fsync=fsync
+    )
     store.open()
     return store

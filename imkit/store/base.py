@@ -78,7 +78,7 @@ async def awaited(ask: Callable[[Callable[[T], None]], None], timeout: float) ->
 
 
 class Store(ABC):
-    """Where messages (and later accounts and bans) outlive a connection."""
+    """Where messages, accounts, waiting private messages and bans outlive a connection."""
 
     def __init__(
         self,
@@ -192,7 +192,7 @@ class Store(ABC):
         """Keep a private message for the offline account ``key``. It counts in
         :attr:`mailboxes` at once (the hub checks the limit there); when it cannot be
         stored it is taken out again and ``done`` is told why."""
-        self.mailboxes.setdefault(key, []).append(message)
+        self._post_mail(key, message)
         done(None)
 
     def take_mail(self, key: str) -> list[ChatMessage]:
@@ -201,6 +201,11 @@ class Store(ABC):
         waiting = self.mailboxes.pop(key, [])
         cutoff = self.mail_cutoff()
         return [m for m in waiting if message_number(m) >= cutoff]
+
+    def waiting(self, key: str) -> int:
+        """How many messages wait for the account ``key`` (within --offline-days)."""
+        cutoff = self.mail_cutoff()
+        return sum(1 for m in self.mailboxes.get(key, ()) if message_number(m) >= cutoff)
 
     def mail_cutoff(self) -> int:
         """The smallest msgid number of a waiting message still within --offline-days."""
@@ -246,6 +251,14 @@ class Store(ABC):
         if self.retain_days <= 0:
             return 0
         return msgid_floor(self.clock() - self.retain_days * DAY)
+
+    def _post_mail(self, key: str, message: ChatMessage) -> None:
+        """Put ``message`` in ``key``'s mailbox in memory, dropping the expired ones
+        first: they will never be delivered, so they must not count for the limit."""
+        cutoff = self.mail_cutoff()
+        box = self.mailboxes.setdefault(key, [])
+        box[:] = [m for m in box if message_number(m) >= cutoff]
+        box.append(message)
 
     def _remember(self, last_id: int, newest: Iterable[ChatMessage]) -> None:
         """After a restart: ids go on from ``last_id``; ``newest`` primes the replay."""

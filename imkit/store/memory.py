@@ -1,10 +1,12 @@
-"""``--db none``: history in memory only, lost at exit (and the store of ``--port 0``)."""
+"""``--db none``: history, accounts and waiting messages in memory only, lost at exit
+(and the store of ``--port 0``)."""
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from imkit.accounts import DEFAULT_OFFLINE_DAYS
 from imkit.names import name_key
 from imkit.protocol import ChatMessage
 from imkit.store.base import (
@@ -30,17 +32,25 @@ class MemoryStore(Store):
         self,
         *,
         retain_days: float = DEFAULT_RETAIN_DAYS,
+        offline_days: float = DEFAULT_OFFLINE_DAYS,
         clock: Callable[[], float],
         capacity: int = MEMORY_HISTORY,
     ) -> None:
-        super().__init__(retain_days=retain_days, clock=clock)
+        super().__init__(retain_days=retain_days, offline_days=offline_days, clock=clock)
         self._messages: collections.deque[ChatMessage] = collections.deque(maxlen=capacity)
+        # Private messages between accounts, with their conversation key: bounded apart
+        # from the public ones, so that private chatter cannot push history out.
+        self._private: collections.deque[tuple[str, ChatMessage]] = collections.deque(
+            maxlen=capacity
+        )
 
     def _append(
         self, message: ChatMessage, stored: Stored | None, conversation: str | None
     ) -> None:
         if message.to is None:
             self._messages.append(message)
+        elif conversation is not None:
+            self._private.append((conversation, message))
         if stored is not None:
             stored(None)
 
@@ -64,14 +74,33 @@ class MemoryStore(Store):
         done(deleted)
 
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
-        bound, cutoff = before_number(before), self.cutoff()
+        cutoff = self.cutoff()
         while self._messages and message_number(self._messages[0]) < cutoff:
             self._messages.popleft()  # expired: forget it
-        newest_first: list[ChatMessage] = []
-        for message in reversed(self._messages):  # from the newest: pages are near it
-            if message_number(message) < bound:
-                newest_first.append(message)
-                if len(newest_first) > limit:
-                    break
-        more = len(newest_first) > limit
-        answer(Page(tuple(reversed(newest_first[:limit])), more))
+        answer(_page(reversed(self._messages), limit, before))
+
+    def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
+        cutoff = self.cutoff()
+        while self._private and message_number(self._private[0][1]) < cutoff:
+            self._private.popleft()
+        newest = (message for key, message in reversed(self._private) if key == pair)
+        answer(_page(newest, limit, before))
+
+    def delete_account(self, key: str, done: Stored) -> None:
+        # A new account of the same name is someone else: it must not read these.
+        kept = [(pair, m) for pair, m in self._private if key not in pair.split(" ")]
+        self._private.clear()
+        self._private.extend(kept)
+        super().delete_account(key, done)
+
+
+def _page(newest_first: Iterable[ChatMessage], limit: int, before: str | None) -> Page:
+    """The ``limit`` newest of ``newest_first`` before msgid ``before``, oldest first."""
+    bound = before_number(before)
+    found: list[ChatMessage] = []
+    for message in newest_first:  # from the newest: pages are near it
+        if message_number(message) < bound:
+            found.append(message)
+            if len(found) > limit:
+                break
+    return Page(tuple(reversed(found[:limit])), len(found) > limit)

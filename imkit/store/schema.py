@@ -51,6 +51,38 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # The key of the pseudonyms shown for addresses (--hide-addresses, imkit.addresses):
     # 32 random bytes, in hex, made once, so that pseudonyms are the same after a restart.
     3: ("INSERT INTO meta (key, value) VALUES ('address_secret', lower(hex(randomblob(32))))",),
+    # Accounts (imkit account, imkit.accounts).
+    4: (
+        # The sender's account when it was logged in (NULL: a guest, or an older row), so
+        # that history tells a verified sender from a guest who took a free name.
+        "ALTER TABLE messages ADD COLUMN account TEXT",
+        # A private message between two accounts is kept under their conversation key
+        # (imkit.accounts.conversation_key); NULL for every other message. The index
+        # serves a page of one conversation (newest first) as the id serves history.
+        "ALTER TABLE messages ADD COLUMN conversation TEXT",
+        """CREATE INDEX messages_conversation ON messages (conversation, id)
+            WHERE conversation IS NOT NULL""",
+        # The account (its name key) and the account as JSON (imkit.accounts.Account.fields).
+        """CREATE TABLE accounts (
+            key TEXT PRIMARY KEY,
+            fields TEXT NOT NULL
+        )""",
+        # Private messages waiting for an account that was offline, deleted once it has
+        # logged in and been given them (or after --offline-days). Apart from messages:
+        # a guest's message waits here without being history, and retention of history
+        # must not delete a message before it was delivered.
+        """CREATE TABLE mailbox (
+            id INTEGER PRIMARY KEY,  -- the msgid as a number (imkit.msgid)
+            owner TEXT NOT NULL,     -- the key of the account it waits for
+            time REAL NOT NULL,      -- as in messages
+            sender TEXT NOT NULL,
+            addr TEXT NOT NULL,
+            account TEXT,            -- the sender's account, NULL: a guest
+            recipient TEXT NOT NULL, -- the account's name
+            text TEXT NOT NULL
+        )""",
+        "CREATE INDEX mailbox_owner ON mailbox (owner, id)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

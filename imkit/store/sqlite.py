@@ -19,6 +19,10 @@ message written there would be lost at restart, and must not be acknowledged.
 
 Old messages are deleted in the background, a few hundred per transaction, and only
 while no messages are waiting, so retention never stalls the chat.
+
+Accounts and the private messages waiting for them are read into memory when the file
+is opened (the hub decides from memory at once) and written through the same queue, one
+transaction a change; memory follows what was stored (see each method).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any
 
 import anyio
 
+from imkit.accounts import DEFAULT_OFFLINE_DAYS, Account
 from imkit.msgid import format_msgid
 from imkit.names import name_key
 from imkit.protocol import HISTORY_MAX, ChatMessage
@@ -49,6 +54,7 @@ from imkit.store.base import (
     Store,
     Stored,
     before_number,
+    message_number,
 )
 from imkit.store.schema import open_database
 
@@ -69,17 +75,31 @@ CLOSE_TIMEOUT = 10.0
 HANDOVER_DELAY = 0.02
 HANDOVER_ROWS = 1000
 
-_COLUMNS = "id, time, sender, addr, recipient, text"
-_INSERT = f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
-_Row = tuple[int, float, str, str, str | None, str]
+_COLUMNS = "id, time, sender, addr, recipient, text, account"
+_INSERT = f"INSERT INTO messages ({_COLUMNS}, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+# A message as read (_COLUMNS), and as written (and its conversation).
+_Row = tuple[int, float, str, str, str | None, str, str | None]
+_NewRow = tuple[int, float, str, str, str | None, str, str | None, str | None]
 _SAVE_BAN = "INSERT OR REPLACE INTO bans (target, fields) VALUES (?, ?)"
+_SAVE_ACCOUNT = "INSERT OR REPLACE INTO accounts (key, fields) VALUES (?, ?)"
+# Only while the account exists: a message for an account deleted meanwhile (its delete
+# was queued first) is not kept for whoever registers the name next.
+_ADD_MAIL = (
+    f"INSERT INTO mailbox (owner, {_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM accounts WHERE key = ?)"
+)
 
 
 class _Read:
-    __slots__ = ("limit", "bound", "cutoff", "answer")
+    """A page of history (``conversation`` None) or of one private conversation."""
 
-    def __init__(self, limit: int, bound: int, cutoff: int, answer: Answer) -> None:
+    __slots__ = ("limit", "bound", "cutoff", "answer", "conversation")
+
+    def __init__(
+        self, limit: int, bound: int, cutoff: int, answer: Answer, conversation: str | None
+    ) -> None:
         self.limit, self.bound, self.cutoff, self.answer = limit, bound, cutoff, answer
+        self.conversation = conversation
 
 
 class _Barrier:
@@ -90,7 +110,7 @@ class _Barrier:
 
 
 class _Change:
-    """Work on the connection in a transaction of its own (bans, later accounts)."""
+    """Work on the connection in a transaction of its own (bans, accounts, mail)."""
 
     __slots__ = ("work", "done")
 
@@ -109,11 +129,12 @@ class SqliteStore(Store):
         path: Path,
         *,
         retain_days: float = DEFAULT_RETAIN_DAYS,
+        offline_days: float = DEFAULT_OFFLINE_DAYS,
         clock: Callable[[], float],
         fsync: bool = False,
         purge_interval: float = PURGE_INTERVAL,
     ) -> None:
-        super().__init__(retain_days=retain_days, clock=clock)
+        super().__init__(retain_days=retain_days, offline_days=offline_days, clock=clock)
         self.path = path
         self.fsync = fsync
         self.purge_interval = purge_interval
@@ -124,7 +145,7 @@ class SqliteStore(Store):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         # Rows of messages nobody waits for, not yet handed to the writer (loop only).
-        self._unsent: list[_Row] = []
+        self._unsent: list[_NewRow] = []
         self._handover: asyncio.TimerHandle | None = None
         # Writer thread only: its own view of whether writes fail.
         self._failing: str | None = None
@@ -144,6 +165,8 @@ class SqliteStore(Store):
         last_id = max(
             int(connection.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()[0]),
             connection.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0],
+            # A guest's message to an offline account is kept only here.
+            connection.execute("SELECT coalesce(max(id), 0) FROM mailbox").fetchone()[0],
         )
         secret = connection.execute(
             "SELECT value FROM meta WHERE key = 'address_secret'"
@@ -156,6 +179,14 @@ class SqliteStore(Store):
         ).fetchall()
         self._remember(last_id, [_message(row) for row in reversed(rows)])
         self.bans = [json.loads(raw) for (raw,) in connection.execute("SELECT fields FROM bans")]
+        for key, raw in connection.execute("SELECT key, fields FROM accounts"):
+            self.accounts[key] = Account.from_fields(json.loads(raw))
+        mail = connection.execute(
+            f"SELECT owner, {_COLUMNS} FROM mailbox WHERE id >= ? ORDER BY id",
+            (self.mail_cutoff(),),  # expired ones are never delivered (and purged soon)
+        )
+        for owner, *row in mail:
+            self.mailboxes.setdefault(owner, []).append(_message(tuple(row)))
 
     def start(self) -> None:
         assert self._connection is not None, "open() first"
@@ -166,14 +197,7 @@ class SqliteStore(Store):
     def _append(
         self, message: ChatMessage, stored: Stored | None, conversation: str | None
     ) -> None:
-        row = (
-            int(message.msgid or 0),
-            message.time,
-            message.sender,
-            message.addr,
-            message.to,
-            message.text,
-        )
+        row = (*_row(message), conversation)
         if stored is None and self._loop is not None:
             self._unsent.append(row)
             if len(self._unsent) == 1:
@@ -195,7 +219,11 @@ class SqliteStore(Store):
 
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
         self._hand_over()  # a request sees every message appended before it
-        self._queue.put(_Read(limit, before_number(before), self.cutoff(), answer))
+        self._queue.put(_Read(limit, before_number(before), self.cutoff(), answer, None))
+
+    def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
+        self._hand_over()  # as history: it sees every message appended before it
+        self._queue.put(_Read(limit, before_number(before), self.cutoff(), answer, pair))
 
     def _change(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
         self._hand_over()
@@ -234,6 +262,75 @@ class SqliteStore(Store):
 
     def delete_ban(self, target: str, done: Stored) -> None:
         self._change(lambda c: c.execute("DELETE FROM bans WHERE target = ?", (target,)), done)
+
+    # Accounts: memory changes once the file has (the hub checks memory, and must not
+    # see an account that a restart would not), except for mail (add_mail, take_mail).
+
+    def save_account(self, account: Account, done: Stored) -> None:
+        row = (account.key, json.dumps(account.fields()))
+
+        def saved(problem: str | None) -> None:
+            if problem is None:
+                self.accounts[account.key] = account
+            done(problem)
+
+        self._change(lambda c: c.execute(_SAVE_ACCOUNT, row), saved)
+
+    def delete_account(self, key: str, done: Stored) -> None:
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute("DELETE FROM accounts WHERE key = ?", (key,))
+            connection.execute("DELETE FROM mailbox WHERE owner = ?", (key,))
+            # Its private conversations too: whoever registers the name next is
+            # someone else, and must not read them (only the two parties may).
+            connection.execute(
+                "DELETE FROM messages WHERE conversation IS NOT NULL AND "
+                "(substr(conversation, 1, length(?1) + 1) = ?1 || ' ' "
+                "OR substr(conversation, -length(?1) - 1) = ' ' || ?1)",
+                (key,),
+            )
+
+        def deleted(problem: str | None) -> None:
+            if problem is None:
+                self.accounts.pop(key, None)
+                self.mailboxes.pop(key, None)
+            done(problem)
+
+        self._change(work, deleted)
+
+    def add_mail(self, key: str, message: ChatMessage, done: Stored) -> None:
+        # In memory at once, so that the hub counts it against the limit right away.
+        self._post_mail(key, message)
+        row = (key, *_row(message), key)
+
+        def work(connection: sqlite3.Connection) -> None:
+            if connection.execute(_ADD_MAIL, row).rowcount == 0:
+                raise sqlite3.IntegrityError("the account was removed")
+
+        def kept(problem: str | None) -> None:
+            if problem is not None:
+                box = self.mailboxes.get(key, [])
+                if message in box:
+                    box.remove(message)
+            done(problem)
+
+        self._change(work, kept)
+
+    def take_mail(self, key: str) -> list[ChatMessage]:
+        taken = self.mailboxes.get(key, [])
+        if taken:  # the expired ones too: none of them must be delivered again
+            last = max(message_number(m) for m in taken)
+
+            def forgotten(problem: str | None) -> None:
+                if problem is not None:  # they would be delivered again after a restart
+                    log.warning(
+                        "delivered messages could not be removed from the mailbox: %s",
+                        problem,
+                        extra={"event": "mailbox_delete_failed", "reason": problem},
+                    )
+
+            delete = "DELETE FROM mailbox WHERE owner = ? AND id <= ?"
+            self._change(lambda c: c.execute(delete, (key, last)), forgotten)
+        return super().take_mail(key)
 
     async def flush(self, timeout: float) -> None:  # noqa: ASYNC109
         if self._thread is None or not self._thread.is_alive():
@@ -297,9 +394,10 @@ class SqliteStore(Store):
         next_purge = time.monotonic() + min(1.0, self.purge_interval)
         next_probe = 0.0
         closing = False
+        purging = self.retain_days > 0 or self.offline_days > 0
         while not closing:
             deadlines = []
-            if self.retain_days > 0:
+            if purging:
                 deadlines.append(next_purge)
             if self._failing is not None:
                 deadlines.append(next_probe)
@@ -320,7 +418,7 @@ class SqliteStore(Store):
                 elif now >= next_probe:
                     self._probe()
                     next_probe = now + PROBE_INTERVAL
-            if self.retain_days > 0 and now >= next_purge and self._failing is None:
+            if purging and now >= next_purge and self._failing is None:
                 self._purge()
                 next_purge = time.monotonic() + self.purge_interval
         self._remember_last_id()
@@ -329,7 +427,7 @@ class SqliteStore(Store):
     def _handle(self, items: list[object]) -> bool:
         """Carry out ``items`` in order, consecutive messages as one transaction; True
         when the store is closing."""
-        rows: list[_Row] = []
+        rows: list[_NewRow] = []
         waiters: list[Stored] = []
         closing = False
         for item in items:
@@ -358,7 +456,7 @@ class SqliteStore(Store):
             self._write(rows, waiters)
         return closing
 
-    def _write(self, rows: list[_Row], waiters: list[Stored]) -> None:
+    def _write(self, rows: list[_NewRow], waiters: list[Stored]) -> None:
         problem = self._file_problem()
         if problem is None:
             started = time.monotonic()
@@ -425,11 +523,16 @@ class SqliteStore(Store):
     def _read(self, read: _Read) -> None:
         connection = self._connection
         assert connection is not None
+        parameters: tuple[str, ...] = ()
+        if read.conversation is None:
+            where = "recipient IS NULL"
+        else:
+            where, parameters = "conversation = ?", (read.conversation,)
         try:
             rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE recipient IS NULL AND id < ? AND id >= ? "
+                f"SELECT {_COLUMNS} FROM messages WHERE {where} AND id < ? AND id >= ? "
                 "ORDER BY id DESC LIMIT ?",
-                (read.bound, read.cutoff, read.limit + 1),
+                (*parameters, read.bound, read.cutoff, read.limit + 1),
             ).fetchall()
         except sqlite3.Error as error:
             self._post(read.answer, f"history cannot be read: {error}")
@@ -439,23 +542,30 @@ class SqliteStore(Store):
         self._post(read.answer, page)
 
     def _purge(self) -> None:
-        """Delete expired messages, a chunk per transaction, while nothing else waits."""
+        """Delete expired messages (private ones too) and expired waiting messages, a
+        chunk per transaction, while nothing else waits."""
+        if self.retain_days > 0:
+            self._purge_table("messages", self.cutoff())
+        if self.offline_days > 0:
+            self._purge_table("mailbox", self.mail_cutoff())
+
+    def _purge_table(self, table: str, cutoff: int) -> None:
         connection = self._connection
         assert connection is not None
-        cutoff = self.cutoff()
         deleted = PURGE_CHUNK
         while deleted == PURGE_CHUNK and self._queue.empty():
             try:
                 cursor = connection.execute(
-                    "DELETE FROM messages WHERE id IN "
-                    "(SELECT id FROM messages WHERE id < ? ORDER BY id LIMIT ?)",
+                    f"DELETE FROM {table} WHERE id IN "
+                    f"(SELECT id FROM {table} WHERE id < ? ORDER BY id LIMIT ?)",
                     (cutoff, PURGE_CHUNK),
                 )
             except sqlite3.Error as error:
                 log.debug(
-                    "retention could not delete old messages: %s",
+                    "retention could not delete old rows of %s: %s",
+                    table,
                     error,
-                    extra={"event": "retention_failed", "reason": str(error)},
+                    extra={"event": "retention_failed", "reason": str(error), "table": table},
                 )
                 return
             deleted = cursor.rowcount
@@ -466,6 +576,18 @@ class SqliteStore(Store):
             self._transaction(lambda connection: None, last_id=self._ids.last)
 
 
+def _row(message: ChatMessage) -> _Row:
+    return (
+        int(message.msgid or 0),
+        message.time,
+        message.sender,
+        message.addr,
+        message.to,
+        message.text,
+        message.account,
+    )
+
+
 def _message(row: _Row) -> ChatMessage:
-    number, timestamp, sender, addr, recipient, text = row
-    return ChatMessage(sender, addr, recipient, text, timestamp, format_msgid(number))
+    number, timestamp, sender, addr, recipient, text, account = row
+    return ChatMessage(sender, addr, recipient, text, timestamp, format_msgid(number), account)

@@ -24,7 +24,7 @@ import time
 
 import anyio
 
-from imkit.hub import Outbox
+from imkit.outbox import Outbox
 
 # How long readers wait for one congested client to drain half its queue: a client
 # reading continuously on any working network takes half a MiB in well under that.

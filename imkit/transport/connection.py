@@ -18,7 +18,21 @@ import anyio
 import anyio.lowlevel
 
 from imkit.hub import Hub, Member
-from imkit.protocol import UNAUTHORIZED, Authenticate, Bye, Command, Error, Hello, Mode, RequestId
+from imkit.login import Logins
+from imkit.protocol import (
+    LOGIN_REQUIRED,
+    UNAUTHORIZED,
+    Authenticate,
+    Bye,
+    Command,
+    Error,
+    Hello,
+    Invalid,
+    Login,
+    Mode,
+    Passwd,
+    RequestId,
+)
 from imkit.transport.backpressure import Congestion
 from imkit.transport.links import LINK_ERRORS, Link
 
@@ -30,6 +44,10 @@ DRAIN_TIMEOUT = 5.0
 # After our last byte, read and discard what the client still sends for this long, so
 # that closing does not reset the connection before the client has read the bye.
 LINGER_TIMEOUT = 2.0
+# Commands the reader awaits itself (a password is checked in a thread) rather than
+# handing them to the hub; a hello only when it carries a login.
+_AWAITED = frozenset({Login, Passwd, Hello})
+LOGIN_FIRST = "log in first (text: login|NAME|PASSWORD; JSON: a login request)"
 
 
 class TokenBucket:
@@ -68,6 +86,7 @@ class Connection:
         "congestion",
         "password",
         "auth_timeout",
+        "logins",
         "writer_busy",
         "closed",
         "_writer_wake",
@@ -85,6 +104,7 @@ class Connection:
         bucket: TokenBucket | None = None,
         password: str | None = None,
         auth_timeout: float = 5.0,
+        logins: Logins,
     ) -> None:
         self.link = link
         self.member = member
@@ -94,6 +114,7 @@ class Connection:
         self.congestion = congestion
         self.password = password
         self.auth_timeout = auth_timeout
+        self.logins = logins
         self.writer_busy = False  # the writer task owns the socket until it is done
         self.closed = False
         self._writer_wake = anyio.Event()
@@ -185,10 +206,8 @@ class Connection:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._write_loop)
                     with self._read_scope:
-                        if self.password is None:
-                            hub.join(member)
-                            await self._read_loop([])
-                        elif (first := await self._authenticate(self.password)) is not None:
+                        first = await self._admit()
+                        if first is not None:
                             await self._read_loop(first)
                     # Whatever ended the reading, the writer gets a bounded time to finish.
                     scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
@@ -217,7 +236,10 @@ class Connection:
                     if bucket is not None and (delay := bucket.take(time.monotonic())):
                         await anyio.sleep(delay)
                         member.last_active = time.monotonic()  # slowed down, not idle
-                    hub.handle(member, command)
+                    if command.__class__ in _AWAITED:
+                        await self._awaited(command)
+                    else:
+                        hub.handle(member, command)
                 if link.maybe_more:
                     # More is waiting already: let the flusher write what this read
                     # queued before reading on, so fan-out interleaves with writing.
@@ -238,32 +260,92 @@ class Connection:
                 extra={"event": "connection_lost", "addr": member.addr, "reason": str(error)},
             )
 
-    async def _authenticate(self, password: str) -> list[Command] | None:
-        """Wait for the password; on success join and return the commands that came
-        with it (a hello among them, which still gets its welcome). Until then the
-        client receives nothing and is not online."""
-        wire = self.member.wire
+    async def _awaited(self, command: Command) -> None:
+        """A login or a password change: checked before the next line is handled."""
+        if not self.member.online:
+            return
+        if isinstance(command, Login) or (isinstance(command, Hello) and command.login):
+            await self.logins.login(self.member, command)
+        elif isinstance(command, Passwd):
+            await self.logins.passwd(self.member, command)
+        else:
+            self.hub.handle(self.member, command)
+
+    async def _admit(self) -> list[Command] | None:
+        """Until the client may chat: the server's password (--password), then a login
+        (--accounts-only), both within ``auth_timeout`` of connecting. Returns the
+        commands that came after them, the client joined; None when it was refused.
+        Until then the client receives nothing but its replies, and is not online."""
+        accounts_only = self.logins.accounts_only
+        if self.password is None and not accounts_only:
+            self.hub.join(self.member)
+            return []
+        commands: list[Command] | None = []
+        authenticated = self.password is None
         with anyio.move_on_after(self.auth_timeout):
-            try:
-                commands: list[Command] = []
-                while not commands:
-                    data = await self.link.receive()
-                    if not data:
-                        return None
-                    self.hub.stats.bytes_in += len(data)
-                    commands = wire.receive_data(data)
-            except LINK_ERRORS:
-                return None
-            first = commands[0]
-            offered = first.password if isinstance(first, Authenticate | Hello) else None
-            if offered is not None and hmac.compare_digest(offered.encode(), password.encode()):
-                self.hub.join(self.member)
-                return commands if isinstance(first, Hello) else commands[1:]
-            wrong = "wrong password" if offered is not None else "a password is required"
-            self._refuse(first.id if isinstance(first, Hello) else None, wrong)
-            return None
-        self._refuse(None, f"no password received within {self.auth_timeout:g} seconds")
+            if self.password is not None:
+                commands = await self._authenticate(self.password)
+                authenticated = commands is not None
+                if commands is not None and not accounts_only:
+                    self.hub.join(self.member)
+            if commands is not None and accounts_only:
+                commands = await self._await_login(commands)
+            return commands
+        if not authenticated:
+            self._refuse(None, f"no password received within {self.auth_timeout:g} seconds")
+        else:
+            why = f"no login within {self.auth_timeout:g} seconds"
+            self.hub.stats.refused_unauthorized += 1
+            self.outbox.close(self.member.wire.encode(Bye("login_required", why)))
         return None
+
+    async def _receive_commands(self) -> list[Command] | None:
+        """The commands of the next bytes received before the client is in; None when
+        the connection ended."""
+        try:
+            data = await self.link.receive()
+        except LINK_ERRORS:
+            return None
+        if not data:
+            return None
+        self.hub.stats.bytes_in += len(data)
+        return self.member.wire.receive_data(data)
+
+    async def _authenticate(self, password: str) -> list[Command] | None:
+        """Wait for the password; return the commands that came with it (a hello among
+        them, which still gets its welcome), or None when it was refused."""
+        commands: list[Command] | None = []
+        while not commands:
+            commands = await self._receive_commands()
+            if commands is None:
+                return None
+        first = commands[0]
+        offered = first.password if isinstance(first, Authenticate | Hello) else None
+        if offered is not None and hmac.compare_digest(offered.encode(), password.encode()):
+            return commands if isinstance(first, Hello) else commands[1:]
+        wrong = "wrong password" if offered is not None else "a password is required"
+        self._refuse(first.id if isinstance(first, Hello) else None, wrong)
+        return None
+
+    async def _await_login(self, commands: list[Command]) -> list[Command] | None:
+        """--accounts-only: answer everything but a login with login_required until a
+        login works (it joins the client); the commands after it, or None."""
+        member, hub = self.member, self.hub
+        while True:
+            for index, command in enumerate(commands):
+                if isinstance(command, Login) or (isinstance(command, Hello) and command.login):
+                    if await self.logins.login(member, command):
+                        return commands[index + 1 :]
+                elif isinstance(command, Invalid):  # a malformed login line among them
+                    hub.send(member, Error(command.id, command.code, command.message))
+                elif not isinstance(command, Authenticate):
+                    hub.send(member, Error(command.id, LOGIN_REQUIRED, LOGIN_FIRST))
+                if self.outbox.closed:
+                    return None
+            received = await self._receive_commands()
+            if received is None:
+                return None
+            commands = received
 
     def _refuse(self, hello_id: RequestId, why: str) -> None:
         # Never log the password offered: only that it was refused.

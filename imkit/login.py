@@ -1,0 +1,136 @@
+"""Logging in and changing one's password: the part of accounts that takes time.
+
+A connection's reader awaits these (the hub never waits): the account is looked up (at
+once on one server, from Redis on a cluster node), the password is checked in a worker
+thread (:class:`~imkit.accounts.PasswordHasher`), and only then does the hub make the
+user the account's. While one client's login is being checked its later lines wait, so
+they run as its account's user; every other client goes on meanwhile.
+
+Passwords are never logged, echoed or kept: only the attempted name, when it fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from functools import partial
+
+from imkit.accounts import Account, LoginAttempts, PasswordHasher, password_problem
+from imkit.addresses import host_of
+from imkit.hub import Hub, Member
+from imkit.protocol import (
+    BAD_REQUEST,
+    LOGIN_FAILED,
+    LOGIN_REQUIRED,
+    TOO_MANY_ATTEMPTS,
+    UNAVAILABLE,
+    Error,
+    Hello,
+    Login,
+    Passwd,
+    RequestId,
+)
+from imkit.store.base import awaited
+
+log = logging.getLogger("imkit.server")
+
+# How long a login waits for the account's record (a cluster's Redis that hangs).
+LOOKUP_TIMEOUT = 4.0
+LOGIN_FAILED_MESSAGE = "wrong name or password"
+
+
+class Logins:
+    """The logins and password changes of one server's clients."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        hasher: PasswordHasher,
+        *,
+        accounts_only: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hub = hub
+        self.hasher = hasher
+        self.accounts_only = accounts_only
+        self.attempts = LoginAttempts(clock)
+
+    async def login(self, member: Member, command: Login | Hello) -> bool:
+        """Check ``command``'s name and password; True when ``member`` is now the
+        account's user (it was told either way)."""
+        if isinstance(command, Login):
+            name, password = command.name, command.password
+        else:
+            assert command.login is not None
+            name, password = command.login
+        account = await self._check(member, command.id, name, password)
+        if account is None:
+            return False
+        self.hub.login(member, account, command.id, hello=isinstance(command, Hello))
+        log.info(
+            "%s: logged in as %s",
+            member.addr,
+            account.name,
+            extra={"event": "login", "addr": member.addr, "account": account.name},
+        )
+        return True
+
+    async def passwd(self, member: Member, command: Passwd) -> None:
+        """A logged-in user changes its own password, proving it knows the old one."""
+        if member.account is None:
+            message = "log in first: only an account has a password to change"
+            self.hub.send(member, Error(command.id, LOGIN_REQUIRED, message))
+            return
+        problem = password_problem(command.new)
+        if problem is not None:
+            self.hub.send(member, Error(command.id, BAD_REQUEST, problem))
+            return
+        account = await self._check(member, command.id, member.account, command.old)
+        if account is None:
+            return
+        password_hash = await self.hasher.hash(command.new)
+        if member.online and member.account == account.name:
+            self.hub.change_password(member, account, password_hash, command.id)
+            log.info(
+                "%s changed its password",
+                account.name,
+                extra={"event": "password_changed", "account": account.name},
+            )
+
+    async def _check(
+        self, member: Member, rid: RequestId, name: str, password: str
+    ) -> Account | None:
+        """The account whose name and password these are, or None (``member`` told why)."""
+        hub = self.hub
+        address = host_of(member.addr)
+        wait = self.attempts.wait(address)
+        if wait:
+            hub.stats.failed_logins += 1
+            message = f"too many failed logins; try again in {math.ceil(wait)}s"
+            hub.send(member, Error(rid, TOO_MANY_ATTEMPTS, message))
+            return None
+        found: Account | None | str
+        try:
+            found = await awaited(partial(hub.lookup_account, name), LOOKUP_TIMEOUT)
+        except TimeoutError:
+            found = f"accounts could not be read within {LOOKUP_TIMEOUT:g}s"
+        if isinstance(found, str):
+            hub.send(member, Error(rid, UNAVAILABLE, f"cannot log in now: {found}"))
+            return None
+        right = await self.hasher.verify(password, None if found is None else found.password_hash)
+        if member.outbox.closed:
+            return None  # gone meanwhile
+        if found is None or not right:
+            self.attempts.failed(address)
+            hub.stats.failed_logins += 1
+            log.info(
+                "%s: failed login as %r",
+                member.addr,
+                name,
+                extra={"event": "login_failed", "addr": member.addr, "account": name},
+            )
+            hub.send(member, Error(rid, LOGIN_FAILED, LOGIN_FAILED_MESSAGE))
+            return None
+        return found

@@ -1,0 +1,590 @@
+"""Accounts on one server (issue 13) over real TCP: reserved names in both modes, login
+and what others see, failed logins and their limit, takeover, --accounts-only, private
+messages kept for an offline account (across a kill -9 too, once, in order, within the
+limit and --offline-days), private history between accounts, password changes, and
+an event loop that stays responsive while passwords are hashed. The cluster's side is
+in tests/test_cluster_accounts.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from imkit import admin
+from imkit.accounts import (
+    Account,
+    LoginAttempts,
+    hash_password,
+    password_problem,
+    verify_password,
+)
+from imkit.hub import Hub
+from imkit.names import name_key
+from imkit.outbox import Outbox
+from imkit.protocol import Mode, Rename, ServerConnection
+from imkit.server import Server, ServerConfig
+from tests.conftest import run_server
+from tests.support import Clock, LineClient, joined, split_addr, start_server_process
+
+pytestmark = pytest.mark.anyio
+
+COST = 4  # scrypt N = 16: tests hash in microseconds (--password-hash-cost)
+
+
+async def ask(server: Server, **request: object) -> dict[str, Any]:
+    return await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
+
+
+async def add(server: Server, name: str, password: str = "secret") -> dict[str, Any]:
+    reply = await ask(server, type="account_add", name=name, password=password)
+    assert reply["type"] == "ok", reply
+    return reply
+
+
+async def client_from(address: str, source: str) -> LineClient:
+    """A text client connecting from the loopback address ``source``."""
+    host, port = split_addr(address)
+    client = LineClient(await anyio.connect_tcp(host, port, local_host=source))
+    assert (await client.line()).endswith(":user is online\n")
+    return client
+
+
+async def json_client(address: str, **hello: Any) -> tuple[LineClient, dict[str, Any]]:
+    client = await LineClient.connect(address)
+    reply = await client.request(type="hello", **hello)
+    return client, reply
+
+
+@pytest.fixture
+async def clock() -> Clock:
+    return Clock()
+
+
+def config(short_dir: Path, **extra: Any) -> ServerConfig:
+    return ServerConfig(
+        port=0,
+        db="none",
+        idle_timeout=0,
+        rate=0,
+        admin_socket=str(short_dir / "a.sock"),
+        password_hash_cost=COST,
+        **extra,
+    )
+
+
+@pytest.fixture
+async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
+    async with run_server(config(short_dir), Hub(wall_clock=clock)) as running:
+        yield running
+
+
+# ------------------------------------------------------------------ the pure parts
+
+
+def test_password_hashes_are_salted_and_verified() -> None:
+    first, second = hash_password("pw", COST), hash_password("pw", COST)
+    assert first != second  # a random salt each
+    assert first.startswith(f"scrypt${COST}$8$1$")
+    assert verify_password("pw", first) and verify_password("pw", second)
+    assert not verify_password("pW", first)
+    assert not verify_password("pw", "not a hash")
+    assert password_problem("") and password_problem("a\nb") and password_problem("x" * 2000)
+    assert password_problem("correct horse") is None
+
+
+def test_openssl_cost_of_owasp_is_allowed() -> None:
+    """The stdlib's default maxmem (32 MiB) refuses N = 2^17; ours is sized per cost."""
+    stored = hash_password("pw", 17)
+    assert verify_password("pw", stored)
+
+
+def test_failed_attempts_per_address() -> None:
+    now = [0.0]
+    attempts = LoginAttempts(lambda: now[0])
+    for _ in range(3):
+        assert attempts.wait("127.0.0.2") == 0
+        attempts.failed("127.0.0.2")
+    assert attempts.wait("127.0.0.2") == pytest.approx(60)
+    assert attempts.wait("127.0.0.3") == 0  # another address
+    now[0] = 30.0
+    assert attempts.wait("127.0.0.2") == pytest.approx(30)
+    now[0] = 60.5
+    assert attempts.wait("127.0.0.2") == 0  # the minute is over
+
+
+def test_account_fields_round_trip() -> None:
+    account = Account("Alex", "scrypt$4$8$1$a$b", 1.0, 2.0, float("inf"), "spam")
+    assert Account.from_fields(json.loads(json.dumps(account.fields()))) == account
+    assert account.key == name_key("ALEX")
+
+
+# -------------------------------------------------------------------- reserved names
+
+
+async def test_a_reserved_name_is_refused_in_both_modes(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex")
+    text = await joined(address)
+    await text.send("rename|ALEX\n")
+    line = await text.line()
+    assert line.startswith("error: the name alex belongs to an account")
+    assert "login|alex|PASSWORD" in line
+    client, reply = await json_client(address, name="Alex")
+    assert reply["type"] == "error" and reply["code"] == "name_reserved"
+    reply = await client.request(type="rename", name="alex")
+    assert reply["code"] == "name_reserved"
+    who = await client.request(type="who")
+    assert all(name_key(u["name"]) != name_key("alex") for u in who["users"])
+
+
+async def test_adding_an_account_renames_the_guest_holding_the_name(server: Server) -> None:
+    address = server.addresses[0]
+    guest = await joined(address, "sam")
+    observer, _ = await json_client(address)
+    reply = await add(server, "Sam")
+    assert reply["renamed"] == guest.addr
+    assert await guest.line_matching("reserved") == (
+        f"the name sam is now reserved for an account; you are now {guest.addr}\n"
+    )
+    event = await observer.json_of_type("rename")
+    assert event == {
+        "type": "rename",
+        "old": "sam",
+        "new": guest.addr,
+        "addr": guest.addr,
+        "reason": "reserved",
+    }
+    reply = await ask(server, type="account_add", name="SAM", password="x")
+    assert reply["code"] == "account_exists"
+    reply = await ask(server, type="account_add", name="a b", password="x")
+    assert reply["code"] == "invalid_name"
+    reply = await ask(server, type="account_add", name="ok", password="")
+    assert reply["code"] == "bad_request"
+
+
+# ----------------------------------------------------------------------------- login
+
+
+async def test_login_takes_the_name_and_others_see_it(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "Alex", "pw1")
+    observer, _ = await json_client(address)
+    user = await joined(address)
+    await user.send("login|alex|pw1\n")
+    assert await user.line() == "you have logged in as Alex\n"
+    event = await observer.json_of_type("rename")
+    assert (event["old"], event["new"]) == (user.addr, "Alex")
+    await user.send("hello all\n")
+    message = await observer.json_of_type("message")
+    assert (message["from"], message["account"], message["text"]) == ("Alex", "Alex", "hello all")
+    await observer.send('{"type":"message","text":"from a guest"}\n')
+    guest_message = await observer.json_of_type("message")
+    assert guest_message["account"] is None
+    who = await observer.request(type="who")
+    accounts = {u["name"]: u["account"] for u in who["users"]}
+    assert accounts == {observer.addr: None, "Alex": "Alex"}
+    await user.send("rename|bob\n")
+    assert (await user.line_matching("error")).startswith("error: you are logged in as Alex")
+    users = await ask(server, type="who")
+    assert {u["name"]: u["account"] for u in users["users"]} == accounts
+
+
+async def test_login_in_json_and_in_a_hello(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "pw")
+    client, welcome = await json_client(address, login={"name": "ALEX", "password": "pw"})
+    assert welcome["type"] == "welcome"
+    assert (welcome["name"], welcome["account"]) == ("alex", "alex")
+    other, _ = await json_client(address)
+    reply = await other.request(type="login", name="alex", password="wrong")
+    assert reply["code"] == "login_failed" and reply["message"] == "wrong name or password"
+    reply = await other.request(type="login", name="nobody", password="pw")
+    assert reply["code"] == "login_failed"  # the same answer: names are not revealed
+    reply = await other.request(type="login", name="alex")
+    assert reply["code"] == "bad_request"
+    _, refused = await json_client(address, login={"name": "alex", "password": "nope"})
+    assert refused["type"] == "error" and refused["code"] == "login_failed"
+
+
+async def test_malformed_login_lines_are_errors_never_messages(server: Server) -> None:
+    address = server.addresses[0]
+    listener = await joined(address)
+    user = await joined(address)
+    await listener.line()  # user's online line
+    for line in ("login|", "login|alex", "login|alex|", "passwd|only", "passwd||x"):
+        await user.send(line + "\n")
+        assert (await user.line()).startswith("error: use ")
+    assert await listener.silent()
+
+
+async def test_four_wrong_passwords_mean_too_many_attempts(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "right")
+    client = await client_from(address, "127.0.0.2")
+    for _ in range(3):
+        await client.send("login|alex|wrong\n")
+        assert await client.line() == "error: wrong name or password\n"
+    await client.send("login|alex|right\n")  # refused even when right, until the minute ends
+    assert (await client.line()).startswith("error: too many failed logins; try again in ")
+    elsewhere = await client_from(address, "127.0.0.3")
+    await elsewhere.send("login|alex|right\n")
+    assert await elsewhere.line() == "you have logged in as alex\n"
+
+
+async def test_a_second_login_replaces_the_first(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "pw")
+    first, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    second = await joined(address)
+    await second.send("login|alex|pw\n")
+    bye = await first.json_of_type("bye")
+    assert bye["reason"] == "replaced"
+    assert await first.eof()
+    assert await second.line_matching("logged in") == "you have logged in as alex\n"
+    users = await ask(server, type="who")
+    assert [(u["name"], u["addr"]) for u in users["users"]] == [("alex", second.addr)]
+    assert server.hub.stats.replaced == 1
+
+
+async def test_a_user_changes_its_own_password(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "old")
+    user = await joined(address)
+    await user.send("passwd|old|new\n")
+    assert (await user.line()).startswith("error: log in first")
+    await user.send("login|alex|old\n")
+    await user.line()
+    await user.send("passwd|wrong|new\n")
+    assert await user.line() == "error: wrong name or password\n"
+    await user.send("passwd|old|new\n")
+    assert await user.line() == "your password has been changed\n"
+    client, reply = await json_client(address, login={"name": "alex", "password": "old"})
+    assert reply["code"] == "login_failed"
+    reply = await client.request(type="login", name="alex", password="new")
+    assert reply == {"type": "ok", "id": reply["id"], "name": "alex", "account": "alex"}
+    reply = await client.request(type="passwd", old="new", new="newer")
+    assert reply == {"type": "ok", "id": reply["id"]}
+    reply = await ask(server, type="account_passwd", name="ALEX", password="reset")
+    assert reply == {"type": "ok", "name": "alex"}
+    reply = await ask(server, type="account_passwd", name="nobody", password="reset")
+    assert reply["code"] == "no_such_account"
+
+
+async def test_removing_an_account_logs_its_user_out(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "pw")
+    user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    sender, _ = await json_client(address)
+    await user.request(type="ping")
+    await ask(server, type="account_remove", name="alex")  # nothing waits yet
+    bye = await user.json_of_type("bye")
+    assert bye["reason"] == "account_removed"
+    assert await user.eof()
+    reply = await sender.request(type="message", to="alex", text="anyone?")
+    assert reply["code"] == "no_such_user"  # no account any more: no mailbox
+    reply = await ask(server, type="account_remove", name="alex")
+    assert reply["code"] == "no_such_account"
+
+
+# ------------------------------------------------------------------ --accounts-only
+
+
+async def test_accounts_only_requires_a_login_first(short_dir: Path) -> None:
+    cfg = config(short_dir, accounts_only=True, auth_timeout=1.5)
+    async with run_server(cfg) as server:
+        address = server.addresses[0]
+        await add(server, "alex", "pw")
+        early = await LineClient.connect(address)
+        await early.send("who\n")
+        assert (await early.line()).startswith("error: log in first")
+        await early.send("hello\n")
+        assert (await early.line()).startswith("error: log in first")
+        await early.send("login|alex|pw\n")
+        assert await early.line() == f"[{early.addr}]alex:user is online\n"
+        assert await early.line() == "you have logged in as alex\n"
+        late = await LineClient.connect(address)
+        assert await late.line(timeout=5) == "no login within 1.5 seconds\n"
+        assert await late.eof()
+        assert server.hub.stats.refused_unauthorized == 1
+        client = await LineClient.connect(address)
+        reply = await client.request(type="hello")
+        assert reply["code"] == "login_required"
+        reply = await client.request(type="login", name="alex", password="pw")
+        assert reply["account"] == "alex"
+        users = await ask(server, type="who")
+        assert [u["addr"] for u in users["users"]] == [client.addr]
+
+
+async def test_accounts_only_with_a_server_password(short_dir: Path) -> None:
+    cfg = config(short_dir, accounts_only=True, password="letmein")
+    async with run_server(cfg) as server:
+        address = server.addresses[0]
+        await add(server, "alex", "pw")
+        client = await LineClient.connect(address)
+        await client.send("pass|letmein\nlogin|alex|pw\n")
+        assert (await client.line()).endswith("]alex:user is online\n")
+        assert await client.line() == "you have logged in as alex\n"
+        json_user = await LineClient.connect(address)
+        hello = {"password": "letmein", "login": {"name": "alex", "password": "pw"}}
+        reply = await json_user.request(type="hello", **hello)
+        assert reply["type"] == "welcome" and reply["account"] == "alex"
+
+
+# ---------------------------------------------------------- messages kept offline
+
+
+async def test_a_message_waits_for_an_offline_account(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "pw")
+    text_sender = await joined(address, "ci")
+    await text_sender.send("to|ALEX|deploy done\n")
+    assert await text_sender.line() == (
+        "alex is offline; the message will be delivered when alex logs in\n"
+    )
+    json_sender, _ = await json_client(address, name="bot")
+    msgids = []
+    for n in range(3):
+        reply = await json_sender.request(type="message", to="alex", text=f"note {n}")
+        assert reply["queued"] is True
+        msgids.append(reply["msgid"])
+    listed = await ask(server, type="accounts")
+    assert [(a["name"], a["waiting"]) for a in listed["accounts"]] == [("alex", 4)]
+    reply = await json_sender.request(type="message", to="nobody", text="x")
+    assert reply["code"] == "no_such_user"
+    user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    kept = [await user.json_of_type("message") for _ in range(4)]
+    assert [m["text"] for m in kept] == ["deploy done", "note 0", "note 1", "note 2"]
+    assert [m["msgid"] for m in kept[1:]] == msgids
+    assert [m["from"] for m in kept] == ["ci", "bot", "bot", "bot"]
+    assert all(m["to"] == "alex" for m in kept)
+    await user.aclose()
+    again = await joined(address)
+    await again.send("login|alex|pw\n")
+    assert await again.line() == "you have logged in as alex\n"
+    assert await again.silent()  # delivered once
+    listed = await ask(server, type="accounts")
+    assert listed["accounts"][0]["waiting"] == 0
+
+
+async def test_text_users_see_kept_messages_with_their_time(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "pw")
+    sender = await joined(address, "ci")
+    await sender.send("to|alex|hi\n")
+    await sender.line()
+    user = await joined(address)
+    await user.send("login|alex|pw\n")
+    assert await user.line() == "you have logged in as alex\n"
+    assert await user.line() == "past 2027-01-15T08:00:00Z ci say: hi\n"
+
+
+async def test_the_101st_waiting_message_is_refused(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "pw")
+    sender, _ = await json_client(address, name="bot")
+    for n in range(100):
+        reply = await sender.request(type="message", to="alex", text=f"m{n}")
+        assert reply.get("queued") is True, reply
+    reply = await sender.request(type="message", to="alex", text="one too many")
+    assert reply["code"] == "mailbox_full"
+    removed = await ask(server, type="account_remove", name="alex")
+    assert (removed["logged_out"], removed["discarded"]) == (0, 100)
+
+
+async def test_expired_waiting_messages_are_not_delivered(server: Server, clock: Clock) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "pw")
+    sender, _ = await json_client(address, name="bot")
+    await sender.request(type="message", to="alex", text="old")
+    clock.now += 31 * 86400  # past --offline-days (30)
+    await sender.request(type="message", to="alex", text="new")
+    user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    message = await user.json_of_type("message")
+    assert message["text"] == "new"
+    assert await user.silent()
+
+
+async def test_messages_kept_across_kill_9(short_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    args = ["--db", str(db), "--password-hash-cost", str(COST), "--rate", "0"]
+    args += ["--admin-socket", str(short_dir / "a.sock")]
+    first = start_server_process(*args)
+    try:
+        reply = await admin.request(
+            short_dir / "a.sock", {"type": "account_add", "name": "alex", "password": "pw"}
+        )
+        assert reply["type"] == "ok"
+        sender, _ = await json_client(first.address, name="bot")
+        msgids = []
+        for n in range(3):
+            reply = await sender.request(type="message", to="alex", text=f"kept {n}")
+            msgids.append(reply["msgid"])  # ok: stored
+        await sender.aclose()
+    finally:
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.wait()
+    second = start_server_process(*args)
+    try:
+        user, welcome = await json_client(second.address, login={"name": "alex", "password": "pw"})
+        assert welcome["account"] == "alex"
+        kept = [await user.json_of_type("message") for _ in range(3)]
+        assert [m["msgid"] for m in kept] == msgids
+        assert [m["text"] for m in kept] == ["kept 0", "kept 1", "kept 2"]
+        await user.aclose()
+        again, _ = await json_client(second.address, login={"name": "alex", "password": "pw"})
+        assert await again.silent()
+        await again.aclose()
+    finally:
+        second.proc.terminate()
+        second.proc.wait()
+
+
+# ------------------------------------------------------------ private history
+
+
+async def test_private_history_between_two_accounts(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "pw")
+    await add(server, "sam", "pw")
+    await add(server, "eve", "pw")
+    alex, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    sam, _ = await json_client(address, login={"name": "sam", "password": "pw"})
+    eve, _ = await json_client(address, login={"name": "eve", "password": "pw"})
+    await alex.request(type="message", to="sam", text="one")
+    await sam.request(type="message", to="alex", text="two")
+    await alex.request(type="message", text="public")
+    await eve.request(type="message", to="alex", text="eve's")
+    page = await alex.request(type="history", **{"with": "SAM"})
+    assert [(m["from"], m["to"], m["text"]) for m in page["messages"]] == [
+        ("alex", "sam", "one"),
+        ("sam", "alex", "two"),
+    ]
+    assert page["more"] is False
+    page = await sam.request(type="history", limit=1, **{"with": "alex"})
+    assert [m["text"] for m in page["messages"]] == ["two"] and page["more"] is True
+    older = await sam.request(
+        type="history", limit=1, before=page["messages"][0]["msgid"], **{"with": "alex"}
+    )
+    assert [m["text"] for m in older["messages"]] == ["one"]
+    page = await eve.request(type="history", **{"with": "sam"})
+    assert page["messages"] == []  # eve and sam never talked: alex's words are not hers
+    public = await alex.request(type="history")
+    assert [m["text"] for m in public["messages"]] == ["public"]
+    guest, _ = await json_client(address)
+    reply = await guest.request(type="history", **{"with": "alex"})
+    assert reply["code"] == "login_required"
+    reply = await alex.request(type="history", **{"with": "nobody"})
+    assert reply["code"] == "no_such_user"
+
+
+# ------------------------------------------------------- hashing off the loop
+
+
+async def test_the_chat_answers_while_logins_hash(short_dir: Path) -> None:
+    """Ten logins at a cost that takes a while each: a ping is answered long before
+    they are done, because hashing runs in worker threads."""
+    cfg = config(short_dir)
+    cfg = ServerConfig(**{**cfg.__dict__, "password_hash_cost": 15})
+    async with run_server(cfg) as server:
+        address = server.addresses[0]
+        await add(server, "alex", "pw")
+        clients = [await LineClient.connect(address) for _ in range(10)]
+        pinger, _ = await json_client(address)
+        finished: list[str] = []
+
+        async def log_in(client: LineClient) -> None:
+            await client.send("login|alex|wrong\n")
+            await client.line_matching("error")
+            finished.append("login")
+
+        async with anyio.create_task_group() as tg:
+            for client in clients:
+                tg.start_soon(log_in, client)
+            await anyio.sleep(0.05)  # the logins are read and hashing
+            await pinger.request(type="ping")
+            finished.append("ping")
+        assert finished[0] == "ping"
+        assert len(finished) == 11
+
+
+# ------------------------------------------------------------------ the invariant
+
+
+class ReservedNames(RuleBasedStateMachine):
+    """Random renames, logins and account changes on a hub: a name with an account is
+    never held by anyone not logged in to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hub = Hub(wall_clock=lambda: 0.0)
+        self.members: list[Any] = []
+        self.port = 1
+
+    @rule()
+    def connect(self) -> None:
+        wire = ServerConnection()
+        wire.mode = Mode.JSON
+        member = self.hub.new_member(f"10.0.0.1:{self.port}", wire, Outbox(), 0.0)
+        self.port += 1
+        self.hub.join(member)
+        self.members.append(member)
+
+    def online(self) -> list[Any]:
+        return [m for m in self.members if m.online]
+
+    @precondition(lambda self: self.online())
+    @rule(data=st.data(), name=st.sampled_from(["alex", "Alex", "ALEX", "sam", "Sam", "bob"]))
+    def rename(self, data: st.DataObject, name: str) -> None:
+        self.hub.handle(data.draw(st.sampled_from(self.online())), Rename(name=name))
+
+    @rule(name=st.sampled_from(["alex", "sam", "Bob"]))
+    def add_account(self, name: str) -> None:
+        if name_key(name) not in self.hub.store.accounts:
+            account = Account(name, "scrypt$1$8$1$x$y", 0.0)
+            self.hub.store.save_account(account, lambda problem: None)
+            self.hub.reserve(account)
+
+    @rule(name=st.sampled_from(["alex", "sam", "bob"]))
+    def remove_account(self, name: str) -> None:
+        account = self.hub.store.accounts.get(name_key(name))
+        if account is not None:
+            self.hub.store.delete_account(account.key, lambda problem: None)
+            self.hub.log_out(account.name)
+
+    @precondition(lambda self: self.online() and self.hub.store.accounts)
+    @rule(data=st.data())
+    def login(self, data: st.DataObject) -> None:
+        member = data.draw(st.sampled_from(self.online()))
+        account = data.draw(st.sampled_from(sorted(self.hub.store.accounts.values(), key=str)))
+        self.hub.login(member, account, None, hello=False)
+
+    @precondition(lambda self: self.online())
+    @rule(data=st.data())
+    def leave(self, data: st.DataObject) -> None:
+        self.hub.leave(data.draw(st.sampled_from(self.online())))
+
+    @invariant()
+    def reserved_names_are_held_by_their_accounts(self) -> None:
+        accounts = self.hub.store.accounts
+        names = [name_key(m.name) for m in self.hub.members]
+        assert len(names) == len(set(names))
+        for member in self.hub.members:
+            account = accounts.get(name_key(member.name))
+            if account is not None:
+                assert member.account == account.name
+            if member.account is not None:
+                assert member.name == member.account
+
+
+TestReservedNames = ReservedNames.TestCase
+TestReservedNames.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
