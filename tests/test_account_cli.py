@@ -16,10 +16,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from click.testing import CliRunner, Result
 
 from imkit.cli import main
+from tests.account_support import AccountsServer, start_accounts_server
 from tests.support import run_imkit
 
 Json = dict[str, Any]
@@ -152,6 +154,16 @@ def test_add_password_stdin_must_give_one(stand_in: AdminStandIn, stdin: str, wh
     assert "account_add" not in stand_in.types()
 
 
+def test_a_password_over_the_servers_limit_is_a_usage_error(stand_in: AdminStandIn) -> None:
+    from imkit.accounts import MAX_PASSWORD
+
+    long = "x" * (MAX_PASSWORD + 1)
+    result = account(stand_in, "add", "ci", "--password-stdin", stdin=f"{long}\n")
+    assert result.exit_code == 2
+    assert result.output == f"Error: a password has at most {MAX_PASSWORD} bytes\n"
+    assert "account_add" not in stand_in.types()
+
+
 def test_password_stdin_that_is_not_utf8(stand_in: AdminStandIn) -> None:
     result = CliRunner().invoke(
         main,
@@ -180,7 +192,7 @@ def test_add_says_when_a_guest_was_renamed(stand_in: AdminStandIn) -> None:
 def test_add_an_existing_account_is_refused_before_the_password(stand_in: AdminStandIn) -> None:
     result = account(stand_in, "add", "SAM")  # no input: it must not ask
     assert result.exit_code == 1
-    assert result.output == "Error: an account named 'SAM' exists already\n"
+    assert result.output == "Error: there is an account named sam already\n"
     assert stand_in.types() == ["accounts"]
 
 
@@ -195,11 +207,11 @@ def test_a_refusal_from_the_server_exits_1(stand_in: AdminStandIn) -> None:
     stand_in.replies["account_add"] = {
         "type": "error",
         "code": "account_exists",
-        "message": "an account named 'alex' exists already",
+        "message": "there is an account named alex already",
     }
     result = account(stand_in, "add", "alex", "--password-stdin", stdin="pw\n")
     assert result.exit_code == 1
-    assert result.output == "Error: an account named 'alex' exists already\n"
+    assert result.output == "Error: there is an account named alex already\n"
 
 
 # --------------------------------------------------------------------------- passwd
@@ -348,3 +360,107 @@ def test_help_lists_the_subcommands() -> None:
     assert result.exit_code == 0
     commands = result.output.split("Commands:\n", 1)[1].split()
     assert {"add", "passwd", "remove", "list"} <= set(commands)
+
+
+# ---------------------------------------------------------------- end to end (a server)
+
+
+@pytest.fixture
+def real(short_dir: Path) -> Iterator[AccountsServer]:
+    server = start_accounts_server(short_dir)
+    yield server
+    server.stop()
+
+
+def test_add_list_passwd_remove_on_a_server(real: AccountsServer) -> None:
+    real.add("alex", "first")
+    assert real.account("add", "ALEX", "--password-stdin", stdin="x\n") == (
+        1,
+        "",
+        "Error: there is an account named alex already\n",
+    )
+    status, out, _ = real.account("list")
+    assert status == 0
+    header, row = out.splitlines()
+    assert header.split() == ["NAME", "CREATED", "LAST", "LOGIN", "WAITING"]
+    assert row.split()[0] == "alex" and row.split()[-2:] == ["-", "0"]
+
+    # the password works, then a new one set by the operator replaces it
+    assert _login("alex", "first", real) == "alex"
+    assert real.account("passwd", "Alex", "--password-stdin", stdin="second\n") == (
+        0,
+        "changed the password of alex\n",
+        "",
+    )
+    assert _login("alex", "first", real) == "login_failed"
+    assert _login("alex", "second", real) == "alex"
+    (listed,) = json.loads(real.account("list", "--json")[1])
+    assert listed["name"] == "alex" and listed["last_login"] is not None
+
+    assert real.account("remove", "alex") == (
+        0,
+        "removed account alex; 0 users logged out, 0 waiting messages discarded\n",
+        "",
+    )
+    assert real.account("remove", "alex") == (1, "", "Error: no account named 'alex'\n")
+    assert real.account("passwd", "alex", "--password-stdin", stdin="x\n")[0] == 1
+    assert real.account("list") == (0, "NAME  CREATED  LAST LOGIN  WAITING\n", "")
+
+
+def _login(name: str, password: str, server: AccountsServer) -> str:
+    """The account logged in to, or the error code."""
+    from imkit.client import connect
+    from imkit.errors import ServerError
+
+    async def attempt() -> str:
+        try:
+            async with connect(server.host, server.port, login=(name, password)) as client:
+                return client.account or ""
+        except ServerError as error:
+            return error.code
+
+    return anyio.run(attempt)
+
+
+def test_adding_an_account_renames_the_guest_and_remove_logs_out(real: AccountsServer) -> None:
+    guest = socket.create_connection((real.host, real.port), timeout=10)
+    lines = guest.makefile("r", encoding="utf-8")
+    guest_addr = lines.readline().split("]", 1)[0][1:]  # its own "user is online"
+    guest.sendall(b"rename|sam\n")
+    assert lines.readline() == "you have updated user name: sam\n"
+
+    status, out, err = real.account("add", "sam", "--password-stdin", stdin="pw\n")
+    assert (status, err) == (0, "")
+    assert out == f"added account sam; the guest who was using the name is now {guest_addr}\n"
+    assert (
+        lines.readline()
+        == f"the name sam is now reserved for an account; you are now {guest_addr}\n"
+    )
+
+    # sam logs in (on the guest's connection), two messages wait for bob
+    real.add("bob")
+    guest.sendall(b"login|sam|pw\n")
+    assert lines.readline() == "you have logged in as sam\n"
+    guest.sendall(b"to|bob|one\nto|bob|two\n")
+    offline = "bob is offline; the message will be delivered when bob logs in\n"
+    assert [lines.readline(), lines.readline()] == [offline, offline]
+    status, out, _ = real.account("list")
+    assert [r.split()[-1] for r in out.splitlines()[1:]] == ["0", "2"]  # sam, bob
+
+    # imkit who shows the account
+    who = run_imkit("who", "--admin-socket", str(real.admin_socket)).stdout.splitlines()
+    assert who[0].split()[-1] == "ACCOUNT"
+    assert who[1].split()[0] == "sam" and who[1].split()[-1] == "sam"
+
+    assert real.account("remove", "bob") == (
+        0,
+        "removed account bob; 0 users logged out, 2 waiting messages discarded\n",
+        "",
+    )
+    assert real.account("remove", "SAM") == (
+        0,
+        "removed account sam; 1 user logged out, 0 waiting messages discarded\n",
+        "",
+    )
+    assert lines.readline() == "your account was removed by an administrator\n"
+    guest.close()

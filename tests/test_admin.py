@@ -57,7 +57,7 @@ async def test_who_lists_both_modes_in_order_of_arrival(admin_server: Server) ->
     assert all(u["connected_s"] >= u["idle_s"] >= 0 for u in users)
 
     table = (await run_cli(admin_server, "who")).stdout.splitlines()
-    assert table[0].split() == ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE"]
+    assert table[0].split() == ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE", "ACCOUNT"]
     assert table[1].split()[0::4] == ["alex", "text"]
     assert table[2].split()[0::4] == ["bot", "json"]
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import signal
 import socket
+from pathlib import Path
 
+from tests.account_support import start_accounts_server
 from tests.scripted_server import Json, ScriptedServer, Session
 from tests.support import (
     IMKIT,
     InteractiveProcess,
     ServerProcess,
     imkit_env,
+    run_imkit,
     split_addr,
     start_server_process,
 )
@@ -278,3 +281,67 @@ def test_login_usage_errors() -> None:
     )
     status, stderr = empty.finish()
     assert status == 2 and "IMKIT_LOGIN_PASSWORD is set but empty" in stderr
+
+
+# ---------------------------------------------------------------- end to end (a server)
+
+
+def test_login_waiting_messages_and_password_change_on_a_server(short_dir: Path) -> None:
+    server = start_accounts_server(short_dir)
+    server.add("alex", "pw-alex")
+    server.add("sam", "pw-sam")
+    host, port = split_addr(server.address)
+    sent = run_imkit(
+        *("send", "--host", host, "--port", str(port), "--login", "sam", "--to", "alex"),
+        "while you were away",
+        env=imkit_env(IMKIT_LOGIN_PASSWORD="pw-sam"),
+    )
+    assert sent.returncode == 0, sent.stderr
+    alex = chat(server.address, "--login", "alex")
+    try:
+        alex.send("pw-alex")
+        alex.expect("^you have logged in as alex$")
+        # sent a moment ago, so shown as it arrives (not as past): from sam, privately
+        alex.expect(r"^sam \(private\): while you were away$")
+        alex.send("4")
+        alex.expect(r"^  alex  \S+ \(account\) \(you\)$")
+        alex.send("5", "pw-alex", "new-pw", "new-pw")
+        alex.expect("^your password has been changed$")
+        alex.send("5", "wrong", "x", "x")
+        alex.expect("^! wrong name or password$")
+        alex.send("3", "someone")
+        alex.expect("^! ")  # a logged-in user keeps its account's name
+        alex.send("0")
+        assert alex.finish() == (0, "")
+        again = chat(server.address, "--login", "alex")
+        again.send("new-pw")
+        again.expect("^you have logged in as alex$")
+        again.send("0")
+        assert again.finish() == (0, "")
+        guest = chat(server.address, "--name", "SAM")
+        guest.expect("^! ")  # reserved for the account
+        guest.send("0")
+        assert guest.finish() == (0, "")
+    finally:
+        alex.kill()
+        server.stop()
+
+
+def test_a_second_login_elsewhere_ends_the_first_chat(short_dir: Path) -> None:
+    server = start_accounts_server(short_dir)
+    server.add("alex", "pw")
+    first = chat(server.address, "--login", "alex")
+    try:
+        first.send("pw")
+        first.expect("^you have logged in as alex$")
+        second = chat(server.address, "--login", "alex")
+        second.send("pw")
+        second.expect("^you have logged in as alex$")
+        status, stderr = first.finish_after_exit()
+        assert status == 1
+        assert stderr.startswith("Error: disconnected by the server: ")
+        second.send("0")
+        assert second.finish() == (0, "")
+    finally:
+        first.kill()
+        server.stop()

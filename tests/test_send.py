@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import pytest
 
+from imkit.client import ChatMessage, connect
+from tests.account_support import AccountsServer, start_accounts_server
 from tests.scripted_server import Json, ScriptedServer, Session
 from tests.support import ServerProcess, imkit_env, run_imkit, split_addr
 
@@ -239,3 +245,76 @@ def test_offline_is_said_once_for_many_lines(stand_in: ScriptedServer) -> None:
     assert result.returncode == 0
     assert result.stderr.count("alex is offline") == 1
     assert len(stand_in.of_type("message")) == 3
+
+
+# ---------------------------------------------------------------- end to end (a server)
+
+
+@pytest.fixture
+def real(short_dir: Path) -> Iterator[AccountsServer]:
+    server = start_accounts_server(short_dir)
+    server.add("alex", "pw-alex")
+    server.add("ci", "pw-ci")
+    yield server
+    server.stop()
+
+
+def test_login_and_a_message_kept_for_an_offline_account(real: AccountsServer) -> None:
+    args = ["--login", "ci", "--login-password-stdin", "--to", "alex", "deploy done"]
+    result = send(real.address, *args, stdin="pw-ci\n")
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == "alex is offline; the message will be delivered when alex logs in\n"
+    alex = socket.create_connection(split_addr(real.address), timeout=10)
+    alex.sendall(b"login|alex|pw-alex\n")
+    lines = alex.makefile("r", encoding="utf-8")
+    assert lines.readline().endswith(":user is online\n")  # its own arrival, as a guest
+    assert lines.readline() == "you have logged in as alex\n"
+    assert re.fullmatch(r"past \S+ ci say: deploy done\n", lines.readline())
+    alex.close()
+
+
+def test_logged_in_sender_is_seen_with_its_account(real: AccountsServer) -> None:
+    async def listen_then_send() -> tuple[str | None, int]:
+        host, port = split_addr(real.address)
+        async with connect(host, port, name="listener") as listener:
+            args = ["--login", "ci", "--login-password-stdin", "build green"]
+            result = await anyio.to_thread.run_sync(
+                lambda: send(real.address, *args, stdin="pw-ci\n")
+            )
+            with anyio.fail_after(10):
+                async for event in listener.events():
+                    if isinstance(event, ChatMessage) and event.text == "build green":
+                        return event.account, result.returncode
+        raise AssertionError("unreachable")
+
+    assert anyio.run(listen_then_send) == ("ci", 0)
+
+
+def test_wrong_login_password_exits_1(real: AccountsServer) -> None:
+    args = ["--login", "ci", "--login-password-stdin", "hello"]
+    result = send(real.address, *args, stdin="wrong\n")
+    assert (result.returncode, result.stderr) == (1, "Error: wrong name or password\n")
+
+
+def test_a_reserved_name_with_as_exits_1(real: AccountsServer) -> None:
+    result = send(real.address, "--as", "CI", "hello")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ")
+    assert "ci" in result.stderr.lower()
+
+
+def test_accounts_only_server(short_dir: Path) -> None:
+    server = start_accounts_server(short_dir, "--accounts-only")
+    try:
+        server.add("ci", "pw-ci")
+        result = send(server.address, "hello")
+        assert result.returncode == 1
+        assert result.stderr.startswith("Error: log in first")
+        env = imkit_env(IMKIT_LOGIN_PASSWORD="pw-ci")
+        host, port = split_addr(server.address)
+        result = run_imkit(
+            *("send", "--host", host, "--port", str(port), "--login", "ci", "hello"), env=env
+        )
+        assert (result.returncode, result.stderr) == (0, "")
+    finally:
+        server.stop()

@@ -43,16 +43,24 @@ def _accounts(port: int, admin_socket: str | None) -> list[dict[str, Any]]:
     return accounts
 
 
-def _known(accounts: list[dict[str, Any]], name: str) -> bool:
+def _find(accounts: list[dict[str, Any]], name: str) -> str | None:
+    """The name of the account that ``name`` is (case and look-alikes ignored), if any."""
     from imkit.names import name_key
 
-    return any(name_key(a["name"]) == name_key(name) for a in accounts)
+    return next((a["name"] for a in accounts if name_key(a["name"]) == name_key(name)), None)
 
 
 def _new_password(name: str, password_stdin: bool) -> str:
+    from imkit.accounts import password_problem
+
     if password_stdin:
-        return password_from_stdin("password")
-    return ask_password(f"Password for {name}", confirm=True)
+        password = password_from_stdin("password")
+    else:
+        password = ask_password(f"Password for {name}", confirm=True)
+    problem = password_problem(password)  # as the server would say, before it is sent
+    if problem is not None:
+        raise Usage(problem)
+    return password
 
 
 def _plural(count: int, word: str) -> str:
@@ -82,8 +90,9 @@ def add(name: str, password_stdin: bool, port: int, admin_socket: str | None) ->
     if problem is not None:
         raise Usage(f"invalid name {name!r}: {problem}")
     # Before the password is asked: whether anything answers, and whether it is new.
-    if _known(_accounts(port, admin_socket), name):
-        raise Refused(f"an account named {name!r} exists already")
+    existing = _find(_accounts(port, admin_socket), name)
+    if existing is not None:
+        raise Refused(f"there is an account named {existing} already")
     password = _new_password(name, password_stdin)
     payload = {"type": "account_add", "name": name, "password": password}
     reply = _admin_request(port, admin_socket, payload)
@@ -106,7 +115,7 @@ def passwd(name: str, password_stdin: bool, port: int, admin_socket: str | None)
     Exit status: 0 changed; 1 refused (no such account, the store cannot write); 2
     usage error (an empty password, the two differ); 3 no server answers.
     """
-    if not _known(_accounts(port, admin_socket), name):
+    if _find(_accounts(port, admin_socket), name) is None:
         raise Refused(f"no account named {name!r}")
     password = _new_password(name, password_stdin)
     payload = {"type": "account_passwd", "name": name, "password": password}
