@@ -380,8 +380,14 @@ class Hub:
         network = ban.network
         removed = 0
         for member in self.local_members():
-            ip = address_of(member.addr)
-            if member.online and ip is not None and ip.version == network.version and ip in network:
+            if network is None:  # an account: its user, wherever it connects from
+                hit = member.account is not None and name_key(member.account) == name_key(
+                    ban.target
+                )
+            else:
+                ip = address_of(member.addr)
+                hit = ip is not None and ip.version == network.version and ip in network
+            if member.online and hit:
                 self.stats.banned += 1
                 removed += 1
                 self.remove(member, ban.bye())

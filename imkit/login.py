@@ -68,7 +68,23 @@ class Logins:
         account = await self._check(member, command.id, name, password)
         if account is None:
             return False
-        self.hub.login(member, account, command.id, hello=isinstance(command, Hello))
+        hub = self.hub
+        now = hub.wall_clock()
+        ban = hub.bans.account(account.name, now)
+        if ban is not None:  # the password was right: it may know why
+            hub.stats.refused_banned += 1
+            log.info(
+                "%s: login as %s refused: the account is banned",
+                member.addr,
+                account.name,
+                extra={"event": "refused_banned", "addr": member.addr, "target": ban.target},
+            )
+            hub.remove(member, ban.bye())
+            return False
+        hub.login(member, account, command.id, hello=isinstance(command, Hello))
+        if account.muted_until is not None and account.muted_until > now:
+            until = None if account.muted_until == float("inf") else account.muted_until
+            hub.mute(member, until, account.mute_reason)
         log.info(
             "%s: logged in as %s",
             member.addr,

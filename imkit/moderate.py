@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from imkit.accounts import Account
 from imkit.moderation import Ban, address_of, parse_target, shown
 from imkit.msgid import format_msgid, msgid_floor, parse_msgid
 from imkit.names import name_key
@@ -95,17 +97,25 @@ async def _ban(
     hub: Hub, target: str, duration: float | None, reason: str | None, by: str
 ) -> dict[str, Any]:
     network = parse_target(target)
-    if network is None:  # a guest's name: ban its address
+    account: Account | None = None
+    if network is None:  # an account's name: ban the account; a guest's: its address
+        found = await _account(hub, target)
+        if isinstance(found, str):
+            return _error(UNAVAILABLE, found)
+        account = found
+    if network is None and account is None:
         addr = await _address_of_user(hub, target)
         if addr is None:
-            return _error(NO_SUCH_USER, f"{target!r} is not an address, a network or a user online")
+            message = f"{target!r} is not an address, a network, an account or a user online"
+            return _error(NO_SUCH_USER, message)
         ip = address_of(addr)
         if ip is None:  # pragma: no cover - every client address is an IP
             return _error(BAD_REQUEST, f"{target!r} has no IP address")
         network = parse_target(str(ip))
         assert network is not None
     now = hub.wall_clock()
-    ban = Ban(shown(network), None if duration is None else now + duration, reason, by, now)
+    banned = account.name if account is not None else shown(network) if network else target
+    ban = Ban(banned, None if duration is None else now + duration, reason, by, now)
     if (cluster := _cluster(hub)) is not None:
         from imkit.cluster import admin as cluster_admin
 
@@ -151,9 +161,13 @@ async def _kept(hub: Hub, ban: Ban | None, target: str = "") -> str | None:
 
 async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
     network = parse_target(target)
-    if network is None:
-        return _error(BAD_REQUEST, f"{target!r} is not an address or a network")
-    normal = shown(network)
+    if network is None:  # an account's ban, by its name in any case
+        account_ban = hub.bans.account(target, hub.wall_clock())
+        if account_ban is None:
+            return _error(NO_SUCH_BAN, f"no ban on {target}")
+        normal = account_ban.target
+    else:
+        normal = shown(network)
     if normal not in {b.target for b in hub.bans.in_force(hub.wall_clock())}:
         return _error(NO_SUCH_BAN, f"no ban on {normal}")
     if (cluster := _cluster(hub)) is not None:
@@ -172,6 +186,30 @@ async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
     return {"type": "ok", "target": normal}
 
 
+async def _account(hub: Hub, name: str) -> Account | None | str:
+    """The account called ``name``, None, or why accounts cannot be read."""
+    try:
+        found: Account | None | str = await awaited(
+            partial(hub.lookup_account, name), STORE_TIMEOUT
+        )
+    except TimeoutError:
+        return f"accounts could not be read within {STORE_TIMEOUT:g}s"
+    return found
+
+
+async def _saved(hub: Hub, account: Account) -> str | None:
+    """Keep ``account`` (its mute) in the store, or in a cluster's Redis; why not."""
+    if (cluster := _cluster(hub)) is not None:
+        from imkit.cluster import admin as cluster_admin
+
+        return await cluster_admin.account_passwd(cluster, account)
+    try:
+        problem: str | None = await awaited(partial(hub.store.save_account, account), STORE_TIMEOUT)
+    except TimeoutError:
+        return f"the store did not answer within {STORE_TIMEOUT:g}s"
+    return problem
+
+
 async def _address_of_user(hub: Hub, name: str) -> str | None:
     if (cluster := _cluster(hub)) is not None:
         from imkit.cluster import admin as cluster_admin
@@ -187,22 +225,39 @@ async def _mute(
     """Mute ``name`` for ``duration`` seconds (None: while connected; 0: unmute)."""
     now = hub.wall_clock()
     until = None if duration is None else now + duration
+    found = await _account(hub, name)
+    if isinstance(found, str):
+        return _error(UNAVAILABLE, found)
+    if found is not None:  # kept with the account: it holds across reconnects, restarts
+        if duration == 0.0:
+            muted = replace(found, muted_until=None, mute_reason=None)
+        else:
+            forever = float("inf") if until is None else until
+            muted = replace(found, muted_until=forever, mute_reason=reason)
+        problem = await _saved(hub, muted)
+        if problem is not None:
+            return _error(UNAVAILABLE, problem)
     if (cluster := _cluster(hub)) is not None:
         from imkit.cluster import admin as cluster_admin
 
         mute_until = 0.0 if duration == 0.0 else until
-        found = await cluster_admin.mute(cluster, name, mute_until, reason)
-        if isinstance(found, dict):
-            return found  # an error
-        shown_name = found
+        muted_user = await cluster_admin.mute(cluster, name, mute_until, reason)
+        if isinstance(muted_user, dict):
+            if found is None or muted_user.get("code") != NO_SUCH_USER:
+                return muted_user  # an error
+            muted_user = found.name  # an account that is offline: muted when it logs in
+        shown_name = muted_user
     else:
         member = hub.find(name)
-        if member is None:
-            return _error(NO_SUCH_USER, f"no user named {name!r} is online")
-        shown_name = member.name
-        if duration == 0.0:
-            member.muted_until = member.mute_reason = None
+        if member is not None:
+            shown_name = member.name
+        elif found is not None:
+            shown_name = found.name  # an account that is offline: muted when it logs in
         else:
+            return _error(NO_SUCH_USER, f"no user named {name!r} is online")
+        if member is not None and duration == 0.0:
+            member.muted_until = member.mute_reason = None
+        elif member is not None:
             hub.mute(member, until, reason)
     if duration == 0.0:
         log.info(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imkit.addresses import host_of
+from imkit.names import name_key
 from imkit.protocol import Bye, iso_time
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -66,21 +67,24 @@ def address_of(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 @dataclass(frozen=True, slots=True)
 class Ban:
-    target: str  # the network as text: 203.0.113.7/32 is shown as 203.0.113.7
+    # The network as text (203.0.113.7/32 is shown as 203.0.113.7), or an account's
+    # name: a name never parses as an address or network (imkit.names).
+    target: str
     until: float | None  # wall-clock seconds; None: permanent
     reason: str | None
     by: str  # who banned: the admin socket peer's user, e.g. "uid 1000"
     created: float
 
     @property
-    def network(self) -> IPNetwork:
-        network = parse_target(self.target)
-        assert network is not None
-        return network
+    def network(self) -> IPNetwork | None:
+        """The addresses banned; None for an account's ban."""
+        return parse_target(self.target)
 
     @property
     def kind(self) -> str:
         network = self.network
+        if network is None:
+            return "account"
         return "address" if network.num_addresses == 1 else "network"
 
     def active(self, now: float) -> bool:
@@ -149,7 +153,18 @@ class Bans:
         if ip is None:
             return None
         for ban in self._by_target.values():
-            if ban.active(now) and ip.version == ban.network.version and ip in ban.network:
+            network = ban.network
+            if network is not None and ban.active(now) and ip.version == network.version:
+                if ip in network:
+                    return ban
+        return None
+
+    def account(self, name: str, now: float) -> Ban | None:
+        """The ban in force on the account called ``name`` (case and look-alikes
+        ignored), if any."""
+        key = name_key(name)
+        for ban in self._by_target.values():
+            if ban.network is None and name_key(ban.target) == key and ban.active(now):
                 return ban
         return None
 

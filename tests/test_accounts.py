@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -34,7 +35,14 @@ from imkit.outbox import Outbox
 from imkit.protocol import Mode, Rename, ServerConnection
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
-from tests.support import Clock, LineClient, joined, split_addr, start_server_process
+from tests.support import (
+    Clock,
+    LineClient,
+    joined,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -71,15 +79,15 @@ async def clock() -> Clock:
 
 
 def config(short_dir: Path, **extra: Any) -> ServerConfig:
-    return ServerConfig(
-        port=0,
-        db="none",
-        idle_timeout=0,
-        rate=0,
-        admin_socket=str(short_dir / "a.sock"),
-        password_hash_cost=COST,
-        **extra,
-    )
+    settings: dict[str, Any] = {
+        "port": 0,
+        "db": "none",
+        "idle_timeout": 0,
+        "rate": 0,
+        "admin_socket": str(short_dir / "a.sock"),
+        "password_hash_cost": COST,
+    }
+    return ServerConfig(**(settings | extra))
 
 
 @pytest.fixture
@@ -197,6 +205,9 @@ async def test_login_takes_the_name_and_others_see_it(server: Server) -> None:
     assert (await user.line_matching("error")).startswith("error: you are logged in as Alex")
     users = await ask(server, type="who")
     assert {u["name"]: u["account"] for u in users["users"]} == accounts
+    socket_path = server.config.admin_socket or ""
+    table = await anyio.to_thread.run_sync(lambda: run_imkit("who", "--admin-socket", socket_path))
+    assert [line.split()[-1] for line in table.stdout.splitlines()] == ["ACCOUNT", "-", "Alex"]
 
 
 async def test_login_in_json_and_in_a_hello(server: Server) -> None:
@@ -493,8 +504,7 @@ async def test_private_history_between_two_accounts(server: Server) -> None:
 async def test_the_chat_answers_while_logins_hash(short_dir: Path) -> None:
     """Ten logins at a cost that takes a while each: a ping is answered long before
     they are done, because hashing runs in worker threads."""
-    cfg = config(short_dir)
-    cfg = ServerConfig(**{**cfg.__dict__, "password_hash_cost": 15})
+    cfg = config(short_dir, password_hash_cost=15)
     async with run_server(cfg) as server:
         address = server.addresses[0]
         await add(server, "alex", "pw")
@@ -588,3 +598,70 @@ class ReservedNames(RuleBasedStateMachine):
 
 TestReservedNames = ReservedNames.TestCase
 TestReservedNames.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+
+
+# ------------------------------------------- bans and mutes on accounts (issue 14)
+
+
+async def test_a_banned_account_cannot_log_in(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "pw")
+    user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    reply = await ask(server, type="ban", target="ALEX", reason="spam")
+    assert (reply["target"], reply["removed"]) == ("alex", 1)
+    bye = await user.json_of_type("bye")
+    assert bye == {"type": "bye", "reason": "banned", "message": "you are banned: spam"}
+    assert await user.eof()
+    listed = await ask(server, type="bans")
+    assert [(b["target"], b["kind"]) for b in listed["bans"]] == [("alex", "account")]
+    again = await joined(address)  # its address is not banned: only the account
+    await again.send("login|alex|pw\n")
+    assert await again.line() == "you are banned: spam\n"
+    assert await again.eof()
+    wrong = await joined(address)
+    await wrong.send("login|alex|nope\n")  # a wrong password learns nothing of the ban
+    assert await wrong.line() == "error: wrong name or password\n"
+    assert (await ask(server, type="unban", target="Alex"))["target"] == "alex"
+    back = await joined(address)
+    await back.send("login|alex|pw\n")
+    assert await back.line() == "you have logged in as alex\n"
+
+
+async def test_a_mute_on_an_account_outlives_the_connection(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "alex", "pw")
+    await add(server, "sam", "pw")
+    user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    reply = await ask(server, type="mute", name="alex", reason="calm down")
+    assert reply == {"type": "ok", "name": "alex", "until": None}
+    refused = await user.request(type="message", text="hi")
+    assert refused["code"] == "muted"
+    await user.aclose()
+    back, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    refused = await back.request(type="message", text="hi")
+    assert (refused["code"], refused["message"]) == ("muted", "you are muted: calm down")
+    reply = await ask(server, type="mute", name="sam", **{"for": 600})  # offline: kept
+    assert reply["name"] == "sam" and reply["until"] is not None
+    sam, _ = await json_client(address, login={"name": "sam", "password": "pw"})
+    assert (await sam.request(type="message", text="x"))["code"] == "muted"
+    await ask(server, type="unmute", name="alex")
+    assert (await back.request(type="message", text="free"))["type"] == "ok"
+    await back.aclose()
+    again, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    assert (await again.request(type="message", text="still free"))["type"] == "ok"
+
+
+async def test_account_bans_and_mutes_survive_a_restart(short_dir: Path, tmp_path: Path) -> None:
+    db = str(tmp_path / "chat.db")
+    async with run_server(config(short_dir, db=db)) as server:
+        await add(server, "alex", "pw")
+        await add(server, "sam", "pw")
+        await ask(server, type="ban", target="sam")
+        await ask(server, type="mute", name="alex")
+    async with run_server(config(short_dir, db=db)) as server:
+        address = server.addresses[0]
+        alex, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+        assert (await alex.request(type="message", text="x"))["code"] == "muted"
+        sam = await joined(address)
+        await sam.send("login|sam|pw\n")
+        assert await sam.line() == "you are banned\n"

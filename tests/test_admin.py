@@ -60,6 +60,7 @@ async def test_who_lists_both_modes_in_order_of_arrival(admin_server: Server) ->
     assert table[0].split() == ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE", "ACCOUNT"]
     assert table[1].split()[0::4] == ["alex", "text"]
     assert table[2].split()[0::4] == ["bot", "json"]
+    assert [line.split()[-1] for line in table[1:]] == ["-", "-"]
 
 
 async def test_kick_a_text_user(admin_server: Server) -> None:

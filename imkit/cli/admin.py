@@ -77,10 +77,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 @option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def who(port: int, admin_socket: str | None, as_json: bool) -> None:
     """List the users online, in order of arrival: name, address, connected for, idle
-    for, and mode (text or json).
+    for, mode (text or json), and the account each is logged in to (- for a guest).
 
-    ACCOUNT is the account each user is logged in to (- for a guest). In a cluster
-    (--cluster), everyone on every node, with a NODE column. With
+    In a cluster (--cluster), everyone on every node, with a NODE column. With
     --hide-addresses, a PSEUDONYM column: what users see in place of each address.
 
     \b
@@ -94,15 +93,18 @@ def who(port: int, admin_socket: str | None, as_json: bool) -> None:
     if as_json:
         write_line(json.dumps(users, ensure_ascii=False, indent=2))
     else:
-        header = ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE"]
+        header = ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE", "ACCOUNT"]
         rows = [
-            [u["name"], u["addr"], _duration(u["connected_s"]), _idle(u["idle_s"]), u["mode"]]
+            [
+                u["name"],
+                u["addr"],
+                _duration(u["connected_s"]),
+                _idle(u["idle_s"]),
+                u["mode"],
+                u.get("account") or "-",
+            ]
             for u in users
         ]
-        if any("account" in u for u in users):  # the account each user is logged in to
-            header.append("ACCOUNT")
-            for row, u in zip(rows, users, strict=True):
-                row.append(u.get("account") or "-")
         if any("node" in u for u in users):  # a cluster: where each user is connected
             header.append("NODE")
             for row, u in zip(rows, users, strict=True):

@@ -23,7 +23,7 @@ _FOR = option(
 _REASON = option("--reason", type=TEXT, metavar="TEXT", default=None, help="Told to the user.")
 
 
-@click.command(short_help="Ban an address, a network or an online user's address.")
+@click.command(short_help="Ban an address, a network, an account or an online guest's address.")
 @click.argument("target", type=TEXT)
 @_FOR
 @_REASON
@@ -31,10 +31,11 @@ _REASON = option("--reason", type=TEXT, metavar="TEXT", default=None, help="Told
 def ban(
     target: str, duration: float | None, reason: str | None, port: int, admin_socket: str | None
 ) -> None:
-    """Ban TARGET: an IPv4 or IPv6 address, a network (CIDR, e.g. 198.51.100.0/24), or
-    the name of a user online (its address is banned). Matching users are removed at
-    once, with a bye that says why and until when; matching new connections are refused.
-    The ban is kept (it survives a restart) and ends by itself after --for.
+    """Ban TARGET: an IPv4 or IPv6 address, a network (CIDR, e.g. 198.51.100.0/24), an
+    account (it can no longer log in, from anywhere), or the name of a guest online (its
+    address is banned). Matching users are removed at once, with a bye that says why and
+    until when; matching new connections and logins are refused. The ban is kept (it
+    survives a restart) and ends by itself after --for.
 
     \b
     Exit status: 0 banned; 1 refused (no such user online, store unavailable); 2 usage
@@ -91,7 +92,9 @@ def mute(
 ) -> None:
     """Mute the user NAME (on any node of a cluster): it stays online and reads, but its
     messages and renames are refused (error code muted) until --for ends, or, without
-    --for, for as long as it is connected.
+    --for, for as long as it is connected. A mute on an account is kept with it: it
+    holds across reconnects and restarts (without --for, until unmute), and an account
+    that is offline is muted from its next login.
 
     \b
     Exit status: 0 muted; 1 no such user online; 2 usage error; 3 no server answers.

@@ -156,6 +156,10 @@ async def ban(hub: ClusterHub, ban: Ban) -> int | str:
         return _unreachable(hub)
     hits = 0
     for user in users:
+        if network is None:  # an account's ban: its user, if logged in somewhere
+            account = user.get("account")
+            hits += bool(account) and name_key(str(account)) == name_key(ban.target)
+            continue
         # With --hide-addresses the record shows a pseudonym; "real" is the address.
         ip = address_of(str(user.get("real") or user.get("addr", "")))
         if ip is not None and ip.version == network.version and ip in network:
