@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -61,48 +62,52 @@ async def admin(path: str, request: dict[str, object]) -> dict[str, object]:
     return reply
 
 
-async def main(count: int, cost: int) -> None:
-    folder = tempfile.mkdtemp(prefix="imkit-bench-")
-    os.chmod(folder, 0o700)
-    sock = os.path.join(folder, "a.sock")
+def start_server(count: int, cost: int, sock: str) -> tuple[subprocess.Popen[str], int]:
+    """``imkit serve`` on a free port, and that port (from the line it logs)."""
     server = subprocess.Popen(
         [sys.executable, "-m", "imkit", "serve", "--port", "0", "--db", "none"]
         + ["--password-hash-cost", str(cost), "--admin-socket", sock, "--rate", "0"]
-        + ["--max-clients", str(count + 10), "--idle-timeout", "0", "--log-level", "warning"]
-        + ["--connect-rate", "0"],
+        + ["--max-clients", str(count + 10), "--idle-timeout", "0", "--connect-rate", "0"],
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert server.stderr is not None
+    for line in server.stderr:
+        found = re.search(r"listening on \S+:(\d+)", line)
+        if found:
+            # Its log must be read on, or a full pipe would stall the server.
+            threading.Thread(target=server.stderr.read, daemon=True).start()
+            return server, int(found.group(1))
+    raise SystemExit("imkit serve did not start")
+
+
+async def measure(port: int, sock: str, count: int, cost: int) -> None:
+    await admin(sock, {"type": "account_add", "name": "bench", "password": "right"})
+    stop, worst = asyncio.Event(), []
+    ping_task = asyncio.create_task(pinger("127.0.0.1", port, stop, worst))
+    sources = [f"127.0.{2 + n // 250}.{1 + n % 250}" for n in range(count)]
+    started = time.perf_counter()
+    await asyncio.gather(*(login("127.0.0.1", port, s) for s in sources))
+    took = time.perf_counter() - started
+    stop.set()
+    await ping_task
+    print(
+        f"{count} logins at cost {cost} (N=2^{cost}): {took:.1f} s"
+        f" ({count / took:.0f}/s); slowest ping meanwhile {max(worst) * 1000:.0f} ms,"
+        f" median {sorted(worst)[len(worst) // 2] * 1000:.1f} ms ({len(worst)} pings)"
+    )
+
+
+def main(count: int, cost: int) -> None:
+    folder = tempfile.mkdtemp(prefix="imkit-bench-")
+    os.chmod(folder, 0o700)
+    sock = os.path.join(folder, "a.sock")
+    server, port = start_server(count, cost, sock)
     try:
-        assert server.stderr is not None
-        while not os.path.exists(sock):
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)
-        ports = subprocess.run(
-            ["ss", "-ltnpH"], capture_output=True, text=True, check=True
-        ).stdout.splitlines()
-        port = next(
-            int(re.search(r":(\d+)\s", line).group(1))  # type: ignore[union-attr]
-            for line in ports
-            if f"pid={server.pid}," in line
-        )
-        await admin(sock, {"type": "account_add", "name": "bench", "password": "right"})
-        stop, worst = asyncio.Event(), []
-        ping_task = asyncio.create_task(pinger("127.0.0.1", port, stop, worst))
-        sources = [f"127.0.{2 + n // 250}.{1 + n % 250}" for n in range(count)]
-        started = time.perf_counter()
-        await asyncio.gather(*(login("127.0.0.1", port, s) for s in sources))
-        took = time.perf_counter() - started
-        stop.set()
-        await ping_task
-        print(
-            f"{count} logins at cost {cost} (N=2^{cost}): {took:.1f} s"
-            f" ({count / took:.0f}/s); slowest ping meanwhile {max(worst) * 1000:.0f} ms,"
-            f" median {sorted(worst)[len(worst) // 2] * 1000:.1f} ms ({len(worst)} pings)"
-        )
+        asyncio.run(measure(port, sock, count, cost))
     finally:
         server.terminate()
-        server.wait()
+        server.communicate()
 
 
 if __name__ == "__main__":
@@ -110,4 +115,4 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--cost", type=int, default=14)
     options = parser.parse_args()
-    asyncio.run(main(options.count, options.cost))
+    main(options.count, options.cost)

@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from imkit.accounts import Account, PasswordHasher, password_problem
+from imkit.login import find_account
 from imkit.names import name_key, name_problem
 from imkit.protocol import BAD_REQUEST, INVALID_NAME, UNAVAILABLE, iso_time
 from imkit.store.base import awaited
@@ -73,16 +74,6 @@ async def answer(
     return await _passwd(hub, hasher, name, password, by)
 
 
-async def _find(hub: Hub, name: str) -> Account | None | str:
-    try:
-        found: Account | None | str = await awaited(
-            partial(hub.lookup_account, name), STORE_TIMEOUT
-        )
-    except TimeoutError:
-        return f"accounts could not be read within {STORE_TIMEOUT:g}s"
-    return found
-
-
 async def _kept(hub: Hub, ask: Any) -> str | None:
     """What the store said to a change (None: kept), or why it said nothing."""
     try:
@@ -98,7 +89,7 @@ async def _add(
     problem = name_problem(name)
     if problem is not None:
         return _error(INVALID_NAME, f"invalid name {name!r}: {problem}")
-    found = await _find(hub, name)
+    found = await find_account(hub, name)
     if isinstance(found, str):
         return _error(UNAVAILABLE, found)
     if found is not None:
@@ -131,7 +122,7 @@ async def _add(
 async def _passwd(
     hub: Hub, hasher: PasswordHasher, name: str, password: str, by: str
 ) -> dict[str, Any]:
-    found = await _find(hub, name)
+    found = await find_account(hub, name)
     if isinstance(found, str):
         return _error(UNAVAILABLE, found)
     if found is None:

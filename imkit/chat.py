@@ -1,7 +1,8 @@
 """``imkit chat``: the seed's menu client, done right.
 
 The menu keeps the seed's numbers (1 public chat, 2 private chat, 3 rename, 0 exit) and
-adds 4 who. On start it shows the last public messages (``--history``, 20 by default),
+adds 4 who, and, for a user logged in to an account (``--login``), 5 to change its
+password. On start it shows the last public messages (``--history``, 20 by default),
 each marked ``past`` with its time, so they cannot be taken for new ones. Messages that
 arrive while the person types are printed above the input line: in a terminal,
 prompt_toolkit's ``prompt_async`` under ``patch_stdout`` redraws the prompt and the
@@ -38,6 +39,13 @@ MENU = """\
 3 rename
 4 who is online
 0 exit"""
+# The menu of a user logged in to an account: it may change its own password.
+ACCOUNT_MENU = MENU.replace("\n0 exit", "\n5 change your password\n0 exit")
+
+# A private message sent this long before the session began was waiting for the account
+# while it was offline: it is shown as past, with its time (more than clocks may differ
+# by, so that one that arrives now is never shown as past).
+WAITED = 60.0
 
 
 class LineInput(Protocol):
@@ -45,8 +53,9 @@ class LineInput(Protocol):
     # prompt, like the menu, is drawn as part of it, so it can never land below).
     draws_prompt: bool
 
-    async def read(self, prompt: str) -> str | None:
-        """The next line the person typed, without its newline; None at end of input."""
+    async def read(self, prompt: str, *, secret: bool = False) -> str | None:
+        """The next line the person typed, without its newline; None at end of input.
+        ``secret``: a password, not echoed."""
 
 
 class TerminalInput:
@@ -59,8 +68,15 @@ class TerminalInput:
 
         self._session: PromptSession[str] = PromptSession()
 
-    async def read(self, prompt: str) -> str | None:
+    async def read(self, prompt: str, *, secret: bool = False) -> str | None:
         try:
+            # A password is typed without echo (shown as *), and is kept out of the
+            # session's history, which the up arrow would bring back.
+            if secret:
+                from prompt_toolkit import PromptSession
+
+                password: PromptSession[str] = PromptSession(is_password=True)
+                return await password.prompt_async(prompt)
             return await self._session.prompt_async(prompt)
         except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C: the person leaves
             return None
@@ -87,7 +103,7 @@ def describe(event: object, me: str) -> str | None:
     if isinstance(event, ServerNotice):
         return f"* {printable(event.message)}"
     if isinstance(event, NameChange):
-        if event.reason == "conflict":
+        if event.reason == "conflict" or (event.reason == "reserved" and me == event.new):
             return f"* {printable(event.text_line() or '')}"
         if me in (event.old, event.new):
             return None  # our own rename is confirmed by its reply
@@ -96,13 +112,15 @@ def describe(event: object, me: str) -> str | None:
 
 
 def describe_past(message: ChatMessage, today: time.struct_time | None = None) -> str:
-    """How a past public message is shown: ``past HH:MM`` (local time) before it, and the
-    date too when it is not from ``today`` (default: now)."""
+    """How a past message is shown: ``past HH:MM`` (local time) before it, and the date
+    too when it is not from ``today`` (default: now). A private one (that waited for an
+    account while it was offline) says so, as a live one does."""
     when = time.localtime(message.time)
     today = today or time.localtime()
     same_day = (when.tm_year, when.tm_yday) == (today.tm_year, today.tm_yday)
     stamp = time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", when)
-    return f"past {stamp} {printable(message.sender)}: {printable(message.text)}"
+    private = "" if message.to is None else " (private)"
+    return f"past {stamp} {printable(message.sender)}{private}: {printable(message.text)}"
 
 
 class Leave(Exception):
@@ -118,6 +136,7 @@ class ChatSession:
         # msgids of the past messages shown: their live copies, which may have arrived
         # while history was asked for, are not shown twice.
         self.shown_past: set[str] = set()
+        self.started = time.time()
 
     def say(self, text: str) -> None:
         write_line(text)  # raises OutputError if standard output cannot be written
@@ -132,6 +151,18 @@ class ChatSession:
             try:
                 line = await self.lines.read(prompt)
             except InputError as error:  # piped input: say which line, and read on
+                self.say(f"! {error}; skipped it")
+                continue
+            if line is None:
+                raise Leave
+            return line
+
+    async def ask_secret(self, prompt: str) -> str:
+        """A password: not echoed on a terminal (a line from a pipe is never shown)."""
+        while True:
+            try:
+                line = await self.lines.read(prompt, secret=True)
+            except InputError as error:
                 self.say(f"! {error}; skipped it")
                 continue
             if line is None:
@@ -159,13 +190,21 @@ class ChatSession:
             if isinstance(event, ChatMessage) and event.msgid in self.shown_past:
                 self.shown_past.discard(event.msgid)  # shown already, as past
                 continue
+            if (
+                isinstance(event, ChatMessage)
+                and event.to is not None
+                and event.time < self.started - WAITED
+            ):
+                self.say(describe_past(event))  # it waited for us while we were offline
+                continue
             shown = describe(event, self.client.name)
             if shown is not None:
                 self.say(shown)
 
     async def run_menu(self) -> None:
         while True:
-            choice = (await self.ask("choice? ", header=MENU)).strip()
+            menu, last = (ACCOUNT_MENU, 5) if self.client.account else (MENU, 4)
+            choice = (await self.ask("choice? ", header=menu)).strip()
             if choice == "0":
                 return
             if choice == "1":
@@ -176,8 +215,10 @@ class ChatSession:
                 await self.rename((await self.ask("new name? ")).strip())
             elif choice == "4":
                 await self.who()
+            elif choice == "5" and self.client.account:
+                await self.change_password()
             elif choice:
-                self.say(f"{printable(choice)!r} is not on the menu: type 0 to 4")
+                self.say(f"{printable(choice)!r} is not on the menu: type 0 to {last}")
 
     async def public_chat(self) -> None:
         header = "public chat: type a message and press Enter; 'exit' goes back"
@@ -208,8 +249,21 @@ class ChatSession:
         users = await self.client.who()
         self.say(f"online ({len(users)}):")
         for user in users:
+            account = " (account)" if user.account else ""
             me = " (you)" if user.name == self.client.name else ""
-            self.say(f"  {printable(user.name)}  {user.addr}{me}")
+            self.say(f"  {printable(user.name)}  {user.addr}{account}{me}")
+
+    async def change_password(self) -> None:
+        """Menu item 5: the old password, then the new one twice, none echoed."""
+        old = await self.ask_secret("current password? ")
+        new = await self.ask_secret("new password? ")
+        again = await self.ask_secret("new password again? ")
+        if not new:
+            self.say("! the new password is empty; the password was not changed")
+        elif new != again:
+            self.say("! the two new passwords differ; the password was not changed")
+        elif await self.attempt(self.client.passwd(old, new)):
+            self.say("your password has been changed")
 
     async def attempt(self, request: Awaitable[object]) -> bool:
         """Await a request; a refusal is shown in words and the person stays put."""
@@ -234,13 +288,30 @@ async def run_chat(
     password: str | None,
     interactive: bool,
     history: int,
+    login: str | None = None,
+    login_password: str | None = None,
 ) -> None:
-    """Run a chat session; raises Disconnected when the server ends it."""
+    """Run a chat session; raises Disconnected when the server ends it.
+
+    With ``login``, the account's password is ``login_password``, or else asked first
+    (without echo on a terminal; the first line of piped input), and the hello logs in.
+    """
     lines: LineInput = TerminalInput() if interactive else StdinLines()
-    async with connect(host, port, password=password, tls=tls, cafile=cafile) as client:
+    credentials = None
+    if login is not None:
+        if login_password is None:
+            login_password = await ask_login_password(lines, login)
+            if login_password is None:
+                return  # the person left at the question (Ctrl-D, Ctrl-C)
+        credentials = (login, login_password)
+    async with connect(
+        host, port, password=password, login=credentials, tls=tls, cafile=cafile
+    ) as client:
         session = ChatSession(client, lines)
         where = host_port(host, port)
         session.say(f"connected to {where} ({client.server}) as {client.name}")
+        if client.account is not None:
+            session.say(f"you have logged in as {printable(client.account)}")
         if name is not None:
             await session.rename(name)
         # Past messages last, just above the menu; what arrives meanwhile waits in the
@@ -268,6 +339,20 @@ async def run_chat(
             raise ended[0]
 
 
+async def ask_login_password(lines: LineInput, login: str) -> str | None:
+    """The password of the account ``login``, asked before connecting (a server with
+    --accounts-only waits only 5 s for the login); None when the person leaves."""
+    while True:
+        try:
+            secret = await lines.read(f"password for {printable(login)}: ", secret=True)
+        except InputError as error:
+            write_line(f"! {error}; skipped it")
+            continue
+        if secret is None or secret:
+            return secret
+        write_line("! the password is empty")
+
+
 def main(
     host: str,
     port: int,
@@ -277,6 +362,8 @@ def main(
     cafile: str | None,
     password: str | None,
     history: int,
+    login: str | None = None,
+    login_password: str | None = None,
 ) -> None:
     """Run ``imkit chat`` in the terminal (or with piped input; standard input must be
     open). Raises OutputError when standard output cannot be written."""
@@ -291,6 +378,8 @@ def main(
         password=password,
         interactive=interactive,
         history=history,
+        login=login,
+        login_password=login_password,
     )
     if not interactive:
         anyio.run(session, backend="asyncio")

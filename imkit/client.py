@@ -19,7 +19,13 @@ answers private messages::
 
 When the server closes the connection (idle timeout, kick, shutdown) :meth:`Client.events`
 and every request raise :class:`~imkit.errors.Disconnected`, whose ``reason`` is the bye
-reason (``idle``, ``kicked``, ``shutdown``, ...) or None when the connection was lost.
+reason (``idle``, ``kicked``, ``shutdown``, ``replaced``, ...) or None when the connection
+was lost.
+
+Accounts: ``connect(..., login=(name, password))`` logs in with the hello (which works on
+a server with ``--accounts-only`` too), :meth:`Client.login` later;
+:attr:`Client.account` is the account logged in to. :meth:`Client.submit` tells whether
+a private message was kept for an offline account (``Receipt.queued``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
@@ -48,9 +55,12 @@ from imkit.protocol import (
     Hello,
     History,
     HistoryPage,
+    Login,
+    LoginOk,
     NameChange,
     Notice,
     Ok,
+    Passwd,
     Ping,
     Pong,
     Presence,
@@ -71,6 +81,7 @@ __all__ = [
     "HistoryPage",
     "NameChange",
     "Presence",
+    "Receipt",
     "UserInfo",
     "connect",
 ]
@@ -83,8 +94,8 @@ DEFAULT_TIMEOUT = 10.0
 # (and so stops receiving replies too) until some are read; see connect().
 DEFAULT_MAX_EVENTS = 10_000
 
-_REPLY_TYPES = (Welcome, UserList, Pong, Ok, RenameOk, HistoryPage, Error)
-_Reply = Welcome | UserList | Pong | Ok | RenameOk | HistoryPage | Error
+_REPLY_TYPES = (Welcome, UserList, Pong, Ok, RenameOk, LoginOk, HistoryPage, Error)
+_Reply = Welcome | UserList | Pong | Ok | RenameOk | LoginOk | HistoryPage | Error
 R = TypeVar("R", bound=Event)
 
 _STREAM_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
@@ -92,6 +103,19 @@ _STREAM_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
 # The limit named by the error for a line the server could not read (docs/protocol.md:
 # "line too long (the limit is N bytes); discarded").
 _LINE_LIMIT = re.compile(r"the limit is (\d+) bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The server's acknowledgement of a message (:meth:`Client.submit`).
+
+    ``msgid``: the message's id (None from a server that gives none). ``queued``: True
+    when it was a private message to a registered account that is offline; the server
+    keeps it and delivers it when that account next logs in.
+    """
+
+    msgid: str | None
+    queued: bool = False
 
 
 class _Waiter:
@@ -112,6 +136,7 @@ class Client:
         self.name = ""  # our current name on the server
         self.addr = ""  # our address as the server sees it
         self.server = ""  # the server's software, e.g. "imkit/0.1.0"
+        self.account: str | None = None  # the account logged in to (then also our name)
         self.timeout = timeout
         self._stream = stream
         self._wire = ClientConnection()
@@ -129,20 +154,32 @@ class Client:
         """Send a message to everyone, or privately to the user named ``to``.
 
         Returns the message's msgid once the server has accepted it: for a public message,
-        once it is stored (None from a server that gives no msgids). Raises NoSuchUser,
-        InvalidMessage, ...; :class:`~imkit.errors.Unavailable` when the server cannot
-        store it, with ``delivered`` True when the users online received it anyway (so
-        it must not be sent again).
+        once it is stored (None from a server that gives no msgids); for a private one to
+        an account that is offline, once it is kept for it (:meth:`submit` says which).
+        Raises NoSuchUser, InvalidMessage, MailboxFull, ...;
+        :class:`~imkit.errors.Unavailable` when the server cannot store it, with
+        ``delivered`` True when the users online received it anyway (so it must not be
+        sent again).
         """
+        return (await self.submit(text, to)).msgid
+
+    async def submit(self, text: str, to: str | None = None) -> Receipt:
+        """As :meth:`send`, but returns the whole :class:`Receipt`: its ``queued`` is
+        True when ``to`` is a registered account that is offline, so the message waits
+        until it logs in (at most 100 wait: then MailboxFull)."""
         if to is None:
             reply = await self._request(PublicMessage(id=self._new_id(), text=text), Ok)
         else:
             reply = await self._request(PrivateMessage(id=self._new_id(), to=to, text=text), Ok)
-        return reply.msgid
+        return Receipt(reply.msgid, reply.queued is not None)
 
-    async def history(self, limit: int = HISTORY_DEFAULT, before: str | None = None) -> HistoryPage:
+    async def history(
+        self, limit: int = HISTORY_DEFAULT, before: str | None = None, *, with_: str | None = None
+    ) -> HistoryPage:
         """Past public messages: the ``limit`` (1 to 100) newest sent before the message
-        whose msgid is ``before`` (None: the newest of all).
+        whose msgid is ``before`` (None: the newest of all). With ``with_`` (an account's
+        name), the private conversation between that account and ours instead (we must
+        be logged in; only its two parties may read it).
 
         The page's ``messages`` are :class:`ChatMessage` objects, oldest first, each with
         its ``msgid`` and original ``time``; ``more`` is True when older ones are kept
@@ -150,12 +187,29 @@ class Client:
         ServerError (``bad_request``) for a ``limit`` out of range or a ``before`` that
         is not a msgid, :class:`~imkit.errors.Unavailable` when history cannot be read.
         """
-        return await self._request(
-            History(id=self._new_id(), limit=limit, before=before), HistoryPage
-        )
+        request = History(id=self._new_id(), limit=limit, before=before, with_=with_)
+        return await self._request(request, HistoryPage)
+
+    async def login(self, name: str, password: str) -> str:
+        """Log in to the account ``name``; returns its name, which becomes ours (everyone
+        sees it as a rename). Raises LoginFailed (wrong name or password: we stay as we
+        were) or TooManyAttempts (too many failures from our address this minute).
+
+        An older session of the same account is closed by the server (bye ``replaced``).
+        """
+        reply = await self._request(Login(id=self._new_id(), name=name, password=password), LoginOk)
+        self.name = self.account = reply.name or name
+        return self.name
+
+    async def passwd(self, old: str, new: str) -> None:
+        """Change our account's password from ``old`` to ``new``. Raises LoginRequired
+        (not logged in), LoginFailed (``old`` is wrong) or ServerError (``bad_request``:
+        ``new`` is not acceptable)."""
+        await self._request(Passwd(id=self._new_id(), old=old, new=new), Ok)
 
     async def rename(self, name: str) -> str:
-        """Take the name ``name``; returns it. Raises NameTaken or InvalidName."""
+        """Take the name ``name``; returns it. Raises NameTaken, InvalidName,
+        NameReserved (an account's name) or LoggedIn (a logged-in user keeps its name)."""
         reply = await self._request(Rename(id=self._new_id(), name=name), RenameOk)
         self.name = reply.name or name
         return self.name
@@ -247,6 +301,14 @@ class Client:
                         self.name = event.new  # a cluster gave our name away (docs/cluster.md)
                         if self._keep_events:
                             await self._event_in.send(event)
+                    elif (
+                        isinstance(event, NameChange)
+                        and event.reason == "reserved"
+                        and event.old == self.name
+                    ):
+                        self.name = event.new  # an account was made with our guest name
+                        if self._keep_events:
+                            await self._event_in.send(event)
                     elif self._keep_events:
                         await self._event_in.send(event)
         except (*_STREAM_ERRORS, anyio.EndOfStream):
@@ -284,10 +346,14 @@ class Client:
             waiter.done.set()
         self._event_in.close()
 
-    async def _hello(self, name: str | None, password: str | None) -> None:
-        hello = Hello(id=self._new_id(), name=name, password=password)
+    async def _hello(
+        self, name: str | None, password: str | None, login: tuple[str, str] | None
+    ) -> None:
+        hello = Hello(id=self._new_id(), name=name, password=password, login=login)
         welcome = await self._request(hello, Welcome)
         self.name, self.addr, self.server = welcome.name, welcome.addr, welcome.server
+        if login is not None:
+            self.account = welcome.account or welcome.name
 
 
 def host_port(host: str, port: int) -> str:
@@ -349,6 +415,7 @@ async def connect(
     *,
     name: str | None = None,
     password: str | None = None,
+    login: tuple[str, str] | None = None,
     tls: bool = False,
     cafile: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - kept for every later request too
@@ -356,6 +423,11 @@ async def connect(
     max_events: int = DEFAULT_MAX_EVENTS,
 ) -> AsyncIterator[Client]:
     """Connect, say hello (taking ``name`` if given) and yield the :class:`Client`.
+
+    ``password`` is the server's (``imkit serve --password``). ``login``, an account's
+    ``(name, password)``, logs in with the hello: the client then has that name and
+    :attr:`Client.account`; it cannot go with ``name`` (a logged-in user keeps its
+    account's name).
 
     ``tls`` (or a ``cafile`` with a private CA) connects with TLS and verifies the
     server's certificate. ``timeout`` bounds connecting and each request. With
@@ -365,8 +437,11 @@ async def connect(
 
     Raises :class:`~imkit.errors.Unreachable` or :class:`~imkit.errors.TimedOut` when no
     connection can be made, :class:`~imkit.errors.Disconnected` when the server refuses
-    it (full, wrong password), and ``NameTaken``/``InvalidName`` for a bad ``name``.
+    it (full, wrong password), ``NameTaken``/``InvalidName``/``NameReserved`` for a bad
+    ``name``, and ``LoginFailed``/``TooManyAttempts`` for a ``login`` that failed.
     """
+    if name is not None and login is not None:
+        raise ValueError("connect() takes name or login, not both: a login takes its name")
     ssl_context = _ssl_context(tls, cafile)
     try:
         with anyio.fail_after(timeout):
@@ -378,7 +453,7 @@ async def connect(
         async with anyio.create_task_group() as tg:
             tg.start_soon(client._read_loop)
             try:
-                await client._hello(name, password)
+                await client._hello(name, password, login)
                 yield client
             finally:
                 tg.cancel_scope.cancel()

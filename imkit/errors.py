@@ -14,7 +14,13 @@
     │   ├── InvalidName             invalid_name
     │   ├── InvalidMessage          invalid_message
     │   ├── Unauthorized            unauthorized
-    │   └── Unavailable             unavailable: the server cannot store messages now
+    │   ├── Unavailable             unavailable: the server cannot store messages now
+    │   ├── NameReserved            name_reserved: the name belongs to an account
+    │   ├── LoggedIn                logged_in: a logged-in user keeps its account's name
+    │   ├── LoginFailed             login_failed: wrong name or password
+    │   ├── TooManyAttempts         too_many_attempts: too many failed logins, wait
+    │   ├── LoginRequired           login_required: log in first
+    │   └── MailboxFull             mailbox_full: the account has too many messages waiting
     ├── AdminError                  the admin socket refused or failed a request         -> exit 1
     │   └── AdminUnavailable        no server answers on the admin socket                 -> exit 3
     ├── InputError                  a line of standard input is not valid UTF-8          -> exit 1
@@ -111,9 +117,59 @@ class Unavailable(ServerError):
         self.delivered = delivered
 
 
+class NameReserved(ServerError):
+    """The name is registered to an account: only its user, logged in, may take it."""
+
+    code = "name_reserved"
+
+
+class LoggedIn(ServerError):
+    """A rename by a user logged in to an account: it keeps its account's name."""
+
+    code = "logged_in"
+
+
+class LoginFailed(ServerError):
+    """A wrong account name or password (also a wrong old password when changing it)."""
+
+    code = "login_failed"
+
+
+class TooManyAttempts(ServerError):
+    """Too many failed logins from this address: none is tried until the minute is over."""
+
+    code = "too_many_attempts"
+
+
+class LoginRequired(ServerError):
+    """The request needs a login first (changing one's password; any request on a
+    server with ``--accounts-only``)."""
+
+    code = "login_required"
+
+
+class MailboxFull(ServerError):
+    """The offline account has as many messages waiting as it may (100)."""
+
+    code = "mailbox_full"
+
+
 _BY_CODE: dict[str, type[ServerError]] = {
     cls.code: cls
-    for cls in (NoSuchUser, NameTaken, InvalidName, InvalidMessage, Unauthorized, Unavailable)
+    for cls in (
+        NoSuchUser,
+        NameTaken,
+        InvalidName,
+        InvalidMessage,
+        Unauthorized,
+        Unavailable,
+        NameReserved,
+        LoggedIn,
+        LoginFailed,
+        TooManyAttempts,
+        LoginRequired,
+        MailboxFull,
+    )
 }
 
 

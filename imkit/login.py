@@ -41,6 +41,18 @@ LOOKUP_TIMEOUT = 4.0
 LOGIN_FAILED_MESSAGE = "wrong name or password"
 
 
+async def find_account(hub: Hub, name: str) -> Account | None | str:
+    """The account called ``name``, None when there is none, or why accounts cannot be
+    read (a cluster's Redis away, or silent for :data:`LOOKUP_TIMEOUT`)."""
+    try:
+        found: Account | None | str = await awaited(
+            partial(hub.lookup_account, name), LOOKUP_TIMEOUT
+        )
+    except TimeoutError:
+        return f"accounts could not be read within {LOOKUP_TIMEOUT:g}s"
+    return found
+
+
 class Logins:
     """The logins and password changes of one server's clients."""
 
@@ -127,11 +139,7 @@ class Logins:
             message = f"too many failed logins; try again in {math.ceil(wait)}s"
             hub.send(member, Error(rid, TOO_MANY_ATTEMPTS, message))
             return None
-        found: Account | None | str
-        try:
-            found = await awaited(partial(hub.lookup_account, name), LOOKUP_TIMEOUT)
-        except TimeoutError:
-            found = f"accounts could not be read within {LOOKUP_TIMEOUT:g}s"
+        found = await find_account(hub, name)
         if isinstance(found, str):
             hub.send(member, Error(rid, UNAVAILABLE, f"cannot log in now: {found}"))
             return None

@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from imkit.accounts import Account
+from imkit.login import find_account
 from imkit.moderation import Ban, address_of, parse_target, shown
 from imkit.msgid import format_msgid, msgid_floor, parse_msgid
 from imkit.names import name_key
@@ -99,7 +100,7 @@ async def _ban(
     network = parse_target(target)
     account: Account | None = None
     if network is None:  # an account's name: ban the account; a guest's: its address
-        found = await _account(hub, target)
+        found = await find_account(hub, target)
         if isinstance(found, str):
             return _error(UNAVAILABLE, found)
         account = found
@@ -186,17 +187,6 @@ async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
     return {"type": "ok", "target": normal}
 
 
-async def _account(hub: Hub, name: str) -> Account | None | str:
-    """The account called ``name``, None, or why accounts cannot be read."""
-    try:
-        found: Account | None | str = await awaited(
-            partial(hub.lookup_account, name), STORE_TIMEOUT
-        )
-    except TimeoutError:
-        return f"accounts could not be read within {STORE_TIMEOUT:g}s"
-    return found
-
-
 async def _saved(hub: Hub, account: Account) -> str | None:
     """Keep ``account`` (its mute) in the store, or in a cluster's Redis; why not."""
     if (cluster := _cluster(hub)) is not None:
@@ -225,7 +215,7 @@ async def _mute(
     """Mute ``name`` for ``duration`` seconds (None: while connected; 0: unmute)."""
     now = hub.wall_clock()
     until = None if duration is None else now + duration
-    found = await _account(hub, name)
+    found = await find_account(hub, name)
     if isinstance(found, str):
         return _error(UNAVAILABLE, found)
     if found is not None:  # kept with the account: it holds across reconnects, restarts

@@ -59,8 +59,9 @@ class StdinLines:
     def _deliver(self, line: _Line, token: anyio.lowlevel.EventLoopToken) -> None:
         anyio.from_thread.run_sync(self._send.send_nowait, line, token=token)
 
-    async def read(self, prompt: str = "") -> str | None:
-        """The next line without its newline; None at end of input.
+    async def read(self, prompt: str = "", *, secret: bool = False) -> str | None:
+        """The next line without its newline; None at end of input. (``prompt`` is not
+        drawn, and ``secret`` changes nothing: a pipe echoes nothing.)
 
         Raises :class:`~imkit.errors.InputError` for a line that is not valid UTF-8
         (never replaced: the server refuses invalid UTF-8 too); the next call reads on.

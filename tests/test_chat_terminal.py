@@ -122,3 +122,35 @@ def test_ctrl_c_leaves_cleanly(pane: Pane) -> None:
     lines = pane.wait_for("exit status")
     assert "exit status 0" in lines
     assert not any("Traceback" in line for line in lines)
+
+
+def test_login_password_and_password_change_are_not_echoed() -> None:
+    from tests.scripted_server import ScriptedServer
+
+    server = ScriptedServer()  # any login works
+    command = [*IMKIT, "chat", "--host", "127.0.0.1", "--port", str(server.port)]
+    script = f'{shlex.join([*command, "--login", "alex"])}; echo "exit status $?"; sleep 60'
+    pane = Pane(["env", "TERM=xterm", "sh", "-c", script])
+    try:
+        pane.wait_for("password for alex:")
+        pane.type("hunter2-secret", "Enter")
+        pane.wait_for("you have logged in as alex")
+        pane.wait_for("5 change your password")
+        pane.type("5", "Enter")
+        pane.wait_for("current password?")
+        pane.type("hunter2-secret", "Enter")
+        pane.wait_for("new password?")
+        pane.type("correct-horse", "Enter")
+        pane.wait_for("new password again?")
+        pane.type("correct-horse", "Enter")
+        lines = pane.wait_for("your password has been changed")
+        assert not any("hunter2" in line or "correct-horse" in line for line in lines)
+        assert [(p["old"], p["new"]) for p in server.of_type("passwd")] == [
+            ("hunter2-secret", "correct-horse")
+        ]
+        pane.wait_until(lambda lines: last_line(lines) == "choice?", "the menu again")
+        pane.type("0", "Enter")
+        assert "exit status 0" in pane.wait_for("exit status")
+    finally:
+        pane.close()
+        server.close()

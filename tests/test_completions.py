@@ -29,3 +29,16 @@ def test_completion_offers_the_subcommands() -> None:
     )
     assert "plain,send" in result.stdout.splitlines()
     assert "plain,serve" in result.stdout.splitlines()
+
+
+def test_completion_offers_the_account_subcommands() -> None:
+    result = run_imkit(
+        env=imkit_env(_IMKIT_COMPLETE="bash_complete", COMP_WORDS="imkit account p", COMP_CWORD="2")
+    )
+    assert "plain,passwd" in result.stdout.splitlines()
+    result = run_imkit(
+        env=imkit_env(
+            _IMKIT_COMPLETE="bash_complete", COMP_WORDS="imkit send --login-", COMP_CWORD="2"
+        )
+    )
+    assert "plain,--login-password-stdin" in result.stdout.splitlines()

@@ -422,6 +422,7 @@ def test_json_encoding() -> None:
         "to": "bob",
         "text": "你好",
         "time": "1970-01-01T00:00:01.500Z",
+        "account": None,
     }
     assert json.loads(encode(Ok(None), Mode.JSON)) == {"type": "ok"}
     assert json.loads(encode(Error("x", BAD_REQUEST, "m"), Mode.JSON)) == {

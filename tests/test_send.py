@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
-from tests.support import ServerProcess, run_imkit, split_addr
+import anyio
+import anyio.to_thread
+import pytest
+
+from imkit.client import ChatMessage, connect
+from tests.account_support import AccountsServer, start_accounts_server
+from tests.scripted_server import Json, ScriptedServer, Session
+from tests.support import ServerProcess, imkit_env, run_imkit, split_addr
 
 
 def send(address: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -109,3 +119,202 @@ def test_timeout_exits_3() -> None:
         result = send(f"127.0.0.1:{port}", "--timeout", "0.5", "hello")
     assert result.returncode == 3
     assert result.stderr == "Error: timed out after 0.5s waiting for the server\n"
+
+
+# ------------------------------------------------------------------- accounts (--login)
+# What send does with --login is checked against a stand-in server
+# (tests/scripted_server.py): the hello it sends, and what it makes of each reply.
+
+
+def test_login_password_stdin_with_dash_is_a_usage_error() -> None:
+    result = send("127.0.0.1:1", "--login", "ci", "--login-password-stdin", "-", stdin="pw\n")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "Error: --login-password-stdin and - both read standard input: give the message"
+        " as words, or the password in IMKIT_LOGIN_PASSWORD\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--login-password-stdin", "hi"], "--login-password-stdin goes with --login NAME"),
+        (
+            ["--login", "ci", "--as", "bot", "hi"],
+            "--as and --login cannot go together: a login takes the account's name",
+        ),
+        (
+            ["--login", "ci", "hi"],  # standard input is a pipe, and no variable
+            "--login needs the account's password: --login-password-stdin or IMKIT_LOGIN_PASSWORD",
+        ),
+        (
+            ["--login", "ci", "--login-password-stdin", "hi"],
+            "no login password on standard input: its first line is empty",
+        ),
+    ],
+)
+def test_login_usage_errors_exit_2(args: list[str], why: str) -> None:
+    result = send("127.0.0.1:1", *args, stdin="")
+    assert (result.returncode, result.stdout, result.stderr) == (2, "", f"Error: {why}\n")
+
+
+def test_empty_login_password_variable_exits_2() -> None:
+    host, port = "127.0.0.1", "1"
+    result = run_imkit(
+        "send",
+        *("--host", host, "--port", port, "--login", "ci", "hi"),
+        env=imkit_env(IMKIT_LOGIN_PASSWORD=""),
+    )
+    assert result.returncode == 2
+    assert "IMKIT_LOGIN_PASSWORD is set but empty" in result.stderr
+
+
+def test_login_no_server_exits_3() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        address = f"127.0.0.1:{port}"
+        result = send(address, "--login", "ci", "--login-password-stdin", "hi", stdin="pw\n")
+    assert result.returncode == 3
+    assert result.stderr == f"Error: cannot connect to {address}: Connection refused\n"
+
+
+@pytest.fixture
+def stand_in() -> Iterator[ScriptedServer]:
+    def answer(request: Json, session: Session) -> list[Json] | None:
+        if request["type"] == "hello" and request.get("login", {}).get("password") == "bad":
+            return [
+                {
+                    "type": "error",
+                    "id": request["id"],
+                    "code": "login_failed",
+                    "message": "wrong name or password",
+                }
+            ]
+        if request["type"] == "message" and request.get("to") == "alex":  # offline: kept
+            return [
+                {"type": "ok", "id": request["id"], "msgid": "1795764673091001", "queued": True}
+            ]
+        return None
+
+    server = ScriptedServer(answer)
+    yield server
+    server.close()
+
+
+def test_login_password_stdin_logs_in_with_the_hello(stand_in: ScriptedServer) -> None:
+    args = ["--login", "ci", "--login-password-stdin", "--password", "server-pw", "deploy done"]
+    result = send(stand_in.address, *args, stdin="s3cret\nnot read\n")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    (hello,) = stand_in.of_type("hello")
+    assert hello["login"] == {"name": "ci", "password": "s3cret"}
+    assert hello["password"] == "server-pw"  # --password stays the server's
+    assert [m["text"] for m in stand_in.of_type("message")] == ["deploy done"]
+
+
+def test_login_password_from_the_variable_and_lines_from_stdin(stand_in: ScriptedServer) -> None:
+    host, port = split_addr(stand_in.address)
+    result = run_imkit(
+        *("send", "--host", host, "--port", str(port), "--login", "ci", "-"),
+        env=imkit_env(IMKIT_LOGIN_PASSWORD="from-env"),
+        stdin="one\ntwo\n",
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    (hello,) = stand_in.of_type("hello")
+    assert hello["login"] == {"name": "ci", "password": "from-env"}
+    assert [m["text"] for m in stand_in.of_type("message")] == ["one", "two"]
+
+
+def test_failed_login_exits_1(stand_in: ScriptedServer) -> None:
+    result = send(stand_in.address, "--login", "ci", "--login-password-stdin", "x", stdin="bad\n")
+    assert (result.returncode, result.stderr) == (1, "Error: wrong name or password\n")
+    assert stand_in.of_type("message") == []
+
+
+def test_a_message_kept_for_an_offline_account_exits_0_and_says_so(
+    stand_in: ScriptedServer,
+) -> None:
+    result = send(stand_in.address, "--to", "alex", "-v", "deploy done")
+    assert result.returncode == 0
+    assert result.stderr == ("alex is offline; the message will be delivered when alex logs in\n")
+    assert result.stdout == "kept for alex: deploy done\n"
+
+
+def test_offline_is_said_once_for_many_lines(stand_in: ScriptedServer) -> None:
+    result = send(stand_in.address, "--to", "alex", "-", stdin="one\ntwo\nthree\n")
+    assert result.returncode == 0
+    assert result.stderr.count("alex is offline") == 1
+    assert len(stand_in.of_type("message")) == 3
+
+
+# ---------------------------------------------------------------- end to end (a server)
+
+
+@pytest.fixture
+def real(short_dir: Path) -> Iterator[AccountsServer]:
+    server = start_accounts_server(short_dir)
+    server.add("alex", "pw-alex")
+    server.add("ci", "pw-ci")
+    yield server
+    server.stop()
+
+
+def test_login_and_a_message_kept_for_an_offline_account(real: AccountsServer) -> None:
+    args = ["--login", "ci", "--login-password-stdin", "--to", "alex", "deploy done"]
+    result = send(real.address, *args, stdin="pw-ci\n")
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == "alex is offline; the message will be delivered when alex logs in\n"
+    alex = socket.create_connection(split_addr(real.address), timeout=10)
+    alex.sendall(b"login|alex|pw-alex\n")
+    lines = alex.makefile("r", encoding="utf-8")
+    assert lines.readline().endswith(":user is online\n")  # its own arrival, as a guest
+    assert lines.readline() == "you have logged in as alex\n"
+    assert re.fullmatch(r"past \S+ ci say: deploy done\n", lines.readline())
+    alex.close()
+
+
+def test_logged_in_sender_is_seen_with_its_account(real: AccountsServer) -> None:
+    async def listen_then_send() -> tuple[str | None, int]:
+        host, port = split_addr(real.address)
+        async with connect(host, port, name="listener") as listener:
+            args = ["--login", "ci", "--login-password-stdin", "build green"]
+            result = await anyio.to_thread.run_sync(
+                lambda: send(real.address, *args, stdin="pw-ci\n")
+            )
+            with anyio.fail_after(10):
+                async for event in listener.events():
+                    if isinstance(event, ChatMessage) and event.text == "build green":
+                        return event.account, result.returncode
+        raise AssertionError("unreachable")
+
+    assert anyio.run(listen_then_send) == ("ci", 0)
+
+
+def test_wrong_login_password_exits_1(real: AccountsServer) -> None:
+    args = ["--login", "ci", "--login-password-stdin", "hello"]
+    result = send(real.address, *args, stdin="wrong\n")
+    assert (result.returncode, result.stderr) == (1, "Error: wrong name or password\n")
+
+
+def test_a_reserved_name_with_as_exits_1(real: AccountsServer) -> None:
+    result = send(real.address, "--as", "CI", "hello")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ")
+    assert "ci" in result.stderr.lower()
+
+
+def test_accounts_only_server(short_dir: Path) -> None:
+    server = start_accounts_server(short_dir, "--accounts-only")
+    try:
+        server.add("ci", "pw-ci")
+        result = send(server.address, "hello")
+        assert result.returncode == 1
+        assert result.stderr.startswith("Error: log in first")
+        env = imkit_env(IMKIT_LOGIN_PASSWORD="pw-ci")
+        host, port = split_addr(server.address)
+        result = run_imkit(
+            *("send", "--host", host, "--port", str(port), "--login", "ci", "hello"), env=env
+        )
+        assert (result.returncode, result.stderr) == (0, "")
+    finally:
+        server.stop()

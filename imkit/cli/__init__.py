@@ -1,7 +1,8 @@
 """The ``imkit`` command: parse options, call anyio.run, map errors to exit codes.
 
 One module a group of commands, each thin: ``serve``; ``chat`` and ``send``
-(clients.py); ``who``, ``kick``, ``stats`` and ``history`` (admin.py); ``bench``. What
+(clients.py); ``who``, ``kick``, ``stats`` and ``history`` (admin.py); ``ban``,
+``mute`` and the like (moderation.py); ``account`` (account.py); ``bench``. What
 they share (options from ``IMKIT_*`` variables, value checks, exit statuses) is in
 options.py.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import click
 
 from imkit import __version__
+from imkit.cli.account import account
 from imkit.cli.admin import history, kick, stats, who
 from imkit.cli.bench import bench
 from imkit.cli.clients import chat, send
@@ -40,6 +42,7 @@ for command in (
     bans,
     mute,
     unmute,
+    account,
     bench,
 ):
     main.add_command(command)

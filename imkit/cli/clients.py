@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 
 import anyio
 import click
 
-from imkit.cli.options import DAY, TEXT, Bounded, NoServer, Refused, Usage, client_options, option
+from imkit.cli.options import (
+    DAY,
+    TEXT,
+    Bounded,
+    NoServer,
+    Refused,
+    Usage,
+    ask_password,
+    client_options,
+    option,
+    password_from_stdin,
+)
 from imkit.errors import Disconnected, Unavailable
 from imkit.output import write_line
 from imkit.protocol import HISTORY_MAX
@@ -16,12 +28,33 @@ from imkit.protocol import HISTORY_MAX
 # Past public messages imkit chat shows on start: a screenful, as ssh-chat replays.
 DEFAULT_HISTORY = 20
 
+# An account's password for --login, from the environment (never an option: it would
+# show in ps). IMKIT_PASSWORD stays the server's own password.
+LOGIN_PASSWORD_VARIABLE = "IMKIT_LOGIN_PASSWORD"
+
+_LOGIN = option(
+    "--login",
+    type=TEXT,
+    metavar="NAME",
+    default=None,
+    help=f"Log in to the account NAME (its password: {LOGIN_PASSWORD_VARIABLE}, or asked).",
+)
+
+
+def login_password_from_environment() -> str | None:
+    """IMKIT_LOGIN_PASSWORD, when set; set but empty is a usage error."""
+    value = os.environ.get(LOGIN_PASSWORD_VARIABLE)
+    if value == "":
+        raise Usage(f"{LOGIN_PASSWORD_VARIABLE} is set but empty: give it a value, or unset it")
+    return value
+
 
 @click.command(short_help="Chat in the terminal: public, private, rename, who.")
 @client_options
 @option(
     "--name", type=TEXT, metavar="NAME", default=None, help="Take this name right after connecting."
 )
+@_LOGIN
 @option(
     "--history",
     type=click.IntRange(0, HISTORY_MAX),
@@ -36,6 +69,7 @@ def chat(
     cafile: str | None,
     password: str | None,
     name: str | None,
+    login: str | None,
     history: int,
 ) -> None:
     """Chat in the terminal: a menu for public and private chat, rename and who.
@@ -44,12 +78,18 @@ def chat(
     Messages that arrive while you type are printed above your input line. Standard
     input may also be a pipe: menu choices and lines are then read from it.
 
+    --login NAME logs in to the account NAME: its password is asked first, without
+    echo (from a pipe: the first line), unless IMKIT_LOGIN_PASSWORD is set. The menu
+    then has 5 to change your password. Private messages that waited for you while you
+    were offline are shown as past, with their time.
+
     A line of piped input that is not valid UTF-8 is skipped, with a notice.
 
     \b
     Exit status:
       0    you left (0 in the menu, Ctrl-D, Ctrl-C)
-      1    the server removed you (idle, kicked, shutting down)
+      1    the server removed you (idle, kicked, shutting down, logged in
+           elsewhere), or refused the login (wrong name or password)
       2    usage error (standard input is closed, an empty --password, ...)
       3    could not connect, or the connection was lost
       4    standard output could not be written
@@ -59,9 +99,20 @@ def chat(
 
     if sys.stdin is None:  # started with <&-: Python then has no sys.stdin
         raise Usage("standard input is closed: imkit chat reads what to say from it")
+    if login is not None and name is not None:
+        raise Usage("--name and --login cannot go together: you take your account's name")
+    login_password = login_password_from_environment() if login is not None else None
     try:
         chat_client.main(
-            host, port, name=name, tls=tls, cafile=cafile, password=password, history=history
+            host,
+            port,
+            name=name,
+            tls=tls,
+            cafile=cafile,
+            password=password,
+            history=history,
+            login=login,
+            login_password=login_password,
         )
     except KeyboardInterrupt:
         return  # Ctrl-C outside a prompt: the person leaves, quietly
@@ -74,6 +125,12 @@ def chat(
 @click.command(short_help="Send a message from a script; wait until it is accepted.")
 @option("--to", type=TEXT, metavar="NAME", default=None, help="Send privately to this user.")
 @option("--as", "as_name", type=TEXT, metavar="NAME", default=None, help="Take this name first.")
+@_LOGIN
+@click.option(
+    "--login-password-stdin",
+    is_flag=True,
+    help="With --login: read the account's password from the first line of standard input.",
+)
 @client_options
 @option(
     "--timeout",
@@ -88,6 +145,8 @@ def chat(
 def send(
     to: str | None,
     as_name: str | None,
+    login: str | None,
+    login_password_stdin: bool,
     host: str,
     port: int,
     tls: bool,
@@ -102,13 +161,23 @@ def send(
     A single - reads standard input and sends each non-empty line as one message; a
     line that is not valid UTF-8 stops it (the lines before it were sent).
 
+    --login NAME logs in to the account NAME first (the message is then from a verified
+    sender): its password is the first line of standard input with
+    --login-password-stdin (which cannot go with -), or IMKIT_LOGIN_PASSWORD, or asked
+    on a terminal. --password stays the server's own password.
+
+    A private message to an account that is offline is kept for it: that is success
+    (exit 0), and stderr says "NAME is offline; the message will be delivered when NAME
+    logs in".
+
     \b
     Exit status:
-      0    every message was accepted (a public one: and stored)
+      0    every message was accepted (a public one: and stored; a private one to an
+           account that is offline: kept for it)
       1    the server refused one, or a line of input is not valid UTF-8 (the reason
            is on stderr; nothing after it is sent, everything before it was accepted);
            also when the server cannot store messages: if the error says the message
-           reached the users online, do not send it again
+           reached the users online, do not send it again; or the login failed
       2    usage error (standard input is closed, an empty --password, ...)
       3    could not connect, timed out, or the connection was lost
       4    standard output (--verbose) could not be written
@@ -120,6 +189,7 @@ def send(
         raise click.UsageError("- (read standard input) must be the only MESSAGE")
     if message == ("-",) and sys.stdin is None:  # started with <&-
         raise Usage("standard input is closed: - has nothing to read")
+    credentials = _login(login, login_password_stdin, as_name, message)
     texts = _stdin_lines() if message == ("-",) else _one(" ".join(message))
 
     async def deliver() -> None:
@@ -128,14 +198,16 @@ def send(
             port,
             name=as_name,
             password=password,
+            login=credentials,
             tls=tls,
             cafile=cafile,
             timeout=timeout,
             events=False,
         ) as client:
+            told = False  # that the recipient is offline, since it last was not
             async for text in texts:
                 try:
-                    await client.send(text, to=to)
+                    receipt = await client.submit(text, to=to)
                 except Unavailable as error:
                     if error.delivered:
                         # Sending it again would show it twice to everyone online.
@@ -143,10 +215,45 @@ def send(
                             f"{error}; it reached the users online, so do not send it again"
                         ) from None
                     raise
-                if verbose:
+                if receipt.queued and not told:
+                    click.echo(
+                        f"{to} is offline; the message will be delivered when {to} logs in",
+                        err=True,
+                    )
+                told = receipt.queued
+                if verbose and receipt.queued:
+                    write_line(f"kept for {to}: {text}")
+                elif verbose:
                     write_line(f"sent to {to or 'everyone'}: {text}")
 
     anyio.run(deliver, backend="asyncio")
+
+
+def _login(
+    login: str | None, from_stdin: bool, as_name: str | None, message: tuple[str, ...]
+) -> tuple[str, str] | None:
+    """send's (account, password), checked and read before connecting; None: no login."""
+    if login is None:
+        if from_stdin:
+            raise Usage("--login-password-stdin goes with --login NAME")
+        return None
+    if as_name is not None:
+        raise Usage("--as and --login cannot go together: a login takes the account's name")
+    if from_stdin:
+        if message == ("-",):
+            raise Usage(
+                "--login-password-stdin and - both read standard input: give the message"
+                f" as words, or the password in {LOGIN_PASSWORD_VARIABLE}"
+            )
+        return login, password_from_stdin("login password")
+    secret = login_password_from_environment()
+    if secret is not None:
+        return login, secret
+    if sys.stdin is not None and sys.stdin.isatty():
+        return login, ask_password(f"Password for {login}")
+    raise Usage(
+        f"--login needs the account's password: --login-password-stdin or {LOGIN_PASSWORD_VARIABLE}"
+    )
 
 
 async def _one(text: str) -> AsyncIterator[str]:

@@ -291,3 +291,39 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
             return parse_duration(str(value))
         except ValueError as error:
             self.fail(str(error), param, ctx)
+
+
+def password_from_stdin(what: str) -> str:
+    """One line of standard input, its line ending removed, as a password
+    (``--password-stdin``, ``--login-password-stdin``); ``what`` names it in errors.
+
+    Only that line is read. Empty, missing, or not valid UTF-8: a usage error.
+    """
+    if sys.stdin is None:  # started with <&-
+        raise Usage(f"standard input is closed: there is no {what} to read")
+    raw = sys.stdin.buffer.readline()
+    raw = raw.removesuffix(b"\n").removesuffix(b"\r")
+    if not raw:
+        raise Usage(f"no {what} on standard input: its first line is empty")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Usage(f"the {what} on standard input is not valid UTF-8") from None
+
+
+def ask_password(prompt: str, *, confirm: bool = False) -> str:
+    """A password typed without echo (on the terminal when there is one); with
+    ``confirm``, typed twice. Empty, or two that differ: a usage error."""
+    try:
+        first: str = click.prompt(prompt, hide_input=True, default="", show_default=False)
+        if not first:
+            raise Usage("the password is empty")
+        if confirm:
+            again: str = click.prompt(
+                "The same again", hide_input=True, default="", show_default=False
+            )
+            if again != first:
+                raise Usage("the two passwords differ")
+    except click.Abort:  # Ctrl-C, Ctrl-D, or no input at all
+        raise Usage("no password was given") from None
+    return first

@@ -11,6 +11,8 @@ from imkit.protocol.commands import (
     Command,
     Hello,
     History,
+    Login,
+    Passwd,
     Ping,
     PrivateMessage,
     PublicMessage,
@@ -23,6 +25,7 @@ from imkit.protocol.events import (
     Error,
     Event,
     HistoryPage,
+    LoginOk,
     NameChange,
     Ok,
     Pong,
@@ -71,12 +74,21 @@ def encode_request(command: Command) -> bytes:
         fields = {"type": "history", "limit": command.limit}
         if command.before is not None:
             fields["before"] = command.before
+        if command.with_ is not None:
+            fields["with"] = command.with_
+    elif isinstance(command, Login):
+        fields = {"type": "login", "name": command.name, "password": command.password}
+    elif isinstance(command, Passwd):
+        fields = {"type": "passwd", "old": command.old, "new": command.new}
     elif isinstance(command, Hello):
         fields = {"type": "hello", "v": command.version}
         if command.name is not None:
             fields["name"] = command.name
         if command.password is not None:
             fields["password"] = command.password
+        if command.login is not None:
+            name, password = command.login
+            fields["login"] = {"name": name, "password": password}
     else:
         raise TypeError(f"{type(command).__name__} is not sent by clients")
     if command.id is not None:
@@ -97,6 +109,11 @@ def parse_iso_time(value: object) -> float:
 def _str(obj: dict[str, Any], key: str) -> str:
     value = obj.get(key)
     return value if isinstance(value, str) else ""
+
+
+def _optional_str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) else None
 
 
 def decode_event(obj: dict[str, Any]) -> Event | None:
@@ -121,18 +138,30 @@ def decode_event(obj: dict[str, Any]) -> Event | None:
     if kind == "notice":
         return ServerNotice(_str(obj, "code"), _str(obj, "message"))
     if kind == "ok":
+        if "account" in obj:  # a login's ok names the account
+            return LoginOk(rid, _str(obj, "name") or _str(obj, "account"))
         if "name" in obj:
             return RenameOk(rid, _str(obj, "name"))
-        return Ok(rid, _str(obj, "msgid") or None)
+        # "queued": true says only that a private message was kept for an offline
+        # account, not for whom: the client knows whom it wrote to. Ok.queued is then
+        # "" (compare with None).
+        queued = "" if obj.get("queued") is True else None
+        return Ok(rid, _str(obj, "msgid") or None, queued)
     if kind == "error":
         code, message = _str(obj, "code") or "error", _str(obj, "message")
         return Error(rid, code, message, delivered=obj.get("delivered") is True)
     if kind == "welcome":
-        return Welcome(rid, _str(obj, "name"), _str(obj, "addr"), _str(obj, "server"))
+        return Welcome(
+            rid,
+            _str(obj, "name"),
+            _str(obj, "addr"),
+            _str(obj, "server"),
+            _optional_str(obj, "account"),
+        )
     if kind == "users":
         raw = obj.get("users")
         users = tuple(
-            UserInfo(_str(u, "name"), _str(u, "addr"))
+            UserInfo(_str(u, "name"), _str(u, "addr"), _optional_str(u, "account"))
             for u in (raw if isinstance(raw, list) else [])
             if isinstance(u, dict)
         )
@@ -153,6 +182,7 @@ def _message(obj: dict[str, Any]) -> ChatMessage:
         _str(obj, "text"),
         parse_iso_time(obj.get("time")),
         _str(obj, "msgid") or None,
+        _optional_str(obj, "account"),
     )
 
 

@@ -1,0 +1,466 @@
+"""`imkit account add/passwd/remove/list`: what each sends on the admin socket, what it
+prints, its exit statuses, and how the password is asked (twice, never echoed, never an
+argument) or read (--password-stdin).
+
+Most tests talk to a stand-in admin socket that answers as the server's admin socket
+does (docs/clients.md); the end-to-end ones, at the end, to a real `imkit serve`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from click.testing import CliRunner, Result
+
+from imkit.cli import main
+from tests.account_support import AccountsServer, start_accounts_server
+from tests.support import run_imkit
+
+Json = dict[str, Any]
+
+CREATED = "2026-11-27T07:31:13.091Z"
+
+
+class AdminStandIn:
+    """A Unix socket that answers one JSON request a connection, as the admin socket
+    does; ``replies`` maps a request type to its reply (or a function of the request)."""
+
+    def __init__(self, path: Path, replies: dict[str, Json | Callable[[Json], Json]]) -> None:
+        self.path = path
+        self.replies = replies
+        self.requests: list[Json] = []
+        self._listener = socket.socket(socket.AF_UNIX)
+        self._listener.bind(str(path))
+        self._listener.listen()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self._listener.accept()
+                with conn, conn.makefile("rb") as lines:
+                    request = json.loads(lines.readline())
+                    self.requests.append(request)
+                    reply = self.replies.get(request["type"])
+                    if callable(reply):
+                        reply = reply(request)
+                    if reply is None:
+                        reply = {"type": "error", "code": "bad_request", "message": "unknown"}
+                    conn.sendall((json.dumps(reply) + "\n").encode())
+
+    def types(self) -> list[str]:
+        return [r["type"] for r in self.requests]
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+
+
+def accounts(*names: str) -> Json:
+    return {
+        "type": "accounts",
+        "accounts": [
+            {"name": n, "created": CREATED, "last_login": None, "waiting": 0} for n in names
+        ],
+    }
+
+
+@pytest.fixture
+def stand_in(short_dir: Path) -> Iterator[AdminStandIn]:
+    fake = AdminStandIn(
+        short_dir / "admin.sock",
+        {
+            "accounts": accounts("sam"),
+            "account_add": lambda r: {"type": "ok", "name": r["name"], "renamed": None},
+            "account_passwd": lambda r: {"type": "ok", "name": r["name"]},
+        },
+    )
+    yield fake
+    fake.close()
+
+
+def account(fake: AdminStandIn, *args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(
+        main, ["account", *args, "--admin-socket", str(fake.path)], input=stdin
+    )
+
+
+# ------------------------------------------------------------------------------ add
+
+
+def test_add_asks_the_password_twice_without_echo(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "add", "alex", stdin="s3cret pass\ns3cret pass\n")
+    assert result.exit_code == 0, result.output
+    assert stand_in.requests[-1] == {
+        "type": "account_add",
+        "name": "alex",
+        "password": "s3cret pass",
+    }
+    assert "Password for alex: " in result.output
+    assert "The same again: " in result.output
+    assert "s3cret" not in result.output  # never echoed
+    assert result.output.endswith("added account alex\n")
+    # first whether anything answers and the name is free, then the password
+    assert stand_in.types() == ["accounts", "account_add"]
+
+
+def test_add_refuses_two_passwords_that_differ(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "add", "alex", stdin="one\ntwo\n")
+    assert result.exit_code == 2
+    assert result.output.endswith("Error: the two passwords differ\n")
+    assert "account_add" not in stand_in.types()
+
+
+def test_add_refuses_an_empty_password(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "add", "alex", stdin="\n\n")
+    assert result.exit_code == 2
+    assert result.output.endswith("Error: the password is empty\n")
+    assert "account_add" not in stand_in.types()
+
+
+def test_add_without_any_input_is_a_usage_error(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "add", "alex", stdin="")
+    assert result.exit_code == 2
+    assert result.output.endswith("Error: no password was given\n")
+
+
+def test_add_reads_one_line_with_password_stdin(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "add", "ci", "--password-stdin", stdin="p|a ss\r\nnot read\n")
+    assert result.exit_code == 0, result.output
+    assert result.output == "added account ci\n"  # nothing asked
+    assert stand_in.requests[-1]["password"] == "p|a ss"
+
+
+@pytest.mark.parametrize(
+    ("stdin", "why"),
+    [
+        ("", "no password on standard input: its first line is empty"),
+        ("\n", "no password on standard input: its first line is empty"),
+    ],
+)
+def test_add_password_stdin_must_give_one(stand_in: AdminStandIn, stdin: str, why: str) -> None:
+    result = account(stand_in, "add", "ci", "--password-stdin", stdin=stdin)
+    assert result.exit_code == 2
+    assert result.output == f"Error: {why}\n"
+    assert "account_add" not in stand_in.types()
+
+
+def test_a_password_over_the_servers_limit_is_a_usage_error(stand_in: AdminStandIn) -> None:
+    from imkit.accounts import MAX_PASSWORD
+
+    long = "x" * (MAX_PASSWORD + 1)
+    result = account(stand_in, "add", "ci", "--password-stdin", stdin=f"{long}\n")
+    assert result.exit_code == 2
+    assert result.output == f"Error: a password has at most {MAX_PASSWORD} bytes\n"
+    assert "account_add" not in stand_in.types()
+
+
+def test_password_stdin_that_is_not_utf8(stand_in: AdminStandIn) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["account", "add", "ci", "--password-stdin", "--admin-socket", str(stand_in.path)],
+        input=b"caf\xe9\n",
+    )
+    assert result.exit_code == 2
+    assert result.output == "Error: the password on standard input is not valid UTF-8\n"
+
+
+def test_password_is_never_an_option() -> None:
+    result = CliRunner().invoke(main, ["account", "add", "alex", "--password", "x"])
+    assert result.exit_code == 2
+    assert "No such option '--password'" in result.output
+
+
+def test_add_says_when_a_guest_was_renamed(stand_in: AdminStandIn) -> None:
+    stand_in.replies["account_add"] = {"type": "ok", "name": "alex", "renamed": "127.0.0.1:50312"}
+    result = account(stand_in, "add", "alex", "--password-stdin", stdin="pw\n")
+    assert result.exit_code == 0
+    assert result.output == (
+        "added account alex; the guest who was using the name is now 127.0.0.1:50312\n"
+    )
+
+
+def test_add_an_existing_account_is_refused_before_the_password(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "add", "SAM")  # no input: it must not ask
+    assert result.exit_code == 1
+    assert result.output == "Error: there is an account named sam already\n"
+    assert stand_in.types() == ["accounts"]
+
+
+def test_add_an_invalid_name_is_a_usage_error(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "add", "a|b")
+    assert result.exit_code == 2
+    assert result.output == "Error: invalid name 'a|b': a name cannot contain '|'\n"
+    assert stand_in.requests == []
+
+
+def test_a_refusal_from_the_server_exits_1(stand_in: AdminStandIn) -> None:
+    stand_in.replies["account_add"] = {
+        "type": "error",
+        "code": "account_exists",
+        "message": "there is an account named alex already",
+    }
+    result = account(stand_in, "add", "alex", "--password-stdin", stdin="pw\n")
+    assert result.exit_code == 1
+    assert result.output == "Error: there is an account named alex already\n"
+
+
+# --------------------------------------------------------------------------- passwd
+
+
+def test_passwd_asks_twice_and_sets_it(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "passwd", "Sam", stdin="n3w\nn3w\n")
+    assert result.exit_code == 0, result.output
+    assert stand_in.requests[-1] == {"type": "account_passwd", "name": "Sam", "password": "n3w"}
+    assert result.output.endswith("changed the password of Sam\n")
+    assert "n3w" not in result.output
+
+
+def test_passwd_of_no_account_is_refused_before_the_password(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "passwd", "nobody")
+    assert result.exit_code == 1
+    assert result.output == "Error: no account named 'nobody'\n"
+
+
+def test_passwd_mismatch_is_a_usage_error(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "passwd", "sam", stdin="a\nb\n")
+    assert result.exit_code == 2
+    assert "account_passwd" not in stand_in.types()
+
+
+# --------------------------------------------------------------------------- remove
+
+
+@pytest.mark.parametrize(
+    ("logged_out", "discarded", "said"),
+    [
+        (0, 0, "0 users logged out, 0 waiting messages discarded"),
+        (1, 1, "1 user logged out, 1 waiting message discarded"),
+        (2, 37, "2 users logged out, 37 waiting messages discarded"),
+    ],
+)
+def test_remove_says_what_went(
+    stand_in: AdminStandIn, logged_out: int, discarded: int, said: str
+) -> None:
+    stand_in.replies["account_remove"] = lambda r: {
+        "type": "ok",
+        "name": r["name"],
+        "logged_out": logged_out,
+        "discarded": discarded,
+    }
+    result = account(stand_in, "remove", "sam")
+    assert result.exit_code == 0
+    assert stand_in.requests == [{"type": "account_remove", "name": "sam"}]
+    assert result.output == f"removed account sam; {said}\n"
+
+
+def test_remove_no_such_account_exits_1(stand_in: AdminStandIn) -> None:
+    stand_in.replies["account_remove"] = {
+        "type": "error",
+        "code": "no_such_account",
+        "message": "no account named 'ghost'",
+    }
+    result = account(stand_in, "remove", "ghost")
+    assert (result.exit_code, result.output) == (1, "Error: no account named 'ghost'\n")
+
+
+# ----------------------------------------------------------------------------- list
+
+
+def test_list_is_a_table(stand_in: AdminStandIn) -> None:
+    stand_in.replies["accounts"] = {
+        "type": "accounts",
+        "accounts": [
+            {"name": "alex", "created": CREATED, "last_login": None, "waiting": 3},
+            {
+                "name": "ci-bot",
+                "created": "2026-11-28T09:00:00Z",
+                "last_login": "2026-11-28T10:15:02.5Z",
+                "waiting": 0,
+            },
+        ],
+    }
+    result = account(stand_in, "list")
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "NAME    CREATED               LAST LOGIN            WAITING",
+        "alex    2026-11-27 07:31:13Z  -                     3",
+        "ci-bot  2026-11-28 09:00:00Z  2026-11-28 10:15:02Z  0",
+    ]
+
+
+def test_list_json_is_the_servers_list(stand_in: AdminStandIn) -> None:
+    result = account(stand_in, "list", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output) == accounts("sam")["accounts"]
+
+
+def test_list_of_none(stand_in: AdminStandIn) -> None:
+    stand_in.replies["accounts"] = accounts()
+    result = account(stand_in, "list")
+    assert result.output == "NAME  CREATED  LAST LOGIN  WAITING\n"
+
+
+# -------------------------------------------------------------------- no server, usage
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["add", "alex"],
+        ["add", "alex", "--password-stdin"],
+        ["passwd", "alex"],
+        ["remove", "alex"],
+        ["list"],
+        ["list", "--json"],
+    ],
+)
+def test_no_server_exits_3_before_asking(short_dir: Path, args: list[str]) -> None:
+    path = short_dir / "none.sock"
+    result = CliRunner().invoke(main, ["account", *args, "--admin-socket", str(path)], input="")
+    assert result.exit_code == 3
+    assert (
+        result.output == f"Error: no imkit server answers on {path} (is `imkit serve` running?)\n"
+    )
+
+
+def test_no_server_on_the_default_socket_of_a_port(short_dir: Path) -> None:
+    # as a subprocess: the real command line, its real streams
+    result = run_imkit("account", "list", "--port", "1", env=_env(short_dir))
+    assert result.returncode == 3
+    assert result.stderr.startswith("Error: no imkit server answers on ")
+
+
+def _env(short_dir: Path) -> dict[str, str]:
+    from tests.support import imkit_env
+
+    return imkit_env(XDG_RUNTIME_DIR=str(short_dir))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["account"], ["account", "add"], ["account", "remove"], ["account", "nope"]],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = CliRunner().invoke(main, ["account", "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    commands = result.output.split("Commands:\n", 1)[1].split()
+    assert {"add", "passwd", "remove", "list"} <= set(commands)
+
+
+# ---------------------------------------------------------------- end to end (a server)
+
+
+@pytest.fixture
+def real(short_dir: Path) -> Iterator[AccountsServer]:
+    server = start_accounts_server(short_dir)
+    yield server
+    server.stop()
+
+
+def test_add_list_passwd_remove_on_a_server(real: AccountsServer) -> None:
+    real.add("alex", "first")
+    assert real.account("add", "ALEX", "--password-stdin", stdin="x\n") == (
+        1,
+        "",
+        "Error: there is an account named alex already\n",
+    )
+    status, out, _ = real.account("list")
+    assert status == 0
+    header, row = out.splitlines()
+    assert header.split() == ["NAME", "CREATED", "LAST", "LOGIN", "WAITING"]
+    assert row.split()[0] == "alex" and row.split()[-2:] == ["-", "0"]
+
+    # the password works, then a new one set by the operator replaces it
+    assert _login("alex", "first", real) == "alex"
+    assert real.account("passwd", "Alex", "--password-stdin", stdin="second\n") == (
+        0,
+        "changed the password of alex\n",
+        "",
+    )
+    assert _login("alex", "first", real) == "login_failed"
+    assert _login("alex", "second", real) == "alex"
+    (listed,) = json.loads(real.account("list", "--json")[1])
+    assert listed["name"] == "alex" and listed["last_login"] is not None
+
+    assert real.account("remove", "alex") == (
+        0,
+        "removed account alex; 0 users logged out, 0 waiting messages discarded\n",
+        "",
+    )
+    assert real.account("remove", "alex") == (1, "", "Error: no account named 'alex'\n")
+    assert real.account("passwd", "alex", "--password-stdin", stdin="x\n")[0] == 1
+    assert real.account("list") == (0, "NAME  CREATED  LAST LOGIN  WAITING\n", "")
+
+
+def _login(name: str, password: str, server: AccountsServer) -> str:
+    """The account logged in to, or the error code."""
+    from imkit.client import connect
+    from imkit.errors import ServerError
+
+    async def attempt() -> str:
+        try:
+            async with connect(server.host, server.port, login=(name, password)) as client:
+                return client.account or ""
+        except ServerError as error:
+            return error.code
+
+    return anyio.run(attempt)
+
+
+def test_adding_an_account_renames_the_guest_and_remove_logs_out(real: AccountsServer) -> None:
+    guest = socket.create_connection((real.host, real.port), timeout=10)
+    lines = guest.makefile("r", encoding="utf-8")
+    guest_addr = lines.readline().split("]", 1)[0][1:]  # its own "user is online"
+    guest.sendall(b"rename|sam\n")
+    assert lines.readline() == "you have updated user name: sam\n"
+
+    status, out, err = real.account("add", "sam", "--password-stdin", stdin="pw\n")
+    assert (status, err) == (0, "")
+    assert out == f"added account sam; the guest who was using the name is now {guest_addr}\n"
+    assert (
+        lines.readline()
+        == f"the name sam is now reserved for an account; you are now {guest_addr}\n"
+    )
+
+    # sam logs in (on the guest's connection), two messages wait for bob
+    real.add("bob")
+    guest.sendall(b"login|sam|pw\n")
+    assert lines.readline() == "you have logged in as sam\n"
+    guest.sendall(b"to|bob|one\nto|bob|two\n")
+    offline = "bob is offline; the message will be delivered when bob logs in\n"
+    assert [lines.readline(), lines.readline()] == [offline, offline]
+    status, out, _ = real.account("list")
+    assert [r.split()[-1] for r in out.splitlines()[1:]] == ["0", "2"]  # sam, bob
+
+    # imkit who shows the account
+    who = run_imkit("who", "--admin-socket", str(real.admin_socket)).stdout.splitlines()
+    assert who[0].split()[-1] == "ACCOUNT"
+    assert who[1].split()[0] == "sam" and who[1].split()[-1] == "sam"
+
+    assert real.account("remove", "bob") == (
+        0,
+        "removed account bob; 0 users logged out, 2 waiting messages discarded\n",
+        "",
+    )
+    assert real.account("remove", "SAM") == (
+        0,
+        "removed account sam; 1 user logged out, 0 waiting messages discarded\n",
+        "",
+    )
+    assert lines.readline() == "your account was removed by an administrator\n"
+    guest.close()
