@@ -35,7 +35,7 @@ from tests.redis_support import (
     renamed,
     say,
 )
-from tests.support import TIMEOUT, LineClient
+from tests.support import TIMEOUT, LineClient, run_imkit
 
 pytestmark = [needs_redis, pytest.mark.anyio]
 
@@ -45,8 +45,8 @@ PAST = r"past \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ "
 
 
 async def admin(node: Node, **request: Any) -> dict[str, Any]:
-    """One request to ``node``'s admin socket (the account requests have no command on
-    this branch's CLI yet); its reply."""
+    """One request to ``node``'s admin socket, as `imkit account` sends it; its reply
+    (JSON, to check every field)."""
     path = node.env["XDG_RUNTIME_DIR"] + f"/imkit/admin-{node.port}.sock"
     stream = await anyio.connect_unix(path)
     async with stream:
@@ -58,6 +58,15 @@ async def admin(node: Node, **request: Any) -> dict[str, Any]:
     reply = json.loads(data)
     assert isinstance(reply, dict)
     return reply
+
+
+async def account_cli(node: Node, *args: str, stdin: str | None = None) -> tuple[int, str]:
+    """``imkit account ARGS`` against ``node``: its exit status and output (stdout, or
+    stderr when it failed)."""
+    result = await anyio.to_thread.run_sync(
+        lambda: run_imkit("account", *args, "--port", node.port, env=node.env, stdin=stdin)
+    )
+    return result.returncode, result.stdout if result.returncode == 0 else result.stderr
 
 
 async def add_account(node: Node, name: str, password: str = "pw-" + "x" * 8) -> str | None:
@@ -237,6 +246,11 @@ async def test_messages_kept_on_one_node_are_delivered_on_login_at_another(
     cluster.redis.client().lpush(box, json.dumps(stale | {"msgid": f"{old_ms * 1000:016d}"}))
     for node in (one, two):
         assert listed(await admin(node, type="accounts"))["sam"]["waiting"] == 4
+    status, table = await account_cli(one, "list")
+    assert status == 0, table
+    header, *rows = [line.split() for line in table.splitlines()]
+    assert header[-1] == "WAITING", header  # the last column: LAST LOGIN has a space
+    assert [(row[0], row[-1]) for row in rows] == [("sam", "4")], table
 
     # sam logs in on the other node: its rename, its reply, then what waited, oldest
     # first, each with its original msgid, then what is sent to it from then on.
@@ -373,8 +387,8 @@ async def test_removing_an_account_on_one_node_logs_its_user_out_on_another(
     await kept_for(watcher, "bob", "one")
     await kept_for(watcher, "bob", "two")
 
-    reply = await admin(two, type="account_remove", name="ALEX")
-    assert reply == {"type": "ok", "name": "alex", "logged_out": 1, "discarded": 0}
+    removed = await account_cli(two, "remove", "ALEX")
+    assert removed == (0, "removed account alex; 1 user logged out, 0 waiting messages discarded\n")
     assert await alex.line() == "your account was removed by an administrator\n"
     assert await alex.client.eof()
     await watcher.expect(offline(alex))
@@ -404,7 +418,11 @@ async def test_an_account_made_on_one_node_renames_the_guest_holding_it_on_anoth
     watcher = await arrive(two, "json", [carol, dave])
 
     # The guest gets its default name and is told why; the others see a rename.
-    assert await add_account(two, "Carol") == carol.addr
+    added = await account_cli(two, "add", "Carol", "--password-stdin", stdin=PASSWORD + "\n")
+    assert added == (
+        0,
+        f"added account Carol; the guest who was using the name is now {carol.addr}\n",
+    )
     assert await carol.line() == (
         f"the name carol is now reserved for an account; you are now {carol.addr}\n"
     )
