@@ -425,7 +425,8 @@ def stats(server: Administered) -> dict[str, Any]:
         "failed_logins": counters.failed_logins,
         "replaced": counters.replaced,
         "queued": counters.queued,
-        "accounts": len(store.accounts),
+        # A cluster node holds no accounts itself: its cluster section counts Redis'.
+        "accounts": None if server.hub.cluster_wide else len(store.accounts),
         "bans_in_force": len(server.hub.bans.in_force(server.hub.wall_clock())),
         "muted_now": sum(1 for m in server.hub.local_members() if m.muted_until is not None),
         "backpressure_pauses": server.congestion.pauses,

@@ -581,13 +581,21 @@ class Hub:
             self._take_name(holder, self.default_name(holder.shown_addr), reason="reserved")
 
     def _take_name(self, member: Member, new: str, reason: str | None = None) -> None:
+        """``member`` is called ``new`` now, and everyone is told; with a ``reason`` (it
+        did not ask for it), only ``member`` is told why: the others see a rename."""
         old = member.name
         if new == old:
             return
         self._forget_name(member)
         member.name = new
         self._by_name[name_key(new)] = member
-        self.broadcast(NameChange(old, new, member.shown_addr, reason))
+        renamed = NameChange(old, new, member.shown_addr)
+        if reason is None:
+            self.broadcast(renamed)
+            return
+        told = NameChange(old, new, member.shown_addr, reason)
+        for other in list(self._members.values()):  # rare: no need for the fast loop
+            self.send(other, told if other is member else renamed)
 
     def change_password(
         self, member: Member, account: Account, password_hash: str, rid: RequestId

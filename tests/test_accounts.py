@@ -159,19 +159,25 @@ async def test_adding_an_account_renames_the_guest_holding_the_name(server: Serv
     address = server.addresses[0]
     guest = await joined(address, "sam")
     observer, _ = await json_client(address)
+    text_observer = await joined(address)
+    json_guest, _ = await json_client(address, name="kim")
     reply = await add(server, "Sam")
     assert reply["renamed"] == guest.addr
     assert await guest.line_matching("reserved") == (
         f"the name sam is now reserved for an account; you are now {guest.addr}\n"
     )
-    event = await observer.json_of_type("rename")
-    assert event == {
-        "type": "rename",
-        "old": "sam",
-        "new": guest.addr,
-        "addr": guest.addr,
-        "reason": "reserved",
-    }
+    event = await observer.json_of_type("rename")  # kim's own rename came first
+    event = await observer.json_of_type("rename")  # everyone else: a rename, no reason
+    assert event == {"type": "rename", "old": "sam", "new": guest.addr, "addr": guest.addr}
+    await add(server, "kim")
+    assert (await json_guest.json_of_type("rename"))["old"] == "sam"  # another's: no reason
+    told = await json_guest.json_of_type("rename")
+    assert (told["old"], told["new"], told["reason"]) == ("kim", json_guest.addr, "reserved")
+    assert (
+        await text_observer.line_matching("online")
+        == f"[{json_guest.addr}]{json_guest.addr}:user is online\n"
+    )
+    assert await text_observer.silent()  # a text user is not told of others' renames
     reply = await ask(server, type="account_add", name="SAM", password="x")
     assert reply["code"] == "account_exists"
     reply = await ask(server, type="account_add", name="a b", password="x")

@@ -65,7 +65,7 @@ async def test_the_test_redis_starts_stops_and_restarts_empty(
 async def test_three_nodes_with_both_modes_are_one_chat(cluster: Cluster) -> None:
     nodes = cluster.start_nodes(3)
     assert len({node.id for node in nodes}) == 3
-    assert cluster.redis.client().get(f"{cluster.name}:format") == "1"
+    assert cluster.redis.client().get(f"{cluster.name}:format") == "2"
     for node in nodes:  # the test's Redis keeps nothing on disk: each node says so
         assert node.log_count("cluster: Redis keeps nothing on disk") == 1, node.log()
 

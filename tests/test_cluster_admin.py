@@ -122,7 +122,7 @@ async def test_a_node_refuses_a_cluster_of_another_data_format(cluster: Cluster)
     last = result.stderr.splitlines()[-1]
     assert re.fullmatch(
         rf"Error: cluster '?{cluster.name}'? in Redis has data format 99;"
-        r" this imkit understands (format )?1\b.*",
+        r" this imkit understands (format )?2\b.*",
         last,
     ), result.stderr
     assert result.stderr.count("data format 99") == 1, result.stderr
@@ -132,7 +132,7 @@ async def test_a_node_refuses_a_cluster_of_another_data_format(cluster: Cluster)
     other = Cluster(cluster.redis, cluster.folder)
     node = other.start_node()
     try:
-        assert cluster.redis.client().get(f"{other.name}:format") == "1"
+        assert cluster.redis.client().get(f"{other.name}:format") == "2"
     finally:
         other.stop()
     assert node.process.proc.returncode == 0

@@ -19,7 +19,9 @@ from __future__ import annotations
 DEFAULT_CLUSTER_NAME = "imkit"
 DEFAULT_NODE_TIMEOUT = 10.0  # seconds without a heartbeat before a node is dead
 # The data format of the keys in Redis: a node refuses to join a cluster whose format
-# is another (docs/cluster.md, "Upgrades").
-DATA_FORMAT = "1"
+# is another (docs/cluster.md, "Upgrades"). 2: accounts. A node without them would
+# let guests take accounts' names and broadcast a login line, password and all, as a
+# public message: the two must never share a cluster.
+DATA_FORMAT = "2"
 # Why a node refuses what needs Redis (error lines, the bye, /healthz).
 UNREACHABLE = "its server cannot reach the cluster's Redis"
