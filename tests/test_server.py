@@ -209,6 +209,7 @@ async def test_json_mode_over_tcp(server: Server) -> None:
         "addr": j.addr,
         "server": welcome["server"],
         "account": None,
+        "features": ["history", "accounts"],
         "v": 1,
     }
     assert welcome["server"].startswith("imkit/")

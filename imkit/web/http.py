@@ -30,6 +30,8 @@ log = logging.getLogger("imkit.server")
 WS_PATH = "/ws"
 # A request (or the next one on a kept-alive connection) must come within this long.
 REQUEST_TIMEOUT = 10.0
+# After the last response: end our side, let the client read it (TLS: close_notify).
+CLOSE_LINGER = 1.0
 # Requests served on one connection before it is closed.
 MAX_REQUESTS = 100
 
@@ -119,6 +121,8 @@ async def serve_http(link: Link, addr: str, config: WebConfig) -> WebSocketLink 
                     return ws
                 break
             await _serve_file(link, conn, request, config)
+            if conn.their_state is h11.SEND_BODY:  # a GET's empty body: read already
+                conn.next_event()
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 break
             conn.start_next_cycle()
@@ -128,7 +132,7 @@ async def serve_http(link: Link, addr: str, config: WebConfig) -> WebSocketLink 
             await _send_simple(link, conn, status, f"{error}\n".encode(), close=True)
     except (h11.LocalProtocolError, *LINK_ERRORS):
         pass
-    await link.aclose(0)
+    await link.aclose(CLOSE_LINGER)
     return None
 
 

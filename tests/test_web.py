@@ -1,0 +1,487 @@
+"""``imkit serve --web``: the page's files over HTTP, and the chat over a WebSocket.
+
+The WebSocket is driven with a real client library (websockets' asyncio client); raw
+sockets only where a client library would refuse to misbehave (bad paths, bad frames).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from imkit import admin
+from imkit.server import Server, ServerConfig
+from tests.conftest import run_server
+from tests.redis_support import Cluster
+from tests.support import TIMEOUT, LineClient, joined, run_imkit, split_addr
+
+pytestmark = pytest.mark.anyio
+
+WEB = "127.0.0.1:0"
+
+
+def web_config(**changes: Any) -> ServerConfig:
+    settings: dict[str, Any] = {"port": 0, "idle_timeout": 0, "db": "none", "web": WEB}
+    return ServerConfig(**(settings | changes))
+
+
+@asynccontextmanager
+async def web_server(**changes: Any) -> AsyncIterator[Server]:
+    async with run_server(web_config(**changes)) as server:
+        yield server
+
+
+class WebUser:
+    """A WebSocket client of the chat: one JSON object a message."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        host, port = ws.local_address[:2]
+        self.addr = f"{host}:{port}"
+
+    async def send(self, **request: Any) -> None:
+        await self.ws.send(json.dumps(request))
+
+    async def json(self) -> dict[str, Any]:
+        with anyio.fail_after(TIMEOUT):
+            message = await self.ws.recv()
+        assert isinstance(message, str), message
+        obj = json.loads(message)
+        assert isinstance(obj, dict)
+        return obj
+
+    async def request(self, **request: Any) -> dict[str, Any]:
+        await self.send(**request)
+        return await self.json()
+
+    async def until(self, kind: str) -> dict[str, Any]:
+        while True:
+            obj = await self.json()
+            if obj["type"] == kind:
+                return obj
+
+    async def closed(self) -> int | None:
+        """Wait for the server to close; the close code it sent."""
+        with anyio.fail_after(TIMEOUT):
+            try:
+                while True:
+                    await self.ws.recv()
+            except ConnectionClosed as closed:
+                return closed.rcvd.code if closed.rcvd is not None else None
+
+
+@asynccontextmanager
+async def web_user(
+    address: str, *, origin: str | None = None, source: str | None = None, **kwargs: Any
+) -> AsyncIterator[WebUser]:
+    scheme = "wss" if "ssl" in kwargs else "ws"
+    extra: dict[str, Any] = dict(kwargs)
+    if origin is not None:
+        extra["origin"] = origin
+    if source is not None:
+        extra["local_addr"] = (source, 0)
+    async with connect(f"{scheme}://{address}/ws", open_timeout=TIMEOUT, **extra) as ws:
+        yield WebUser(ws)
+
+
+async def hello(user: WebUser, name: str | None = None, **fields: Any) -> dict[str, Any]:
+    """Send a hello; its welcome (after the user's own presence and rename)."""
+    request: dict[str, Any] = {"type": "hello", "v": 1, "id": "h", **fields}
+    if name is not None:
+        request["name"] = name
+    await user.send(**request)
+    return await user.until("welcome")
+
+
+async def http(address: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One raw HTTP exchange (the server is asked to close): status, headers, body."""
+    host, port = split_addr(address)
+    async with await anyio.connect_tcp(host, port) as stream:
+        await stream.send(request)
+        data = b""
+        with anyio.fail_after(TIMEOUT):
+            try:
+                while True:
+                    data += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                pass
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, headers, body
+
+
+def get(
+    path: str, host: str = "x", method: str = "GET", extra: str = "", close: bool = True
+) -> bytes:
+    if close:
+        extra += "Connection: close\r\n"
+    return f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+
+
+# ------------------------------------------------------------------------ the files
+
+
+async def test_the_page_and_its_files_and_nothing_else() -> None:
+    async with web_server() as server:
+        web = server.web_addresses[0]
+        status, headers, body = await http(web, get("/"))
+        assert status == 200
+        assert headers["content-type"] == "text/html; charset=utf-8"
+        assert body.startswith(b"<!doctype html>")
+        assert headers["cache-control"] == "no-cache"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert "default-src 'self'" in headers["content-security-policy"]
+        for path, kind in [("/style.css", "text/css"), ("/app.js", "text/javascript")]:
+            status, headers, body = await http(web, get(path + "?v=1"))
+            assert status == 200 and headers["content-type"].startswith(kind), path
+            assert int(headers["content-length"]) == len(body)
+            etag = headers["etag"]
+            status, headers, body = await http(web, get(path, extra=f"If-None-Match: {etag}\r\n"))
+            assert status == 304 and body == b""
+        status, headers, body = await http(web, get("/index.html", method="HEAD"))
+        assert status == 200 and body == b"" and int(headers["content-length"]) > 0
+        for path in ["/nope.js", "/../pyproject.toml", "/%2e%2e/pyproject.toml", "/static/app.js"]:
+            status, _, _ = await http(web, get(path))
+            assert status == 404, path
+        status, headers, _ = await http(web, get("/", method="POST", extra="Content-Length: 0\r\n"))
+        assert status == 405 and headers["allow"] == "GET, HEAD"
+        status, _, _ = await http(web, b"NOT HTTP AT ALL\r\n\r\n")
+        assert status == 400
+        # A WebSocket path without an upgrade is no WebSocket.
+        status, _, _ = await http(web, get("/ws"))
+        assert status == 426
+        # Keep-alive: two requests on one connection.
+        host, port = split_addr(web)
+        async with await anyio.connect_tcp(host, port) as stream:
+            await stream.send(get("/app.js", close=False) + get("/style.css"))
+            data = b""
+            with anyio.fail_after(TIMEOUT):
+                try:
+                    while chunk := await stream.receive():
+                        data += chunk
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+            assert data.count(b"HTTP/1.1 200 OK") == 2
+
+
+async def test_the_origin_must_be_the_pages_own_or_allowed() -> None:
+    async with web_server(web_origins=("https://chat.example.org",)) as server:
+        web = server.web_addresses[0]
+        async with web_user(web, origin=f"http://{web}") as user:  # the page's own
+            assert (await hello(user, "own"))["name"] == "own"
+        async with web_user(web, origin="https://chat.example.org") as user:
+            assert (await hello(user, "allowed"))["name"] == "allowed"
+        async with web_user(web) as user:  # no Origin: not a browser
+            assert (await hello(user))["type"] == "welcome"
+        for origin in ["https://evil.example", f"https://{web}", "null"]:
+            with pytest.raises(InvalidStatus) as refused:
+                async with web_user(web, origin=origin):
+                    pass
+            assert refused.value.response.status_code == 403, origin
+
+
+async def test_an_unknown_web_origin_is_a_usage_error() -> None:
+    result = run_imkit("serve", "--port", "0", "--web", WEB, "--web-origin", "ftp://x")
+    assert result.returncode == 2 and "--web-origin" in result.stderr
+
+
+# ----------------------------------------------------------------- the chat over it
+
+
+async def test_every_request_and_a_tcp_user_in_one_order() -> None:
+    async with web_server(password_hash_cost=4) as server:
+        web, chat = server.web_addresses[0], server.addresses[0]
+        text = await joined(chat, "tee")
+        async with web_user(web) as user:
+            # Nothing before the hello.
+            assert await user.request(type="ping", id=0) == {
+                "type": "error",
+                "id": 0,
+                "code": "bad_request",
+                "message": "send a hello first",
+            }
+            assert len(server.hub) == 1
+            await user.send(type="hello", v=1, name="wes", id=1)
+            assert await user.json() == {
+                "type": "presence",
+                "name": user.addr,
+                "addr": user.addr,
+                "status": "online",
+            }
+            assert (await user.json())["type"] == "rename"
+            welcome = await user.json()
+            assert welcome == {
+                "type": "welcome",
+                "id": 1,
+                "name": "wes",
+                "addr": user.addr,
+                "server": welcome["server"],
+                "account": None,
+                "features": ["history", "accounts"],
+                "v": 1,
+            }
+            assert await text.line() == f"[{user.addr}]{user.addr}:user is online\n"
+            # Both ways, public and private, in one order.
+            await user.send(type="message", text="hello tee", id=2)
+            public = await user.json()
+            assert public["type"] == "message" and public["text"] == "hello tee"
+            assert await user.json() == {"type": "ok", "id": 2, "msgid": public["msgid"]}
+            assert await text.line() == f"[{user.addr}]wes:hello tee\n"
+            await text.send("to|wes|psst\n")
+            private = await user.json()
+            assert private["from"] == "tee" and private["to"] == "wes" and private["text"] == "psst"
+            await text.send("hi all\n")
+            assert (await user.json())["text"] == "hi all"
+            assert await text.line() == f"[{text.addr}]tee:hi all\n"
+            await user.send(type="message", text="back", to="tee", id=3)
+            assert (await user.json())["type"] == "ok"
+            assert await text.line() == "wes say: back\n"
+            who = await user.request(type="who", id=4)
+            assert [u["name"] for u in who["users"]] == ["tee", "wes"]
+            assert await user.request(type="ping", id=5) == {"type": "pong", "id": 5}
+            history = await user.request(type="history", limit=10, id=6)
+            assert [m["text"] for m in history["messages"]] == ["hello tee", "hi all"]
+            await user.send(type="rename", name="west", id=7)
+            assert (await user.until("ok"))["name"] == "west"
+            # A message is one request, whatever line breaks it holds.
+            await user.ws.send('{"type": "ping",\n "id": 8}')
+            assert await user.json() == {"type": "pong", "id": 8}
+            await user.ws.send('{"type": "message", "text": "a\nb", "id": 9}')
+            assert (await user.json())["code"] == "bad_request"
+            assert (await user.request(type="ping", id=10))["type"] == "pong"
+            # imkit who: an ordinary JSON user.
+            users = (await admin.answer(server, b'{"type":"who"}', by="uid 1000"))["users"]
+            assert [u["mode"] for u in users] == ["text", "json"]
+        await text.line_matching(r"\]west:user offline")
+
+        # Log in with a hello (an account made through the admin socket).
+        request = {"type": "account_add", "name": "alex", "password": "pw"}
+        reply = await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
+        assert reply["type"] == "ok"
+        async with web_user(web) as user:
+            wrong = await user.request(type="hello", id=1, login={"name": "alex", "password": "x"})
+            assert wrong["code"] == "login_failed"
+            welcome = await hello(user, login={"name": "alex", "password": "pw"})
+            assert welcome["name"] == "alex" and welcome["account"] == "alex"
+            await user.send(type="login", name="alex", password="pw", id=2)
+            assert (await user.until("ok"))["name"] == "alex"
+
+
+async def test_bad_frames_and_long_messages() -> None:
+    async with web_server(max_line=100) as server:
+        web = server.web_addresses[0]
+        limit = 3 * 100 + 1024  # the JSON line limit for --max-line 100
+        async with web_user(web) as user:
+            await hello(user, "wes")
+            await user.ws.send(b'{"type":"ping","id":1}')
+            binary = await user.json()
+            assert binary["code"] == "bad_request" and "binary" in binary["message"]
+            assert await user.request(type="ping", id=2) == {"type": "pong", "id": 2}
+            assert (await user.request(type="nope", id=3))["code"] == "bad_request"
+            await user.ws.send("{not json")
+            assert (await user.json())["code"] == "bad_request"
+            text = "x" * 101  # longer than --max-line: its text, in a short enough message
+            assert (await user.request(type="message", text=text, id=4))["code"] == "line_too_long"
+            await user.ws.send("x" * (limit + 1))
+            too_long = await user.json()
+            assert too_long == {
+                "type": "error",
+                "code": "line_too_long",
+                "message": f"message too long (the limit is {limit} bytes); discarded",
+            }
+            assert await user.request(type="ping", id=5) == {"type": "pong", "id": 5}
+            await user.ws.send("x" * (4 * limit + 1))  # past the hard cap
+            assert await user.closed() == 1009
+        await _wait_for(lambda: len(server.hub) == 0)
+
+
+async def _wait_for(condition: Any) -> None:
+    with anyio.fail_after(TIMEOUT):
+        while not condition():
+            await anyio.sleep(0.02)
+
+
+async def _raw_websocket(address: str) -> anyio.abc.SocketStream:
+    host, port = split_addr(address)
+    stream = await anyio.connect_tcp(host, port)
+    await stream.send(
+        get(
+            "/ws",
+            host=address,
+            close=False,
+            extra="Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+        )
+    )
+    data = b""
+    with anyio.fail_after(TIMEOUT):
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive()
+    assert data.startswith(b"HTTP/1.1 101"), data
+    return stream
+
+
+def _masked_text_frame(payload: bytes) -> bytes:
+    """A client's text frame, built by hand: a library would not send invalid UTF-8."""
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+async def test_invalid_utf8_closes_with_1007() -> None:
+    async with web_server() as server:
+        stream = await _raw_websocket(server.web_addresses[0])
+        async with stream:
+            await stream.send(_masked_text_frame(b'{"type":"hello","v":1,"id":1}'))
+            await stream.send(_masked_text_frame(b"\xff\xfe"))
+            data = b""
+            with anyio.fail_after(TIMEOUT):
+                try:
+                    while True:
+                        data += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+            close = data.rfind(b"\x88")
+            assert close >= 0, data
+            assert int.from_bytes(data[close + 2 : close + 4], "big") == 1007
+
+
+async def test_a_handshake_that_is_not_a_websocket_one() -> None:
+    async with web_server() as server:
+        status, _, _ = await http(
+            server.web_addresses[0],
+            get("/ws", extra="Upgrade: websocket\r\nConnection: Upgrade\r\n", close=False),
+        )
+        assert status == 426
+
+
+# ------------------------------------------------------------- limits and leaving
+
+
+async def test_no_hello_in_time_then_idle() -> None:
+    async with web_server(auth_timeout=0.3, idle_timeout=0.6) as server:
+        web = server.web_addresses[0]
+        async with web_user(web) as user:
+            bye = await user.json()
+            assert bye == {
+                "type": "bye",
+                "reason": "idle",
+                "message": "no hello within 0.3 seconds",
+            }
+            assert await user.closed() == 1000
+        async with web_user(web) as user:
+            await hello(user, "wes")
+            assert await user.until("bye") == {
+                "type": "bye",
+                "reason": "idle",
+                "message": "you are forced offline",
+            }
+            assert await user.closed() == 1000
+
+
+async def test_password() -> None:
+    async with web_server(password="s3cret") as server:
+        web = server.web_addresses[0]
+        async with web_user(web) as user:
+            refused = await user.request(type="hello", v=1, id=1)
+            assert refused["code"] == "unauthorized"
+            assert (await user.json())["reason"] == "unauthorized"
+            assert await user.closed() == 1008
+        async with web_user(web) as user:
+            assert (await hello(user, "wes", password="s3cret"))["name"] == "wes"
+
+
+async def test_bans_and_max_clients_hold_for_web_clients() -> None:
+    async with web_server(max_clients=2) as server:
+        web = server.web_addresses[0]
+        async with web_user(web, source="127.0.0.2") as user:
+            await hello(user, "wes")
+            request = {"type": "ban", "target": "127.0.0.2", "reason": "spam"}
+            reply = await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
+            assert reply["type"] == "ok"
+            bye = await user.until("bye")
+            assert bye["reason"] == "banned"
+            assert await user.closed() == 1008
+        with pytest.raises((InvalidHandshake, OSError, EOFError)):
+            async with web_user(web, source="127.0.0.2"):
+                pass
+        assert server.hub.stats.refused_banned >= 1
+        # --max-clients counts chat connections of both ports.
+        first = await LineClient.connect(server.addresses[0])
+        await first.line()
+        async with web_user(web) as user:
+            await hello(user)
+            with pytest.raises((InvalidHandshake, OSError, EOFError)):
+                async with web_user(web):
+                    pass
+        assert server.hub.stats.refused_full >= 1
+
+
+async def test_shutdown_says_bye_then_closes() -> None:
+    async with web_server() as server:
+        async with web_user(server.web_addresses[0]) as user:
+            await hello(user, "wes")
+            server.stop()
+            assert await user.until("bye") == {
+                "type": "bye",
+                "reason": "shutdown",
+                "message": "the server is shutting down",
+            }
+            assert await user.closed() == 1000
+
+
+async def test_https_and_wss(tls_files: dict[str, str]) -> None:
+    async with web_server(tls_cert=tls_files["cert"], tls_key=tls_files["key"]) as server:
+        web = server.web_addresses[0]
+        context = ssl.create_default_context(cafile=tls_files["ca"])
+        host, port = split_addr(web)
+        stream = await anyio.connect_tcp(host, port, ssl_context=context)
+        await stream.send(get("/", host=web))
+        data = b""
+        with anyio.fail_after(TIMEOUT):
+            try:
+                while True:
+                    data += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                pass
+        await anyio.aclose_forcefully(stream)
+        assert data.startswith(b"HTTP/1.1 200 OK") and b"<!doctype html>" in data
+        async with web_user(web, origin=f"https://{web}", ssl=context) as user:
+            assert (await hello(user, "secure"))["name"] == "secure"
+            assert (await user.request(type="ping", id=1))["type"] == "pong"
+        with pytest.raises(InvalidStatus):  # http is not this page's origin
+            async with web_user(web, origin=f"http://{web}", ssl=context):
+                pass
+
+
+# ---------------------------------------------------------------------- a cluster
+
+
+async def test_a_web_user_and_a_tcp_user_on_two_nodes(cluster: Cluster) -> None:
+    one, two = cluster.start_nodes(2, "--web", WEB)
+    found = re.search(r"web on http://(\S+)/", one.wait_log("web on http://"))
+    assert found is not None
+    text = await joined(two.address, "tee")
+    async with web_user(found.group(1)) as user:
+        welcome = await hello(user, "wes")
+        assert welcome["features"] == ["history", "accounts", "cluster"]
+        await text.line_matching("user is online")
+        await user.send(type="message", text="hello from the web", id=2)
+        assert await text.line() == f"[{user.addr}]wes:hello from the web\n"
+        await text.send("to|wes|hello from tcp\n")
+        private = await user.until("message")
+        if private["text"] == "hello from the web":  # its own copy came first
+            private = await user.until("message")
+        assert private["from"] == "tee" and private["to"] == "wes"
+        assert private["text"] == "hello from tcp"
