@@ -415,3 +415,106 @@ def test_screenshot(browser: Browser, web: WebServer, tmp_path: Path) -> None:
     if os.environ.get("IMKIT_UPDATE_SCREENSHOT"):
         (DOCS / "web.png").write_bytes(target.read_bytes())
     nc.close()
+
+
+def test_older_history_on_scroll_to_the_top(browser: Browser, short_dir: Path) -> None:
+    web = WebServer(short_dir / "admin.sock", "--rate", "0")
+    try:
+        nc = netcat(web, "chatty")
+        for n in range(60):
+            nc.send(f"line {n:02}")
+        nc.line_matching("chatty:line 59$")
+        page, _ = open_page(browser, web)
+        join(page, "reader")
+        log = page.locator(active_log(page))
+        expect(log.locator(".msg")).to_have_count(50)
+        expect(log.locator(".msg .text").first).to_have_text("line 10")
+        expect(page.locator(".older:visible")).to_have_count(1)
+        log.evaluate("node => { node.scrollTop = 0; }")
+        expect(log.locator(".msg")).to_have_count(60)
+        expect(log.locator(".msg .text").first).to_have_text("line 00")
+        expect(page.locator(".older:visible")).to_have_count(0)
+        nc.close()
+    finally:
+        web.stop()
+
+
+def add_account(web: WebServer, name: str, password: str) -> None:
+    result = run_imkit(
+        "account",
+        "add",
+        name,
+        "--password-stdin",
+        "--admin-socket",
+        str(web.admin_socket),
+        stdin=password + "\n",
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def log_in(page: Page, name: str, password: str) -> None:
+    """An account's name typed as a guest's: the page offers the login form."""
+    page.locator("#guest-name").fill(name)
+    page.locator("#guest-name").press("Enter")
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#login-error")).to_contain_text("name_reserved")
+    expect(page.locator("#login-name")).to_have_value(name)
+    expect(page.locator("#login-password")).to_be_focused()
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    expect(page.locator("#status")).to_have_text(f"you are {name} (logged in)")
+
+
+def test_accounts_login_private_history_and_replaced(browser: Browser, web: WebServer) -> None:
+    add_account(web, "alice", "alice-secret")
+    add_account(web, "bob", "bob-secret")
+    alice, _ = open_page(browser, web)
+    log_in(alice, "alice", "alice-secret")
+    bob, _ = open_page(browser, web)
+    bob.locator("#guest-name").fill("bob")
+    bob.locator("#guest-name").press("Enter")
+    expect(bob.locator("#login-form")).to_be_visible()
+    bob.locator("#login-password").fill("wrong")
+    bob.locator("#login-password").press("Enter")
+    expect(bob.locator("#login-error")).to_contain_text("login_failed")
+    bob.locator("#login-password").fill("bob-secret")
+    bob.locator("#login-password").press("Enter")
+    expect(bob.locator("#status")).to_have_text("you are bob (logged in)")
+
+    alice.locator("#users button", has_text="bob").click()
+    say(alice, "kept between accounts")
+    expect(bob.locator("#conversations .unread")).to_have_text("1")
+
+    # A second tab on bob's account: the first is told why and waits for its button.
+    bob2 = bob.context.new_page()  # a tab of the same browser: it knows of accounts
+    bob2.goto(web.url)
+    expect(bob2.locator("#login-form")).to_be_visible()
+    bob2.locator("#login-name").fill("bob")
+    bob2.locator("#login-password").fill("bob-secret")
+    bob2.locator("#login-password").press("Enter")
+    expect(bob2.locator("#status")).to_have_text("you are bob (logged in)")
+    expect(bob.locator("#banner")).to_contain_text("from somewhere else")
+    expect(bob.locator("#reconnect")).to_be_visible()
+    # The private conversation comes back from the account's history.
+    bob2.locator("#users button", has_text="alice").click()
+    expect(bob2.locator(active_log(bob2))).to_contain_text("kept between accounts")
+    time.sleep(2.5)
+    expect(bob2.locator("#status")).to_have_text("you are bob (logged in)")
+
+
+def test_idle_shows_the_reason_and_no_automatic_reconnect(
+    browser: Browser, short_dir: Path
+) -> None:
+    web = WebServer(short_dir / "admin.sock", "--idle-timeout", "3")
+    try:
+        page, _ = open_page(browser, web)
+        join(page, "sleepy")
+        log = page.locator(active_log(page))
+        expect(log.locator(".bye")).to_contain_text("idle")
+        expect(page.locator("#reconnect")).to_have_text("Reconnect")
+        time.sleep(2.5)
+        expect(page.locator("#status")).to_have_text("disconnected")
+        page.locator("#reconnect").click()
+        expect(page.locator("#status")).to_have_text("you are sleepy")
+    finally:
+        web.stop()
