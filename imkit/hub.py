@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import ClassVar
 
 from imkit import __version__
 from imkit.accounts import MAILBOX_MAX, Account, conversation_key
@@ -203,6 +204,10 @@ class Hub:
     # True for a cluster node's hub (imkit.cluster.hub), whose who, kick and stats the
     # admin socket answers for the whole cluster.
     cluster_wide = False
+    # What a welcome says this server offers (protocol.md, "welcome"): history pages,
+    # accounts (any server can have them: `imkit account add`), and on a cluster node
+    # "cluster".
+    features: ClassVar[tuple[str, ...]] = ("history", "accounts")
 
     # ------------------------------------------------------------------ membership
 
@@ -338,7 +343,16 @@ class Hub:
             self.send(member, Pong(command.id))
         elif isinstance(command, Hello):
             if command.name is None:
-                self.send(member, Welcome(command.id, member.name, member.addr, self.server_name))
+                self.send(
+                    member,
+                    Welcome(
+                        command.id,
+                        member.name,
+                        member.addr,
+                        self.server_name,
+                        features=self.features,
+                    ),
+                )
             else:
                 self._rename_request(member, command.id, command.name, hello=True)
         elif isinstance(command, Invalid):
@@ -556,7 +570,14 @@ class Hub:
             member.account = account.name
             self._take_name(member, account.name)
         if hello:
-            reply: Event = Welcome(rid, member.name, member.addr, self.server_name, account.name)
+            reply: Event = Welcome(
+                rid,
+                member.name,
+                member.addr,
+                self.server_name,
+                account.name,
+                features=self.features,
+            )
         else:
             reply = LoginOk(rid, member.name)
         self.send(member, reply)
@@ -642,7 +663,10 @@ class Hub:
         if not self._rename(member, rid, new):
             return
         if hello:
-            self.send(member, Welcome(rid, member.name, member.addr, self.server_name))
+            self.send(
+                member,
+                Welcome(rid, member.name, member.addr, self.server_name, features=self.features),
+            )
         else:
             self.send(member, RenameOk(rid, member.name))
 

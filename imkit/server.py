@@ -27,6 +27,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,11 +40,18 @@ from imkit import admin
 from imkit.accounts import DEFAULT_HASH_COST, DEFAULT_OFFLINE_DAYS, PasswordHasher
 from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
-from imkit.hub import Hub
+from imkit.hub import Hub, Member
 from imkit.login import Logins
 from imkit.moderation import Ban
 from imkit.outbox import DEFAULT_MAX_QUEUE, Outbox
-from imkit.protocol import DEFAULT_MAX_LINE, Bye, ServerConnection, encode_text
+from imkit.protocol import (
+    DEFAULT_MAX_LINE,
+    Bye,
+    Error,
+    ServerConnection,
+    encode_text,
+    json_line_limit,
+)
 from imkit.store import DEFAULT_RETAIN_DAYS, Store, open_store
 from imkit.transport.backpressure import Congestion
 from imkit.transport.connection import Connection, TokenBucket
@@ -72,6 +80,7 @@ from imkit.transport.writes import PARALLEL_FLUSH_MIN, WriteThread, use_write_th
 if TYPE_CHECKING:
     from imkit.cluster.link import ClusterLink
     from imkit.metrics import MetricsServer
+    from imkit.web import WebConfig, WebSocketLink
 
 __all__ = [
     "DEFAULT_BURST",
@@ -149,6 +158,8 @@ class ServerConfig:
     accounts_only: bool = False  # every client logs in to an account before anything else
     password_hash_cost: int = DEFAULT_HASH_COST  # log2 of scrypt's N (imkit.accounts)
     offline_days: float = DEFAULT_OFFLINE_DAYS  # how long a message waits for an account
+    web: str | None = None  # HOST:PORT for the web page and its WebSocket; None: none
+    web_origins: tuple[str, ...] = ()  # origins besides the page's own that may connect
 
 
 class Server:
@@ -176,6 +187,11 @@ class Server:
         self.stopped = anyio.Event()  # set when serve() has finished
         self.started_at = time.monotonic()
         self._listener: MultiListener[anyio.abc.SocketStream] | None = None
+        # --web: its listener, its addresses, what it serves, the HTTP exchanges going on
+        self._web_listener: MultiListener[anyio.abc.SocketStream] | None = None
+        self.web_addresses: list[str] = []
+        self._web: WebConfig | None = None
+        self._http_scopes: set[anyio.CancelScope] = set()
         self.admin_socket: admin.AdminSocket | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._rate_exempt = [parse_network(a) for a in config.rate_exempt]
@@ -321,6 +337,11 @@ class Server:
             raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None
         for sub in listener.listeners:
             self.addresses.append(format_addr(sub.extra(SocketAttribute.local_address)))
+        try:
+            web = await self._bind_web()
+        except BaseException:
+            await listener.aclose()
+            raise
         real_port = listener.listeners[0].extra(SocketAttribute.local_port)
         path = self.config.admin_socket or admin.default_path(real_port)
         admin_socket = admin.AdminSocket(Path(path))
@@ -336,8 +357,44 @@ class Server:
         except BaseException:
             admin_socket.close()
             await listener.aclose()
+            if web is not None:
+                await web.aclose()
             raise
         self._listener, self.admin_socket = listener, admin_socket
+        self._web_listener = web
+
+    async def _bind_web(self) -> MultiListener[anyio.abc.SocketStream] | None:
+        """--web HOST:PORT: the listener for the page and its WebSocket."""
+        config = self.config
+        if config.web is None:
+            return None
+        from imkit.metrics import parse_address
+        from imkit.web import WebConfig, load_static, origin_key
+
+        try:
+            host, port = parse_address(config.web)
+        except ValueError as error:
+            raise ServeError(f"--web: {error}") from None
+        origins = set()
+        for origin in config.web_origins:
+            key = origin_key(origin)
+            if key is None:
+                raise ServeError(f"--web-origin {origin!r} is not an http(s) origin")
+            origins.add(key)
+        self._web = WebConfig(
+            static=load_static(),
+            origins=frozenset(origins),
+            secure=self._ssl_context is not None,
+            line_limit=json_line_limit(config.max_line),
+        )
+        try:
+            web = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ServeError(f"cannot listen on {host}:{port} (--web): {reason}") from None
+        for sub in web.listeners:
+            self.web_addresses.append(format_addr(sub.extra(SocketAttribute.local_address)))
+        return web
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED
@@ -417,6 +474,17 @@ class Server:
                 for sub in listener.listeners:
                     raw = sub.extra(SocketAttribute.raw_socket)
                     background.start_soon(accept_loop, raw, self._accepted)
+                if self._web_listener is not None:
+                    for sub in self._web_listener.listeners:
+                        raw = sub.extra(SocketAttribute.raw_socket)
+                        background.start_soon(accept_loop, raw, self._accepted_web)
+                    scheme = "https" if self._ssl_context is not None else "http"
+                    urls = [f"{scheme}://{addr}/" for addr in self.web_addresses]
+                    log.info(
+                        "web on %s",
+                        ", ".join(urls),
+                        extra={"event": "web_listening", "urls": urls},
+                    )
                 loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
                 log.info(
                     "history: %s",
@@ -448,6 +516,10 @@ class Server:
                         await self.cluster.depart()
                 # No more accepts; the admin socket closes and its file is removed.
                 background.cancel_scope.cancel()
+            if self._web_listener is not None:
+                await self._web_listener.aclose()
+            for scope in self._http_scopes:  # page loads, kept-alive connections
+                scope.cancel()
             # Messages delivered but not yet stored: their senders' oks go before the byes.
             await store.flush(STORE_FLUSH_TIMEOUT)
             log.info(
@@ -472,11 +544,18 @@ class Server:
         assert self._clients is not None
         self._clients.start_soon(self._run_connection, sock, peer)
 
-    async def _run_connection(self, sock: socket.socket, peer: object) -> None:
+    def _accepted_web(self, sock: socket.socket, peer: object) -> None:
+        assert self._clients is not None
+        self._clients.start_soon(self._run_connection, sock, peer, True)
+
+    async def _run_connection(self, sock: socket.socket, peer: object, web: bool = False) -> None:
+        """One accepted connection, in this order: --max-clients, the PROXY header
+        (--proxy-protocol), bans, the per-address limits; then the chat (or, on the web
+        port, HTTP until a WebSocket)."""
         addr = format_addr(peer)
         self.hub.stats.connections_total += 1
         if len(self.connections) >= self.config.max_clients:
-            self._refuse_full(sock, addr)
+            self._refuse_full(sock, addr, web)
             return
         if self._proxies and _within(peer, self._proxies):
             proxied = await self._user_behind_proxy(sock, peer, addr)
@@ -485,16 +564,16 @@ class Server:
             peer, addr = proxied, format_addr(proxied)
         ban = self.hub.bans.match(addr, self.hub.wall_clock())
         if ban is not None:
-            self._refuse_banned(sock, addr, ban)
+            self._refuse_banned(sock, addr, ban, web)
             return
         ip = peer_ip(peer)  # the one place the client's IP address comes from
         key = self.limits.key_for(ip)
         refusal = self.limits.admit(key)
         if refusal is not None:
-            self._refuse_per_address(sock, addr, refusal)
+            self._refuse_per_address(sock, addr, refusal, web)
             return
         try:
-            await self._serve_connection(sock, addr, ip)
+            await self._serve_connection(sock, addr, ip, web)
         finally:
             self.limits.release(key)
 
@@ -515,14 +594,24 @@ class Server:
             return None
         return peer if header.source is None else header.source
 
-    async def _serve_connection(self, sock: socket.socket, addr: str, ip: IPAddress | None) -> None:
+    async def _serve_connection(
+        self, sock: socket.socket, addr: str, ip: IPAddress | None, web: bool = False
+    ) -> None:
         link = await self._open_link(sock, addr)
         if link is None:
             self.hub.stats.refused_tls += 1
             return
+        websocket: WebSocketLink | None = None
+        if web:
+            websocket = await self._serve_http(link, addr)
+            if websocket is None:
+                return
+            link = websocket
         now = time.monotonic()
-        wire = ServerConnection(max_line=self.config.max_line)
+        wire = ServerConnection(max_line=self.config.max_line, json=web)
         member = self.hub.new_member(addr, wire, Outbox(self.config.max_queue), now)
+        if websocket is not None:
+            websocket.refuse = partial(_refuse_message, self.hub, member)
         connection = Connection(
             link,
             member,
@@ -533,16 +622,29 @@ class Server:
             password=self.config.password,
             auth_timeout=self.config.auth_timeout,
             logins=self.logins,
+            join_at_hello=web,
         )
         self.connections.add(connection)
+        over = " over WebSocket" if web else ""
         if member.shown_addr == addr:
-            log.info("%s: connected", addr, extra={"event": "connected", "addr": addr})
+            log.info(
+                "%s: connected%s",
+                addr,
+                over,
+                extra={"event": "connected", "addr": addr, "web": web},
+            )
         else:  # --hide-addresses: the log says which address a pseudonym stands for
             log.info(
-                "%s: connected, shown as %s",
+                "%s: connected%s, shown as %s",
                 addr,
+                over,
                 member.shown_addr,
-                extra={"event": "connected", "addr": addr, "pseudonym": member.shown_addr},
+                extra={
+                    "event": "connected",
+                    "addr": addr,
+                    "pseudonym": member.shown_addr,
+                    "web": web,
+                },
             )
         try:
             await connection.run()
@@ -559,7 +661,23 @@ class Server:
                 extra={"event": "disconnected", "addr": addr, "user": member.name},
             )
 
-    def _refuse_full(self, sock: socket.socket, addr: str) -> None:
+    async def _serve_http(self, link: Link, addr: str) -> WebSocketLink | None:
+        """The web port: files until the connection asks for the WebSocket (or ends)."""
+        from imkit.web import serve_http
+
+        assert self._web is not None
+        with anyio.CancelScope() as scope:
+            self._http_scopes.add(scope)
+            try:
+                if self.stopping:
+                    scope.cancel()
+                return await serve_http(link, addr, self._web)
+            finally:
+                self._http_scopes.discard(scope)
+        await link.aclose(0)  # cancelled by the shutdown
+        return None
+
+    def _refuse_full(self, sock: socket.socket, addr: str, web: bool = False) -> None:
         self.hub.stats.refused_full += 1
         log.warning(
             "%s: refused: the server is full (%d clients)",
@@ -568,13 +686,15 @@ class Server:
             extra={"event": "server_full", "addr": addr, "count": self.config.max_clients},
         )
         bye = Bye("server_full", f"the server is full ({self.config.max_clients} clients)")
-        self._bye_and_close(sock, bye)
+        self._bye_and_close(sock, bye, web)
 
-    def _refuse_per_address(self, sock: socket.socket, addr: str, refusal: Refusal) -> None:
+    def _refuse_per_address(
+        self, sock: socket.socket, addr: str, refusal: Refusal, web: bool = False
+    ) -> None:
         self.hub.stats.refused_per_address += 1
         if refusal.log:
             self._log_refusal(addr, refusal)
-        self._bye_and_close(sock, Bye("too_many_connections", refusal.message))
+        self._bye_and_close(sock, Bye("too_many_connections", refusal.message), web)
 
     def _log_refusal(self, addr: str, refusal: Refusal) -> None:
         limits, network = self.limits, str(refusal.key)
@@ -601,13 +721,15 @@ class Server:
             },
         )
 
-    def _bye_and_close(self, sock: socket.socket, bye: Bye) -> None:
-        """A refusal before anything else: one text line, one try (it waits for nobody)."""
-        with contextlib.suppress(OSError):
-            self.hub.stats.bytes_out += sock.send(encode_text(bye))
+    def _bye_and_close(self, sock: socket.socket, bye: Bye, web: bool = False) -> None:
+        """A refusal before anything else: one text line, one try (it waits for nobody).
+        On the web port the connection is only closed: a text line is not HTTP."""
+        if not web:
+            with contextlib.suppress(OSError):
+                self.hub.stats.bytes_out += sock.send(encode_text(bye))
         sock.close()
 
-    def _refuse_banned(self, sock: socket.socket, addr: str, ban: Ban) -> None:
+    def _refuse_banned(self, sock: socket.socket, addr: str, ban: Ban, web: bool = False) -> None:
         self.hub.stats.refused_banned += 1
         log.info(
             "%s: refused: banned (%s)",
@@ -615,9 +737,7 @@ class Server:
             ban.target,
             extra={"event": "refused_banned", "addr": addr, "target": ban.target},
         )
-        with contextlib.suppress(OSError):  # one line, one try, as for a full server
-            self.hub.stats.bytes_out += sock.send(encode_text(ban.bye()))
-        sock.close()
+        self._bye_and_close(sock, ban.bye(), web)  # one line, one try, as for a full server
 
     async def _open_link(self, sock: socket.socket, addr: str) -> Link | None:
         """A plain socket, or, with TLS, the stream after a bounded handshake."""
@@ -652,6 +772,11 @@ class Server:
                         "timeout_s": timeout,
                     },
                 )
+
+
+def _refuse_message(hub: Hub, member: Member, code: str, message: str) -> None:
+    """A WebSocket message the link refused (binary, too long): an error reply."""
+    hub.send(member, Error(None, code, message))
 
 
 def _within(peer: object, networks: list[Network]) -> bool:

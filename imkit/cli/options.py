@@ -188,6 +188,17 @@ def networks(
     return values
 
 
+def web_origins(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    from imkit.web.http import origin_key
+
+    for value in values:
+        if origin_key(value) is None:
+            raise click.BadParameter(f"{value!r} is not an origin such as https://chat.example.org")
+    return values
+
+
 class ConnectRate(click.ParamType[tuple[int, float]]):
     """``N/PERIOD`` (``32/10m``; PERIOD in s, m, h or d) as (N, seconds); ``0``: (0, 0.0)."""
 

@@ -25,6 +25,7 @@ from imkit.cli.options import (
     loop_options,
     networks,
     option,
+    web_origins,
 )
 from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
@@ -166,6 +167,24 @@ from imkit.store import DEFAULT_RETAIN_DAYS
     help="Serve Prometheus /metrics and a /healthz check over HTTP on HOST:PORT.",
 )
 @option(
+    "--web",
+    type=ListenAddress(),
+    nonempty=True,
+    default=None,
+    metavar="HOST:PORT",
+    show_default="off",
+    help="Serve the chat's web page and its WebSocket (/ws) over HTTP on HOST:PORT "
+    "(HTTPS with --tls-cert).",
+)
+@option(
+    "--web-origin",
+    multiple=True,
+    metavar="URL",
+    callback=web_origins,
+    help="Another origin (scheme://host[:port]) whose pages may open the WebSocket, "
+    "besides the page's own; repeatable.",
+)
+@option(
     "--db",
     type=click.Path(dir_okay=False),
     nonempty=True,
@@ -282,6 +301,8 @@ def serve(
     tls_key: str | None,
     admin_socket: str | None,
     metrics: str | None,
+    web: str | None,
+    web_origin: tuple[str, ...],
     db: str | None,
     retain_days: float,
     replay: int,
@@ -330,6 +351,8 @@ def serve(
         tls_key=tls_key,
         admin_socket=admin_socket,
         metrics=metrics,
+        web=web,
+        web_origins=web_origin,
         db=db,
         retain_days=retain_days,
         replay=replay,

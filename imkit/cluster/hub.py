@@ -32,7 +32,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 from imkit.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.cluster import UNREACHABLE
@@ -154,6 +154,7 @@ class ClusterHub(Hub):
 
     link: ClusterLink | None = None
     cluster_wide = True
+    features: ClassVar[tuple[str, ...]] = ("history", "accounts", "cluster")
     _local: dict[int, Member] = field(default_factory=dict)  # connected here, by id
     _undecided: set[int] = field(default_factory=set)  # whose mode Redis has not been told
     _logins: dict[int, _Login] = field(default_factory=dict)  # in Redis, by token
@@ -390,7 +391,9 @@ class ClusterHub(Hub):
             elif status == "logged_in":
                 self.send(member, Error(rid, LOGGED_IN, logged_in_message(reply[1]), new))
             elif hello:
-                self.send(member, Welcome(rid, new, member.addr, self.server_name))
+                self.send(
+                    member, Welcome(rid, new, member.addr, self.server_name, features=self.features)
+                )
             else:
                 self.send(member, RenameOk(rid, new))
 
@@ -493,7 +496,14 @@ class ClusterHub(Hub):
             return
         reply: Event
         if pending.hello:
-            reply = Welcome(pending.rid, member.name, member.addr, self.server_name, member.account)
+            reply = Welcome(
+                pending.rid,
+                member.name,
+                member.addr,
+                self.server_name,
+                member.account,
+                features=self.features,
+            )
         else:
             reply = LoginOk(pending.rid, member.name)
         self.send(member, reply)

@@ -24,17 +24,20 @@ class ServerConnection:
     ``max_line`` limits the UTF-8 bytes of a message's text; a line may be longer by its
     envelope (:func:`text_line_limit`, :func:`json_line_limit`), and the framer's buffer
     is bounded by the line limit of the connection's mode (JSON's until it is decided).
+    With ``json`` the mode is JSON from the start (a WebSocket client).
     """
 
     __slots__ = ("mode", "lines_received", "_max_line", "_framer")
 
-    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE) -> None:
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, json: bool = False) -> None:
         self.mode = Mode.UNDECIDED
         # Every line counts as activity for the idle timer, empty lines included.
         self.lines_received = 0
         self._max_line = max_line
         # The first line may be a hello: until the mode is known, allow a JSON line.
         self._framer = LineFramer(json_line_limit(max_line))
+        if json:  # a WebSocket client: JSON from the first message (imkit.web)
+            self._decide(Mode.JSON)
 
     @property
     def buffered(self) -> int:

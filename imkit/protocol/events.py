@@ -62,6 +62,9 @@ class Welcome(Event):
     addr: str
     server: str
     account: str | None = None  # a hello with a login: the account logged in to
+    # What this server offers beyond the basics ("history", "accounts", "cluster"), so
+    # that a client (the web page) knows what to show: the hub's ``features``.
+    features: tuple[str, ...] = ()
 
     def text_line(self) -> None:
         return None
@@ -74,6 +77,7 @@ class Welcome(Event):
             "addr": self.addr,
             "server": self.server,
             "account": self.account,
+            "features": list(self.features),
             "v": PROTOCOL_VERSION,
         }
 

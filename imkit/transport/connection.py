@@ -20,6 +20,7 @@ import anyio.lowlevel
 from imkit.hub import Hub, Member
 from imkit.login import Logins
 from imkit.protocol import (
+    BAD_REQUEST,
     LOGIN_REQUIRED,
     UNAUTHORIZED,
     Authenticate,
@@ -48,6 +49,7 @@ LINGER_TIMEOUT = 2.0
 # handing them to the hub; a hello only when it carries a login.
 _AWAITED = frozenset({Login, Passwd, Hello})
 LOGIN_FIRST = "log in first (text: login|NAME|PASSWORD; JSON: a login request)"
+HELLO_FIRST = "send a hello first"
 
 
 class TokenBucket:
@@ -87,6 +89,7 @@ class Connection:
         "password",
         "auth_timeout",
         "logins",
+        "join_at_hello",
         "writer_busy",
         "closed",
         "_writer_wake",
@@ -105,6 +108,7 @@ class Connection:
         password: str | None = None,
         auth_timeout: float = 5.0,
         logins: Logins,
+        join_at_hello: bool = False,
     ) -> None:
         self.link = link
         self.member = member
@@ -115,6 +119,8 @@ class Connection:
         self.password = password
         self.auth_timeout = auth_timeout
         self.logins = logins
+        # A WebSocket client (imkit.web) joins at its hello, not when it connects.
+        self.join_at_hello = join_at_hello
         self.writer_busy = False  # the writer task owns the socket until it is done
         self.closed = False
         self._writer_wake = anyio.Event()
@@ -276,6 +282,8 @@ class Connection:
         (--accounts-only), both within ``auth_timeout`` of connecting. Returns the
         commands that came after them, the client joined; None when it was refused.
         Until then the client receives nothing but its replies, and is not online."""
+        if self.join_at_hello:
+            return await self._admit_at_hello()
         accounts_only = self.logins.accounts_only
         if self.password is None and not accounts_only:
             self.hub.join(self.member)
@@ -297,6 +305,57 @@ class Connection:
             why = f"no login within {self.auth_timeout:g} seconds"
             self.hub.stats.refused_unauthorized += 1
             self.outbox.close(self.member.wire.encode(Bye("login_required", why)))
+        return None
+
+    async def _admit_at_hello(self) -> list[Command] | None:
+        """A WebSocket client joins at its hello: with --password the hello carries it,
+        with a login it joins as the account's user (--accounts-only: it must). Anything
+        before gets an error reply; no hello within ``auth_timeout`` closes it. Returns
+        the commands from the hello on (a hello without a login is among them, for its
+        welcome), the client joined; None when it was refused or left."""
+        member, hub, password = self.member, self.hub, self.password
+        commands: list[Command] | None = []
+        with anyio.move_on_after(self.auth_timeout):
+            while commands is not None:
+                for index, command in enumerate(commands):
+                    if not isinstance(command, Hello):
+                        if isinstance(command, Invalid):
+                            hub.send(member, Error(command.id, command.code, command.message))
+                        else:
+                            hub.send(member, Error(command.id, BAD_REQUEST, HELLO_FIRST))
+                        continue
+                    offered = command.password
+                    if password is not None and not (
+                        offered is not None
+                        and hmac.compare_digest(offered.encode(), password.encode())
+                    ):
+                        wrong = (
+                            "wrong password" if offered is not None else "a password is required"
+                        )
+                        self._refuse(command.id, wrong)
+                        return None
+                    if command.login is not None:
+                        if await self.logins.login(member, command):
+                            return commands[index + 1 :]
+                    elif self.logins.accounts_only:
+                        hub.send(member, Error(command.id, LOGIN_REQUIRED, LOGIN_FIRST))
+                    else:
+                        member.last_active = time.monotonic()
+                        hub.join(member)
+                        return commands[index:]
+                    if self.outbox.closed:
+                        return None
+                commands = await self._receive_commands()
+            return None
+        if password is not None:
+            self._refuse(None, f"no password received within {self.auth_timeout:g} seconds")
+        elif self.logins.accounts_only:
+            why = f"no login within {self.auth_timeout:g} seconds"
+            hub.stats.refused_unauthorized += 1
+            self.outbox.close(member.wire.encode(Bye("login_required", why)))
+        else:
+            why = f"no hello within {self.auth_timeout:g} seconds"
+            self.outbox.close(member.wire.encode(Bye("idle", why)))
         return None
 
     async def _receive_commands(self) -> list[Command] | None:

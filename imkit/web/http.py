@@ -1,0 +1,279 @@
+"""The web port's HTTP: the page's files, and the upgrade of ``/ws`` to a WebSocket.
+
+h11 reads the requests and writes the responses (keep-alive included); wsproto checks
+the WebSocket handshake and writes its answer. A connection serves files until it asks
+for ``/ws`` (then it becomes a chat connection) or closes. Only the files shipped in
+``imkit/web/static`` are served, from memory: a path that is not one of their names is
+404, so no path can reach anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http
+import importlib.resources
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import anyio
+import h11
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request
+from wsproto.utilities import RemoteProtocolError
+
+from imkit.transport.links import LINK_ERRORS, Link
+from imkit.web.link import WebSocketLink
+
+log = logging.getLogger("imkit.server")
+
+WS_PATH = "/ws"
+# A request (or the next one on a kept-alive connection) must come within this long.
+REQUEST_TIMEOUT = 10.0
+# Requests served on one connection before it is closed.
+MAX_REQUESTS = 100
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+}
+# The page loads only its own files and talks only to its own server.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+        b"object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFile:
+    body: bytes
+    content_type: bytes
+    etag: bytes
+
+
+def load_static() -> dict[str, StaticFile]:
+    """The page's files by request path (``/`` is ``index.html``), read once."""
+    files: dict[str, StaticFile] = {}
+    folder = importlib.resources.files("imkit.web") / "static"
+    for entry in folder.iterdir():
+        name = entry.name
+        suffix = name[name.rfind(".") :] if "." in name else ""
+        if not entry.is_file() or suffix not in CONTENT_TYPES or name.startswith("."):
+            continue
+        body = entry.read_bytes()
+        etag = b'"' + hashlib.sha256(body).hexdigest()[:20].encode() + b'"'
+        files["/" + name] = StaticFile(body, CONTENT_TYPES[suffix].encode(), etag)
+    if "/index.html" in files:
+        files["/"] = files["/index.html"]
+    return files
+
+
+def origin_key(origin: str) -> tuple[str, str, int] | None:
+    """``scheme://host[:port]`` as (scheme, host, port), the default port filled in;
+    None when it is not an http(s) origin."""
+    try:
+        parts = urlsplit(origin.strip().lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """What the web port serves and whom it lets open a WebSocket."""
+
+    static: dict[str, StaticFile]
+    origins: frozenset[tuple[str, str, int]]  # --web-origin, besides the page's own
+    secure: bool  # TLS: the page's origin is https
+    line_limit: int  # the JSON line limit for --max-line
+
+
+async def serve_http(link: Link, addr: str, config: WebConfig) -> WebSocketLink | None:
+    """Serve requests on ``link`` until one upgrades to a WebSocket (returned) or the
+    connection ends (None; the link is closed then)."""
+    conn = h11.Connection(h11.SERVER)
+    try:
+        for _ in range(MAX_REQUESTS):
+            with anyio.move_on_after(REQUEST_TIMEOUT):
+                request = await _next_request(link, conn)
+            if not isinstance(request, h11.Request):
+                break
+            if request.target.split(b"?", 1)[0] == WS_PATH.encode():
+                ws = await _upgrade(link, addr, conn, request, config)
+                if ws is not None:
+                    return ws
+                break
+            await _serve_file(link, conn, request, config)
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                break
+            conn.start_next_cycle()
+    except h11.RemoteProtocolError as error:
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            status = error.error_status_hint
+            await _send_simple(link, conn, status, f"{error}\n".encode(), close=True)
+    except (h11.LocalProtocolError, *LINK_ERRORS):
+        pass
+    await link.aclose(0)
+    return None
+
+
+async def _next_request(link: Link, conn: h11.Connection) -> h11.Request | None:
+    """The next request's head (its body, if any, is never read)."""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await link.receive()
+            conn.receive_data(data)
+            if not data and conn.their_state is h11.IDLE:
+                return None  # closed between requests
+            continue
+        if isinstance(event, h11.Request):
+            return event
+        return None  # ConnectionClosed, or a body where none is read
+
+
+async def _send_all(link: Link, data: bytes) -> None:
+    while data:
+        data = data[await link.write(data) :]
+
+
+async def _send_simple(
+    link: Link,
+    conn: h11.Connection,
+    status: int,
+    body: bytes,
+    *,
+    close: bool = False,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    data = (
+        conn.send(h11.Response(status_code=status, headers=headers, reason=_reason(status))) or b""
+    )
+    data += conn.send(h11.Data(data=body)) or b""
+    data += conn.send(h11.EndOfMessage()) or b""
+    await _send_all(link, data)
+
+
+async def _serve_file(
+    link: Link, conn: h11.Connection, request: h11.Request, config: WebConfig
+) -> None:
+    method = request.method
+    if method not in (b"GET", b"HEAD"):
+        allow = [(b"allow", b"GET, HEAD")]
+        await _send_simple(link, conn, 405, b"method not allowed\n", close=True, extra=allow)
+        return
+    path = request.target.split(b"?", 1)[0].decode("ascii", "replace")
+    file = config.static.get(path)
+    if file is None:
+        await _send_simple(link, conn, 404, b"not found\n")
+        return
+    headers = [
+        (b"content-type", file.content_type),
+        (b"cache-control", b"no-cache"),
+        (b"etag", file.etag),
+        *SECURITY_HEADERS,
+    ]
+    if any(n == b"if-none-match" and file.etag in v for n, v in request.headers):
+        data = (
+            conn.send(h11.Response(status_code=304, headers=headers, reason=b"Not Modified")) or b""
+        )
+        data += conn.send(h11.EndOfMessage()) or b""
+        await _send_all(link, data)
+        return
+    headers.append((b"content-length", str(len(file.body)).encode()))
+    data = conn.send(h11.Response(status_code=200, headers=headers, reason=b"OK")) or b""
+    if method == b"GET":
+        data += conn.send(h11.Data(data=file.body)) or b""
+    data += conn.send(h11.EndOfMessage()) or b""
+    await _send_all(link, data)
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode()
+    except ValueError:  # pragma: no cover - only known statuses are sent
+        return b""
+
+
+def _header(request: h11.Request, name: bytes) -> str | None:
+    for key, value in request.headers:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def origin_allowed(request: h11.Request, config: WebConfig) -> bool:
+    """The page's own origin (its Host, http or https as the port serves), one of
+    --web-origin, or no Origin at all (not a browser: no visitor's browser to abuse)."""
+    origin = _header(request, b"origin")
+    if origin is None:
+        return True
+    key = origin_key(origin)
+    if key is None:
+        return False  # "null" (a sandboxed or local page), or not http(s)
+    if key in config.origins:
+        return True
+    host = _header(request, b"host")
+    scheme = "https" if config.secure else "http"
+    return host is not None and origin_key(f"{scheme}://{host}") == key
+
+
+async def _upgrade(
+    link: Link, addr: str, conn: h11.Connection, request: h11.Request, config: WebConfig
+) -> WebSocketLink | None:
+    """Answer ``/ws``: a WebSocket (its 101 sent), or an error response and None."""
+    if request.method != b"GET":
+        allow = [(b"allow", b"GET")]
+        await _send_simple(link, conn, 405, b"method not allowed\n", close=True, extra=allow)
+        return None
+    if not origin_allowed(request, config):
+        origin = _header(request, b"origin")
+        log.info(
+            "%s: WebSocket refused: origin %s is not allowed",
+            addr,
+            origin,
+            extra={"event": "web_origin_refused", "addr": addr, "origin": origin},
+        )
+        body = b"this origin may not open a chat connection (see --web-origin)\n"
+        await _send_simple(link, conn, 403, body, close=True)
+        return None
+    # wsproto checks the handshake itself: the request again, as h11 writes it, and what
+    # the client sent after it.
+    ws = WSConnection(ConnectionType.SERVER)
+    trailing = conn.trailing_data[0]
+    head = h11.Connection(h11.CLIENT).send(request) or b""
+    try:
+        ws.receive_data(head + trailing)
+        events = list(ws.events())
+    except RemoteProtocolError as error:
+        events, problem = [], str(error)
+    else:
+        problem = "not a WebSocket handshake"
+    if not events or not isinstance(events[0], Request):
+        upgrade = [(b"upgrade", b"websocket")]
+        await _send_simple(link, conn, 426, f"{problem}\n".encode(), close=True, extra=upgrade)
+        return None
+    await _send_all(link, ws.send(AcceptConnection()))
+    return WebSocketLink(link, ws, line_limit=config.line_limit)
