@@ -1,1 +1,842 @@
-// the page (issue 16)
+// imkit's web page (issue 16): the chat over a WebSocket at /ws, speaking the JSON
+// Lines vocabulary of docs/protocol.md, one JSON object per text message.
+//
+// Rules this file keeps:
+// * Every name and text from the server is put in the page with textContent (through
+//   el() below), never as HTML, so `<img src=x onerror=…>` is shown, not run.
+// * No request to any other host: no CDN, no fonts, no analytics.
+// * Replies are matched to requests by their `id` (public messages' `ok` comes only
+//   after the message is stored, so other replies may overtake it).
+"use strict";
+
+(function () {
+  // ---------------------------------------------------------------------------------
+  // Constants
+
+  // After these bye reasons (and a lost connection) the page reconnects by itself: the
+  // server went away and will be back. After any other reason it waits for the user,
+  // so that two tabs logged in to one account do not take the account from each other
+  // forever (`replaced`), and a kicked or idle user is not silently put back.
+  const AUTO_RECONNECT = new Set(["shutdown", "unavailable", "lost"]);
+  const BACKOFF_FIRST_MS = 1000;
+  const BACKOFF_MAX_MS = 30000;
+  const HISTORY_PAGE = 50;
+  const PUBLIC = ""; // the key of the public conversation
+
+  // What each bye reason means, in the user's words; the server's own sentence is
+  // shown after it (it may carry details: a kick's reason, a ban's end).
+  const REASONS = {
+    idle: "You were disconnected after being idle too long.",
+    kicked: "An administrator removed you from the chat.",
+    shutdown: "The server is shutting down.",
+    slow_consumer: "You were disconnected: messages could not reach you fast enough.",
+    server_full: "The server is full.",
+    unauthorized: "The chat password was wrong or missing.",
+    banned: "You are banned from this chat.",
+    replaced: "You logged in to your account from somewhere else.",
+    account_removed: "Your account was removed by an administrator.",
+    login_required: "This chat needs you to log in to an account.",
+    unavailable: "The chat is unavailable for a moment.",
+    too_many_connections: "Too many connections from your address.",
+    lost: "The connection to the server was lost.",
+  };
+
+  // ---------------------------------------------------------------------------------
+  // State
+
+  const state = {
+    ws: null, // the current WebSocket
+    joined: false, // a welcome came on this socket
+    helloSent: false, // our hello went out on this socket
+    byeReason: null, // the reason of the bye received on this socket, if any
+    lastText: null, // a text (non-JSON) line, such as a refusal sent before any hello
+    features: loadFeatures(),
+    // What the next hello sends: kept in memory only (never stored) so that an
+    // automatic reconnect after a restart joins the same way.
+    credentials: null, // {name} or {login: {name, password}}
+    chatPassword: null,
+    me: null, // our current name
+    account: null, // our account, when logged in
+    users: new Map(), // name → {name, addr, account}
+    conversations: new Map(), // key → conversation (see makeConversation)
+    active: PUBLIC,
+    nextId: 1,
+    pending: new Map(), // request id → function(reply)
+    backoffMs: BACKOFF_FIRST_MS,
+    retryTimer: null,
+    countdownTimer: null,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // ---------------------------------------------------------------------------------
+  // Small DOM helpers: the only way this file creates content.
+
+  /** An element with a class and a text, both optional; text goes in as textContent. */
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function show(node, visible) {
+    node.hidden = !visible;
+  }
+
+  function setError(id, text) {
+    $(id).textContent = text || "";
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Time: the server sends UTC (ISO-8601); people read their own local time.
+
+  function formatTime(iso) {
+    const when = new Date(iso);
+    if (isNaN(when.getTime())) return "";
+    const now = new Date();
+    const sameDay = when.toDateString() === now.toDateString();
+    const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (sameDay) return time;
+    return when.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
+  }
+
+  function timeElement(iso) {
+    const node = el("time", "when", formatTime(iso));
+    node.dateTime = iso;
+    const when = new Date(iso);
+    if (!isNaN(when.getTime())) node.title = when.toLocaleString();
+    return node;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Features, remembered between visits so that the login form can be offered before
+  // the first welcome of a visit (the hello is what carries the login).
+
+  function loadFeatures() {
+    try {
+      return JSON.parse(localStorage.getItem("imkit.features") || "[]");
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function saveFeatures(features) {
+    state.features = Array.isArray(features) ? features : [];
+    try {
+      localStorage.setItem("imkit.features", JSON.stringify(state.features));
+    } catch (e) {
+      // Storage may be disabled (private browsing): the page still works.
+    }
+  }
+
+  function hasFeature(name) {
+    return state.features.includes(name);
+  }
+
+  // ---------------------------------------------------------------------------------
+  // The connection
+
+  function wsUrl() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return scheme + "//" + location.host + "/ws";
+  }
+
+  /** Open a new WebSocket; when we know how to join, the hello goes out at once. */
+  function connect() {
+    clearRetry();
+    if (state.ws) detach(state.ws);
+    const ws = new WebSocket(wsUrl());
+    state.ws = ws;
+    state.joined = false;
+    state.helloSent = false;
+    state.byeReason = null;
+    state.lastText = null;
+    state.pending.clear();
+    setStatus("connecting…");
+    ws.onopen = () => {
+      setStatus("connected");
+      if (state.credentials) sendHello();
+    };
+    ws.onmessage = (event) => onFrame(event.data);
+    ws.onclose = (event) => onClose(ws, event);
+  }
+
+  /** Forget a socket we no longer want: its late events must not touch the page. */
+  function detach(ws) {
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    try {
+      ws.close();
+    } catch (e) {
+      // already closed
+    }
+  }
+
+  function isOpen() {
+    return state.ws && state.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Send a request; `onReply` gets the reply that carries the same id. */
+  function request(fields, onReply) {
+    const id = state.nextId++;
+    if (onReply) state.pending.set(id, onReply);
+    state.ws.send(JSON.stringify(Object.assign({ id: id }, fields)));
+    return id;
+  }
+
+  function sendHello() {
+    const hello = { type: "hello", v: 1 };
+    if (state.chatPassword) hello.password = state.chatPassword;
+    Object.assign(hello, state.credentials);
+    state.helloSent = true;
+    setStatus("joining…");
+    request(hello, onHelloReply);
+  }
+
+  function onFrame(data) {
+    if (typeof data !== "string") return; // the server sends text only
+    let event;
+    try {
+      event = JSON.parse(data);
+    } catch (e) {
+      // A text line (a refusal sent before the hello was read): keep it as the reason.
+      state.lastText = data.trim();
+      return;
+    }
+    if (!event || typeof event !== "object") return;
+    if (event.id !== undefined && state.pending.has(event.id)) {
+      const onReply = state.pending.get(event.id);
+      state.pending.delete(event.id);
+      onReply(event);
+      return;
+    }
+    onEvent(event);
+  }
+
+  /** Events that are not replies to a request of ours. */
+  function onEvent(event) {
+    switch (event.type) {
+      case "message":
+        addMessage(event, { live: true });
+        break;
+      case "presence":
+        onPresence(event);
+        break;
+      case "rename":
+        onRename(event);
+        break;
+      case "bye":
+        state.byeReason = event.reason || "lost";
+        state.byeMessage = event.message || "";
+        break;
+      case "notice":
+        systemLine(PUBLIC, event.message || event.code);
+        break;
+      case "error":
+        // An error without an id of ours (a line the server could not read).
+        setError("composer-error", describeError(event));
+        break;
+      default:
+        break; // unknown events are ignored, as the protocol asks
+    }
+  }
+
+  function onClose(ws, event) {
+    if (ws !== state.ws) return;
+    state.ws = null;
+    const wasJoined = state.joined;
+    state.joined = false;
+    let reason = state.byeReason;
+    let detail = state.byeMessage || "";
+    if (!reason) {
+      // No bye: a refusal sent as a text line, or the network went away.
+      reason = reasonOfText(state.lastText) || "lost";
+      detail = state.lastText || closeDetail(event);
+    }
+    state.byeMessage = "";
+    if (!state.helloSent && (reason === "lost" || reason === "idle")) {
+      // Closed before we asked to join (the name prompt stayed open past the idle
+      // timeout, or the server is not there yet): nothing was lost. A reconnect keeps
+      // knocking with its backoff; on the name prompt the next Join opens a new socket.
+      if (state.credentials) {
+        scheduleReconnect("lost", REASONS.lost);
+      } else {
+        setStatus("not connected: the next Join tries again");
+      }
+      return;
+    }
+    const line = disconnectLine(reason, detail);
+    systemLine(state.active, line, "bye");
+    if (state.active !== PUBLIC) systemLine(PUBLIC, line, "bye");
+    markUsersUnknown();
+    if (AUTO_RECONNECT.has(reason) && (wasJoined || state.credentials)) {
+      scheduleReconnect(reason, line);
+    } else {
+      offerReconnect(line, reason);
+    }
+  }
+
+  /** Refusals sent before any hello come as text lines: recognise the common ones. */
+  function reasonOfText(text) {
+    if (!text) return null;
+    if (/server is full/.test(text)) return "server_full";
+    if (/too many/.test(text)) return "too_many_connections";
+    if (/unavailable/.test(text)) return "unavailable";
+    if (/banned/.test(text)) return "banned";
+    return null;
+  }
+
+  function closeDetail(event) {
+    if (!event || event.code === 1000 || event.code === 1005) return "";
+    return "(code " + event.code + (event.reason ? ": " + event.reason : "") + ")";
+  }
+
+  function disconnectLine(reason, detail) {
+    const words = REASONS[reason] || "Disconnected (" + reason + ").";
+    return detail ? words + " " + detail : words;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Reconnecting
+
+  /** Reconnect by itself after 1 s, 2 s, 4 s… up to 30 s, with a little jitter so that
+   * every page of a restarted server does not knock at the same instant. */
+  function scheduleReconnect(reason, line) {
+    clearRetry();
+    const delay = state.backoffMs * (0.8 + Math.random() * 0.4);
+    state.backoffMs = Math.min(state.backoffMs * 2, BACKOFF_MAX_MS);
+    let left = Math.ceil(delay / 1000);
+    const tell = () => {
+      showBanner((line ? line + " " : "") + "Reconnecting in " + left + " s…", "Reconnect now");
+      setStatus("disconnected");
+    };
+    tell();
+    state.countdownTimer = setInterval(() => {
+      left = Math.max(0, left - 1);
+      tell();
+    }, 1000);
+    state.retryTimer = setTimeout(() => {
+      clearRetry();
+      showBanner("Reconnecting…", null);
+      connect();
+    }, delay);
+  }
+
+  /** After idle, kicked, replaced…: say why and wait for the user's Reconnect. */
+  function offerReconnect(line, reason) {
+    clearRetry();
+    setStatus("disconnected");
+    showBanner(line, "Reconnect");
+    if (reason === "unauthorized") {
+      // Ask for the chat's password on the next try.
+      document.querySelectorAll(".server-password").forEach((n) => show(n, true));
+    }
+  }
+
+  function clearRetry() {
+    clearTimeout(state.retryTimer);
+    clearInterval(state.countdownTimer);
+    state.retryTimer = state.countdownTimer = null;
+  }
+
+  function showBanner(text, buttonLabel) {
+    $("banner-text").textContent = text;
+    const button = $("reconnect");
+    show(button, Boolean(buttonLabel));
+    if (buttonLabel) button.textContent = buttonLabel;
+    show($("banner"), true);
+  }
+
+  function hideBanner() {
+    show($("banner"), false);
+  }
+
+  function onReconnectClick() {
+    state.backoffMs = BACKOFF_FIRST_MS;
+    hideBanner();
+    if (!state.credentials) {
+      showJoin();
+      connect();
+      return;
+    }
+    connect();
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Joining
+
+  function onGuestSubmit(event) {
+    event.preventDefault();
+    const name = $("guest-name").value.trim();
+    state.credentials = name ? { name: name } : {};
+    rememberName(name);
+    joinWith("guest-error");
+  }
+
+  function onLoginSubmit(event) {
+    event.preventDefault();
+    const name = $("login-name").value.trim();
+    const password = $("login-password").value;
+    state.credentials = { login: { name: name, password: password } };
+    rememberName(name);
+    joinWith("login-error");
+  }
+
+  function joinWith(errorId) {
+    setError("guest-error", "");
+    setError("login-error", "");
+    state.joinErrorId = errorId;
+    const pw = $("chat-password");
+    if (!pw.hidden && pw.value) state.chatPassword = pw.value;
+    state.backoffMs = BACKOFF_FIRST_MS;
+    hideBanner();
+    if (isOpen() && !state.helloSent) sendHello();
+    else connect(); // the hello goes out when it opens
+  }
+
+  function onHelloReply(reply) {
+    if (reply.type === "welcome") {
+      onWelcome(reply);
+      return;
+    }
+    // The hello was refused (name taken, reserved, wrong login…): the connection is
+    // online under a default name now, which is not what the user asked for. Close it
+    // and let the user try again on a new one.
+    const errorId = state.joinErrorId || "guest-error";
+    const wanted = state.credentials;
+    state.credentials = null;
+    state.helloSent = false;
+    const ws = state.ws;
+    state.ws = null;
+    if (ws) detach(ws);
+    clearRetry();
+    hideBanner();
+    showJoin();
+    if (reply.code === "name_reserved" || reply.code === "login_required") {
+      // The name belongs to an account: offer the login form, name filled in.
+      saveFeatures(Array.from(new Set(state.features.concat(["accounts"]))));
+      showLoginForm(true);
+      if (wanted && wanted.name) $("login-name").value = wanted.name;
+      setError("login-error", describeError(reply));
+      $("login-password").focus();
+    } else {
+      setError(errorId, describeError(reply));
+      $(errorId === "login-error" ? "login-password" : "guest-name").focus();
+    }
+    if (reply.code === "unauthorized") {
+      document.querySelectorAll(".server-password").forEach((n) => show(n, true));
+    }
+    connect();
+  }
+
+  function onWelcome(welcome) {
+    state.joined = true;
+    state.backoffMs = BACKOFF_FIRST_MS;
+    state.me = welcome.name;
+    state.account = welcome.account || null;
+    // A server from before `features` existed had history already.
+    saveFeatures(Array.isArray(welcome.features) ? welcome.features : ["history"]);
+    // Reconnect as this name from now on (a guest that left the name empty keeps its
+    // address name, which is no one's to ask for).
+    if (!state.credentials.login && state.me && !state.me.includes(":")) {
+      state.credentials = { name: state.me };
+    }
+    hideBanner();
+    show($("join"), false);
+    show($("chat"), true);
+    setStatus(statusText());
+    loadUsers();
+    reloadHistory();
+    $("text").focus();
+  }
+
+  function statusText() {
+    if (!state.me) return "connected";
+    return "you are " + state.me + (state.account ? " (logged in)" : "");
+  }
+
+  function showJoin() {
+    show($("chat"), false);
+    show($("join"), true);
+    showLoginForm(hasFeature("accounts"));
+  }
+
+  function showLoginForm(visible) {
+    show($("login-form"), visible);
+  }
+
+  function rememberName(name) {
+    try {
+      if (name) localStorage.setItem("imkit.name", name);
+    } catch (e) {
+      // storage disabled
+    }
+  }
+
+  function setStatus(text) {
+    $("status").textContent = text;
+  }
+
+  /** An error reply in words: the server's sentence, with its code for searching. */
+  function describeError(reply) {
+    const message = reply.message || "refused";
+    return reply.code ? message + " (" + reply.code + ")" : message;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // The online list
+
+  function loadUsers() {
+    request({ type: "who" }, (reply) => {
+      if (reply.type !== "users") return;
+      state.users.clear();
+      for (const user of reply.users || []) state.users.set(user.name, user);
+      renderUsers();
+    });
+  }
+
+  function onPresence(event) {
+    if (event.status === "online") {
+      state.users.set(event.name, { name: event.name, addr: event.addr, account: null });
+    } else {
+      state.users.delete(event.name);
+    }
+    renderUsers();
+    renderConversations();
+  }
+
+  function onRename(event) {
+    const user = state.users.get(event.old);
+    state.users.delete(event.old);
+    state.users.set(event.new, Object.assign({}, user || {}, { name: event.new, addr: event.addr }));
+    if (event.old === state.me) {
+      state.me = event.new;
+      setStatus(statusText());
+      if (event.reason) {
+        systemLine(PUBLIC, "Your name is now " + event.new + " (" + event.reason + ").");
+      }
+    } else {
+      renameConversation(event.old, event.new);
+    }
+    renderUsers();
+  }
+
+  /** After a disconnect the list is stale: keep it, greyed, until the next `who`. */
+  function markUsersUnknown() {
+    $("users").classList.add("stale");
+  }
+
+  function renderUsers() {
+    const list = $("users");
+    list.classList.remove("stale");
+    list.replaceChildren();
+    for (const user of state.users.values()) {
+      const item = el("li");
+      if (user.name === state.me) {
+        item.append(el("span", "user me", user.name), el("span", "hint", " (you)"));
+      } else {
+        const button = el("button", "user", user.name);
+        button.type = "button";
+        button.title = "Write to " + user.name + " privately";
+        button.addEventListener("click", () => openConversation(user.name, true));
+        item.append(button);
+      }
+      if (user.account) item.append(el("span", "badge-account", "✓"));
+      list.append(item);
+    }
+    $("online-count").textContent = "(" + state.users.size + ")";
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Conversations: the public one and one per person written to or heard from.
+
+  function makeConversation(key) {
+    const log = el("ol", "log");
+    log.tabIndex = 0; // so the keyboard can scroll it (and page back through history)
+    log.setAttribute("aria-live", "polite");
+    log.hidden = true;
+    const older = el("button", "older", "Load older messages");
+    older.type = "button";
+    older.hidden = true;
+    const wrap = el("div", "log-wrap");
+    wrap.append(older, log);
+    wrap.hidden = true;
+    const conv = {
+      key: key,
+      title: key === PUBLIC ? "Everyone" : key,
+      wrap: wrap,
+      log: log,
+      older: older,
+      msgids: new Set(),
+      unread: 0,
+      more: false,
+      loading: false,
+      historyAsked: false,
+    };
+    older.addEventListener("click", () => loadOlder(conv));
+    log.addEventListener("scroll", () => {
+      if (log.scrollTop < 40) loadOlder(conv);
+    });
+    $("logs").append(wrap);
+    state.conversations.set(key, conv);
+    renderConversations();
+    return conv;
+  }
+
+  function conversation(key) {
+    return state.conversations.get(key) || makeConversation(key);
+  }
+
+  /** Show conversation KEY; `focus` moves the keyboard to the input. */
+  function openConversation(key, focus) {
+    const conv = conversation(key);
+    state.active = key;
+    for (const other of state.conversations.values()) {
+      other.wrap.hidden = other !== conv;
+      other.log.hidden = other !== conv;
+    }
+    conv.unread = 0;
+    $("pane-title").textContent = conv.key === PUBLIC ? "Everyone" : "Private: " + conv.title;
+    $("text").placeholder = conv.key === PUBLIC ? "Message everyone" : "Message " + conv.title;
+    setError("composer-error", "");
+    if (conv.key !== PUBLIC && state.account && !conv.historyAsked) loadPrivateHistory(conv);
+    renderConversations();
+    scrollToEnd(conv);
+    if (focus) $("text").focus();
+  }
+
+  function renameConversation(oldName, newName) {
+    const conv = state.conversations.get(oldName);
+    if (!conv || state.conversations.has(newName)) return;
+    state.conversations.delete(oldName);
+    conv.key = conv.title = newName;
+    state.conversations.set(newName, conv);
+    systemLine(newName, oldName + " is now " + newName + ".");
+    if (state.active === oldName) openConversation(newName, false);
+    else renderConversations();
+  }
+
+  function renderConversations() {
+    const list = $("conversations");
+    list.replaceChildren();
+    let totalUnread = 0;
+    for (const conv of state.conversations.values()) {
+      const button = el("button", "conv", conv.title);
+      button.type = "button";
+      if (conv.key === state.active) button.setAttribute("aria-current", "true");
+      if (conv.key !== PUBLIC && !state.users.has(conv.key)) {
+        button.append(el("span", "hint", " (offline)"));
+      }
+      if (conv.unread) {
+        const mark = el("span", "unread", conv.unread);
+        mark.setAttribute("aria-label", conv.unread + " unread");
+        button.append(mark);
+        totalUnread += conv.unread;
+      }
+      button.addEventListener("click", () => openConversation(conv.key, true));
+      const item = el("li");
+      item.append(button);
+      list.append(item);
+    }
+    document.title = (totalUnread ? "(" + totalUnread + ") " : "") + "imkit";
+  }
+
+  function conversationKeyOf(message) {
+    if (message.to === null || message.to === undefined) return PUBLIC;
+    return message.from === state.me ? message.to : message.from;
+  }
+
+  /** Put a message in its conversation, in msgid order, once (history and the live
+   * event of one message may both arrive). */
+  function addMessage(message, opts) {
+    const conv = conversation(opts.key !== undefined ? opts.key : conversationKeyOf(message));
+    if (message.msgid) {
+      if (conv.msgids.has(message.msgid)) return;
+      conv.msgids.add(message.msgid);
+    }
+    const item = messageItem(message, opts);
+    const atEnd = nearEnd(conv.log);
+    insertOrdered(conv.log, item, message.msgid);
+    if (opts.live) {
+      const seen = conv.key === state.active && !document.hidden;
+      if (!seen && message.from !== state.me) {
+        conv.unread += 1;
+        renderConversations();
+      }
+      if (atEnd || message.from === state.me) scrollToEnd(conv);
+    }
+  }
+
+  function messageItem(message, opts) {
+    const item = el("li", "msg");
+    if (message.from === state.me) item.classList.add("mine");
+    if (message.msgid) item.dataset.msgid = message.msgid;
+    item.append(timeElement(message.time || new Date().toISOString()), " ");
+    const from = el("span", "from", message.from);
+    if (message.addr) from.title = message.addr;
+    item.append(from);
+    if (message.account) {
+      const check = el("span", "badge-account", "✓");
+      check.title = "logged in to the account " + message.account;
+      item.append(check);
+    }
+    item.append(el("span", "sep", ": "), el("span", "text", message.text));
+    if (opts.note) item.append(el("span", "hint", " " + opts.note));
+    return item;
+  }
+
+  /** Insert ITEM so that the list stays in msgid order (msgids compare as strings). */
+  function insertOrdered(log, item, msgid) {
+    if (!msgid) {
+      log.append(item);
+      return;
+    }
+    let before = null;
+    for (let node = log.lastElementChild; node; node = node.previousElementSibling) {
+      const other = node.dataset.msgid;
+      if (other && other <= msgid) break;
+      if (other) before = node;
+    }
+    log.insertBefore(item, before);
+  }
+
+  /** A line of the page's own (a disconnect, a notice): never a user's HTML either. */
+  function systemLine(key, text, kind) {
+    const conv = conversation(key);
+    const item = el("li", "system" + (kind ? " " + kind : ""));
+    item.append(timeElement(new Date().toISOString()), " ", el("span", "text", text));
+    conv.log.append(item);
+    scrollToEnd(conv);
+  }
+
+  function nearEnd(log) {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+  }
+
+  function scrollToEnd(conv) {
+    conv.log.scrollTop = conv.log.scrollHeight;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // History
+
+  /** After each welcome: the newest page of the public timeline (merged by msgid with
+   * what is on screen already, so a reconnect shows what was missed). */
+  function reloadHistory() {
+    const conv = conversation(PUBLIC);
+    if (!hasFeature("history")) return;
+    askHistory(conv, { type: "history", limit: HISTORY_PAGE }, true);
+    if (state.account) {
+      for (const other of state.conversations.values()) {
+        if (other.key !== PUBLIC) {
+          other.historyAsked = false;
+          if (other.key === state.active) loadPrivateHistory(other);
+        }
+      }
+    }
+  }
+
+  function loadPrivateHistory(conv) {
+    conv.historyAsked = true;
+    askHistory(conv, { type: "history", with: conv.key, limit: HISTORY_PAGE }, true);
+  }
+
+  /** Older messages, when the user scrolls to the top or presses "Load older". */
+  function loadOlder(conv) {
+    if (!conv.more || conv.loading || !isOpen() || !state.joined) return;
+    const first = conv.log.querySelector("li[data-msgid]");
+    if (!first) return;
+    const req = { type: "history", limit: HISTORY_PAGE, before: first.dataset.msgid };
+    if (conv.key !== PUBLIC) req.with = conv.key;
+    askHistory(conv, req, false);
+  }
+
+  function askHistory(conv, req, newest) {
+    if (!isOpen()) return;
+    conv.loading = true;
+    request(req, (reply) => {
+      conv.loading = false;
+      if (reply.type !== "history") {
+        // A guest cannot read private history, a user without an account neither:
+        // nothing to show, and no error worth a line.
+        return;
+      }
+      // Prepending must not move what the reader is looking at.
+      const log = conv.log;
+      const fromBottom = log.scrollHeight - log.scrollTop;
+      for (const message of reply.messages || []) {
+        addMessage(message, { key: conv.key, live: false });
+      }
+      conv.more = Boolean(reply.more);
+      conv.older.hidden = !conv.more;
+      if (newest) scrollToEnd(conv);
+      else log.scrollTop = log.scrollHeight - fromBottom;
+    });
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Sending
+
+  function onComposerSubmit(event) {
+    event.preventDefault();
+    const input = $("text");
+    const text = input.value;
+    if (!text.trim()) return;
+    if (!isOpen() || !state.joined) {
+      setError("composer-error", "Not connected: the message was not sent.");
+      return;
+    }
+    setError("composer-error", "");
+    const to = state.active === PUBLIC ? null : state.active;
+    const req = { type: "message", text: text };
+    if (to) req.to = to;
+    input.value = "";
+    request(req, (reply) => onSendReply(reply, text, to));
+  }
+
+  function onSendReply(reply, text, to) {
+    if (reply.type !== "ok") {
+      // Give the text back so that nothing typed is lost.
+      const input = $("text");
+      if (!input.value) input.value = text;
+      setError("composer-error", describeError(reply));
+      return;
+    }
+    if (to) {
+      // The server does not echo a private message to its sender: show ours here.
+      const note = reply.queued ? "(kept until " + to + " logs in)" : null;
+      addMessage(
+        { from: state.me, to: to, text: text, msgid: reply.msgid, time: new Date().toISOString() },
+        { key: to, live: true, note: note },
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Start
+
+  function start() {
+    $("guest-form").addEventListener("submit", onGuestSubmit);
+    $("login-form").addEventListener("submit", onLoginSubmit);
+    $("composer").addEventListener("submit", onComposerSubmit);
+    $("reconnect").addEventListener("click", onReconnectClick);
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden && state.conversations.has(state.active)) {
+        conversation(state.active).unread = 0;
+        renderConversations();
+      }
+    });
+    try {
+      const name = localStorage.getItem("imkit.name");
+      if (name) $("guest-name").value = $("login-name").value = name;
+    } catch (e) {
+      // storage disabled
+    }
+    openConversation(PUBLIC, false);
+    showJoin();
+    $("guest-name").focus();
+    connect();
+  }
+
+  start();
+})();
