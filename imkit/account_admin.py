@@ -18,7 +18,7 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from imkit.accounts import Account, PasswordHasher, password_problem
+from imkit.accounts import ACCOUNT_GONE, Account, PasswordHasher, password_problem
 from imkit.login import find_account
 from imkit.names import name_key, name_problem
 from imkit.protocol import BAD_REQUEST, INVALID_NAME, UNAVAILABLE, iso_time
@@ -74,6 +74,17 @@ async def answer(
     return await _passwd(hub, hasher, name, password, by)
 
 
+async def update_account(hub: Hub, key: str, changes: dict[str, Any]) -> str | None:
+    """Change some fields of the account ``key`` (a password, a mute), in the store or
+    a cluster's Redis, leaving the others as they are; why not (ACCOUNT_GONE: there is
+    no such account any more), or None."""
+    if (cluster := _cluster(hub)) is not None:
+        from imkit.cluster import admin as cluster_admin
+
+        return await cluster_admin.account_update(cluster, key, changes)
+    return await _kept(hub, partial(hub.store.update_account, key, changes))
+
+
 async def _kept(hub: Hub, ask: Any) -> str | None:
     """What the store said to a change (None: kept), or why it said nothing."""
     try:
@@ -92,9 +103,20 @@ async def _add(
     found = await find_account(hub, name)
     if isinstance(found, str):
         return _error(UNAVAILABLE, found)
-    if found is not None:
-        return _error(ACCOUNT_EXISTS, f"there is an account named {found.name} already")
-    account = Account(name, await hasher.hash(password), time.time())
+    key = name_key(name)
+    if found is not None or key in hub.store.adding:
+        shown = name if found is None else found.name
+        return _error(ACCOUNT_EXISTS, f"there is an account named {shown} already")
+    hub.store.adding.add(key)  # one server: a second add of the name is refused meanwhile
+    try:
+        account = Account(name, await hasher.hash(password), time.time())
+        return await _keep_new(hub, account, by)
+    finally:
+        hub.store.adding.discard(key)
+
+
+async def _keep_new(hub: Hub, account: Account, by: str) -> dict[str, Any]:
+    name = account.name
     if (cluster := _cluster(hub)) is not None:
         from imkit.cluster import admin as cluster_admin
 
@@ -103,8 +125,6 @@ async def _add(
             return outcome  # an error
         renamed = outcome
     else:
-        if name_key(name) in hub.store.accounts:  # made while this one was hashed
-            return _error(ACCOUNT_EXISTS, f"there is an account named {name} already")
         problem = await _kept(hub, partial(hub.store.save_account, account))
         if problem is not None:
             return _error(UNAVAILABLE, problem)
@@ -128,12 +148,9 @@ async def _passwd(
     if found is None:
         return _error(NO_SUCH_ACCOUNT, f"no account named {name!r}")
     account = found.with_password(await hasher.hash(password))
-    if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin as cluster_admin
-
-        problem = await cluster_admin.account_passwd(cluster, account)
-    else:
-        problem = await _kept(hub, partial(hub.store.save_account, account))
+    problem = await update_account(hub, account.key, {"hash": account.password_hash})
+    if problem == ACCOUNT_GONE:
+        return _error(NO_SUCH_ACCOUNT, f"no account named {name!r}: it was removed meanwhile")
     if problem is not None:
         return _error(UNAVAILABLE, problem)
     log.info(

@@ -8,10 +8,11 @@ so case and look-alikes are one name) for whoever logs in to it.
 guess costs 128 × r × N bytes of memory as well as time), with a random 16-byte salt, and
 kept as ``scrypt$LN$R$P$SALT$HASH`` (base64), so that a later change of the default cost
 still verifies the hashes made before it. The default cost is N = 2^14, r = 8, p = 1
-(16 MiB, about 0.07 s here): 1,000 logins right after a restart hash in under a minute on
-two cores (docs/accounts.md, "Passwords", has the figures). That is an eighth of OWASP's
-recommended minimum (N = 2^17, r = 8, p = 1, 128 MiB: 0.39 s a hash here, so 1,000
-logins would take more than three minutes); ``--password-hash-cost`` raises it. The
+(16 MiB, about 0.07 s here): 1,000 logins right after a restart took 42 s on this
+project's two cores (bench/logins.py; docs/accounts.md, "Passwords", has the figures).
+That is an eighth of OWASP's recommended minimum (N = 2^17, r = 8, p = 1, 128 MiB: 0.39 s
+a hash here, so 1,000 logins would take about five minutes); ``--password-hash-cost``
+raises it. The
 stdlib's default ``maxmem`` (32 MiB) refuses OWASP's N = 2^17, so :func:`hash_password`
 passes a ``maxmem`` sized for the cost.
 """
@@ -21,9 +22,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import os
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,6 +50,12 @@ MAX_PASSWORD = 1024
 # is refused without even checking (too_many_attempts).
 MAX_FAILED_LOGINS = 3
 ATTEMPT_WINDOW = 60.0
+# Addresses whose failures are remembered at most (the oldest are forgotten first).
+MAX_TRACKED = 100_000
+# What a store says to a change of an account that no longer exists.
+ACCOUNT_GONE = "the account was removed"
+# The fields of Account.fields that a mute sets.
+MUTE_FIELDS = ("muted_until", "muted", "mute_reason")
 # Waiting private messages per account (then mailbox_full), and how long they are kept.
 MAILBOX_MAX = 100
 DEFAULT_OFFLINE_DAYS = 30.0
@@ -124,10 +132,16 @@ class PasswordHasher:
             hash_password, password, self.cost, limiter=self._limiter
         )
 
+    async def prepare(self) -> None:
+        """Make the hash that a name without an account is checked against, before
+        the first login: otherwise the first such check would cost two hashes."""
+        if self._dummy is None:
+            self._dummy = await self.hash("not a password")
+
     async def verify(self, password: str, stored: str | None) -> bool:
         if stored is None:
-            if self._dummy is None:
-                self._dummy = await self.hash("not a password")
+            await self.prepare()
+            assert self._dummy is not None
             await anyio.to_thread.run_sync(
                 verify_password, password, self._dummy, limiter=self._limiter
             )
@@ -183,45 +197,68 @@ class Account:
         )
 
 
+# Between the two name keys of a conversation_key: ":", which no name's key contains
+# (imkit.names refuses it). A space would not do: some characters' keys begin with one
+# (U+037A is " i"), so two pairs of accounts could share a conversation.
+PAIR_SEPARATOR = ":"
+
+
 def conversation_key(a: str, b: str) -> str:
     """The key of the private conversation between the accounts with keys ``a`` and
     ``b`` (either order): where its messages are found in the store."""
     first, second = sorted((a, b))
-    return f"{first} {second}"
+    return f"{first}{PAIR_SEPARATOR}{second}"
 
 
 class LoginAttempts:
     """Failed logins per address: more than :data:`MAX_FAILED_LOGINS` within
-    :data:`ATTEMPT_WINDOW` seconds, and the address must wait until the window is over."""
+    :data:`ATTEMPT_WINDOW` seconds, and the address must wait until the window is over.
+    An IPv6 address counts for its /64, which one client usually has. (The logins of
+    one address are checked one at a time, imkit.login, so that attempts sent at once
+    cannot all be checked before the first failure counts.)"""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._failed: dict[str, deque[float]] = {}
+        # By address, the most recently failed last: the table is bounded by forgetting
+        # the addresses that failed longest ago.
+        self._failed: OrderedDict[str, deque[float]] = OrderedDict()
+
+    @staticmethod
+    def key(address: str) -> str:
+        """What counts as one address: the IP, or for IPv6 its /64."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address
+        if ip.version == 6:
+            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        return address
 
     def wait(self, address: str) -> float:
         """Seconds until ``address`` may try again (0: now)."""
-        failures = self._recent(address)
+        failures = self._recent(self.key(address))
         if failures is None or len(failures) < MAX_FAILED_LOGINS:
             return 0.0
-        return max(0.0, failures[0] + ATTEMPT_WINDOW - self.clock())
+        return max(0.01, failures[0] + ATTEMPT_WINDOW - self.clock())
 
     def failed(self, address: str) -> None:
-        failures = self._failed.setdefault(address, deque())
+        key = self.key(address)
+        failures = self._failed.pop(key, None) or deque()
         failures.append(self.clock())
         while len(failures) > MAX_FAILED_LOGINS:
             failures.popleft()
-        if len(self._failed) > 10_000:  # bounded: forget the addresses done waiting
-            for stale in [a for a in self._failed if not self.wait(a)]:
-                del self._failed[stale]
+        self._failed[key] = failures
+        while len(self._failed) > MAX_TRACKED:
+            self._failed.popitem(last=False)
 
-    def _recent(self, address: str) -> deque[float] | None:
-        failures = self._failed.get(address)
+    def _recent(self, key: str) -> deque[float] | None:
+        failures = self._failed.get(key)
         if failures is None:
             return None
         cutoff = self.clock() - ATTEMPT_WINDOW
         while failures and failures[0] <= cutoff:
             failures.popleft()
         if not failures:
-            del self._failed[address]
+            del self._failed[key]
             return None
         return failures

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import ClassVar
 
@@ -508,10 +508,11 @@ class Hub:
         event = ChatMessage(
             member.name, member.shown_addr, account.name, command.text, now, msgid, member.account
         )
-        if member.account is not None:
-            store.append(event, None, conversation_key(name_key(member.account), account.key))
+        sender = member.account
 
         def kept(problem: str | None) -> None:
+            if problem is None and sender is not None:  # only what was kept
+                store.append(event, None, conversation_key(name_key(sender), account.key))
             if not member.online:
                 return
             if problem is None:
@@ -581,10 +582,11 @@ class Hub:
         else:
             reply = LoginOk(rid, member.name)
         self.send(member, reply)
-        self.store.save_account(replace(account, last_login=self.wall_clock()), _ignore_outcome)
-        for message in self.store.take_mail(account.key):
-            if self.send(member, KeptMessage(message)):
-                self.stats.messages_delivered += 1
+        self.store.update_account(account.key, {"last_login": self.wall_clock()}, _ignore_outcome)
+        # Each leaves the mailbox only once queued: should the client's queue overflow,
+        # the rest wait for its next login.
+        delivered = self.store.take_mail(account.key, lambda m: self.send(member, KeptMessage(m)))
+        self.stats.messages_delivered += len(delivered)
 
     def _release_name(self, holder: Member) -> None:
         """Free ``holder``'s name for its account's user: a session of the account is
@@ -632,7 +634,7 @@ class Hub:
                 message = f"the password was not changed: {problem}"
                 self.send(member, Error(rid, UNAVAILABLE, message))
 
-        self.store.save_account(account.with_password(password_hash), saved)
+        self.store.update_account(account.key, {"hash": password_hash}, saved)
 
     def reserve(self, account: Account) -> str | None:
         """An account was made: a guest holding its name is renamed to its default name

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from functools import partial
 
+import anyio
+
 from imkit.accounts import Account, LoginAttempts, PasswordHasher, password_problem
 from imkit.addresses import host_of
 from imkit.hub import Hub, Member
@@ -68,6 +70,7 @@ class Logins:
         self.hasher = hasher
         self.accounts_only = accounts_only
         self.attempts = LoginAttempts(clock)
+        self._locks: dict[str, _AddressLock] = {}
 
     async def login(self, member: Member, command: Login | Hello) -> bool:
         """Check ``command``'s name and password; True when ``member`` is now the
@@ -130,9 +133,28 @@ class Logins:
     async def _check(
         self, member: Member, rid: RequestId, name: str, password: str
     ) -> Account | None:
-        """The account whose name and password these are, or None (``member`` told why)."""
+        """The account whose name and password these are, or None (``member`` told why).
+
+        The logins of one address are checked one at a time, so that the failures of
+        attempts sent at once count before the next is checked.
+        """
+        address = LoginAttempts.key(host_of(member.addr))
+        lock = self._locks.get(address)
+        if lock is None:
+            lock = self._locks[address] = _AddressLock()
+        lock.users += 1
+        try:
+            async with lock.lock:
+                return await self._check_now(member, rid, name, password, address)
+        finally:
+            lock.users -= 1
+            if not lock.users:
+                del self._locks[address]
+
+    async def _check_now(
+        self, member: Member, rid: RequestId, name: str, password: str, address: str
+    ) -> Account | None:
         hub = self.hub
-        address = host_of(member.addr)
         wait = self.attempts.wait(address)
         if wait:
             hub.stats.failed_logins += 1
@@ -146,6 +168,11 @@ class Logins:
         right = await self.hasher.verify(password, None if found is None else found.password_hash)
         if member.outbox.closed:
             return None  # gone meanwhile
+        if found is not None and right:
+            # Removed, or given another password, while this one was being checked?
+            now = await find_account(hub, name)
+            right = isinstance(now, Account) and now.password_hash == found.password_hash
+            found = now if isinstance(now, Account) else found
         if found is None or not right:
             self.attempts.failed(address)
             hub.stats.failed_logins += 1
@@ -158,3 +185,11 @@ class Logins:
             hub.send(member, Error(rid, LOGIN_FAILED, LOGIN_FAILED_MESSAGE))
             return None
         return found
+
+
+class _AddressLock:
+    """One address's logins, one at a time; forgotten when nobody waits for it."""
+
+    def __init__(self) -> None:
+        self.lock = anyio.Lock()
+        self.users = 0

@@ -13,7 +13,8 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from imkit.accounts import Account
+from imkit.account_admin import update_account
+from imkit.accounts import MUTE_FIELDS, Account
 from imkit.login import find_account
 from imkit.moderation import Ban, address_of, parse_target, shown
 from imkit.msgid import format_msgid, msgid_floor, parse_msgid
@@ -187,19 +188,6 @@ async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
     return {"type": "ok", "target": normal}
 
 
-async def _saved(hub: Hub, account: Account) -> str | None:
-    """Keep ``account`` (its mute) in the store, or in a cluster's Redis; why not."""
-    if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin as cluster_admin
-
-        return await cluster_admin.account_passwd(cluster, account)
-    try:
-        problem: str | None = await awaited(partial(hub.store.save_account, account), STORE_TIMEOUT)
-    except TimeoutError:
-        return f"the store did not answer within {STORE_TIMEOUT:g}s"
-    return problem
-
-
 async def _address_of_user(hub: Hub, name: str) -> str | None:
     if (cluster := _cluster(hub)) is not None:
         from imkit.cluster import admin as cluster_admin
@@ -224,7 +212,9 @@ async def _mute(
         else:
             forever = float("inf") if until is None else until
             muted = replace(found, muted_until=forever, mute_reason=reason)
-        problem = await _saved(hub, muted)
+        fields = muted.fields()
+        changes = {field: fields[field] for field in MUTE_FIELDS}
+        problem = await update_account(hub, found.key, changes)
         if problem is not None:
             return _error(UNAVAILABLE, problem)
     if (cluster := _cluster(hub)) is not None:

@@ -469,6 +469,8 @@ class Server:
                         },
                     )
                 background.start_soon(self._flush_loop)
+                # The hash a login for an unknown name is checked against, made now.
+                background.start_soon(self.logins.hasher.prepare)
                 background.start_soon(self._sweep_loop)
                 background.start_soon(admin_socket.serve, self)
                 for sub in listener.listeners:

@@ -671,3 +671,86 @@ async def test_account_bans_and_mutes_survive_a_restart(short_dir: Path, tmp_pat
         sam = await joined(address)
         await sam.send("login|sam|pw\n")
         assert await sam.line() == "you are banned\n"
+
+
+# ------------------------------------------------ races and look-alikes (review)
+
+
+async def test_conversations_of_look_alike_pairs_stay_apart(server: Server) -> None:
+    """Some characters' keys begin with a space (U+037A is " i"): a conversation's key
+    must still tell the pair (aͺ, ib) from the pair (a, iͺb)."""
+    address = server.addresses[0]
+    for name in ("a\u037a", "ib", "a", "i\u037ab"):
+        await add(server, name, "pw")
+    first, _ = await json_client(address, login={"name": "a\u037a", "password": "pw"})
+    second, _ = await json_client(address, login={"name": "a", "password": "pw"})
+    await first.request(type="message", to="ib", text="SECRET")
+    page = await second.request(type="history", **{"with": "i\u037ab"})
+    assert page["messages"] == []
+    await ask(server, type="account_remove", name="a")
+    page = await first.request(type="history", **{"with": "ib"})
+    assert [m["text"] for m in page["messages"]] == ["SECRET"]
+
+
+async def test_failed_logins_sent_at_once_count_before_the_next(server: Server) -> None:
+    address = server.addresses[0]
+    await add(server, "bob", "right")
+    client = await client_from(address, "127.0.0.4")
+    await client.send("".join(f"login|bob|guess{n}\n" for n in range(8)))
+    answers = [await client.line() for _ in range(8)]
+    assert answers[:3] == ["error: wrong name or password\n"] * 3
+    assert all(a.startswith("error: too many failed logins") for a in answers[3:])
+
+
+async def test_a_login_does_not_undo_a_removal_or_a_mute(short_dir: Path) -> None:
+    """A login whose password is being hashed while the account is removed (or muted)
+    must not bring the account back (or lift the mute) when it saves its login time."""
+    async with run_server(config(short_dir, password_hash_cost=16)) as server:
+        address = server.addresses[0]
+        await add(server, "carol", "pw")
+        await add(server, "dan", "pw")
+        carol = await joined(address)
+        await carol.send("login|carol|pw\n")
+        await anyio.sleep(0.05)  # its password is being hashed
+        assert (await ask(server, type="account_remove", name="carol"))["type"] == "ok"
+        assert await carol.line() == "error: wrong name or password\n"
+        listed = await ask(server, type="accounts")
+        assert [a["name"] for a in listed["accounts"]] == ["dan"]
+        dan = await joined(address)
+        await dan.send("login|dan|pw\n")
+        await anyio.sleep(0.05)
+        assert (await ask(server, type="mute", name="dan"))["type"] == "ok"
+        assert await dan.line() == "you have logged in as dan\n"
+        await dan.send("hello?\n")
+        assert (await dan.line()).startswith("error: you are muted")
+        assert server.hub.store.accounts[name_key("dan")].muted_until == float("inf")
+
+
+async def test_a_login_read_in_time_is_checked_however_long_hashing_takes(
+    short_dir: Path,
+) -> None:
+    """--accounts-only bounds waiting for the login line, not the queue of hashes."""
+    cfg = config(short_dir, accounts_only=True, auth_timeout=0.5, password_hash_cost=16)
+    async with run_server(cfg) as server:
+        address = server.addresses[0]
+        await add(server, "eve", "pw")
+        clients = [await LineClient.connect(address) for _ in range(6)]
+        for client in clients:
+            await client.send("login|eve|pw\n")
+        for client in clients:
+            assert "logged in as eve" in await client.line_matching("logged in|login|bye|no ")
+
+
+async def test_kept_messages_that_do_not_fit_wait_for_the_next_login(short_dir: Path) -> None:
+    async with run_server(config(short_dir, max_queue=4000)) as server:
+        address = server.addresses[0]
+        await add(server, "alex", "pw")
+        sender, _ = await json_client(address, name="bot")
+        for n in range(10):
+            await sender.request(type="message", to="alex", text=f"{n} " + "x" * 500)
+        user = await joined(address)
+        await user.send("login|alex|pw\n")
+        assert await user.line_matching("slow consumer")  # the queue could not hold them
+        listed = await ask(server, type="accounts")
+        waiting = listed["accounts"][0]["waiting"]
+        assert 0 < waiting < 10  # those that did not fit are still there

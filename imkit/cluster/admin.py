@@ -4,7 +4,7 @@
 would leave unanswered); when Redis cannot be reached it lists this node's users and
 says that the list is partial. ``kick`` finds the user's node in Redis and asks it
 through that node's stream. ``stats`` adds the live nodes, from their heartbeats.
-``account_add``, ``account_passwd``, ``account_remove`` and ``accounts`` (for
+``account_add``, ``account_update``, ``account_remove`` and ``accounts`` (for
 imkit.account_admin, which checks and hashes first) are one script each: every node
 sees the change at once, and the users it concerns are told by their own node.
 """
@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from imkit.account_admin import ACCOUNT_EXISTS, NO_SUCH_ACCOUNT
-from imkit.accounts import Account
+from imkit.accounts import ACCOUNT_GONE, Account
 from imkit.cluster.hub import ClusterHub, ascii_keys, parse_users
 from imkit.cluster.link import FAILURES
 from imkit.moderation import Ban, address_of
@@ -238,18 +238,17 @@ async def account_add(hub: ClusterHub, account: Account) -> str | None | dict[st
     return str(reply[1]) or None
 
 
-async def account_passwd(hub: ClusterHub, account: Account) -> str | None:
-    """Keep the changed ``account`` (a new password, a mute: imkit.moderate) in Redis;
-    why it could not be, or None."""
+async def account_update(hub: ClusterHub, key: str, changes: dict[str, Any]) -> str | None:
+    """Change some fields of the account ``key`` in Redis (a password, a mute:
+    imkit.moderate), leaving the others; why it could not be, or None."""
     link = hub.link
     assert link is not None
-    fields = json.dumps(account.fields())
     try:
-        reply = await link.run_script("account_passwd", account.key, fields)
+        reply = await link.run_script("account_update", key, json.dumps(changes))
     except FAILURES:
         return _unreachable(hub)
     if reply[0] != "ok":
-        return f"the account {account.name} was removed meanwhile"
+        return ACCOUNT_GONE
     return None
 
 

@@ -525,8 +525,8 @@ class ClusterHub(Hub):
                 message = "the password was not changed: the account no longer exists"
                 self.send(member, Error(rid, UNAVAILABLE, message))
 
-        fields = json.dumps(account.with_password(password_hash).fields())
-        self._link.script("account_passwd", account.key, fields, done=saved)
+        changes = json.dumps({"hash": password_hash})
+        self._link.script("account_update", account.key, changes, done=saved)
 
     # ------------------------------------------------------------ events from Redis
 

@@ -564,14 +564,14 @@ if h.account then return {'ok', ''} end
 return {'ok', evict_guest(holder, h, cjson.decode(ARGV[4])) or ''}
 """
 
-# ARGV: prefix, account key, the account as JSON. A changed account (its password, its
-# mute) replaces the one kept: {'ok'}, or {'none'} when there is none (removed
-# meanwhile). Its last login is the one in Redis: only the login script sets it.
-ACCOUNT_PASSWD = """
+# ARGV: prefix, account key, the fields to change as JSON (Account.fields names: a
+# password, a mute). Only those change, so that changes made at once never undo one
+# another: {'ok'}, or {'none'} when there is no such account (removed meanwhile).
+ACCOUNT_UPDATE = """
 local raw = redis.call('HGET', ACCOUNTS, ARGV[2])
 if not raw then return {'none'} end
-local account = cjson.decode(ARGV[3])
-account.last_login = cjson.decode(raw).last_login
+local account = cjson.decode(raw)
+for field, value in pairs(cjson.decode(ARGV[3])) do account[field] = value end
 redis.call('HSET', ACCOUNTS, ARGV[2], cjson.encode(account))
 return {'ok'}
 """
@@ -647,7 +647,7 @@ OPERATIONS = {
     "nodes": NODES_INFO,
     "login": LOGIN,
     "account_add": ACCOUNT_ADD,
-    "account_passwd": ACCOUNT_PASSWD,
+    "account_update": ACCOUNT_UPDATE,
     "account_remove": ACCOUNT_REMOVE,
     "accounts": ACCOUNT_LIST,
 }

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from imkit.accounts import DEFAULT_OFFLINE_DAYS, Account
+from imkit.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
 from imkit.addresses import new_secret
 from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.protocol import HISTORY_MAX, ChatMessage
@@ -105,6 +105,9 @@ class Store(ABC):
         # read when the store opens and kept current by the methods below, so that the
         # hub decides at once (is a name reserved? is there room in a mailbox?).
         self.accounts: dict[str, Account] = {}
+        # Keys of accounts being added (their password is hashed meanwhile): a second
+        # `imkit account add` of the same name is refused rather than raced.
+        self.adding: set[str] = set()
         self.mailboxes: dict[str, list[ChatMessage]] = {}
         # The newest public messages, for replay on connect: it must not wait for a query.
         self._recent: collections.deque[ChatMessage] = collections.deque(maxlen=HISTORY_MAX)
@@ -182,6 +185,18 @@ class Store(ABC):
         self.accounts[account.key] = account
         done(None)
 
+    def update_account(self, key: str, changes: dict[str, Any], done: Stored) -> None:
+        """Change some fields of the account ``key`` (names of :meth:`Account.fields`)
+        and leave the others as they are by then, so that a login time, a new password
+        and a mute made at the same time never undo one another, and a change never
+        brings back an account removed meanwhile (``done`` gets :data:`ACCOUNT_GONE`)."""
+        current = self.accounts.get(key)
+        if current is None:
+            done(ACCOUNT_GONE)
+            return
+        self.accounts[key] = Account.from_fields(current.fields() | changes)
+        done(None)
+
     def delete_account(self, key: str, done: Stored) -> None:
         """Forget the account ``key`` and discard its waiting messages."""
         self.accounts.pop(key, None)
@@ -195,12 +210,29 @@ class Store(ABC):
         self._post_mail(key, message)
         done(None)
 
-    def take_mail(self, key: str) -> list[ChatMessage]:
-        """The messages waiting for ``key`` within --offline-days, oldest first, now
-        removed (the hub delivers them at once)."""
-        waiting = self.mailboxes.pop(key, [])
+    def take_mail(
+        self, key: str, deliver: Callable[[ChatMessage], bool] | None = None
+    ) -> list[ChatMessage]:
+        """The messages waiting for ``key`` within --offline-days, oldest first, each
+        handed to ``deliver`` (when given) and removed; one that ``deliver`` refuses (a
+        client whose queue is full) and those after it stay for the next login. Expired
+        ones are removed and never delivered."""
+        waiting = self.mailboxes.get(key, [])
         cutoff = self.mail_cutoff()
-        return [m for m in waiting if message_number(m) >= cutoff]
+        taken: list[ChatMessage] = []
+        done = len(waiting)
+        for index, message in enumerate(waiting):
+            if message_number(message) < cutoff:
+                continue
+            if deliver is not None and not deliver(message):
+                done = index
+                break
+            taken.append(message)
+        if done < len(waiting):
+            self.mailboxes[key] = waiting[done:]
+        else:
+            self.mailboxes.pop(key, None)
+        return taken
 
     def waiting(self, key: str) -> int:
         """How many messages wait for the account ``key`` (within --offline-days)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Iterable
 
-from imkit.accounts import DEFAULT_OFFLINE_DAYS
+from imkit.accounts import DEFAULT_OFFLINE_DAYS, PAIR_SEPARATOR
 from imkit.names import name_key
 from imkit.protocol import ChatMessage
 from imkit.store.base import (
@@ -88,7 +88,7 @@ class MemoryStore(Store):
 
     def delete_account(self, key: str, done: Stored) -> None:
         # A new account of the same name is someone else: it must not read these.
-        kept = [(pair, m) for pair, m in self._private if key not in pair.split(" ")]
+        kept = [(pair, m) for pair, m in self._private if key not in pair.split(PAIR_SEPARATOR)]
         self._private.clear()
         self._private.extend(kept)
         super().delete_account(key, done)

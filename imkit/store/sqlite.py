@@ -42,7 +42,7 @@ from typing import Any
 
 import anyio
 
-from imkit.accounts import DEFAULT_OFFLINE_DAYS, Account
+from imkit.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
 from imkit.msgid import format_msgid
 from imkit.names import name_key
 from imkit.protocol import HISTORY_MAX, ChatMessage
@@ -284,8 +284,8 @@ class SqliteStore(Store):
             # someone else, and must not read them (only the two parties may).
             connection.execute(
                 "DELETE FROM messages WHERE conversation IS NOT NULL AND "
-                "(substr(conversation, 1, length(?1) + 1) = ?1 || ' ' "
-                "OR substr(conversation, -length(?1) - 1) = ' ' || ?1)",
+                "(substr(conversation, 1, length(?1) + 1) = ?1 || ':' "
+                "OR substr(conversation, -length(?1) - 1) = ':' || ?1)",
                 (key,),
             )
 
@@ -315,9 +315,34 @@ class SqliteStore(Store):
 
         self._change(work, kept)
 
-    def take_mail(self, key: str) -> list[ChatMessage]:
-        taken = self.mailboxes.get(key, [])
-        if taken:  # the expired ones too: none of them must be delivered again
+    def update_account(self, key: str, changes: dict[str, Any], done: Stored) -> None:
+        patch = json.dumps(changes)
+        updated: list[int] = []  # written by the writer thread, read after it posts
+
+        def work(connection: sqlite3.Connection) -> None:
+            cursor = connection.execute(
+                "UPDATE accounts SET fields = json_patch(fields, ?) WHERE key = ?", (patch, key)
+            )
+            updated.append(cursor.rowcount)
+
+        def finished(problem: str | None) -> None:
+            if problem is None and not (updated and updated[0]):
+                problem = ACCOUNT_GONE
+            current = self.accounts.get(key)
+            if problem is None and current is not None:
+                self.accounts[key] = Account.from_fields(current.fields() | changes)
+            done(problem)
+
+        self._change(work, finished)
+
+    def take_mail(
+        self, key: str, deliver: Callable[[ChatMessage], bool] | None = None
+    ) -> list[ChatMessage]:
+        before = self.mailboxes.get(key, [])
+        result = super().take_mail(key, deliver)
+        # What left the mailbox is a prefix: delivered and expired ones, never again.
+        taken = before[: len(before) - len(self.mailboxes.get(key, []))]
+        if taken:
             last = max(message_number(m) for m in taken)
 
             def forgotten(problem: str | None) -> None:
@@ -330,7 +355,7 @@ class SqliteStore(Store):
 
             delete = "DELETE FROM mailbox WHERE owner = ? AND id <= ?"
             self._change(lambda c: c.execute(delete, (key, last)), forgotten)
-        return super().take_mail(key)
+        return result
 
     async def flush(self, timeout: float) -> None:  # noqa: ASYNC109
         if self._thread is None or not self._thread.is_alive():

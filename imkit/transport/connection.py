@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import TypeGuard
 
 import anyio
 import anyio.lowlevel
@@ -50,6 +51,15 @@ LINGER_TIMEOUT = 2.0
 _AWAITED = frozenset({Login, Passwd, Hello})
 LOGIN_FIRST = "log in first (text: login|NAME|PASSWORD; JSON: a login request)"
 HELLO_FIRST = "send a hello first"
+
+
+def is_login(command: Command) -> TypeGuard[Login | Hello]:
+    """A login: ``login|NAME|PASSWORD``, a login request, or a hello that carries one."""
+    return isinstance(command, Login) or (isinstance(command, Hello) and bool(command.login))
+
+
+class _TooLate(Exception):
+    """No password or login came within the auth timeout."""
 
 
 class TokenBucket:
@@ -270,7 +280,7 @@ class Connection:
         """A login or a password change: checked before the next line is handled."""
         if not self.member.online:
             return
-        if isinstance(command, Login) or (isinstance(command, Hello) and command.login):
+        if is_login(command):
             await self.logins.login(self.member, command)
         elif isinstance(command, Passwd):
             await self.logins.passwd(self.member, command)
@@ -288,17 +298,22 @@ class Connection:
         if self.password is None and not accounts_only:
             self.hub.join(self.member)
             return []
+        # Only waiting for lines is bounded: a login read in time is checked however
+        # long the queue of passwords to hash is (1,000 clients after a restart).
+        deadline = anyio.current_time() + self.auth_timeout
         commands: list[Command] | None = []
         authenticated = self.password is None
-        with anyio.move_on_after(self.auth_timeout):
+        try:
             if self.password is not None:
-                commands = await self._authenticate(self.password)
+                commands = await self._authenticate(self.password, deadline)
                 authenticated = commands is not None
                 if commands is not None and not accounts_only:
                     self.hub.join(self.member)
             if commands is not None and accounts_only:
-                commands = await self._await_login(commands)
+                commands = await self._await_login(commands, deadline)
             return commands
+        except _TooLate:
+            pass
         if not authenticated:
             self._refuse(None, f"no password received within {self.auth_timeout:g} seconds")
         else:
@@ -315,7 +330,8 @@ class Connection:
         welcome), the client joined; None when it was refused or left."""
         member, hub, password = self.member, self.hub, self.password
         commands: list[Command] | None = []
-        with anyio.move_on_after(self.auth_timeout):
+        deadline = anyio.current_time() + self.auth_timeout  # for the hello, not its login
+        try:
             while commands is not None:
                 for index, command in enumerate(commands):
                     if not isinstance(command, Hello):
@@ -345,8 +361,10 @@ class Connection:
                         return commands[index:]
                     if self.outbox.closed:
                         return None
-                commands = await self._receive_commands()
+                commands = await self._receive_commands(deadline)
             return None
+        except _TooLate:
+            pass
         if password is not None:
             self._refuse(None, f"no password received within {self.auth_timeout:g} seconds")
         elif self.logins.accounts_only:
@@ -358,24 +376,28 @@ class Connection:
             self.outbox.close(member.wire.encode(Bye("idle", why)))
         return None
 
-    async def _receive_commands(self) -> list[Command] | None:
+    async def _receive_commands(self, deadline: float) -> list[Command] | None:
         """The commands of the next bytes received before the client is in; None when
-        the connection ended."""
-        try:
-            data = await self.link.receive()
-        except LINK_ERRORS:
-            return None
+        the connection ended; :class:`_TooLate` past ``deadline``."""
+        data = b""
+        with anyio.move_on_after(deadline - anyio.current_time()) as waiting:
+            try:
+                data = await self.link.receive()
+            except LINK_ERRORS:
+                return None
+        if waiting.cancelled_caught:
+            raise _TooLate
         if not data:
             return None
         self.hub.stats.bytes_in += len(data)
         return self.member.wire.receive_data(data)
 
-    async def _authenticate(self, password: str) -> list[Command] | None:
+    async def _authenticate(self, password: str, deadline: float) -> list[Command] | None:
         """Wait for the password; return the commands that came with it (a hello among
         them, which still gets its welcome), or None when it was refused."""
         commands: list[Command] | None = []
         while not commands:
-            commands = await self._receive_commands()
+            commands = await self._receive_commands(deadline)
             if commands is None:
                 return None
         first = commands[0]
@@ -386,13 +408,13 @@ class Connection:
         self._refuse(first.id if isinstance(first, Hello) else None, wrong)
         return None
 
-    async def _await_login(self, commands: list[Command]) -> list[Command] | None:
+    async def _await_login(self, commands: list[Command], deadline: float) -> list[Command] | None:
         """--accounts-only: answer everything but a login with login_required until a
         login works (it joins the client); the commands after it, or None."""
         member, hub = self.member, self.hub
         while True:
             for index, command in enumerate(commands):
-                if isinstance(command, Login) or (isinstance(command, Hello) and command.login):
+                if is_login(command):
                     if await self.logins.login(member, command):
                         return commands[index + 1 :]
                 elif isinstance(command, Invalid):  # a malformed login line among them
@@ -401,7 +423,7 @@ class Connection:
                     hub.send(member, Error(command.id, LOGIN_REQUIRED, LOGIN_FIRST))
                 if self.outbox.closed:
                     return None
-            received = await self._receive_commands()
+            received = await self._receive_commands(deadline)
             if received is None:
                 return None
             commands = received
