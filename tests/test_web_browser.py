@@ -453,7 +453,8 @@ def add_account(web: WebServer, name: str, password: str) -> None:
 
 
 def log_in(page: Page, name: str, password: str) -> None:
-    """An account's name typed as a guest's: the page offers the login form."""
+    """An account's name typed as a guest's: the page says so in the login form (always
+    shown), with the name filled in and the focus on the password."""
     page.locator("#guest-name").fill(name)
     page.locator("#guest-name").press("Enter")
     expect(page.locator("#login-form")).to_be_visible()
@@ -473,7 +474,8 @@ def test_accounts_login_private_history_and_replaced(browser: Browser, web: WebS
     bob, _ = open_page(browser, web)
     bob.locator("#guest-name").fill("bob")
     bob.locator("#guest-name").press("Enter")
-    expect(bob.locator("#login-form")).to_be_visible()
+    expect(bob.locator("#login-error")).to_contain_text("name_reserved")
+    expect(bob.locator("#login-name")).to_have_value("bob")
     bob.locator("#login-password").fill("wrong")
     bob.locator("#login-password").press("Enter")
     expect(bob.locator("#login-error")).to_contain_text("login_failed")
@@ -500,6 +502,84 @@ def test_accounts_login_private_history_and_replaced(browser: Browser, web: WebS
     expect(bob2.locator(active_log(bob2))).to_contain_text("kept between accounts")
     time.sleep(2.5)
     expect(bob2.locator("#status")).to_have_text("you are bob (logged in)")
+
+
+def test_login_on_the_first_visit_and_later_as_a_guest(browser: Browser, web: WebServer) -> None:
+    """Every server has accounts: the login form is on the first screen of a browser
+    that never saw this server, and a guest can log in from the chat at any time."""
+    add_account(web, "carol", "carol-secret")
+    add_account(web, "dave", "dave-secret")
+    # First visits (new contexts: nothing in local storage): the form is there at once.
+    carol, _ = open_page(browser, web)
+    expect(carol.locator("#login-form")).to_be_visible()
+    expect(carol.locator("#login-password")).to_have_attribute("type", "password")
+    carol.locator("#login-name").fill("carol")
+    carol.locator("#login-password").fill("carol-secret")
+    carol.locator("#login-password").press("Enter")
+    expect(carol.locator("#status")).to_have_text("you are carol (logged in)")
+    expect(carol.locator("#login-open")).to_be_hidden()
+    dave, dave_watch = open_page(browser, web)
+    dave.locator("#login-name").fill("dave")
+    dave.locator("#login-password").fill("dave-secret")
+    dave.locator("#login-password").press("Enter")
+    expect(dave.locator("#status")).to_have_text("you are dave (logged in)")
+    dave.locator("#users button", has_text="carol").click()
+    say(dave, "between carol and dave")
+    expect(carol.locator("#conversations .unread")).to_have_text("1")
+    dave.context.close()
+
+    # A guest, who logs in later: wrong password first, then the right one.
+    later, later_watch = open_page(browser, web)
+    join(later, "visitor")
+    expect(later.locator("#account-login")).to_be_hidden()
+    later.locator("#login-open").click()
+    expect(later.locator("#account-login")).to_be_visible()
+    expect(later.locator("#later-password")).to_have_attribute("type", "password")
+    later.locator("#later-name").fill("dave")
+    later.locator("#later-password").fill("wrong")
+    later.locator("#later-password").press("Enter")
+    expect(later.locator("#later-error")).to_contain_text("login_failed")
+    expect(later.locator("#status")).to_have_text("you are visitor")
+    later.locator("#later-password").fill("dave-secret")
+    later.locator("#later-password").press("Enter")
+    expect(later.locator("#status")).to_have_text("you are dave (logged in)")
+    expect(later.locator("#account-login")).to_be_hidden()
+    expect(later.locator("#login-open")).to_be_hidden()
+    expect(later.locator("#text")).to_be_focused()
+    expect(carol.locator("#users")).to_contain_text("dave")
+    expect(carol.locator("#users")).not_to_contain_text("visitor")
+    # The private history of the account, asked with `with` on opening the conversation.
+    later.locator("#users button", has_text="carol").click()
+    expect(later.locator(active_log(later))).to_contain_text("between carol and dave")
+    # And the conversation goes on, both ways.
+    carol.locator("#conversations button", has_text="dave").click()
+    say(carol, "welcome back, dave")
+    expect(later.locator(active_log(later))).to_contain_text("welcome back, dave")
+    # No password anywhere in the browser's storage.
+    stored = later.evaluate("JSON.stringify(Object.assign({}, localStorage, sessionStorage))")
+    assert "secret" not in stored and "wrong" not in stored, stored
+    assert not later_watch.errors and not later_watch.dialogs
+
+
+def test_too_many_attempts_when_logging_in_later(browser: Browser, web: WebServer) -> None:
+    add_account(web, "erin", "erin-secret")
+    page, _ = open_page(browser, web)
+    join(page, "guessing")
+    page.locator("#login-open").click()
+    page.locator("#later-name").fill("erin")
+    for _ in range(3):
+        page.locator("#later-password").fill("wrong")
+        page.locator("#later-password").press("Enter")
+        expect(page.locator("#later-error")).to_contain_text("login_failed")
+        page.locator("#later-error").evaluate("node => { node.textContent = '' }")
+    page.locator("#later-password").fill("erin-secret")
+    page.locator("#later-password").press("Enter")
+    expect(page.locator("#later-error")).to_contain_text("too_many_attempts")
+    expect(page.locator("#status")).to_have_text("you are guessing")
+    # Cancel (or Escape) closes the form; the Log in control stays for later.
+    page.locator("#later-password").press("Escape")
+    expect(page.locator("#account-login")).to_be_hidden()
+    expect(page.locator("#login-open")).to_be_visible()
 
 
 def test_idle_shows_the_reason_and_no_automatic_reconnect(

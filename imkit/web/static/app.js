@@ -246,6 +246,7 @@
     state.ws = null;
     const wasJoined = state.joined;
     state.joined = false;
+    updateLoginControl();
     let reason = state.byeReason;
     let detail = state.byeMessage || "";
     if (!reason) {
@@ -430,6 +431,7 @@
   }
 
   function onWelcome(welcome) {
+    $("login-password").value = ""; // kept in the tab's memory only, for a reconnect
     state.joined = true;
     state.backoffMs = BACKOFF_FIRST_MS;
     state.me = welcome.name;
@@ -445,6 +447,7 @@
     show($("join"), false);
     show($("chat"), true);
     setStatus(statusText());
+    updateLoginControl();
     loadUsers();
     reloadHistory();
     $("text").focus();
@@ -458,7 +461,81 @@
   function showJoin() {
     show($("chat"), false);
     show($("join"), true);
-    showLoginForm(hasFeature("accounts"));
+    closeLaterLogin();
+    show($("login-open"), false);
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Logging in after joining as a guest: a `login` request on the open connection.
+  // The server renames the guest to the account's name (a `rename` event, handled like
+  // any other) and answers `ok` with `name` and `account`; then the messages kept for
+  // the account arrive as ordinary `message` events.
+
+  /** The "Log in" control: for a guest on a server with accounts. */
+  function updateLoginControl() {
+    // A server from before `features` named "accounts" may have none: no control.
+    const offer = state.joined && !state.account && hasFeature("accounts");
+    show($("login-open"), offer);
+    if (!offer) closeLaterLogin();
+  }
+
+  function openLaterLogin() {
+    setError("later-error", "");
+    show($("account-login"), true);
+    const name = $("later-name");
+    if (!name.value && state.me && !state.me.includes(":")) name.value = state.me;
+    (name.value ? $("later-password") : name).focus();
+  }
+
+  function closeLaterLogin() {
+    $("later-password").value = ""; // never kept longer than the request needs
+    setError("later-error", "");
+    show($("account-login"), false);
+  }
+
+  function onLaterLoginSubmit(event) {
+    event.preventDefault();
+    const name = $("later-name").value.trim();
+    const password = $("later-password").value;
+    if (!isOpen() || !state.joined) {
+      setError("later-error", "Not connected: log in again once the page has reconnected.");
+      return;
+    }
+    setError("later-error", "");
+    request({ type: "login", name: name, password: password }, (reply) => {
+      if (reply.type !== "ok") {
+        // login_failed, too_many_attempts, unavailable…: the form stays, password cleared.
+        $("later-password").value = "";
+        setError("later-error", describeError(reply));
+        $("later-password").focus();
+        return;
+      }
+      onLoggedIn(reply, password);
+    });
+  }
+
+  function onLoggedIn(reply, password) {
+    state.me = reply.name || state.me;
+    state.account = reply.account || reply.name || null;
+    // In the tab's memory only, as a first-screen login is: an automatic reconnect
+    // after a restart logs in again.
+    state.credentials = { login: { name: state.account, password: password } };
+    rememberName(state.account);
+    const me = state.users.get(state.me);
+    if (me) me.account = state.account;
+    closeLaterLogin();
+    updateLoginControl();
+    setStatus(statusText());
+    renderUsers();
+    systemLine(PUBLIC, "You logged in to the account " + state.account + ".");
+    // Private conversations now have a history kept by the server: ask again.
+    for (const conv of state.conversations.values()) {
+      if (conv.key === PUBLIC) continue;
+      conv.historyAsked = false;
+      if (conv.key === state.active) loadPrivateHistory(conv);
+    }
+    renderConversations();
+    $("text").focus();
   }
 
   function showLoginForm(visible) {
@@ -818,6 +895,18 @@
   function start() {
     $("guest-form").addEventListener("submit", onGuestSubmit);
     $("login-form").addEventListener("submit", onLoginSubmit);
+    $("login-open").addEventListener("click", openLaterLogin);
+    $("login-cancel").addEventListener("click", () => {
+      closeLaterLogin();
+      $("text").focus();
+    });
+    $("account-login").addEventListener("submit", onLaterLoginSubmit);
+    $("account-login").addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        closeLaterLogin();
+        $("text").focus();
+      }
+    });
     $("composer").addEventListener("submit", onComposerSubmit);
     $("reconnect").addEventListener("click", onReconnectClick);
     document.addEventListener("visibilitychange", () => {
