@@ -49,6 +49,7 @@ from imkit.protocol import (
     Bye,
     Error,
     ServerConnection,
+    encode_json,
     encode_text,
     json_line_limit,
 )
@@ -66,7 +67,7 @@ from imkit.transport.limits import (
     format_connect_rate,
     peer_ip,
 )
-from imkit.transport.links import Link, SocketLink, format_addr
+from imkit.transport.links import LINK_ERRORS, Link, SocketLink, format_addr
 from imkit.transport.listener import (
     accept_loop,
     open_tls,
@@ -122,6 +123,11 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # On shutdown, messages already delivered get this long to be stored, so that their
 # senders get their ok before their bye; and closing the store at most this long more.
 STORE_FLUSH_TIMEOUT = 2.0
+# A WebSocket opened on a full server: its bye, then the close frame 1013 (try again
+# later), each given this long at most; then this long for the client to close.
+TRY_AGAIN_LATER = 1013
+FULL_CLOSE_TIMEOUT = 1.0
+FULL_CLOSE_LINGER = 1.0
 
 
 @dataclass(frozen=True)
@@ -553,10 +559,14 @@ class Server:
     async def _run_connection(self, sock: socket.socket, peer: object, web: bool = False) -> None:
         """One accepted connection, in this order: --max-clients, the PROXY header
         (--proxy-protocol), bans, the per-address limits; then the chat (or, on the web
-        port, HTTP until a WebSocket)."""
+        port, HTTP until a WebSocket).
+
+        On the web port --max-clients is checked at the WebSocket's upgrade instead
+        (:meth:`_refuse_full_websocket`): the page's files are no chat client, and a
+        browser that cannot even load the page cannot say why."""
         addr = format_addr(peer)
         self.hub.stats.connections_total += 1
-        if len(self.connections) >= self.config.max_clients:
+        if not web and self._full():
             self._refuse_full(sock, addr, web)
             return
         if self._proxies and _within(peer, self._proxies):
@@ -607,6 +617,9 @@ class Server:
         if web:
             websocket = await self._serve_http(link, addr)
             if websocket is None:
+                return
+            if self._full():
+                await self._refuse_full_websocket(websocket, addr)
                 return
             link = websocket
         now = time.monotonic()
@@ -679,7 +692,12 @@ class Server:
         await link.aclose(0)  # cancelled by the shutdown
         return None
 
-    def _refuse_full(self, sock: socket.socket, addr: str, web: bool = False) -> None:
+    def _full(self) -> bool:
+        """Whether --max-clients chat connections (of both ports) are open."""
+        return len(self.connections) >= self.config.max_clients
+
+    def _full_bye(self, addr: str) -> Bye:
+        """Count and log a refusal for --max-clients; the bye that says so."""
         self.hub.stats.refused_full += 1
         log.warning(
             "%s: refused: the server is full (%d clients)",
@@ -687,8 +705,20 @@ class Server:
             self.config.max_clients,
             extra={"event": "server_full", "addr": addr, "count": self.config.max_clients},
         )
-        bye = Bye("server_full", f"the server is full ({self.config.max_clients} clients)")
-        self._bye_and_close(sock, bye, web)
+        return Bye("server_full", f"the server is full ({self.config.max_clients} clients)")
+
+    def _refuse_full(self, sock: socket.socket, addr: str, web: bool = False) -> None:
+        self._bye_and_close(sock, self._full_bye(addr), web)
+
+    async def _refuse_full_websocket(self, websocket: WebSocketLink, addr: str) -> None:
+        """A WebSocket opened on a full server: the JSON bye ``server_full``, then the
+        close frame 1013 (try again later), so that the page can say why."""
+        bye = self._full_bye(addr)
+        websocket.close_code = TRY_AGAIN_LATER
+        with anyio.move_on_after(FULL_CLOSE_TIMEOUT):
+            with contextlib.suppress(*LINK_ERRORS):
+                await websocket.write(encode_json(bye))
+        await websocket.aclose(FULL_CLOSE_LINGER)
 
     def _refuse_per_address(
         self, sock: socket.socket, addr: str, refusal: Refusal, web: bool = False

@@ -422,10 +422,42 @@ async def test_bans_and_max_clients_hold_for_web_clients() -> None:
         await first.line()
         async with web_user(web) as user:
             await hello(user)
-            with pytest.raises((InvalidHandshake, OSError, EOFError)):
-                async with web_user(web):
-                    pass
-        assert server.hub.stats.refused_full >= 1
+            async with web_user(web) as refused:
+                assert (await refused.json())["reason"] == "server_full"
+                assert await refused.closed() == 1013
+            third = await LineClient.connect(server.addresses[0])
+            assert "server is full" in await third.line()
+            assert await third.eof()
+        assert server.hub.stats.refused_full == 2
+
+
+async def test_a_full_server_serves_the_page_and_says_why_over_the_websocket() -> None:
+    """The page's files are no chat client: a full server still serves them, and a
+    WebSocket opened on it gets the JSON bye server_full, then the close code 1013."""
+    async with web_server(max_clients=1) as server:
+        web = server.web_addresses[0]
+        nc = await LineClient.connect(server.addresses[0])  # a netcat user fills it
+        assert "online" in await nc.line()
+        for path in ("/", "/app.js", "/style.css"):
+            status, _, body = await http(web, get(path))
+            assert status == 200 and body, path
+        assert server.hub.stats.refused_full == 0
+        async with web_user(web) as user:
+            assert await user.json() == {
+                "type": "bye",
+                "reason": "server_full",
+                "message": "the server is full (1 clients)",
+            }
+            assert await user.closed() == 1013
+        assert server.hub.stats.refused_full == 1
+        assert len(server.connections) == 1  # the refused WebSocket never joined
+        # Room again: the next WebSocket joins.
+        await nc.stream.aclose()
+        with anyio.fail_after(TIMEOUT):
+            while server.connections:
+                await anyio.sleep(0.01)
+        async with web_user(web) as user:
+            assert (await hello(user, "wes"))["name"] == "wes"
 
 
 async def test_shutdown_says_bye_then_closes() -> None:

@@ -582,6 +582,34 @@ def test_too_many_attempts_when_logging_in_later(browser: Browser, web: WebServe
     expect(page.locator("#login-open")).to_be_visible()
 
 
+def test_a_full_server_still_serves_the_page_which_says_why(
+    browser: Browser, short_dir: Path
+) -> None:
+    web = WebServer(short_dir / "admin.sock", "--max-clients", "1")
+    try:
+        # A netcat user fills the server (once the probe of wait_for_port has left).
+        deadline = time.monotonic() + 10
+        while True:
+            nc = NetcatClient(web.port)
+            line = nc.line_matching("user is online|server is full")
+            if "online" in line or time.monotonic() > deadline:
+                break
+            nc.close()
+            time.sleep(0.1)
+        assert "online" in line, line
+        page, _ = open_page(browser, web)
+        expect(page.locator("#banner")).to_contain_text("The server is full.")
+        expect(page.locator("#banner")).to_contain_text("the server is full (1 clients)")
+        expect(page.locator("#reconnect")).to_have_text("Reconnect")
+        expect(page.locator("#status")).to_have_text("disconnected")
+        nc.close()
+        time.sleep(0.5)  # the server sees the netcat user leave
+        page.locator("#reconnect").click()
+        join(page, "patient")
+    finally:
+        web.stop()
+
+
 def test_idle_shows_the_reason_and_no_automatic_reconnect(
     browser: Browser, short_dir: Path
 ) -> None:

@@ -107,6 +107,16 @@ class WebSocketLink:
         self._lock = anyio.Lock()  # held by whoever awaits a write on ``inner``
         self._close_code = CloseReason.NORMAL_CLOSURE
 
+    @property
+    def close_code(self) -> int:
+        """The close frame's code when the server closes (1000; 1008 after a bye for a
+        policy; the server sets 1013 when it is full)."""
+        return int(self._close_code)
+
+    @close_code.setter
+    def close_code(self, code: int) -> None:
+        self._close_code = CloseReason(code)
+
     # ----------------------------------------------------------------- receiving
 
     async def receive(self) -> bytes:

@@ -357,6 +357,7 @@
     hideBanner();
     if (!state.credentials) {
       showJoin();
+      $("guest-name").focus(); // the button that had the focus is hidden now
       connect();
       return;
     }
