@@ -18,7 +18,6 @@ in :mod:`imkit.transport`; this module only decides what runs and when it stops.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import signal
@@ -46,11 +45,8 @@ from imkit.moderation import Ban
 from imkit.outbox import DEFAULT_MAX_QUEUE, Outbox
 from imkit.protocol import (
     DEFAULT_MAX_LINE,
-    Bye,
     Error,
     ServerConnection,
-    encode_json,
-    encode_text,
     json_line_limit,
 )
 from imkit.store import DEFAULT_RETAIN_DAYS, Store, open_store
@@ -63,11 +59,9 @@ from imkit.transport.limits import (
     AddressLimits,
     IPAddress,
     Network,
-    Refusal,
-    format_connect_rate,
     peer_ip,
 )
-from imkit.transport.links import LINK_ERRORS, Link, SocketLink, format_addr
+from imkit.transport.links import Link, SocketLink, format_addr
 from imkit.transport.listener import (
     accept_loop,
     open_tls,
@@ -75,7 +69,7 @@ from imkit.transport.listener import (
     raise_open_file_limit,
     tls_context,
 )
-from imkit.transport.proxy import ProxyHeaderError, read_header
+from imkit.transport.refusals import Refusals
 from imkit.transport.writes import PARALLEL_FLUSH_MIN, WriteThread, use_write_thread
 
 if TYPE_CHECKING:
@@ -123,11 +117,6 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # On shutdown, messages already delivered get this long to be stored, so that their
 # senders get their ok before their bye; and closing the store at most this long more.
 STORE_FLUSH_TIMEOUT = 2.0
-# A WebSocket opened on a full server: its bye, then the close frame 1013 (try again
-# later), each given this long at most; then this long for the client to close.
-TRY_AGAIN_LATER = 1013
-FULL_CLOSE_TIMEOUT = 1.0
-FULL_CLOSE_LINGER = 1.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +194,7 @@ class Server:
         self.limits = AddressLimits(
             config.max_per_ip, config.connect_rate, config.connect_period, self._rate_exempt
         )
+        self.refusals = Refusals(self.hub.stats, self.limits, config.max_clients)
         self._write_thread: WriteThread | None = None  # started by serve()
         self.store: Store | None = None  # opened by listen()
         self._clients: anyio.abc.TaskGroup | None = None  # connection tasks, in serve()
@@ -562,49 +552,32 @@ class Server:
         port, HTTP until a WebSocket).
 
         On the web port --max-clients is checked at the WebSocket's upgrade instead
-        (:meth:`_refuse_full_websocket`): the page's files are no chat client, and a
+        (:meth:`Refusals.full_websocket`): the page's files are no chat client, and a
         browser that cannot even load the page cannot say why."""
         addr = format_addr(peer)
         self.hub.stats.connections_total += 1
         if not web and self._full():
-            self._refuse_full(sock, addr, web)
+            self.refusals.full(sock, addr, web)
             return
         if self._proxies and _within(peer, self._proxies):
-            proxied = await self._user_behind_proxy(sock, peer, addr)
+            proxied = await self.refusals.user_behind_proxy(sock, peer, addr)
             if proxied is None:
                 return
             peer, addr = proxied, format_addr(proxied)
         ban = self.hub.bans.match(addr, self.hub.wall_clock())
         if ban is not None:
-            self._refuse_banned(sock, addr, ban, web)
+            self.refusals.banned(sock, addr, ban, web)
             return
         ip = peer_ip(peer)  # the one place the client's IP address comes from
         key = self.limits.key_for(ip)
         refusal = self.limits.admit(key)
         if refusal is not None:
-            self._refuse_per_address(sock, addr, refusal, web)
+            self.refusals.per_address(sock, addr, refusal, web)
             return
         try:
             await self._serve_connection(sock, addr, ip, web)
         finally:
             self.limits.release(key)
-
-    async def _user_behind_proxy(self, sock: socket.socket, peer: object, addr: str) -> object:
-        """The user's address from the balancer's PROXY header (the balancer's own for a
-        health check); None, the socket closed, when there is no valid header."""
-        try:
-            header = await read_header(sock)
-        except ProxyHeaderError as error:
-            self.hub.stats.refused_proxy_header += 1
-            log.warning(
-                "%s: closed: %s",
-                addr,
-                error,
-                extra={"event": "proxy_header_invalid", "addr": addr, "reason": str(error)},
-            )
-            sock.close()
-            return None
-        return peer if header.source is None else header.source
 
     async def _serve_connection(
         self, sock: socket.socket, addr: str, ip: IPAddress | None, web: bool = False
@@ -619,7 +592,7 @@ class Server:
             if websocket is None:
                 return
             if self._full():
-                await self._refuse_full_websocket(websocket, addr)
+                await self.refusals.full_websocket(websocket, addr)
                 return
             link = websocket
         now = time.monotonic()
@@ -695,81 +668,6 @@ class Server:
     def _full(self) -> bool:
         """Whether --max-clients chat connections (of both ports) are open."""
         return len(self.connections) >= self.config.max_clients
-
-    def _full_bye(self, addr: str) -> Bye:
-        """Count and log a refusal for --max-clients; the bye that says so."""
-        self.hub.stats.refused_full += 1
-        log.warning(
-            "%s: refused: the server is full (%d clients)",
-            addr,
-            self.config.max_clients,
-            extra={"event": "server_full", "addr": addr, "count": self.config.max_clients},
-        )
-        return Bye("server_full", f"the server is full ({self.config.max_clients} clients)")
-
-    def _refuse_full(self, sock: socket.socket, addr: str, web: bool = False) -> None:
-        self._bye_and_close(sock, self._full_bye(addr), web)
-
-    async def _refuse_full_websocket(self, websocket: WebSocketLink, addr: str) -> None:
-        """A WebSocket opened on a full server: the JSON bye ``server_full``, then the
-        close frame 1013 (try again later), so that the page can say why."""
-        bye = self._full_bye(addr)
-        websocket.close_code = TRY_AGAIN_LATER
-        with anyio.move_on_after(FULL_CLOSE_TIMEOUT):
-            with contextlib.suppress(*LINK_ERRORS):
-                await websocket.write(encode_json(bye))
-        await websocket.aclose(FULL_CLOSE_LINGER)
-
-    def _refuse_per_address(
-        self, sock: socket.socket, addr: str, refusal: Refusal, web: bool = False
-    ) -> None:
-        self.hub.stats.refused_per_address += 1
-        if refusal.log:
-            self._log_refusal(addr, refusal)
-        self._bye_and_close(sock, Bye("too_many_connections", refusal.message), web)
-
-    def _log_refusal(self, addr: str, refusal: Refusal) -> None:
-        limits, network = self.limits, str(refusal.key)
-        if refusal.reason == "max_per_ip":
-            limit: object = limits.max_open
-            why = f"too many connections from {network} (--max-per-ip {limit})"
-        else:
-            limit = format_connect_rate(limits.rate, limits.period)
-            why = f"too many new connections from {network} (--connect-rate {limit})"
-        unlogged = refusal.unlogged - 1  # refused since the last line, not logged
-        more = f", and {unlogged} more since the last line" if unlogged else ""
-        log.warning(
-            "%s: refused: %s%s; refusals of one address are logged at most once a minute",
-            addr,
-            why,
-            more,
-            extra={
-                "event": "too_many_connections",
-                "addr": addr,
-                "network": network,
-                "reason": refusal.reason,
-                "limit": limit,
-                "refused": refusal.unlogged,
-            },
-        )
-
-    def _bye_and_close(self, sock: socket.socket, bye: Bye, web: bool = False) -> None:
-        """A refusal before anything else: one text line, one try (it waits for nobody).
-        On the web port the connection is only closed: a text line is not HTTP."""
-        if not web:
-            with contextlib.suppress(OSError):
-                self.hub.stats.bytes_out += sock.send(encode_text(bye))
-        sock.close()
-
-    def _refuse_banned(self, sock: socket.socket, addr: str, ban: Ban, web: bool = False) -> None:
-        self.hub.stats.refused_banned += 1
-        log.info(
-            "%s: refused: banned (%s)",
-            addr,
-            ban.target,
-            extra={"event": "refused_banned", "addr": addr, "target": ban.target},
-        )
-        self._bye_and_close(sock, ban.bye(), web)  # one line, one try, as for a full server
 
     async def _open_link(self, sock: socket.socket, addr: str) -> Link | None:
         """A plain socket, or, with TLS, the stream after a bounded handshake."""
