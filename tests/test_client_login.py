@@ -164,11 +164,17 @@ async def test_passwd(plain: ScriptedServer) -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "cls"), [("login_required", LoginRequired), ("login_failed", LoginFailed)]
+    ("kind", "code", "cls"),
+    [
+        ("passwd", "login_required", LoginRequired),
+        ("passwd", "login_failed", LoginFailed),
+        ("rename", "name_reserved", NameReserved),
+        ("rename", "logged_in", LoggedIn),
+    ],
 )
-async def test_passwd_refused(code: str, cls: type[ServerError]) -> None:
+async def test_refusals_raise_their_class(kind: str, code: str, cls: type[ServerError]) -> None:
     def answer(request: Json, session: Session) -> list[Json] | None:
-        if request["type"] == "passwd":
+        if request["type"] == kind:
             return error(request, code, "no")
         return None
 
@@ -176,25 +182,10 @@ async def test_passwd_refused(code: str, cls: type[ServerError]) -> None:
     try:
         async with connect("127.0.0.1", server.port) as client:
             with pytest.raises(cls):
-                await client.passwd("a", "b")
-    finally:
-        server.close()
-
-
-@pytest.mark.parametrize(
-    ("code", "cls"), [("name_reserved", NameReserved), ("logged_in", LoggedIn)]
-)
-async def test_rename_refusals(code: str, cls: type[ServerError]) -> None:
-    def answer(request: Json, session: Session) -> list[Json] | None:
-        if request["type"] == "rename":
-            return error(request, code, "no")
-        return None
-
-    server = scripted(answer)
-    try:
-        async with connect("127.0.0.1", server.port) as client:
-            with pytest.raises(cls):
-                await client.rename("alex")
+                if kind == "passwd":
+                    await client.passwd("a", "b")
+                else:
+                    await client.rename("alex")
     finally:
         server.close()
 

@@ -102,18 +102,24 @@ async def hello(user: WebUser, name: str | None = None, **fields: Any) -> dict[s
     return await user.until("welcome")
 
 
+async def read_to_end(stream: anyio.abc.ByteReceiveStream) -> bytes:
+    """Everything ``stream`` gives until the server closes it."""
+    data = b""
+    with anyio.fail_after(TIMEOUT):
+        try:
+            while True:
+                data += await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            pass
+    return data
+
+
 async def http(address: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
     """One raw HTTP exchange (the server is asked to close): status, headers, body."""
     host, port = split_addr(address)
     async with await anyio.connect_tcp(host, port) as stream:
         await stream.send(request)
-        data = b""
-        with anyio.fail_after(TIMEOUT):
-            try:
-                while True:
-                    data += await stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                pass
+        data = await read_to_end(stream)
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
@@ -165,13 +171,7 @@ async def test_the_page_and_its_files_and_nothing_else() -> None:
         host, port = split_addr(web)
         async with await anyio.connect_tcp(host, port) as stream:
             await stream.send(get("/app.js", close=False) + get("/style.css"))
-            data = b""
-            with anyio.fail_after(TIMEOUT):
-                try:
-                    while chunk := await stream.receive():
-                        data += chunk
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    pass
+            data = await read_to_end(stream)
             assert data.count(b"HTTP/1.1 200 OK") == 2
 
 
@@ -345,13 +345,7 @@ async def test_invalid_utf8_closes_with_1007() -> None:
         async with stream:
             await stream.send(_masked_text_frame(b'{"type":"hello","v":1,"id":1}'))
             await stream.send(_masked_text_frame(b"\xff\xfe"))
-            data = b""
-            with anyio.fail_after(TIMEOUT):
-                try:
-                    while True:
-                        data += await stream.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    pass
+            data = await read_to_end(stream)
             close = data.rfind(b"\x88")
             assert close >= 0, data
             assert int.from_bytes(data[close + 2 : close + 4], "big") == 1007
