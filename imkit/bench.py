@@ -1,8 +1,12 @@
 """``imkit bench``: load-test a running server, as redis-benchmark does for Redis.
 
-It speaks the text protocol, so it measures any IM-System-compatible server. Two
-scenarios, both closed loop (a sender sends its next line only when the last one has
-arrived, so the server is measured, not a queue in front of it):
+It speaks the text protocol, so it measures any IM-System-compatible server; or JSON
+Lines over the same TCP port (``json``); or JSON over WebSocket to ``imkit serve
+--web`` (``ws``, each message one text frame). The transport is a thin switch: a
+:class:`Dialect` (what a line says: text or JSON) over a carrier (how it travels: lines
+on TCP, or frames on a WebSocket); the scenarios, the counting and the timing are one
+code for all three. Two scenarios, both closed loop (a sender sends its next line only
+when the last one has arrived, so the server is measured, not a queue in front of it):
 
 * **broadcast**: N clients, S of them senders. Each line reaches all N clients;
   deliveries/s counts those arrivals, latency is from send to each arrival.
@@ -15,6 +19,7 @@ the Go load generator in ``../shared/perf`` that judges imkit's speed (bench/).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -22,12 +27,26 @@ import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import RemoteProtocolError
 
 from imkit.errors import TimedOut, Unreachable
+
+Transport = Literal["text", "json", "ws"]
+TRANSPORT_NAMES = {"text": "text protocol", "json": "JSON Lines", "ws": "WebSocket"}
 
 # One line in flight per sender; a line that has not come back by then is counted as
 # lost and the sender goes on.
@@ -36,6 +55,11 @@ ECHO_TIMEOUT = 5.0
 DRAIN_TIME = 2.0
 # Connections opened at once while setting up.
 CONNECT_CONCURRENCY = 50
+# Before sending, the clients read the joins' events (every join is told to everyone,
+# N² lines for N clients) until none arrived for this long, at most SETTLE_LIMIT: else
+# the first bench lines would queue behind them and measure the setup.
+SETTLE_QUIET = 0.3
+SETTLE_LIMIT = 120.0
 MARKER = b" bench "
 
 
@@ -44,6 +68,7 @@ class Results:
     scenario: str
     clients: int
     senders: int
+    transport: Transport = "text"
     duration: float = 0.0
     sent: int = 0
     deliveries: int = 0
@@ -65,6 +90,7 @@ class Results:
             "scenario": self.scenario,
             "clients": self.clients,
             "senders": self.senders,
+            "transport": self.transport,
             "duration_s": round(self.duration, 3),
             "sent": self.sent,
             "deliveries": self.deliveries,
@@ -78,11 +104,157 @@ class Results:
         }
 
 
-class BenchClient:
-    """One text-protocol connection that counts the bench lines it receives."""
+class Carrier(Protocol):
+    """How lines travel: :meth:`send` one line (no newline), :meth:`receive` whole ones."""
 
-    def __init__(self, stream: anyio.abc.ByteStream, index: int, name: str) -> None:
+    async def send(self, line: bytes) -> None: ...
+
+    async def receive(self) -> list[bytes]:
+        """The next whole lines (at least one); [] when the connection is over."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class TcpCarrier:
+    """Newline-terminated lines on a TCP stream (text mode and JSON Lines)."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
+        self._buffer = b""
+
+    async def send(self, line: bytes) -> None:
+        await self.stream.send(line + b"\n")
+
+    async def receive(self) -> list[bytes]:
+        while True:
+            try:
+                self._buffer += await self.stream.receive()
+            except anyio.EndOfStream:
+                return []
+            *lines, self._buffer = self._buffer.split(b"\n")
+            if lines:
+                return lines
+
+    async def aclose(self) -> None:
+        await anyio.aclose_forcefully(self.stream)
+
+
+class WebSocketCarrier:
+    """One line per text message on a WebSocket (wsproto over the TCP stream)."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, ws: WSConnection) -> None:
+        self.stream = stream
+        self.ws = ws
+        self._parts: list[str] = []
+        self._ended = False
+
+    @classmethod
+    async def connect(cls, stream: anyio.abc.ByteStream, host: str, path: str) -> WebSocketCarrier:
+        ws = WSConnection(ConnectionType.CLIENT)
+        # No Origin header: a program, not a browser (the server accepts it).
+        await stream.send(ws.send(Request(host=host, target=path)))
+        while True:
+            try:
+                ws.receive_data(await stream.receive())
+                for event in ws.events():  # the server says nothing before the hello
+                    if isinstance(event, AcceptConnection):
+                        return cls(stream, ws)
+                    if isinstance(event, RejectConnection):
+                        raise Unreachable(
+                            f"the server refused the WebSocket at {path} (HTTP {event.status_code})"
+                        )
+            except (anyio.EndOfStream, RemoteProtocolError):
+                raise Unreachable(f"no WebSocket server at ws://{host}{path}") from None
+
+    async def send(self, line: bytes) -> None:
+        await self.stream.send(self.ws.send(TextMessage(line.decode())))
+
+    async def receive(self) -> list[bytes]:
+        lines: list[bytes] = []
+        while True:
+            for event in self.ws.events():
+                if isinstance(event, TextMessage):
+                    self._parts.append(event.data)
+                    if event.message_finished:
+                        lines.append("".join(self._parts).encode())
+                        self._parts = []
+                elif isinstance(event, Ping):
+                    await self.stream.send(self.ws.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    self._ended = True
+            if lines or self._ended:
+                return lines
+            try:
+                data = await self.stream.receive()
+            except anyio.EndOfStream:
+                return lines
+            self.ws.receive_data(data)
+
+    async def aclose(self) -> None:
+        await anyio.aclose_forcefully(self.stream)
+
+
+class Dialect:
+    """What the lines say: the text protocol (this class) or JSON (:class:`JsonDialect`)."""
+
+    def public(self, text: str) -> bytes:
+        return text.encode()
+
+    def private(self, to: str, text: str) -> bytes:
+        return f"to|{to}|{text}".encode()
+
+    async def join(self, carrier: Carrier, name: str, password: str | None) -> None:
+        if password:
+            await carrier.send(f"pass|{password}".encode())
+        await carrier.send(f"rename|{name}".encode())
+        expected = f"you have updated user name: {name}".encode()
+        while lines := await carrier.receive():
+            for line in lines:
+                if expected in line:
+                    return
+                if b"wrong password" in line or b"password is required" in line:
+                    raise Unreachable("the server refused the password")
+                if b"has existed" in line:
+                    raise Unreachable(f"the name {name} is taken on the server")
+        raise Unreachable("the server closed the connection while the bench joined")
+
+
+class JsonDialect(Dialect):
+    def public(self, text: str) -> bytes:
+        return json.dumps({"type": "message", "text": text}).encode()
+
+    def private(self, to: str, text: str) -> bytes:
+        return json.dumps({"type": "message", "text": text, "to": to}).encode()
+
+    async def join(self, carrier: Carrier, name: str, password: str | None) -> None:
+        hello: dict[str, Any] = {"type": "hello", "v": 1, "name": name}
+        if password:
+            hello["password"] = password
+        await carrier.send(json.dumps(hello).encode())
+        while lines := await carrier.receive():
+            for line in lines:
+                if line.startswith(b'{"type":"welcome"'):
+                    return
+                if line.startswith((b'{"type":"error"', b'{"type":"bye"')):
+                    reply = json.loads(line)
+                    raise Unreachable(f"the server refused the hello: {reply.get('message')}")
+        raise Unreachable("the server closed the connection while the bench joined")
+
+
+class Activity:
+    """How many batches of lines all the clients have received (see SETTLE_QUIET)."""
+
+    batches = 0
+
+
+class BenchClient:
+    """One connection that counts the bench lines it receives."""
+
+    def __init__(self, carrier: Carrier, dialect: Dialect, index: int, name: str) -> None:
+        self.activity = Activity()
+        self.carrier = carrier
+        self.dialect = dialect
         self.index = index
         self.name = name
         self.echo = anyio.Event()  # set when this sender's own line has arrived
@@ -90,21 +262,21 @@ class BenchClient:
         self.on_line: Callable[[BenchClient, int, int, int], None] = _ignore
 
     async def read(self) -> None:
-        buffer = b""
         try:
-            while True:
-                buffer += await self.stream.receive()
-                *lines, buffer = buffer.split(b"\n")
+            activity = self.activity
+            while lines := await self.carrier.receive():
+                activity.batches += 1
                 for line in lines:
                     at = line.find(MARKER)
                     if at >= 0:
                         self._bench_line(line[at + len(MARKER) :])
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
 
     def _bench_line(self, rest: bytes) -> None:
+        # Text mode: the rest of the line; JSON: the rest of the "text" string.
         try:
-            sender, seq, sent_ns = (int(x) for x in rest.split())
+            sender, seq, sent_ns = (int(x) for x in rest.split(b'"', 1)[0].split())
         except ValueError:
             return  # not ours
         self.on_line(self, sender, seq, time.time_ns() - sent_ns)
@@ -114,47 +286,88 @@ def _ignore(client: BenchClient, sender: int, seq: int, latency: int) -> None:
     pass
 
 
-async def _open(host: str, port: int, index: int, password: str | None) -> BenchClient:
+@dataclass(frozen=True)
+class Target:
+    """Where the bench connects, and how."""
+
+    host: str
+    port: int
+    transport: Transport = "text"
+    path: str = "/ws"  # the WebSocket's path (transport "ws")
+
+    def __str__(self) -> str:
+        if self.transport == "ws":
+            return f"ws://{_host_port(self.host, self.port)}{self.path}"
+        return _host_port(self.host, self.port)
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_web_url(url: str) -> Target:
+    """``ws://HOST:PORT/PATH`` (or ``HOST:PORT``, then ``/ws``) as a WebSocket target."""
+    if "//" not in url:
+        url = f"ws://{url}"
+    parts = urlsplit(url)
+    if parts.scheme != "ws":
+        raise ValueError(f"{url}: only ws:// URLs are supported (no wss:// yet)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ValueError(f"{url}: give ws://HOST:PORT/PATH, for example ws://127.0.0.1:8080/ws")
+    path = parts.path or "/ws"
+    if parts.query:
+        path += f"?{parts.query}"
+    return Target(parts.hostname, port, "ws", path)
+
+
+async def _open(target: Target, index: int, password: str | None) -> BenchClient:
     name = f"bench{os.getpid()}-{index}"
     try:
-        stream = await anyio.connect_tcp(host, port)
+        stream = await anyio.connect_tcp(target.host, target.port)
     except OSError as error:
-        raise Unreachable(f"cannot connect to {host}:{port}: {error}") from None
-    login = f"pass|{password}\n" if password else ""
-    await stream.send(f"{login}rename|{name}\n".encode())
-    expected = f"you have updated user name: {name}".encode()
-    buffer = b""
-    while expected not in buffer:
-        chunk = await stream.receive()
-        buffer = buffer[-200:] + chunk
-        if b"wrong password" in buffer or b"password is required" in buffer:
-            raise Unreachable("the server refused the password")
-        if b"has existed" in buffer:
-            raise Unreachable(f"the name {name} is taken on the server")
-    return BenchClient(stream, index, name)
+        raise Unreachable(f"cannot connect to {target}: {error}") from None
+    try:
+        carrier: Carrier
+        if target.transport == "ws":
+            host = _host_port(target.host, target.port)
+            carrier = await WebSocketCarrier.connect(stream, host, target.path)
+        else:
+            carrier = TcpCarrier(stream)
+        dialect = Dialect() if target.transport == "text" else JsonDialect()
+        await dialect.join(carrier, name, password)
+    except BaseException:
+        await anyio.aclose_forcefully(stream)
+        raise
+    return BenchClient(carrier, dialect, index, name)
 
 
-async def _connect_all(host: str, port: int, count: int, password: str | None) -> list[BenchClient]:
+async def _connect_all(target: Target, count: int, password: str | None) -> list[BenchClient]:
     clients: list[BenchClient | None] = [None] * count
     limit = anyio.Semaphore(CONNECT_CONCURRENCY)
 
     async def one(i: int) -> None:
         async with limit:
-            clients[i] = await _open(host, port, i, password)
+            clients[i] = await _open(target, i, password)
 
     try:
         async with anyio.create_task_group() as tg:
             for i in range(count):
                 tg.start_soon(one, i)
     except BaseExceptionGroup as group:  # the first failure says why
+        for client in clients:
+            if client is not None:
+                await client.carrier.aclose()
         first = group.exceptions[0]
         raise (first if isinstance(first, Exception) else group) from None
     return [c for c in clients if c is not None]
 
 
 async def run_bench(
-    host: str,
-    port: int,
+    target: Target,
     *,
     scenario: str,
     clients: int,
@@ -167,10 +380,10 @@ async def run_bench(
     """Connect ``clients``, run ``scenario`` for ``duration`` seconds, return the counts."""
     if scenario == "private":
         senders = clients // 2
-    results = Results(scenario, clients, senders)
+    results = Results(scenario, clients, senders, target.transport)
     try:
         with anyio.fail_after(connect_timeout):
-            group = await _connect_all(host, port, clients, password)
+            group = await _connect_all(target, clients, password)
     except TimeoutError:
         raise TimedOut(f"could not connect {clients} clients in {connect_timeout:g}s") from None
     all_arrived = anyio.Event()
@@ -192,17 +405,21 @@ async def run_bench(
         elif scenario == "private" and pairs.get(sender) == client.index:
             owner.echo.set()
 
+    activity = Activity()
     for client in group:
         client.on_line = on_line
+        client.activity = activity
 
     async def send_loop(sender: BenchClient, stop_at: float) -> None:
         seq = 0
-        target = f"to|{group[pairs[sender.index]].name}|" if pairs else ""
+        peer = group[pairs[sender.index]].name if pairs else None
+        dialect, carrier = sender.dialect, sender.carrier
         while time.monotonic() < stop_at:
             sender.echo = anyio.Event()
             sender.waiting_for = seq
-            line = f"{target}b{MARKER.decode()}{sender.index} {seq} {time.time_ns()}\n"
-            await sender.stream.send(line.encode())
+            text = f"b{MARKER.decode()}{sender.index} {seq} {time.time_ns()}"
+            line = dialect.private(peer, text) if peer else dialect.public(text)
+            await carrier.send(line)
             results.sent += 1
             with anyio.move_on_after(ECHO_TIMEOUT) as scope:
                 await sender.echo.wait()
@@ -220,6 +437,7 @@ async def run_bench(
         async with anyio.create_task_group() as readers:
             for client in group:
                 readers.start_soon(client.read)
+            await _settle(activity)
             start = time.monotonic()
             async with anyio.create_task_group() as running:
                 running.start_soon(report)
@@ -236,8 +454,18 @@ async def run_bench(
             readers.cancel_scope.cancel()
     finally:
         for client in group:
-            await anyio.aclose_forcefully(client.stream)
+            await client.carrier.aclose()
     return results
+
+
+async def _settle(activity: Activity) -> None:
+    """Wait until the clients have read what the joins sent them (SETTLE_QUIET)."""
+    with anyio.move_on_after(SETTLE_LIMIT):
+        while True:
+            seen = activity.batches
+            await anyio.sleep(SETTLE_QUIET)
+            if activity.batches == seen:
+                return
 
 
 def format_report(results: Results) -> str:
@@ -250,7 +478,8 @@ def format_report(results: Results) -> str:
         else f"{results.senders} pairs"
     )
     lines = [
-        f"scenario     {results.scenario}: {who}, {results.duration:.1f} s",
+        f"scenario     {results.scenario}: {who}, {results.duration:.1f} s, "
+        f"{TRANSPORT_NAMES[results.transport]}",
         f"sent         {results.sent:,} lines",
         f"deliveries   {results.deliveries:,} of {results.expected:,} "
         f"({summary['deliveries_per_s']:,.0f}/s)",

@@ -45,10 +45,27 @@ from imkit.server import DEFAULT_PORT, raise_open_file_limit
     metavar="SECONDS",
     help="How long the senders send (0.1 to 3600).",
 )
+# Not read from IMKIT_WEB: that is `imkit serve --web`'s, and must not switch the bench.
+@click.option(
+    "--web",
+    "web_url",
+    type=TEXT,
+    default=None,
+    metavar="URL",
+    help="Connect over WebSocket to `imkit serve --web` instead of --host/--port: "
+    "ws://HOST:PORT/ws (or HOST:PORT). Clients speak JSON, one message per frame.",
+)
+@option(
+    "--json-lines",
+    is_flag=True,
+    help="Speak JSON Lines on the chat port (as imkit's own clients do) instead of text.",
+)
 @option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 def bench(
     host: str,
     port: int,
+    web_url: str | None,
+    json_lines: bool,
     password: str | None,
     scenario: str,
     clients: int,
@@ -63,6 +80,10 @@ def bench(
     The server's --rate limit applies to these clients too: run it with
     --rate-exempt for this host (or --rate 0) to measure the server, not the limit.
 
+    With --web the clients are WebSocket clients of `imkit serve --web` (as the web
+    page is), with --json-lines JSON Lines clients of the chat port; the scenarios and
+    figures are the same.
+
     \b
     Exit status: 0 measured; 2 usage error; 3 could not connect; 4 standard output
     could not be written; 141 it was closed by its reader.
@@ -71,11 +92,19 @@ def bench(
 
     if scenario == "broadcast" and senders > clients:
         raise click.UsageError("--senders cannot exceed --clients")
+    if web_url is not None:
+        if json_lines:
+            raise click.UsageError("--json-lines is for the chat port; --web is JSON already")
+        try:
+            target = load.parse_web_url(web_url)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--web") from None
+    else:
+        target = load.Target(host, port, "json" if json_lines else "text")
     raise_open_file_limit(clients)
     measure = partial(
         load.run_bench,
-        host,
-        port,
+        target,
         scenario=scenario,
         clients=clients,
         senders=senders,
