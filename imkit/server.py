@@ -155,6 +155,7 @@ class ServerConfig:
     offline_days: float = DEFAULT_OFFLINE_DAYS  # how long a message waits for an account
     web: str | None = None  # HOST:PORT for the web page and its WebSocket; None: none
     web_origins: tuple[str, ...] = ()  # origins besides the page's own that may connect
+    http_timeout: float = 10.0  # the web port: each request and its response
 
 
 class Server:
@@ -382,6 +383,7 @@ class Server:
             origins=frozenset(origins),
             secure=self._ssl_context is not None,
             line_limit=json_line_limit(config.max_line),
+            request_timeout=config.http_timeout,
         )
         try:
             web = await anyio.create_tcp_listener(local_host=host, local_port=port)
@@ -660,9 +662,15 @@ class Server:
                 if self.stopping:
                     scope.cancel()
                 return await serve_http(link, addr, self._web)
+            except Exception:  # pragma: no cover - only a bug: log it, keep serving
+                log.exception(
+                    "%s: unexpected error in HTTP",
+                    addr,
+                    extra={"event": "http_error", "addr": addr},
+                )
             finally:
                 self._http_scopes.discard(scope)
-        await link.aclose(0)  # cancelled by the shutdown
+        await link.aclose(0)  # cancelled by the shutdown, or a bug
         return None
 
     def _full(self) -> bool:

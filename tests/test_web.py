@@ -511,3 +511,57 @@ async def test_a_web_user_and_a_tcp_user_on_two_nodes(cluster: Cluster) -> None:
             private = await user.until("message")
         assert private["from"] == "tee" and private["to"] == "wes"
         assert private["text"] == "hello from tcp"
+
+
+# ------------------------------------------------------------ idle and bad HTTP (review)
+
+
+async def test_idle_and_unread_http_connections_are_closed_and_harm_nobody() -> None:
+    """A connection that sends nothing, or asks and never reads, is closed after the
+    request timeout; the server goes on (an idle one used to end it with a traceback)."""
+    async with web_server(http_timeout=0.5) as server:
+        web = server.web_addresses[0]
+        host, port = split_addr(web)
+        silent = await anyio.connect_tcp(host, port)
+        greedy = await anyio.connect_tcp(host, port)
+        await greedy.send(get("/app.js", close=False) * 50)  # and never reads
+        await anyio.sleep(1.5)
+        assert await read_to_end(silent) == b""  # closed without a word
+        await silent.aclose()
+        await greedy.aclose()
+        status, _, _ = await http(web, get("/"))
+        assert status == 200
+        chat = await joined(server.addresses[0])
+        await chat.send("who\n")
+        assert (await chat.line()).endswith(":online...\n")
+
+
+async def test_a_malformed_websocket_handshake_is_refused() -> None:
+    async with web_server() as server:
+        web = server.web_addresses[0]
+        upgrade = (
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\n"
+        )
+        bad_key = upgrade + b"Sec-WebSocket-Key: !!!\r\n\r\n"
+        assert (await http(web, bad_key))[0] == 400
+        key = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        with_body = upgrade + key + b"Content-Length: 5\r\n\r\nhello"
+        assert (await http(web, with_body))[0] == 400
+        old = upgrade.replace(b"Version: 13", b"Version: 8") + key + b"\r\n"
+        status, headers, _ = await http(web, old)
+        assert status == 426 and headers.get("sec-websocket-version") == "13"
+
+
+async def test_the_page_s_own_host_by_https_too_when_tls_ends_at_a_proxy() -> None:
+    async with web_server() as server:
+        web = server.web_addresses[0]
+        async with connect(
+            f"ws://{web}/ws",
+            origin=f"https://{web}",  # type: ignore[arg-type]
+        ) as ws:
+            await ws.send(json.dumps({"type": "hello", "id": 1}))
+            reply = json.loads(await ws.recv())
+            while reply.get("type") != "welcome":
+                reply = json.loads(await ws.recv())
+            assert reply["id"] == 1

@@ -9,6 +9,8 @@ for ``/ws`` (then it becomes a chat connection) or closes. Only the files shippe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import http
 import importlib.resources
@@ -103,6 +105,7 @@ class WebConfig:
     origins: frozenset[tuple[str, str, int]]  # --web-origin, besides the page's own
     secure: bool  # TLS: the page's origin is https
     line_limit: int  # the JSON line limit for --max-line
+    request_timeout: float = REQUEST_TIMEOUT  # for each request and its response
 
 
 async def serve_http(link: Link, addr: str, config: WebConfig) -> WebSocketLink | None:
@@ -111,16 +114,25 @@ async def serve_http(link: Link, addr: str, config: WebConfig) -> WebSocketLink 
     conn = h11.Connection(h11.SERVER)
     try:
         for _ in range(MAX_REQUESTS):
-            with anyio.move_on_after(REQUEST_TIMEOUT):
+            # Each exchange, the request and its response, within the request timeout: a
+            # client that sends nothing, or never reads, is closed.
+            request: h11.Request | None = None
+            with anyio.move_on_after(config.request_timeout):
                 request = await _next_request(link, conn)
-            if not isinstance(request, h11.Request):
+            if request is None:
                 break
             if request.target.split(b"?", 1)[0] == WS_PATH.encode():
-                ws = await _upgrade(link, addr, conn, request, config)
-                if ws is not None:
-                    return ws
+                with anyio.move_on_after(config.request_timeout):
+                    ws = await _upgrade(link, addr, conn, request, config)
+                    if ws is not None:
+                        return ws
                 break
-            await _serve_file(link, conn, request, config)
+            served = False
+            with anyio.move_on_after(config.request_timeout):
+                await _serve_file(link, conn, request, config)
+                served = True
+            if not served:
+                break
             if conn.their_state is h11.SEND_BODY:  # a GET's empty body: read already
                 conn.next_event()
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
@@ -240,8 +252,29 @@ def origin_allowed(request: h11.Request, config: WebConfig) -> bool:
     if key in config.origins:
         return True
     host = _header(request, b"host")
-    scheme = "https" if config.secure else "http"
-    return host is not None and origin_key(f"{scheme}://{host}") == key
+    if host is None:
+        return False
+    # The page's own host and port, by either scheme: TLS may end at a proxy in front
+    # (the browser says https, imkit sees http). The host is what keeps other sites out.
+    schemes = ("https", "http") if config.secure else ("http", "https")
+    return any(origin_key(f"{scheme}://{host}") == key for scheme in schemes)
+
+
+def _handshake_problem(request: h11.Request) -> str | None:
+    """What is wrong with a WebSocket handshake that wsproto would let through: a body
+    (whose bytes would be read as frames), a key that is not 16 bytes in base64."""
+    if _header(request, b"content-length") not in (None, "0"):
+        return "a WebSocket handshake has no body"
+    if _header(request, b"transfer-encoding") is not None:
+        return "a WebSocket handshake has no body"
+    key = _header(request, b"sec-websocket-key")
+    if key is not None:
+        try:
+            if len(base64.b64decode(key, validate=True)) != 16:
+                return "Sec-WebSocket-Key is not 16 bytes in base64"
+        except (ValueError, binascii.Error):
+            return "Sec-WebSocket-Key is not base64"
+    return None
 
 
 async def _upgrade(
@@ -263,20 +296,24 @@ async def _upgrade(
         body = b"this origin may not open a chat connection (see --web-origin)\n"
         await _send_simple(link, conn, 403, body, close=True)
         return None
+    problem = _handshake_problem(request)
+    if problem is not None:
+        await _send_simple(link, conn, 400, f"{problem}\n".encode(), close=True)
+        return None
     # wsproto checks the handshake itself: the request again, as h11 writes it, and what
     # the client sent after it.
     ws = WSConnection(ConnectionType.SERVER)
     trailing = conn.trailing_data[0]
-    head = h11.Connection(h11.CLIENT).send(request) or b""
     try:
+        head = h11.Connection(h11.CLIENT).send(request) or b""
         ws.receive_data(head + trailing)
         events = list(ws.events())
-    except RemoteProtocolError as error:
+    except (RemoteProtocolError, h11.LocalProtocolError) as error:
         events, problem = [], str(error)
     else:
         problem = "not a WebSocket handshake"
     if not events or not isinstance(events[0], Request):
-        upgrade = [(b"upgrade", b"websocket")]
+        upgrade = [(b"upgrade", b"websocket"), (b"sec-websocket-version", b"13")]
         await _send_simple(link, conn, 426, f"{problem}\n".encode(), close=True, extra=upgrade)
         return None
     await _send_all(link, ws.send(AcceptConnection()))
