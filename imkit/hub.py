@@ -26,6 +26,18 @@ from typing import ClassVar
 from imkit import __version__
 from imkit.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.addresses import pseudonym
+from imkit.members import (
+    ACCOUNT_REMOVED_BYE,
+    IDLE_BYE,
+    REPLACED_BYE,
+    SHUTDOWN_BYE,
+    Member,
+    Stats,
+    kick_bye,
+    logged_in_message,
+    reserved_message,
+    slow_bye,
+)
 from imkit.moderation import Ban, Bans, address_of, refusal
 from imkit.names import name_key, name_problem
 from imkit.outbox import Outbox
@@ -75,102 +87,6 @@ from imkit.store import MemoryStore, Page, Store
 log = logging.getLogger("imkit.hub")
 
 SERVER_NAME = f"imkit/{__version__}"
-
-
-@dataclass(eq=False, slots=True)
-class Member:
-    """One connected client as the hub sees it."""
-
-    id: int
-    addr: str  # where it connects from, for the operator (and the user itself)
-    name: str
-    wire: ServerConnection
-    outbox: Outbox
-    connected_at: float  # monotonic seconds
-    last_active: float  # monotonic seconds of the last line received
-    connected_wall: float = 0.0  # time.time() at connect, for people
-    online: bool = False
-    default_name: str = ""  # the name it got at join: ADDR, or ADDR#2, ADDR#3 ...
-    # imkit mute: it reads but may not speak or rename until then (wall clock; inf:
-    # until it disconnects), None when not muted.
-    muted_until: float | None = None
-    mute_reason: str | None = None
-    # What everyone else is shown in place of its address: ``addr`` itself, or with
-    # --hide-addresses its pseudonym (imkit.addresses). Every event for other users
-    # carries this one, never ``addr``.
-    shown_addr: str = ""
-    # The account it is logged in to (its name, which is then also the member's name).
-    account: str | None = None
-
-    @property
-    def mode(self) -> Mode:
-        return self.wire.mode
-
-
-@dataclass(slots=True)
-class Stats:
-    """Counters since the server started; the admin socket and --metrics report them."""
-
-    connections_total: int = 0
-    public_received: int = 0  # public chat messages accepted
-    private_received: int = 0  # private chat messages accepted
-    messages_delivered: int = 0  # copies of them queued for a recipient
-    slow_consumers: int = 0
-    idle_kicks: int = 0
-    admin_kicks: int = 0
-    closed_by_client: int = 0  # connections the client closed (or that broke)
-    shutdown_byes: int = 0  # connections ended by the server's shutdown
-    refused_full: int = 0
-    refused_per_address: int = 0  # --max-per-ip or --connect-rate
-    refused_unauthorized: int = 0
-    refused_tls: int = 0  # TLS handshakes that failed or timed out
-    refused_unavailable: int = 0  # public messages refused while the store could not write
-    refused_proxy_header: int = 0  # --proxy-protocol connections without a valid header
-    refused_banned: int = 0  # connections refused because their address is banned
-    banned: int = 0  # users removed by a ban
-    refused_muted: int = 0  # messages and renames refused from muted users
-    logins: int = 0  # logins to an account that worked
-    failed_logins: int = 0  # wrong name or password, and too many attempts
-    replaced: int = 0  # sessions ended by a login to their account elsewhere
-    queued: int = 0  # private messages kept for an offline account
-    # Bytes read from and handed to clients' connections (TLS: before encryption),
-    # counted once per read and once per send, not per message.
-    bytes_in: int = 0
-    bytes_out: int = 0
-
-    @property
-    def messages_received(self) -> int:
-        """Chat messages accepted, public and private."""
-        return self.public_received + self.private_received
-
-
-IDLE_BYE = Bye("idle", "you are forced offline")
-REPLACED_BYE = Bye("replaced", "you logged in to your account from somewhere else")
-ACCOUNT_REMOVED_BYE = Bye("account_removed", "your account was removed by an administrator")
-SHUTDOWN_BYE = Bye("shutdown", "the server is shutting down")
-
-
-def kick_bye(reason: str | None) -> Bye:
-    message = "you were removed by an administrator"
-    return Bye("kicked", f"{message}: {reason}" if reason else message)
-
-
-def slow_bye(limit: int) -> Bye:
-    return Bye(
-        "slow_consumer",
-        f"disconnected as a slow consumer: more than {limit} bytes were waiting for you",
-    )
-
-
-def reserved_message(name: str) -> str:
-    return (
-        f"the name {name} belongs to an account; log in to use it"
-        f" (text: login|{name}|PASSWORD; JSON: a login request)"
-    )
-
-
-def logged_in_message(name: str) -> str:
-    return f"you are logged in as {name} and keep your account's name"
 
 
 def _ignore_outcome(problem: str | None) -> None:

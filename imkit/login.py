@@ -21,7 +21,8 @@ import anyio
 
 from imkit.accounts import Account, LoginAttempts, PasswordHasher, password_problem
 from imkit.addresses import host_of
-from imkit.hub import Hub, Member
+from imkit.hub import Hub
+from imkit.members import Member
 from imkit.protocol import (
     BAD_REQUEST,
     LOGIN_FAILED,

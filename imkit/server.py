@@ -39,8 +39,9 @@ from imkit import admin
 from imkit.accounts import DEFAULT_HASH_COST, DEFAULT_OFFLINE_DAYS, PasswordHasher
 from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
-from imkit.hub import Hub, Member
+from imkit.hub import Hub
 from imkit.login import Logins
+from imkit.members import Member
 from imkit.moderation import Ban
 from imkit.outbox import DEFAULT_MAX_QUEUE, Outbox
 from imkit.protocol import (
@@ -327,13 +328,7 @@ class Server:
 
     async def _bind(self) -> None:
         host, port = self.config.host, self.config.port
-        try:
-            listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            raise ServeError(f"cannot listen on {host}:{port}: {reason}") from None
-        for sub in listener.listeners:
-            self.addresses.append(format_addr(sub.extra(SocketAttribute.local_address)))
+        listener = await _tcp_listener(host, port, self.addresses)
         try:
             web = await self._bind_web()
         except BaseException:
@@ -385,14 +380,7 @@ class Server:
             line_limit=json_line_limit(config.max_line),
             request_timeout=config.http_timeout,
         )
-        try:
-            web = await anyio.create_tcp_listener(local_host=host, local_port=port)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            raise ServeError(f"cannot listen on {host}:{port} (--web): {reason}") from None
-        for sub in web.listeners:
-            self.web_addresses.append(format_addr(sub.extra(SocketAttribute.local_address)))
-        return web
+        return await _tcp_listener(host, port, self.web_addresses, " (--web)")
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED
@@ -715,6 +703,21 @@ class Server:
 def _refuse_message(hub: Hub, member: Member, code: str, message: str) -> None:
     """A WebSocket message the link refused (binary, too long): an error reply."""
     hub.send(member, Error(None, code, message))
+
+
+async def _tcp_listener(
+    host: str, port: int, addresses: list[str], what: str = ""
+) -> MultiListener[anyio.abc.SocketStream]:
+    """A listener on ``host``:``port``; the addresses really listened on are appended
+    to ``addresses``. ServeError when it cannot be bound."""
+    try:
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ServeError(f"cannot listen on {host}:{port}{what}: {reason}") from None
+    for sub in listener.listeners:
+        addresses.append(format_addr(sub.extra(SocketAttribute.local_address)))
+    return listener
 
 
 def _within(peer: object, networks: list[Network]) -> bool:

@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 from imkit.accounts import conversation_key
-from imkit.hub import logged_in_message, reserved_message
+from imkit.members import logged_in_message, reserved_message
 from imkit.names import name_key
 from tests.redis_support import (
     MSGID,

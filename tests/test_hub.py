@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from imkit.hub import Hub, Member
+from imkit.hub import Hub
+from imkit.members import Member
 from imkit.outbox import Outbox
 from imkit.protocol import (
     Hello,

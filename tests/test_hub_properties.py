@@ -12,7 +12,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from imkit.hub import Hub, Member
+from imkit.hub import Hub
+from imkit.members import Member
 from imkit.names import name_key
 from imkit.outbox import Outbox
 from imkit.protocol import (

@@ -22,7 +22,8 @@ import anyio
 import pytest
 
 from imkit import admin
-from imkit.hub import Hub, Member
+from imkit.hub import Hub
+from imkit.members import Member
 from imkit.names import name_problem
 from imkit.outbox import Outbox
 from imkit.server import ServerConfig

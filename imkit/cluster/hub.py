@@ -37,16 +37,16 @@ from typing import Any, ClassVar
 from imkit.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.cluster import UNREACHABLE
 from imkit.cluster.link import ClusterLink
-from imkit.hub import (
+from imkit.hub import Hub
+from imkit.login import LOGIN_FAILED_MESSAGE
+from imkit.members import (
     ACCOUNT_REMOVED_BYE,
     REPLACED_BYE,
-    Hub,
     Member,
     kick_bye,
     logged_in_message,
     reserved_message,
 )
-from imkit.login import LOGIN_FAILED_MESSAGE
 from imkit.moderation import Ban
 from imkit.names import name_key, name_problem
 from imkit.protocol import (

@@ -18,8 +18,9 @@ from typing import TypeGuard
 import anyio
 import anyio.lowlevel
 
-from imkit.hub import Hub, Member
+from imkit.hub import Hub
 from imkit.login import Logins
+from imkit.members import Member
 from imkit.protocol import (
     BAD_REQUEST,
     LOGIN_REQUIRED,

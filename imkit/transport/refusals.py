@@ -13,7 +13,7 @@ from typing import Protocol
 
 import anyio
 
-from imkit.hub import Stats
+from imkit.members import Stats
 from imkit.moderation import Ban
 from imkit.protocol import Bye, encode_json, encode_text
 from imkit.transport.limits import AddressLimits, Refusal, format_connect_rate
