@@ -352,13 +352,6 @@ def cluster_section(
     return section
 
 
-def is_noisy(record: dict) -> bool:
-    if "cluster" in record:
-        other = get(record, "cluster.cpu.other_cpu_pct")
-        return other is not None and other > NOISE_PCT
-    return noisy(record)
-
-
 def section_of(case: Case) -> str:
     return "broadcast" if case.kind == "broadcast" else "private"
 
@@ -380,7 +373,7 @@ def summarize(case: Case, runs: dict[str, list[dict]], servers: list[str]) -> li
     # Without clean runs (a busy machine), the noisy ones rather than nothing, as
     # bench/compare.py does; a run whose server failed never counts.
     ok = {s: [r for r in rs if not crashed(r)] for s, rs in runs.items()}
-    clean = {s: [r for r in rs if not is_noisy(r)] or rs for s, rs in ok.items()}
+    clean = {s: [r for r in rs if not noisy(r)] or rs for s, rs in ok.items()}
     base = next((s for s in servers if not CLUSTER.match(s)), None)
     clusters = [s for s in servers if CLUSTER.match(s)]
     section = section_of(case)
@@ -464,7 +457,7 @@ def cpu_rows(case: Case, runs: dict[str, list[dict]], servers: list[str]) -> lis
             shown = fmt(median(records, f"{section}.cpu.server_cpu_pct"))
             redis = "-"
             other = fmt(median(records, f"{section}.cpu.other_cpu_pct"))
-        clean = sum(1 for r in records if not is_noisy(r))
+        clean = sum(1 for r in records if not noisy(r))
         rows.append(
             f"| {case.name} | {s} | {clean}/{len(runs[s])} | {fmt(loadgen)} | {shown} | {redis} "
             f"| {other} | {fmt(busy)} |"

@@ -22,8 +22,11 @@ _PER_MILLISECOND = 1000
 _MSGID = re.compile(rf"[0-9]{{{MSGID_DIGITS}}}")
 
 
+_FORMAT = f"%0{MSGID_DIGITS}d"
+
+
 def format_msgid(number: int) -> str:
-    return f"{number:0{MSGID_DIGITS}d}"
+    return _FORMAT % number
 
 
 def parse_msgid(text: str) -> int | None:
@@ -47,6 +50,9 @@ class MessageIds:
         self.last = last  # the greatest number handed out (or stored) so far
 
     def next(self, timestamp: float) -> int:
-        number = max(self.last + 1, msgid_floor(timestamp))
+        # msgid_floor and max() inlined: this runs once per chat message.
+        number = int(timestamp * 1000) * _PER_MILLISECOND
+        if number <= self.last:
+            number = self.last + 1
         self.last = number
         return number

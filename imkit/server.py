@@ -180,6 +180,7 @@ class Server:
         self._flush_queue: list[Connection] = []
         self._flush_wanted = anyio.Event()
         self._flush_pending = False
+        self._wake_flusher: Callable[[], object] = self._want_flush  # see _flush_loop
         self._stop = anyio.Event()
         self.stopped = anyio.Event()  # set when serve() has finished
         self.started_at = time.monotonic()
@@ -213,28 +214,47 @@ class Server:
         self._flush_queue.append(connection)
         if not self._flush_pending:
             self._flush_pending = True
-            self._flush_wanted.set()
+            self._wake_flusher()
 
     async def _flush_loop(self) -> None:
-        hub, stats = self.hub, self.hub.stats
-        while True:
+        """Run a flush round at the end of each round of the event loop that queued
+        something. On asyncio the round is a loop callback (``call_soon``): it comes
+        after every reader woken in the same round, like a task would, without a task
+        switch and a new Event per round; elsewhere it is this task, woken by an Event."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - CI tests the asyncio backend only
+            loop = None
+        if loop is not None:
+            self._wake_flusher = partial(loop.call_soon, self._flush_round)
+            if self._flush_pending:  # queued before this task started
+                loop.call_soon(self._flush_round)
+            await anyio.sleep_forever()
+        while True:  # pragma: no cover - not asyncio
             await self._flush_wanted.wait()
             self._flush_wanted = anyio.Event()
-            self._flush_pending = False
-            ready, self._flush_queue = self._flush_queue, []
-            # The delivery latency, once a round (docs/metrics.md): from the first chat
-            # message handled since the last round to the end of this round's sends,
-            # if they sent anything.
-            since, hub.unflushed_since = hub.unflushed_since, None
-            sent = stats.bytes_out
-            if self._write_thread is not None and len(ready) >= PARALLEL_FLUSH_MIN:
-                self._write_thread.flush(ready)
-            else:
-                for connection in ready:
-                    connection.flush_nowait()
-            observe = self._observe_delivery
-            if since is not None and observe is not None and stats.bytes_out != sent:
-                observe(time.monotonic() - since)
+            self._flush_round()
+
+    def _want_flush(self) -> None:  # pragma: no cover - not asyncio
+        self._flush_wanted.set()
+
+    def _flush_round(self) -> None:
+        hub, stats = self.hub, self.hub.stats
+        self._flush_pending = False
+        ready, self._flush_queue = self._flush_queue, []
+        # The delivery latency, once a round (docs/metrics.md): from the first chat
+        # message handled since the last round to the end of this round's sends,
+        # if they sent anything.
+        since, hub.unflushed_since = hub.unflushed_since, None
+        sent = stats.bytes_out
+        if self._write_thread is not None and len(ready) >= PARALLEL_FLUSH_MIN:
+            self._write_thread.flush(ready)
+        else:
+            for connection in ready:
+                connection.flush_nowait()
+        observe = self._observe_delivery
+        if since is not None and observe is not None and stats.bytes_out != sent:
+            observe(time.monotonic() - since)
 
     # ---------------------------------------------------------------- lifecycle
 

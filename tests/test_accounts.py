@@ -216,6 +216,26 @@ async def test_login_takes_the_name_and_others_see_it(server: Server) -> None:
     assert [line.split()[-1] for line in table.stdout.splitlines()] == ["ACCOUNT", "-", "Alex"]
 
 
+async def test_lines_sent_with_a_login_are_handled_in_order_around_it(server: Server) -> None:
+    # One write: the reader's loop callback handles the first line, hands the login to
+    # the reader task (it waits for the hash) and the lines after it wait their turn.
+    address = server.addresses[0]
+    await add(server, "Alex", "pw1")
+    observer, _ = await json_client(address)
+    user = await joined(address)
+    await user.send(f"before\nlogin|alex|pw1\nafter\n{'x' * 3}\n")
+    assert await user.line() == f"[{user.addr}]{user.addr}:before\n"
+    assert await user.line() == "you have logged in as Alex\n"
+    assert await user.line() == f"[{user.addr}]Alex:after\n"
+    assert await user.line() == f"[{user.addr}]Alex:xxx\n"
+    seen = [await observer.json_of_type("message") for _ in range(3)]
+    assert [(m["from"], m["account"], m["text"]) for m in seen] == [
+        (user.addr, None, "before"),
+        ("Alex", "Alex", "after"),
+        ("Alex", "Alex", "xxx"),
+    ]
+
+
 async def test_login_in_json_and_in_a_hello(server: Server) -> None:
     address = server.addresses[0]
     await add(server, "alex", "pw")

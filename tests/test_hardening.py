@@ -74,6 +74,18 @@ def test_token_bucket() -> None:
     assert bucket.take(10.0) > 0
 
 
+def test_token_bucket_try_take_never_goes_into_debt() -> None:
+    # The reader's loop callback takes a line's allowance only when it is there; when
+    # it is not, the line goes to the reader task, whose take() then says how long to wait.
+    bucket = TokenBucket(rate=10, burst=2, now=0.0)
+    assert [bucket.try_take(0.0) for _ in range(3)] == [True, True, False]
+    assert bucket.tokens == 0  # the refusal took nothing
+    assert bucket.take(0.0) == pytest.approx(0.1)
+    assert not bucket.try_take(0.05)  # half a token refilled: still in debt
+    assert bucket.try_take(0.2)  # the debt paid back and one token earned: taken
+    assert not bucket.try_take(0.2)
+
+
 async def test_a_flooder_is_slowed_down_not_dropped_and_others_keep_their_speed() -> None:
     async with run_server(config(rate=5, burst=5)) as server:
         flooder = await joined(server.addresses[0], "flood")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,13 +37,14 @@ from imkit.protocol.events import (
 )
 from imkit.protocol.framing import LineFramer
 from imkit.protocol.parsing import load_json
+from imkit.protocol.records import record
 
 # A client reads the server's lines, and one `users` reply lists everyone online (about
 # 60 bytes a user): 16 MiB is ample for 100,000 users and still bounds a bad server.
 CLIENT_MAX_LINE = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Notice(Event):
     """A text line a JSON client received (before its welcome, or a refusal)."""
 

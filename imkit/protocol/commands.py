@@ -3,19 +3,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from imkit.protocol.codes import HISTORY_DEFAULT, PROTOCOL_VERSION, RequestId
+from imkit.protocol.records import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Command:
     """Something a client asked for. ``id`` is echoed in the reply (JSON mode only)."""
 
     id: RequestId = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Hello(Command):
     version: int = PROTOCOL_VERSION
     name: str | None = None
@@ -23,14 +24,14 @@ class Hello(Command):
     login: tuple[str, str] | None = field(default=None, repr=False)  # an account's name, password
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Authenticate(Command):
     """The text-mode first line ``pass|SECRET``."""
 
     password: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Login(Command):
     """``login|NAME|PASSWORD``: become the user of an account."""
 
@@ -38,7 +39,7 @@ class Login(Command):
     password: str = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Passwd(Command):
     """``passwd|OLD|NEW``: a logged-in user changes its own password."""
 
@@ -46,33 +47,33 @@ class Passwd(Command):
     new: str = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class PublicMessage(Command):
     text: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class PrivateMessage(Command):
     to: str
     text: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Who(Command):
     pass
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Rename(Command):
     name: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Ping(Command):
     pass
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Invalid(Command):
     """A line that could not be understood; the hub replies with this error."""
 
@@ -80,7 +81,7 @@ class Invalid(Command):
     message: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class History(Command):
     """Past public messages: the ``limit`` newest before msgid ``before`` (None: now);
     with ``with_``, the private conversation with that account instead."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +17,7 @@ from imkit.protocol.codes import (
     Mode,
     RequestId,
 )
+from imkit.protocol.records import record
 
 # C0 and C1 control characters (CR, LF, ESC, NEL...) and the Unicode line and paragraph
 # separators: any of them in a text-mode line could end it early or redraw the terminal.
@@ -34,7 +34,7 @@ def one_line(text: str) -> str:
     return _LINE_BREAKING.sub(" ", text)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UserInfo:
     name: str
     addr: str
@@ -55,7 +55,7 @@ class Event:
         raise NotImplementedError  # pragma: no cover - abstract: every Event overrides it
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Welcome(Event):
     id: RequestId
     name: str
@@ -82,7 +82,7 @@ class Welcome(Event):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class UserList(Event):
     id: RequestId
     users: tuple[UserInfo, ...]
@@ -95,7 +95,7 @@ class UserList(Event):
         return {"type": "users", "id": self.id, "users": users}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Pong(Event):
     id: RequestId
 
@@ -106,7 +106,7 @@ class Pong(Event):
         return {"type": "pong", "id": self.id}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ok(Event):
     """A message was accepted (text mode: nothing, as in the seed)."""
 
@@ -130,7 +130,7 @@ class Ok(Event):
         return fields
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoginOk(Event):
     """A login worked: the user is ``name``, its account's name."""
 
@@ -144,7 +144,7 @@ class LoginOk(Event):
         return {"type": "ok", "id": self.id, "name": self.name, "account": self.name}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PasswdOk(Event):
     """A logged-in user's password was changed."""
 
@@ -157,7 +157,7 @@ class PasswdOk(Event):
         return {"type": "ok", "id": self.id}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RenameOk(Event):
     id: RequestId
     name: str
@@ -169,7 +169,7 @@ class RenameOk(Event):
         return {"type": "ok", "id": self.id, "name": self.name}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Error(Event):
     id: RequestId
     code: str
@@ -203,7 +203,7 @@ class Error(Event):
         return fields
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChatMessage(Event):
     sender: str
     addr: str
@@ -238,7 +238,7 @@ class ChatMessage(Event):
         return fields
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class KeptMessage(Event):
     """A private message that waited for its recipient to log in: in JSON mode the
     usual message event (its time and msgid are the original ones), in text mode the
@@ -253,7 +253,7 @@ class KeptMessage(Event):
         return self.message.json_fields()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HistoryPage(Event):
     """Past public messages, oldest first; ``more``: older ones are kept too.
 
@@ -276,7 +276,7 @@ class HistoryPage(Event):
         return {"type": "history", "id": self.id, "messages": messages, "more": self.more}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Presence(Event):
     name: str
     addr: str
@@ -290,7 +290,7 @@ class Presence(Event):
         return {"type": "presence", "name": self.name, "addr": self.addr, "status": status}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NameChange(Event):
     old: str
     new: str
@@ -317,7 +317,7 @@ class NameChange(Event):
         return fields
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ServerNotice(Event):
     """Something a user should know that is not a reply to it (messages_missed)."""
 
@@ -331,7 +331,7 @@ class ServerNotice(Event):
         return {"type": "notice", "code": self.code, "message": one_line(self.message)}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bye(Event):
     """Sent just before the server closes a connection."""
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import socket
 import time
+from asyncio import Future
 from collections.abc import Callable
 from functools import partial
 from typing import TypeGuard
@@ -37,7 +39,7 @@ from imkit.protocol import (
     RequestId,
 )
 from imkit.transport.backpressure import Congestion
-from imkit.transport.links import LINK_ERRORS, Link
+from imkit.transport.links import LINK_ERRORS, RECV_SIZE, Link, SocketLink
 
 log = logging.getLogger("imkit.server")
 
@@ -78,6 +80,14 @@ class TokenBucket:
         self.burst = max(1, burst)
         self.tokens = float(self.burst)
         self.stamp = now
+
+    def try_take(self, now: float) -> bool:
+        """Take a line's allowance only if it is there now (never into debt)."""
+        tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        if tokens < 1:
+            return False
+        self.tokens, self.stamp = tokens - 1, now
+        return True
 
     def take(self, now: float) -> float:
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
@@ -244,6 +254,9 @@ class Connection:
         """The pump: receive, feed the protocol, hand each command to the hub."""
         link, wire, member, hub = self.link, self.member.wire, self.member, self.hub
         bucket, congested, stats = self.bucket, self.congestion.outboxes, hub.stats
+        readable, step = None, None
+        if isinstance(link, SocketLink) and (readable := link.readable) is not None:
+            step = self._reader_step(link.sock)
         try:
             while True:
                 for command in commands:
@@ -257,6 +270,13 @@ class Connection:
                         await self._awaited(command)
                     else:
                         hub.handle(member, command)
+                if step is not None and readable is not None and not link.maybe_more:
+                    # Reading goes on in a loop callback until something must wait.
+                    handed: list[Command] | None = await readable.pump(step)
+                    if handed is None:
+                        return
+                    commands = handed
+                    continue
                 if link.maybe_more:
                     # More is waiting already: let the flusher write what this read
                     # queued before reading on, so fan-out interleaves with writing.
@@ -276,6 +296,50 @@ class Connection:
                 error,
                 extra={"event": "connection_lost", "addr": member.addr, "reason": str(error)},
             )
+
+    def _reader_step(self, sock: socket.socket) -> Callable[[Future[list[Command] | None]], None]:
+        """The reader as a loop callback, run each time the socket is readable (asyncio,
+        plain sockets; :meth:`LoopReadable.pump`): receive and handle each line at once,
+        without waking the reader task (docs/performance.md). What must wait (held back
+        by a congested outbox, slowed by the rate limit, a login or a password change)
+        goes back to the task, with the commands from it on; None at end of stream."""
+        member, hub, wire, stats = self.member, self.hub, self.member.wire, self.hub.stats
+        congested, bucket, monotonic = self.congestion.outboxes, self.bucket, time.monotonic
+        handle, awaited = hub.handle, _AWAITED
+
+        def step(waiter: Future[list[Command] | None]) -> None:
+            try:
+                data = sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                return
+            except OSError as error:  # the task ends the connection, as for its own reads
+                waiter.set_exception(error)
+                return
+            if not data:
+                waiter.set_result(None)
+                return
+            try:
+                stats.bytes_in += len(data)
+                lines_before = wire.lines_received
+                commands = wire.receive_data(data)
+                if wire.lines_received != lines_before:
+                    member.last_active = monotonic()
+                for index, command in enumerate(commands):
+                    if (
+                        congested
+                        or command.__class__ in awaited
+                        or (bucket is not None and not bucket.try_take(monotonic()))
+                    ):
+                        waiter.set_result(commands[index:])
+                        return
+                    handle(member, command)
+                    if waiter.done():  # cancelled meanwhile: this client was removed
+                        return
+            except Exception as error:  # a bug: raised in the task, as it would have been
+                if not waiter.done():
+                    waiter.set_exception(error)
+
+        return step
 
     async def _awaited(self, command: Command) -> None:
         """A login or a password change: checked before the next line is handled."""

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
+
+T = TypeVar("T")
 
 # One recv() takes at most this much; big enough for a burst of pipelined lines.
 RECV_SIZE = 65536
@@ -58,14 +61,19 @@ class LoopReadable:
     socket nobody reads cannot spin the loop, and taken up again at the next wait.
     A readiness report that comes twice before the waiter has run is harmless here,
     where a future's ``set_result`` used as the callback would raise InvalidStateError.
+
+    :meth:`pump` is the same wait with a callback that runs each time the socket is
+    readable and decides itself when the wait is over: the connection's reader uses it
+    to receive and handle lines without a task switch (docs/performance.md).
     """
 
-    __slots__ = ("_loop", "_fd", "_waiter", "_registered")
+    __slots__ = ("_loop", "_fd", "_waiter", "_registered", "_step")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         self._loop = loop
         self._fd = sock.fileno()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[Any] | None = None
+        self._step: Callable[[asyncio.Future[Any]], None] | None = None
         self._registered = False
 
     @classmethod
@@ -77,21 +85,32 @@ class LoopReadable:
             return None
 
     async def wait(self) -> None:
-        waiter = self._waiter = self._loop.create_future()
+        await self.pump(None)
+
+    async def pump(self, step: Callable[[asyncio.Future[T]], None] | None) -> T:
+        """Until the wait is over: with ``step`` None, until the socket is readable;
+        else ``step(waiter)`` runs each time it is readable and ends the wait by
+        setting the waiter's result (or exception)."""
+        waiter: asyncio.Future[T] = self._loop.create_future()
+        self._waiter = waiter
+        self._step = step
         if not self._registered:
             self._loop.add_reader(self._fd, self._on_readable)
             self._registered = True
         try:
-            await waiter
+            return await waiter
         finally:
-            self._waiter = None
+            self._waiter = self._step = None
 
     def _on_readable(self) -> None:
         waiter = self._waiter
         if waiter is None:
             self.close()
         elif not waiter.done():
-            waiter.set_result(None)
+            if self._step is None:
+                waiter.set_result(None)
+            else:
+                self._step(waiter)
 
     def close(self) -> None:
         if self._registered:
@@ -117,6 +136,11 @@ class SocketLink:
         self.sock = sock
         self.maybe_more = True  # False after a short read: wait before the next recv
         self._readable = LoopReadable.for_socket(sock)
+
+    @property
+    def readable(self) -> LoopReadable | None:
+        """The loop's readiness for this socket (None when not on asyncio)."""
+        return self._readable
 
     def try_send(self, data: bytes) -> int:
         try:
