@@ -116,6 +116,11 @@ class Hub:
     unflushed_since: float | None = None
     _overflowed: list[Member] = field(default_factory=list)
     _settling: bool = False
+    # Joins not yet announced, in order (see announce_joins), and what the server sets to
+    # be told when the first one waits: it runs announce_joins at the start of its next
+    # flush round. None (a hub on its own, as in tests): every join is announced at once.
+    _unannounced: list[tuple[Member, Presence]] = field(default_factory=list)
+    on_unannounced: Callable[[], None] | None = None
     _next_id: int = 1
     # True for a cluster node's hub (imkit.cluster.hub), whose who, kick and stats the
     # admin socket answers for the whole cluster.
@@ -151,8 +156,52 @@ class Hub:
         member.online = True
         self._members[member.id] = member
         self._by_name[name_key(member.name)] = member
-        self.broadcast(Presence(member.name, member.shown_addr, online=True))
+        online = Presence(member.name, member.shown_addr, online=True)
+        if self.on_unannounced is None:
+            self.broadcast(online)
+        else:  # with the other joins of this round, before anything else is sent
+            if not self._unannounced:
+                self.on_unannounced()
+            self._unannounced.append((member, online))
         self.replay_to(member)
+
+    def announce_joins(self) -> None:
+        """Announce the joins not yet announced: everyone online receives each online
+        line once, in order, and a newcomer the lines from its own on, as if each had
+        been broadcast when it came; but in one put per recipient for all of them.
+
+        In a connection storm (1,000 clients a second) announcing each join at once costs
+        a put for every user online, per join: at 10,000 users, 2 ms a join, which fell
+        behind the storm until the kernel's accept queue overflowed (docs/performance.md).
+        Every other output (:meth:`send`, :meth:`broadcast`, :meth:`remove`) announces
+        the waiting joins first, so nobody sees anything out of order.
+        """
+        pending = self._unannounced
+        if not pending:
+            return
+        self._unannounced = []
+        if len(pending) == 1:
+            self.broadcast(pending[0][1])
+            return
+        frames = [Frame(event) for _, event in pending]
+        starts = {member.id: index for index, (member, _) in enumerate(pending)}
+        joined: dict[tuple[bool, int], bytes] = {}  # (JSON?, first line) -> the lines
+
+        def lines(json: bool, start: int) -> bytes:
+            data = joined.get((json, start))
+            if data is None:
+                forms = (f.json if json else f.text for f in frames[start:])
+                data = joined[json, start] = b"".join(forms)
+            return data
+
+        json_mode = Mode.JSON
+        slow: list[Member] = []
+        for member in self._members.values():
+            data = lines(member.wire.mode is json_mode, starts.get(member.id, 0))
+            if data and not member.outbox.put(data):
+                slow.append(member)
+        if slow:
+            self._overflow(slow)
 
     def replay_to(self, member: Member) -> None:
         """--replay: the last messages to a text client, right after its own "user is
@@ -192,6 +241,8 @@ class Hub:
 
     def remove(self, member: Member, bye: Bye, *, drain: bool = True) -> None:
         """Say ``bye`` to ``member``, close its outbox, and take it offline."""
+        if self._unannounced:
+            self.announce_joins()
         member.outbox.close(member.wire.encode(bye), drain=drain)
         self.leave(member)
 
@@ -215,6 +266,7 @@ class Hub:
 
     def shutdown(self) -> None:
         """Say goodbye to everyone at once (no "user offline" lines: all are leaving)."""
+        self._unannounced = []
         members = list(self._members.values())
         self._members.clear()
         self._by_name.clear()
@@ -612,6 +664,8 @@ class Hub:
 
     def send(self, member: Member, event: Event) -> bool:
         """Queue ``event`` for one member; False if that made it a slow consumer."""
+        if self._unannounced:
+            self.announce_joins()
         data = member.wire.encode(event)
         if not data or member.outbox.put(data):
             return True
@@ -625,6 +679,8 @@ class Hub:
         every message, so it is kept lean: each wire form is encoded at most once, and
         nothing is looked up twice.
         """
+        if self._unannounced:
+            self.announce_joins()
         frame = Frame(event)
         text: bytes | None = None
         json: bytes | None = None

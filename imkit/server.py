@@ -171,6 +171,7 @@ class Server:
             else:
                 hub = self._cluster_hub(config.cluster)
         self.hub = hub
+        hub.on_unannounced = self._joins_waiting
         self.logins = Logins(
             hub, PasswordHasher(config.password_hash_cost), accounts_only=config.accounts_only
         )
@@ -235,11 +236,18 @@ class Server:
             self._flush_wanted = anyio.Event()
             self._flush_round()
 
+    def _joins_waiting(self) -> None:
+        """The hub holds joins to announce: a flush round announces them first."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            self._wake_flusher()
+
     def _want_flush(self) -> None:  # pragma: no cover - not asyncio
         self._flush_wanted.set()
 
     def _flush_round(self) -> None:
         hub, stats = self.hub, self.hub.stats
+        hub.announce_joins()  # the round's joins, in one put per user (Hub.announce_joins)
         self._flush_pending = False
         ready, self._flush_queue = self._flush_queue, []
         # The delivery latency, once a round (docs/metrics.md): from the first chat

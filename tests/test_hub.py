@@ -257,3 +257,36 @@ def test_outbox_bounds_and_order() -> None:
     box.close(b"bye\n")
     assert box.put(b"ignored")
     assert box.take() == b"bye\n"
+
+
+def test_joins_of_a_round_are_announced_together_in_order(hub: Hub) -> None:
+    # As the server runs it: joins wait for the flush round (announce_joins), and
+    # anything else sent meanwhile announces them first.
+    rounds: list[int] = []
+    hub.on_unannounced = lambda: rounds.append(1)
+    old = Peer(hub, "h:1").join()
+    hub.announce_joins()
+    assert old.lines() == ["[h:1]h:1:user is online"] and rounds == [1]
+    watcher = Peer(hub, "h:9", Mode.JSON)
+    watcher.member.wire.mode = Mode.JSON
+    watcher.join()
+    hub.announce_joins()
+    assert len(old.lines()) == 1 and len(watcher.objects()) == 1
+    a, b, c = (Peer(hub, f"h:{i}").join() for i in (2, 3, 4))
+    assert len(rounds) == 3 and old.lines() == []  # one wake-up; nothing sent yet
+    hub.announce_joins()
+    online = [f"[h:{i}]h:{i}:user is online" for i in (2, 3, 4)]
+    assert old.lines() == online  # each once, in order
+    assert (a.lines(), b.lines(), c.lines()) == (online, online[1:], online[2:])
+    assert [o["name"] for o in watcher.objects()] == ["h:2", "h:3", "h:4"]
+    # Anything sent before the round announces what waits first: order is kept.
+    d = Peer(hub, "h:5").join()
+    a.do(PublicMessage(text="hi"))
+    assert old.lines() == ["[h:5]h:5:user is online", "[h:2]h:2:hi"]
+    assert d.lines() == ["[h:5]h:5:user is online", "[h:2]h:2:hi"]
+    e = Peer(hub, "h:6").join()
+    hub.leave(e.member)  # joined and left within one round: both lines, in order
+    assert old.lines() == ["[h:6]h:6:user is online", "[h:6]h:6:user offline"]
+    f = Peer(hub, "h:7").join()
+    hub.kick("h:7")
+    assert f.lines() == ["[h:7]h:7:user is online", "you were removed by an administrator"]

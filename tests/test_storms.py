@@ -299,6 +299,37 @@ def test_one_huge_write_reaches_readers_that_keep_up() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_burst_of_joins_is_announced_to_everyone_in_one_order() -> None:
+    # The joins a round takes in are announced together (Hub.announce_joins): everyone
+    # must still see every online line once, in the server's order of arrival, and each
+    # newcomer its own line first and then the lines of those who came after it.
+    count = 300
+    async with run_server(ServerConfig(port=0, idle_timeout=0, max_per_ip=0)) as server:
+        address = server.addresses[0]
+        watcher = await LineClient.connect(address)
+        await watcher.request(type="hello")
+        clients: list[LineClient] = []
+
+        async def connect() -> None:
+            clients.append(await LineClient.connect(address))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for _ in range(count):
+                    tg.start_soon(connect)
+            order = [(await watcher.json_of_type("presence"))["name"] for _ in range(count)]
+            assert sorted(order) == sorted(client.addr for client in clients)
+            for client in clients:
+                expected = order[order.index(client.addr) :]
+                got = [await client.line() for _ in expected]
+                assert got == [f"[{name}]{name}:user is online\n" for name in expected]
+            users = await watcher.request(type="who")
+            assert [u["name"] for u in users["users"]][1:] == order
+        for client in clients:
+            await client.aclose()
+
+
+@pytest.mark.anyio
 async def test_bursts_within_the_default_limits_reach_a_reader_that_keeps_up() -> None:
     senders, per_sender, size = 8, 50, 4000  # 50 lines: within the default --burst
     async with run_server(ServerConfig(port=0, idle_timeout=0)) as server:

@@ -24,8 +24,11 @@ log = logging.getLogger("imkit.server")
 # then waits for readiness again, which lets every other ready task run first: in a
 # reconnect storm the queue is never empty, and accepting until it was starved the
 # handling of everything else, signals included (hundreds of clients' EOFs unread, a
-# SIGTERM handled half a minute late).
-ACCEPT_BATCH = 16
+# SIGTERM handled half a minute late). 16 at a time fell behind 1,000 new clients a
+# second once thousands were online, until the kernel's queue (somaxconn, 4,096 here)
+# overflowed and new clients timed out; 64, with their joins announced together
+# (Hub.announce_joins), keeps up with 10,000 (docs/performance.md).
+ACCEPT_BATCH = 64
 # A TLS client that has not finished its handshake by then is closed.
 TLS_HANDSHAKE_TIMEOUT = 10.0
 
