@@ -246,6 +246,15 @@ class Server:
         self._flush_wanted.set()
 
     def _flush_round(self) -> None:
+        try:
+            self._flush_ready()
+        except Exception:  # pragma: no cover - only a bug
+            # As a loop callback a bug would only be printed by asyncio, and the round's
+            # flag left set would stop every later round: log it, keep flushing.
+            self._flush_pending = False
+            log.exception("a flush round failed", extra={"event": "flush_failed"})
+
+    def _flush_ready(self) -> None:
         hub, stats = self.hub, self.hub.stats
         hub.announce_joins()  # the round's joins, in one put per user (Hub.announce_joins)
         self._flush_pending = False
@@ -259,7 +268,11 @@ class Server:
             self._write_thread.flush(ready)
         else:
             for connection in ready:
-                connection.flush_nowait()
+                try:
+                    connection.flush_nowait()
+                except Exception:  # pragma: no cover - only a bug: that client ends
+                    log.exception("a flush failed", extra={"event": "flush_failed"})
+                    connection.flushed(b"", OSError("the flush failed"))
         observe = self._observe_delivery
         if since is not None and observe is not None and stats.bytes_out != sent:
             observe(time.monotonic() - since)

@@ -338,6 +338,8 @@ class Connection:
             except Exception as error:  # a bug: raised in the task, as it would have been
                 if not waiter.done():
                     waiter.set_exception(error)
+                else:  # pragma: no cover - the client was removed meanwhile: only log it
+                    log.exception("reading failed", extra={"event": "read_failed"})
 
         return step
 
