@@ -1,18 +1,12 @@
 """The chat server: the hub, its listeners, the flusher, the admin socket, the idle
 sweep and shutdown, wired together; :func:`run` is ``imkit serve``.
 
-How bytes leave (the hot path): the hub queues bytes into a connection's
-:class:`~imkit.hub.Outbox`, which tells the server it is ready. A single flusher task runs
-once per scheduling round, after every reader that woke in that round has been handled,
-and writes each ready outbox with one non-blocking ``send`` of everything queued. Lines
-that arrive together therefore leave together, and a broadcast to N users costs N
-syscalls and no task switches (large flushes are shared with a second thread, see
-:mod:`imkit.transport.writes`). Only what the kernel refuses (a full socket buffer) is
-left to the connection's own writer task, which waits until the socket is writable; the
-flusher never writes to a connection whose writer is busy, so order is kept.
+How bytes leave (the hot path) is :mod:`imkit.transport.flusher`: one flush round per
+round of the event loop writes every ready outbox with one non-blocking ``send``.
 
-The transport itself (links, connections, accepting, backpressure, the write thread) is
-in :mod:`imkit.transport`; this module only decides what runs and when it stops.
+The transport itself (links, connections, accepting, backpressure, the flusher and its
+write thread) is in :mod:`imkit.transport`; this module only decides what runs and when
+it stops.
 """
 
 from __future__ import annotations
@@ -24,7 +18,6 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -53,6 +46,7 @@ from imkit.protocol import (
 from imkit.store import DEFAULT_RETAIN_DAYS, Store, open_store
 from imkit.transport.backpressure import Congestion
 from imkit.transport.connection import Connection, TokenBucket
+from imkit.transport.flusher import Flusher
 from imkit.transport.limits import (
     DEFAULT_CONNECT_PERIOD,
     DEFAULT_CONNECT_RATE,
@@ -71,7 +65,7 @@ from imkit.transport.listener import (
     tls_context,
 )
 from imkit.transport.refusals import Refusals
-from imkit.transport.writes import PARALLEL_FLUSH_MIN, WriteThread, use_write_thread
+from imkit.transport.writes import WriteThread, use_write_thread
 
 if TYPE_CHECKING:
     from imkit.cluster.link import ClusterLink
@@ -171,17 +165,13 @@ class Server:
             else:
                 hub = self._cluster_hub(config.cluster)
         self.hub = hub
-        hub.on_unannounced = self._joins_waiting
+        self.flusher = Flusher(hub)
         self.logins = Logins(
             hub, PasswordHasher(config.password_hash_cost), accounts_only=config.accounts_only
         )
         self.congestion = Congestion()
         self.addresses: list[str] = []
         self.connections: set[Connection] = set()
-        self._flush_queue: list[Connection] = []
-        self._flush_wanted = anyio.Event()
-        self._flush_pending = False
-        self._wake_flusher: Callable[[], object] = self._want_flush  # see _flush_loop
         self._stop = anyio.Event()
         self.stopped = anyio.Event()  # set when serve() has finished
         self.started_at = time.monotonic()
@@ -199,83 +189,13 @@ class Server:
             config.max_per_ip, config.connect_rate, config.connect_period, self._rate_exempt
         )
         self.refusals = Refusals(self.hub.stats, self.limits, config.max_clients)
-        self._write_thread: WriteThread | None = None  # started by serve()
         self.store: Store | None = None  # opened by listen()
         self._clients: anyio.abc.TaskGroup | None = None  # connection tasks, in serve()
         self.metrics: MetricsServer | None = None  # --metrics: bound by listen()
-        self._observe_delivery: Callable[[float], None] | None = None
 
     @property
     def connections_now(self) -> int:
         return len(self.connections)
-
-    # ----------------------------------------------------------------- flushing
-
-    def schedule_flush(self, connection: Connection) -> None:
-        self._flush_queue.append(connection)
-        if not self._flush_pending:
-            self._flush_pending = True
-            self._wake_flusher()
-
-    async def _flush_loop(self) -> None:
-        """Run a flush round at the end of each round of the event loop that queued
-        something. On asyncio the round is a loop callback (``call_soon``): it comes
-        after every reader woken in the same round, like a task would, without a task
-        switch and a new Event per round; elsewhere it is this task, woken by an Event."""
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - CI tests the asyncio backend only
-            loop = None
-        if loop is not None:
-            self._wake_flusher = partial(loop.call_soon, self._flush_round)
-            if self._flush_pending:  # queued before this task started
-                loop.call_soon(self._flush_round)
-            await anyio.sleep_forever()
-        while True:  # pragma: no cover - not asyncio
-            await self._flush_wanted.wait()
-            self._flush_wanted = anyio.Event()
-            self._flush_round()
-
-    def _joins_waiting(self) -> None:
-        """The hub holds joins to announce: a flush round announces them first."""
-        if not self._flush_pending:
-            self._flush_pending = True
-            self._wake_flusher()
-
-    def _want_flush(self) -> None:  # pragma: no cover - not asyncio
-        self._flush_wanted.set()
-
-    def _flush_round(self) -> None:
-        try:
-            self._flush_ready()
-        except Exception:  # pragma: no cover - only a bug
-            # As a loop callback a bug would only be printed by asyncio, and the round's
-            # flag left set would stop every later round: log it, keep flushing.
-            self._flush_pending = False
-            log.exception("a flush round failed", extra={"event": "flush_failed"})
-
-    def _flush_ready(self) -> None:
-        hub, stats = self.hub, self.hub.stats
-        hub.announce_joins()  # the round's joins, in one put per user (Hub.announce_joins)
-        self._flush_pending = False
-        ready, self._flush_queue = self._flush_queue, []
-        # The delivery latency, once a round (docs/metrics.md): from the first chat
-        # message handled since the last round to the end of this round's sends,
-        # if they sent anything.
-        since, hub.unflushed_since = hub.unflushed_since, None
-        sent = stats.bytes_out
-        if self._write_thread is not None and len(ready) >= PARALLEL_FLUSH_MIN:
-            self._write_thread.flush(ready)
-        else:
-            for connection in ready:
-                try:
-                    connection.flush_nowait()
-                except Exception:  # pragma: no cover - only a bug: that client ends
-                    log.exception("a flush failed", extra={"event": "flush_failed"})
-                    connection.flushed(b"", OSError("the flush failed"))
-        observe = self._observe_delivery
-        if since is not None and observe is not None and stats.bytes_out != sent:
-            observe(time.monotonic() - since)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -311,7 +231,7 @@ class Server:
         self.hub.replay = config.replay
         if self.metrics is not None:
             store.observe_commit = self.metrics.observe_commit
-            self._observe_delivery = self.metrics.observe_delivery
+            self.flusher.observe_delivery = self.metrics.observe_delivery
 
     def _cluster_hub(self, url: str) -> Hub:
         # Imported only for --cluster: one node needs no Redis client.
@@ -452,16 +372,16 @@ class Server:
         if threaded is None:
             threaded = use_write_thread()
         if threaded:
-            self._write_thread = WriteThread()
+            self.flusher.write_thread = WriteThread()
         store = self.store
         assert store is not None
         store.start()
         try:
             await self._serve_until_stopped(listener, admin_socket, store, task_status)
         finally:
-            if self._write_thread is not None:
-                self._write_thread.close()
-                self._write_thread = None
+            if self.flusher.write_thread is not None:
+                self.flusher.write_thread.close()
+                self.flusher.write_thread = None
             with anyio.CancelScope(shield=True):  # what was accepted is written, always
                 try:
                     await store.close()
@@ -495,7 +415,7 @@ class Server:
                             "redis": self.cluster.where,
                         },
                     )
-                background.start_soon(self._flush_loop)
+                background.start_soon(self.flusher.run)
                 # The hash a login for an unknown name is checked against, made now.
                 background.start_soon(self.logins.hasher.prepare)
                 background.start_soon(self._sweep_loop)
@@ -635,7 +555,7 @@ class Server:
             link,
             member,
             self.hub,
-            schedule_flush=self.schedule_flush,
+            schedule_flush=self.flusher.schedule,
             congestion=self.congestion,
             bucket=self._bucket_for(ip, now),
             password=self.config.password,

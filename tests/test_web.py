@@ -476,13 +476,7 @@ async def test_https_and_wss(tls_files: dict[str, str]) -> None:
         host, port = split_addr(web)
         stream = await anyio.connect_tcp(host, port, ssl_context=context)
         await stream.send(get("/", host=web))
-        data = b""
-        with anyio.fail_after(TIMEOUT):
-            try:
-                while True:
-                    data += await stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                pass
+        data = await read_to_end(stream)
         await anyio.aclose_forcefully(stream)
         assert data.startswith(b"HTTP/1.1 200 OK") and b"<!doctype html>" in data
         async with web_user(web, origin=f"https://{web}", ssl=context) as user:

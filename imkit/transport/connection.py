@@ -301,8 +301,9 @@ class Connection:
         """The reader as a loop callback, run each time the socket is readable (asyncio,
         plain sockets; :meth:`LoopReadable.pump`): receive and handle each line at once,
         without waking the reader task (docs/performance.md). What must wait (held back
-        by a congested outbox, slowed by the rate limit, a login or a password change)
-        goes back to the task, with the commands from it on; None at end of stream."""
+        by a congested outbox, slowed by the rate limit, a login, a password change or a
+        hello) goes back to the task, with the commands from it on; None at end of
+        stream."""
         member, hub, wire, stats = self.member, self.hub, self.member.wire, self.hub.stats
         congested, bucket, monotonic = self.congestion.outboxes, self.bucket, time.monotonic
         handle, awaited = hub.handle, _AWAITED
