@@ -112,7 +112,7 @@ def open_database(path: Path, *, fsync: bool) -> tuple[sqlite3.Connection, int]:
     lock = _lock(path)
     try:
         _check_kind(path)
-        connection = _connect(path, fsync=fsync)
+        connection = connect(path, fsync=fsync)
     except BaseException:
         os.close(lock)
         raise
@@ -227,7 +227,7 @@ def _not_writable(path: Path) -> ServeError | None:
     return None
 
 
-def _connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
+def connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
     # Autocommit mode: the writer says BEGIN and COMMIT itself, one transaction a batch.
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:

@@ -14,8 +14,9 @@ When a commit fails (disk full, the file removed or replaced, a read-only file s
 the batch is answered with the reason and :attr:`~imkit.store.base.Store.problem` is set,
 so the hub refuses public messages until a write works again; the writer tries one small
 write a second meanwhile. SQLite goes on writing to a file that was removed (the space is
-only freed at exit), so the writer compares the file's identity before each batch: a
-message written there would be lost at restart, and must not be acknowledged.
+only freed at exit), to a ``-wal`` that was removed, and into a file overwritten in place,
+so the writer checks its files before each batch (:mod:`.files`): a message written there
+would be lost at restart, and must not be acknowledged.
 
 Old messages are deleted in the background, a few hundred per transaction, and only
 while no messages are waiting, so retention never stalls the chat.
@@ -56,6 +57,7 @@ from imkit.store.base import (
     before_number,
     message_number,
 )
+from imkit.store.files import WATCH_INTERVAL, FileWatch
 from imkit.store.schema import open_database
 
 log = logging.getLogger("imkit.store")
@@ -141,7 +143,7 @@ class SqliteStore(Store):
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._connection: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
-        self._identity: tuple[int, int] = (0, 0)
+        self._files = FileWatch(path, fsync=fsync)  # the writer thread's, once it runs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         # Rows of messages nobody waits for, not yet handed to the writer (loop only).
@@ -160,8 +162,7 @@ class SqliteStore(Store):
         """Open (create, migrate) the file and take its lock; ServeError when it cannot."""
         connection, self._lock_fd = open_database(self.path, fsync=self.fsync)
         self._connection = connection
-        stat = os.stat(self.path)
-        self._identity = (stat.st_dev, stat.st_ino)
+        self._files.remember()
         last_id = max(
             int(connection.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()[0]),
             connection.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0],
@@ -418,10 +419,11 @@ class SqliteStore(Store):
     def _run(self) -> None:
         next_purge = time.monotonic() + min(1.0, self.purge_interval)
         next_probe = 0.0
+        next_watch = time.monotonic() + WATCH_INTERVAL
         closing = False
         purging = self.retain_days > 0 or self.offline_days > 0
         while not closing:
-            deadlines = []
+            deadlines = [next_watch]
             if purging:
                 deadlines.append(next_purge)
             if self._failing is not None:
@@ -443,6 +445,9 @@ class SqliteStore(Store):
                 elif now >= next_probe:
                     self._probe()
                     next_probe = now + PROBE_INTERVAL
+            if now >= next_watch:
+                self._watch()
+                next_watch = time.monotonic() + WATCH_INTERVAL
             if purging and now >= next_purge and self._failing is None:
                 self._purge()
                 next_purge = time.monotonic() + self.purge_interval
@@ -518,18 +523,23 @@ class SqliteStore(Store):
                 raise
         except sqlite3.Error as error:
             return f"cannot write {self.path}: {error}"
+        self._files.remember()  # a checkpoint in the commit may have written the file
         return None
 
     def _file_problem(self) -> str | None:
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            return f"the database file {self.path} was removed"
-        except OSError as error:
-            return f"the database file {self.path} cannot be checked: {error.strerror}"
-        if (stat.st_dev, stat.st_ino) != self._identity:
-            return f"the database file {self.path} was replaced by another file"
-        return None
+        """Why a write now would not be seen by a restart (None: it would); a -wal
+        removed under the server is folded into the file first (see .files)."""
+        problem = self._files.problem()
+        if problem is None and self._files.wal_lost():
+            assert self._connection is not None
+            self._connection, problem = self._files.fold(self._connection)
+        return problem
+
+    def _watch(self) -> None:
+        """The files checked while idle too: a lost -wal folded back before a crash."""
+        if self._failing is None and (problem := self._file_problem()) is not None:
+            self._failing = problem
+            self._post(self._set_problem, problem)
 
     def _probe(self) -> None:
         """One small write while writes fail; when it works, messages are accepted again."""
@@ -594,6 +604,7 @@ class SqliteStore(Store):
                 )
                 return
             deleted = cursor.rowcount
+            self._files.remember()
 
     def _remember_last_id(self) -> None:
         # Private messages have ids too but are not stored: keep the greatest id given.
