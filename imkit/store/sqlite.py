@@ -18,6 +18,12 @@ only freed at exit), to a ``-wal`` that was removed, and into a file overwritten
 so the writer checks its files before each batch (:mod:`.files`): a message written there
 would be lost at restart, and must not be acknowledged.
 
+A disk that stops answering (a frozen or hung file system) leaves the writer thread in
+the kernel, where nothing can interrupt it; so the event loop watches it: work outstanding
+longer than :data:`STALL_TIMEOUT` sets ``problem`` (public messages are refused, /healthz
+says 503) until it comes back, and a history request is answered ``unavailable`` after
+that long rather than never (a late page is then dropped, never sent twice).
+
 Old messages are deleted in the background, a few hundred per transaction, and only
 while no messages are waiting, so retention never stalls the chat.
 
@@ -76,6 +82,12 @@ CLOSE_TIMEOUT = 10.0
 # for the GIL (measured: broadcast throughput 0.81x with the store, against --db none).
 HANDOVER_DELAY = 0.02
 HANDOVER_ROWS = 1000
+# A commit or read outstanding this long is a store problem: a healthy commit takes
+# milliseconds, even with --fsync on a slow disk, and the admin's history waits 4 s
+# (imkit.admin.HISTORY_TIMEOUT), so a stalled store answers it, and a client, first.
+STALL_TIMEOUT = 3.0
+# How often the event loop looks at the writer (a timer on the loop, no thread).
+STALL_CHECK = 0.5
 
 _COLUMNS = "id, time, sender, addr, recipient, text, account"
 _INSERT = f"INSERT INTO messages ({_COLUMNS}, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -151,6 +163,11 @@ class SqliteStore(Store):
         self._handover: asyncio.TimerHandle | None = None
         # Writer thread only: its own view of whether writes fail.
         self._failing: str | None = None
+        # Written by the writer: since when (monotonic) it has been working; None: idle.
+        self._busy_since: float | None = None
+        # Loop only: the problem set because the writer stalled (None: it has not).
+        self._stalled: str | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @property
     def description(self) -> str:
@@ -194,6 +211,39 @@ class SqliteStore(Store):
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._run, name="imkit-store", daemon=True)
         self._thread.start()
+        self._watchdog = self._loop.call_later(STALL_CHECK, self._check_stall)
+
+    def _check_stall(self) -> None:
+        """Set ``problem`` while the writer has been busy longer than STALL_TIMEOUT (a disk
+        that hangs), and clear it when it is back; every STALL_CHECK, on the loop."""
+        assert self._loop is not None
+        since = self._busy_since
+        stalled = since is not None and time.monotonic() - since > STALL_TIMEOUT
+        if stalled and self._stalled is None:
+            self._stalled = f"the disk holding {self.path} has not answered for {STALL_TIMEOUT:g}s"
+            self._set_problem(self._stalled)
+        elif not stalled and self._stalled is not None:
+            if self.problem == self._stalled:  # not one the writer has reported since
+                self._set_problem(self._failing)
+            self._stalled = None
+        self._watchdog = self._loop.call_later(STALL_CHECK, self._check_stall)
+
+    def _bounded(self, answer: Answer) -> Answer:
+        """``answer``, called once: with the page, or after STALL_TIMEOUT with why not."""
+        if self._loop is None:
+            return answer
+        answered = False
+
+        def once(page: Page | str) -> None:
+            nonlocal answered
+            if not answered:
+                answered = True
+                timer.cancel()
+                answer(page)
+
+        late = f"history cannot be read: the store did not answer within {STALL_TIMEOUT:g}s"
+        timer = self._loop.call_later(STALL_TIMEOUT, once, late)
+        return once
 
     def _append(
         self, message: ChatMessage, stored: Stored | None, conversation: str | None
@@ -220,11 +270,13 @@ class SqliteStore(Store):
 
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
         self._hand_over()  # a request sees every message appended before it
-        self._queue.put(_Read(limit, before_number(before), self.cutoff(), answer, None))
+        read = _Read(limit, before_number(before), self.cutoff(), self._bounded(answer), None)
+        self._queue.put(read)
 
     def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
         self._hand_over()  # as history: it sees every message appended before it
-        self._queue.put(_Read(limit, before_number(before), self.cutoff(), answer, pair))
+        read = _Read(limit, before_number(before), self.cutoff(), self._bounded(answer), pair)
+        self._queue.put(read)
 
     def _change(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
         self._hand_over()
@@ -368,6 +420,8 @@ class SqliteStore(Store):
             await reached.wait()
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self._thread is not None:
             self._hand_over()
             self._queue.put(_CLOSE)
@@ -437,6 +491,7 @@ class SqliteStore(Store):
             except queue.Empty:
                 pass
             was_failing = self._failing
+            self._busy_since = time.monotonic()
             closing = self._handle(items)
             now = time.monotonic()
             if self._failing is not None:
@@ -451,6 +506,7 @@ class SqliteStore(Store):
             if purging and now >= next_purge and self._failing is None:
                 self._purge()
                 next_purge = time.monotonic() + self.purge_interval
+            self._busy_since = None
         self._remember_last_id()
         self._release()
 
