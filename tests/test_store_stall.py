@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imkit.store.sqlite import STALL_TIMEOUT
+from imkit.store.watchdog import STALL_TIMEOUT
 from tests.support import close_open_clients, start_server_process
 from tests.test_cli_robustness import free_port
 from tests.test_history import json_client

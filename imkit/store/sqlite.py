@@ -18,11 +18,8 @@ only freed at exit), to a ``-wal`` that was removed, and into a file overwritten
 so the writer checks its files before each batch (:mod:`.files`): a message written there
 would be lost at restart, and must not be acknowledged.
 
-A disk that stops answering (a frozen or hung file system) leaves the writer thread in
-the kernel, where nothing can interrupt it; so the event loop watches it: work outstanding
-longer than :data:`STALL_TIMEOUT` sets ``problem`` (public messages are refused, /healthz
-says 503) until it comes back, and a history request is answered ``unavailable`` after
-that long rather than never (a late page is then dropped, never sent twice).
+A disk that stops answering leaves the writer thread in the kernel with no error to
+report; the event loop watches it (:mod:`.watchdog`).
 
 Old messages are deleted in the background, a few hundred per transaction, and only
 while no messages are waiting, so retention never stalls the chat.
@@ -50,7 +47,6 @@ from typing import Any
 import anyio
 
 from imkit.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
-from imkit.msgid import format_msgid
 from imkit.names import name_key
 from imkit.protocol import HISTORY_MAX, ChatMessage
 from imkit.store.base import (
@@ -64,7 +60,21 @@ from imkit.store.base import (
     message_number,
 )
 from imkit.store.files import WATCH_INTERVAL, FileWatch
+from imkit.store.rows import (
+    ADD_MAIL,
+    COLUMNS,
+    INSERT,
+    SAVE_ACCOUNT,
+    SAVE_BAN,
+    Barrier,
+    Change,
+    NewRow,
+    Read,
+    to_message,
+    to_row,
+)
 from imkit.store.schema import open_database
+from imkit.store.watchdog import Watchdog
 
 log = logging.getLogger("imkit.store")
 
@@ -82,55 +92,6 @@ CLOSE_TIMEOUT = 10.0
 # for the GIL (measured: broadcast throughput 0.81x with the store, against --db none).
 HANDOVER_DELAY = 0.02
 HANDOVER_ROWS = 1000
-# A commit or read outstanding this long is a store problem: a healthy commit takes
-# milliseconds, even with --fsync on a slow disk, and the admin's history waits 4 s
-# (imkit.admin.HISTORY_TIMEOUT), so a stalled store answers it, and a client, first.
-STALL_TIMEOUT = 3.0
-# How often the event loop looks at the writer (a timer on the loop, no thread).
-STALL_CHECK = 0.5
-
-_COLUMNS = "id, time, sender, addr, recipient, text, account"
-_INSERT = f"INSERT INTO messages ({_COLUMNS}, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-# A message as read (_COLUMNS), and as written (and its conversation).
-_Row = tuple[int, float, str, str, str | None, str, str | None]
-_NewRow = tuple[int, float, str, str, str | None, str, str | None, str | None]
-_SAVE_BAN = "INSERT OR REPLACE INTO bans (target, fields) VALUES (?, ?)"
-_SAVE_ACCOUNT = "INSERT OR REPLACE INTO accounts (key, fields) VALUES (?, ?)"
-# Only while the account exists: a message for an account deleted meanwhile (its delete
-# was queued first) is not kept for whoever registers the name next.
-_ADD_MAIL = (
-    f"INSERT INTO mailbox (owner, {_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
-    "WHERE EXISTS (SELECT 1 FROM accounts WHERE key = ?)"
-)
-
-
-class _Read:
-    """A page of history (``conversation`` None) or of one private conversation."""
-
-    __slots__ = ("limit", "bound", "cutoff", "answer", "conversation")
-
-    def __init__(
-        self, limit: int, bound: int, cutoff: int, answer: Answer, conversation: str | None
-    ) -> None:
-        self.limit, self.bound, self.cutoff, self.answer = limit, bound, cutoff, answer
-        self.conversation = conversation
-
-
-class _Barrier:
-    __slots__ = ("reached",)
-
-    def __init__(self, reached: Callable[[], None]) -> None:
-        self.reached = reached
-
-
-class _Change:
-    """Work on the connection in a transaction of its own (bans, accounts, mail)."""
-
-    __slots__ = ("work", "done")
-
-    def __init__(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
-        self.work, self.done = work, done
-
 
 _CLOSE = object()
 
@@ -159,15 +120,13 @@ class SqliteStore(Store):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         # Rows of messages nobody waits for, not yet handed to the writer (loop only).
-        self._unsent: list[_NewRow] = []
+        self._unsent: list[NewRow] = []
         self._handover: asyncio.TimerHandle | None = None
         # Writer thread only: its own view of whether writes fail.
         self._failing: str | None = None
-        # Written by the writer: since when (monotonic) it has been working; None: idle.
-        self._busy_since: float | None = None
-        # Loop only: the problem set because the writer stalled (None: it has not).
-        self._stalled: str | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog = Watchdog(
+            str(path), self._set_problem, lambda: self.problem, lambda: self._failing
+        )
 
     @property
     def description(self) -> str:
@@ -191,64 +150,32 @@ class SqliteStore(Store):
         ).fetchone()[0]
         self._address_secret = bytes.fromhex(secret)
         rows = connection.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE recipient IS NULL AND id >= ? "
+            f"SELECT {COLUMNS} FROM messages WHERE recipient IS NULL AND id >= ? "
             "ORDER BY id DESC LIMIT ?",
             (self.cutoff(), HISTORY_MAX),
         ).fetchall()
-        self._remember(last_id, [_message(row) for row in reversed(rows)])
+        self._remember(last_id, [to_message(row) for row in reversed(rows)])
         self.bans = [json.loads(raw) for (raw,) in connection.execute("SELECT fields FROM bans")]
         for key, raw in connection.execute("SELECT key, fields FROM accounts"):
             self.accounts[key] = Account.from_fields(json.loads(raw))
         mail = connection.execute(
-            f"SELECT owner, {_COLUMNS} FROM mailbox WHERE id >= ? ORDER BY id",
+            f"SELECT owner, {COLUMNS} FROM mailbox WHERE id >= ? ORDER BY id",
             (self.mail_cutoff(),),  # expired ones are never delivered (and purged soon)
         )
         for owner, *row in mail:
-            self.mailboxes.setdefault(owner, []).append(_message(tuple(row)))
+            self.mailboxes.setdefault(owner, []).append(to_message(tuple(row)))
 
     def start(self) -> None:
         assert self._connection is not None, "open() first"
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._run, name="imkit-store", daemon=True)
         self._thread.start()
-        self._watchdog = self._loop.call_later(STALL_CHECK, self._check_stall)
-
-    def _check_stall(self) -> None:
-        """Set ``problem`` while the writer has been busy longer than STALL_TIMEOUT (a disk
-        that hangs), and clear it when it is back; every STALL_CHECK, on the loop."""
-        assert self._loop is not None
-        since = self._busy_since
-        stalled = since is not None and time.monotonic() - since > STALL_TIMEOUT
-        if stalled and self._stalled is None:
-            self._stalled = f"the disk holding {self.path} has not answered for {STALL_TIMEOUT:g}s"
-            self._set_problem(self._stalled)
-        elif not stalled and self._stalled is not None:
-            if self.problem == self._stalled:  # not one the writer has reported since
-                self._set_problem(self._failing)
-            self._stalled = None
-        self._watchdog = self._loop.call_later(STALL_CHECK, self._check_stall)
-
-    def _bounded(self, answer: Answer) -> Answer:
-        """``answer``, called once: with the page, or after STALL_TIMEOUT with why not."""
-        if self._loop is None:
-            return answer
-        answered = False
-
-        def once(page: Page | str) -> None:
-            nonlocal answered
-            if not answered:
-                answered = True
-                timer.cancel()
-                answer(page)
-
-        late = f"history cannot be read: the store did not answer within {STALL_TIMEOUT:g}s"
-        timer = self._loop.call_later(STALL_TIMEOUT, once, late)
-        return once
+        self._watchdog.start(self._loop)
 
     def _append(
         self, message: ChatMessage, stored: Stored | None, conversation: str | None
     ) -> None:
-        row = (*_row(message), conversation)
+        row = (*to_row(message), conversation)
         if stored is None and self._loop is not None:
             self._unsent.append(row)
             if len(self._unsent) == 1:
@@ -270,17 +197,21 @@ class SqliteStore(Store):
 
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
         self._hand_over()  # a request sees every message appended before it
-        read = _Read(limit, before_number(before), self.cutoff(), self._bounded(answer), None)
+        read = Read(
+            limit, before_number(before), self.cutoff(), self._watchdog.bounded(answer), None
+        )
         self._queue.put(read)
 
     def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
         self._hand_over()  # as history: it sees every message appended before it
-        read = _Read(limit, before_number(before), self.cutoff(), self._bounded(answer), pair)
+        read = Read(
+            limit, before_number(before), self.cutoff(), self._watchdog.bounded(answer), pair
+        )
         self._queue.put(read)
 
     def _change(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
         self._hand_over()
-        self._queue.put(_Change(work, done))
+        self._queue.put(Change(work, done))
 
     def delete_messages(
         self, ids: list[int] | None, sender_key: str | None, since: int, done: Deleted
@@ -311,7 +242,7 @@ class SqliteStore(Store):
 
     def save_ban(self, fields: dict[str, Any], done: Stored) -> None:
         row = (fields["target"], json.dumps(fields))
-        self._change(lambda c: c.execute(_SAVE_BAN, row), done)
+        self._change(lambda c: c.execute(SAVE_BAN, row), done)
 
     def delete_ban(self, target: str, done: Stored) -> None:
         self._change(lambda c: c.execute("DELETE FROM bans WHERE target = ?", (target,)), done)
@@ -327,7 +258,7 @@ class SqliteStore(Store):
                 self.accounts[account.key] = account
             done(problem)
 
-        self._change(lambda c: c.execute(_SAVE_ACCOUNT, row), saved)
+        self._change(lambda c: c.execute(SAVE_ACCOUNT, row), saved)
 
     def delete_account(self, key: str, done: Stored) -> None:
         def work(connection: sqlite3.Connection) -> None:
@@ -353,10 +284,10 @@ class SqliteStore(Store):
     def add_mail(self, key: str, message: ChatMessage, done: Stored) -> None:
         # In memory at once, so that the hub counts it against the limit right away.
         self._post_mail(key, message)
-        row = (key, *_row(message), key)
+        row = (key, *to_row(message), key)
 
         def work(connection: sqlite3.Connection) -> None:
-            if connection.execute(_ADD_MAIL, row).rowcount == 0:
+            if connection.execute(ADD_MAIL, row).rowcount == 0:
                 raise sqlite3.IntegrityError("the account was removed")
 
         def kept(problem: str | None) -> None:
@@ -415,13 +346,12 @@ class SqliteStore(Store):
             return
         reached = anyio.Event()
         self._hand_over()
-        self._queue.put(_Barrier(reached.set))
+        self._queue.put(Barrier(reached.set))
         with anyio.move_on_after(timeout):
             await reached.wait()
 
     async def close(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        self._watchdog.stop()
         if self._thread is not None:
             self._hand_over()
             self._queue.put(_CLOSE)
@@ -491,7 +421,7 @@ class SqliteStore(Store):
             except queue.Empty:
                 pass
             was_failing = self._failing
-            self._busy_since = time.monotonic()
+            self._watchdog.busy_since = time.monotonic()
             closing = self._handle(items)
             now = time.monotonic()
             if self._failing is not None:
@@ -506,14 +436,14 @@ class SqliteStore(Store):
             if purging and now >= next_purge and self._failing is None:
                 self._purge()
                 next_purge = time.monotonic() + self.purge_interval
-            self._busy_since = None
+            self._watchdog.busy_since = None
         self._remember_last_id()
         self._release()
 
     def _handle(self, items: list[object]) -> bool:
         """Carry out ``items`` in order, consecutive messages as one transaction; True
         when the store is closing."""
-        rows: list[_NewRow] = []
+        rows: list[NewRow] = []
         waiters: list[Stored] = []
         closing = False
         for item in items:
@@ -529,12 +459,12 @@ class SqliteStore(Store):
             if rows:
                 self._write(rows, waiters)
                 rows, waiters = [], []
-            if isinstance(item, _Read):
+            if isinstance(item, Read):
                 self._read(item)
-            elif isinstance(item, _Change):
+            elif isinstance(item, Change):
                 problem = self._file_problem() or self._transaction(item.work, last_id=0)
                 self._post(item.done, problem)
-            elif isinstance(item, _Barrier):
+            elif isinstance(item, Barrier):
                 self._post(item.reached)
             elif item is _CLOSE:
                 closing = True
@@ -542,12 +472,12 @@ class SqliteStore(Store):
             self._write(rows, waiters)
         return closing
 
-    def _write(self, rows: list[_NewRow], waiters: list[Stored]) -> None:
+    def _write(self, rows: list[NewRow], waiters: list[Stored]) -> None:
         problem = self._file_problem()
         if problem is None:
             started = time.monotonic()
             problem = self._transaction(
-                lambda connection: connection.executemany(_INSERT, rows),
+                lambda connection: connection.executemany(INSERT, rows),
                 last_id=rows[-1][0],
             )
             if self.observe_commit is not None:  # once a batch, failed ones too
@@ -611,7 +541,7 @@ class SqliteStore(Store):
             self._failing = problem
             self._post(self._set_problem, problem)
 
-    def _read(self, read: _Read) -> None:
+    def _read(self, read: Read) -> None:
         connection = self._connection
         assert connection is not None
         parameters: tuple[str, ...] = ()
@@ -621,7 +551,7 @@ class SqliteStore(Store):
             where, parameters = "conversation = ?", (read.conversation,)
         try:
             rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE {where} AND id < ? AND id >= ? "
+                f"SELECT {COLUMNS} FROM messages WHERE {where} AND id < ? AND id >= ? "
                 "ORDER BY id DESC LIMIT ?",
                 (*parameters, read.bound, read.cutoff, read.limit + 1),
             ).fetchall()
@@ -629,7 +559,7 @@ class SqliteStore(Store):
             self._post(read.answer, f"history cannot be read: {error}")
             return
         more = len(rows) > read.limit
-        page = Page(tuple(_message(row) for row in reversed(rows[: read.limit])), more)
+        page = Page(tuple(to_message(row) for row in reversed(rows[: read.limit])), more)
         self._post(read.answer, page)
 
     def _purge(self) -> None:
@@ -666,20 +596,3 @@ class SqliteStore(Store):
         # Private messages have ids too but are not stored: keep the greatest id given.
         if self._failing is None:
             self._transaction(lambda connection: None, last_id=self._ids.last)
-
-
-def _row(message: ChatMessage) -> _Row:
-    return (
-        int(message.msgid or 0),
-        message.time,
-        message.sender,
-        message.addr,
-        message.to,
-        message.text,
-        message.account,
-    )
-
-
-def _message(row: _Row) -> ChatMessage:
-    number, timestamp, sender, addr, recipient, text, account = row
-    return ChatMessage(sender, addr, recipient, text, timestamp, format_msgid(number), account)
