@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from imkit.msgid import format_msgid
 from imkit.protocol import ChatMessage
-from imkit.store.base import Answer, Stored
+from imkit.store.base import Answer, Page, Stored
 
 COLUMNS = "id, time, sender, addr, recipient, text, account"
 INSERT = f"INSERT INTO messages ({COLUMNS}, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -68,3 +68,19 @@ def to_row(message: ChatMessage) -> Row:
 def to_message(row: Row) -> ChatMessage:
     number, timestamp, sender, addr, recipient, text, account = row
     return ChatMessage(sender, addr, recipient, text, timestamp, format_msgid(number), account)
+
+
+def read_page(connection: sqlite3.Connection, read: Read) -> Page:
+    """The page ``read`` asks for (sqlite3.Error when it cannot be read)."""
+    parameters: tuple[str, ...] = ()
+    if read.conversation is None:
+        where = "recipient IS NULL"
+    else:
+        where, parameters = "conversation = ?", (read.conversation,)
+    rows = connection.execute(
+        f"SELECT {COLUMNS} FROM messages WHERE {where} AND id < ? AND id >= ? "
+        "ORDER BY id DESC LIMIT ?",
+        (*parameters, read.bound, read.cutoff, read.limit + 1),
+    ).fetchall()
+    more = len(rows) > read.limit
+    return Page(tuple(to_message(row) for row in reversed(rows[: read.limit])), more)

@@ -32,6 +32,7 @@ transaction a change; memory follows what was stored (see each method).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -70,6 +71,7 @@ from imkit.store.rows import (
     Change,
     NewRow,
     Read,
+    read_page,
     to_message,
     to_row,
 )
@@ -125,8 +127,16 @@ class SqliteStore(Store):
         # Writer thread only: its own view of whether writes fail.
         self._failing: str | None = None
         self._watchdog = Watchdog(
-            str(path), self._set_problem, lambda: self.problem, lambda: self._failing
+            str(path),
+            self._set_problem,
+            lambda: self.problem,
+            lambda: self._failing,
+            self._give_up,
         )
+        # Loop only: the callbacks of messages handed to the writer and not answered yet,
+        # oldest first, and how many of the oldest the watchdog has answered already.
+        self._waiting: collections.deque[Stored] = collections.deque()
+        self._answered_early = 0
 
     @property
     def description(self) -> str:
@@ -184,6 +194,8 @@ class SqliteStore(Store):
                 self._hand_over()
             return
         self._hand_over()  # the earlier messages first: the order is kept
+        if stored is not None:
+            self._waiting.append(stored)
         self._queue.put((row, stored))
 
     def _hand_over(self) -> None:
@@ -391,6 +403,18 @@ class SqliteStore(Store):
     def _batch_done(self, waiters: list[Stored], problem: str | None) -> None:
         self._set_problem(problem)
         for stored in waiters:
+            if self._answered_early:  # told already (_give_up): never twice
+                self._answered_early -= 1
+                continue
+            self._waiting.popleft()  # this very one: batches come back in order
+            stored(problem)
+
+    def _give_up(self, problem: str) -> None:
+        """Answer every message still waiting for the stalled writer: delivered, and not
+        known to be stored (it may still be, when the disk answers)."""
+        self._answered_early += len(self._waiting)
+        waiting, self._waiting = self._waiting, collections.deque()
+        for stored in waiting:
             stored(problem)
 
     # ------------------------------------------------------ in the writer thread
@@ -542,24 +566,11 @@ class SqliteStore(Store):
             self._post(self._set_problem, problem)
 
     def _read(self, read: Read) -> None:
-        connection = self._connection
-        assert connection is not None
-        parameters: tuple[str, ...] = ()
-        if read.conversation is None:
-            where = "recipient IS NULL"
-        else:
-            where, parameters = "conversation = ?", (read.conversation,)
+        assert self._connection is not None
         try:
-            rows = connection.execute(
-                f"SELECT {COLUMNS} FROM messages WHERE {where} AND id < ? AND id >= ? "
-                "ORDER BY id DESC LIMIT ?",
-                (*parameters, read.bound, read.cutoff, read.limit + 1),
-            ).fetchall()
+            page: Page | str = read_page(self._connection, read)
         except sqlite3.Error as error:
-            self._post(read.answer, f"history cannot be read: {error}")
-            return
-        more = len(rows) > read.limit
-        page = Page(tuple(to_message(row) for row in reversed(rows[: read.limit])), more)
+            page = f"history cannot be read: {error}"
         self._post(read.answer, page)
 
     def _purge(self) -> None:

@@ -4,8 +4,9 @@ A frozen or hung file system leaves the writer thread in the kernel, where nothi
 interrupt it, and no error ever comes back. So the loop looks at the writer every
 :data:`STALL_CHECK`: work outstanding longer than :data:`STALL_TIMEOUT` is a store
 problem (public messages are refused, /healthz says 503, ``imkit stats`` shows it) until
-it comes back; and a history request is answered ``unavailable`` after that long rather
-than never (the late page is then dropped: nobody is answered twice).
+it comes back; a message waiting for its commit is answered ``unavailable`` then (it was
+delivered), and a history request after that long, rather than never (a late answer is
+then dropped: nobody is answered twice).
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ class Watchdog:
         set_problem: Callable[[str | None], None],
         problem: Callable[[], str | None],
         writer_problem: Callable[[], str | None],
+        give_up: Callable[[str], None],
     ) -> None:
         # Since when (time.monotonic) the writer has been working; None while it waits.
         self.busy_since: float | None = None
         self._stall = f"the disk holding {where} has not answered for {STALL_TIMEOUT:g}s"
         self._set_problem, self._problem = set_problem, problem
-        self._writer_problem = writer_problem
+        self._writer_problem, self._give_up = writer_problem, give_up
         self._stalled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -61,6 +63,8 @@ class Watchdog:
         if stalled and not self._stalled:
             self._stalled = True
             self._set_problem(self._stall)
+        if stalled:  # those waiting since the last look too
+            self._give_up(self._stall)
         elif not stalled and self._stalled:
             self._stalled = False
             if self._problem() == self._stall:  # not one the writer has reported since
