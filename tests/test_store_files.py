@@ -4,7 +4,10 @@ may be lost, and nothing may be acknowledged into a file a restart cannot see.""
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -12,10 +15,14 @@ import anyio
 import pytest
 
 from imkit.store.files import WATCH_INTERVAL
-from tests.support import close_open_clients, start_server_process
+from tests.support import close_open_clients, run_imkit, start_server_process
 from tests.test_history import all_history, json_client
 
 pytestmark = pytest.mark.anyio
+
+
+def imkit(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_imkit(*args)
 
 
 @pytest.mark.parametrize("fsync", [False, True], ids=["default", "fsync"])
@@ -33,6 +40,9 @@ async def test_a_removed_wal_is_folded_back_and_nothing_acknowledged_is_lost(
         wal.unlink()  # what SQLite has open is now no file a restart can find
         # Idle, the writer notices within a second (WATCH_INTERVAL) and folds it back.
         await anyio.sleep(2 * WATCH_INTERVAL)
+        port = server.address.rsplit(":", 1)[1]
+        banned = await anyio.to_thread.run_sync(imkit, "ban", "203.0.113.7", "--port", port)
+        assert banned.returncode == 0, banned.stderr
         for number in range(50):
             reply = await sender.request(type="message", text=f"after {number}")
             assert reply["type"] == "ok", reply
@@ -55,6 +65,8 @@ async def test_a_removed_wal_is_folded_back_and_nothing_acknowledged_is_lost(
         assert after.stop() == 0
     expected = [f"before {n}" for n in range(50)] + [f"after {n}" for n in range(50)]
     assert texts == [*expected, "at once"], f"{len(texts)} of 101 kept"
+    with contextlib.closing(sqlite3.connect(db)) as kept:
+        assert kept.execute("SELECT target FROM bans").fetchall() == [("203.0.113.7",)]
     log = server.stderr()
     assert log.count("was removed under the server") == 2, log
     assert "Traceback" not in log

@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 from imkit.store.watchdog import STALL_TIMEOUT
-from tests.support import close_open_clients, start_server_process
+from tests.support import close_open_clients, run_imkit, start_server_process
 from tests.test_cli_robustness import free_port
 from tests.test_history import json_client
 
@@ -56,6 +56,10 @@ def frozen_disk(tmp_path: Path) -> Iterator[Path]:
         run("fsfreeze", "-u", str(mount))  # whatever happened: never left frozen
         if run("umount", str(mount)).returncode != 0:
             run("umount", "-l", str(mount))
+
+
+def stats_of(port: str) -> str:
+    return run_imkit("stats", "--port", port).stdout
 
 
 def healthz(address: str) -> int:
@@ -102,6 +106,9 @@ async def test_a_frozen_disk_is_a_store_problem_and_history_still_answers(
         assert stuck["delivered"] is True and "has not answered" in stuck["message"]
         assert time.monotonic() - started < STALL_TIMEOUT + 2
         await wait_for_status(metrics, 503, 3)
+        port = server.address.rsplit(":", 1)[1]
+        stats = await anyio.to_thread.run_sync(stats_of, port)
+        assert "has not answered" in stats, stats
         refused = await sender.request(type="message", text="refused")
         assert refused["code"] == "unavailable" and "delivered" not in refused, refused
         # A client's history gets an answer, not silence.
