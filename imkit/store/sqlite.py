@@ -519,6 +519,7 @@ class SqliteStore(Store):
     ) -> str | None:
         connection = self._connection
         assert connection is not None
+        self._watchdog.busy_since = time.monotonic()  # a stall is one step that hangs
         try:
             connection.execute("BEGIN IMMEDIATE")
             try:
@@ -567,6 +568,7 @@ class SqliteStore(Store):
 
     def _read(self, read: Read) -> None:
         assert self._connection is not None
+        self._watchdog.busy_since = time.monotonic()
         try:
             page: Page | str = read_page(self._connection, read)
         except sqlite3.Error as error:
@@ -586,6 +588,7 @@ class SqliteStore(Store):
         assert connection is not None
         deleted = PURGE_CHUNK
         while deleted == PURGE_CHUNK and self._queue.empty():
+            self._watchdog.busy_since = time.monotonic()  # a long purge is no stall
             try:
                 cursor = connection.execute(
                     f"DELETE FROM {table} WHERE id IN "

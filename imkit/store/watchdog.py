@@ -38,7 +38,8 @@ class Watchdog:
         writer_problem: Callable[[], str | None],
         give_up: Callable[[str], None],
     ) -> None:
-        # Since when (time.monotonic) the writer has been working; None while it waits.
+        # Since when (time.monotonic) the writer has been at its current step (a commit, a
+        # read, a chunk of retention): a long run of quick steps is no stall. None: idle.
         self.busy_since: float | None = None
         self._stall = f"the disk holding {where} has not answered for {STALL_TIMEOUT:g}s"
         self._set_problem, self._problem = set_problem, problem
