@@ -759,18 +759,3 @@ async def test_a_login_read_in_time_is_checked_however_long_hashing_takes(
             await client.send("login|eve|pw\n")
         for client in clients:
             assert "logged in as eve" in await client.line_matching("logged in|login|bye|no ")
-
-
-async def test_kept_messages_that_do_not_fit_wait_for_the_next_login(short_dir: Path) -> None:
-    async with run_server(config(short_dir, max_queue=4000)) as server:
-        address = server.addresses[0]
-        await add(server, "alex", "pw")
-        sender, _ = await json_client(address, name="bot")
-        for n in range(10):
-            await sender.request(type="message", to="alex", text=f"{n} " + "x" * 500)
-        user = await joined(address)
-        await user.send("login|alex|pw\n")
-        assert await user.line_matching("slow consumer")  # the queue could not hold them
-        listed = await ask(server, type="accounts")
-        waiting = listed["accounts"][0]["waiting"]
-        assert 0 < waiting < 10  # those that did not fit are still there

@@ -490,8 +490,10 @@ return result
 # ended (bye 'replaced'), a guest holding the name (an account added meanwhile) gets its
 # default name, and the user takes the account's name (rn), or comes online with it
 # (on). Then its node is told (li, with the token: the node answers the login) and every
-# waiting message within the cutoff is moved to its node's stream, oldest first, as a
-# private message marked kept; the mailbox is emptied and the login time kept.
+# waiting message within the cutoff is copied to its node's stream, oldest first, as a
+# private message marked kept; they stay in the mailbox until the node has written them
+# to the client (MAIL_DONE), so that a client dropped before gets them at its next
+# login. Expired ones are dropped; the login time is kept.
 # {'ok', kept}, or {'none'}: the account was removed meanwhile.
 LOGIN = """
 local node, mid, key, name = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -528,21 +530,29 @@ else
 end
 emit(node_log(node), {t = 'li', mid = mid, account = name, token = ARGV[6]})
 local box = mailbox(key)
-local cutoff = tonumber(ARGV[7])
-local kept = 0
+local kept = trim_mail(box, tonumber(ARGV[7]))
 for _, entry in ipairs(redis.call('LRANGE', box, 0, -1)) do
   local m = cjson.decode(entry)
-  if tonumber(m.msgid) >= cutoff then
-    m.t, m.mid, m.kept = 'p', mid, 1
-    emit(node_log(node), m)
-    kept = kept + 1
-  end
+  m.t, m.mid, m.kept = 'p', mid, 1
+  emit(node_log(node), m)
 end
-redis.call('DEL', box)
 local account = cjson.decode(raw)
 account.last_login = now_ms() / 1000
 redis.call('HSET', ACCOUNTS, key, cjson.encode(account))
 return {'ok', kept}
+"""
+
+# ARGV: prefix, account key, msgid. The kept messages up to that msgid were written to
+# the account's client: they leave its mailbox (msgids are compared as strings: all
+# have 16 digits). {'ok', how many are left}.
+MAIL_DONE = """
+local box, last = mailbox(ARGV[2]), ARGV[3]
+while true do
+  local first = redis.call('LINDEX', box, 0)
+  if not first or cjson.decode(first).msgid > last then break end
+  redis.call('LPOP', box)
+end
+return {'ok', redis.call('LLEN', box)}
 """
 
 # ARGV: prefix, account key, the account as JSON, character keys (JSON). A new account:
@@ -646,6 +656,7 @@ OPERATIONS = {
     "who": WHO,
     "nodes": NODES_INFO,
     "login": LOGIN,
+    "mail_done": MAIL_DONE,
     "account_add": ACCOUNT_ADD,
     "account_update": ACCOUNT_UPDATE,
     "account_remove": ACCOUNT_REMOVE,

@@ -210,29 +210,32 @@ class Store(ABC):
         self._post_mail(key, message)
         done(None)
 
-    def take_mail(
-        self, key: str, deliver: Callable[[ChatMessage], bool] | None = None
-    ) -> list[ChatMessage]:
-        """The messages waiting for ``key`` within --offline-days, oldest first, each
-        handed to ``deliver`` (when given) and removed; one that ``deliver`` refuses (a
-        client whose queue is full) and those after it stay for the next login. Expired
-        ones are removed and never delivered."""
+    def mail_for(self, key: str) -> list[ChatMessage]:
+        """The messages waiting for ``key`` within --offline-days, oldest first; they
+        stay in the mailbox until :meth:`mail_delivered` says each was written to the
+        client, so that a client dropped before (it stopped reading, its connection
+        broke) gets them at its next login. Expired ones are removed, never delivered."""
         waiting = self.mailboxes.get(key, [])
         cutoff = self.mail_cutoff()
-        taken: list[ChatMessage] = []
-        done = len(waiting)
-        for index, message in enumerate(waiting):
-            if message_number(message) < cutoff:
-                continue
-            if deliver is not None and not deliver(message):
-                done = index
-                break
-            taken.append(message)
-        if done < len(waiting):
-            self.mailboxes[key] = waiting[done:]
+        current = [m for m in waiting if message_number(m) >= cutoff]
+        if len(current) < len(waiting):
+            self._drop_mail(key, [m for m in waiting if message_number(m) < cutoff])
+        return current
+
+    def mail_delivered(self, key: str, message: ChatMessage) -> None:
+        """``message`` (from :meth:`mail_for`) was written to ``key``'s client: it
+        leaves the mailbox, with any older one still there."""
+        self._drop_mail(key, [message])
+
+    def _drop_mail(self, key: str, messages: list[ChatMessage]) -> None:
+        """Take ``messages`` and those older than them out of ``key``'s mailbox (a
+        store on disk deletes them there too)."""
+        last = max(message_number(m) for m in messages)
+        box = [m for m in self.mailboxes.get(key, []) if message_number(m) > last]
+        if box:
+            self.mailboxes[key] = box
         else:
             self.mailboxes.pop(key, None)
-        return taken
 
     def waiting(self, key: str) -> int:
         """How many messages wait for the account ``key`` (within --offline-days)."""

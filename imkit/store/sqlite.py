@@ -147,6 +147,9 @@ class SqliteStore(Store):
         # Rows of messages nobody waits for, not yet handed to the writer (loop only).
         self._unsent: list[_NewRow] = []
         self._handover: asyncio.TimerHandle | None = None
+        # Account key -> the newest delivered message to delete from its mailbox, until
+        # the delete is handed to the writer at the end of the loop's round (_drop_mail).
+        self._mail_bounds: dict[str, int] = {}
         # Writer thread only: its own view of whether writes fail.
         self._failing: str | None = None
 
@@ -264,7 +267,7 @@ class SqliteStore(Store):
         self._change(lambda c: c.execute("DELETE FROM bans WHERE target = ?", (target,)), done)
 
     # Accounts: memory changes once the file has (the hub checks memory, and must not
-    # see an account that a restart would not), except for mail (add_mail, take_mail).
+    # see an account that a restart would not), except for mail (add_mail, mail_delivered).
 
     def save_account(self, account: Account, done: Stored) -> None:
         row = (account.key, json.dumps(account.fields()))
@@ -335,27 +338,34 @@ class SqliteStore(Store):
 
         self._change(work, finished)
 
-    def take_mail(
-        self, key: str, deliver: Callable[[ChatMessage], bool] | None = None
-    ) -> list[ChatMessage]:
-        before = self.mailboxes.get(key, [])
-        result = super().take_mail(key, deliver)
-        # What left the mailbox is a prefix: delivered and expired ones, never again.
-        taken = before[: len(before) - len(self.mailboxes.get(key, []))]
-        if taken:
-            last = max(message_number(m) for m in taken)
+    def _drop_mail(self, key: str, messages: list[ChatMessage]) -> None:
+        super()._drop_mail(key, messages)
+        # One delete for all that went at once (a flush writes many kept messages in one
+        # send): the first schedules it for the end of this round of the loop.
+        last = max(message_number(m) for m in messages)
+        bounds = self._mail_bounds
+        if key not in bounds:
+            if self._loop is not None:
+                self._loop.call_soon(self._delete_mail, key)
+            else:  # not started (a tool, a test): at once
+                bounds[key] = last
+                self._delete_mail(key)
+                return
+        bounds[key] = max(last, bounds.get(key, 0))
 
-            def forgotten(problem: str | None) -> None:
-                if problem is not None:  # they would be delivered again after a restart
-                    log.warning(
-                        "delivered messages could not be removed from the mailbox: %s",
-                        problem,
-                        extra={"event": "mailbox_delete_failed", "reason": problem},
-                    )
+    def _delete_mail(self, key: str) -> None:
+        bound = self._mail_bounds.pop(key)
 
-            delete = "DELETE FROM mailbox WHERE owner = ? AND id <= ?"
-            self._change(lambda c: c.execute(delete, (key, last)), forgotten)
-        return result
+        def forgotten(problem: str | None) -> None:
+            if problem is not None:  # they would be delivered again after a restart
+                log.warning(
+                    "delivered messages could not be removed from the mailbox: %s",
+                    problem,
+                    extra={"event": "mailbox_delete_failed", "reason": problem},
+                )
+
+        delete = "DELETE FROM mailbox WHERE owner = ? AND id <= ?"
+        self._change(lambda c: c.execute(delete, (key, bound)), forgotten)
 
     async def flush(self, timeout: float) -> None:  # noqa: ASYNC109
         if self._thread is None or not self._thread.is_alive():
