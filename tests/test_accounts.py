@@ -21,7 +21,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from imkit import admin
+from imkit import account_admin, admin
 from imkit.accounts import (
     Account,
     LoginAttempts,
@@ -696,12 +696,18 @@ async def test_account_bans_and_mutes_survive_a_restart(short_dir: Path, tmp_pat
 # ------------------------------------------------ races and look-alikes (review)
 
 
-async def test_conversations_of_look_alike_pairs_stay_apart(server: Server) -> None:
+async def test_conversations_of_look_alike_pairs_stay_apart(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Some characters' keys begin with a space (U+037A is " i"): a conversation's key
-    must still tell the pair (aͺ, ib) from the pair (a, iͺb)."""
+    must still tell the pair (aͺ, ib) from the pair (a, iͺb). U+037A, a compatibility
+    character, is no longer allowed in new names (RFC 8265), but accounts added before
+    keep their names: these are added as an older server did."""
     address = server.addresses[0]
-    for name in ("a\u037a", "ib", "a", "i\u037ab"):
-        await add(server, name, "pw")
+    with monkeypatch.context() as older_server:
+        older_server.setattr(account_admin, "name_problem", lambda name: None)
+        for name in ("a\u037a", "ib", "a", "i\u037ab"):
+            await add(server, name, "pw")
     first, _ = await json_client(address, login={"name": "a\u037a", "password": "pw"})
     second, _ = await json_client(address, login={"name": "a", "password": "pw"})
     await first.request(type="message", to="ib", text="SECRET")
