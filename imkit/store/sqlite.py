@@ -353,8 +353,15 @@ class SqliteStore(Store):
                 return
         bounds[key] = max(last, bounds.get(key, 0))
 
+    def _hand_over_mail(self) -> None:
+        """The mailbox deletes still waiting for the end of the loop's round, now."""
+        for key in list(self._mail_bounds):
+            self._delete_mail(key)
+
     def _delete_mail(self, key: str) -> None:
-        bound = self._mail_bounds.pop(key)
+        bound = self._mail_bounds.pop(key, None)
+        if bound is None:
+            return  # handed over already (flush, close)
 
         def forgotten(problem: str | None) -> None:
             if problem is not None:  # they would be delivered again after a restart
@@ -372,6 +379,7 @@ class SqliteStore(Store):
             return
         reached = anyio.Event()
         self._hand_over()
+        self._hand_over_mail()
         self._queue.put(_Barrier(reached.set))
         with anyio.move_on_after(timeout):
             await reached.wait()
@@ -379,6 +387,7 @@ class SqliteStore(Store):
     async def close(self) -> None:
         if self._thread is not None:
             self._hand_over()
+            self._hand_over_mail()
             self._queue.put(_CLOSE)
             await anyio.to_thread.run_sync(self._thread.join, CLOSE_TIMEOUT, abandon_on_cancel=True)
             if self._thread.is_alive():  # pragma: no cover - a disk that hangs
