@@ -677,6 +677,45 @@ async def test_a_mute_on_an_account_outlives_the_connection(server: Server) -> N
     assert (await again.request(type="message", text="still free"))["type"] == "ok"
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_removing_an_account_deletes_what_it_sent_that_still_waits(
+    kind: str, short_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 25, item 7: a message alice sent to offline bob is not delivered, after
+    alice's account is removed and the name given to someone else, as the new alice's
+    (in memory, and in the file: after a restart too)."""
+    db = "none" if kind == "memory" else str(tmp_path / "chat.db")
+    async with run_server(config(short_dir, db=db)) as server:
+        address = server.addresses[0]
+        for name in ("alice", "bob", "carol"):
+            await add(server, name, "pw")
+        alice, _ = await json_client(address, login={"name": "alice", "password": "pw"})
+        guest, _ = await json_client(address, name="guest")
+        assert (await alice.request(type="message", to="bob", text="old"))["queued"]
+        assert (await guest.request(type="message", to="bob", text="guest's"))["queued"]
+        assert (await alice.request(type="message", to="carol", text="old too"))["queued"]
+        removed = await ask(server, type="account_remove", name="ALICE")
+        assert (removed["logged_out"], removed["discarded"]) == (1, 0)
+        await add(server, "alice", "someone else's")
+        listed = await ask(server, type="accounts")
+        waiting = {a["name"]: a["waiting"] for a in listed["accounts"]}
+        assert waiting == {"bob": 1, "carol": 0, "alice": 0}
+        if kind == "memory":
+            await only_the_guest_s_message_waits(address)
+    if kind == "sqlite":  # the file forgot them too
+        async with run_server(config(short_dir, db=db)) as server:
+            await only_the_guest_s_message_waits(server.addresses[0])
+
+
+async def only_the_guest_s_message_waits(address: str) -> None:
+    bob, _ = await json_client(address, login={"name": "bob", "password": "pw"})
+    kept = await bob.json_of_type("message")
+    assert (kept["text"], kept["from"], kept["account"]) == ("guest's", "guest", None)
+    assert await bob.silent()
+    carol, _ = await json_client(address, login={"name": "carol", "password": "pw"})
+    assert await carol.silent()
+
+
 async def test_account_bans_and_mutes_survive_a_restart(short_dir: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "chat.db")
     async with run_server(config(short_dir, db=db)) as server:
