@@ -264,7 +264,9 @@ async def _mute(
         f" ({reason})" if reason else "",
         extra={"event": "mute", "user": shown_name, "by": by, "until": end, "reason": reason},
     )
-    return {"type": "ok", "name": shown_name, "until": end}
+    # "account": the mute is kept with an account (it holds across reconnects); a
+    # guest's ends with its connection, --for or not: imkit mute says which.
+    return {"type": "ok", "name": shown_name, "until": end, "account": found is not None}
 
 
 async def _delete_history(hub: Hub, request: dict[str, Any], by: str) -> dict[str, Any]:

@@ -659,7 +659,7 @@ async def test_a_mute_on_an_account_outlives_the_connection(server: Server) -> N
     await add(server, "sam", "pw")
     user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
     reply = await ask(server, type="mute", name="alex", reason="calm down")
-    assert reply == {"type": "ok", "name": "alex", "until": None}
+    assert reply == {"type": "ok", "name": "alex", "until": None, "account": True}
     refused = await user.request(type="message", text="hi")
     assert refused["code"] == "muted"
     await user.aclose()

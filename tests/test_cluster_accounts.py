@@ -700,6 +700,7 @@ async def test_an_account_s_mute_and_ban_hold_on_every_node(cluster: Cluster) ->
     # Muted through node one: kept with the account in Redis, and in force on node two.
     muted = await anyio.to_thread.run_sync(one.admin, "mute", "alex", "--for", "1h")
     assert muted.returncode == 0, muted.stderr
+    assert muted.stdout.endswith("Z, also after reconnects (an account)\n"), muted.stdout
     with anyio.fail_after(TIMEOUT):  # the mute reaches node two through Redis
         while True:
             await alex.client.send("hi\n")

@@ -8,6 +8,7 @@ a ban made on one node removes a user of the other, and a mute reaches any node.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ from imkit.hub import Hub
 from imkit.moderation import Ban, Bans, parse_duration, parse_target, shown, widened
 from imkit.names import name_problem
 from imkit.server import Server, ServerConfig
+from tests.account_support import start_accounts_server
 from tests.conftest import run_server
 from tests.redis_support import Cluster, needs_redis
 from tests.support import (
     Clock,
     LineClient,
     close_open_clients,
+    joined,
     run_imkit,
     split_addr,
     start_server_process,
@@ -187,7 +190,7 @@ async def test_a_mute_refuses_messages_and_renames_in_both_modes(
     assert (await text.line()).endswith(":user is online\n")
     await json_client.request(type="hello", name="jo")
     reply = await ask(server, type="mute", name="SAM", reason="calm down", **{"for": 60.0})
-    assert reply == {"type": "ok", "name": "sam", "until": "2027-01-15T08:01:00Z"}
+    assert reply == {"type": "ok", "name": "sam", "until": "2027-01-15T08:01:00Z", "account": False}
     await text.send("hello\nrename|other\nwho\n")
     line = "error: you are muted: calm down (until 2027-01-15T08:01:00Z)\n"
     assert await text.line() == line
@@ -293,6 +296,34 @@ async def test_a_ban_of_an_ipv6_address_covers_its_64(short_dir: Path) -> None:
     finally:
         await close_open_clients()
         server.stop()
+
+
+async def test_imkit_mute_says_when_the_mute_ends(short_dir: Path) -> None:
+    """Issue 25, item 8: a guest's mute ends with its connection (--for or not); an
+    account's holds across reconnects (without --for, until unmute)."""
+    real = start_accounts_server(short_dir)
+    sock = str(real.admin_socket)
+    try:
+        guest = await joined(real.address, "sam")
+        real.add("alex")
+        quiet = await imkit("mute", "sam", "--admin-socket", sock)
+        assert quiet == (0, "muted sam until it disconnects\n")
+        status, out = await imkit("mute", "sam", "--for", "1h", "--admin-socket", sock)
+        assert status == 0
+        assert re.fullmatch(r"muted sam until \S+Z or until it disconnects\n", out), out
+        forever = await imkit("mute", "Alex", "--admin-socket", sock)
+        assert forever == (0, "muted alex until unmuted, also after reconnects (an account)\n")
+        status, out = await imkit("mute", "alex", "--for", "1h", "--admin-socket", sock)
+        assert status == 0
+        assert re.fullmatch(r"muted alex until \S+Z, also after reconnects \(an account\)\n", out)
+        # What it says is what happens: the guest speaks again once it has reconnected.
+        await guest.aclose()
+        back = await joined(real.address, "sam")
+        await back.send("free again\n")
+        assert (await back.line()).endswith("]sam:free again\n")
+    finally:
+        await close_open_clients()
+        real.stop()
 
 
 # ---------------------------------------------------------------------- a cluster

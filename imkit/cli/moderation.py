@@ -107,8 +107,13 @@ def mute(
     """
     payload = {"type": "mute", "name": name, "for": duration, "reason": reason}
     reply = _admin_request(port, admin_socket, payload)
-    until = f" until {reply['until']}" if reply.get("until") else " while connected"
-    write_line(f"muted {reply['name']}{until}")
+    end = reply.get("until")
+    if reply.get("account"):  # kept with the account: reconnecting does not end it
+        until = f"until {end}" if end else "until unmuted"
+        write_line(f"muted {reply['name']} {until}, also after reconnects (an account)")
+    else:  # a guest's mute is its connection's: it ends when the guest disconnects
+        until = f"until {end} or until it disconnects" if end else "until it disconnects"
+        write_line(f"muted {reply['name']} {until}")
 
 
 @click.command(short_help="Lift a mute.")
