@@ -751,6 +751,40 @@ async def test_conversations_of_look_alike_pairs_stay_apart(server: Server) -> N
     assert [m["text"] for m in page["messages"]] == ["SECRET"]
 
 
+async def test_a_passwd_cut_off_by_a_takeover_still_gets_its_reply(short_dir: Path) -> None:
+    """Issue 25, item 8: a passwd whose session is replaced while its hashes run gets
+    one reply (session_ended) before its bye, and the password stays as it was."""
+    # Hashes that take a while (cost 15: about 0.15 s each here), so that the login from
+    # elsewhere (one hash) ends while the passwd (two hashes) is still being worked on.
+    async with run_server(config(short_dir, password_hash_cost=15)) as server:
+        address = server.addresses[0]
+        await add(server, "alex", "old")
+        host, port = split_addr(address)
+        first, second = [  # two addresses: their logins do not wait for one another
+            LineClient(await anyio.connect_tcp(host, port, local_host=source))
+            for source in ("127.0.0.5", "127.0.0.6")
+        ]
+        reply = await first.request(type="hello", login={"name": "alex", "password": "old"})
+        assert reply["type"] == "welcome", reply
+        assert (await second.request(type="hello"))["type"] == "welcome"
+        await first.send('{"type":"passwd","old":"old","new":"new","id":"p"}\n')
+        await second.send('{"type":"login","name":"alex","password":"old","id":"l2"}\n')
+        assert (await second.json_of_type("ok"))["id"] == "l2"
+        ended = await first.json()
+        assert ended == {
+            "type": "error",
+            "id": "p",
+            "code": "session_ended",
+            "message": "your password was not changed: "
+            "you logged in to your account from somewhere else",
+        }
+        assert (await first.json())["reason"] == "replaced"
+        assert await first.eof()
+        await anyio.sleep(0.5)  # its hash has ended: nothing changed the password after
+        third, reply = await json_client(address, login={"name": "alex", "password": "old"})
+        assert reply["type"] == "welcome", reply
+
+
 async def test_failed_logins_sent_at_once_count_before_the_next(server: Server) -> None:
     address = server.addresses[0]
     await add(server, "bob", "right")
