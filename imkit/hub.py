@@ -50,6 +50,7 @@ from imkit.protocol import (
     NAME_RESERVED,
     NAME_TAKEN,
     NO_SUCH_USER,
+    SESSION_ENDED,
     UNAVAILABLE,
     Authenticate,
     Bye,
@@ -243,7 +244,13 @@ class Hub:
         """Say ``bye`` to ``member``, close its outbox, and take it offline."""
         if self._unannounced:
             self.announce_joins()
-        member.outbox.close(member.wire.encode(bye), drain=drain)
+        final = member.wire.encode(bye)
+        if member.in_flight is not None:  # every request gets one reply: this one's first
+            rid, undone = member.in_flight
+            member.in_flight = None
+            ended = Error(rid, SESSION_ENDED, f"{undone}: {bye.message}")
+            final = member.wire.encode(ended) + final
+        member.outbox.close(final, drain=drain)
         self.leave(member)
 
     def kick(self, name: str, reason: str | None = None) -> Member | None:

@@ -368,7 +368,9 @@ if not t or not beat or ms - tonumber(beat) > tonumber(ARGV[6]) then
   local box = mailbox(key)
   if trim_mail(box, tonumber(ARGV[9])) >= tonumber(ARGV[11]) then return {'full', to} end
   local number, msgid = new_msgid(ms)
+  -- ak: the sender's account key, to find the message when that account is removed.
   redis.call('RPUSH', box, cjson.encode({name = c.name, addr = c.addr, account = c.account,
+                                         ak = c.account and akey or nil,
                                          to = to, text = text, ms = ms, msgid = msgid}))
   if c.account and pair ~= '' then converse(number, to) end
   return {'queued', msgid, to}
@@ -587,9 +589,9 @@ return {'ok'}
 """
 
 # ARGV: prefix, account key, mail cutoff (msgid number). The account is removed with its
-# waiting messages and its conversations; its user, if one is logged in, is told (bye
-# 'account_removed') and goes. {'none'} or {'ok', name, logged out (0 or 1), waiting
-# messages discarded}.
+# waiting messages, those it sent that wait for other accounts, and its conversations;
+# its user, if one is logged in, is told (bye 'account_removed') and goes. {'none'} or
+# {'ok', name, logged out (0 or 1), waiting messages discarded}.
 ACCOUNT_REMOVE = """
 local key = ARGV[2]
 local raw = redis.call('HGET', ACCOUNTS, key)
@@ -600,9 +602,26 @@ local discarded = trim_mail(box, tonumber(ARGV[3]))
 redis.call('DEL', box)
 local index = P .. ':convs:' .. key
 local others = redis.call('HGETALL', index)
+local name = cjson.decode(raw).name
 for i = 1, #others, 2 do
   redis.call('DEL', P .. ':conv:' .. others[i + 1])
   redis.call('HDEL', P .. ':convs:' .. others[i], key)
+  -- What it sent that still waits for the other account goes too: whoever is given the
+  -- name next must not be taken for its sender (every message from an account to an
+  -- account is in this index). Messages kept before 'ak' existed match by the name.
+  local other = mailbox(others[i])
+  local entries = redis.call('LRANGE', other, 0, -1)
+  local kept = {}
+  for _, entry in ipairs(entries) do
+    local m = cjson.decode(entry)
+    if not (m.ak == key or (m.ak == nil and m.account == name)) then
+      table.insert(kept, entry)
+    end
+  end
+  if #kept < #entries then
+    redis.call('DEL', other)
+    if #kept > 0 then redis.call('RPUSH', other, unpack(kept)) end
+  end
 end
 redis.call('DEL', index)
 local logged_out = 0
@@ -614,7 +633,7 @@ if holder then
     logged_out = 1
   end
 end
-return {'ok', cjson.decode(raw).name, logged_out, discarded}
+return {'ok', name, logged_out, discarded}
 """
 
 # ARGV: prefix, mail cutoff (msgid number). Every account: its JSON and how many

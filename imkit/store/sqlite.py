@@ -280,9 +280,16 @@ class SqliteStore(Store):
         self._change(lambda c: c.execute(_SAVE_ACCOUNT, row), saved)
 
     def delete_account(self, key: str, done: Stored) -> None:
+        # The messages it sent that still wait for others go too (Store._forget_mail_from
+        # says why); the file has the name as the messages spell it, not its key.
+        spellings = sorted(self._sender_spellings(key))
+
         def work(connection: sqlite3.Connection) -> None:
             connection.execute("DELETE FROM accounts WHERE key = ?", (key,))
             connection.execute("DELETE FROM mailbox WHERE owner = ?", (key,))
+            connection.executemany(
+                "DELETE FROM mailbox WHERE account = ?", [(name,) for name in spellings]
+            )
             # Its private conversations too: whoever registers the name next is
             # someone else, and must not read them (only the two parties may).
             connection.execute(
@@ -296,6 +303,7 @@ class SqliteStore(Store):
             if problem is None:
                 self.accounts.pop(key, None)
                 self.mailboxes.pop(key, None)
+                self._forget_mail_from(key)
             done(problem)
 
         self._change(work, deleted)
