@@ -50,6 +50,7 @@ from imkit.protocol import (
     NAME_RESERVED,
     NAME_TAKEN,
     NO_SUCH_USER,
+    SESSION_ENDED,
     UNAVAILABLE,
     Authenticate,
     Bye,
@@ -207,7 +208,7 @@ class Hub:
         """--replay: the last messages to a text client, right after its own "user is
         online" line and before anything said after it."""
         if self.replay and member.wire.mode is not Mode.JSON:
-            self.send(member, HistoryPage(None, self.store.recent(self.replay)))
+            self.reply(member, HistoryPage(None, self.store.recent(self.replay)))
 
     def default_name(self, addr: str) -> str:
         """``addr``, or ``addr#2``, ``addr#3`` ... while the address is someone's name.
@@ -243,7 +244,13 @@ class Hub:
         """Say ``bye`` to ``member``, close its outbox, and take it offline."""
         if self._unannounced:
             self.announce_joins()
-        member.outbox.close(member.wire.encode(bye), drain=drain)
+        final = member.wire.encode(bye)
+        if member.in_flight is not None:  # every request gets one reply: this one's first
+            rid, undone = member.in_flight
+            member.in_flight = None
+            ended = Error(rid, SESSION_ENDED, f"{undone}: {bye.message}")
+            final = member.wire.encode(ended) + final
+        member.outbox.close(final, drain=drain)
         self.leave(member)
 
     def kick(self, name: str, reason: str | None = None) -> Member | None:
@@ -431,7 +438,7 @@ class Hub:
         if isinstance(page, str):
             self.send(member, Error(rid, UNAVAILABLE, page))
         else:
-            self.send(member, HistoryPage(rid, page.messages, page.more))
+            self.reply(member, HistoryPage(rid, page.messages, page.more))
 
     def _private(self, member: Member, command: PrivateMessage) -> None:
         target = self.find(command.to)
@@ -551,10 +558,14 @@ class Hub:
             reply = LoginOk(rid, member.name)
         self.send(member, reply)
         self.store.update_account(account.key, {"last_login": self.wall_clock()}, _ignore_outcome)
-        # Each leaves the mailbox only once queued: should the client's queue overflow,
-        # the rest wait for its next login.
-        delivered = self.store.take_mail(account.key, lambda m: self.send(member, KeptMessage(m)))
-        self.stats.messages_delivered += len(delivered)
+        # Owed to it, however many and long (paced to its reading, never a reason to
+        # drop it); each leaves the mailbox only once written to its socket, so that
+        # what a dropped connection never got waits for the next login.
+        store, key = self.store, account.key
+        waiting = store.mail_for(key)
+        for message in waiting:
+            self.reply(member, KeptMessage(message), partial(store.mail_delivered, key, message))
+        self.stats.messages_delivered += len(waiting)
 
     def _release_name(self, holder: Member) -> None:
         """Free ``holder``'s name for its account's user: a session of the account is
@@ -626,7 +637,7 @@ class Hub:
 
     def _who(self, member: Member, rid: RequestId) -> None:
         users = tuple(UserInfo(m.name, m.shown_addr, m.account) for m in self._members.values())
-        self.send(member, UserList(rid, users))
+        self.reply(member, UserList(rid, users))
 
     def _rename_request(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
         """``rename``, or a hello with a name: the reply once the name is ``member``'s."""
@@ -671,6 +682,17 @@ class Hub:
             return True
         self._overflow([member])
         return False
+
+    def reply(
+        self, member: Member, event: Event, written: Callable[[], None] | None = None
+    ) -> None:
+        """Queue ``event``, a reply ``member`` asked for that may be long (a page of
+        history, the list of who is online, its kept messages): owed to it whatever its
+        size, and written at the pace it reads (:meth:`Outbox.put_reply`); ``written``
+        is called once it has been written to the socket."""
+        if self._unannounced:
+            self.announce_joins()
+        member.outbox.put_reply(member.wire.encode(event), written)
 
     def broadcast(self, event: Event) -> int:
         """Queue ``event`` for every online user; returns how many received it.

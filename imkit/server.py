@@ -59,6 +59,7 @@ from imkit.transport.limits import (
 from imkit.transport.links import Link, SocketLink, format_addr
 from imkit.transport.listener import (
     accept_loop,
+    open_tcp_listener,
     open_tls,
     parse_network,
     raise_open_file_limit,
@@ -672,7 +673,7 @@ async def _tcp_listener(
     """A listener on ``host``:``port``; the addresses really listened on are appended
     to ``addresses``. ServeError when it cannot be bound."""
     try:
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        listener = await open_tcp_listener(host, port)
     except OSError as error:
         reason = error.strerror or str(error)
         raise ServeError(f"cannot listen on {host}:{port}{what}: {reason}") from None

@@ -39,7 +39,10 @@ class Peer:
         self.hub.handle(self.member, command)  # type: ignore[arg-type]
 
     def lines(self) -> list[str]:
-        return self.member.outbox.take().decode().splitlines()
+        outbox = self.member.outbox
+        data = outbox.take()
+        outbox.wrote(data, len(data))  # as the transport reports a whole write
+        return data.decode().splitlines()
 
     def objects(self) -> list[dict[str, object]]:
         return [json.loads(line) for line in self.lines()]
@@ -257,6 +260,59 @@ def test_outbox_bounds_and_order() -> None:
     box.close(b"bye\n")
     assert box.put(b"ignored")
     assert box.take() == b"bye\n"
+
+
+def test_a_reply_is_owed_whatever_its_size_and_told_once_written() -> None:
+    # Issue 25: a reply bigger than the whole queue used to make its asker a slow
+    # consumer. It is owed on top of the limit, and says when it has been written.
+    box = Outbox(limit=100)
+    written: list[str] = []
+    assert box.put(b"a" * 30)
+    box.put_reply(b"r" * 500, lambda: written.append("page"))
+    assert box.owed == 500 and box.high == 50 + 500 and not box.congested
+    assert box.put(b"b" * 60)  # others' lines still have the whole limit on top
+    assert box.congested and box.high == 100 + 500  # 90 of them: past half of it
+    assert not box.put(b"c" * 20)  # 30 + 60 + 20 waiting past the limit: slow
+    data = box.take()
+    box.wrote(data, 300)  # the socket took 300 bytes: 270 of the reply
+    assert written == [] and box.owed == 230 and len(box) == len(data) - 300
+    again = box.take()
+    box.wrote(again, len(again))
+    assert written == ["page"] and box.owed == 0 and box.high == 100
+    box.relieve()
+    assert box.high == 50
+
+
+def test_the_asker_is_told_when_its_replies_are_mostly_read() -> None:
+    box = Outbox(limit=400)  # reply_pace: 100 bytes owed
+    told: list[int] = []
+    box.put_reply(b"x" * 1000)
+    box.on_replies_read = lambda: told.append(box.owed)
+    data = box.take()
+    box.wrote(data, 850)
+    assert told == []  # 150 still owed
+    box.wrote(data[850:], 60)
+    assert told == [90] and box.on_replies_read is None
+
+
+def test_a_long_line_reaches_a_client_that_has_caught_up() -> None:
+    # --max-line may exceed --max-queue: one line alone is never a reason to drop a
+    # client that reads; past the limit with other lines waiting, it is.
+    box = Outbox(limit=100)
+    assert box.put(b"L" * 300)
+    assert not box.put(b"x")
+    box.wrote(box.take(), 300)
+    assert box.put(b"y" * 10) and not box.put(b"M" * 300)
+
+
+def test_a_dropped_client_s_replies_are_never_told_written() -> None:
+    box = Outbox(limit=100)
+    written: list[int] = []
+    box.put_reply(b"r" * 50, lambda: written.append(1))
+    data = box.take()
+    box.wrote(data, 10)  # partly written, then dropped
+    box.close(b"bye\n", drain=False)
+    assert box.owed == 0 and box.take() == b"bye\n" and written == []
 
 
 def test_joins_of_a_round_are_announced_together_in_order(hub: Hub) -> None:

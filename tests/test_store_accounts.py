@@ -135,6 +135,7 @@ async def test_removing_an_account_discards_its_mail_and_conversations(tmp_path:
     await save(store, account("Alex"), account("sam"), account("kim"))
     await mail(store, ALEX, private(store, "sam", "Alex", "while you were out"))
     await mail(store, SAM, private(store, "Alex", "sam", "for sam"))
+    await mail(store, SAM, private(store, "guest", "sam", "from a guest", logged_in=False))
     await append_all(store, [private(store, "sam", "kim", "sam and kim")])  # no pair: not kept
     store.append(private(store, "Alex", "sam", "alex and sam"), None, ALEX_SAM)
     store.append(private(store, "kim", "sam", "kim and sam"), None, conversation_key(KIM, SAM))
@@ -147,7 +148,8 @@ async def test_removing_an_account_discards_its_mail_and_conversations(tmp_path:
     again = sqlite_store(path, clock)
     try:
         assert set(again.accounts) == {SAM, KIM}
-        assert [m.text for m in again.take_mail(SAM)] == ["for sam"]
+        # What Alex sent that still waited went with the account (issue 25, item 7).
+        assert [m.text for m in deliver_all(again, SAM)] == ["from a guest"]
         assert ALEX not in again.mailboxes
         kept = await conversation(again, conversation_key(SAM, KIM))
         assert [m.text for m in kept.messages] == ["kim and sam"]
@@ -176,6 +178,36 @@ async def test_mail_for_an_account_removed_meanwhile_is_refused(tmp_path: Path) 
 # --------------------------------------------------------------- waiting mail
 
 
+def deliver_all(store: Store, key: str) -> list[ChatMessage]:
+    """What a login does when its client reads everything: each waiting message
+    delivered, and so out of the mailbox."""
+    waiting = store.mail_for(key)
+    for kept in waiting:
+        store.mail_delivered(key, kept)
+    return waiting
+
+
+async def test_mail_stays_in_the_mailbox_until_it_is_delivered(tmp_path: Path) -> None:
+    # A login hands the messages to its client; only those written to the socket
+    # leave the mailbox: the rest are there for the next login, after a restart too.
+    path, clock = tmp_path / "imkit.db", Clock(T0)
+    store = sqlite_store(path, clock)
+    await save(store, account("Alex"))
+    waiting = [private(store, "sam", "Alex", f"m{n}") for n in range(3)]
+    await mail(store, ALEX, *waiting)
+    assert store.mail_for(ALEX) == waiting
+    assert store.mail_for(ALEX) == waiting  # looking takes nothing
+    store.mail_delivered(ALEX, waiting[0])
+    assert store.mail_for(ALEX) == waiting[1:] and store.waiting(ALEX) == 2
+    await store.close()
+    again = sqlite_store(path, clock)
+    try:
+        assert again.mail_for(ALEX) == waiting[1:]
+        assert rows(path, "mailbox") == 2
+    finally:
+        await again.close()
+
+
 async def test_mail_waits_across_a_restart_in_order_and_is_taken_once(tmp_path: Path) -> None:
     path, clock = tmp_path / "imkit.db", Clock(T0)
     store = sqlite_store(path, clock)
@@ -195,13 +227,13 @@ async def test_mail_waits_across_a_restart_in_order_and_is_taken_once(tmp_path: 
         assert again.mailboxes == {ALEX: waiting}  # times, msgids and accounts as sent
         later = again.new_msgid(clock.now)
         assert all(later > (m.msgid or "") for m in waiting)
-        assert again.take_mail(ALEX) == waiting  # oldest first
-        assert again.take_mail(ALEX) == [] and again.waiting(ALEX) == 0
+        assert deliver_all(again, ALEX) == waiting  # oldest first
+        assert deliver_all(again, ALEX) == [] and again.waiting(ALEX) == 0
     finally:
         await again.close()
     third = sqlite_store(path, clock)
     try:
-        assert third.mailboxes == {} and third.take_mail(ALEX) == []
+        assert third.mailboxes == {} and deliver_all(third, ALEX) == []
         assert rows(path, "mailbox") == 0
     finally:
         await third.close()
@@ -238,7 +270,7 @@ async def test_mail_that_cannot_be_removed_after_delivery_is_logged(
         await save(store, account("Alex"))
         await mail(store, ALEX, private(store, "sam", "Alex", "hello"))
         path.rename(tmp_path / "elsewhere.db")
-        assert [m.text for m in store.take_mail(ALEX)] == ["hello"]  # delivered all the same
+        assert [m.text for m in deliver_all(store, ALEX)] == ["hello"]  # delivered all the same
         await store.flush(10)
         [record] = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert getattr(record, "event", None) == "mailbox_delete_failed"
@@ -259,8 +291,8 @@ async def test_expired_mail_is_neither_delivered_nor_counted(tmp_path: Path) -> 
         fresh = private(store, "sam", "Alex", "fresh", at=clock.now)
         await mail(store, ALEX, fresh)
         assert store.mailboxes[ALEX] == [fresh]  # the expired one is dropped from memory
-        assert store.take_mail(ALEX) == [fresh]
-        assert store.take_mail(SAM) == []
+        assert deliver_all(store, ALEX) == [fresh]
+        assert deliver_all(store, SAM) == []
         with anyio.fail_after(10):  # and deleted from the file in the background
             while rows(path, "mailbox"):
                 await anyio.sleep(0.05)
@@ -290,7 +322,7 @@ async def test_mail_is_kept_forever_with_offline_days_0() -> None:
     await mail(store, ALEX, private(store, "sam", "Alex", "patience"))
     clock.now = T0 + 3650 * DAY
     assert store.waiting(ALEX) == 1
-    assert [m.text for m in store.take_mail(ALEX)] == ["patience"]
+    assert [m.text for m in deliver_all(store, ALEX)] == ["patience"]
 
 
 # --------------------------------------------------------------- conversations

@@ -27,11 +27,12 @@ What changes against one node:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any, ClassVar
 
 from imkit.accounts import MAILBOX_MAX, Account, conversation_key
@@ -159,6 +160,9 @@ class ClusterHub(Hub):
     _undecided: set[int] = field(default_factory=set)  # whose mode Redis has not been told
     _logins: dict[int, _Login] = field(default_factory=dict)  # in Redis, by token
     _next_login: int = 1
+    # Account key -> the newest kept message written to its client this round, until
+    # MAIL_DONE takes it and those before it out of the mailbox (_mail_written).
+    _mail_written_upto: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert self.link is not None
@@ -363,7 +367,7 @@ class ClusterHub(Hub):
                 users = tuple(
                     UserInfo(u["name"], u["addr"], u.get("account")) for u in parse_users(reply)
                 )
-                self.send(member, UserList(rid, users))
+                self.reply(member, UserList(rid, users))
 
         self._link.script("who", done=listed)
 
@@ -593,8 +597,13 @@ class ClusterHub(Hub):
                 event["msgid"],
                 event.get("account"),
             )
-            # One that waited for the user to log in is shown as such (with its time).
-            if self.send(member, KeptMessage(message) if event.get("kept") else message):
+            if event.get("kept"):
+                # One that waited for the user to log in is shown as such (with its time),
+                # owed like a reply, and leaves the mailbox once written (MAIL_DONE).
+                written = partial(self._mail_written, name_key(message.to or ""), message.msgid)
+                self.reply(member, KeptMessage(message), written)
+                self.stats.messages_delivered += 1
+            elif self.send(member, message):
                 self.stats.messages_delivered += 1
             if self.unflushed_since is None:
                 self.unflushed_since = member.last_active
@@ -608,6 +617,29 @@ class ClusterHub(Hub):
                 self.mute(member, float(until) if until else None, event.get("reason") or None)
         elif kind == "k":
             self._kicked(member, event)
+
+    def _mail_written(self, key: str, msgid: str | None) -> None:
+        """A kept message was written to the account ``key``'s client: it leaves the
+        mailbox, with those before it; one script for all written in one round."""
+        if msgid is None:
+            return
+        pending = self._mail_written_upto
+        if key not in pending:
+            asyncio.get_running_loop().call_soon(self._forget_mail, key)
+        pending[key] = max(msgid, pending.get(key, msgid))
+
+    def _forget_mail(self, key: str) -> None:
+        last = self._mail_written_upto.pop(key)
+
+        def done(reply: Any) -> None:
+            if isinstance(reply, BaseException):  # they come again at the next login
+                log.warning(
+                    "delivered messages could not be removed from the mailbox: %s",
+                    reply,
+                    extra={"event": "mailbox_delete_failed", "reason": str(reply)},
+                )
+
+        self._link.script("mail_done", key, last, done=done)
 
     def _kicked(self, member: Member, event: dict[str, Any]) -> None:
         bye = event.get("bye")

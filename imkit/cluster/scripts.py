@@ -368,7 +368,9 @@ if not t or not beat or ms - tonumber(beat) > tonumber(ARGV[6]) then
   local box = mailbox(key)
   if trim_mail(box, tonumber(ARGV[9])) >= tonumber(ARGV[11]) then return {'full', to} end
   local number, msgid = new_msgid(ms)
+  -- ak: the sender's account key, to find the message when that account is removed.
   redis.call('RPUSH', box, cjson.encode({name = c.name, addr = c.addr, account = c.account,
+                                         ak = c.account and akey or nil,
                                          to = to, text = text, ms = ms, msgid = msgid}))
   if c.account and pair ~= '' then converse(number, to) end
   return {'queued', msgid, to}
@@ -490,8 +492,10 @@ return result
 # ended (bye 'replaced'), a guest holding the name (an account added meanwhile) gets its
 # default name, and the user takes the account's name (rn), or comes online with it
 # (on). Then its node is told (li, with the token: the node answers the login) and every
-# waiting message within the cutoff is moved to its node's stream, oldest first, as a
-# private message marked kept; the mailbox is emptied and the login time kept.
+# waiting message within the cutoff is copied to its node's stream, oldest first, as a
+# private message marked kept; they stay in the mailbox until the node has written them
+# to the client (MAIL_DONE), so that a client dropped before gets them at its next
+# login. Expired ones are dropped; the login time is kept.
 # {'ok', kept}, or {'none'}: the account was removed meanwhile.
 LOGIN = """
 local node, mid, key, name = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -528,21 +532,29 @@ else
 end
 emit(node_log(node), {t = 'li', mid = mid, account = name, token = ARGV[6]})
 local box = mailbox(key)
-local cutoff = tonumber(ARGV[7])
-local kept = 0
+local kept = trim_mail(box, tonumber(ARGV[7]))
 for _, entry in ipairs(redis.call('LRANGE', box, 0, -1)) do
   local m = cjson.decode(entry)
-  if tonumber(m.msgid) >= cutoff then
-    m.t, m.mid, m.kept = 'p', mid, 1
-    emit(node_log(node), m)
-    kept = kept + 1
-  end
+  m.t, m.mid, m.kept = 'p', mid, 1
+  emit(node_log(node), m)
 end
-redis.call('DEL', box)
 local account = cjson.decode(raw)
 account.last_login = now_ms() / 1000
 redis.call('HSET', ACCOUNTS, key, cjson.encode(account))
 return {'ok', kept}
+"""
+
+# ARGV: prefix, account key, msgid. The kept messages up to that msgid were written to
+# the account's client: they leave its mailbox (msgids are compared as strings: all
+# have 16 digits). {'ok', how many are left}.
+MAIL_DONE = """
+local box, last = mailbox(ARGV[2]), ARGV[3]
+while true do
+  local first = redis.call('LINDEX', box, 0)
+  if not first or cjson.decode(first).msgid > last then break end
+  redis.call('LPOP', box)
+end
+return {'ok', redis.call('LLEN', box)}
 """
 
 # ARGV: prefix, account key, the account as JSON, character keys (JSON). A new account:
@@ -577,9 +589,9 @@ return {'ok'}
 """
 
 # ARGV: prefix, account key, mail cutoff (msgid number). The account is removed with its
-# waiting messages and its conversations; its user, if one is logged in, is told (bye
-# 'account_removed') and goes. {'none'} or {'ok', name, logged out (0 or 1), waiting
-# messages discarded}.
+# waiting messages, those it sent that wait for other accounts, and its conversations;
+# its user, if one is logged in, is told (bye 'account_removed') and goes. {'none'} or
+# {'ok', name, logged out (0 or 1), waiting messages discarded}.
 ACCOUNT_REMOVE = """
 local key = ARGV[2]
 local raw = redis.call('HGET', ACCOUNTS, key)
@@ -590,9 +602,26 @@ local discarded = trim_mail(box, tonumber(ARGV[3]))
 redis.call('DEL', box)
 local index = P .. ':convs:' .. key
 local others = redis.call('HGETALL', index)
+local name = cjson.decode(raw).name
 for i = 1, #others, 2 do
   redis.call('DEL', P .. ':conv:' .. others[i + 1])
   redis.call('HDEL', P .. ':convs:' .. others[i], key)
+  -- What it sent that still waits for the other account goes too: whoever is given the
+  -- name next must not be taken for its sender (every message from an account to an
+  -- account is in this index). Messages kept before 'ak' existed match by the name.
+  local other = mailbox(others[i])
+  local entries = redis.call('LRANGE', other, 0, -1)
+  local kept = {}
+  for _, entry in ipairs(entries) do
+    local m = cjson.decode(entry)
+    if not (m.ak == key or (m.ak == nil and m.account == name)) then
+      table.insert(kept, entry)
+    end
+  end
+  if #kept < #entries then
+    redis.call('DEL', other)
+    if #kept > 0 then redis.call('RPUSH', other, unpack(kept)) end
+  end
 end
 redis.call('DEL', index)
 local logged_out = 0
@@ -604,7 +633,7 @@ if holder then
     logged_out = 1
   end
 end
-return {'ok', cjson.decode(raw).name, logged_out, discarded}
+return {'ok', name, logged_out, discarded}
 """
 
 # ARGV: prefix, mail cutoff (msgid number). Every account: its JSON and how many
@@ -646,6 +675,7 @@ OPERATIONS = {
     "who": WHO,
     "nodes": NODES_INFO,
     "login": LOGIN,
+    "mail_done": MAIL_DONE,
     "account_add": ACCOUNT_ADD,
     "account_update": ACCOUNT_UPDATE,
     "account_remove": ACCOUNT_REMOVE,

@@ -31,6 +31,7 @@ import anyio
 from imkit.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
 from imkit.addresses import new_secret
 from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
+from imkit.names import name_key
 from imkit.protocol import HISTORY_MAX, ChatMessage
 
 DAY = 86_400.0
@@ -198,9 +199,11 @@ class Store(ABC):
         done(None)
 
     def delete_account(self, key: str, done: Stored) -> None:
-        """Forget the account ``key`` and discard its waiting messages."""
+        """Forget the account ``key``, discard its waiting messages, and the messages it
+        sent that still wait for others (:meth:`_forget_mail_from`)."""
         self.accounts.pop(key, None)
         self.mailboxes.pop(key, None)
+        self._forget_mail_from(key)
         done(None)
 
     def add_mail(self, key: str, message: ChatMessage, done: Stored) -> None:
@@ -210,29 +213,32 @@ class Store(ABC):
         self._post_mail(key, message)
         done(None)
 
-    def take_mail(
-        self, key: str, deliver: Callable[[ChatMessage], bool] | None = None
-    ) -> list[ChatMessage]:
-        """The messages waiting for ``key`` within --offline-days, oldest first, each
-        handed to ``deliver`` (when given) and removed; one that ``deliver`` refuses (a
-        client whose queue is full) and those after it stay for the next login. Expired
-        ones are removed and never delivered."""
+    def mail_for(self, key: str) -> list[ChatMessage]:
+        """The messages waiting for ``key`` within --offline-days, oldest first; they
+        stay in the mailbox until :meth:`mail_delivered` says each was written to the
+        client, so that a client dropped before (it stopped reading, its connection
+        broke) gets them at its next login. Expired ones are removed, never delivered."""
         waiting = self.mailboxes.get(key, [])
         cutoff = self.mail_cutoff()
-        taken: list[ChatMessage] = []
-        done = len(waiting)
-        for index, message in enumerate(waiting):
-            if message_number(message) < cutoff:
-                continue
-            if deliver is not None and not deliver(message):
-                done = index
-                break
-            taken.append(message)
-        if done < len(waiting):
-            self.mailboxes[key] = waiting[done:]
+        current = [m for m in waiting if message_number(m) >= cutoff]
+        if len(current) < len(waiting):
+            self._drop_mail(key, [m for m in waiting if message_number(m) < cutoff])
+        return current
+
+    def mail_delivered(self, key: str, message: ChatMessage) -> None:
+        """``message`` (from :meth:`mail_for`) was written to ``key``'s client: it
+        leaves the mailbox, with any older one still there."""
+        self._drop_mail(key, [message])
+
+    def _drop_mail(self, key: str, messages: list[ChatMessage]) -> None:
+        """Take ``messages`` and those older than them out of ``key``'s mailbox (a
+        store on disk deletes them there too)."""
+        last = max(message_number(m) for m in messages)
+        box = [m for m in self.mailboxes.get(key, []) if message_number(m) > last]
+        if box:
+            self.mailboxes[key] = box
         else:
             self.mailboxes.pop(key, None)
-        return taken
 
     def waiting(self, key: str) -> int:
         """How many messages wait for the account ``key`` (within --offline-days)."""
@@ -292,10 +298,40 @@ class Store(ABC):
         box[:] = [m for m in box if message_number(m) >= cutoff]
         box.append(message)
 
+    def _sender_spellings(self, key: str) -> set[str]:
+        """The spellings of the account ``key``'s name that the messages it sent carry
+        (``account``), its own included: what a file matches to delete them."""
+        spellings = {self.accounts[key].name} if key in self.accounts else set()
+        for box in self.mailboxes.values():
+            spellings.update(m.account for m in box if m.account and _sent_by(m, key))
+        return spellings
+
+    def _forget_mail_from(self, key: str) -> None:
+        """Take the messages that the account ``key`` sent out of every mailbox in
+        memory (they still wait for their recipients).
+
+        Deleted rather than kept as a guest's: a message marked ``account`` says the
+        account's owner sent it, and once the name is free that would vouch for whoever
+        is given it next; and the conversation it belongs to is deleted with the
+        account, so it could never be found in history either."""
+        for owner, box in list(self.mailboxes.items()):
+            kept = [m for m in box if not _sent_by(m, key)]
+            if len(kept) == len(box):
+                continue
+            if kept:
+                self.mailboxes[owner] = kept
+            else:
+                del self.mailboxes[owner]
+
     def _remember(self, last_id: int, newest: Iterable[ChatMessage]) -> None:
         """After a restart: ids go on from ``last_id``; ``newest`` primes the replay."""
         self._ids = MessageIds(max(self._ids.last, last_id))
         self._recent.extend(newest)
+
+
+def _sent_by(message: ChatMessage, key: str) -> bool:
+    """Whether the account ``key`` (a name key) sent ``message``."""
+    return message.account is not None and name_key(message.account) == key
 
 
 def message_number(message: ChatMessage) -> int:

@@ -84,3 +84,14 @@ def read_page(connection: sqlite3.Connection, read: Read) -> Page:
     ).fetchall()
     more = len(rows) > read.limit
     return Page(tuple(to_message(row) for row in reversed(rows[: read.limit])), more)
+
+
+def purge_chunk(connection: sqlite3.Connection, table: str, cutoff: int, chunk: int) -> int:
+    """Delete the ``chunk`` oldest rows of ``table`` below msgid ``cutoff``, in a
+    transaction of their own; how many went (sqlite3.Error when they could not)."""
+    cursor = connection.execute(
+        f"DELETE FROM {table} WHERE id IN "
+        f"(SELECT id FROM {table} WHERE id < ? ORDER BY id LIMIT ?)",
+        (cutoff, chunk),
+    )
+    return cursor.rowcount

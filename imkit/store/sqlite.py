@@ -32,7 +32,6 @@ transaction a change; memory follows what was stored (see each method).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
@@ -71,6 +70,7 @@ from imkit.store.rows import (
     Change,
     NewRow,
     Read,
+    purge_chunk,
     read_page,
     to_message,
     to_row,
@@ -124,6 +124,9 @@ class SqliteStore(Store):
         # Rows of messages nobody waits for, not yet handed to the writer (loop only).
         self._unsent: list[NewRow] = []
         self._handover: asyncio.TimerHandle | None = None
+        # Account key -> the newest delivered message to delete from its mailbox, until
+        # the delete is handed to the writer at the end of the loop's round (_drop_mail).
+        self._mail_bounds: dict[str, int] = {}
         # Writer thread only: its own view of whether writes fail.
         self._failing: str | None = None
         self._watchdog = Watchdog(
@@ -131,12 +134,7 @@ class SqliteStore(Store):
             self._set_problem,
             lambda: self.problem,
             lambda: self._failing,
-            self._give_up,
         )
-        # Loop only: the callbacks of messages handed to the writer and not answered yet,
-        # oldest first, and how many of the oldest the watchdog has answered already.
-        self._waiting: collections.deque[Stored] = collections.deque()
-        self._answered_early = 0
 
     @property
     def description(self) -> str:
@@ -195,7 +193,7 @@ class SqliteStore(Store):
             return
         self._hand_over()  # the earlier messages first: the order is kept
         if stored is not None:
-            self._waiting.append(stored)
+            self._watchdog.wait(stored)
         self._queue.put((row, stored))
 
     def _hand_over(self) -> None:
@@ -260,7 +258,7 @@ class SqliteStore(Store):
         self._change(lambda c: c.execute("DELETE FROM bans WHERE target = ?", (target,)), done)
 
     # Accounts: memory changes once the file has (the hub checks memory, and must not
-    # see an account that a restart would not), except for mail (add_mail, take_mail).
+    # see an account that a restart would not), except for mail (add_mail, mail_delivered).
 
     def save_account(self, account: Account, done: Stored) -> None:
         row = (account.key, json.dumps(account.fields()))
@@ -273,9 +271,16 @@ class SqliteStore(Store):
         self._change(lambda c: c.execute(SAVE_ACCOUNT, row), saved)
 
     def delete_account(self, key: str, done: Stored) -> None:
+        # The messages it sent that still wait for others go too (Store._forget_mail_from
+        # says why); the file has the name as the messages spell it, not its key.
+        spellings = sorted(self._sender_spellings(key))
+
         def work(connection: sqlite3.Connection) -> None:
             connection.execute("DELETE FROM accounts WHERE key = ?", (key,))
             connection.execute("DELETE FROM mailbox WHERE owner = ?", (key,))
+            connection.executemany(
+                "DELETE FROM mailbox WHERE account = ?", [(name,) for name in spellings]
+            )
             # Its private conversations too: whoever registers the name next is
             # someone else, and must not read them (only the two parties may).
             connection.execute(
@@ -289,6 +294,7 @@ class SqliteStore(Store):
             if problem is None:
                 self.accounts.pop(key, None)
                 self.mailboxes.pop(key, None)
+                self._forget_mail_from(key)
             done(problem)
 
         self._change(work, deleted)
@@ -331,33 +337,48 @@ class SqliteStore(Store):
 
         self._change(work, finished)
 
-    def take_mail(
-        self, key: str, deliver: Callable[[ChatMessage], bool] | None = None
-    ) -> list[ChatMessage]:
-        before = self.mailboxes.get(key, [])
-        result = super().take_mail(key, deliver)
-        # What left the mailbox is a prefix: delivered and expired ones, never again.
-        taken = before[: len(before) - len(self.mailboxes.get(key, []))]
-        if taken:
-            last = max(message_number(m) for m in taken)
+    def _drop_mail(self, key: str, messages: list[ChatMessage]) -> None:
+        super()._drop_mail(key, messages)
+        # One delete for all that went at once (a flush writes many kept messages in one
+        # send): the first schedules it for the end of this round of the loop.
+        last = max(message_number(m) for m in messages)
+        bounds = self._mail_bounds
+        if key not in bounds:
+            if self._loop is not None:
+                self._loop.call_soon(self._delete_mail, key)
+            else:  # not started (a tool, a test): at once
+                bounds[key] = last
+                self._delete_mail(key)
+                return
+        bounds[key] = max(last, bounds.get(key, 0))
 
-            def forgotten(problem: str | None) -> None:
-                if problem is not None:  # they would be delivered again after a restart
-                    log.warning(
-                        "delivered messages could not be removed from the mailbox: %s",
-                        problem,
-                        extra={"event": "mailbox_delete_failed", "reason": problem},
-                    )
+    def _hand_over_mail(self) -> None:
+        """The mailbox deletes still waiting for the end of the loop's round, now."""
+        for key in list(self._mail_bounds):
+            self._delete_mail(key)
 
-            delete = "DELETE FROM mailbox WHERE owner = ? AND id <= ?"
-            self._change(lambda c: c.execute(delete, (key, last)), forgotten)
-        return result
+    def _delete_mail(self, key: str) -> None:
+        bound = self._mail_bounds.pop(key, None)
+        if bound is None:
+            return  # handed over already (flush, close)
+
+        def forgotten(problem: str | None) -> None:
+            if problem is not None:  # they would be delivered again after a restart
+                log.warning(
+                    "delivered messages could not be removed from the mailbox: %s",
+                    problem,
+                    extra={"event": "mailbox_delete_failed", "reason": problem},
+                )
+
+        delete = "DELETE FROM mailbox WHERE owner = ? AND id <= ?"
+        self._change(lambda c: c.execute(delete, (key, bound)), forgotten)
 
     async def flush(self, timeout: float) -> None:  # noqa: ASYNC109
         if self._thread is None or not self._thread.is_alive():
             return
         reached = anyio.Event()
         self._hand_over()
+        self._hand_over_mail()
         self._queue.put(Barrier(reached.set))
         with anyio.move_on_after(timeout):
             await reached.wait()
@@ -366,6 +387,7 @@ class SqliteStore(Store):
         self._watchdog.stop()
         if self._thread is not None:
             self._hand_over()
+            self._hand_over_mail()
             self._queue.put(_CLOSE)
             await anyio.to_thread.run_sync(self._thread.join, CLOSE_TIMEOUT, abandon_on_cancel=True)
             if self._thread.is_alive():  # pragma: no cover - a disk that hangs
@@ -402,20 +424,7 @@ class SqliteStore(Store):
 
     def _batch_done(self, waiters: list[Stored], problem: str | None) -> None:
         self._set_problem(problem)
-        for stored in waiters:
-            if self._answered_early:  # told already (_give_up): never twice
-                self._answered_early -= 1
-                continue
-            self._waiting.popleft()  # this very one: batches come back in order
-            stored(problem)
-
-    def _give_up(self, problem: str) -> None:
-        """Answer every message still waiting for the stalled writer: delivered, and not
-        known to be stored (it may still be, when the disk answers)."""
-        self._answered_early += len(self._waiting)
-        waiting, self._waiting = self._waiting, collections.deque()
-        for stored in waiting:
-            stored(problem)
+        self._watchdog.answer(waiters, problem)
 
     # ------------------------------------------------------ in the writer thread
 
@@ -584,17 +593,12 @@ class SqliteStore(Store):
             self._purge_table("mailbox", self.mail_cutoff())
 
     def _purge_table(self, table: str, cutoff: int) -> None:
-        connection = self._connection
-        assert connection is not None
+        assert self._connection is not None
         deleted = PURGE_CHUNK
         while deleted == PURGE_CHUNK and self._queue.empty():
             self._watchdog.busy_since = time.monotonic()  # a long purge is no stall
             try:
-                cursor = connection.execute(
-                    f"DELETE FROM {table} WHERE id IN "
-                    f"(SELECT id FROM {table} WHERE id < ? ORDER BY id LIMIT ?)",
-                    (cutoff, PURGE_CHUNK),
-                )
+                deleted = purge_chunk(self._connection, table, cutoff, PURGE_CHUNK)
             except sqlite3.Error as error:
                 log.debug(
                     "retention could not delete old rows of %s: %s",
@@ -603,7 +607,6 @@ class SqliteStore(Store):
                     extra={"event": "retention_failed", "reason": str(error), "table": table},
                 )
                 return
-            deleted = cursor.rowcount
             self._files.remember()
 
     def _remember_last_id(self) -> None:

@@ -12,10 +12,11 @@ then dropped: nobody is answered twice).
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Callable
 
-from imkit.store.base import Answer, Page
+from imkit.store.base import Answer, Page, Stored
 
 # A commit or read outstanding this long is a store problem: a healthy commit takes
 # milliseconds, even with --fsync on a slow disk, and the admin's history waits 4 s
@@ -36,14 +37,17 @@ class Watchdog:
         set_problem: Callable[[str | None], None],
         problem: Callable[[], str | None],
         writer_problem: Callable[[], str | None],
-        give_up: Callable[[str], None],
     ) -> None:
         # Since when (time.monotonic) the writer has been at its current step (a commit, a
         # read, a chunk of retention): a long run of quick steps is no stall. None: idle.
         self.busy_since: float | None = None
         self._stall = f"the disk holding {where} has not answered for {STALL_TIMEOUT:g}s"
         self._set_problem, self._problem = set_problem, problem
-        self._writer_problem, self._give_up = writer_problem, give_up
+        self._writer_problem = writer_problem
+        # The callbacks of messages handed to the writer and not answered yet, oldest
+        # first, and how many of the oldest were answered early (_give_up) already.
+        self._waiting: collections.deque[Stored] = collections.deque()
+        self._answered_early = 0
         self._stalled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -65,12 +69,34 @@ class Watchdog:
             self._stalled = True
             self._set_problem(self._stall)
         if stalled:  # those waiting since the last look too
-            self._give_up(self._stall)
+            self._give_up()
         elif not stalled and self._stalled:
             self._stalled = False
             if self._problem() == self._stall:  # not one the writer has reported since
                 self._set_problem(self._writer_problem())
         self._timer = self._loop.call_later(STALL_CHECK, self._check)
+
+    def wait(self, stored: Stored) -> None:
+        """``stored`` waits for the commit of a message handed to the writer now."""
+        self._waiting.append(stored)
+
+    def answer(self, waiters: list[Stored], problem: str | None) -> None:
+        """The writer's outcome for ``waiters`` (the oldest waiting): each is told, but
+        for those told already."""
+        for stored in waiters:
+            if self._answered_early:  # told by _give_up: never twice
+                self._answered_early -= 1
+                continue
+            self._waiting.popleft()  # this very one: batches come back in order
+            stored(problem)
+
+    def _give_up(self) -> None:
+        """Answer every message still waiting for the stalled writer: delivered, and not
+        known to be stored (it may still be, when the disk answers)."""
+        self._answered_early += len(self._waiting)
+        waiting, self._waiting = self._waiting, collections.deque()
+        for stored in waiting:
+            stored(self._stall)
 
     def bounded(self, answer: Answer) -> Answer:
         """``answer``, called once: with the page, or after STALL_TIMEOUT with why not."""

@@ -1,9 +1,11 @@
 """One client's transport: its link, its reader (the pump) and its writer.
 
 The reader receives bytes, feeds the protocol and hands each command to the hub; before
-each command it honours the rate limit (:class:`TokenBucket`) and backpressure
-(:class:`~imkit.transport.backpressure.Congestion`). The writer sends what the flusher
-could not (a full socket buffer) and, at the end, the last lines (a bye).
+each command it honours the rate limit (:class:`TokenBucket`), backpressure
+(:class:`~imkit.transport.backpressure.Congestion`) and the pace at which the client
+reads the replies it asked for (:meth:`~imkit.outbox.Outbox.put_reply`). The writer
+sends what the flusher could not (a full socket buffer) and, at the end, the last lines
+(a bye).
 """
 
 from __future__ import annotations
@@ -187,8 +189,8 @@ class Connection:
             return
         self.hub.stats.bytes_out += sent
         outbox = self.outbox
+        outbox.wrote(data, sent)
         if sent < len(data):
-            outbox.unget(data[sent:])
             self._wake_writer()
         if outbox.congested and outbox.size <= outbox.low_water:
             self.congestion.relieve(outbox)
@@ -208,7 +210,7 @@ class Connection:
                     # its size (and so congestion and the limit) counts it.
                     sent = await link.write(data)
                     stats.bytes_out += sent
-                    outbox.unget(data[sent:])
+                    outbox.wrote(data, sent)
                     if outbox.congested and outbox.size <= outbox.low_water:
                         self.congestion.relieve(outbox)
                 self.writer_busy = False
@@ -254,6 +256,7 @@ class Connection:
         """The pump: receive, feed the protocol, hand each command to the hub."""
         link, wire, member, hub = self.link, self.member.wire, self.member, self.hub
         bucket, congested, stats = self.bucket, self.congestion.outboxes, hub.stats
+        outbox, pace = self.outbox, self.outbox.reply_pace
         readable, step = None, None
         if isinstance(link, SocketLink) and (readable := link.readable) is not None:
             step = self._reader_step(link.sock)
@@ -263,6 +266,9 @@ class Connection:
                     if congested:  # someone who keeps up is behind: let it catch up
                         await self.congestion.wait()
                         member.last_active = time.monotonic()  # held back, not idle
+                    if outbox.owed > pace:  # its replies first, at the pace it reads them
+                        await self._replies_read()
+                        member.last_active = time.monotonic()
                     if bucket is not None and (delay := bucket.take(time.monotonic())):
                         await anyio.sleep(delay)
                         member.last_active = time.monotonic()  # slowed down, not idle
@@ -301,12 +307,13 @@ class Connection:
         """The reader as a loop callback, run each time the socket is readable (asyncio,
         plain sockets; :meth:`LoopReadable.pump`): receive and handle each line at once,
         without waking the reader task (docs/performance.md). What must wait (held back
-        by a congested outbox, slowed by the rate limit, a login, a password change or a
-        hello) goes back to the task, with the commands from it on; None at end of
-        stream."""
+        by a congested outbox or by its own replies not yet read, slowed by the rate
+        limit, a login, a password change or a hello) goes back to the task, with the
+        commands from it on; None at end of stream."""
         member, hub, wire, stats = self.member, self.hub, self.member.wire, self.hub.stats
         congested, bucket, monotonic = self.congestion.outboxes, self.bucket, time.monotonic
         handle, awaited = hub.handle, _AWAITED
+        outbox, pace = self.outbox, self.outbox.reply_pace
 
         def step(waiter: Future[list[Command] | None]) -> None:
             try:
@@ -329,6 +336,7 @@ class Connection:
                     if (
                         congested
                         or command.__class__ in awaited
+                        or outbox.owed > pace
                         or (bucket is not None and not bucket.try_take(monotonic()))
                     ):
                         waiter.set_result(commands[index:])
@@ -343,6 +351,17 @@ class Connection:
                     log.exception("reading failed", extra={"event": "read_failed"})
 
         return step
+
+    async def _replies_read(self) -> None:
+        """Wait until the client has read most of the replies it asked for (a page of
+        history, who is online, its kept messages): a client that asks faster than it
+        reads is held back, as the rate limit holds back one that sends too fast,
+        rather than dropped or let to pile up replies in memory."""
+        outbox = self.outbox
+        while outbox.owed > outbox.reply_pace and not outbox.closed:
+            read = anyio.Event()
+            outbox.on_replies_read = read.set
+            await read.wait()
 
     async def _awaited(self, command: Command) -> None:
         """A login or a password change: checked before the next line is handled."""

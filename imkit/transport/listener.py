@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import anyio
 import anyio.abc
+from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSStream
 
 from imkit.errors import ServeError
@@ -31,6 +32,42 @@ log = logging.getLogger("imkit.server")
 ACCEPT_BATCH = 64
 # A TLS client that has not finished its handshake by then is closed.
 TLS_HANDSHAKE_TIMEOUT = 10.0
+# The accept queue asked of the kernel (which caps it at somaxconn), as anyio asks.
+LISTEN_BACKLOG = 65535
+
+
+async def open_tcp_listener(host: str, port: int) -> MultiListener[anyio.abc.SocketStream]:
+    """A listener on ``host``:``port`` (OSError when it cannot be bound). ``::`` takes
+    IPv4 clients too (:func:`_dual_stack_listener`)."""
+    if _is_ipv6_any(host):
+        return MultiListener([await _dual_stack_listener(port)])
+    return await anyio.create_tcp_listener(local_host=host, local_port=port)
+
+
+def _is_ipv6_any(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")) == ipaddress.IPv6Address("::")
+    except ValueError:
+        return False
+
+
+async def _dual_stack_listener(port: int) -> anyio.abc.SocketListener:
+    """A listener on ``::`` that takes IPv4 clients too, as people expect of ``::``
+    (nginx's ``[::]:80 ipv6only=off``); anyio sets IPV6_V6ONLY on every IPv6 listener,
+    which made ``--host ::`` IPv6 only. An IPv4 client's address comes as
+    ``::ffff:a.b.c.d``: shown, counted and banned as the IPv4 address (format_addr,
+    peer_ip)."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", port))
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+        return await anyio.abc.SocketListener.from_socket(sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 async def accept_loop(
