@@ -59,9 +59,9 @@ class FileWatch:
             if (stat.st_dev, stat.st_ino) == self.identity or self.identity == (0, 0):
                 self.identity = (stat.st_dev, stat.st_ino)
                 self.written = (stat.st_size, stat.st_mtime_ns)
-        with contextlib.suppress(OSError):
-            wal = os.stat(self.wal)
-            if self.wal_identity is None:
+        if self.wal_identity is None:  # once, and again after a fold
+            with contextlib.suppress(OSError):
+                wal = os.stat(self.wal)
                 self.wal_identity = (wal.st_dev, wal.st_ino)
 
     def problem(self) -> str | None:

@@ -229,6 +229,8 @@ def _not_writable(path: Path) -> ServeError | None:
 
 
 def connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
+    """The writer's connection to a file already checked (made again by :mod:`.files`
+    when a lost -wal has been folded back)."""
     # Autocommit mode: the writer says BEGIN and COMMIT itself, one transaction a batch.
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
