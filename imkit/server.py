@@ -58,7 +58,7 @@ from imkit.transport.limits import (
 )
 from imkit.transport.links import Link, SocketLink, format_addr
 from imkit.transport.listener import (
-    accept_loop,
+    Acceptor,
     open_tls,
     parse_network,
     raise_open_file_limit,
@@ -176,6 +176,7 @@ class Server:
         self.stopped = anyio.Event()  # set when serve() has finished
         self.started_at = time.monotonic()
         self._listener: MultiListener[anyio.abc.SocketStream] | None = None
+        self._acceptors: list[Acceptor] = []  # the chat port's and the web port's
         # --web: its listener, its addresses, what it serves, the HTTP exchanges going on
         self._web_listener: MultiListener[anyio.abc.SocketStream] | None = None
         self.web_addresses: list[str] = []
@@ -200,8 +201,11 @@ class Server:
     # ---------------------------------------------------------------- lifecycle
 
     def stop(self) -> None:
-        """Ask :meth:`serve` to say goodbye to everyone and return."""
+        """Ask :meth:`serve` to say goodbye to everyone and return. Accepting stops at
+        once, here: the kernel refuses whatever its queue still holds (issue 26)."""
         self._stop.set()
+        for acceptor in self._acceptors:
+            acceptor.close()
 
     @property
     def stopping(self) -> bool:
@@ -420,13 +424,18 @@ class Server:
                 background.start_soon(self.logins.hasher.prepare)
                 background.start_soon(self._sweep_loop)
                 background.start_soon(admin_socket.serve, self)
-                for sub in listener.listeners:
-                    raw = sub.extra(SocketAttribute.raw_socket)
-                    background.start_soon(accept_loop, raw, self._accepted)
+                self._acceptors = [
+                    Acceptor(sub.extra(SocketAttribute.raw_socket), self._accepted)
+                    for sub in listener.listeners
+                ]
                 if self._web_listener is not None:
-                    for sub in self._web_listener.listeners:
-                        raw = sub.extra(SocketAttribute.raw_socket)
-                        background.start_soon(accept_loop, raw, self._accepted_web)
+                    self._acceptors += [
+                        Acceptor(sub.extra(SocketAttribute.raw_socket), self._accepted_web)
+                        for sub in self._web_listener.listeners
+                    ]
+                for acceptor in self._acceptors:
+                    background.start_soon(acceptor.run)
+                if self._web_listener is not None:
                     scheme = "https" if self._ssl_context is not None else "http"
                     urls = [f"{scheme}://{addr}/" for addr in self.web_addresses]
                     log.info(
@@ -460,10 +469,13 @@ class Server:
                 )
                 task_status.started(self.addresses)
                 await self._stop.wait()
+                for acceptor in self._acceptors:  # stopped before they were made
+                    acceptor.close()
                 if self.cluster is not None:  # the others see this node's users leave now
                     with anyio.move_on_after(STORE_FLUSH_TIMEOUT):
                         await self.cluster.depart()
-                # No more accepts; the admin socket closes and its file is removed.
+                # The admin socket closes and its file is removed (accepting stopped
+                # at the signal: stop()).
                 background.cancel_scope.cancel()
             if self._web_listener is not None:
                 await self._web_listener.aclose()
@@ -507,6 +519,9 @@ class Server:
         browser that cannot even load the page cannot say why."""
         addr = format_addr(peer)
         self.hub.stats.connections_total += 1
+        if self.stopping:  # accepted just before the signal: not let in to be sent away
+            sock.close()
+            return
         if not web and self._full():
             self.refusals.full(sock, addr, web)
             return
