@@ -14,6 +14,8 @@ from collections.abc import Callable
 import anyio
 import anyio.abc
 import anyio.lowlevel
+from anyio.abc import SocketAttribute
+from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSStream
 
 from imkit.errors import ServeError
@@ -126,6 +128,21 @@ def _set_up(sock: socket.socket, peer: object) -> bool:
         sock.close()
         return False
     return True
+
+
+async def tcp_listener(
+    host: str, port: int, addresses: list[str], what: str = ""
+) -> MultiListener[anyio.abc.SocketStream]:
+    """A listener on ``host``:``port``; the addresses really listened on are appended
+    to ``addresses``. ServeError when it cannot be bound."""
+    try:
+        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ServeError(f"cannot listen on {host}:{port}{what}: {reason}") from None
+    for sub in listener.listeners:
+        addresses.append(format_addr(sub.extra(SocketAttribute.local_address)))
+    return listener
 
 
 def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
