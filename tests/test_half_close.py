@@ -33,10 +33,14 @@ def half_closed(address: str, lines: bytes) -> tuple[str, list[str]]:
 
 
 def check_text(addr: str, received: list[str], others: list[str]) -> None:
-    """``who`` then ``hello`` from the text client ``addr``: its online line, the who
-    list (``others`` and itself) and its echo, nothing else."""
-    assert received[0] == f"[{addr}]{addr}:user is online", received
-    assert f"[{addr}]{addr}:hello" in received, received
+    """``who`` then ``hello`` from the text client ``addr``: its online line, then its
+    echo (both events, in the cluster's order), and the who list (``others`` and
+    itself), nothing else. The who list is a script's reply, read from Redis on
+    another connection than the events: it may come before the online line, a race
+    of the cluster's that a client that stays connected meets too (about 1 in 300)."""
+    online, echo = f"[{addr}]{addr}:user is online", f"[{addr}]{addr}:hello"
+    assert online in received and echo in received, received
+    assert received.index(online) < received.index(echo), received
     listed = [line for line in received if line.endswith(":online...")]
     assert sorted(listed) == sorted(f"[{a}]{a}:online..." for a in [*others, addr])
     assert len(received) == 2 + len(listed), received
