@@ -234,6 +234,14 @@ class Hub:
         self._forget_name(member)
         self.broadcast(Presence(member.name, member.shown_addr, online=False))
 
+    def leave_when_answered(self, member: Member, answered: Callable[[], None]) -> None:
+        """``member`` sent its last line (end of stream: it half-closed, or closed) but
+        is still owed the replies to what it sent: take it offline once they are all
+        in its outbox, then call ``answered``. On one node they are already there; a
+        cluster node's come back through Redis (ClusterHub). Idempotent as leave()."""
+        self.leave(member)
+        answered()
+
     def _forget_name(self, member: Member) -> None:
         # Only ever our own entry: never someone else's who has the name now.
         key = name_key(member.name)

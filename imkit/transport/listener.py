@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
+from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSStream
 
@@ -73,44 +75,110 @@ async def _dual_stack_listener(port: int) -> anyio.abc.SocketListener:
 async def accept_loop(
     listening: socket.socket, on_accept: Callable[[socket.socket, object], None]
 ) -> None:
-    """Accept connections on ``listening`` forever, a fair share at a time, and hand each
-    ready socket (non-blocking, TCP_NODELAY) to ``on_accept``."""
-    readable = LoopReadable.for_socket(listening)
+    """Accept connections on ``listening`` until cancelled (see :class:`Acceptor`)."""
+    await Acceptor(listening, on_accept).run()
+
+
+class Acceptor:
+    """Accepts connections on one listening socket, a fair share at a time, and hands
+    each ready socket (non-blocking, TCP_NODELAY) to ``on_accept``, until :meth:`close`.
+
+    A shutdown closes it rather than only cancelling its task: in a connection storm
+    the queue is never empty, so the wait for it is over before anyio looks at it, and
+    anyio only delivers a cancellation to a task whose wait is not over yet. Cancelled
+    alone, the loop went on accepting until the storm ended (issue 26, item 1).
+    """
+
+    __slots__ = ("_listening", "_on_accept", "_readable", "_scope", "closed")
+
+    def __init__(
+        self, listening: socket.socket, on_accept: Callable[[socket.socket, object], None]
+    ) -> None:
+        self._listening = listening
+        self._on_accept = on_accept
+        self._readable: LoopReadable | None = None
+        self._scope = anyio.CancelScope()
+        self.closed = False
+
+    def close(self) -> None:
+        """Stop accepting now: nothing more is handed on, and the listening socket is
+        closed, so that the kernel refuses whatever its queue still holds (a reset)
+        and every later connection. Synchronous: a signal handler may call it."""
+        if self.closed:
+            return
+        self.closed = True
+        self._scope.cancel()
+        if self._readable is not None:
+            self._readable.close()  # off the loop before its descriptor goes
+        else:  # pragma: no cover - not asyncio: CI tests the asyncio backend only
+            anyio.notify_closing(self._listening)
+        self._listening.close()
+
+    async def run(self) -> None:
+        listening, on_accept = self._listening, self._on_accept
+        readable = self._readable = LoopReadable.for_socket(listening)
+        try:
+            with self._scope:
+                while not self.closed:
+                    await wait_readable(listening, readable)
+                    for _ in range(ACCEPT_BATCH):
+                        if self.closed:  # closed while this task was waking up
+                            return
+                        try:
+                            sock, peer = listening.accept()
+                        except BlockingIOError:
+                            break
+                        except OSError as error:  # out of file descriptors, most likely
+                            log.warning(
+                                "accept failed: %s",
+                                error,
+                                extra={"event": "accept_failed", "reason": str(error)},
+                            )
+                            await anyio.sleep(0.1)
+                            break
+                        if _set_up(sock, peer):
+                            on_accept(sock, peer)
+                    # Where a cancellation of this task lands (see the class docstring).
+                    await anyio.lowlevel.checkpoint_if_cancelled()
+        finally:
+            if readable is not None:
+                readable.close()
+
+
+def _set_up(sock: socket.socket, peer: object) -> bool:
+    """Make an accepted socket non-blocking (and TCP_NODELAY); False, and closed, when
+    the client is gone already."""
     try:
-        while True:
-            await wait_readable(listening, readable)
-            for _ in range(ACCEPT_BATCH):
-                try:
-                    sock, peer = listening.accept()
-                except BlockingIOError:
-                    break
-                except OSError as error:  # out of file descriptors, most likely
-                    log.warning(
-                        "accept failed: %s",
-                        error,
-                        extra={"event": "accept_failed", "reason": str(error)},
-                    )
-                    await anyio.sleep(0.1)
-                    break
-                try:
-                    sock.setblocking(False)
-                    if sock.family in (socket.AF_INET, socket.AF_INET6):
-                        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                except OSError as error:  # pragma: no cover - a race: the client reset first
-                    # Gone already: never let one client stop accepts.
-                    addr = format_addr(peer)
-                    log.info(
-                        "%s: setting up the socket failed: %s",
-                        addr,
-                        error,
-                        extra={"event": "socket_failed", "addr": addr, "reason": str(error)},
-                    )
-                    sock.close()
-                    continue
-                on_accept(sock, peer)
-    finally:
-        if readable is not None:
-            readable.close()
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as error:  # pragma: no cover - a race: the client reset first
+        # Gone already: never let one client stop accepts.
+        addr = format_addr(peer)
+        log.info(
+            "%s: setting up the socket failed: %s",
+            addr,
+            error,
+            extra={"event": "socket_failed", "addr": addr, "reason": str(error)},
+        )
+        sock.close()
+        return False
+    return True
+
+
+async def tcp_listener(
+    host: str, port: int, addresses: list[str], what: str = ""
+) -> MultiListener[anyio.abc.SocketStream]:
+    """A listener on ``host``:``port``; the addresses really listened on are appended
+    to ``addresses``. ServeError when it cannot be bound."""
+    try:
+        listener = await open_tcp_listener(host, port)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ServeError(f"cannot listen on {host}:{port}{what}: {reason}") from None
+    for sub in listener.listeners:
+        addresses.append(format_addr(sub.extra(SocketAttribute.local_address)))
+    return listener
 
 
 def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
