@@ -2,6 +2,8 @@
 
     link.py     the node's two Redis connections: commands in order, events in order,
                 the heartbeat that supervises both
+    connection.py  one Redis connection, the one place that touches redis-py's
+                connection layer
     scripts.py  every change to the shared state, as a Lua script Redis runs atomically
     hub.py      ClusterHub: the hub, with Redis deciding names, presence and order
     store.py    RedisHistory: the history and the conversations of accounts, in Redis

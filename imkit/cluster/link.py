@@ -30,10 +30,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import anyio
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
-from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
-from redis.retry import Retry
 
 from imkit.addresses import new_secret
 from imkit.cluster import (
@@ -43,13 +40,13 @@ from imkit.cluster import (
     UNREACHABLE,
     scripts,
 )
+from imkit.cluster.connection import RedisConnection
 from imkit.store.base import awaited
 
 log = logging.getLogger("imkit.cluster")
 
 # How long one command may take before Redis counts as unreachable.
 COMMAND_TIMEOUT = 2.0
-CONNECT_TIMEOUT = 1.0
 # The reader's XREAD blocks at most this long, so that a dead connection is noticed.
 READ_BLOCK_MS = 1000
 READ_BATCH = 1000
@@ -555,70 +552,6 @@ class ClusterLink:
     async def close(self) -> None:
         with anyio.CancelScope(shield=True):
             await self._writer.close()
-
-
-class RedisConnection:
-    """One Redis connection, used by one task at a time: commands sent together, their
-    replies read in order, each a value or the ResponseError Redis answered.
-
-    It uses redis-py's connection and reply parser (hiredis) but neither its client and
-    pipeline layers nor its command packing, and one deadline covers a whole batch
-    rather than one per reply: on the hot path, where every chat message makes two
-    calls, those cost more than the round trip (py-spy, docs/cluster.md). A failure
-    closes the connection (replies half read would be out of step); the next call
-    connects again.
-    """
-
-    def __init__(self, url: str, name: str, timeout: float) -> None:
-        self.timeout = timeout
-        self._pool = ConnectionPool.from_url(
-            url,
-            decode_responses=True,
-            protocol=2,  # the replies' shapes below are RESP2's
-            socket_timeout=None,  # the batch's deadline, in run()
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),  # ClusterLink decides when to try again
-            client_name=name,
-        )
-        self._connection: AbstractConnection | None = None
-
-    async def run(self, commands: Sequence[Sequence[Any]]) -> list[Reply]:
-        connection = self._connection
-        if connection is None:
-            connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
-            self._connection = connection
-        try:
-            with anyio.fail_after(self.timeout):
-                await connection.connect()
-                await connection.send_packed_command(pack(commands), check_health=False)
-                replies: list[Reply] = []
-                for _ in commands:
-                    try:
-                        replies.append(await connection.read_response())
-                    except ResponseError as error:  # that command's answer; more follow
-                        replies.append(error)
-                return replies
-        except BaseException:
-            self._connection = None
-            with anyio.CancelScope(shield=True):
-                await connection.disconnect(nowait=True)
-            raise
-
-    async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.disconnect()
-            self._connection = None
-
-
-def pack(commands: Sequence[Sequence[Any]]) -> bytes:
-    """Commands in Redis' protocol (RESP): arrays of bulk strings."""
-    out = []
-    for args in commands:
-        out.append(b"*%d\r\n" % len(args))
-        for arg in args:
-            data = arg if isinstance(arg, bytes) else str(arg).encode()
-            out.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(out)
 
 
 def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
