@@ -1,17 +1,101 @@
-"""The cluster under faults (issue 26): redis-py's warnings at start. Real nodes, a
-real redis-server."""
+"""The cluster under faults (issue 26): Redis out of memory; redis-py's warnings at
+start. Real nodes, a real redis-server."""
 
 from __future__ import annotations
 
+import json
+import time
+
 import anyio
 import pytest
+import redis
 
-from tests.redis_support import Cluster, needs_redis
+from tests.redis_support import (
+    Cluster,
+    arrive,
+    check_who,
+    cluster_metrics,
+    drain,
+    free_port,
+    healthz,
+    needs_redis,
+    say,
+)
+from tests.support import TIMEOUT, LineClient
 
 pytestmark = [needs_redis, pytest.mark.anyio]
+
+# Room for two shared, noisy cores on top of --node-timeout and its beats.
+SLACK = 6.0
+FULL_LINE = "error: the chat is unavailable: the cluster's Redis is full"
 
 
 async def test_a_node_starts_without_warnings_from_redis_py(cluster: Cluster) -> None:
     node = cluster.start_node()
     await anyio.sleep(0.5)  # past the first beat
     assert "Warning" not in node.log(), node.log()
+
+
+async def test_redis_out_of_memory_is_said_counted_and_reaps_no_one(cluster: Cluster) -> None:
+    metrics = f"127.0.0.1:{free_port()}"
+    a, b = cluster.start_node("--metrics", metrics), cluster.start_node()
+    alex = await arrive(a, "text", [], name="alex")
+    bea = await arrive(b, "json", [alex], name="bea")
+    everyone = [alex, bea]
+
+    r = cluster.redis.client()
+    used = int(r.info("memory")["used_memory"])
+    r.config_set("maxmemory", used + 2_000_000)
+    with pytest.raises(redis.exceptions.OutOfMemoryError):  # noqa: PT012 - fill it
+        for i in range(1000):
+            r.set(f"fill:{i}", "x" * 100_000)
+    # Freeing the refused write's own buffer would take Redis back under the limit:
+    # keep it over, as a Redis filled by traffic stays.
+    r.config_set("maxmemory", int(r.info("memory")["used_memory"]) - 500_000)
+    full_since = time.monotonic()
+
+    # Told what happened: Redis is full (not "cannot reach"), and nothing was sent.
+    await alex.client.send("said while full\n")
+    line = await alex.line()
+    assert line in (f"{FULL_LINE}\n", f"{FULL_LINE}; the message was not sent\n"), line
+    for node in (a, b):
+        await anyio.to_thread.run_sync(node.wait_log, "is full (maxmemory reached)", TIMEOUT)
+    for command in ("again", "to|bea|psst", "rename|zed", "who"):
+        await alex.client.send(command + "\n")
+        assert await alex.line() == f"{FULL_LINE}\n", command
+    reply = await bea.request(type="message", text="full?", id="m")
+    assert (reply["type"], reply["code"]) == ("error", "unavailable"), reply
+    assert reply["message"] == "the chat is unavailable: the cluster's Redis is full", reply
+    newcomer = await LineClient.connect(b.address)
+    assert await newcomer.line() == "the chat is unavailable: the cluster's Redis is full\n"
+    assert await newcomer.eof()
+    status, health = await anyio.to_thread.run_sync(healthz, metrics)
+    assert (status, health["reason"]) == (503, "cluster_redis_full"), health
+    stats = json.loads((await anyio.to_thread.run_sync(a.admin, "stats", "--json")).stdout)
+    assert stats["cluster"]["problem"] == "the cluster's Redis is full", stats["cluster"]
+    assert stats["cluster"]["redis_full"] == 1, stats["cluster"]
+
+    # Full for longer than --node-timeout: every node's beats were refused meanwhile.
+    while time.monotonic() - full_since < cluster.node_timeout * 3:
+        await alex.client.send("still full?\n")
+        assert await alex.line() == f"{FULL_LINE}\n"
+        await anyio.sleep(0.2)
+    r.config_set("maxmemory", 0)
+    for node in (a, b):
+        await anyio.to_thread.run_sync(node.wait_log, "cluster: Redis has room again", 20)
+        # One line for the outage, none for each command refused.
+        assert node.log_count("is full (maxmemory reached)") == 1, node.log()
+        assert node.log_count("Redis refused") == 0, node.log()
+
+    # Nobody was reaped: after several timeouts, nobody went offline, who is whole.
+    await anyio.sleep(cluster.node_timeout * 3)
+    for user in everyone:
+        lines = await drain(user, quiet=0.5)
+        assert not [x for x in lines if "offline" in x], (user.name, lines)
+    for user in everyone:
+        await check_who(user, everyone)
+    await say(alex, "room again", everyone)
+    assert (await anyio.to_thread.run_sync(healthz, metrics))[0] == 200
+    samples = await anyio.to_thread.run_sync(cluster_metrics, metrics)
+    assert samples["imkit_cluster_redis_full_total"] == 1, samples
+    assert samples["imkit_cluster_outages_total"] == 1, samples

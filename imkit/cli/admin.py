@@ -249,6 +249,8 @@ def _cluster_table(cluster: dict[str, Any]) -> str:
         ["this node", cluster["node"]],
         ["cluster problem", cluster["problem"] or "none"],
         ["Redis found empty", f"{cluster['data_lost']:,} times"],
+        ["Redis outages", f"{cluster.get('outages', 0):,} times"],
+        ["Redis full", f"{cluster.get('redis_full', 0):,} times"],
     ]
     totals = cluster.get("totals")
     if totals is None:

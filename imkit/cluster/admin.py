@@ -117,6 +117,8 @@ async def cluster_stats(hub: ClusterHub) -> dict[str, Any]:
         "redis": link.where,
         "problem": link.problem,
         "data_lost": link.data_lost,
+        "outages": link.outages,  # Redis unreachable or full, each counted once
+        "redis_full": link.full_outages,  # of those, the times it was full
         "nodes": None,
         "totals": None,
         "accounts": None,  # in Redis (the node's own "accounts" counts none)

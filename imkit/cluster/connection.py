@@ -1,5 +1,5 @@
 """One Redis connection as the cluster link uses it: the one place that touches
-redis-py's connection layer (rather than its client).
+redis-py's connection layer (rather than its client), and what its errors mean.
 
 redis-py's asyncio pool wants the asyncio ``Retry`` (``redis.asyncio.retry``, there in
 every redis-py the dependency range allows): given the synchronous one, recent redis-py
@@ -15,7 +15,7 @@ import anyio
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 # Connecting to Redis: longer than this and it counts as unreachable (then retried with
 # backoff); a Redis on the network answers a connect within milliseconds.
@@ -86,3 +86,12 @@ def pack(commands: Sequence[Sequence[Any]]) -> bytes:
             data = arg if isinstance(arg, bytes) else str(arg).encode()
             out.append(b"$%d\r\n%b\r\n" % (len(data), data))
     return b"".join(out)
+
+
+def is_full(reply: Any) -> bool:
+    """Whether ``reply`` is Redis refusing a write because it reached maxmemory: "OOM
+    command not allowed when used memory > 'maxmemory'", also from inside a script
+    (redis-py raises OutOfMemoryError, without the "OOM" prefix)."""
+    return isinstance(reply, OutOfMemoryError) or (
+        isinstance(reply, ResponseError) and "when used memory > 'maxmemory'" in str(reply)
+    )

@@ -36,7 +36,8 @@ from functools import cache, partial
 from typing import Any, ClassVar
 
 from imkit.accounts import MAILBOX_MAX, Account, conversation_key
-from imkit.cluster import UNREACHABLE
+from imkit.cluster import FULL, UNREACHABLE
+from imkit.cluster.connection import is_full
 from imkit.cluster.link import ClusterLink
 from imkit.hub import Hub
 from imkit.login import LOGIN_FAILED_MESSAGE
@@ -91,6 +92,14 @@ DEFAULT_NAMES = 16
 
 UNAVAILABLE_MESSAGE = f"the chat is unavailable: {UNREACHABLE}"
 UNAVAILABLE_BYE = Bye("unavailable", UNAVAILABLE_MESSAGE)
+
+
+def unavailable_message(problem: str | None) -> str:
+    """What a user is told while the node cannot use Redis: ``problem`` says why
+    (ClusterLink.problem: unreachable, or full)."""
+    return f"the chat is unavailable: {problem or UNREACHABLE}"
+
+
 MISSED = "some messages may have been missed while the chat's server was cut off"
 REJOINING = "the chat is unavailable: this server is rejoining the cluster; try again"
 
@@ -204,7 +213,7 @@ class ClusterHub(Hub):
             if isinstance(reply, BaseException) or reply[0] != "ok":
                 if member.online:
                     self.stats.refused_unavailable += 1
-                    self.remove(member, UNAVAILABLE_BYE)
+                    self.remove(member, self._unavailable_bye(reply))
 
         hidden = self.hide_addresses
         self._link.script(
@@ -221,11 +230,17 @@ class ClusterHub(Hub):
             done=joined,
         )
 
+    def _unavailable_bye(self, reply: Any = None) -> Bye:
+        if is_full(reply) or self._link.problem is not None:
+            problem = FULL if is_full(reply) else self._link.problem
+            return Bye("unavailable", unavailable_message(problem))
+        return UNAVAILABLE_BYE
+
     def _take_in(self, member: Member) -> bool:
-        """A new connection joins (False: refused, Redis cannot be reached)."""
+        """A new connection joins (False: refused, Redis cannot be used)."""
         if self._link.problem is not None:
             self.stats.refused_unavailable += 1
-            member.outbox.close(member.wire.encode(UNAVAILABLE_BYE))
+            member.outbox.close(member.wire.encode(self._unavailable_bye()))
             return False
         member.online = True  # its commands are taken; it receives from its online line
         member.default_name = member.shown_addr
@@ -315,12 +330,17 @@ class ClusterHub(Hub):
         if self._link.problem is None:
             return False
         self.stats.refused_unavailable += 1
-        self.send(member, Error(rid, UNAVAILABLE, UNAVAILABLE_MESSAGE))
+        message = unavailable_message(self._link.problem)
+        self.send(member, Error(rid, UNAVAILABLE, message))
         return True
 
     def _failed(self, member: Member, rid: RequestId, reply: Any, what: str) -> bool:
         """Tell ``member`` when ``reply`` is a failure; True when it was one."""
-        if isinstance(reply, BaseException):
+        if is_full(reply):
+            # Redis refused the script before it wrote anything: surely not sent.
+            not_done = what.replace(" may not have been ", " was not ")
+            message = f"{unavailable_message(FULL)}; {not_done}"
+        elif isinstance(reply, BaseException):
             message = f"{UNAVAILABLE_MESSAGE}; {what}"
         elif reply[0] == "gone":
             message = REJOINING
@@ -446,12 +466,12 @@ class ClusterHub(Hub):
         """The account called ``name``, read from ``P:accounts`` (a str: why it cannot be)."""
         link = self._link
         if link.problem is not None:
-            answer(UNAVAILABLE_MESSAGE)
+            answer(unavailable_message(link.problem))
             return
 
         def found(reply: Any) -> None:
             if isinstance(reply, BaseException):
-                answer(UNAVAILABLE_MESSAGE)
+                answer(unavailable_message(FULL if is_full(reply) else None))
                 return
             if reply is None:
                 answer(None)
@@ -508,7 +528,9 @@ class ClusterHub(Hub):
             if joining:
                 if not removed:
                     self.stats.refused_unavailable += 1
-                self.remove(member, ACCOUNT_REMOVED_BYE if removed else UNAVAILABLE_BYE)
+                self.remove(
+                    member, ACCOUNT_REMOVED_BYE if removed else self._unavailable_bye(reply)
+                )
             elif removed:  # the account was removed since its password was checked
                 self.send(member, Error(rid, LOGIN_FAILED, LOGIN_FAILED_MESSAGE))
             else:

@@ -37,10 +37,11 @@ from imkit.cluster import (
     DATA_FORMAT,
     DEFAULT_CLUSTER_NAME,
     DEFAULT_NODE_TIMEOUT,
+    FULL,
     UNREACHABLE,
     scripts,
 )
-from imkit.cluster.connection import RedisConnection
+from imkit.cluster.connection import RedisConnection, is_full
 from imkit.store.base import awaited
 
 log = logging.getLogger("imkit.cluster")
@@ -110,7 +111,8 @@ class ClusterLink:
         self.problem: str | None = None  # why Redis cannot be used now; None: it can
         self.on_problem: Callable[[str | None], None] = _ignore
         self.data_lost = 0  # times Redis was found restarted empty
-        self.outages = 0  # times Redis became unreachable (each logged once)
+        self.outages = 0  # times Redis became unreachable or full (each logged once)
+        self.full_outages = 0  # of those, the times it was full (maxmemory reached)
         self.missed = 0  # times this node's users were told messages may be missed
         self.epoch = ""
         # The key of the pseudonyms shown for addresses (--hide-addresses), P:secret in
@@ -176,7 +178,9 @@ class ClusterLink:
             batch, self._pending = self._pending, []
             replies = await self._execute([args for args, _ in batch])
             for (args, done), reply in zip(batch, replies, strict=True):
-                if isinstance(reply, ReadOnlyError):  # a replica: fail over under way
+                if isinstance(reply, ReadOnlyError) or is_full(reply):
+                    # A replica (fail over under way), or Redis out of memory: nothing
+                    # can be stored until it is over.
                     self._unavailable(reply)
                 elif isinstance(reply, ResponseError):  # Redis ran it and refused: a bug
                     log.error(
@@ -256,10 +260,22 @@ class ClusterLink:
     # ------------------------------------------------------------ availability
 
     def _unavailable(self, error: BaseException) -> None:
+        """A command failed: the node is unavailable until the heartbeat registers it
+        again; logged once per outage, whatever the number of commands refused."""
         if self.problem is not None or self._stopping or not self._joined:
             return  # (before it joined, connect() says why it cannot)
         self._down_since = time.monotonic()
         self.outages += 1
+        if is_full(error):
+            self.full_outages += 1
+            self._set_problem(FULL)
+            log.error(
+                "cluster: Redis at %s is full (maxmemory reached): it refuses every write;"
+                " the chat is unavailable on this node until Redis has room again",
+                describe_url(self.url),
+                extra={"event": "cluster_redis_full", "reason": _reason(error)},
+            )
+            return
         self._set_problem(UNREACHABLE)
         log.error(
             "cluster: cannot reach Redis at %s (%s); the chat is unavailable on this node"
@@ -291,7 +307,10 @@ class ClusterLink:
                 failure = error
             except FAILURES as error:
                 where = describe_url(self.url)
-                reason = f"cannot reach the cluster's Redis at {where}: {_reason(error)}"
+                if is_full(error):
+                    reason = f"the cluster's Redis at {where} is full (maxmemory reached)"
+                else:
+                    reason = f"cannot reach the cluster's Redis at {where}: {_reason(error)}"
                 failure = ClusterError(reason)
             finally:
                 tg.cancel_scope.cancel()
@@ -392,9 +411,11 @@ class ClusterLink:
                 self._restart_reader()
             if self.problem is not None:
                 down = time.monotonic() - (self._down_since or time.monotonic())
+                what = "has room again" if self.problem == FULL else "is back"
                 self._set_problem(None)
                 log.warning(
-                    "cluster: Redis is back after %.1fs; %d users registered again",
+                    "cluster: Redis %s after %.1fs; %d users registered again",
+                    what,
                     down,
                     len(renamed),
                     extra={"event": "cluster_available", "down_s": round(down, 3)},

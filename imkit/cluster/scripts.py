@@ -194,6 +194,7 @@ end
 # gone, or another session of it holds the name now, its session is ended (dropped).
 # Returns {status, epoch, secret, renamed, dropped}: renamed is JSON mid -> name of every
 # user claimed again, dropped JSON mid -> 'account_removed' or 'replaced'.
+# The node's streak of beats starts again (``up``: see BEAT).
 REGISTER = """
 local node = ARGV[2]
 local format = redis.call('GET', P .. ':format')
@@ -203,8 +204,9 @@ redis.call('HSETNX', META, 'epoch', ARGV[4])
 local epoch = redis.call('HGET', META, 'epoch')
 redis.call('SET', P .. ':secret', ARGV[7], 'NX')
 local secret = redis.call('GET', P .. ':secret')
-redis.call('ZADD', NODES, now_ms(), node)
-redis.call('HSET', P .. ':node:' .. node, 'info', ARGV[5])
+local now = now_ms()
+redis.call('ZADD', NODES, now, node)
+redis.call('HSET', P .. ':node:' .. node, 'info', ARGV[5], 'up', now)
 local members = cjson.decode(ARGV[6])
 local wanted = {}
 for _, m in ipairs(members) do wanted[node .. '/' .. m.mid] = true end
@@ -249,15 +251,28 @@ return {'ok', epoch, secret, cjson.encode(renamed), cjson.encode(dropped)}
 # declaring dead every node silent for longer than the timeout. Releasing a dead
 # node's users writes their "user offline" events: only the beat that removes the
 # node from P:nodes does it, so they are written exactly once.
+# A node vouches for another's silence only while it was beating itself: it reaps
+# only once its own streak of beats (``up``, from its last REGISTER, or from a beat
+# that came after half the timeout of silence) has lasted the timeout. So when every
+# node's beats were refused (Redis full or unreachable for all), none reaps the others
+# on its first beats afterwards: they all get the timeout to register again.
 BEAT = """
 local node = ARGV[2]
 if redis.call('HGET', META, 'epoch') ~= ARGV[3] then return {'lost', 0} end
-if not redis.call('ZSCORE', NODES, node) then return {'reaped', 0} end
+local last = redis.call('ZSCORE', NODES, node)
+if not last then return {'reaped', 0} end
 local now = now_ms()
+local timeout = tonumber(ARGV[5])
+local info = P .. ':node:' .. node
+local up = tonumber(redis.call('HGET', info, 'up') or now)
+if now - tonumber(last) > timeout / 2 then up = now end
 redis.call('ZADD', NODES, now, node)
-redis.call('HSET', P .. ':node:' .. node, 'info', ARGV[4])
+redis.call('HSET', info, 'info', ARGV[4], 'up', up)
 local reaped = 0
-local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - tonumber(ARGV[5])))
+local dead = {}
+if now - up >= timeout then
+  dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - timeout))
+end
 for _, d in ipairs(dead) do
   redis.call('ZREM', NODES, d)
   for _, conn in ipairs(redis.call('SMEMBERS', node_conns(d))) do
