@@ -1,9 +1,13 @@
-"""The cluster under faults (issue 26): Redis out of memory; redis-py's warnings at
-start. Real nodes, a real redis-server."""
+"""The cluster under faults (issue 26, items 2, 5 and 8): an administrator's kick and
+mute of users whose node is paused past --node-timeout; Redis out of memory; an
+evicting maxmemory-policy; accounts lost with a Redis that restarted empty; what
+`imkit kick` says when Redis is gone; redis-py's warnings at start. Real nodes, a real
+redis-server."""
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import anyio
@@ -16,9 +20,12 @@ from tests.redis_support import (
     check_who,
     cluster_metrics,
     drain,
+    expect_all,
     free_port,
     healthz,
     needs_redis,
+    offline,
+    online,
     say,
 )
 from tests.support import TIMEOUT, LineClient
@@ -34,6 +41,48 @@ async def test_a_node_starts_without_warnings_from_redis_py(cluster: Cluster) ->
     node = cluster.start_node()
     await anyio.sleep(0.5)  # past the first beat
     assert "Warning" not in node.log(), node.log()
+
+
+async def test_a_kick_and_a_mute_for_a_paused_node_hold_when_it_comes_back(
+    cluster: Cluster,
+) -> None:
+    # Beats every 0.6 s: the node is silent enough to be "paused" well before it is dead.
+    timeout = 3.0
+    a, c = cluster.start_nodes(2, node_timeout=timeout)
+    watcher = await arrive(a, "text", [], name="watcher")
+    victim = await arrive(c, "text", [watcher], name="victim")
+    mutee = await arrive(c, "json", [watcher, victim], name="mutee")
+
+    c.signal(signal.SIGSTOP)
+    try:
+        await anyio.sleep(timeout / 2)
+        kicked = await anyio.to_thread.run_sync(a.admin, "kick", "victim", "--reason", "spam")
+        assert kicked.returncode == 0, kicked
+        # The admin is told that the node is silent and when the kick takes effect.
+        assert kicked.stdout.startswith(f"kicked victim: its node {c.id} has been silent"), kicked
+        assert "takes effect when it answers again" in kicked.stdout, kicked
+        muted = await anyio.to_thread.run_sync(a.admin, "mute", "mutee", "--for", "10m")
+        assert muted.returncode == 0, muted
+        assert muted.stdout.startswith("muted mutee until "), muted  # a guest
+        assert "the mute takes effect when it answers again" in muted.stdout, muted
+        # The node is declared dead: its users go offline for everyone.
+        await expect_all(watcher, [offline(victim), offline(mutee)], timeout=timeout * 2 + SLACK)
+    finally:
+        c.signal(signal.SIGCONT)
+
+    # Back: the victim is told it was kicked and goes; it never comes back online.
+    line = await victim.client.line_matching("removed by an administrator", TIMEOUT + SLACK)
+    assert line == "you were removed by an administrator: spam\n"
+    assert await victim.client.eof()
+    await expect_all(watcher, [online(mutee)], timeout=TIMEOUT + SLACK)
+    await drain(mutee, quiet=0.5)
+    # The muted user is back, and muted.
+    reply = await mutee.request(type="message", text="am I muted?")
+    assert reply["type"] == "error" and reply["code"] == "muted", reply
+    await check_who(watcher, [watcher, mutee])
+    await watcher.silent(1.0)
+    result = await anyio.to_thread.run_sync(a.admin, "who", "--json")
+    assert sorted(u["name"] for u in json.loads(result.stdout)) == ["mutee", "watcher"]
 
 
 async def test_redis_out_of_memory_is_said_counted_and_reaps_no_one(cluster: Cluster) -> None:

@@ -78,11 +78,31 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
     return {"type": "users", "users": mine, "partial": True, "problem": problem}
 
 
+# A node silent for more than this many heartbeats is paused, stuck or dead: an action
+# for its users is held and takes effect when it answers again (scripts.KICK), and the
+# admin is told so. Two: one late beat is common on a busy machine.
+SILENT_BEATS = 2
+
+
 async def kick(hub: ClusterHub, name: str, reason: str | None) -> dict[str, Any]:
     reply = await _to_user(hub, "kick", name, reason or "")
     if isinstance(reply, dict):
         return reply
-    return {"type": "ok", "name": reply[1], "node": reply[3]}
+    return {"type": "ok", "name": reply[1], "node": reply[3], **silence(hub, reply[4])}
+
+
+def silence(hub: ClusterHub, silent_ms: Any) -> dict[str, Any]:
+    """For an admin's reply: ``pending`` and ``silent_s`` when the user's node has been
+    silent for more than :data:`SILENT_BEATS` beats (``silent_ms``: since its last beat,
+    -1 when it is no longer among the live nodes): the action is held in Redis
+    (scripts.KICK) and takes effect when the node answers again, and its users are
+    offline for everyone if it is declared dead first."""
+    link = hub.link
+    assert link is not None
+    silent = int(silent_ms)
+    if 0 <= silent <= SILENT_BEATS * link.beat_interval * 1000:
+        return {}
+    return {"pending": True, "silent_s": round(max(silent, 0) / 1000, 1)}
 
 
 async def _to_user(
@@ -208,14 +228,17 @@ async def address_of_user(hub: ClusterHub, name: str) -> str | None:
 
 async def mute(
     hub: ClusterHub, name: str, until: float | None, reason: str | None
-) -> str | dict[str, Any]:
-    """Mute (until 0: unmute) the user ``name`` on whatever node it is: its shown name,
-    or the error reply."""
+) -> dict[str, Any]:
+    """Mute (until 0: unmute) the user ``name`` on whatever node it is: ``{"name":
+    shown name}`` (with :func:`silence`'s fields when its node is silent), or the
+    error reply (``type`` error)."""
     shown_until = "" if until is None else repr(until)
     if until is not None and until <= 0:
         shown_until = "0"
     reply = await _to_user(hub, "mute", name, shown_until, reason or "")
-    return reply if isinstance(reply, dict) else str(reply[1])
+    if isinstance(reply, dict):
+        return reply
+    return {"name": str(reply[1]), **silence(hub, reply[3])}
 
 
 # ------------------------------------------------------------------------ accounts

@@ -674,11 +674,7 @@ class ClusterHub(Hub):
         elif kind == "li":
             self._logged_in(member, event)
         elif kind == "mute":
-            until = event.get("until") or ""
-            if until == "0":
-                member.muted_until = member.mute_reason = None
-            else:
-                self.mute(member, float(until) if until else None, event.get("reason") or None)
+            self._muted(member, event)
         elif kind == "k":
             self._kicked(member, event)
 
@@ -704,6 +700,16 @@ class ClusterHub(Hub):
                 )
 
         self._link.script("mail_done", key, last, done=done)
+
+    def _muted(self, member: Member, event: dict[str, Any]) -> None:
+        """An administrator's mute (until: seconds, '' while connected, '0' unmute),
+        from this node's stream or held for it while it was silent (then it may have
+        been put in force already: applying it again changes nothing)."""
+        until = event.get("until") or ""
+        if until == "0":
+            member.muted_until = member.mute_reason = None
+        else:
+            self.mute(member, float(until) if until else None, event.get("reason") or None)
 
     def _kicked(self, member: Member, event: dict[str, Any]) -> None:
         bye = event.get("bye")
@@ -765,10 +771,17 @@ class ClusterHub(Hub):
         for member in list(self._members.values()):
             self.send(member, notice)
 
-    def registered_again(self, renamed: dict[str, str], dropped: dict[str, str]) -> None:
+    def registered_again(
+        self,
+        renamed: dict[str, str],
+        dropped: dict[str, dict[str, Any]],
+        muted: dict[str, dict[str, Any]],
+    ) -> None:
         """Redis registered these users again (mid -> name); their online events follow.
-        The ``dropped`` ones (mid -> bye reason) are logged-in users whose account was
-        removed, or logged in to from elsewhere, while this node was cut off: they go."""
+        The ``dropped`` ones (mid -> the kick event) go: logged-in users whose account
+        was removed, or logged in to from elsewhere, and users
+        an administrator kicked, while this node was cut off. The ``muted`` ones (mid ->
+        the mute event) had a mute held for them: it is put in force."""
         for mid, name in renamed.items():
             member = self._local.get(int(mid))
             if member is not None and member.name != name:
@@ -779,10 +792,14 @@ class ClusterHub(Hub):
                     name,
                     extra={"event": "name_conflict", "user": member.name, "new": name},
                 )
-        for mid, reason in dropped.items():
+        for mid, event in dropped.items():
             member = self._local.get(int(mid))
             if member is not None and member.online:
-                self._kicked(member, {"bye": reason})
+                self._kicked(member, event)
+        for mid, event in muted.items():
+            member = self._local.get(int(mid))
+            if member is not None and member.online:
+                self._muted(member, event)
 
 
 def parse_users(reply: list[str]) -> list[dict[str, Any]]:

@@ -70,7 +70,12 @@ class Events(Protocol):
 
     def messages_missed(self) -> None: ...
 
-    def registered_again(self, renamed: dict[str, str], dropped: dict[str, str]) -> None: ...
+    def registered_again(
+        self,
+        renamed: dict[str, str],
+        dropped: dict[str, dict[str, Any]],
+        muted: dict[str, dict[str, Any]],
+    ) -> None: ...
 
     def current_members(self) -> list[dict[str, Any]]: ...
 
@@ -323,10 +328,13 @@ class ClusterLink:
 
     async def _register(
         self, members: list[dict[str, Any]]
-    ) -> tuple[dict[str, str], dict[str, str]]:
-        """Register this node and exactly ``members`` as its users; the users claimed
-        again, mid -> the name they got, and the logged-in users that could not be,
-        mid -> the reason of their bye (the REGISTER script)."""
+    ) -> tuple[dict[str, str], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Register this node and exactly ``members`` as its users (the REGISTER
+        script). Returns the users claimed again, mid -> the name they got; those that
+        must go, mid -> their kick event (a logged-in user whose account is gone or
+        logged in to elsewhere: its bye; a user kicked while this node was silent: the
+        kick's reason); and the mutes held for users while this node was silent, mid ->
+        the mute event."""
         info = json.dumps(self.info())
         candidate = secrets.token_hex(8)
         # Redis keeps the secret it has; one that lost it (restarted empty) gets this
@@ -356,10 +364,11 @@ class ClusterLink:
             )
         self.epoch = epoch
         self.address_secret = bytes.fromhex(reply[2])
-        renamed, dropped = json.loads(reply[3]), json.loads(reply[4])
+        renamed, dropped, muted = (json.loads(part) for part in reply[3:6])
         return (
             {str(mid): str(name) for mid, name in renamed.items()},
-            {str(mid): str(bye) for mid, bye in dropped.items()},
+            {str(mid): dict(event) for mid, event in dropped.items()},
+            {str(mid): dict(event) for mid, event in muted.items()},
         )
 
     async def _check_persistence(self) -> None:
@@ -397,7 +406,7 @@ class ClusterLink:
                 await anyio.sleep(retry)
                 retry = min(retry * 2, self.beat_interval)
             try:
-                renamed, dropped = await self._register(events.current_members())
+                renamed, dropped, muted = await self._register(events.current_members())
             except FAILURES as error:
                 self._unavailable(error)
                 continue
@@ -406,7 +415,7 @@ class ClusterLink:
                 self._unavailable(error)
                 continue
             retry = FIRST_RETRY
-            events.registered_again(renamed, dropped)
+            events.registered_again(renamed, dropped, muted)
             if self.epoch != self._reader_epoch:
                 self._restart_reader()
             if self.problem is not None:
