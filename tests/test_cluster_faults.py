@@ -29,12 +29,14 @@ from tests.redis_support import (
     say,
 )
 from tests.support import TIMEOUT, LineClient
+from tests.test_cluster_accounts import add_account, log_in
 
 pytestmark = [needs_redis, pytest.mark.anyio]
 
 # Room for two shared, noisy cores on top of --node-timeout and its beats.
 SLACK = 6.0
 FULL_LINE = "error: the chat is unavailable: the cluster's Redis is full"
+DATA_LOST = "the chat's server lost its data, your account with it; it must be added again"
 
 
 async def test_a_node_starts_without_warnings_from_redis_py(cluster: Cluster) -> None:
@@ -148,3 +150,52 @@ async def test_redis_out_of_memory_is_said_counted_and_reaps_no_one(cluster: Clu
     samples = await anyio.to_thread.run_sync(cluster_metrics, metrics)
     assert samples["imkit_cluster_redis_full_total"] == 1, samples
     assert samples["imkit_cluster_outages_total"] == 1, samples
+
+
+async def test_an_evicting_maxmemory_policy_is_warned_of_at_start_and_when_it_changes(
+    cluster: Cluster,
+) -> None:
+    r = cluster.redis.client()
+    r.config_set("maxmemory-policy", "allkeys-lru")
+    node = cluster.start_node()
+    warning = "cluster: Redis evicts keys when it is full (maxmemory-policy "
+    line = node.wait_log(warning + "allkeys-lru)")
+    assert " WARNING " in line, line
+    r.config_set("maxmemory-policy", "noeviction")
+    await anyio.to_thread.run_sync(node.wait_log, "Redis no longer evicts keys", TIMEOUT)
+    r.config_set("maxmemory-policy", "volatile-lru")
+    await anyio.to_thread.run_sync(node.wait_log, warning + "volatile-lru)", TIMEOUT)
+    await anyio.sleep(cluster.node_timeout)  # several beats: logged once per change
+    assert node.log_count(warning) == 2, node.log()
+    assert node.log_count("Redis no longer evicts keys") == 1, node.log()
+
+
+async def test_accounts_lost_with_redis_are_not_blamed_on_an_administrator(
+    cluster: Cluster,
+) -> None:
+    a = cluster.start_node()
+    guest = await arrive(a, "text", [])
+    sam = await arrive(a, "json", [guest])
+    await add_account(a, "sam")
+    await log_in(sam, "sam", [guest])
+    cluster.redis.stop()
+    cluster.redis.start()  # empty
+    bye = await sam.client.json_of_type("bye", TIMEOUT + SLACK)
+    assert bye == {
+        "type": "bye",
+        "reason": "data_lost",
+        "message": DATA_LOST,
+    }
+
+
+async def test_kick_says_once_why_redis_cannot_be_used(cluster: Cluster) -> None:
+    a = cluster.start_node()
+    await arrive(a, "text", [], name="alex")
+    cluster.redis.stop()
+    await anyio.to_thread.run_sync(a.wait_log, "cluster: cannot reach Redis", TIMEOUT)
+    result = await anyio.to_thread.run_sync(a.admin, "kick", "alex")
+    assert result.returncode == 1, result
+    assert result.stderr.startswith(
+        f"Error: this node cannot reach the cluster's Redis at {cluster.redis.url}"
+    ), result.stderr
+    assert result.stderr.count("reach") == 1 and "no answer" not in result.stderr, result.stderr

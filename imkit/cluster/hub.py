@@ -43,6 +43,7 @@ from imkit.hub import Hub
 from imkit.login import LOGIN_FAILED_MESSAGE
 from imkit.members import (
     ACCOUNT_REMOVED_BYE,
+    DATA_LOST_BYE,
     REPLACED_BYE,
     Member,
     kick_bye,
@@ -723,8 +724,10 @@ class ClusterHub(Hub):
                 extra={"event": "replaced", "user": member.name, "addr": member.addr},
             )
             return
-        if bye == ACCOUNT_REMOVED_BYE.reason:
-            self.remove(member, ACCOUNT_REMOVED_BYE)
+        if bye in (ACCOUNT_REMOVED_BYE.reason, DATA_LOST_BYE.reason):
+            self.remove(
+                member, DATA_LOST_BYE if bye == DATA_LOST_BYE.reason else ACCOUNT_REMOVED_BYE
+            )
             return
         self.stats.admin_kicks += 1
         reason = event.get("reason") or None
@@ -779,7 +782,7 @@ class ClusterHub(Hub):
     ) -> None:
         """Redis registered these users again (mid -> name); their online events follow.
         The ``dropped`` ones (mid -> the kick event) go: logged-in users whose account
-        was removed, or logged in to from elsewhere, and users
+        was removed (or lost with Redis' data), or logged in to from elsewhere, and users
         an administrator kicked, while this node was cut off. The ``muted`` ones (mid ->
         the mute event) had a mute held for them: it is put in force."""
         for mid, name in renamed.items():

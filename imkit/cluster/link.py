@@ -42,6 +42,7 @@ from imkit.cluster import (
     scripts,
 )
 from imkit.cluster.connection import RedisConnection, is_full
+from imkit.members import ACCOUNT_REMOVED_BYE, DATA_LOST_BYE
 from imkit.store.base import awaited
 
 log = logging.getLogger("imkit.cluster")
@@ -58,6 +59,9 @@ FIRST_RETRY = 0.1
 
 # What a command raises when Redis cannot be reached (or answer in time).
 FAILURES = (RedisError, OSError, TimeoutError)
+# The only maxmemory-policy that never deletes a key imkit wrote: every other one
+# evicts history, names, connection sets or held kicks and mutes when Redis is full.
+SAFE_POLICY = "noeviction"
 
 Reply = Any  # a Redis reply, or the exception that stands for one
 Done = Callable[[Reply], None]
@@ -118,6 +122,7 @@ class ClusterLink:
         self.data_lost = 0  # times Redis was found restarted empty
         self.outages = 0  # times Redis became unreachable or full (each logged once)
         self.full_outages = 0  # of those, the times it was full (maxmemory reached)
+        self.policy = SAFE_POLICY  # Redis' maxmemory-policy, as last read
         self.missed = 0  # times this node's users were told messages may be missed
         self.epoch = ""
         # The key of the pseudonyms shown for addresses (--hide-addresses), P:secret in
@@ -355,7 +360,8 @@ class ClusterLink:
                 f" understands format {DATA_FORMAT} (docs/cluster.md, Upgrades)"
             )
         epoch = reply[1]
-        if self.epoch and epoch != self.epoch:
+        lost = bool(self.epoch) and epoch != self.epoch
+        if lost:
             self.data_lost += 1
             log.error(
                 "cluster: Redis lost the chat's data (restarted empty?): history before"
@@ -365,9 +371,15 @@ class ClusterLink:
         self.epoch = epoch
         self.address_secret = bytes.fromhex(reply[2])
         renamed, dropped, muted = (json.loads(part) for part in reply[3:6])
+        kicks = {str(mid): dict(event) for mid, event in dropped.items()}
+        if lost:
+            # Redis lost every account with the rest: not an administrator's doing.
+            for event in kicks.values():
+                if event.get("bye") == ACCOUNT_REMOVED_BYE.reason:
+                    event["bye"] = DATA_LOST_BYE.reason
         return (
             {str(mid): str(name) for mid, name in renamed.items()},
-            {str(mid): dict(event) for mid, event in dropped.items()},
+            kicks,
             {str(mid): dict(event) for mid, event in muted.items()},
         )
 
@@ -385,6 +397,35 @@ class ClusterLink:
                 " is lost when it restarts (docs/cluster.md, Running Redis)",
                 extra={"event": "redis_not_persistent"},
             )
+        await self._check_eviction(start=True)
+
+    async def _check_eviction(self, *, start: bool = False) -> None:
+        """Warn when Redis may evict keys, at start and (on the heartbeat) each time its
+        maxmemory-policy changes: an evicted name, history entry or connection set is
+        lost silently, and users whose set was evicted can never be reaped."""
+        try:
+            policy = _config_value(await self.request(("CONFIG", "GET", "maxmemory-policy")))
+        except FAILURES:
+            return  # CONFIG disabled (ResponseError), or Redis gone: the writer says so
+        if not policy or policy == self.policy and not start:
+            return
+        changed = policy != self.policy
+        self.policy = policy
+        if policy != SAFE_POLICY:
+            log.warning(
+                "cluster: Redis evicts keys when it is full (maxmemory-policy %s): it may"
+                " silently delete history, names and the nodes' users; set"
+                " maxmemory-policy %s (docs/cluster.md, Running Redis)",
+                policy,
+                SAFE_POLICY,
+                extra={"event": "redis_evicts", "policy": policy},
+            )
+        elif changed:
+            log.info(
+                "cluster: Redis no longer evicts keys (maxmemory-policy %s)",
+                policy,
+                extra={"event": "redis_evicts", "policy": policy},
+            )
 
     async def _heartbeat_loop(self) -> None:
         events = self.events
@@ -394,6 +435,8 @@ class ClusterLink:
             if self.problem is None:
                 await anyio.sleep(self.beat_interval)
                 status = await self._beat()
+                if status == "ok":
+                    await self._check_eviction()
                 if status in ("ok", "error"):
                     continue
                 reason = "restarted empty" if status == "lost" else "declared this node dead"
