@@ -6,10 +6,9 @@ Two connections, each owned by one task:
   they were asked for: whatever is waiting is sent as one pipeline, and each command's
   callback gets its reply (or the exception) on the event loop. One connection and one
   queue keep each sender's messages in the order sent, public and private alike.
-* **the reader** (``imkit-reader-NODE``) waits in ``XREAD BLOCK`` on the chat's event
-  stream and this node's own stream, merges what arrives by sequence number and hands
-  each event to the hub. A stream resumes from the last id read, so a dropped
-  connection loses nothing (PUB/SUB would: redis-py resubscribes silently, #3979).
+* **the reader** (``imkit-reader-NODE``, :mod:`imkit.cluster.reader`) waits in
+  ``XREAD BLOCK`` on the chat's event stream and this node's own stream, merges what
+  arrives by sequence number and hands each event to the hub.
 
 A third task, the **heartbeat**, is the supervisor: every ``node_timeout / 5`` it tells
 Redis this node lives (and reaps dead nodes, in the same script). When a command fails
@@ -30,10 +29,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import anyio
-from redis.asyncio.connection import AbstractConnection, ConnectionPool
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
-from redis.retry import Retry
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 
 from imkit.addresses import new_secret
 from imkit.cluster import (
@@ -43,25 +39,23 @@ from imkit.cluster import (
     UNREACHABLE,
     scripts,
 )
+from imkit.cluster.connection import (
+    COMMAND_TIMEOUT,
+    FIRST_RETRY,
+    RedisConnection,
+    Reply,
+)
+from imkit.cluster.connection import FAILURES as FAILURES
+from imkit.cluster.connection import pairs as pairs
+from imkit.cluster.connection import reason as _reason
+from imkit.cluster.reader import EventReader
 from imkit.store.base import awaited
 
 log = logging.getLogger("imkit.cluster")
 
-# How long one command may take before Redis counts as unreachable.
-COMMAND_TIMEOUT = 2.0
-CONNECT_TIMEOUT = 1.0
-# The reader's XREAD blocks at most this long, so that a dead connection is noticed.
-READ_BLOCK_MS = 1000
-READ_BATCH = 1000
 # At most this many operations in one BATCH call: Redis runs nothing else meanwhile.
 BATCH_MAX = 200
-# Reconnecting: the first retry after this long, doubling up to the heartbeat interval.
-FIRST_RETRY = 0.1
 
-# What a command raises when Redis cannot be reached (or answer in time).
-FAILURES = (RedisError, OSError, TimeoutError)
-
-Reply = Any  # a Redis reply, or the exception that stands for one
 Done = Callable[[Reply], None]
 
 
@@ -129,10 +123,7 @@ class ClusterLink:
         self._pending: list[tuple[Sequence[Any], Done]] = []
         self._wanted = anyio.Event()
         self._writer = self._connection("writer", COMMAND_TIMEOUT)
-        self._read_from = {self.log_key: "0-0", self.own_log_key: "0-0"}
-        self._reader_epoch = ""
-        self._reset_reader = False
-        self._read_scope: anyio.CancelScope | None = None
+        self.reader = EventReader(self)
         self._down_since: float | None = None
         self._stopping = False
         self._joined = False  # connect() succeeded
@@ -300,8 +291,7 @@ class ClusterLink:
                 tg.cancel_scope.cancel()
         if failure is not None:
             raise failure
-        self._read_from[self.log_key] = last[0] or "0-0"
-        self._reader_epoch = self.epoch
+        self.reader.start_at(last[0] or "0-0", self.epoch)
         self._pending = []  # nothing else was asked for yet
         self._joined = True
 
@@ -433,123 +423,19 @@ class ClusterLink:
 
     # ------------------------------------------------------------------ reading
 
+    @property
+    def _reader_epoch(self) -> str:
+        """The epoch of the data the reader reads (imkit.cluster.reader)."""
+        return self.reader.epoch
+
     def _restart_reader(self) -> None:
-        self._reset_reader = True
-        if self._read_scope is not None:
-            self._read_scope.cancel()
-
-    async def _read_loop(self) -> None:
-        events = self.events
-        assert events is not None
-        retry = FIRST_RETRY
-        while True:
-            reader = self._connection("reader", COMMAND_TIMEOUT + READ_BLOCK_MS / 1000)
-            try:
-                await self._resume(reader, events)
-                while not self._reset_reader:
-                    reply = None
-                    with anyio.CancelScope() as self._read_scope:
-                        (reply,) = await reader.run(
-                            [
-                                (
-                                    "XREAD",
-                                    "COUNT",
-                                    READ_BATCH,
-                                    "BLOCK",
-                                    READ_BLOCK_MS,
-                                    "STREAMS",
-                                    *self._read_from.keys(),
-                                    *self._read_from.values(),
-                                )
-                            ]
-                        )
-                    self._read_scope = None
-                    if isinstance(reply, ResponseError):
-                        raise reply
-                    if reply:  # None also when _restart_reader cancelled the read
-                        self._deliver(reply, events)
-                    retry = FIRST_RETRY
-            except FAILURES as error:
-                log.debug(
-                    "cluster: reader: %s",
-                    _reason(error),
-                    extra={"event": "cluster_reader_error", "reason": _reason(error)},
-                )
-                await anyio.sleep(retry)
-                retry = min(retry * 2, self.beat_interval)
-            finally:
-                self._read_scope = None
-                with anyio.CancelScope(shield=True):
-                    await reader.close()
-
-    async def _resume(self, reader: RedisConnection, events: Events) -> None:
-        """Before reading again: if Redis restarted empty, read its new streams from
-        their start; if it is behind what this node read (a failover to a replica that
-        had not received everything), read on from where it is. Either way messages may
-        have been missed, and the users are told."""
-        meta = f"{self.name}:meta"
-        while True:
-            (epoch,) = await reader.run([("HGET", meta, "epoch")])
-            if epoch is not None and epoch == self.epoch:
-                break
-            await anyio.sleep(FIRST_RETRY)  # until the heartbeat has registered again
-        self._reset_reader = False
-        if epoch != self._reader_epoch:
-            self._reader_epoch = epoch
-            self._read_from = dict.fromkeys(self._read_from, "0-0")
-            self.missed += 1
-            events.messages_missed()
-            return
-        streams = list(self._read_from)
-        (tops,) = await reader.run([("HMGET", meta, *(f"last:{stream}" for stream in streams))])
-        behind = False
-        for stream, raw in zip(streams, tops, strict=True):
-            top = str(raw or "0-0")  # decode_responses: a str
-            if _seq(top) < _seq(self._read_from[stream]):
-                self._read_from[stream] = top
-                behind = True
-        if behind:
-            self.missed += 1
-            events.messages_missed()
-
-    def _deliver(self, reply: Any, events: Events) -> None:
-        """Apply what one XREAD returned, in sequence order across both streams.
-
-        COUNT limits each stream on its own: when one returned a full batch, the other
-        may hold entries beyond that batch's last that must wait for the next read, or
-        a sender's later private message would overtake its earlier public one.
-        """
-        streams = _streams(reply)
-        limit = min(
-            (_seq(entries[-1][0]) for _, entries in streams if len(entries) >= READ_BATCH),
-            default=None,
-        )
-        batch: list[tuple[int, bool, dict[str, Any]]] = []
-        missed = False
-        for stream, entries in streams:
-            own = stream == self.own_log_key
-            last = self._read_from[stream]
-            for n, (entry_id, fields) in enumerate(entries):
-                seq = _seq(entry_id)
-                if limit is not None and seq > limit:
-                    break
-                if n == 0 and fields.get("p", last) != last and last != "0-0":
-                    missed = True  # trimmed past us: we fell too far behind
-                batch.append((seq, own, json.loads(fields["d"])))
-                last = entry_id
-            self._read_from[stream] = last
-        if missed:
-            self.missed += 1
-            events.messages_missed()
-        batch.sort(key=lambda item: item[0])
-        for _, own, event in batch:
-            events.apply(event, own)
+        self.reader.restart()
 
     async def run(self) -> None:
         """The writer, the reader and the heartbeat, until cancelled."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._write_loop)
-            tg.start_soon(self._read_loop)
+            tg.start_soon(self.reader.run)
             tg.start_soon(self._heartbeat_loop)
 
     async def close(self) -> None:
@@ -557,97 +443,11 @@ class ClusterLink:
             await self._writer.close()
 
 
-class RedisConnection:
-    """One Redis connection, used by one task at a time: commands sent together, their
-    replies read in order, each a value or the ResponseError Redis answered.
-
-    It uses redis-py's connection and reply parser (hiredis) but neither its client and
-    pipeline layers nor its command packing, and one deadline covers a whole batch
-    rather than one per reply: on the hot path, where every chat message makes two
-    calls, those cost more than the round trip (py-spy, docs/cluster.md). A failure
-    closes the connection (replies half read would be out of step); the next call
-    connects again.
-    """
-
-    def __init__(self, url: str, name: str, timeout: float) -> None:
-        self.timeout = timeout
-        self._pool = ConnectionPool.from_url(
-            url,
-            decode_responses=True,
-            protocol=2,  # the replies' shapes below are RESP2's
-            socket_timeout=None,  # the batch's deadline, in run()
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),  # ClusterLink decides when to try again
-            client_name=name,
-        )
-        self._connection: AbstractConnection | None = None
-
-    async def run(self, commands: Sequence[Sequence[Any]]) -> list[Reply]:
-        connection = self._connection
-        if connection is None:
-            connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
-            self._connection = connection
-        try:
-            with anyio.fail_after(self.timeout):
-                await connection.connect()
-                await connection.send_packed_command(pack(commands), check_health=False)
-                replies: list[Reply] = []
-                for _ in commands:
-                    try:
-                        replies.append(await connection.read_response())
-                    except ResponseError as error:  # that command's answer; more follow
-                        replies.append(error)
-                return replies
-        except BaseException:
-            self._connection = None
-            with anyio.CancelScope(shield=True):
-                await connection.disconnect(nowait=True)
-            raise
-
-    async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.disconnect()
-            self._connection = None
-
-
-def pack(commands: Sequence[Sequence[Any]]) -> bytes:
-    """Commands in Redis' protocol (RESP): arrays of bulk strings."""
-    out = []
-    for args in commands:
-        out.append(b"*%d\r\n" % len(args))
-        for arg in args:
-            data = arg if isinstance(arg, bytes) else str(arg).encode()
-            out.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
-    """XREAD's reply (RESP2, which RedisConnection speaks) as (stream, entries)."""
-    return [
-        (stream, [(eid, pairs(fields)) for eid, fields in entries]) for stream, entries in reply
-    ]
-
-
-def pairs(fields: list[str]) -> dict[str, str]:
-    """A stream entry's fields: RESP2 gives a flat list (k, v, k, v ...)."""
-    return dict(zip(fields[::2], fields[1::2], strict=True))
-
-
-def _seq(entry_id: str) -> int:
-    """The sequence number of an event stream's entry id (``SEQ-0``)."""
-    return int(entry_id.partition("-")[0])
-
-
 def _config_value(reply: Any) -> str:
     """The value in CONFIG GET's reply (RESP2: [name, value])."""
     if isinstance(reply, list) and len(reply) >= 2:
         return str(reply[1])
     return ""
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
 
 
 def _ignore(problem: str | None) -> None:

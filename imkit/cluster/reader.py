@@ -1,0 +1,185 @@
+"""The node's reader: the chat's event stream and the node's own, merged in one order.
+
+The reader (``imkit-reader-NODE``) waits in ``XREAD BLOCK`` on ``P:log`` and
+``P:node:ID:log`` and hands each event to the hub in sequence order across both
+streams. A stream resumes from the last id read, so a dropped connection loses nothing
+(PUB/SUB would: redis-py resubscribes silently, #3979).
+
+Redis 7.0 answers a blocking XREAD on two streams with only the stream that became
+ready first, even when the other got entries in the same script. So the blocking XREAD
+only wakes the reader (``COUNT 1``); a second, non-blocking XREAD from the same
+positions, sent in the same round trip and run by Redis right after the first returns,
+reads both streams as they are at one moment. Every event numbered below one it
+returns was written before that moment and so is in it too: a sender's private
+message can no longer be applied before its earlier public one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from redis.exceptions import ResponseError
+
+from imkit.cluster.connection import (
+    COMMAND_TIMEOUT,
+    FAILURES,
+    FIRST_RETRY,
+    RedisConnection,
+    pairs,
+    reason,
+)
+
+if TYPE_CHECKING:
+    from imkit.cluster.link import ClusterLink, Events
+
+log = logging.getLogger("imkit.cluster")
+
+# The blocking XREAD waits at most this long, so that a dead connection is noticed.
+READ_BLOCK_MS = 1000
+# Entries per stream per XREAD: a batch big enough to make reading cheap for Redis
+# (0.66 us an entry) and small enough that delivering it keeps the node responsive.
+READ_BATCH = 1000
+
+
+class EventReader:
+    """This node's reading of the event streams; see the module docstring."""
+
+    def __init__(self, link: ClusterLink) -> None:
+        self.link = link
+        # Stream -> the last id read from it.
+        self.read_from = {link.log_key: "0-0", link.own_log_key: "0-0"}
+        self.epoch = ""  # the epoch of the data read (P:meta epoch)
+        self._reset = False
+        self._scope: anyio.CancelScope | None = None
+
+    def start_at(self, last: str, epoch: str) -> None:
+        """The node joined: read ``P:log`` from ``last`` on (its own stream is new)."""
+        self.read_from[self.link.log_key] = last
+        self.epoch = epoch
+
+    def restart(self) -> None:
+        """Redis' data changed (registered again): resume anew (:meth:`_resume`)."""
+        self._reset = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _commands(self) -> list[tuple[Any, ...]]:
+        streams = (*self.read_from.keys(), *self.read_from.values())
+        wake = ("XREAD", "COUNT", 1, "BLOCK", READ_BLOCK_MS, "STREAMS", *streams)
+        return [wake, ("XREAD", "COUNT", READ_BATCH, "STREAMS", *streams)]
+
+    async def run(self) -> None:
+        link = self.link
+        events = link.events
+        assert events is not None
+        retry = FIRST_RETRY
+        while True:
+            reader = link._connection("reader", COMMAND_TIMEOUT + READ_BLOCK_MS / 1000)
+            try:
+                await self._resume(reader, events)
+                while not self._reset:
+                    replies = None
+                    with anyio.CancelScope() as self._scope:
+                        replies = await reader.run(self._commands())
+                    self._scope = None
+                    if replies is None:  # restart() cancelled the read
+                        continue
+                    for reply in replies:
+                        if isinstance(reply, ResponseError):
+                            raise reply
+                    if replies[1]:
+                        self._deliver(replies[1], events)
+                    retry = FIRST_RETRY
+            except FAILURES as error:
+                log.debug(
+                    "cluster: reader: %s",
+                    reason(error),
+                    extra={"event": "cluster_reader_error", "reason": reason(error)},
+                )
+                await anyio.sleep(retry)
+                retry = min(retry * 2, link.beat_interval)
+            finally:
+                self._scope = None
+                with anyio.CancelScope(shield=True):
+                    await reader.close()
+
+    async def _resume(self, reader: RedisConnection, events: Events) -> None:
+        """Before reading again: if Redis restarted empty, read its new streams from
+        their start; if it is behind what this node read (a failover to a replica that
+        had not received everything), read on from where it is. Either way messages may
+        have been missed, and the users are told."""
+        link = self.link
+        meta = f"{link.name}:meta"
+        while True:
+            (epoch,) = await reader.run([("HGET", meta, "epoch")])
+            if epoch is not None and epoch == link.epoch:
+                break
+            await anyio.sleep(FIRST_RETRY)  # until the heartbeat has registered again
+        self._reset = False
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.read_from = dict.fromkeys(self.read_from, "0-0")
+            self._missed(events)
+            return
+        streams = list(self.read_from)
+        (tops,) = await reader.run([("HMGET", meta, *(f"last:{stream}" for stream in streams))])
+        behind = False
+        for stream, raw in zip(streams, tops, strict=True):
+            top = str(raw or "0-0")  # decode_responses: a str
+            if seq(top) < seq(self.read_from[stream]):
+                self.read_from[stream] = top
+                behind = True
+        if behind:
+            self._missed(events)
+
+    def _missed(self, events: Events) -> None:
+        self.link.missed += 1
+        events.messages_missed()
+
+    def _deliver(self, reply: Any, events: Events) -> None:
+        """Apply what one XREAD returned, in sequence order across both streams.
+
+        COUNT limits each stream on its own: when one returned a full batch, the other
+        may hold entries beyond that batch's last that must wait for the next read, or
+        a sender's later private message would overtake its earlier public one.
+        """
+        streams = _streams(reply)
+        limit = min(
+            (seq(entries[-1][0]) for _, entries in streams if len(entries) >= READ_BATCH),
+            default=None,
+        )
+        batch: list[tuple[int, bool, dict[str, Any]]] = []
+        missed = False
+        own_key = self.link.own_log_key
+        for stream, entries in streams:
+            own = stream == own_key
+            last = self.read_from[stream]
+            for n, (entry_id, fields) in enumerate(entries):
+                number = seq(entry_id)
+                if limit is not None and number > limit:
+                    break
+                if n == 0 and fields.get("p", last) != last and last != "0-0":
+                    missed = True  # trimmed past us: we fell too far behind
+                batch.append((number, own, json.loads(fields["d"])))
+                last = entry_id
+            self.read_from[stream] = last
+        if missed:
+            self._missed(events)
+        batch.sort(key=lambda item: item[0])
+        for _, own, event in batch:
+            events.apply(event, own)
+
+
+def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    """XREAD's reply (RESP2, which RedisConnection speaks) as (stream, entries)."""
+    return [
+        (stream, [(eid, pairs(fields)) for eid, fields in entries]) for stream, entries in reply
+    ]
+
+
+def seq(entry_id: str) -> int:
+    """The sequence number of an event stream's entry id (``SEQ-N``)."""
+    return int(entry_id.partition("-")[0])
