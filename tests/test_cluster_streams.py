@@ -9,11 +9,23 @@ not dropped. Real nodes, real redis-server processes."""
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import anyio
+import anyio.abc
 import pytest
 
-from tests.redis_support import Cluster, User, arrive, needs_redis
+from tests.redis_support import (
+    Cluster,
+    RedisServer,
+    User,
+    arrive,
+    free_port,
+    needs_redis,
+)
 
 pytestmark = [needs_redis, pytest.mark.anyio]
 
@@ -71,3 +83,235 @@ async def test_a_private_message_never_overtakes_its_sender_s_earlier_public_one
         assert await _texts(bob, 3) == wanted, f"try {k}"
         assert await _texts(bea, 3) == wanted, f"try {k}"
         assert await _texts(alice, 1) == [wanted[1]]
+
+
+# ------------------------------------------------------- Redis back with older data
+
+MISSED = "some messages may have been missed"  # the notice, in either mode
+# One message every this many seconds from each sender, as in the issue.
+INTERVAL = 0.1
+
+
+class Chat:
+    """Two JSON senders on two nodes sending a numbered message every INTERVAL, and a
+    text reader on a third node; every line each receives is kept."""
+
+    def __init__(self, senders: list[User], reader: User) -> None:
+        self.senders = senders
+        self.reader = reader
+        self.lines: dict[str, list[str]] = {u.name: [] for u in [*senders, reader]}
+        self.counts = {u.name: 0 for u in senders}  # messages each sender sent so far
+
+    @property
+    def sent(self) -> int:
+        """Messages sent by every sender so far."""
+        return min(self.counts.values())
+
+    async def _send(self, sender: User) -> None:
+        while True:
+            text = f"{sender.name} {self.counts[sender.name]}"
+            request = {"type": "message", "text": text, "id": text}
+            await sender.client.send(json.dumps(request) + "\n")
+            self.counts[sender.name] += 1
+            await anyio.sleep(INTERVAL)
+
+    async def _keep(self, user: User) -> None:
+        while True:
+            self.lines[user.name].append(await user.client.line(timeout=3600))
+
+    def acknowledged(self, sender: User, since: int) -> set[str]:
+        """The texts of ``sender`` numbered ``since`` or more that got an ``ok``."""
+        found = set()
+        for line in self.lines[sender.name]:
+            reply = json.loads(line)
+            if reply["type"] == "ok" and int(reply["id"].rsplit(" ", 1)[1]) >= since:
+                found.add(reply["id"])
+        return found
+
+    def received(self, user: User) -> set[str]:
+        """The public texts ``user`` received."""
+        if user.mode == "text":
+            return {
+                line.rstrip("\n").rsplit(":", 1)[1]
+                for line in self.lines[user.name]
+                if line.startswith("[") and line.count(":") >= 2 and "user " not in line
+            }
+        found = set()
+        for line in self.lines[user.name]:
+            event = json.loads(line)
+            if event["type"] == "message":
+                found.add(event["text"])
+        return found
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Chat]:
+        async with anyio.create_task_group() as tg:
+            for user in [*self.senders, self.reader]:
+                tg.start_soon(self._keep, user)
+            for sender in self.senders:
+                tg.start_soon(self._send, sender)
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+
+
+async def _chat_through(
+    cluster: Cluster,
+    prepare: Callable[[], None],
+    fault: Callable[[], None],
+) -> None:
+    """Chat 2 s; ``prepare`` (what Redis will come back with: a snapshot, a copy of
+    the AOF, a replica that stops replicating); chat 3 s more; ``fault`` (Redis killed,
+    back with that). Every message acknowledged after the fault reaches everyone live.
+
+    The reader's node is paused (SIGSTOP) across the fault and for 3 s after it, well
+    within --node-timeout: its reader comes back after the others have written new
+    events, as one did by the luck of the backoffs in every run of the issue."""
+    cluster.node_timeout = 10  # the default: the nodes retry up to 2 s apart
+    # (in a thread: a test's relay to Redis runs on this event loop)
+    a, b, c = await anyio.to_thread.run_sync(cluster.start_nodes, 3)
+    alice = await arrive(a, "json", [], name="alice")
+    ann = await arrive(b, "json", [alice], name="ann")
+    carl = await arrive(c, "text", [alice, ann], name="carl")
+    chat = Chat([alice, ann], carl)
+    async with chat.running():
+        await anyio.sleep(2)
+        prepare()
+        await anyio.sleep(3)  # more chat, which Redis will not come back with
+        c.signal(signal.SIGSTOP)
+        try:
+            fault()
+            after = chat.sent
+            await anyio.sleep(3)
+        finally:
+            c.signal(signal.SIGCONT)
+        await anyio.sleep(4)
+        wanted = {u.name: chat.acknowledged(u, after) for u in chat.senders}
+        # Most of the 7 s after the fault were available.
+        assert all(len(acked) >= 30 for acked in wanted.values()), wanted
+        everything = wanted["alice"] | wanted["ann"]
+        with anyio.move_on_after(30):
+            while any(not everything <= chat.received(u) for u in [alice, ann, carl]):
+                await anyio.sleep(0.2)
+    for user in [alice, ann, carl]:
+        missing = everything - chat.received(user)
+        assert not missing, (
+            f"{user.name} missed {len(missing)} of {len(everything)}: {sorted(missing)}"
+        )
+        notices = sum(MISSED in line for line in chat.lines[user.name])
+        assert notices <= 1, f"{user.name} was told {notices} times"
+
+
+async def test_redis_restored_from_an_older_snapshot_delivers_what_it_acknowledges(
+    cluster: Cluster,
+) -> None:
+    redis = cluster.redis
+
+    def prepare() -> None:
+        with redis.client() as r:
+            r.save()
+
+    def fault() -> None:
+        redis.kill()
+        redis.start()  # from the snapshot (dump.rdb in its folder)
+
+    await _chat_through(cluster, prepare, fault)
+
+
+async def test_redis_restarted_from_an_aof_that_lost_its_last_writes_delivers_what_it_acknowledges(
+    cluster: Cluster,
+) -> None:
+    # What appendfsync everysec loses in a power cut: the AOF as it was a while ago.
+    redis = cluster.redis
+    redis.stop()
+    redis.options = ["--appendonly", "yes", "--appendfsync", "everysec"]
+    redis.start()
+    aof = redis.folder / "appendonlydir"
+    older = redis.folder / "older-aof"
+
+    def prepare() -> None:
+        shutil.copytree(aof, older)
+
+    def fault() -> None:
+        redis.kill()
+        shutil.rmtree(aof)
+        older.rename(aof)
+        redis.start()
+
+    await _chat_through(cluster, prepare, fault)
+
+
+class Relay:
+    """A TCP relay to one Redis, switched to another by hand, cutting the connections
+    it carries: what HAProxy does in docs/cluster.md when the primary changes
+    (``on-marked-down shutdown-sessions``)."""
+
+    def __init__(self, target: int) -> None:
+        self.port = free_port()
+        self.target = target
+        self._scopes: set[anyio.CancelScope] = set()
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
+        task_status.started()
+        await listener.serve(self._carry)
+
+    async def _carry(self, client: anyio.abc.SocketStream) -> None:
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                async with client, await anyio.connect_tcp("127.0.0.1", self.target) as server:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(_pipe, client, server, tg.cancel_scope)
+                        tg.start_soon(_pipe, server, client, tg.cancel_scope)
+            except OSError:
+                pass
+            finally:
+                self._scopes.discard(scope)
+
+    def switch(self, target: int) -> None:
+        self.target = target
+        for scope in list(self._scopes):
+            scope.cancel()
+
+
+async def _pipe(
+    source: anyio.abc.SocketStream, sink: anyio.abc.SocketStream, scope: anyio.CancelScope
+) -> None:
+    try:
+        async for chunk in source:
+            await sink.send(chunk)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        pass
+    scope.cancel()
+
+
+async def test_a_promoted_replica_that_missed_writes_delivers_what_it_acknowledges(
+    cluster: Cluster,
+) -> None:
+    primary = cluster.redis
+    replica = RedisServer(primary.folder / "replica")
+    replica.folder.mkdir()
+    replica.options = ["--replicaof", "127.0.0.1", str(primary.port)]
+    replica.start()
+    relay = Relay(primary.port)
+    try:
+        async with anyio.create_task_group() as tg:
+            await tg.start(relay.serve)
+            cluster.url = f"redis://127.0.0.1:{relay.port}"
+
+            def prepare() -> None:
+                primary.wait_synced(replica)
+                with replica.client() as r:
+                    r.replicaof("NO", "ONE")  # it stops receiving the writes that follow
+
+            def fault() -> None:
+                primary.kill()
+                relay.switch(replica.port)  # the nodes reconnect to the promoted replica
+
+            await _chat_through(cluster, prepare, fault)
+            await anyio.to_thread.run_sync(cluster.stop)
+            tg.cancel_scope.cancel()
+    finally:
+        replica.stop()

@@ -54,6 +54,9 @@ class EventReader:
         self.epoch = ""  # the epoch of the data read (P:meta epoch)
         self._reset = False
         self._scope: anyio.CancelScope | None = None
+        # Stream -> the id its next entry may follow instead of the last one read:
+        # Redis' top when it came back behind this node (_resume).
+        self._rejoined: dict[str, str] = {}
 
     def start_at(self, last: str, epoch: str) -> None:
         """The node joined: read ``P:log`` from ``last`` on (its own stream is new)."""
@@ -108,9 +111,12 @@ class EventReader:
 
     async def _resume(self, reader: RedisConnection, events: Events) -> None:
         """Before reading again: if Redis restarted empty, read its new streams from
-        their start; if it is behind what this node read (a failover to a replica that
-        had not received everything), read on from where it is. Either way messages may
-        have been missed, and the users are told."""
+        their start. If it is behind what this node read (it came back from a snapshot
+        or an AOF that lost its last writes, or a replica that lacked them took over),
+        read on from where this node was: events written since are numbered above it
+        (their ids follow Redis' clock, imkit.cluster.scripts), and Redis' top may
+        already include some of them. Either way messages may have been missed, and
+        the users are told, once."""
         link = self.link
         meta = f"{link.name}:meta"
         while True:
@@ -122,6 +128,7 @@ class EventReader:
         if epoch != self.epoch:
             self.epoch = epoch
             self.read_from = dict.fromkeys(self.read_from, "0-0")
+            self._rejoined.clear()
             self._missed(events)
             return
         streams = list(self.read_from)
@@ -130,7 +137,8 @@ class EventReader:
         for stream, raw in zip(streams, tops, strict=True):
             top = str(raw or "0-0")  # decode_responses: a str
             if seq(top) < seq(self.read_from[stream]):
-                self.read_from[stream] = top
+                # The next entry follows Redis' top, not ours: a gap told of already.
+                self._rejoined[stream] = top
                 behind = True
         if behind:
             self._missed(events)
@@ -157,11 +165,12 @@ class EventReader:
         for stream, entries in streams:
             own = stream == own_key
             last = self.read_from[stream]
+            rejoined = self._rejoined.pop(stream, last) if entries else last
             for n, (entry_id, fields) in enumerate(entries):
                 number = seq(entry_id)
                 if limit is not None and number > limit:
                     break
-                if n == 0 and fields.get("p", last) != last and last != "0-0":
+                if n == 0 and fields.get("p", last) not in (last, rejoined) and last != "0-0":
                     missed = True  # trimmed past us: we fell too far behind
                 batch.append((number, own, json.loads(fields["d"])))
                 last = entry_id

@@ -8,8 +8,9 @@ the keys are not declared in ``KEYS`` (docs/cluster.md, "Keys").
 
 Events that everyone must see in one order (public messages, presence, renames) are
 appended to the stream ``P:log``; those for one node (private messages, kicks) to
-``P:node:ID:log``. Both take their ids from one counter (``P:meta`` ``seq``), so a node
-that reads both streams merges them into the order in which Redis ran the scripts.
+``P:node:ID:log``. Both take their ids from one counter (``P:meta`` ``seq``, which
+follows Redis' clock: see ``emit``), so a node that reads both streams merges them into
+the order in which Redis ran the scripts.
 Each entry also carries ``p``, the id of the entry before it in its stream: a reader
 that finds another ``p`` than the last id it read knows that entries were trimmed past
 it.
@@ -44,10 +45,18 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- An event's id is SEQ-N. SEQ, one counter for every event stream, follows Redis' clock
+-- like a msgid (ms * 1000, never below the last one given + 1): events written after
+-- Redis came back with older data (a snapshot, an AOF that lost its last second, a
+-- promoted replica that lacked the last writes) are numbered above every event a node
+-- read before, so that no reader skips them. (Numbers stay exact: about 1.8e15, below
+-- 2^53.) N counts the stream's entries, so that how far a reader is behind is N - N.
 local function emit(stream, event)
-  local seq = redis.call('HINCRBY', META, 'seq', 1)
+  local last = tonumber(redis.call('HGET', META, 'seq') or '0')
+  local seq = string.format('%.0f', math.max(last + 1, now_ms() * 1000))
   local prev = redis.call('HGET', META, 'last:' .. stream) or '0-0'
-  local id = seq .. '-0'
+  local id = seq .. '-' .. (tonumber(string.match(prev, '%d+$')) + 1)
+  redis.call('HSET', META, 'seq', seq)
   redis.call('XADD', stream, 'MAXLEN', '~', LOG_LENGTH, id, 'd', cjson.encode(event),
              'p', prev)
   redis.call('HSET', META, 'last:' .. stream, id)
