@@ -8,7 +8,9 @@ not dropped. Real nodes, real redis-server processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shutil
 import signal
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +28,7 @@ from tests.redis_support import (
     free_port,
     needs_redis,
 )
+from tests.support import LineClient
 
 pytestmark = [needs_redis, pytest.mark.anyio]
 
@@ -315,3 +318,69 @@ async def test_a_promoted_replica_that_missed_writes_delivers_what_it_acknowledg
             tg.cancel_scope.cancel()
     finally:
         replica.stop()
+
+
+# ------------------------------------------------------------------------- bursts
+
+# The burst: three times what P:log keeps (imkit.cluster.scripts.LOG_LENGTH), sent by
+# one client at once (--rate 0), read by READERS clients spread over two nodes.
+BURST = 30_000
+READERS = 80
+
+
+class Counted:
+    """A text client that reads everything as fast as it comes, without parsing it
+    until the end: a client that reads continuously."""
+
+    def __init__(self, stream: anyio.abc.SocketStream) -> None:
+        self.stream = stream
+        self.data = bytearray()
+
+    async def keep(self) -> None:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            while True:
+                self.data += await self.stream.receive(1 << 16)
+
+    def numbers(self, sender: str) -> list[int]:
+        return [int(n) for n in re.findall(rb"\]" + sender.encode() + rb":n (\d+)\n", self.data)]
+
+    def notices(self) -> int:
+        return self.data.count(b"notice: some messages may have been missed")
+
+
+async def test_a_burst_larger_than_the_event_stream_reaches_every_reader(cluster: Cluster) -> None:
+    # Readers that read continuously, 40 on each node, and one sender writing far more
+    # lines at once than P:log keeps (LOG_LENGTH): the writers outran the readers by
+    # more than the stream within a second, and every reader lost part of the burst.
+    cluster.node_timeout = 10  # the default
+    a, b = await anyio.to_thread.run_sync(cluster.start_nodes, 2)
+    host_a, port_a = a.address.rsplit(":", 1)
+    host_b, port_b = b.address.rsplit(":", 1)
+    readers = [
+        Counted(await anyio.connect_tcp(*(host_a, int(port_a)) if i % 2 else (host_b, int(port_b))))
+        for i in range(READERS)
+    ]
+    sender = await LineClient.connect(a.address)
+    await sender.send("rename|sender\n")
+    async with anyio.create_task_group() as tg:
+        for reader in readers:
+            tg.start_soon(reader.keep)
+        await sender.line_matching("you have updated user name")
+        tg.start_soon(_drain, sender)
+        await sender.send("".join(f"n {k}\n" for k in range(BURST)))
+        with anyio.move_on_after(180):
+            while any(b"sender:n %d\n" % (BURST - 1) not in r.data for r in readers):
+                if any(r.notices() for r in readers):
+                    break
+                await anyio.sleep(0.5)
+        tg.cancel_scope.cancel()
+    for n, reader in enumerate(readers):
+        got = reader.numbers("sender")
+        assert reader.notices() == 0, f"reader {n} was told it missed messages"
+        assert got == list(range(BURST)), f"reader {n} got {len(got)} of {BURST}"
+
+
+async def _drain(client: LineClient) -> None:
+    with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+        while True:
+            await client.stream.receive(1 << 16)

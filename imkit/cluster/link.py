@@ -48,6 +48,7 @@ from imkit.cluster.connection import (
 from imkit.cluster.connection import FAILURES as FAILURES
 from imkit.cluster.connection import pairs as pairs
 from imkit.cluster.connection import reason as _reason
+from imkit.cluster.pace import WRITE_CHUNK, Pacer
 from imkit.cluster.reader import EventReader
 from imkit.store.base import awaited
 
@@ -123,6 +124,7 @@ class ClusterLink:
         self._pending: list[tuple[Sequence[Any], Done]] = []
         self._wanted = anyio.Event()
         self._writer = self._connection("writer", COMMAND_TIMEOUT)
+        self.pacer = Pacer()
         self.reader = EventReader(self)
         self._down_since: float | None = None
         self._stopping = False
@@ -151,7 +153,11 @@ class ClusterLink:
 
     def script(self, name: str, *args: Any, done: Done) -> None:
         """Run one of :mod:`imkit.cluster.scripts` with ``args`` after the prefix."""
-        self.call(("EVALSHA", self._shas[name], 0, self.name, *args), done)
+        self.call(self.script_call(name, *args), done)
+
+    def script_call(self, name: str, *args: Any) -> tuple[Any, ...]:
+        """The command that runs the script ``name`` with ``args`` after the prefix."""
+        return ("EVALSHA", self._shas[name], 0, self.name, *args)
 
     async def request(self, args: Sequence[Any]) -> Reply:
         """:meth:`call`, awaited; raises what the command raised."""
@@ -167,7 +173,10 @@ class ClusterLink:
         while True:
             await self._wanted.wait()
             self._wanted = anyio.Event()
-            batch, self._pending = self._pending, []
+            await self.pacer.wait()  # while the slowest reader is far behind (.pace)
+            batch, self._pending = self._pending[:WRITE_CHUNK], self._pending[WRITE_CHUNK:]
+            if self._pending:
+                self._wanted.set()
             replies = await self._execute([args for args, _ in batch])
             for (args, done), reply in zip(batch, replies, strict=True):
                 if isinstance(reply, ReadOnlyError):  # a replica: fail over under way

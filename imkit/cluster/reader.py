@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
+from imkit.cluster import scripts
 from imkit.cluster.connection import (
     COMMAND_TIMEOUT,
     FAILURES,
@@ -31,6 +33,7 @@ from imkit.cluster.connection import (
     pairs,
     reason,
 )
+from imkit.cluster.pace import MARK_INTERVAL, POLL_MS
 
 if TYPE_CHECKING:
     from imkit.cluster.link import ClusterLink, Events
@@ -57,6 +60,7 @@ class EventReader:
         # Stream -> the id its next entry may follow instead of the last one read:
         # Redis' top when it came back behind this node (_resume).
         self._rejoined: dict[str, str] = {}
+        self._marked = 0.0  # when it last reported its place (monotonic)
 
     def start_at(self, last: str, epoch: str) -> None:
         """The node joined: read ``P:log`` from ``last`` on (its own stream is new)."""
@@ -70,9 +74,23 @@ class EventReader:
             self._scope.cancel()
 
     def _commands(self) -> list[tuple[Any, ...]]:
+        """This round: its place in P:log for the pace (.pace: at most every
+        MARK_INTERVAL, or while the node holds), the XREAD that waits, the XREAD that
+        reads."""
+        link, pacer = self.link, self.link.pacer
+        commands: list[tuple[Any, ...]] = []
+        now = time.monotonic()
+        if pacer.holding or now - self._marked >= MARK_INTERVAL:
+            self._marked = now
+            place = count(self.read_from[link.log_key])
+            stale_ms = int(link.beat_interval * 2000)  # two beats missed: not waited for
+            mark = link.script_call("read_mark", link.node, place, stale_ms)
+            commands.append(mark)
         streams = (*self.read_from.keys(), *self.read_from.values())
-        wake = ("XREAD", "COUNT", 1, "BLOCK", READ_BLOCK_MS, "STREAMS", *streams)
-        return [wake, ("XREAD", "COUNT", READ_BATCH, "STREAMS", *streams)]
+        block = POLL_MS if pacer.holding else READ_BLOCK_MS
+        commands.append(("XREAD", "COUNT", 1, "BLOCK", block, "STREAMS", *streams))
+        commands.append(("XREAD", "COUNT", READ_BATCH, "STREAMS", *streams))
+        return commands
 
     async def run(self) -> None:
         link = self.link
@@ -90,6 +108,8 @@ class EventReader:
                     self._scope = None
                     if replies is None:  # restart() cancelled the read
                         continue
+                    if len(replies) == 3:
+                        await self._marked_at(reader, replies.pop(0))
                     for reply in replies:
                         if isinstance(reply, ResponseError):
                             raise reply
@@ -108,6 +128,14 @@ class EventReader:
                 self._scope = None
                 with anyio.CancelScope(shield=True):
                     await reader.close()
+
+    async def _marked_at(self, reader: RedisConnection, reply: Any) -> None:
+        if isinstance(reply, NoScriptError):  # Redis restarted: the writer loads them too
+            await reader.run([("SCRIPT", "LOAD", scripts.ALL["read_mark"])])
+        elif isinstance(reply, ResponseError):
+            raise reply
+        else:
+            self.link.pacer.note(int(reply))
 
     async def _resume(self, reader: RedisConnection, events: Events) -> None:
         """Before reading again: if Redis restarted empty, read its new streams from
@@ -192,3 +220,8 @@ def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
 def seq(entry_id: str) -> int:
     """The sequence number of an event stream's entry id (``SEQ-N``)."""
     return int(entry_id.partition("-")[0])
+
+
+def count(entry_id: str) -> int:
+    """The N of an event stream's entry id (``SEQ-N``): its place in the stream."""
+    return int(entry_id.rpartition("-")[2])

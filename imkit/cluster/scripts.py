@@ -26,7 +26,9 @@ the node passes (:func:`imkit.cluster.hub.ascii_keys`; addresses are ASCII).
 from __future__ import annotations
 
 # How many entries each event stream keeps (approximately: MAXLEN ~). A node whose
-# reader falls further behind than this misses messages and its users are told.
+# reader falls further behind than this misses messages and its users are told; the
+# nodes pace their users so that the slowest live reader stays well within it
+# (imkit.cluster.pace).
 LOG_LENGTH = 10_000
 
 # Shared by every script: the prefix, the clock, and appending to an event stream.
@@ -39,6 +41,7 @@ local NAMES = P .. ':names'
 local CONNS = P .. ':conns'
 local NODES = P .. ':nodes'
 local LOG = P .. ':log'
+local READS = P .. ':reads'
 local ACCOUNTS = P .. ':accounts'
 local function mailbox(key) return P .. ':mail:' .. key end
 local function now_ms()
@@ -336,9 +339,44 @@ if c.account then
   table.insert(fields, c.account)
 end
 add_message(P .. ':hist', entry_id(number), tonumber(ARGV[5]), fields)
-emit(LOG, {t = 'm', name = c.name, addr = c.addr, text = ARGV[4], ms = ms, msgid = msgid,
-           node = ARGV[2], mid = ARGV[3], account = c.account})
-return {'ok', msgid}
+local id = emit(LOG, {t = 'm', name = c.name, addr = c.addr, text = ARGV[4], ms = ms,
+                      msgid = msgid, node = ARGV[2], mid = ARGV[3], account = c.account})
+-- How far the slowest live reader is behind (READ_MARK keeps its place in P:meta low).
+local low = redis.call('HGET', META, 'low')
+local behind = 0
+if low then behind = math.max(0, tonumber(string.match(id, '%d+$')) - tonumber(low)) end
+return {'ok', msgid, behind}
+"""
+
+# ARGV: prefix, node, the count (N of SEQ-N) of the last P:log entry its reader read,
+# how long (ms) a node may go without beating and still be waited for.
+# Keeps each node's place in P:log (P:reads: node -> N) and the place of the slowest
+# reader that is waited for (P:meta low): a node that is gone is forgotten, one that
+# has not beaten for that long is not waited for. Returns how many entries that reader
+# is behind the last one written.
+READ_MARK = """
+local node, now = ARGV[2], now_ms()
+if redis.call('ZSCORE', NODES, node) then
+  redis.call('ZADD', READS, tonumber(ARGV[3]), node)
+end
+local low
+local marks = redis.call('ZRANGE', READS, 0, -1, 'WITHSCORES')
+for i = 1, #marks, 2 do
+  local beat = redis.call('ZSCORE', NODES, marks[i])
+  if not beat then
+    redis.call('ZREM', READS, marks[i])
+  elseif now - tonumber(beat) <= tonumber(ARGV[4]) then
+    low = tonumber(marks[i + 1])
+    break
+  end
+end
+if not low then
+  redis.call('HDEL', META, 'low')
+  return 0
+end
+redis.call('HSET', META, 'low', low)
+local top = redis.call('HGET', META, 'last:' .. LOG) or '0-0'
+return math.max(0, tonumber(string.match(top, '%d+$')) - low)
 """
 
 # ARGV: prefix, node, mid, recipient's name key, text, node timeout ms, conversation
@@ -654,6 +692,7 @@ OPERATIONS = {
     "leave": LEAVE,
     "depart": DEPART,
     "publish": PUBLISH,
+    "read_mark": READ_MARK,
     "private": PRIVATE,
     "rename": RENAME,
     "kick": KICK,
