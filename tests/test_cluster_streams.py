@@ -20,8 +20,10 @@ import anyio
 import anyio.abc
 import pytest
 
+from imkit.cluster.scripts import LOG_LENGTH
 from tests.redis_support import (
     Cluster,
+    Node,
     RedisServer,
     User,
     arrive,
@@ -384,3 +386,61 @@ async def _drain(client: LineClient) -> None:
     with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
         while True:
             await client.stream.receive(1 << 16)
+
+
+async def _paused_through(b: Node, sender: LineClient, first: int, n: int) -> None:
+    """Node ``b`` paused (SIGSTOP) while ``sender`` says ``n K`` for K from ``first``,
+    ``n`` lines in one write, until the sender reads its own last line back."""
+    b.signal(signal.SIGSTOP)
+    try:
+        await sender.send("".join(f"n {k}\n" for k in range(first, first + n)))
+        with anyio.fail_after(60):
+            while True:
+                line = await sender.line(timeout=60)
+                if line.endswith(f":n {first + n - 1}\n"):
+                    break
+    finally:
+        b.signal(signal.SIGCONT)
+
+
+async def test_a_paused_node_is_told_of_missed_messages_only_past_what_redis_keeps(
+    cluster: Cluster,
+) -> None:
+    # Issue 26, item 8: the notice must not come while a node is fewer than LOG_LENGTH
+    # (10,000) events behind, and must come, once, when it is further behind.
+    cluster.node_timeout = 15  # paused well within it (the pace stops waiting at 9 s)
+    a, b = await anyio.to_thread.run_sync(cluster.start_nodes, 2)
+    sender = await LineClient.connect(a.address)
+    await sender.send("rename|sender\n")
+    await sender.line_matching("you have updated user name")
+    reader = Counted(await anyio.connect_tcp(*_host_port(b.address)))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(reader.keep)
+        await anyio.sleep(1)
+        within = LOG_LENGTH * 9 // 10
+        await _paused_through(b, sender, 0, within)
+        with anyio.fail_after(60):
+            while b"sender:n %d\n" % (within - 1) not in reader.data:
+                await anyio.sleep(0.2)
+        assert reader.notices() == 0
+        assert reader.numbers("sender") == list(range(within))
+        past = LOG_LENGTH * 3 // 2
+        await _paused_through(b, sender, within, past)
+        last = within + past - 1
+        with anyio.fail_after(60):
+            while b"sender:n %d\n" % last not in reader.data:
+                await anyio.sleep(0.2)
+        tg.cancel_scope.cancel()
+    assert reader.notices() == 1
+    got = reader.numbers("sender")[within - 1 :]  # from the last one before the pause
+    # One gap (what Redis trimmed before the node read it; a first batch may have
+    # reached its socket before it stopped), then every message Redis kept.
+    gaps = [n for n in range(1, len(got)) if got[n] != got[n - 1] + 1]
+    assert len(gaps) == 1, gaps
+    assert got[gaps[0] :] == list(range(got[gaps[0]], last + 1))
+    assert last + 1 - got[gaps[0]] >= LOG_LENGTH
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)

@@ -10,7 +10,8 @@ a second (20,000 messages from 400 clients: readers lost a third).
 So each reader reports its place in ``P:log`` (the READ_MARK script, at most every
 MARK_INTERVAL, in the round trip of its XREAD), Redis keeps the place of the slowest
 reader that is waited for (one whose node beats), and every publish tells its node how
-far that reader is behind the entry it wrote. Past HIGH entries the node *holds*: its
+far that reader is behind the entry it wrote (a node that has not beaten for three
+beat intervals is not waited for). Past HIGH entries the node *holds*: its
 users' readers wait before their next line (TCP holds the senders back, nothing is
 dropped), and its writer sends nothing more to Redis until the reader is back within
 LOW, or for at most HOLD_MAX at a time. The writer sends at most WRITE_CHUNK commands

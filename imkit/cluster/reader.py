@@ -83,7 +83,9 @@ class EventReader:
         if pacer.holding or now - self._marked >= MARK_INTERVAL:
             self._marked = now
             place = count(self.read_from[link.log_key])
-            stale_ms = int(link.beat_interval * 2000)  # two beats missed: not waited for
+            # A node whose beat is older than three intervals (two missed, or one late
+            # by a writer held for HOLD_MAX) is not waited for.
+            stale_ms = int(link.beat_interval * 3000)
             mark = link.script_call("read_mark", link.node, place, stale_ms)
             commands.append(mark)
         streams = (*self.read_from.keys(), *self.read_from.values())
@@ -117,6 +119,9 @@ class EventReader:
                         self._deliver(replies[1], events)
                     retry = FIRST_RETRY
             except FAILURES as error:
+                # Nobody can tell how far behind the readers are: let the users' lines
+                # be read (they are answered `unavailable` if Redis is unreachable).
+                link.pacer.note(0)
                 log.debug(
                     "cluster: reader: %s",
                     reason(error),
