@@ -3,7 +3,8 @@
 Two connections, each owned by one task:
 
 * **the writer** (``imkit-writer-NODE``) runs every command the node sends, in the order
-  they were asked for: whatever is waiting is sent as one pipeline, and each command's
+  they were asked for: whatever is waiting is sent as one pipeline (at most WRITE_CHUNK
+  commands; none while the node holds, :mod:`imkit.cluster.pace`), and each command's
   callback gets its reply (or the exception) on the event loop. One connection and one
   queue keep each sender's messages in the order sent, public and private alike.
 * **the reader** (``imkit-reader-NODE``, :mod:`imkit.cluster.reader`) waits in
