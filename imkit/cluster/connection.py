@@ -1,5 +1,10 @@
-"""One Redis connection as the cluster link uses it: commands sent together, replies
-read in order (imkit.cluster.link has the writer, imkit.cluster.reader the reader)."""
+"""One Redis connection as the cluster link uses it: the one place that touches
+redis-py's connection layer (rather than its client), and what its errors mean.
+
+redis-py's asyncio pool wants the asyncio ``Retry`` (``redis.asyncio.retry``, there in
+every redis-py the dependency range allows): given the synchronous one, recent redis-py
+(8.x) converts it and prints a ``UserWarning`` at every node's start.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,13 @@ from typing import Any
 
 import anyio
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
-from redis.retry import Retry
+from redis.exceptions import OutOfMemoryError, ResponseError
 
-# How long one command may take before Redis counts as unreachable.
-COMMAND_TIMEOUT = 2.0
+# Connecting to Redis: longer than this and it counts as unreachable (then retried with
+# backoff); a Redis on the network answers a connect within milliseconds.
 CONNECT_TIMEOUT = 1.0
-# Reconnecting: the first retry after this long, doubling up to the heartbeat interval.
-FIRST_RETRY = 0.1
-
-# What a command raises when Redis cannot be reached (or answer in time).
-FAILURES = (RedisError, OSError, TimeoutError)
 
 Reply = Any  # a Redis reply, or the exception that stands for one
 
@@ -88,11 +88,10 @@ def pack(commands: Sequence[Sequence[Any]]) -> bytes:
     return b"".join(out)
 
 
-def pairs(fields: list[str]) -> dict[str, str]:
-    """A stream entry's fields: RESP2 gives a flat list (k, v, k, v ...)."""
-    return dict(zip(fields[::2], fields[1::2], strict=True))
-
-
-def reason(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+def is_full(reply: Any) -> bool:
+    """Whether ``reply`` is Redis refusing a write because it reached maxmemory: "OOM
+    command not allowed when used memory > 'maxmemory'", also from inside a script
+    (redis-py raises OutOfMemoryError, without the "OOM" prefix)."""
+    return isinstance(reply, OutOfMemoryError) or (
+        isinstance(reply, ResponseError) and "when used memory > 'maxmemory'" in str(reply)
+    )

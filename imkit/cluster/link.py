@@ -27,10 +27,10 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
-from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
+from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 
 from imkit.addresses import new_secret
 from imkit.cluster import (
@@ -40,24 +40,29 @@ from imkit.cluster import (
     UNREACHABLE,
     scripts,
 )
-from imkit.cluster.connection import (
-    COMMAND_TIMEOUT,
-    FIRST_RETRY,
-    RedisConnection,
-    Reply,
-)
-from imkit.cluster.connection import FAILURES as FAILURES
-from imkit.cluster.connection import pairs as pairs
-from imkit.cluster.connection import reason as _reason
+from imkit.cluster.connection import RedisConnection
 from imkit.cluster.pace import WRITE_CHUNK, Pacer
-from imkit.cluster.reader import EventReader
 from imkit.store.base import awaited
+
+if TYPE_CHECKING:
+    from imkit.cluster.reader import EventReader
 
 log = logging.getLogger("imkit.cluster")
 
+# How long one command may take before Redis counts as unreachable.
+COMMAND_TIMEOUT = 2.0
+# The reader's XREAD blocks at most this long, so that a dead connection is noticed.
+READ_BLOCK_MS = 1000
+READ_BATCH = 1000
 # At most this many operations in one BATCH call: Redis runs nothing else meanwhile.
 BATCH_MAX = 200
+# Reconnecting: the first retry after this long, doubling up to the heartbeat interval.
+FIRST_RETRY = 0.1
 
+# What a command raises when Redis cannot be reached (or answer in time).
+FAILURES = (RedisError, OSError, TimeoutError)
+
+Reply = Any  # a Redis reply, or the exception that stands for one
 Done = Callable[[Reply], None]
 
 
@@ -126,7 +131,10 @@ class ClusterLink:
         self._wanted = anyio.Event()
         self._writer = self._connection("writer", COMMAND_TIMEOUT)
         self.pacer = Pacer()
-        self.reader = EventReader(self)
+        # (imported here: the reader takes this module's constants)
+        from imkit.cluster.reader import EventReader
+
+        self.reader: EventReader = EventReader(self)
         self._down_since: float | None = None
         self._stopping = False
         self._joined = False  # connect() succeeded
@@ -453,11 +461,21 @@ class ClusterLink:
             await self._writer.close()
 
 
+def pairs(fields: list[str]) -> dict[str, str]:
+    """A stream entry's fields: RESP2 gives a flat list (k, v, k, v ...)."""
+    return dict(zip(fields[::2], fields[1::2], strict=True))
+
+
 def _config_value(reply: Any) -> str:
     """The value in CONFIG GET's reply (RESP2: [name, value])."""
     if isinstance(reply, list) and len(reply) >= 2:
         return str(reply[1])
     return ""
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
 
 
 def _ignore(problem: str | None) -> None:

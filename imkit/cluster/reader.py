@@ -25,26 +25,22 @@ import anyio
 from redis.exceptions import NoScriptError, ResponseError
 
 from imkit.cluster import scripts
-from imkit.cluster.connection import (
+from imkit.cluster.connection import RedisConnection
+from imkit.cluster.link import (
     COMMAND_TIMEOUT,
     FAILURES,
     FIRST_RETRY,
-    RedisConnection,
+    READ_BATCH,
+    READ_BLOCK_MS,
     pairs,
-    reason,
 )
+from imkit.cluster.link import _reason as reason
 from imkit.cluster.pace import MARK_INTERVAL, POLL_MS
 
 if TYPE_CHECKING:
     from imkit.cluster.link import ClusterLink, Events
 
 log = logging.getLogger("imkit.cluster")
-
-# The blocking XREAD waits at most this long, so that a dead connection is noticed.
-READ_BLOCK_MS = 1000
-# Entries per stream per XREAD: a batch big enough to make reading cheap for Redis
-# (0.66 us an entry) and small enough that delivering it keeps the node responsive.
-READ_BATCH = 1000
 
 
 class EventReader:
