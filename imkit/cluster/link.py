@@ -461,9 +461,21 @@ class ClusterLink:
             await self._writer.close()
 
 
+def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    """XREAD's reply (RESP2, which RedisConnection speaks) as (stream, entries)."""
+    return [
+        (stream, [(eid, pairs(fields)) for eid, fields in entries]) for stream, entries in reply
+    ]
+
+
 def pairs(fields: list[str]) -> dict[str, str]:
     """A stream entry's fields: RESP2 gives a flat list (k, v, k, v ...)."""
     return dict(zip(fields[::2], fields[1::2], strict=True))
+
+
+def _seq(entry_id: str) -> int:
+    """The sequence number of an event stream's entry id (``SEQ-N``)."""
+    return int(entry_id.partition("-")[0])
 
 
 def _config_value(reply: Any) -> str:

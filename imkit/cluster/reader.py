@@ -32,9 +32,10 @@ from imkit.cluster.link import (
     FIRST_RETRY,
     READ_BATCH,
     READ_BLOCK_MS,
-    pairs,
+    _streams,
 )
 from imkit.cluster.link import _reason as reason
+from imkit.cluster.link import _seq as seq
 from imkit.cluster.pace import MARK_INTERVAL, POLL_MS
 
 if TYPE_CHECKING:
@@ -209,18 +210,6 @@ class EventReader:
         batch.sort(key=lambda item: item[0])
         for _, own, event in batch:
             events.apply(event, own)
-
-
-def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
-    """XREAD's reply (RESP2, which RedisConnection speaks) as (stream, entries)."""
-    return [
-        (stream, [(eid, pairs(fields)) for eid, fields in entries]) for stream, entries in reply
-    ]
-
-
-def seq(entry_id: str) -> int:
-    """The sequence number of an event stream's entry id (``SEQ-N``)."""
-    return int(entry_id.partition("-")[0])
 
 
 def count(entry_id: str) -> int:

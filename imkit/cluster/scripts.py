@@ -35,9 +35,7 @@ from imkit.cluster.account_scripts import (
 )
 
 # How many entries each event stream keeps (approximately: MAXLEN ~). A node whose
-# reader falls further behind than this misses messages and its users are told; the
-# nodes pace their users so that the slowest live reader stays well within it
-# (imkit.cluster.pace).
+# reader falls further behind than this misses messages and its users are told.
 LOG_LENGTH = 10_000
 
 # Shared by every script: the prefix, the clock, and appending to an event stream.
