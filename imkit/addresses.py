@@ -33,12 +33,22 @@ import hmac
 import ipaddress
 import secrets
 
-__all__ = ["PSEUDONYM_PREFIX", "host_of", "new_secret", "pseudonym"]
+__all__ = [
+    "IPV6_HOST_PREFIX",
+    "PSEUDONYM_PREFIX",
+    "host_network",
+    "host_of",
+    "new_secret",
+    "pseudonym",
+]
 
 PSEUDONYM_PREFIX = "anon:"
 # Characters of base32 kept: 30 bits.
 PSEUDONYM_LENGTH = 6
 SECRET_BYTES = 32
+# One IPv6 host is given a whole /64 (RFC 6177), and may take any address in it: every
+# per-address rule (the limits, the login throttle, bans) treats the /64 as one address.
+IPV6_HOST_PREFIX = 64
 
 
 def new_secret() -> bytes:
@@ -60,6 +70,12 @@ def host_of(addr: str) -> str:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
     return str(ip)
+
+
+def host_network(ip: ipaddress.IPv6Address) -> ipaddress.IPv6Network:
+    """The network that counts as one address for the IPv6 address ``ip``: its /64."""
+    shift = 128 - IPV6_HOST_PREFIX
+    return ipaddress.IPv6Network((int(ip) >> shift << shift, IPV6_HOST_PREFIX))
 
 
 def pseudonym(secret: bytes, addr: str) -> str:

@@ -50,6 +50,7 @@ from imkit.protocol import (
     NAME_RESERVED,
     NAME_TAKEN,
     NO_SUCH_USER,
+    SESSION_ENDED,
     UNAVAILABLE,
     Authenticate,
     Bye,
@@ -233,6 +234,14 @@ class Hub:
         self._forget_name(member)
         self.broadcast(Presence(member.name, member.shown_addr, online=False))
 
+    def leave_when_answered(self, member: Member, answered: Callable[[], None]) -> None:
+        """``member`` sent its last line (end of stream: it half-closed, or closed) but
+        is still owed the replies to what it sent: take it offline once they are all
+        in its outbox, then call ``answered``. On one node they are already there; a
+        cluster node's come back through Redis (ClusterHub). Idempotent as leave()."""
+        self.leave(member)
+        answered()
+
     def _forget_name(self, member: Member) -> None:
         # Only ever our own entry: never someone else's who has the name now.
         key = name_key(member.name)
@@ -243,7 +252,13 @@ class Hub:
         """Say ``bye`` to ``member``, close its outbox, and take it offline."""
         if self._unannounced:
             self.announce_joins()
-        member.outbox.close(member.wire.encode(bye), drain=drain)
+        final = member.wire.encode(bye)
+        if member.in_flight is not None:  # every request gets one reply: this one's first
+            rid, undone = member.in_flight
+            member.in_flight = None
+            ended = Error(rid, SESSION_ENDED, f"{undone}: {bye.message}")
+            final = member.wire.encode(ended) + final
+        member.outbox.close(final, drain=drain)
         self.leave(member)
 
     def kick(self, name: str, reason: str | None = None) -> Member | None:

@@ -81,7 +81,11 @@ class Logins:
         else:
             assert command.login is not None
             name, password = command.login
-        account = await self._check(member, command.id, name, password)
+        member.in_flight = (command.id, "you were not logged in")  # Hub.remove answers it
+        try:
+            account = await self._check(member, command.id, name, password)
+        finally:
+            member.in_flight = None
         if account is None:
             return False
         hub = self.hub
@@ -119,10 +123,16 @@ class Logins:
         if problem is not None:
             self.hub.send(member, Error(command.id, BAD_REQUEST, problem))
             return
-        account = await self._check(member, command.id, member.account, command.old)
-        if account is None:
-            return
-        password_hash = await self.hasher.hash(command.new)
+        # A login to the account from elsewhere may replace this session while the
+        # passwords are hashed: Hub.remove then answers it, before the bye.
+        member.in_flight = (command.id, "your password was not changed")
+        try:
+            account = await self._check(member, command.id, member.account, command.old)
+            if account is None:
+                return
+            password_hash = await self.hasher.hash(command.new)
+        finally:
+            member.in_flight = None
         if member.online and member.account == account.name:
             self.hub.change_password(member, account, password_hash, command.id)
             log.info(

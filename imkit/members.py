@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from imkit.outbox import Outbox
-from imkit.protocol import Bye, Mode, ServerConnection
+from imkit.protocol import Bye, Mode, RequestId, ServerConnection
 
 
 @dataclass(eq=False, slots=True)
@@ -34,6 +34,9 @@ class Member:
     shown_addr: str = ""
     # The account it is logged in to (its name, which is then also the member's name).
     account: str | None = None
+    # A login or passwd whose password is being checked (imkit.login): its request id
+    # and what did not happen, for the one reply it gets if the session ends first.
+    in_flight: tuple[RequestId, str] | None = None
 
     @property
     def mode(self) -> Mode:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from imkit.account_admin import update_account
 from imkit.accounts import MUTE_FIELDS, Account
 from imkit.login import find_account
-from imkit.moderation import Ban, address_of, parse_target, shown
+from imkit.moderation import Ban, address_of, parse_target, shown, widened
 from imkit.msgid import format_msgid, msgid_floor, parse_msgid
 from imkit.names import name_key
 from imkit.protocol import BAD_REQUEST, NO_SUCH_USER, UNAVAILABLE, iso_time
@@ -99,6 +99,7 @@ async def _ban(
     hub: Hub, target: str, duration: float | None, reason: str | None, by: str
 ) -> dict[str, Any]:
     network = parse_target(target)
+    address = target  # the address banned, as written or a guest's
     account: Account | None = None
     if network is None:  # an account's name: ban the account; a guest's: its address
         found = await find_account(hub, target)
@@ -113,7 +114,8 @@ async def _ban(
         ip = address_of(addr)
         if ip is None:  # pragma: no cover - every client address is an IP
             return _error(BAD_REQUEST, f"{target!r} has no IP address")
-        network = parse_target(str(ip))
+        address = str(ip)
+        network = parse_target(address)
         assert network is not None
     now = hub.wall_clock()
     banned = account.name if account is not None else shown(network) if network else target
@@ -146,7 +148,10 @@ async def _ban(
             "count": removed,
         },
     )
-    return {"type": "ok", "target": ban.target, "until": until, "removed": removed}
+    reply: dict[str, Any] = {"type": "ok", "target": ban.target, "until": until, "removed": removed}
+    if network is not None and (single := widened(address, network)) is not None:
+        reply["of"] = single  # an IPv6 address: its /64 is banned (imkit ban says so)
+    return reply
 
 
 async def _kept(hub: Hub, ban: Ban | None, target: str = "") -> str | None:
@@ -170,7 +175,10 @@ async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
         normal = account_ban.target
     else:
         normal = shown(network)
-    if normal not in {b.target for b in hub.bans.in_force(hub.wall_clock())}:
+    in_force = {b.target for b in hub.bans.in_force(hub.wall_clock())}
+    if normal not in in_force and target.strip() in in_force:
+        normal = target.strip()  # kept before a bare IPv6 address meant its /64
+    if normal not in in_force:
         return _error(NO_SUCH_BAN, f"no ban on {normal}")
     if (cluster := _cluster(hub)) is not None:
         from imkit.cluster import admin as cluster_admin
@@ -256,7 +264,9 @@ async def _mute(
         f" ({reason})" if reason else "",
         extra={"event": "mute", "user": shown_name, "by": by, "until": end, "reason": reason},
     )
-    return {"type": "ok", "name": shown_name, "until": end}
+    # "account": the mute is kept with an account (it holds across reconnects); a
+    # guest's ends with its connection, --for or not: imkit mute says which.
+    return {"type": "ok", "name": shown_name, "until": end, "account": found is not None}
 
 
 async def _delete_history(hub: Hub, request: dict[str, Any], by: str) -> dict[str, Any]:

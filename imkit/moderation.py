@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from imkit.addresses import host_of
+from imkit.addresses import host_network, host_of
 from imkit.names import name_key
 from imkit.protocol import Bye, iso_time
 
@@ -44,16 +44,24 @@ def parse_duration(text: str) -> float:
 
 
 def parse_target(text: str) -> IPNetwork | None:
-    """The network a ban TARGET names (an address is a network of one), or None when
-    it is not an address or network (then it is a user's name)."""
+    """The network a ban TARGET names, or None when it is not an address or network
+    (then it is a user's name).
+
+    An IPv4 address is a network of one (an IPv4-mapped IPv6 address too: it is IPv4). An
+    IPv6 address without a prefix is its /64, as for every other per-address rule
+    (:func:`imkit.addresses.host_network`): its owner may take any address in it, so a
+    ban on one would ban nobody. ``2001:db8::1/128`` bans exactly that address."""
+    text = text.strip()
     try:
-        network = ipaddress.ip_network(text.strip(), strict=False)
+        network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         return None
     if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped:
         mapped = network.network_address.ipv4_mapped
         prefix = max(0, network.prefixlen - 96)
         return ipaddress.ip_network(f"{mapped}/{prefix}", strict=False)
+    if isinstance(network, ipaddress.IPv6Network) and "/" not in text:
+        return host_network(network.network_address)
     return network
 
 
@@ -117,10 +125,22 @@ class Ban:
 
 
 def shown(network: IPNetwork) -> str:
-    """A ban target as people write it: an address without /32 or /128."""
-    if network.num_addresses == 1:
+    """A ban target as people write it, and as :func:`parse_target` reads it back: an
+    IPv4 address without /32; an IPv6 /128 keeps its prefix (without it, the address
+    would mean its /64)."""
+    if network.version == 4 and network.num_addresses == 1:
         return str(network.network_address)
     return str(network)
+
+
+def widened(target: str, network: IPNetwork) -> str | None:
+    """The IPv6 address that ``target`` named when the ban covers its /64 instead
+    (to say so); None when the ban covers what was written."""
+    try:
+        address = ipaddress.ip_address(target.strip())
+    except ValueError:
+        return None
+    return str(address) if address.version == 6 and network.num_addresses > 1 else None
 
 
 def refusal(what: str, reason: str | None, until: float | None) -> str:

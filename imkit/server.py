@@ -58,10 +58,11 @@ from imkit.transport.limits import (
 )
 from imkit.transport.links import Link, SocketLink, format_addr
 from imkit.transport.listener import (
-    accept_loop,
+    Acceptor,
     open_tls,
     parse_network,
     raise_open_file_limit,
+    tcp_listener,
     tls_context,
 )
 from imkit.transport.refusals import Refusals
@@ -70,7 +71,8 @@ from imkit.transport.writes import WriteThread, use_write_thread
 if TYPE_CHECKING:
     from imkit.cluster.link import ClusterLink
     from imkit.metrics import MetricsServer
-    from imkit.web import WebConfig, WebSocketLink
+    from imkit.web import WebSocketLink
+    from imkit.web.port import WebPort
 
 __all__ = [
     "DEFAULT_BURST",
@@ -176,11 +178,8 @@ class Server:
         self.stopped = anyio.Event()  # set when serve() has finished
         self.started_at = time.monotonic()
         self._listener: MultiListener[anyio.abc.SocketStream] | None = None
-        # --web: its listener, its addresses, what it serves, the HTTP exchanges going on
-        self._web_listener: MultiListener[anyio.abc.SocketStream] | None = None
-        self.web_addresses: list[str] = []
-        self._web: WebConfig | None = None
-        self._http_scopes: set[anyio.CancelScope] = set()
+        self._acceptors: list[Acceptor] = []  # the chat port's and the web port's
+        self.web: WebPort | None = None  # --web: bound by listen()
         self.admin_socket: admin.AdminSocket | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._rate_exempt = [parse_network(a) for a in config.rate_exempt]
@@ -194,14 +193,22 @@ class Server:
         self.metrics: MetricsServer | None = None  # --metrics: bound by listen()
 
     @property
+    def web_addresses(self) -> list[str]:
+        """Where the web port (--web) really listens."""
+        return [] if self.web is None else self.web.addresses
+
+    @property
     def connections_now(self) -> int:
         return len(self.connections)
 
     # ---------------------------------------------------------------- lifecycle
 
     def stop(self) -> None:
-        """Ask :meth:`serve` to say goodbye to everyone and return."""
+        """Ask :meth:`serve` to say goodbye to everyone and return. Accepting stops at
+        once, here: the kernel refuses whatever its queue still holds (issue 26)."""
         self._stop.set()
+        for acceptor in self._acceptors:
+            acceptor.close()
 
     @property
     def stopping(self) -> bool:
@@ -289,7 +296,7 @@ class Server:
 
     async def _bind(self) -> None:
         host, port = self.config.host, self.config.port
-        listener = await _tcp_listener(host, port, self.addresses)
+        listener = await tcp_listener(host, port, self.addresses)
         try:
             web = await self._bind_web()
         except BaseException:
@@ -314,34 +321,22 @@ class Server:
                 await web.aclose()
             raise
         self._listener, self.admin_socket = listener, admin_socket
-        self._web_listener = web
+        self.web = web
 
-    async def _bind_web(self) -> MultiListener[anyio.abc.SocketStream] | None:
+    async def _bind_web(self) -> WebPort | None:
         """--web HOST:PORT: the listener for the page and its WebSocket."""
         config = self.config
         if config.web is None:
             return None
-        from imkit.metrics import parse_address
-        from imkit.web import WebConfig, load_static, origin_key
+        from imkit.web.port import WebPort  # only for --web: h11 and wsproto
 
-        try:
-            host, port = parse_address(config.web)
-        except ValueError as error:
-            raise ServeError(f"--web: {error}") from None
-        origins = set()
-        for origin in config.web_origins:
-            key = origin_key(origin)
-            if key is None:
-                raise ServeError(f"--web-origin {origin!r} is not an http(s) origin")
-            origins.add(key)
-        self._web = WebConfig(
-            static=load_static(),
-            origins=frozenset(origins),
+        return await WebPort.bind(
+            config.web,
+            config.web_origins,
             secure=self._ssl_context is not None,
             line_limit=json_line_limit(config.max_line),
             request_timeout=config.http_timeout,
         )
-        return await _tcp_listener(host, port, self.web_addresses, " (--web)")
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED
@@ -420,20 +415,18 @@ class Server:
                 background.start_soon(self.logins.hasher.prepare)
                 background.start_soon(self._sweep_loop)
                 background.start_soon(admin_socket.serve, self)
-                for sub in listener.listeners:
-                    raw = sub.extra(SocketAttribute.raw_socket)
-                    background.start_soon(accept_loop, raw, self._accepted)
-                if self._web_listener is not None:
-                    for sub in self._web_listener.listeners:
-                        raw = sub.extra(SocketAttribute.raw_socket)
-                        background.start_soon(accept_loop, raw, self._accepted_web)
-                    scheme = "https" if self._ssl_context is not None else "http"
-                    urls = [f"{scheme}://{addr}/" for addr in self.web_addresses]
-                    log.info(
-                        "web on %s",
-                        ", ".join(urls),
-                        extra={"event": "web_listening", "urls": urls},
-                    )
+                self._acceptors = [
+                    Acceptor(sub.extra(SocketAttribute.raw_socket), self._accepted)
+                    for sub in listener.listeners
+                ]
+                if self.web is not None:
+                    self._acceptors += [
+                        Acceptor(sock, self._accepted_web) for sock in self.web.sockets()
+                    ]
+                for acceptor in self._acceptors:
+                    background.start_soon(acceptor.run)
+                if self.web is not None:
+                    self.web.log_listening()
                 loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
                 log.info(
                     "history: %s",
@@ -460,15 +453,16 @@ class Server:
                 )
                 task_status.started(self.addresses)
                 await self._stop.wait()
+                for acceptor in self._acceptors:  # stopped before they were made
+                    acceptor.close()
                 if self.cluster is not None:  # the others see this node's users leave now
                     with anyio.move_on_after(STORE_FLUSH_TIMEOUT):
                         await self.cluster.depart()
-                # No more accepts; the admin socket closes and its file is removed.
+                # The admin socket closes and its file is removed (accepting stopped
+                # at the signal: stop()).
                 background.cancel_scope.cancel()
-            if self._web_listener is not None:
-                await self._web_listener.aclose()
-            for scope in self._http_scopes:  # page loads, kept-alive connections
-                scope.cancel()
+            if self.web is not None:  # page loads and kept-alive connections end
+                await self.web.aclose()
             # Messages delivered but not yet stored: their senders' oks go before the byes.
             await store.flush(STORE_FLUSH_TIMEOUT)
             log.info(
@@ -507,6 +501,9 @@ class Server:
         browser that cannot even load the page cannot say why."""
         addr = format_addr(peer)
         self.hub.stats.connections_total += 1
+        if self.stopping:  # accepted just before the signal: not let in to be sent away
+            sock.close()
+            return
         if not web and self._full():
             self.refusals.full(sock, addr, web)
             return
@@ -539,7 +536,8 @@ class Server:
             return
         websocket: WebSocketLink | None = None
         if web:
-            websocket = await self._serve_http(link, addr)
+            assert self.web is not None
+            websocket = await self.web.serve_http(link, addr)
             if websocket is None:
                 return
             if self._full():
@@ -600,28 +598,6 @@ class Server:
                 extra={"event": "disconnected", "addr": addr, "user": member.name},
             )
 
-    async def _serve_http(self, link: Link, addr: str) -> WebSocketLink | None:
-        """The web port: files until the connection asks for the WebSocket (or ends)."""
-        from imkit.web import serve_http
-
-        assert self._web is not None
-        with anyio.CancelScope() as scope:
-            self._http_scopes.add(scope)
-            try:
-                if self.stopping:
-                    scope.cancel()
-                return await serve_http(link, addr, self._web)
-            except Exception:  # pragma: no cover - only a bug: log it, keep serving
-                log.exception(
-                    "%s: unexpected error in HTTP",
-                    addr,
-                    extra={"event": "http_error", "addr": addr},
-                )
-            finally:
-                self._http_scopes.discard(scope)
-        await link.aclose(0)  # cancelled by the shutdown, or a bug
-        return None
-
     def _full(self) -> bool:
         """Whether --max-clients chat connections (of both ports) are open."""
         return len(self.connections) >= self.config.max_clients
@@ -664,21 +640,6 @@ class Server:
 def _refuse_message(hub: Hub, member: Member, code: str, message: str) -> None:
     """A WebSocket message the link refused (binary, too long): an error reply."""
     hub.send(member, Error(None, code, message))
-
-
-async def _tcp_listener(
-    host: str, port: int, addresses: list[str], what: str = ""
-) -> MultiListener[anyio.abc.SocketStream]:
-    """A listener on ``host``:``port``; the addresses really listened on are appended
-    to ``addresses``. ServeError when it cannot be bound."""
-    try:
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise ServeError(f"cannot listen on {host}:{port}{what}: {reason}") from None
-    for sub in listener.listeners:
-        addresses.append(format_addr(sub.extra(SocketAttribute.local_address)))
-    return listener
 
 
 def _within(peer: object, networks: list[Network]) -> bool:

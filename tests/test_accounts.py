@@ -659,7 +659,7 @@ async def test_a_mute_on_an_account_outlives_the_connection(server: Server) -> N
     await add(server, "sam", "pw")
     user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
     reply = await ask(server, type="mute", name="alex", reason="calm down")
-    assert reply == {"type": "ok", "name": "alex", "until": None}
+    assert reply == {"type": "ok", "name": "alex", "until": None, "account": True}
     refused = await user.request(type="message", text="hi")
     assert refused["code"] == "muted"
     await user.aclose()
@@ -675,6 +675,45 @@ async def test_a_mute_on_an_account_outlives_the_connection(server: Server) -> N
     await back.aclose()
     again, _ = await json_client(address, login={"name": "alex", "password": "pw"})
     assert (await again.request(type="message", text="still free"))["type"] == "ok"
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_removing_an_account_deletes_what_it_sent_that_still_waits(
+    kind: str, short_dir: Path, tmp_path: Path
+) -> None:
+    """Issue 25, item 7: a message alice sent to offline bob is not delivered, after
+    alice's account is removed and the name given to someone else, as the new alice's
+    (in memory, and in the file: after a restart too)."""
+    db = "none" if kind == "memory" else str(tmp_path / "chat.db")
+    async with run_server(config(short_dir, db=db)) as server:
+        address = server.addresses[0]
+        for name in ("alice", "bob", "carol"):
+            await add(server, name, "pw")
+        alice, _ = await json_client(address, login={"name": "alice", "password": "pw"})
+        guest, _ = await json_client(address, name="guest")
+        assert (await alice.request(type="message", to="bob", text="old"))["queued"]
+        assert (await guest.request(type="message", to="bob", text="guest's"))["queued"]
+        assert (await alice.request(type="message", to="carol", text="old too"))["queued"]
+        removed = await ask(server, type="account_remove", name="ALICE")
+        assert (removed["logged_out"], removed["discarded"]) == (1, 0)
+        await add(server, "alice", "someone else's")
+        listed = await ask(server, type="accounts")
+        waiting = {a["name"]: a["waiting"] for a in listed["accounts"]}
+        assert waiting == {"bob": 1, "carol": 0, "alice": 0}
+        if kind == "memory":
+            await only_the_guest_s_message_waits(address)
+    if kind == "sqlite":  # the file forgot them too
+        async with run_server(config(short_dir, db=db)) as server:
+            await only_the_guest_s_message_waits(server.addresses[0])
+
+
+async def only_the_guest_s_message_waits(address: str) -> None:
+    bob, _ = await json_client(address, login={"name": "bob", "password": "pw"})
+    kept = await bob.json_of_type("message")
+    assert (kept["text"], kept["from"], kept["account"]) == ("guest's", "guest", None)
+    assert await bob.silent()
+    carol, _ = await json_client(address, login={"name": "carol", "password": "pw"})
+    assert await carol.silent()
 
 
 async def test_account_bans_and_mutes_survive_a_restart(short_dir: Path, tmp_path: Path) -> None:
@@ -716,6 +755,40 @@ async def test_conversations_of_look_alike_pairs_stay_apart(
     await ask(server, type="account_remove", name="a")
     page = await first.request(type="history", **{"with": "ib"})
     assert [m["text"] for m in page["messages"]] == ["SECRET"]
+
+
+async def test_a_passwd_cut_off_by_a_takeover_still_gets_its_reply(short_dir: Path) -> None:
+    """Issue 25, item 8: a passwd whose session is replaced while its hashes run gets
+    one reply (session_ended) before its bye, and the password stays as it was."""
+    # Hashes that take a while (cost 15: about 0.15 s each here), so that the login from
+    # elsewhere (one hash) ends while the passwd (two hashes) is still being worked on.
+    async with run_server(config(short_dir, password_hash_cost=15)) as server:
+        address = server.addresses[0]
+        await add(server, "alex", "old")
+        host, port = split_addr(address)
+        first, second = [  # two addresses: their logins do not wait for one another
+            LineClient(await anyio.connect_tcp(host, port, local_host=source))
+            for source in ("127.0.0.5", "127.0.0.6")
+        ]
+        reply = await first.request(type="hello", login={"name": "alex", "password": "old"})
+        assert reply["type"] == "welcome", reply
+        assert (await second.request(type="hello"))["type"] == "welcome"
+        await first.send('{"type":"passwd","old":"old","new":"new","id":"p"}\n')
+        await second.send('{"type":"login","name":"alex","password":"old","id":"l2"}\n')
+        assert (await second.json_of_type("ok"))["id"] == "l2"
+        ended = await first.json()
+        assert ended == {
+            "type": "error",
+            "id": "p",
+            "code": "session_ended",
+            "message": "your password was not changed: "
+            "you logged in to your account from somewhere else",
+        }
+        assert (await first.json())["reason"] == "replaced"
+        assert await first.eof()
+        await anyio.sleep(0.5)  # its hash has ended: nothing changed the password after
+        third, reply = await json_client(address, login={"name": "alex", "password": "old"})
+        assert reply["type"] == "welcome", reply
 
 
 async def test_failed_logins_sent_at_once_count_before_the_next(server: Server) -> None:

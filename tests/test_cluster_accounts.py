@@ -409,6 +409,34 @@ async def test_removing_an_account_on_one_node_logs_its_user_out_on_another(
     await watcher.silent()
 
 
+async def test_removing_an_account_deletes_what_it_sent_that_still_waits(
+    cluster: Cluster,
+) -> None:
+    """Issue 25, item 7: mail from a removed account is not delivered later under the
+    name of whoever is given the account's name next."""
+    one, two = cluster.start_nodes(2, *FAST_HASH)
+    for name in ("alice", "bob"):
+        await add_account(one, name)
+    alice = await arrive(one, "json", [])
+    await log_in(alice, "alice", [])
+    await kept_for(alice, "bob", "from the old alice")
+    guest = await arrive(two, "json", [alice])
+    await kept_for(guest, "bob", "from a guest")
+    await kept_for(alice, "bob", "from the old alice again")
+
+    reply = await admin(two, type="account_remove", name="alice")
+    assert reply == {"type": "ok", "name": "alice", "logged_out": 1, "discarded": 0}
+    await guest.expect(offline(alice))
+    await add_account(two, "alice", password="someone-else")
+    bob = await arrive(two, "json", [guest])
+    await log_in(bob, "bob", [guest])
+    kept = await bob.json()
+    assert (kept["type"], kept["text"], kept["account"]) == ("message", "from a guest", None)
+    await bob.silent()
+    page = await page_with(bob, "alice")
+    assert page["messages"] == []
+
+
 async def test_an_account_made_on_one_node_renames_the_guest_holding_it_on_another(
     cluster: Cluster,
 ) -> None:
@@ -672,6 +700,7 @@ async def test_an_account_s_mute_and_ban_hold_on_every_node(cluster: Cluster) ->
     # Muted through node one: kept with the account in Redis, and in force on node two.
     muted = await anyio.to_thread.run_sync(one.admin, "mute", "alex", "--for", "1h")
     assert muted.returncode == 0, muted.stderr
+    assert muted.stdout.endswith("Z, also after reconnects (an account)\n"), muted.stdout
     with anyio.fail_after(TIMEOUT):  # the mute reaches node two through Redis
         while True:
             await alex.client.send("hi\n")

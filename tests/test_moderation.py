@@ -8,6 +8,7 @@ a ban made on one node removes a user of the other, and a mute reaches any node.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,21 @@ import pytest
 
 from imkit import admin
 from imkit.hub import Hub
-from imkit.moderation import Ban, Bans, parse_duration, parse_target
+from imkit.moderation import Ban, Bans, parse_duration, parse_target, shown, widened
 from imkit.names import name_problem
 from imkit.server import Server, ServerConfig
+from tests.account_support import start_accounts_server
 from tests.conftest import run_server
 from tests.redis_support import Cluster, needs_redis
-from tests.support import Clock, LineClient, run_imkit, split_addr, start_server_process
+from tests.support import (
+    Clock,
+    LineClient,
+    close_open_clients,
+    joined,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -69,6 +79,24 @@ def test_durations_and_targets() -> None:
     assert str(parse_target("2001:db8::/64")) == "2001:db8::/64"
     assert str(parse_target("::ffff:203.0.113.7")) == "203.0.113.7/32"
     assert parse_target("alex") is None
+
+
+def test_an_ipv6_address_stands_for_its_64() -> None:
+    """Issue 25, item 6: as in the per-address limits, one IPv6 host is its /64."""
+    assert str(parse_target("2001:db8::1")) == "2001:db8::/64"
+    assert str(parse_target(" 2001:db8:0:0:ffff::1 ")) == "2001:db8::/64"
+    assert str(parse_target("2001:db8::1/128")) == "2001:db8::1/128"  # a prefix given
+    assert str(parse_target("2001:db8::1/96")) == "2001:db8::/96"
+    assert str(parse_target("::ffff:203.0.113.7")) == "203.0.113.7/32"  # IPv4, as limits
+    for target in ("2001:db8::1", "2001:db8::1/128", "203.0.113.7", "2001:db8::/48"):
+        network = parse_target(target)
+        assert network is not None and parse_target(shown(network)) == network
+    assert widened("2001:db8::1", parse_target("2001:db8::1")) == "2001:db8::1"  # type: ignore[arg-type]
+    assert widened("2001:db8::1/128", parse_target("2001:db8::1/128")) is None  # type: ignore[arg-type]
+    bans = Bans()
+    bans.add(Ban("2001:db8::1", None, None, "uid 0", 0.0))  # as kept before this rule
+    assert bans.match("[2001:db8::2]:1", 1.0) is not None
+    assert bans.match("[2001:db8:0:1::1]:1", 1.0) is None
 
 
 def test_names_that_are_ipv4_targets_are_not_names() -> None:
@@ -162,7 +190,7 @@ async def test_a_mute_refuses_messages_and_renames_in_both_modes(
     assert (await text.line()).endswith(":user is online\n")
     await json_client.request(type="hello", name="jo")
     reply = await ask(server, type="mute", name="SAM", reason="calm down", **{"for": 60.0})
-    assert reply == {"type": "ok", "name": "sam", "until": "2027-01-15T08:01:00Z"}
+    assert reply == {"type": "ok", "name": "sam", "until": "2027-01-15T08:01:00Z", "account": False}
     await text.send("hello\nrename|other\nwho\n")
     line = "error: you are muted: calm down (until 2027-01-15T08:01:00Z)\n"
     assert await text.line() == line
@@ -216,6 +244,86 @@ async def test_bans_survive_a_restart_and_the_cli_shows_them(short_dir: Path) ->
         assert lifted.returncode == 0 and lifted.stdout == "unbanned 203.0.113.0/24\n"
     finally:
         second.stop()
+
+
+async def proxied(address: str, source: str, port: int = 40000) -> LineClient:
+    """A client behind a balancer (--proxy-protocol) whose user is at ``source``."""
+    client = await LineClient.connect(address)
+    await client.send(f"PROXY TCP6 {source} 2001:db8::ffff {port} 8888\r\n".encode())
+    return client
+
+
+async def imkit(*args: str) -> tuple[int, str]:
+    done = await anyio.to_thread.run_sync(lambda: run_imkit(*args))
+    return done.returncode, done.stdout if done.returncode == 0 else done.stderr
+
+
+async def test_a_ban_of_an_ipv6_address_covers_its_64(short_dir: Path) -> None:
+    """Issue 25, item 6, on real connections: the users' IPv6 addresses come in PROXY
+    headers (the only way to have many on a loopback), and `imkit ban` says what it
+    covers."""
+    sock = str(short_dir / "m.sock")
+    server = start_server_process("--admin-socket", sock, "--proxy-protocol", "127.0.0.0/8")
+    try:
+        one = await proxied(server.address, "2001:db8::1")
+        two = await proxied(server.address, "2001:db8::2")
+        next_door = await proxied(server.address, "2001:db8:0:1::1")
+        for client in (one, two, next_door):
+            assert (await client.line()).endswith(":user is online\n")
+        banned = await imkit("ban", "2001:db8::1", "--admin-socket", sock)
+        assert banned == (0, "banned 2001:db8::/64 (the /64 of 2001:db8::1); 2 users removed\n")
+        for client in (one, two):
+            assert await client.line_matching("you are banned")
+        late = await proxied(server.address, "2001:db8::abcd")
+        assert await late.line() == "you are banned\n"
+        assert await late.eof()
+        await next_door.send("still here\n")
+        assert await next_door.line_matching(r"^\[\[2001:db8:0:1::1\]:40000\].*:still here$")
+
+        exact = await imkit("ban", "2001:db8:0:1::1/128", "--admin-socket", sock)
+        assert exact == (0, "banned 2001:db8:0:1::1/128; 1 user removed\n")
+        neighbour = await proxied(server.address, "2001:db8:0:1::2")
+        assert (await neighbour.line()).endswith(":user is online\n")
+        listed = await imkit("bans", "--json", "--admin-socket", sock)
+        assert [(b["target"], b["kind"]) for b in json.loads(listed[1])] == [
+            ("2001:db8::/64", "network"),
+            ("2001:db8:0:1::1/128", "address"),
+        ]
+        lifted = await imkit("unban", "2001:db8::77", "--admin-socket", sock)
+        assert lifted == (0, "unbanned 2001:db8::/64\n")
+        mapped = await imkit("ban", "::ffff:198.51.100.9", "--admin-socket", sock)
+        assert mapped == (0, "banned 198.51.100.9; 0 users removed\n")
+    finally:
+        await close_open_clients()
+        server.stop()
+
+
+async def test_imkit_mute_says_when_the_mute_ends(short_dir: Path) -> None:
+    """Issue 25, item 8: a guest's mute ends with its connection (--for or not); an
+    account's holds across reconnects (without --for, until unmute)."""
+    real = start_accounts_server(short_dir)
+    sock = str(real.admin_socket)
+    try:
+        guest = await joined(real.address, "sam")
+        real.add("alex")
+        quiet = await imkit("mute", "sam", "--admin-socket", sock)
+        assert quiet == (0, "muted sam until it disconnects\n")
+        status, out = await imkit("mute", "sam", "--for", "1h", "--admin-socket", sock)
+        assert status == 0
+        assert re.fullmatch(r"muted sam until \S+Z or until it disconnects\n", out), out
+        forever = await imkit("mute", "Alex", "--admin-socket", sock)
+        assert forever == (0, "muted alex until unmuted, also after reconnects (an account)\n")
+        status, out = await imkit("mute", "alex", "--for", "1h", "--admin-socket", sock)
+        assert status == 0
+        assert re.fullmatch(r"muted alex until \S+Z, also after reconnects \(an account\)\n", out)
+        # What it says is what happens: the guest speaks again once it has reconnected.
+        await guest.aclose()
+        back = await joined(real.address, "sam")
+        await back.send("free again\n")
+        assert (await back.line()).endswith("]sam:free again\n")
+    finally:
+        await close_open_clients()
+        real.stop()
 
 
 # ---------------------------------------------------------------------- a cluster
@@ -274,3 +382,27 @@ async def test_with_hidden_addresses_a_name_still_bans_the_real_address(
     assert banned.stdout.startswith("banned 127.0.0.2; 1 user removed")
     assert await target.line() == "you are banned\n"
     await target.aclose()
+
+
+@needs_redis
+async def test_in_a_cluster_a_guest_s_ipv6_ban_covers_its_64_on_every_node(
+    cluster: Cluster,
+) -> None:
+    """Issue 25, item 6: the ban travels in the shared stream as its /64, and the node
+    that did not make it refuses the rest of the /64 too."""
+    one, two = cluster.start_nodes(2, "--proxy-protocol", "127.0.0.0/8")
+    guest = await proxied(two.address, "2001:db8::5")
+    assert (await guest.line()).endswith(":user is online\n")
+    await guest.send("rename|sam\n")
+    assert await guest.line() == "you have updated user name: sam\n"
+    banned = await anyio.to_thread.run_sync(lambda: one.admin("ban", "sam"))
+    assert banned.returncode == 0, banned.stderr
+    assert banned.stdout == "banned 2001:db8::/64 (the /64 of 2001:db8::5); 1 user removed\n"
+    assert await guest.line() == "you are banned\n"
+    for node in (two, one):
+        neighbour = await proxied(node.address, "2001:db8::6")
+        assert await neighbour.line() == "you are banned\n"
+    elsewhere = await proxied(two.address, "2001:db8:1::6")
+    assert (await elsewhere.line()).endswith(":user is online\n")
+    for client in (guest, elsewhere):
+        await client.aclose()

@@ -22,6 +22,7 @@ from tests.conftest import run_server
 from tests.redis_support import Cluster, Node, arrive, needs_redis
 from tests.support import TIMEOUT, LineClient, joined, split_addr
 from tests.test_cluster_accounts import admin as node_admin
+from tests.test_web import hello, web_user
 
 pytestmark = pytest.mark.anyio
 
@@ -199,6 +200,24 @@ async def test_a_history_page_larger_than_the_queue_reaches_its_asker(short_dir:
         assert len(again["messages"]) == 20
         await talker.send("still here\n")
         assert (await reader.json_of_type("message"))["text"] == "still here"
+
+
+async def test_the_web_page_s_first_history_page_does_not_drop_it(short_dir: Path) -> None:
+    # The page asks for 50 after every welcome: with long lines of control characters
+    # in history, every browser user was disconnected right after joining.
+    async with run_server(config(short_dir, max_queue=20000, web="127.0.0.1:0")) as server:
+        talker = await joined(server.addresses[0], "talker")
+        for n in range(50):
+            await talker.send(control_text(n, 1000) + "\n")
+        await talker.lines(50)
+        async with web_user(server.web_addresses[0]) as user:
+            await hello(user, "browser")
+            page = await user.request(type="history", limit=50, id="first")
+            assert page["type"] == "history", page
+            assert [m["text"] for m in page["messages"]] == [
+                control_text(n, 1000) for n in range(50)
+            ]
+            assert (await user.request(type="ping", id="p")) == {"type": "pong", "id": "p"}
 
 
 async def test_a_who_list_larger_than_the_queue_reaches_its_asker(short_dir: Path) -> None:

@@ -288,6 +288,30 @@ async def test_the_17th_connection_from_one_address_is_refused_in_both_modes(
 
 
 @pytest.mark.anyio
+async def test_host_any_ipv6_takes_ipv4_clients_as_ipv4() -> None:
+    """Issue 25, item 8: ``--host ::`` listens for IPv4 too (dual-stack, as people
+    expect of ``::``), and an IPv4 client is shown, counted and banned as its IPv4
+    address, not as ``::ffff:127.0.0.2``."""
+    config = ServerConfig(host="::", port=0, db="none", idle_timeout=0, max_per_ip=1)
+    async with run_server(config) as server:
+        port = split_addr(server.addresses[0])[1]
+        assert server.addresses == [f"[::]:{port}"]
+        four = LineClient(await anyio.connect_tcp("127.0.0.1", port, local_host="127.0.0.2"))
+        assert await four.line() == f"[{four.addr}]{four.addr}:user is online\n"
+        assert four.addr.startswith("127.0.0.2:")
+        six = LineClient(await anyio.connect_tcp("::1", port))
+        six_addr = f"[::1]:{six.addr.rsplit(':', 1)[1]}"  # LineClient.addr has no brackets
+        assert await six.line() == f"[{six_addr}]{six_addr}:user is online\n"
+        again = LineClient(await anyio.connect_tcp("127.0.0.1", port, local_host="127.0.0.2"))
+        assert await again.line() == "too many connections from your address (1 at most)\n"
+        users = await admin.answer(server, b'{"type":"who"}')
+        assert [u["addr"] for u in users["users"]] == [four.addr, six_addr]
+        reply = await admin.answer(server, b'{"type":"ban","target":"127.0.0.2"}')
+        assert reply["removed"] == 1
+        assert await four.line_matching("you are banned")
+
+
+@pytest.mark.anyio
 async def test_rate_exempt_addresses_and_zero(caplog: pytest.LogCaptureFixture) -> None:
     async with run_server(config(max_per_ip=2, rate_exempt=("127.0.0.3",))) as server:
         address = server.addresses[0]

@@ -76,6 +76,14 @@ def test_version_2_headers() -> None:
     assert parse(unspec) == ProxyHeader(16, None)
 
 
+def test_an_ipv4_mapped_source_is_the_ipv4_address() -> None:
+    """Issue 25, item 8: a dual-stack balancer's IPv4 client, not ``::ffff:cb00:7107``."""
+    header = v2("::ffff:203.0.113.7", 4000)
+    assert parse(header) == ProxyHeader(len(header), ("203.0.113.7", 4000))
+    text = b"PROXY TCP6 ::ffff:203.0.113.7 ::ffff:10.0.0.5 51000 8888\r\n"
+    assert parse(text) == ProxyHeader(len(text), ("203.0.113.7", 51000))
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -146,11 +154,16 @@ async def test_the_carried_address_is_the_users_everywhere() -> None:
         await third.send(v2("198.51.100.9", 4000) + b"rename|carol\n")
         assert await third.line() == "[198.51.100.9:4000]198.51.100.9:4000:user is online\n"
         assert await third.line() == "you have updated user name: carol\n"
+        mapped = await LineClient.connect(address)
+        await mapped.send(v2("::ffff:192.0.2.1", 5000))
+        line = "[192.0.2.1:5000]192.0.2.1:5000:user is online\n"
+        assert await mapped.line() == line
         users = await admin.answer(server, b'{"type":"who"}')
         assert [u["addr"] for u in users["users"]] == [
             "203.0.113.7:51000",
             "[2001:db8::9]:443",
             "198.51.100.9:4000",
+            "192.0.2.1:5000",
         ]
 
 

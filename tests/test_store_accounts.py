@@ -135,6 +135,7 @@ async def test_removing_an_account_discards_its_mail_and_conversations(tmp_path:
     await save(store, account("Alex"), account("sam"), account("kim"))
     await mail(store, ALEX, private(store, "sam", "Alex", "while you were out"))
     await mail(store, SAM, private(store, "Alex", "sam", "for sam"))
+    await mail(store, SAM, private(store, "guest", "sam", "from a guest", logged_in=False))
     await append_all(store, [private(store, "sam", "kim", "sam and kim")])  # no pair: not kept
     store.append(private(store, "Alex", "sam", "alex and sam"), None, ALEX_SAM)
     store.append(private(store, "kim", "sam", "kim and sam"), None, conversation_key(KIM, SAM))
@@ -147,7 +148,8 @@ async def test_removing_an_account_discards_its_mail_and_conversations(tmp_path:
     again = sqlite_store(path, clock)
     try:
         assert set(again.accounts) == {SAM, KIM}
-        assert [m.text for m in deliver_all(again, SAM)] == ["for sam"]
+        # What Alex sent that still waited went with the account (issue 25, item 7).
+        assert [m.text for m in deliver_all(again, SAM)] == ["from a guest"]
         assert ALEX not in again.mailboxes
         kept = await conversation(again, conversation_key(SAM, KIM))
         assert [m.text for m in kept.messages] == ["kim and sam"]

@@ -193,6 +193,33 @@ async def test_the_origin_must_be_the_pages_own_or_allowed() -> None:
             assert refused.value.response.status_code == 403, origin
 
 
+async def test_a_handshake_with_two_origins_is_refused() -> None:
+    """Issue 25, item 8: the second Origin was ignored, so an allowed one first let any
+    other through (and a proxy that checks the last one disagrees with imkit)."""
+    async with web_server() as server:
+        web = server.web_addresses[0]
+        upgrade = (
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        )
+        own = f"Origin: http://{web}\r\n"
+        host, port = split_addr(web)
+        async with await anyio.connect_tcp(host, port) as stream:  # the control: one Origin
+            await stream.send(get("/ws", host=web, extra=upgrade + own, close=False))
+            with anyio.fail_after(TIMEOUT):
+                assert (await stream.receive()).startswith(b"HTTP/1.1 101 ")
+        for second in ["Origin: https://evil.example\r\n", own]:
+            extra = upgrade + own + second
+            status, _, body = await http(web, get("/ws", host=web, extra=extra))
+            assert (status, body) == (
+                400,
+                b"two Origin headers: a WebSocket handshake has at most one\n",
+            )
+        extra = upgrade + "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n"
+        status, _, body = await http(web, get("/ws", host=web, extra=extra))
+        assert status == 400 and body.startswith(b"two Sec-WebSocket-Key headers")
+
+
 async def test_an_unknown_web_origin_is_a_usage_error() -> None:
     result = run_imkit("serve", "--port", "0", "--web", WEB, "--web-origin", "ftp://x")
     assert result.returncode == 2 and "--web-origin" in result.stderr

@@ -33,9 +33,11 @@ def ban(
 ) -> None:
     """Ban TARGET: an IPv4 or IPv6 address, a network (CIDR, e.g. 198.51.100.0/24), an
     account (it can no longer log in, from anywhere), or the name of a guest online (its
-    address is banned). Matching users are removed at once, with a bye that says why and
-    until when; matching new connections and logins are refused. The ban is kept (it
-    survives a restart) and ends by itself after --for.
+    address is banned). An IPv6 address stands for its /64, as in the per-address limits
+    (one host has a whole /64); give a longer prefix (2001:db8::1/128) for less.
+    Matching users are removed at once, with a bye that says why and until when;
+    matching new connections and logins are refused. The ban is kept (it survives a
+    restart) and ends by itself after --for.
 
     \b
     Exit status: 0 banned; 1 refused (no such user online, store unavailable); 2 usage
@@ -45,7 +47,11 @@ def ban(
     reply = _admin_request(port, admin_socket, payload)
     until = f" until {reply['until']}" if reply.get("until") else ""
     removed = reply["removed"]
-    write_line(f"banned {reply['target']}{until}; {removed} user{'s' * (removed != 1)} removed")
+    # An IPv6 address's owner has its whole /64: say that the ban covers it.
+    covers = f" (the /64 of {reply['of']})" if reply.get("of") else ""
+    write_line(
+        f"banned {reply['target']}{covers}{until}; {removed} user{'s' * (removed != 1)} removed"
+    )
 
 
 @click.command(short_help="Lift a ban.")
@@ -101,8 +107,13 @@ def mute(
     """
     payload = {"type": "mute", "name": name, "for": duration, "reason": reason}
     reply = _admin_request(port, admin_socket, payload)
-    until = f" until {reply['until']}" if reply.get("until") else " while connected"
-    write_line(f"muted {reply['name']}{until}")
+    end = reply.get("until")
+    if reply.get("account"):  # kept with the account: reconnecting does not end it
+        until = f"until {end}" if end else "until unmuted"
+        write_line(f"muted {reply['name']} {until}, also after reconnects (an account)")
+    else:  # a guest's mute is its connection's: it ends when the guest disconnects
+        until = f"until {end} or until it disconnects" if end else "until it disconnects"
+        write_line(f"muted {reply['name']} {until}")
 
 
 @click.command(short_help="Lift a mute.")

@@ -45,7 +45,12 @@ from imkit.store import DEFAULT_RETAIN_DAYS
 
 
 @click.command(short_help="Run the chat server.")
-@option("--host", type=TEXT, default="127.0.0.1", help="Address to listen on.")
+@option(
+    "--host",
+    type=TEXT,
+    default="127.0.0.1",
+    help="Address to listen on (:: takes IPv4 clients too).",
+)
 @option(
     "--port",
     type=click.IntRange(0, 65535),

@@ -112,9 +112,9 @@ return {'ok'}
 """
 
 # ARGV: prefix, account key, mail cutoff (msgid number). The account is removed with its
-# waiting messages and its conversations; its user, if one is logged in, is told (bye
-# 'account_removed') and goes. {'none'} or {'ok', name, logged out (0 or 1), waiting
-# messages discarded}.
+# waiting messages, those it sent that wait for other accounts, and its conversations;
+# its user, if one is logged in, is told (bye 'account_removed') and goes. {'none'} or
+# {'ok', name, logged out (0 or 1), waiting messages discarded}.
 ACCOUNT_REMOVE = """
 local key = ARGV[2]
 local raw = redis.call('HGET', ACCOUNTS, key)
@@ -125,9 +125,26 @@ local discarded = trim_mail(box, tonumber(ARGV[3]))
 redis.call('DEL', box)
 local index = P .. ':convs:' .. key
 local others = redis.call('HGETALL', index)
+local name = cjson.decode(raw).name
 for i = 1, #others, 2 do
   redis.call('DEL', P .. ':conv:' .. others[i + 1])
   redis.call('HDEL', P .. ':convs:' .. others[i], key)
+  -- What it sent that still waits for the other account goes too: whoever is given the
+  -- name next must not be taken for its sender (every message from an account to an
+  -- account is in this index). Messages kept before 'ak' existed match by the name.
+  local other = mailbox(others[i])
+  local entries = redis.call('LRANGE', other, 0, -1)
+  local kept = {}
+  for _, entry in ipairs(entries) do
+    local m = cjson.decode(entry)
+    if not (m.ak == key or (m.ak == nil and m.account == name)) then
+      table.insert(kept, entry)
+    end
+  end
+  if #kept < #entries then
+    redis.call('DEL', other)
+    if #kept > 0 then redis.call('RPUSH', other, unpack(kept)) end
+  end
 end
 redis.call('DEL', index)
 local logged_out = 0
@@ -139,7 +156,7 @@ if holder then
     logged_out = 1
   end
 end
-return {'ok', cjson.decode(raw).name, logged_out, discarded}
+return {'ok', name, logged_out, discarded}
 """
 
 # ARGV: prefix, mail cutoff (msgid number). Every account: its JSON and how many

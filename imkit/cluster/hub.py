@@ -150,6 +150,15 @@ class _Login:
     previous: str | None  # the account it was logged in to before (restored on failure)
 
 
+@dataclass(slots=True)
+class _Leaving:
+    """A user whose reading side ended, still online here until what it asked for has
+    come back (:meth:`ClusterHub.leave_when_answered`)."""
+
+    answered: Callable[[], None]
+    waiting: int = 2  # its leave script's reply and its offline event
+
+
 @dataclass(eq=False)
 class ClusterHub(Hub):
     """A hub whose chat spans every node on one Redis; see the module docstring."""
@@ -164,6 +173,7 @@ class ClusterHub(Hub):
     # Account key -> the newest kept message written to its client this round, until
     # MAIL_DONE takes it and those before it out of the mailbox (_mail_written).
     _mail_written_upto: dict[str, str] = field(default_factory=dict)
+    _leaving: dict[int, _Leaving] = field(default_factory=dict)  # by id: reading ended
 
     def __post_init__(self) -> None:
         assert self.link is not None
@@ -230,6 +240,7 @@ class ClusterHub(Hub):
     def leave(self, member: Member) -> None:
         if not member.online:
             return
+        leaving = self._leaving.pop(member.id, None)
         member.online = False
         self._members.pop(member.id, None)
         self._local.pop(member.id, None)
@@ -238,11 +249,37 @@ class ClusterHub(Hub):
             for token in [t for t, login in self._logins.items() if login.member is member]:
                 del self._logins[token]
         self._forget_name(member)
+        if leaving is not None:  # its leave is in Redis already
+            leaving.answered()
+            return
         link = self._link
         if link.problem is None:
             # Announced by Redis; when it cannot be reached, the next registration drops
             # this user, which announces it then.
             link.script("leave", self.node, member.id, done=_ignore)
+
+    def leave_when_answered(self, member: Member, answered: Callable[[], None]) -> None:
+        """What ``member`` asked for comes back through Redis, in order: the leave script
+        runs after its every script (its join, who, publish ...), whose replies come
+        first, and its offline event comes after every event they made (its online
+        line, its echo, a message to itself), which are applied first. So it stays
+        online here, receiving them, until both are back (issue 26, item 7); the
+        others see it leave at once."""
+        if not member.online or self._link.problem is not None or member.id in self._leaving:
+            super().leave_when_answered(member, answered)
+            return
+        self._leaving[member.id] = _Leaving(answered)
+        self._link.script("leave", self.node, member.id, done=partial(self._left, member))
+
+    def _left(self, member: Member, reply: Any = None) -> None:
+        """One of what a leaving ``member`` waits for is back (a failed reply: nothing
+        more will come); offline, and answered, once both are."""
+        leaving = self._leaving.get(member.id)
+        if leaving is None:
+            return
+        leaving.waiting = 0 if isinstance(reply, BaseException) else leaving.waiting - 1
+        if leaving.waiting <= 0:
+            self.leave(member)
 
     def local_members(self) -> list[Member]:
         return [member for member in self._local.values() if member.online]
@@ -251,7 +288,7 @@ class ClusterHub(Hub):
         """This node's users, for registering them again (in order of arrival)."""
         result = []
         for member in self._local.values():
-            if not member.online:
+            if not member.online or member.id in self._leaving:  # released already
                 continue
             result.append(
                 {
@@ -563,7 +600,12 @@ class ClusterHub(Hub):
             if local is not None and local.online and not event.get("back"):
                 self.replay_to(local)
         elif kind == "off":
+            leaving = local if local is not None and local.id in self._leaving else None
+            if leaving is not None:  # its own offline line is not for it, as on one node
+                self._members.pop(leaving.id, None)
             self.broadcast(Presence(event["name"], event["addr"], online=False))
+            if leaving is not None:
+                self._left(leaving)
         elif kind == "rn":
             change = NameChange(event["old"], event["new"], event["addr"])
             if local is not None and local.online:

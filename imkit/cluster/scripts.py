@@ -422,7 +422,9 @@ if not t or not beat or ms - tonumber(beat) > tonumber(ARGV[6]) then
   local box = mailbox(key)
   if trim_mail(box, tonumber(ARGV[9])) >= tonumber(ARGV[11]) then return {'full', to} end
   local number, msgid = new_msgid(ms)
+  -- ak: the sender's account key, to find the message when that account is removed.
   redis.call('RPUSH', box, cjson.encode({name = c.name, addr = c.addr, account = c.account,
+                                         ak = c.account and akey or nil,
                                          to = to, text = text, ms = ms, msgid = msgid}))
   if c.account and pair ~= '' then converse(number, to) end
   return {'queued', msgid, to}

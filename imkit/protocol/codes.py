@@ -43,6 +43,9 @@ LOGIN_FAILED = "login_failed"
 TOO_MANY_ATTEMPTS = "too_many_attempts"
 LOGIN_REQUIRED = "login_required"
 MAILBOX_FULL = "mailbox_full"
+# A login or passwd still being checked when its session ended (replaced by a login to
+# the account elsewhere, kicked, banned): its reply, just before the bye.
+SESSION_ENDED = "session_ended"
 
 # History requests: how many messages one may ask for, and how many when it does not say.
 HISTORY_MAX = 100

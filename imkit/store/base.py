@@ -31,6 +31,7 @@ import anyio
 from imkit.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
 from imkit.addresses import new_secret
 from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
+from imkit.names import name_key
 from imkit.protocol import HISTORY_MAX, ChatMessage
 
 DAY = 86_400.0
@@ -198,9 +199,11 @@ class Store(ABC):
         done(None)
 
     def delete_account(self, key: str, done: Stored) -> None:
-        """Forget the account ``key`` and discard its waiting messages."""
+        """Forget the account ``key``, discard its waiting messages, and the messages it
+        sent that still wait for others (:meth:`_forget_mail_from`)."""
         self.accounts.pop(key, None)
         self.mailboxes.pop(key, None)
+        self._forget_mail_from(key)
         done(None)
 
     def add_mail(self, key: str, message: ChatMessage, done: Stored) -> None:
@@ -295,10 +298,40 @@ class Store(ABC):
         box[:] = [m for m in box if message_number(m) >= cutoff]
         box.append(message)
 
+    def _sender_spellings(self, key: str) -> set[str]:
+        """The spellings of the account ``key``'s name that the messages it sent carry
+        (``account``), its own included: what a file matches to delete them."""
+        spellings = {self.accounts[key].name} if key in self.accounts else set()
+        for box in self.mailboxes.values():
+            spellings.update(m.account for m in box if m.account and _sent_by(m, key))
+        return spellings
+
+    def _forget_mail_from(self, key: str) -> None:
+        """Take the messages that the account ``key`` sent out of every mailbox in
+        memory (they still wait for their recipients).
+
+        Deleted rather than kept as a guest's: a message marked ``account`` says the
+        account's owner sent it, and once the name is free that would vouch for whoever
+        is given it next; and the conversation it belongs to is deleted with the
+        account, so it could never be found in history either."""
+        for owner, box in list(self.mailboxes.items()):
+            kept = [m for m in box if not _sent_by(m, key)]
+            if len(kept) == len(box):
+                continue
+            if kept:
+                self.mailboxes[owner] = kept
+            else:
+                del self.mailboxes[owner]
+
     def _remember(self, last_id: int, newest: Iterable[ChatMessage]) -> None:
         """After a restart: ids go on from ``last_id``; ``newest`` primes the replay."""
         self._ids = MessageIds(max(self._ids.last, last_id))
         self._recent.extend(newest)
+
+
+def _sent_by(message: ChatMessage, key: str) -> bool:
+    """Whether the account ``key`` (a name key) sent ``message``."""
+    return message.account is not None and name_key(message.account) == key
 
 
 def message_number(message: ChatMessage) -> int:

@@ -3,8 +3,14 @@
 The schema has a version (``PRAGMA user_version``) and imkit's mark (``PRAGMA
 application_id``). A file is checked through a read-only connection before anything is
 written to it, so that a file imkit must refuse (not a database, another program's
-database, a newer imkit's) is left exactly as it was. Two servers cannot share a file: the
-first holds an exclusive ``flock`` on it for as long as it runs.
+database, a newer imkit's, a damaged one) is left exactly as it was. Two servers cannot
+share a file: the first holds an exclusive ``flock`` on it for as long as it runs.
+
+A damaged file (its last pages zeroed, or cut short by a partial copy) can still answer a
+few queries, and would then serve a fraction of its history as the whole of it; so before
+serving, ``PRAGMA quick_check`` reads every page once through that read-only connection
+(0.7 s for a 360 MB file of 3 million messages in the page cache, 7.5 s from the disk:
+README, "One file, one server").
 """
 
 from __future__ import annotations
@@ -88,6 +94,15 @@ SCHEMA_VERSION = max(MIGRATIONS)
 
 # A reader (an operator's sqlite3 shell) may hold the file for a moment.
 BUSY_TIMEOUT_MS = 5000
+# Problems PRAGMA quick_check reports in the one-line error; the rest are counted.
+SHOWN_PROBLEMS = 1
+# Result codes (the low byte of sqlite_errorcode) that say the file cannot be reached, not
+# what is in it: SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN.
+_ACCESS_ERRORS = frozenset({3, 8, 10, 14})
+# The file's contents are damaged (SQLITE_CORRUPT).
+_CORRUPT = 11
+# Where the recovery steps are written down, for the error that refuses a damaged file.
+RECOVERY = 'README, "When the file is damaged"'
 
 
 def open_database(path: Path, *, fsync: bool) -> tuple[sqlite3.Connection, int]:
@@ -98,7 +113,7 @@ def open_database(path: Path, *, fsync: bool) -> tuple[sqlite3.Connection, int]:
     lock = _lock(path)
     try:
         _check_kind(path)
-        connection = _connect(path, fsync=fsync)
+        connection = connect(path, fsync=fsync)
     except BaseException:
         os.close(lock)
         raise
@@ -138,20 +153,20 @@ def _lock(path: Path) -> int:
 
 
 def _check_kind(path: Path) -> None:
-    """Refuse a file that is not an imkit database of a version this imkit knows, without
-    writing to it (a read-only connection cannot even checkpoint its journal)."""
+    """Refuse a file that is not an imkit database of a version this imkit knows, or is
+    damaged, without writing to it (a read-only connection cannot even checkpoint its
+    journal)."""
     uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as probe:
             application_id = probe.execute("PRAGMA application_id").fetchone()[0]
             version = probe.execute("PRAGMA user_version").fetchone()[0]
             tables = probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if application_id == 0 and version == 0 and tables == 0:
+                return  # new or empty: imkit makes it its own
+            problems = _quick_check(probe) if application_id == APPLICATION_ID else []
     except sqlite3.DatabaseError as error:
-        raise ServeError(
-            f"{path} is not an imkit database ({error}); it was left untouched"
-        ) from None
-    if application_id == 0 and version == 0 and tables == 0:
-        return  # new or empty: imkit makes it its own
+        raise _unreadable(path, error) from None
     if application_id != APPLICATION_ID:
         raise ServeError(
             f"{path} is not an imkit database (another program's); it was left untouched"
@@ -161,9 +176,61 @@ def _check_kind(path: Path) -> None:
             f"{path} was written by a newer imkit (schema {version}; this imkit knows up to "
             f"{SCHEMA_VERSION}); it was left untouched: upgrade imkit or use another --db"
         )
+    if problems:
+        shown = "; ".join(problems[:SHOWN_PROBLEMS])
+        hidden = len(problems) - SHOWN_PROBLEMS
+        more = f" and {hidden} more" if hidden > 0 else ""
+        raise ServeError(
+            f"{path} is damaged ({shown}{more}); it was left untouched: recover what it "
+            f"holds into a new file ({RECOVERY}) or use another --db"
+        )
 
 
-def _connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
+def _quick_check(probe: sqlite3.Connection) -> list[str]:
+    """What ``PRAGMA quick_check`` finds wrong (every page read once); [] when nothing."""
+    found = [row[0] for row in probe.execute("PRAGMA quick_check")]
+    if found == ["ok"]:
+        return []
+    # It reports each problem on a line of its own, after a title naming the schema.
+    lines = (" ".join(line.split()) for each in found for line in each.splitlines())
+    return [line for line in lines if line and not line.startswith("***")]
+
+
+def _unreadable(path: Path, error: sqlite3.DatabaseError) -> ServeError:
+    """Why the read-only look at ``path`` failed, said as what is really wrong."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code in _ACCESS_ERRORS:
+        return _not_writable(path) or ServeError(
+            f"cannot open the database {path}: {error}; it was left untouched"
+        )
+    if code == _CORRUPT:
+        return ServeError(
+            f"{path} is damaged ({error}); it was left untouched: recover what it holds "
+            f"into a new file ({RECOVERY}) or use another --db"
+        )
+    return ServeError(f"{path} is not an imkit database ({error}); it was left untouched")
+
+
+def _not_writable(path: Path) -> ServeError | None:
+    """Which of the folder or the file cannot be written, when one cannot: SQLite makes
+    PATH-wal and PATH-shm beside the file, even to read it, and reports either as a
+    read-only database."""
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return ServeError(
+            f"cannot use the database {path}: its folder {folder} cannot be written (SQLite "
+            f"keeps {path.name}-wal and {path.name}-shm there); it was left untouched"
+        )
+    if not os.access(path, os.R_OK | os.W_OK):
+        return ServeError(
+            f"cannot use the database {path}: the file cannot be written; it was left untouched"
+        )
+    return None
+
+
+def connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
+    """The writer's connection to a file already checked (made again by :mod:`.files`
+    when a lost -wal has been folded back)."""
     # Autocommit mode: the writer says BEGIN and COMMIT itself, one transaction a batch.
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
@@ -179,7 +246,9 @@ def _connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
         connection.execute("UPDATE meta SET value = strftime('%s') WHERE key = 'checked_at'")
     except sqlite3.Error as error:
         connection.close()
-        raise ServeError(f"cannot write the database {path}: {error}") from None
+        raise _not_writable(path) or ServeError(
+            f"cannot write the database {path}: {error}"
+        ) from None
     return connection
 
 

@@ -14,8 +14,12 @@ When a commit fails (disk full, the file removed or replaced, a read-only file s
 the batch is answered with the reason and :attr:`~imkit.store.base.Store.problem` is set,
 so the hub refuses public messages until a write works again; the writer tries one small
 write a second meanwhile. SQLite goes on writing to a file that was removed (the space is
-only freed at exit), so the writer compares the file's identity before each batch: a
-message written there would be lost at restart, and must not be acknowledged.
+only freed at exit), to a ``-wal`` that was removed, and into a file overwritten in place,
+so the writer checks its files before each batch (:mod:`.files`): a message written there
+would be lost at restart, and must not be acknowledged.
+
+A disk that stops answering leaves the writer thread in the kernel with no error to
+report; the event loop watches it (:mod:`.watchdog`).
 
 Old messages are deleted in the background, a few hundred per transaction, and only
 while no messages are waiting, so retention never stalls the chat.
@@ -43,7 +47,6 @@ from typing import Any
 import anyio
 
 from imkit.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
-from imkit.msgid import format_msgid
 from imkit.names import name_key
 from imkit.protocol import HISTORY_MAX, ChatMessage
 from imkit.store.base import (
@@ -56,7 +59,24 @@ from imkit.store.base import (
     before_number,
     message_number,
 )
+from imkit.store.files import WATCH_INTERVAL, FileWatch
+from imkit.store.rows import (
+    ADD_MAIL,
+    COLUMNS,
+    INSERT,
+    SAVE_ACCOUNT,
+    SAVE_BAN,
+    Barrier,
+    Change,
+    NewRow,
+    Read,
+    purge_chunk,
+    read_page,
+    to_message,
+    to_row,
+)
 from imkit.store.schema import open_database
+from imkit.store.watchdog import Watchdog
 
 log = logging.getLogger("imkit.store")
 
@@ -74,49 +94,6 @@ CLOSE_TIMEOUT = 10.0
 # for the GIL (measured: broadcast throughput 0.81x with the store, against --db none).
 HANDOVER_DELAY = 0.02
 HANDOVER_ROWS = 1000
-
-_COLUMNS = "id, time, sender, addr, recipient, text, account"
-_INSERT = f"INSERT INTO messages ({_COLUMNS}, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-# A message as read (_COLUMNS), and as written (and its conversation).
-_Row = tuple[int, float, str, str, str | None, str, str | None]
-_NewRow = tuple[int, float, str, str, str | None, str, str | None, str | None]
-_SAVE_BAN = "INSERT OR REPLACE INTO bans (target, fields) VALUES (?, ?)"
-_SAVE_ACCOUNT = "INSERT OR REPLACE INTO accounts (key, fields) VALUES (?, ?)"
-# Only while the account exists: a message for an account deleted meanwhile (its delete
-# was queued first) is not kept for whoever registers the name next.
-_ADD_MAIL = (
-    f"INSERT INTO mailbox (owner, {_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
-    "WHERE EXISTS (SELECT 1 FROM accounts WHERE key = ?)"
-)
-
-
-class _Read:
-    """A page of history (``conversation`` None) or of one private conversation."""
-
-    __slots__ = ("limit", "bound", "cutoff", "answer", "conversation")
-
-    def __init__(
-        self, limit: int, bound: int, cutoff: int, answer: Answer, conversation: str | None
-    ) -> None:
-        self.limit, self.bound, self.cutoff, self.answer = limit, bound, cutoff, answer
-        self.conversation = conversation
-
-
-class _Barrier:
-    __slots__ = ("reached",)
-
-    def __init__(self, reached: Callable[[], None]) -> None:
-        self.reached = reached
-
-
-class _Change:
-    """Work on the connection in a transaction of its own (bans, accounts, mail)."""
-
-    __slots__ = ("work", "done")
-
-    def __init__(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
-        self.work, self.done = work, done
-
 
 _CLOSE = object()
 
@@ -141,17 +118,23 @@ class SqliteStore(Store):
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._connection: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
-        self._identity: tuple[int, int] = (0, 0)
+        self._files = FileWatch(path, fsync=fsync)  # the writer thread's, once it runs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         # Rows of messages nobody waits for, not yet handed to the writer (loop only).
-        self._unsent: list[_NewRow] = []
+        self._unsent: list[NewRow] = []
         self._handover: asyncio.TimerHandle | None = None
         # Account key -> the newest delivered message to delete from its mailbox, until
         # the delete is handed to the writer at the end of the loop's round (_drop_mail).
         self._mail_bounds: dict[str, int] = {}
         # Writer thread only: its own view of whether writes fail.
         self._failing: str | None = None
+        self._watchdog = Watchdog(
+            str(path),
+            self._set_problem,
+            lambda: self.problem,
+            lambda: self._failing,
+        )
 
     @property
     def description(self) -> str:
@@ -163,8 +146,7 @@ class SqliteStore(Store):
         """Open (create, migrate) the file and take its lock; ServeError when it cannot."""
         connection, self._lock_fd = open_database(self.path, fsync=self.fsync)
         self._connection = connection
-        stat = os.stat(self.path)
-        self._identity = (stat.st_dev, stat.st_ino)
+        self._files.remember()
         last_id = max(
             int(connection.execute("SELECT value FROM meta WHERE key = 'last_id'").fetchone()[0]),
             connection.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0],
@@ -176,31 +158,32 @@ class SqliteStore(Store):
         ).fetchone()[0]
         self._address_secret = bytes.fromhex(secret)
         rows = connection.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE recipient IS NULL AND id >= ? "
+            f"SELECT {COLUMNS} FROM messages WHERE recipient IS NULL AND id >= ? "
             "ORDER BY id DESC LIMIT ?",
             (self.cutoff(), HISTORY_MAX),
         ).fetchall()
-        self._remember(last_id, [_message(row) for row in reversed(rows)])
+        self._remember(last_id, [to_message(row) for row in reversed(rows)])
         self.bans = [json.loads(raw) for (raw,) in connection.execute("SELECT fields FROM bans")]
         for key, raw in connection.execute("SELECT key, fields FROM accounts"):
             self.accounts[key] = Account.from_fields(json.loads(raw))
         mail = connection.execute(
-            f"SELECT owner, {_COLUMNS} FROM mailbox WHERE id >= ? ORDER BY id",
+            f"SELECT owner, {COLUMNS} FROM mailbox WHERE id >= ? ORDER BY id",
             (self.mail_cutoff(),),  # expired ones are never delivered (and purged soon)
         )
         for owner, *row in mail:
-            self.mailboxes.setdefault(owner, []).append(_message(tuple(row)))
+            self.mailboxes.setdefault(owner, []).append(to_message(tuple(row)))
 
     def start(self) -> None:
         assert self._connection is not None, "open() first"
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._run, name="imkit-store", daemon=True)
         self._thread.start()
+        self._watchdog.start(self._loop)
 
     def _append(
         self, message: ChatMessage, stored: Stored | None, conversation: str | None
     ) -> None:
-        row = (*_row(message), conversation)
+        row = (*to_row(message), conversation)
         if stored is None and self._loop is not None:
             self._unsent.append(row)
             if len(self._unsent) == 1:
@@ -209,6 +192,8 @@ class SqliteStore(Store):
                 self._hand_over()
             return
         self._hand_over()  # the earlier messages first: the order is kept
+        if stored is not None:
+            self._watchdog.wait(stored)
         self._queue.put((row, stored))
 
     def _hand_over(self) -> None:
@@ -222,15 +207,21 @@ class SqliteStore(Store):
 
     def history(self, limit: int, before: str | None, answer: Answer) -> None:
         self._hand_over()  # a request sees every message appended before it
-        self._queue.put(_Read(limit, before_number(before), self.cutoff(), answer, None))
+        read = Read(
+            limit, before_number(before), self.cutoff(), self._watchdog.bounded(answer), None
+        )
+        self._queue.put(read)
 
     def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
         self._hand_over()  # as history: it sees every message appended before it
-        self._queue.put(_Read(limit, before_number(before), self.cutoff(), answer, pair))
+        read = Read(
+            limit, before_number(before), self.cutoff(), self._watchdog.bounded(answer), pair
+        )
+        self._queue.put(read)
 
     def _change(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
         self._hand_over()
-        self._queue.put(_Change(work, done))
+        self._queue.put(Change(work, done))
 
     def delete_messages(
         self, ids: list[int] | None, sender_key: str | None, since: int, done: Deleted
@@ -261,7 +252,7 @@ class SqliteStore(Store):
 
     def save_ban(self, fields: dict[str, Any], done: Stored) -> None:
         row = (fields["target"], json.dumps(fields))
-        self._change(lambda c: c.execute(_SAVE_BAN, row), done)
+        self._change(lambda c: c.execute(SAVE_BAN, row), done)
 
     def delete_ban(self, target: str, done: Stored) -> None:
         self._change(lambda c: c.execute("DELETE FROM bans WHERE target = ?", (target,)), done)
@@ -277,12 +268,19 @@ class SqliteStore(Store):
                 self.accounts[account.key] = account
             done(problem)
 
-        self._change(lambda c: c.execute(_SAVE_ACCOUNT, row), saved)
+        self._change(lambda c: c.execute(SAVE_ACCOUNT, row), saved)
 
     def delete_account(self, key: str, done: Stored) -> None:
+        # The messages it sent that still wait for others go too (Store._forget_mail_from
+        # says why); the file has the name as the messages spell it, not its key.
+        spellings = sorted(self._sender_spellings(key))
+
         def work(connection: sqlite3.Connection) -> None:
             connection.execute("DELETE FROM accounts WHERE key = ?", (key,))
             connection.execute("DELETE FROM mailbox WHERE owner = ?", (key,))
+            connection.executemany(
+                "DELETE FROM mailbox WHERE account = ?", [(name,) for name in spellings]
+            )
             # Its private conversations too: whoever registers the name next is
             # someone else, and must not read them (only the two parties may).
             connection.execute(
@@ -296,6 +294,7 @@ class SqliteStore(Store):
             if problem is None:
                 self.accounts.pop(key, None)
                 self.mailboxes.pop(key, None)
+                self._forget_mail_from(key)
             done(problem)
 
         self._change(work, deleted)
@@ -303,10 +302,10 @@ class SqliteStore(Store):
     def add_mail(self, key: str, message: ChatMessage, done: Stored) -> None:
         # In memory at once, so that the hub counts it against the limit right away.
         self._post_mail(key, message)
-        row = (key, *_row(message), key)
+        row = (key, *to_row(message), key)
 
         def work(connection: sqlite3.Connection) -> None:
-            if connection.execute(_ADD_MAIL, row).rowcount == 0:
+            if connection.execute(ADD_MAIL, row).rowcount == 0:
                 raise sqlite3.IntegrityError("the account was removed")
 
         def kept(problem: str | None) -> None:
@@ -353,8 +352,15 @@ class SqliteStore(Store):
                 return
         bounds[key] = max(last, bounds.get(key, 0))
 
+    def _hand_over_mail(self) -> None:
+        """The mailbox deletes still waiting for the end of the loop's round, now."""
+        for key in list(self._mail_bounds):
+            self._delete_mail(key)
+
     def _delete_mail(self, key: str) -> None:
-        bound = self._mail_bounds.pop(key)
+        bound = self._mail_bounds.pop(key, None)
+        if bound is None:
+            return  # handed over already (flush, close)
 
         def forgotten(problem: str | None) -> None:
             if problem is not None:  # they would be delivered again after a restart
@@ -372,13 +378,16 @@ class SqliteStore(Store):
             return
         reached = anyio.Event()
         self._hand_over()
-        self._queue.put(_Barrier(reached.set))
+        self._hand_over_mail()
+        self._queue.put(Barrier(reached.set))
         with anyio.move_on_after(timeout):
             await reached.wait()
 
     async def close(self) -> None:
+        self._watchdog.stop()
         if self._thread is not None:
             self._hand_over()
+            self._hand_over_mail()
             self._queue.put(_CLOSE)
             await anyio.to_thread.run_sync(self._thread.join, CLOSE_TIMEOUT, abandon_on_cancel=True)
             if self._thread.is_alive():  # pragma: no cover - a disk that hangs
@@ -415,8 +424,7 @@ class SqliteStore(Store):
 
     def _batch_done(self, waiters: list[Stored], problem: str | None) -> None:
         self._set_problem(problem)
-        for stored in waiters:
-            stored(problem)
+        self._watchdog.answer(waiters, problem)
 
     # ------------------------------------------------------ in the writer thread
 
@@ -428,10 +436,11 @@ class SqliteStore(Store):
     def _run(self) -> None:
         next_purge = time.monotonic() + min(1.0, self.purge_interval)
         next_probe = 0.0
+        next_watch = time.monotonic() + WATCH_INTERVAL
         closing = False
         purging = self.retain_days > 0 or self.offline_days > 0
         while not closing:
-            deadlines = []
+            deadlines = [next_watch]
             if purging:
                 deadlines.append(next_purge)
             if self._failing is not None:
@@ -445,6 +454,7 @@ class SqliteStore(Store):
             except queue.Empty:
                 pass
             was_failing = self._failing
+            self._watchdog.busy_since = time.monotonic()
             closing = self._handle(items)
             now = time.monotonic()
             if self._failing is not None:
@@ -453,16 +463,20 @@ class SqliteStore(Store):
                 elif now >= next_probe:
                     self._probe()
                     next_probe = now + PROBE_INTERVAL
+            if now >= next_watch:
+                self._watch()
+                next_watch = time.monotonic() + WATCH_INTERVAL
             if purging and now >= next_purge and self._failing is None:
                 self._purge()
                 next_purge = time.monotonic() + self.purge_interval
+            self._watchdog.busy_since = None
         self._remember_last_id()
         self._release()
 
     def _handle(self, items: list[object]) -> bool:
         """Carry out ``items`` in order, consecutive messages as one transaction; True
         when the store is closing."""
-        rows: list[_NewRow] = []
+        rows: list[NewRow] = []
         waiters: list[Stored] = []
         closing = False
         for item in items:
@@ -478,12 +492,12 @@ class SqliteStore(Store):
             if rows:
                 self._write(rows, waiters)
                 rows, waiters = [], []
-            if isinstance(item, _Read):
+            if isinstance(item, Read):
                 self._read(item)
-            elif isinstance(item, _Change):
+            elif isinstance(item, Change):
                 problem = self._file_problem() or self._transaction(item.work, last_id=0)
                 self._post(item.done, problem)
-            elif isinstance(item, _Barrier):
+            elif isinstance(item, Barrier):
                 self._post(item.reached)
             elif item is _CLOSE:
                 closing = True
@@ -491,12 +505,12 @@ class SqliteStore(Store):
             self._write(rows, waiters)
         return closing
 
-    def _write(self, rows: list[_NewRow], waiters: list[Stored]) -> None:
+    def _write(self, rows: list[NewRow], waiters: list[Stored]) -> None:
         problem = self._file_problem()
         if problem is None:
             started = time.monotonic()
             problem = self._transaction(
-                lambda connection: connection.executemany(_INSERT, rows),
+                lambda connection: connection.executemany(INSERT, rows),
                 last_id=rows[-1][0],
             )
             if self.observe_commit is not None:  # once a batch, failed ones too
@@ -514,6 +528,7 @@ class SqliteStore(Store):
     ) -> str | None:
         connection = self._connection
         assert connection is not None
+        self._watchdog.busy_since = time.monotonic()  # a stall is one step that hangs
         try:
             connection.execute("BEGIN IMMEDIATE")
             try:
@@ -528,18 +543,23 @@ class SqliteStore(Store):
                 raise
         except sqlite3.Error as error:
             return f"cannot write {self.path}: {error}"
+        self._files.remember()  # a checkpoint in the commit may have written the file
         return None
 
     def _file_problem(self) -> str | None:
-        try:
-            stat = os.stat(self.path)
-        except FileNotFoundError:
-            return f"the database file {self.path} was removed"
-        except OSError as error:
-            return f"the database file {self.path} cannot be checked: {error.strerror}"
-        if (stat.st_dev, stat.st_ino) != self._identity:
-            return f"the database file {self.path} was replaced by another file"
-        return None
+        """Why a write now would not be seen by a restart (None: it would); a -wal
+        removed under the server is folded into the file first (see .files)."""
+        problem = self._files.problem()
+        if problem is None and self._files.wal_lost():
+            assert self._connection is not None
+            self._connection, problem = self._files.fold(self._connection)
+        return problem
+
+    def _watch(self) -> None:
+        """The files checked while idle too: a lost -wal folded back before a crash."""
+        if self._failing is None and (problem := self._file_problem()) is not None:
+            self._failing = problem
+            self._post(self._set_problem, problem)
 
     def _probe(self) -> None:
         """One small write while writes fail; when it works, messages are accepted again."""
@@ -555,25 +575,13 @@ class SqliteStore(Store):
             self._failing = problem
             self._post(self._set_problem, problem)
 
-    def _read(self, read: _Read) -> None:
-        connection = self._connection
-        assert connection is not None
-        parameters: tuple[str, ...] = ()
-        if read.conversation is None:
-            where = "recipient IS NULL"
-        else:
-            where, parameters = "conversation = ?", (read.conversation,)
+    def _read(self, read: Read) -> None:
+        assert self._connection is not None
+        self._watchdog.busy_since = time.monotonic()
         try:
-            rows = connection.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE {where} AND id < ? AND id >= ? "
-                "ORDER BY id DESC LIMIT ?",
-                (*parameters, read.bound, read.cutoff, read.limit + 1),
-            ).fetchall()
+            page: Page | str = read_page(self._connection, read)
         except sqlite3.Error as error:
-            self._post(read.answer, f"history cannot be read: {error}")
-            return
-        more = len(rows) > read.limit
-        page = Page(tuple(_message(row) for row in reversed(rows[: read.limit])), more)
+            page = f"history cannot be read: {error}"
         self._post(read.answer, page)
 
     def _purge(self) -> None:
@@ -585,16 +593,12 @@ class SqliteStore(Store):
             self._purge_table("mailbox", self.mail_cutoff())
 
     def _purge_table(self, table: str, cutoff: int) -> None:
-        connection = self._connection
-        assert connection is not None
+        assert self._connection is not None
         deleted = PURGE_CHUNK
         while deleted == PURGE_CHUNK and self._queue.empty():
+            self._watchdog.busy_since = time.monotonic()  # a long purge is no stall
             try:
-                cursor = connection.execute(
-                    f"DELETE FROM {table} WHERE id IN "
-                    f"(SELECT id FROM {table} WHERE id < ? ORDER BY id LIMIT ?)",
-                    (cutoff, PURGE_CHUNK),
-                )
+                deleted = purge_chunk(self._connection, table, cutoff, PURGE_CHUNK)
             except sqlite3.Error as error:
                 log.debug(
                     "retention could not delete old rows of %s: %s",
@@ -603,26 +607,9 @@ class SqliteStore(Store):
                     extra={"event": "retention_failed", "reason": str(error), "table": table},
                 )
                 return
-            deleted = cursor.rowcount
+            self._files.remember()
 
     def _remember_last_id(self) -> None:
         # Private messages have ids too but are not stored: keep the greatest id given.
         if self._failing is None:
             self._transaction(lambda connection: None, last_id=self._ids.last)
-
-
-def _row(message: ChatMessage) -> _Row:
-    return (
-        int(message.msgid or 0),
-        message.time,
-        message.sender,
-        message.addr,
-        message.to,
-        message.text,
-        message.account,
-    )
-
-
-def _message(row: _Row) -> ChatMessage:
-    number, timestamp, sender, addr, recipient, text, account = row
-    return ChatMessage(sender, addr, recipient, text, timestamp, format_msgid(number), account)

@@ -51,6 +51,10 @@ DRAIN_TIMEOUT = 5.0
 # After our last byte, read and discard what the client still sends for this long, so
 # that closing does not reset the connection before the client has read the bye.
 LINGER_TIMEOUT = 2.0
+# A client whose reading side ended waits at most this long for the replies it is owed
+# to come back (on a cluster node, through Redis: milliseconds; a command that takes
+# 2 s, COMMAND_TIMEOUT, counts as failed and ends the wait itself).
+ANSWER_TIMEOUT = 5.0
 # Commands the reader awaits itself (a password is checked in a thread) rather than
 # handing them to the hub; a hello only when it carries a login.
 _AWAITED = frozenset({Login, Passwd, Hello})
@@ -234,16 +238,21 @@ class Connection:
             with anyio.CancelScope() as scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._write_loop)
+                    ended = False  # True at the end of the stream (not a reset)
                     with self._read_scope:
                         first = await self._admit()
                         if first is not None:
-                            await self._read_loop(first)
+                            ended = await self._read_loop(first)
+                    if ended and not self.outbox.closed:
+                        await self._answered()
                     # Whatever ended the reading, the writer gets a bounded time to finish.
                     scope.deadline = anyio.current_time() + DRAIN_TIMEOUT
                     if not self.outbox.closed:  # the client left on its own
                         hub.stats.closed_by_client += 1
                         hub.leave(member)
-                        self.outbox.close(drain=False)
+                        # At the end of its stream it may still be reading (a half-close):
+                        # what it is owed is written first. After a reset, nothing is.
+                        self.outbox.close(drain=ended)
         finally:
             self.closed = True
             hub.leave(member)
@@ -252,8 +261,19 @@ class Connection:
             drained = self.outbox.drain and not scope.cancelled_caught
             await self.link.aclose(LINGER_TIMEOUT if drained else 0)
 
-    async def _read_loop(self, commands: list[Command]) -> None:
-        """The pump: receive, feed the protocol, hand each command to the hub."""
+    async def _answered(self) -> None:
+        """The client sent its last line: wait (bounded) until the replies to its lines
+        are in its outbox, then it is offline (Hub.leave_when_answered). On a cluster
+        node they come back through Redis after its end of stream (issue 26, item 7)."""
+        self._read_scope = anyio.CancelScope()  # a kick or the shutdown ends the wait
+        with self._read_scope, anyio.move_on_after(ANSWER_TIMEOUT):
+            answered = anyio.Event()
+            self.hub.leave_when_answered(self.member, answered.set)
+            await answered.wait()
+
+    async def _read_loop(self, commands: list[Command]) -> bool:
+        """The pump: receive, feed the protocol, hand each command to the hub. True when
+        the stream ended (the client may still be reading), False when it broke."""
         link, wire, member, hub = self.link, self.member.wire, self.member, self.hub
         bucket, congested, stats = self.bucket, self.congestion.outboxes, hub.stats
         outbox, pace = self.outbox, self.outbox.reply_pace
@@ -280,7 +300,7 @@ class Connection:
                     # Reading goes on in a loop callback until something must wait.
                     handed: list[Command] | None = await readable.pump(step)
                     if handed is None:
-                        return
+                        return True
                     commands = handed
                     continue
                 if link.maybe_more:
@@ -289,7 +309,7 @@ class Connection:
                     await anyio.lowlevel.checkpoint()
                 data = await link.receive()
                 if not data:
-                    return
+                    return True
                 stats.bytes_in += len(data)
                 lines_before = wire.lines_received
                 commands = wire.receive_data(data)
@@ -302,6 +322,7 @@ class Connection:
                 error,
                 extra={"event": "connection_lost", "addr": member.addr, "reason": str(error)},
             )
+            return False
 
     def _reader_step(self, sock: socket.socket) -> Callable[[Future[list[Command] | None]], None]:
         """The reader as a loop callback, run each time the socket is readable (asyncio,

@@ -30,6 +30,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from imkit.addresses import host_network
+
 __all__ = [
     "DEFAULT_CONNECT_PERIOD",
     "DEFAULT_CONNECT_RATE",
@@ -96,7 +98,7 @@ def address_key(ip: IPAddress) -> AddressKey:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return ip.ipv4_mapped
-        return ipaddress.IPv6Network((int(ip) >> 64 << 64, 64))
+        return host_network(ip)  # the same /64 a ban on the address covers
     return ip
 
 

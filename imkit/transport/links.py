@@ -9,6 +9,8 @@ connection and never the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -216,8 +218,14 @@ class StreamLink:
 
 
 def format_addr(peer: object) -> str:
-    """``ip:port`` as the seed prints it (``[ip]:port`` for IPv6)."""
+    """``ip:port`` as the seed prints it (``[ip]:port`` for IPv6). An IPv4 client of a
+    dual-stack listener (``--host ::``) comes as ``::ffff:a.b.c.d``: it is shown as the
+    IPv4 address it is, as the limits count it and bans match it."""
     if isinstance(peer, tuple) and len(peer) >= 2:
-        host, port = peer[0], peer[1]
-        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        host, port = str(peer[0]), peer[1]
+        if host.startswith("::ffff:"):
+            with contextlib.suppress(ValueError):
+                mapped = ipaddress.IPv6Address(host).ipv4_mapped
+                host = str(mapped) if mapped is not None else host
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return str(peer) or "unix"

@@ -98,6 +98,15 @@ def _address(text: str, version: int) -> str:
         raise ProxyHeaderError(f"version 1 header: {text!r} is not an address") from None
     if address.version != version:
         raise ProxyHeaderError(f"version 1 header: {text!r} is not an IPv{version} address")
+    return _shown(address)
+
+
+def _shown(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """The user's address as imkit shows it: an IPv4-mapped IPv6 address (a dual-stack
+    balancer's IPv4 client) is the IPv4 address, as the limits and bans count it;
+    Python before 3.13 would write ``::ffff:1.2.3.4`` as ``::ffff:102:304``."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
     return str(address)
 
 
@@ -139,7 +148,7 @@ def _parse_v2(data: bytes) -> ProxyHeader | None:
         if body_length < 36:
             raise ProxyHeaderError("version 2 header: TCP over IPv6 needs 36 bytes")
         source_ip, _, port, _ = struct.unpack("!16s16sHH", body[:36])
-        return ProxyHeader(length, (str(ipaddress.IPv6Address(source_ip)), port))
+        return ProxyHeader(length, (_shown(ipaddress.IPv6Address(source_ip)), port))
     # UNSPEC, UDP, Unix sockets: not a user's TCP connection; the balancer's own address.
     return ProxyHeader(length, None)
 

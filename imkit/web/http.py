@@ -240,9 +240,27 @@ def _header(request: h11.Request, name: bytes) -> str | None:
     return None
 
 
+# Headers a handshake is decided on that may come once: with two, which one counts
+# would be up to each reader (a proxy in front may check the other Origin than imkit).
+_ONCE = {b"origin": "Origin", b"sec-websocket-key": "Sec-WebSocket-Key"}
+
+
+def _repeated(request: h11.Request) -> str | None:
+    """Why a handshake that repeats a header of :data:`_ONCE` is refused; None if none is
+    repeated. (h11 refuses a second Host or Content-Length itself.)"""
+    for name, shown in _ONCE.items():
+        if sum(1 for key, _ in request.headers if key == name) > 1:
+            return f"two {shown} headers: a WebSocket handshake has at most one"
+    return None
+
+
 def origin_allowed(request: h11.Request, config: WebConfig) -> bool:
     """The page's own origin (its Host, http or https as the port serves), one of
-    --web-origin, or no Origin at all (not a browser: no visitor's browser to abuse)."""
+    --web-origin, or no Origin at all (not a browser: no visitor's browser to abuse).
+    Never two Origins: a browser sends one (RFC 6454), and the second could be anyone."""
+    origins = [value for key, value in request.headers if key == b"origin"]
+    if len(origins) > 1:
+        return False
     origin = _header(request, b"origin")
     if origin is None:
         return True
@@ -284,6 +302,16 @@ async def _upgrade(
     if request.method != b"GET":
         allow = [(b"allow", b"GET")]
         await _send_simple(link, conn, 405, b"method not allowed\n", close=True, extra=allow)
+        return None
+    repeated = _repeated(request)
+    if repeated is not None:
+        log.info(
+            "%s: WebSocket refused: %s",
+            addr,
+            repeated,
+            extra={"event": "web_handshake_refused", "addr": addr, "reason": repeated},
+        )
+        await _send_simple(link, conn, 400, f"{repeated}\n".encode(), close=True)
         return None
     if not origin_allowed(request, config):
         origin = _header(request, b"origin")
