@@ -83,6 +83,11 @@ class Stats:
 IDLE_BYE = Bye("idle", "you are forced offline")
 REPLACED_BYE = Bye("replaced", "you logged in to your account from somewhere else")
 ACCOUNT_REMOVED_BYE = Bye("account_removed", "your account was removed by an administrator")
+# A cluster's Redis restarted empty: every account is gone, but no administrator did it.
+DATA_LOST_BYE = Bye(
+    "data_lost",
+    "the chat's server lost its data, your account with it; it must be added again",
+)
 SHUTDOWN_BYE = Bye("shutdown", "the server is shutting down")
 
 

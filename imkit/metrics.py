@@ -42,7 +42,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from imkit import __version__
-from imkit.cluster import UNREACHABLE
+from imkit.cluster import FULL
 from imkit.errors import ServeError
 from imkit.hub import Hub
 from imkit.members import Stats
@@ -111,6 +111,7 @@ class ClusterState(Protocol):
 
     problem: str | None
     outages: int
+    full_outages: int
     data_lost: int
     missed: int
 
@@ -144,8 +145,9 @@ class Snapshot:
     stopping: bool
     store_problem: str | None
     store_failed_batches: int
-    # --cluster: (Redis reachable, outages, times found empty, messages_missed notices)
-    cluster: tuple[bool, int, int, int] | None = None
+    # --cluster: (why Redis cannot be used now or None, outages, of them while Redis was
+    # full, times found empty, messages_missed notices)
+    cluster: tuple[str | None, int, int, int, int] | None = None
 
 
 def take_snapshot(server: Observed) -> Snapshot:
@@ -165,8 +167,8 @@ def take_snapshot(server: Observed) -> Snapshot:
     )
 
 
-def _cluster_state(link: ClusterState) -> tuple[bool, int, int, int]:
-    return (link.problem is None, link.outages, link.data_lost, link.missed)
+def _cluster_state(link: ClusterState) -> tuple[str | None, int, int, int, int]:
+    return (link.problem, link.outages, link.full_outages, link.data_lost, link.missed)
 
 
 class Unanswered(Exception):
@@ -330,16 +332,21 @@ class ServerCollector(Collector):
             snap.store_failed_batches,
         )
         if snap.cluster is not None:
-            available, outages, data_lost, missed = snap.cluster
+            problem, outages, full_outages, data_lost, missed = snap.cluster
             yield _gauge(
                 "imkit_cluster_available",
                 "1 while this node reaches the cluster's Redis, 0 while it refuses what needs it.",
-                1 if available else 0,
+                1 if problem is None else 0,
             )
             yield _counter(
                 "imkit_cluster_outages_total",
-                "Times this node lost the cluster's Redis (each logged once).",
+                "Times this node lost the cluster's Redis, or found it full (each logged once).",
                 outages,
+            )
+            yield _counter(
+                "imkit_cluster_redis_full_total",
+                "Of those outages, the times the cluster's Redis refused writes: maxmemory.",
+                full_outages,
             )
             yield _counter(
                 "imkit_cluster_data_lost_total",
@@ -416,8 +423,9 @@ class Metrics:
             return _unavailable("unresponsive", str(error))
         if snap.stopping:
             return _unavailable("shutting_down", "the server is shutting down")
-        if snap.cluster is not None and not snap.cluster[0]:
-            return _unavailable("cluster_unavailable", f"the chat is unavailable: {UNREACHABLE}")
+        if snap.cluster is not None and (problem := snap.cluster[0]) is not None:
+            reason = "cluster_redis_full" if problem == FULL else "cluster_unavailable"
+            return _unavailable(reason, f"the chat is unavailable: {problem}")
         if snap.store_problem is not None:
             message = f"public messages are refused: {snap.store_problem}"
             return _unavailable("store_unavailable", message)

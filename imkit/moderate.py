@@ -209,6 +209,7 @@ async def _mute(
     hub: Hub, name: str, duration: float | None, reason: str | None, by: str
 ) -> dict[str, Any]:
     """Mute ``name`` for ``duration`` seconds (None: while connected; 0: unmute)."""
+    pending: dict[str, Any] = {}
     now = hub.wall_clock()
     until = None if duration is None else now + duration
     found = await find_account(hub, name)
@@ -230,11 +231,13 @@ async def _mute(
 
         mute_until = 0.0 if duration == 0.0 else until
         muted_user = await cluster_admin.mute(cluster, name, mute_until, reason)
-        if isinstance(muted_user, dict):
+        if muted_user.get("type") == "error":
             if found is None or muted_user.get("code") != NO_SUCH_USER:
-                return muted_user  # an error
-            muted_user = found.name  # an account that is offline: muted when it logs in
-        shown_name = muted_user
+                return muted_user
+            muted_user = {"name": found.name}  # an account offline: muted at its login
+        shown_name = muted_user["name"]
+        # Its node is silent: held in Redis, in force when it answers again.
+        pending = {k: muted_user[k] for k in ("pending", "silent_s") if k in muted_user}
     else:
         member = hub.find(name)
         if member is not None:
@@ -254,7 +257,7 @@ async def _mute(
             by,
             extra={"event": "unmute", "user": shown_name, "by": by},
         )
-        return {"type": "ok", "name": shown_name, "until": None}
+        return {"type": "ok", "name": shown_name, "until": None, **pending}
     end = None if until is None else iso_time(until, milliseconds=False)
     log.info(
         "%s muted by %s%s%s",
@@ -266,7 +269,8 @@ async def _mute(
     )
     # "account": the mute is kept with an account (it holds across reconnects); a
     # guest's ends with its connection, --for or not: imkit mute says which.
-    return {"type": "ok", "name": shown_name, "until": end, "account": found is not None}
+    reply = {"type": "ok", "name": shown_name, "until": end, "account": found is not None}
+    return reply | pending
 
 
 async def _delete_history(hub: Hub, request: dict[str, Any], by: str) -> dict[str, Any]:

@@ -282,6 +282,7 @@ async def test_redis_down_then_restarted_empty_while_users_chat(cluster: Cluster
     assert back == {
         "imkit_cluster_available": 1,
         "imkit_cluster_outages_total": 1,
+        "imkit_cluster_redis_full_total": 0,
         "imkit_cluster_data_lost_total": 1,
         "imkit_cluster_messages_missed_total": 1,
     }, back

@@ -137,8 +137,15 @@ def kick(name: str, reason: str | None, port: int, admin_socket: str | None) -> 
     answers; 4 standard output could not be written; 141 it was closed by its reader.
     """
     payload = {"type": "kick", "name": name, "reason": reason}
-    kicked = _admin_request(port, admin_socket, payload)["name"]
-    write_line(f"kicked {kicked}")
+    reply = _admin_request(port, admin_socket, payload)
+    if reply.get("pending"):  # a cluster node that is silent: done when it answers
+        write_line(
+            f"kicked {reply['name']}: its node {reply['node']} has been silent for"
+            f" {reply['silent_s']}s; the kick takes effect when it answers again"
+            " (or its users go offline when it is declared dead)"
+        )
+        return
+    write_line(f"kicked {reply['name']}")
 
 
 _STATS_LABELS = {
@@ -249,6 +256,8 @@ def _cluster_table(cluster: dict[str, Any]) -> str:
         ["this node", cluster["node"]],
         ["cluster problem", cluster["problem"] or "none"],
         ["Redis found empty", f"{cluster['data_lost']:,} times"],
+        ["Redis outages", f"{cluster.get('outages', 0):,} times"],
+        ["Redis full", f"{cluster.get('redis_full', 0):,} times"],
     ]
     totals = cluster.get("totals")
     if totals is None:

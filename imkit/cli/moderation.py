@@ -108,12 +108,19 @@ def mute(
     payload = {"type": "mute", "name": name, "for": duration, "reason": reason}
     reply = _admin_request(port, admin_socket, payload)
     end = reply.get("until")
+    # A cluster node that is silent: the mute is held, in force when it answers again.
+    pending = ""
+    if reply.get("pending"):
+        pending = (
+            f"; its node has been silent for {reply['silent_s']}s: the mute takes effect"
+            " when it answers again"
+        )
     if reply.get("account"):  # kept with the account: reconnecting does not end it
         until = f"until {end}" if end else "until unmuted"
-        write_line(f"muted {reply['name']} {until}, also after reconnects (an account)")
+        write_line(f"muted {reply['name']} {until}, also after reconnects (an account){pending}")
     else:  # a guest's mute is its connection's: it ends when the guest disconnects
         until = f"until {end} or until it disconnects" if end else "until it disconnects"
-        write_line(f"muted {reply['name']} {until}")
+        write_line(f"muted {reply['name']} {until}{pending}")
 
 
 @click.command(short_help="Lift a mute.")

@@ -2,6 +2,8 @@
 
     link.py     the node's two Redis connections: commands in order, events in order,
                 the heartbeat that supervises both
+    connection.py  one Redis connection, the one place that touches redis-py's
+                connection layer, and what its errors mean
     scripts.py  every change to the shared state, as a Lua script Redis runs atomically
     hub.py      ClusterHub: the hub, with Redis deciding names, presence and order
     store.py    RedisHistory: the history and the conversations of accounts, in Redis
@@ -25,3 +27,5 @@ DEFAULT_NODE_TIMEOUT = 10.0  # seconds without a heartbeat before a node is dead
 DATA_FORMAT = "2"
 # Why a node refuses what needs Redis (error lines, the bye, /healthz).
 UNREACHABLE = "its server cannot reach the cluster's Redis"
+# Why, when Redis answers but refuses every write (maxmemory reached, noeviction).
+FULL = "the cluster's Redis is full"

@@ -17,6 +17,8 @@ from typing import Any
 
 from imkit.account_admin import ACCOUNT_EXISTS, NO_SUCH_ACCOUNT
 from imkit.accounts import ACCOUNT_GONE, Account
+from imkit.cluster import FULL
+from imkit.cluster.connection import is_full
 from imkit.cluster.hub import ClusterHub, ascii_keys, parse_users
 from imkit.cluster.link import FAILURES
 from imkit.moderation import Ban, address_of
@@ -78,11 +80,31 @@ async def who(hub: ClusterHub) -> dict[str, Any]:
     return {"type": "users", "users": mine, "partial": True, "problem": problem}
 
 
+# A node silent for more than this many heartbeats is paused, stuck or dead: an action
+# for its users is held and takes effect when it answers again (scripts.KICK), and the
+# admin is told so. Two: one late beat is common on a busy machine.
+SILENT_BEATS = 2
+
+
 async def kick(hub: ClusterHub, name: str, reason: str | None) -> dict[str, Any]:
     reply = await _to_user(hub, "kick", name, reason or "")
     if isinstance(reply, dict):
         return reply
-    return {"type": "ok", "name": reply[1], "node": reply[3]}
+    return {"type": "ok", "name": reply[1], "node": reply[3], **silence(hub, reply[4])}
+
+
+def silence(hub: ClusterHub, silent_ms: Any) -> dict[str, Any]:
+    """For an admin's reply: ``pending`` and ``silent_s`` when the user's node has been
+    silent for more than :data:`SILENT_BEATS` beats (``silent_ms``: since its last beat,
+    -1 when it is no longer among the live nodes): the action is held in Redis
+    (scripts.KICK) and takes effect when the node answers again, and its users are
+    offline for everyone if it is declared dead first."""
+    link = hub.link
+    assert link is not None
+    silent = int(silent_ms)
+    if 0 <= silent <= SILENT_BEATS * link.beat_interval * 1000:
+        return {}
+    return {"pending": True, "silent_s": round(max(silent, 0) / 1000, 1)}
 
 
 async def _to_user(
@@ -94,17 +116,27 @@ async def _to_user(
     assert link is not None
     try:
         reply = await link.run_script(script, name_key(name), *args)
-    except FAILURES:
-        return {"type": "error", "code": UNAVAILABLE, "message": _unreachable(hub)}
+    except FAILURES as error:
+        return {"type": "error", "code": UNAVAILABLE, "message": _unreachable(hub, error)}
     if reply[0] != "ok":
         message = f"no user named {name!r} is online"
         return {"type": "error", "code": NO_SUCH_USER, "message": message}
     return list(reply)
 
 
-def _unreachable(hub: ClusterHub) -> str:
-    assert hub.link is not None
-    return f"the cluster's Redis cannot be reached: {hub.link.problem or 'no answer'}"
+def _unreachable(hub: ClusterHub, error: BaseException | None = None) -> str:
+    """Why an admin request that needed Redis was not carried out (said once, in the
+    admin's terms: not the users' "its server cannot reach ...")."""
+    link = hub.link
+    assert link is not None
+    if is_full(error) or link.problem == FULL:
+        return f"the cluster's Redis at {link.where} is full (maxmemory reached): nothing changed"
+    if isinstance(error, TimeoutError):
+        return f"the cluster's Redis at {link.where} did not answer in time"
+    why = ""
+    if error is not None:  # its first line: redis-py's errors can run on
+        why = ": " + (str(error).strip() or type(error).__name__).splitlines()[0]
+    return f"this node cannot reach the cluster's Redis at {link.where}{why}"
 
 
 async def cluster_stats(hub: ClusterHub) -> dict[str, Any]:
@@ -117,6 +149,8 @@ async def cluster_stats(hub: ClusterHub) -> dict[str, Any]:
         "redis": link.where,
         "problem": link.problem,
         "data_lost": link.data_lost,
+        "outages": link.outages,  # Redis unreachable or full, each counted once
+        "redis_full": link.full_outages,  # of those, the times it was full
         "nodes": None,
         "totals": None,
         "accounts": None,  # in Redis (the node's own "accounts" counts none)
@@ -164,8 +198,8 @@ async def ban(hub: ClusterHub, ban: Ban) -> int | str:
     try:
         users = parse_users(await link.run_script("who"))
         await link.run_script("ban", ban.target, json.dumps(ban.fields()))
-    except FAILURES:
-        return _unreachable(hub)
+    except FAILURES as error:
+        return _unreachable(hub, error)
     hits = 0
     for user in users:
         if network is None:  # an account's ban: its user, if logged in somewhere
@@ -184,8 +218,8 @@ async def unban(hub: ClusterHub, target: str) -> str | None:
     assert link is not None
     try:
         await link.run_script("unban", target)
-    except FAILURES:
-        return _unreachable(hub)
+    except FAILURES as error:
+        return _unreachable(hub, error)
     return None
 
 
@@ -206,14 +240,17 @@ async def address_of_user(hub: ClusterHub, name: str) -> str | None:
 
 async def mute(
     hub: ClusterHub, name: str, until: float | None, reason: str | None
-) -> str | dict[str, Any]:
-    """Mute (until 0: unmute) the user ``name`` on whatever node it is: its shown name,
-    or the error reply."""
+) -> dict[str, Any]:
+    """Mute (until 0: unmute) the user ``name`` on whatever node it is: ``{"name":
+    shown name}`` (with :func:`silence`'s fields when its node is silent), or the
+    error reply (``type`` error)."""
     shown_until = "" if until is None else repr(until)
     if until is not None and until <= 0:
         shown_until = "0"
     reply = await _to_user(hub, "mute", name, shown_until, reason or "")
-    return reply if isinstance(reply, dict) else str(reply[1])
+    if isinstance(reply, dict):
+        return reply
+    return {"name": str(reply[1]), **silence(hub, reply[3])}
 
 
 # ------------------------------------------------------------------------ accounts
@@ -231,8 +268,8 @@ async def account_add(hub: ClusterHub, account: Account) -> str | None | dict[st
     fields = json.dumps(account.fields())
     try:
         reply = await link.run_script("account_add", account.key, fields, ascii_keys())
-    except FAILURES:
-        return _error(UNAVAILABLE, _unreachable(hub))
+    except FAILURES as error:
+        return _error(UNAVAILABLE, _unreachable(hub, error))
     if reply[0] == "exists":
         return _error(ACCOUNT_EXISTS, f"there is an account named {reply[1]} already")
     return str(reply[1]) or None
@@ -245,8 +282,8 @@ async def account_update(hub: ClusterHub, key: str, changes: dict[str, Any]) -> 
     assert link is not None
     try:
         reply = await link.run_script("account_update", key, json.dumps(changes))
-    except FAILURES:
-        return _unreachable(hub)
+    except FAILURES as error:
+        return _unreachable(hub, error)
     if reply[0] != "ok":
         return ACCOUNT_GONE
     return None
@@ -259,8 +296,8 @@ async def account_remove(hub: ClusterHub, name: str) -> dict[str, Any]:
     assert link is not None
     try:
         reply = await link.run_script("account_remove", name_key(name), hub.store.mail_cutoff())
-    except FAILURES:
-        return _error(UNAVAILABLE, _unreachable(hub))
+    except FAILURES as error:
+        return _error(UNAVAILABLE, _unreachable(hub, error))
     if reply[0] != "ok":
         return _error(NO_SUCH_ACCOUNT, f"no account named {name!r}")
     return {
@@ -277,8 +314,8 @@ async def accounts(hub: ClusterHub) -> list[tuple[Account, int]] | dict[str, Any
     assert link is not None
     try:
         reply = await link.run_script("accounts", hub.store.mail_cutoff())
-    except FAILURES:
-        return _error(UNAVAILABLE, _unreachable(hub))
+    except FAILURES as error:
+        return _error(UNAVAILABLE, _unreachable(hub, error))
     listed = []
     for i in range(0, len(reply), 2):
         try:

@@ -36,12 +36,14 @@ from functools import cache, partial
 from typing import Any, ClassVar
 
 from imkit.accounts import MAILBOX_MAX, Account, conversation_key
-from imkit.cluster import UNREACHABLE
+from imkit.cluster import FULL, UNREACHABLE
+from imkit.cluster.connection import is_full
 from imkit.cluster.link import ClusterLink
 from imkit.hub import Hub
 from imkit.login import LOGIN_FAILED_MESSAGE
 from imkit.members import (
     ACCOUNT_REMOVED_BYE,
+    DATA_LOST_BYE,
     REPLACED_BYE,
     Member,
     kick_bye,
@@ -92,6 +94,14 @@ DEFAULT_NAMES = 16
 
 UNAVAILABLE_MESSAGE = f"the chat is unavailable: {UNREACHABLE}"
 UNAVAILABLE_BYE = Bye("unavailable", UNAVAILABLE_MESSAGE)
+
+
+def unavailable_message(problem: str | None) -> str:
+    """What a user is told while the node cannot use Redis: ``problem`` says why
+    (ClusterLink.problem: unreachable, or full)."""
+    return f"the chat is unavailable: {problem or UNREACHABLE}"
+
+
 MISSED = "some messages may have been missed while the chat's server was cut off"
 REJOINING = "the chat is unavailable: this server is rejoining the cluster; try again"
 
@@ -205,7 +215,7 @@ class ClusterHub(Hub):
             if isinstance(reply, BaseException) or reply[0] != "ok":
                 if member.online:
                     self.stats.refused_unavailable += 1
-                    self.remove(member, UNAVAILABLE_BYE)
+                    self.remove(member, self._unavailable_bye(reply))
 
         hidden = self.hide_addresses
         self._link.script(
@@ -222,11 +232,17 @@ class ClusterHub(Hub):
             done=joined,
         )
 
+    def _unavailable_bye(self, reply: Any = None) -> Bye:
+        if is_full(reply) or self._link.problem is not None:
+            problem = FULL if is_full(reply) else self._link.problem
+            return Bye("unavailable", unavailable_message(problem))
+        return UNAVAILABLE_BYE
+
     def _take_in(self, member: Member) -> bool:
-        """A new connection joins (False: refused, Redis cannot be reached)."""
+        """A new connection joins (False: refused, Redis cannot be used)."""
         if self._link.problem is not None:
             self.stats.refused_unavailable += 1
-            member.outbox.close(member.wire.encode(UNAVAILABLE_BYE))
+            member.outbox.close(member.wire.encode(self._unavailable_bye()))
             return False
         # The pace of the cluster holds back the same readers as a congested outbox.
         self._link.pacer.attach(Congestion.of(member.outbox))
@@ -318,12 +334,17 @@ class ClusterHub(Hub):
         if self._link.problem is None:
             return False
         self.stats.refused_unavailable += 1
-        self.send(member, Error(rid, UNAVAILABLE, UNAVAILABLE_MESSAGE))
+        message = unavailable_message(self._link.problem)
+        self.send(member, Error(rid, UNAVAILABLE, message))
         return True
 
     def _failed(self, member: Member, rid: RequestId, reply: Any, what: str) -> bool:
         """Tell ``member`` when ``reply`` is a failure; True when it was one."""
-        if isinstance(reply, BaseException):
+        if is_full(reply):
+            # Redis refused the script before it wrote anything: surely not sent.
+            not_done = what.replace(" may not have been ", " was not ")
+            message = f"{unavailable_message(FULL)}; {not_done}"
+        elif isinstance(reply, BaseException):
             message = f"{UNAVAILABLE_MESSAGE}; {what}"
         elif reply[0] == "gone":
             message = REJOINING
@@ -450,12 +471,12 @@ class ClusterHub(Hub):
         """The account called ``name``, read from ``P:accounts`` (a str: why it cannot be)."""
         link = self._link
         if link.problem is not None:
-            answer(UNAVAILABLE_MESSAGE)
+            answer(unavailable_message(link.problem))
             return
 
         def found(reply: Any) -> None:
             if isinstance(reply, BaseException):
-                answer(UNAVAILABLE_MESSAGE)
+                answer(unavailable_message(FULL if is_full(reply) else None))
                 return
             if reply is None:
                 answer(None)
@@ -512,7 +533,9 @@ class ClusterHub(Hub):
             if joining:
                 if not removed:
                     self.stats.refused_unavailable += 1
-                self.remove(member, ACCOUNT_REMOVED_BYE if removed else UNAVAILABLE_BYE)
+                self.remove(
+                    member, ACCOUNT_REMOVED_BYE if removed else self._unavailable_bye(reply)
+                )
             elif removed:  # the account was removed since its password was checked
                 self.send(member, Error(rid, LOGIN_FAILED, LOGIN_FAILED_MESSAGE))
             else:
@@ -656,11 +679,7 @@ class ClusterHub(Hub):
         elif kind == "li":
             self._logged_in(member, event)
         elif kind == "mute":
-            until = event.get("until") or ""
-            if until == "0":
-                member.muted_until = member.mute_reason = None
-            else:
-                self.mute(member, float(until) if until else None, event.get("reason") or None)
+            self._muted(member, event)
         elif kind == "k":
             self._kicked(member, event)
 
@@ -687,6 +706,16 @@ class ClusterHub(Hub):
 
         self._link.script("mail_done", key, last, done=done)
 
+    def _muted(self, member: Member, event: dict[str, Any]) -> None:
+        """An administrator's mute (until: seconds, '' while connected, '0' unmute),
+        from this node's stream or held for it while it was silent (then it may have
+        been put in force already: applying it again changes nothing)."""
+        until = event.get("until") or ""
+        if until == "0":
+            member.muted_until = member.mute_reason = None
+        else:
+            self.mute(member, float(until) if until else None, event.get("reason") or None)
+
     def _kicked(self, member: Member, event: dict[str, Any]) -> None:
         bye = event.get("bye")
         if bye == REPLACED_BYE.reason:
@@ -699,8 +728,10 @@ class ClusterHub(Hub):
                 extra={"event": "replaced", "user": member.name, "addr": member.addr},
             )
             return
-        if bye == ACCOUNT_REMOVED_BYE.reason:
-            self.remove(member, ACCOUNT_REMOVED_BYE)
+        if bye in (ACCOUNT_REMOVED_BYE.reason, DATA_LOST_BYE.reason):
+            self.remove(
+                member, DATA_LOST_BYE if bye == DATA_LOST_BYE.reason else ACCOUNT_REMOVED_BYE
+            )
             return
         self.stats.admin_kicks += 1
         reason = event.get("reason") or None
@@ -747,10 +778,17 @@ class ClusterHub(Hub):
         for member in list(self._members.values()):
             self.send(member, notice)
 
-    def registered_again(self, renamed: dict[str, str], dropped: dict[str, str]) -> None:
+    def registered_again(
+        self,
+        renamed: dict[str, str],
+        dropped: dict[str, dict[str, Any]],
+        muted: dict[str, dict[str, Any]],
+    ) -> None:
         """Redis registered these users again (mid -> name); their online events follow.
-        The ``dropped`` ones (mid -> bye reason) are logged-in users whose account was
-        removed, or logged in to from elsewhere, while this node was cut off: they go."""
+        The ``dropped`` ones (mid -> the kick event) go: logged-in users whose account
+        was removed (or lost with Redis' data), or logged in to from elsewhere, and users
+        an administrator kicked, while this node was cut off. The ``muted`` ones (mid ->
+        the mute event) had a mute held for them: it is put in force."""
         for mid, name in renamed.items():
             member = self._local.get(int(mid))
             if member is not None and member.name != name:
@@ -761,10 +799,14 @@ class ClusterHub(Hub):
                     name,
                     extra={"event": "name_conflict", "user": member.name, "new": name},
                 )
-        for mid, reason in dropped.items():
+        for mid, event in dropped.items():
             member = self._local.get(int(mid))
             if member is not None and member.online:
-                self._kicked(member, {"bye": reason})
+                self._kicked(member, event)
+        for mid, event in muted.items():
+            member = self._local.get(int(mid))
+            if member is not None and member.online:
+                self._muted(member, event)
 
 
 def parse_users(reply: list[str]) -> list[dict[str, Any]]:

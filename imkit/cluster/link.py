@@ -37,11 +37,13 @@ from imkit.cluster import (
     DATA_FORMAT,
     DEFAULT_CLUSTER_NAME,
     DEFAULT_NODE_TIMEOUT,
+    FULL,
     UNREACHABLE,
     scripts,
 )
-from imkit.cluster.connection import RedisConnection
+from imkit.cluster.connection import RedisConnection, is_full
 from imkit.cluster.pace import WRITE_CHUNK, Pacer
+from imkit.members import ACCOUNT_REMOVED_BYE, DATA_LOST_BYE
 from imkit.store.base import awaited
 
 if TYPE_CHECKING:
@@ -61,6 +63,9 @@ FIRST_RETRY = 0.1
 
 # What a command raises when Redis cannot be reached (or answer in time).
 FAILURES = (RedisError, OSError, TimeoutError)
+# The only maxmemory-policy that never deletes a key imkit wrote: every other one
+# evicts history, names, connection sets or held kicks and mutes when Redis is full.
+SAFE_POLICY = "noeviction"
 
 Reply = Any  # a Redis reply, or the exception that stands for one
 Done = Callable[[Reply], None]
@@ -73,7 +78,12 @@ class Events(Protocol):
 
     def messages_missed(self) -> None: ...
 
-    def registered_again(self, renamed: dict[str, str], dropped: dict[str, str]) -> None: ...
+    def registered_again(
+        self,
+        renamed: dict[str, str],
+        dropped: dict[str, dict[str, Any]],
+        muted: dict[str, dict[str, Any]],
+    ) -> None: ...
 
     def current_members(self) -> list[dict[str, Any]]: ...
 
@@ -114,7 +124,9 @@ class ClusterLink:
         self.problem: str | None = None  # why Redis cannot be used now; None: it can
         self.on_problem: Callable[[str | None], None] = _ignore
         self.data_lost = 0  # times Redis was found restarted empty
-        self.outages = 0  # times Redis became unreachable (each logged once)
+        self.outages = 0  # times Redis became unreachable or full (each logged once)
+        self.full_outages = 0  # of those, the times it was full (maxmemory reached)
+        self.policy = SAFE_POLICY  # Redis' maxmemory-policy, as last read
         self.missed = 0  # times this node's users were told messages may be missed
         self.epoch = ""
         # The key of the pseudonyms shown for addresses (--hide-addresses), P:secret in
@@ -188,7 +200,9 @@ class ClusterLink:
                 self._wanted.set()
             replies = await self._execute([args for args, _ in batch])
             for (args, done), reply in zip(batch, replies, strict=True):
-                if isinstance(reply, ReadOnlyError):  # a replica: fail over under way
+                if isinstance(reply, ReadOnlyError) or is_full(reply):
+                    # A replica (fail over under way), or Redis out of memory: nothing
+                    # can be stored until it is over.
                     self._unavailable(reply)
                 elif isinstance(reply, ResponseError):  # Redis ran it and refused: a bug
                     log.error(
@@ -268,10 +282,22 @@ class ClusterLink:
     # ------------------------------------------------------------ availability
 
     def _unavailable(self, error: BaseException) -> None:
+        """A command failed: the node is unavailable until the heartbeat registers it
+        again; logged once per outage, whatever the number of commands refused."""
         if self.problem is not None or self._stopping or not self._joined:
             return  # (before it joined, connect() says why it cannot)
         self._down_since = time.monotonic()
         self.outages += 1
+        if is_full(error):
+            self.full_outages += 1
+            self._set_problem(FULL)
+            log.error(
+                "cluster: Redis at %s is full (maxmemory reached): it refuses every write;"
+                " the chat is unavailable on this node until Redis has room again",
+                describe_url(self.url),
+                extra={"event": "cluster_redis_full", "reason": _reason(error)},
+            )
+            return
         self._set_problem(UNREACHABLE)
         log.error(
             "cluster: cannot reach Redis at %s (%s); the chat is unavailable on this node"
@@ -303,7 +329,10 @@ class ClusterLink:
                 failure = error
             except FAILURES as error:
                 where = describe_url(self.url)
-                reason = f"cannot reach the cluster's Redis at {where}: {_reason(error)}"
+                if is_full(error):
+                    reason = f"the cluster's Redis at {where} is full (maxmemory reached)"
+                else:
+                    reason = f"cannot reach the cluster's Redis at {where}: {_reason(error)}"
                 failure = ClusterError(reason)
             finally:
                 tg.cancel_scope.cancel()
@@ -315,10 +344,13 @@ class ClusterLink:
 
     async def _register(
         self, members: list[dict[str, Any]]
-    ) -> tuple[dict[str, str], dict[str, str]]:
-        """Register this node and exactly ``members`` as its users; the users claimed
-        again, mid -> the name they got, and the logged-in users that could not be,
-        mid -> the reason of their bye (the REGISTER script)."""
+    ) -> tuple[dict[str, str], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Register this node and exactly ``members`` as its users (the REGISTER
+        script). Returns the users claimed again, mid -> the name they got; those that
+        must go, mid -> their kick event (a logged-in user whose account is gone or
+        logged in to elsewhere: its bye; a user kicked while this node was silent: the
+        kick's reason); and the mutes held for users while this node was silent, mid ->
+        the mute event."""
         info = json.dumps(self.info())
         candidate = secrets.token_hex(8)
         # Redis keeps the secret it has; one that lost it (restarted empty) gets this
@@ -339,7 +371,8 @@ class ClusterLink:
                 f" understands format {DATA_FORMAT} (docs/cluster.md, Upgrades)"
             )
         epoch = reply[1]
-        if self.epoch and epoch != self.epoch:
+        lost = bool(self.epoch) and epoch != self.epoch
+        if lost:
             self.data_lost += 1
             log.error(
                 "cluster: Redis lost the chat's data (restarted empty?): history before"
@@ -348,10 +381,17 @@ class ClusterLink:
             )
         self.epoch = epoch
         self.address_secret = bytes.fromhex(reply[2])
-        renamed, dropped = json.loads(reply[3]), json.loads(reply[4])
+        renamed, dropped, muted = (json.loads(part) for part in reply[3:6])
+        kicks = {str(mid): dict(event) for mid, event in dropped.items()}
+        if lost:
+            # Redis lost every account with the rest: not an administrator's doing.
+            for event in kicks.values():
+                if event.get("bye") == ACCOUNT_REMOVED_BYE.reason:
+                    event["bye"] = DATA_LOST_BYE.reason
         return (
             {str(mid): str(name) for mid, name in renamed.items()},
-            {str(mid): str(bye) for mid, bye in dropped.items()},
+            kicks,
+            {str(mid): dict(event) for mid, event in muted.items()},
         )
 
     async def _check_persistence(self) -> None:
@@ -368,6 +408,35 @@ class ClusterLink:
                 " is lost when it restarts (docs/cluster.md, Running Redis)",
                 extra={"event": "redis_not_persistent"},
             )
+        await self._check_eviction(start=True)
+
+    async def _check_eviction(self, *, start: bool = False) -> None:
+        """Warn when Redis may evict keys, at start and (on the heartbeat) each time its
+        maxmemory-policy changes: an evicted name, history entry or connection set is
+        lost silently, and users whose set was evicted can never be reaped."""
+        try:
+            policy = _config_value(await self.request(("CONFIG", "GET", "maxmemory-policy")))
+        except FAILURES:
+            return  # CONFIG disabled (ResponseError), or Redis gone: the writer says so
+        if not policy or policy == self.policy and not start:
+            return
+        changed = policy != self.policy
+        self.policy = policy
+        if policy != SAFE_POLICY:
+            log.warning(
+                "cluster: Redis evicts keys when it is full (maxmemory-policy %s): it may"
+                " silently delete history, names and the nodes' users; set"
+                " maxmemory-policy %s (docs/cluster.md, Running Redis)",
+                policy,
+                SAFE_POLICY,
+                extra={"event": "redis_evicts", "policy": policy},
+            )
+        elif changed:
+            log.info(
+                "cluster: Redis no longer evicts keys (maxmemory-policy %s)",
+                policy,
+                extra={"event": "redis_evicts", "policy": policy},
+            )
 
     async def _heartbeat_loop(self) -> None:
         events = self.events
@@ -377,6 +446,8 @@ class ClusterLink:
             if self.problem is None:
                 await anyio.sleep(self.beat_interval)
                 status = await self._beat()
+                if status == "ok":
+                    await self._check_eviction()
                 if status in ("ok", "error"):
                     continue
                 reason = "restarted empty" if status == "lost" else "declared this node dead"
@@ -389,7 +460,7 @@ class ClusterLink:
                 await anyio.sleep(retry)
                 retry = min(retry * 2, self.beat_interval)
             try:
-                renamed, dropped = await self._register(events.current_members())
+                renamed, dropped, muted = await self._register(events.current_members())
             except FAILURES as error:
                 self._unavailable(error)
                 continue
@@ -398,14 +469,16 @@ class ClusterLink:
                 self._unavailable(error)
                 continue
             retry = FIRST_RETRY
-            events.registered_again(renamed, dropped)
+            events.registered_again(renamed, dropped, muted)
             if self.epoch != self._reader_epoch:
                 self._restart_reader()
             if self.problem is not None:
                 down = time.monotonic() - (self._down_since or time.monotonic())
+                what = "has room again" if self.problem == FULL else "is back"
                 self._set_problem(None)
                 log.warning(
-                    "cluster: Redis is back after %.1fs; %d users registered again",
+                    "cluster: Redis %s after %.1fs; %d users registered again",
+                    what,
                     down,
                     len(renamed),
                     extra={"event": "cluster_available", "down_s": round(down, 3)},

@@ -38,9 +38,15 @@ from imkit.cluster.account_scripts import (
 # reader falls further behind than this misses messages and its users are told.
 LOG_LENGTH = 10_000
 
+# How long a kick or mute held for the users of a silent node is kept after that node's
+# last beat: a node paused (a VM suspended) for up to a day still applies it when it
+# comes back; one that never does leaves nothing behind for longer than that.
+HELD_MS = 24 * 3600 * 1000
+
 # Shared by every script: the prefix, the clock, and appending to an event stream.
 _PRELUDE = (
     f"local LOG_LENGTH = {LOG_LENGTH}\n"
+    + f"local HELD_MS = {HELD_MS}\n"
     + """
 local P = ARGV[1]
 local META = P .. ':meta'
@@ -74,6 +80,13 @@ local function emit(stream, event)
 end
 local function node_log(node) return P .. ':node:' .. node .. ':log' end
 local function node_conns(node) return P .. ':node:' .. node .. ':conns' end
+-- The kicks and mutes of a node's users not yet known to be applied (mid -> JSON), kept
+-- past the node being declared dead: its REGISTER applies them when it comes back.
+local function node_held(node) return P .. ':node:' .. node .. ':held' end
+local function hold(node, mid, action)
+  redis.call('HSET', node_held(node), mid, cjson.encode(action))
+  redis.call('PEXPIRE', node_held(node), HELD_MS)
+end
 local function conn_node(conn)
   local slash = string.find(conn, '/', 1, true)
   return string.sub(conn, 1, slash - 1), string.sub(conn, slash + 1)
@@ -212,7 +225,11 @@ end
 # user logged in to an account gets back only its account's name: when the account is
 # gone, or another session of it holds the name now, its session is ended (dropped).
 # Returns {status, epoch, secret, renamed, dropped}: renamed is JSON mid -> name of every
-# user claimed again, dropped JSON mid -> 'account_removed' or 'replaced'.
+# user claimed again, dropped JSON mid -> the kick event that removes it ({bye =
+# 'account_removed' or 'replaced'}, or {reason = ...} for an administrator's kick held
+# while the node was silent: that user is not claimed again), muted JSON mid -> the
+# mute held for it ({until, reason}: the node puts it in force, again if need be).
+# The node's streak of beats starts again (``up``: see BEAT).
 REGISTER = """
 local node = ARGV[2]
 local format = redis.call('GET', P .. ':format')
@@ -222,24 +239,33 @@ redis.call('HSETNX', META, 'epoch', ARGV[4])
 local epoch = redis.call('HGET', META, 'epoch')
 redis.call('SET', P .. ':secret', ARGV[7], 'NX')
 local secret = redis.call('GET', P .. ':secret')
-redis.call('ZADD', NODES, now_ms(), node)
-redis.call('HSET', P .. ':node:' .. node, 'info', ARGV[5])
+local now = now_ms()
+redis.call('ZADD', NODES, now, node)
+redis.call('HSET', P .. ':node:' .. node, 'info', ARGV[5], 'up', now)
 local members = cjson.decode(ARGV[6])
 local wanted = {}
 for _, m in ipairs(members) do wanted[node .. '/' .. m.mid] = true end
 for _, conn in ipairs(redis.call('SMEMBERS', node_conns(node))) do
   if not wanted[conn] then release(conn, true) end
 end
-local renamed, dropped = {}, {}
+local held = {}
+local pairs_held = redis.call('HGETALL', node_held(node))
+for i = 1, #pairs_held, 2 do held[pairs_held[i]] = cjson.decode(pairs_held[i + 1]) end
+local renamed, dropped, muted = {}, {}, {}
 for _, m in ipairs(members) do
   local conn = node .. '/' .. m.mid
   local c = load_conn(conn)
   local holds = c and redis.call('HGET', NAMES, c.key) == conn
   local account = m.account
   if account == '' then account = nil end
-  if account and redis.call('HEXISTS', ACCOUNTS, m.key) == 0 then
+  local action = held[m.mid]
+  if action and action.t == 'k' then
     if c then release(conn, holds) end
-    dropped[m.mid] = 'account_removed'
+    redis.call('HDEL', node_held(node), m.mid)
+    dropped[m.mid] = {reason = action.reason}
+  elseif account and redis.call('HEXISTS', ACCOUNTS, m.key) == 0 then
+    if c then release(conn, holds) end
+    dropped[m.mid] = {bye = 'account_removed'}
   elseif not holds then
     if c then release(conn, false) end
     local candidates = {}
@@ -254,12 +280,19 @@ for _, m in ipairs(members) do
     if name then
       renamed[m.mid] = name
     elseif account then
-      dropped[m.mid] = 'replaced'
+      dropped[m.mid] = {bye = 'replaced'}
     end
   end
+  if action and action.t == 'mute' and not dropped[m.mid] then
+    muted[m.mid] = {['until'] = action['until'], reason = action.reason}
+  end
+end
+for mid, _ in pairs(held) do
+  if not wanted[node .. '/' .. mid] then redis.call('HDEL', node_held(node), mid) end
 end
 -- (an empty Lua table is encoded as {}: an empty object, as wanted)
-return {'ok', epoch, secret, cjson.encode(renamed), cjson.encode(dropped)}
+return {'ok', epoch, secret, cjson.encode(renamed), cjson.encode(dropped),
+        cjson.encode(muted)}
 """
 
 # ARGV: prefix, node, epoch, info JSON, timeout ms.
@@ -268,15 +301,31 @@ return {'ok', epoch, secret, cjson.encode(renamed), cjson.encode(dropped)}
 # declaring dead every node silent for longer than the timeout. Releasing a dead
 # node's users writes their "user offline" events: only the beat that removes the
 # node from P:nodes does it, so they are written exactly once.
+# A node vouches for another's silence only while it was beating itself: it reaps
+# only once its own streak of beats (``up``, from its last REGISTER, or from a beat
+# that came after half the timeout of silence) has lasted the timeout. So when every
+# node's beats were refused (Redis full or unreachable for all), none reaps the others
+# on its first beats afterwards: they all get the timeout to register again.
+# A dead node's held kicks and mutes (node_held) stay, to expire HELD_MS after its
+# last beat; a live node's are kept alive by its beats.
 BEAT = """
 local node = ARGV[2]
 if redis.call('HGET', META, 'epoch') ~= ARGV[3] then return {'lost', 0} end
-if not redis.call('ZSCORE', NODES, node) then return {'reaped', 0} end
+local last = redis.call('ZSCORE', NODES, node)
+if not last then return {'reaped', 0} end
 local now = now_ms()
+local timeout = tonumber(ARGV[5])
+local info = P .. ':node:' .. node
+local up = tonumber(redis.call('HGET', info, 'up') or now)
+if now - tonumber(last) > timeout / 2 then up = now end
 redis.call('ZADD', NODES, now, node)
-redis.call('HSET', P .. ':node:' .. node, 'info', ARGV[4])
+redis.call('HSET', info, 'info', ARGV[4], 'up', up)
+redis.call('PEXPIRE', node_held(node), HELD_MS)
 local reaped = 0
-local dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - tonumber(ARGV[5])))
+local dead = {}
+if now - up >= timeout then
+  dead = redis.call('ZRANGEBYSCORE', NODES, '-inf', '(' .. (now - timeout))
+end
 for _, d in ipairs(dead) do
   redis.call('ZREM', NODES, d)
   for _, conn in ipairs(redis.call('SMEMBERS', node_conns(d))) do
@@ -315,9 +364,11 @@ if not name then return {'full'} end
 return {'ok', name}
 """
 
-# ARGV: prefix, node, mid. A user left: released and announced offline.
+# ARGV: prefix, node, mid. A user left: released and announced offline; a kick or
+# mute held for it is done with.
 LEAVE = """
 release(ARGV[2] .. '/' .. ARGV[3], true)
+redis.call('HDEL', node_held(ARGV[2]), ARGV[3])
 return 1
 """
 
@@ -327,7 +378,7 @@ DEPART = """
 local node = ARGV[2]
 for _, conn in ipairs(redis.call('SMEMBERS', node_conns(node))) do release(conn, true) end
 redis.call('ZREM', NODES, node)
-redis.call('DEL', node_conns(node), P .. ':node:' .. node, node_log(node))
+redis.call('DEL', node_conns(node), P .. ':node:' .. node, node_log(node), node_held(node))
 redis.call('HDEL', META, 'last:' .. node_log(node))
 return 1
 """
@@ -467,14 +518,21 @@ return 1
 """
 
 # ARGV: prefix, name key, reason. Asks the user's node to remove it (the 'k' event; the
-# scripts of accounts add ``bye``, a reason of imkit.hub's: replaced, account_removed).
+# scripts of accounts add ``bye``, a reason of imkit.hub's: replaced, account_removed),
+# and holds the kick until the user has left: a node that is silent now may be declared
+# dead, its stream deleted with the event, and come back; its REGISTER then applies the
+# kick instead of bringing the user back. {'ok', name, addr, node, ms since the node's
+# last beat} or {'none'}.
 KICK = """
 local conn = redis.call('HGET', NAMES, ARGV[2])
 if not conn then return {'none'} end
 local c = load_conn(conn)
 local node, mid = conn_node(conn)
 emit(node_log(node), {t = 'k', mid = mid, reason = ARGV[3]})
-return {'ok', c and c.name or '', c and c.addr or '', node}
+hold(node, mid, {t = 'k', reason = ARGV[3]})
+local beat = redis.call('ZSCORE', NODES, node)
+local silent = beat and now_ms() - tonumber(beat) or -1
+return {'ok', c and c.name or '', c and c.addr or '', node, silent}
 """
 
 # ARGV: prefix, target, the ban as JSON. Kept in P:bans and put in force on every node.
@@ -492,14 +550,23 @@ return {'ok'}
 """
 
 # ARGV: prefix, name key, until (seconds; '' while connected; '0' unmute), reason.
-# Asks the user's node to mute it; {'ok', name} or {'none'}.
+# Asks the user's node to mute it, and holds the mute (as KICK does, unless a kick is
+# held already) for as long as the user is connected: a node that comes back after
+# being declared dead puts it in force again. {'ok', name, node, ms since the node's
+# last beat} or {'none'}.
 MUTE = """
 local conn = redis.call('HGET', NAMES, ARGV[2])
 if not conn then return {'none'} end
 local c = load_conn(conn)
 local node, mid = conn_node(conn)
 emit(node_log(node), {t = 'mute', mid = mid, ['until'] = ARGV[3], reason = ARGV[4]})
-return {'ok', c and c.name or ''}
+local held = redis.call('HGET', node_held(node), mid)
+if not (held and cjson.decode(held).t == 'k') then
+  hold(node, mid, {t = 'mute', ['until'] = ARGV[3], reason = ARGV[4]})
+end
+local beat = redis.call('ZSCORE', NODES, node)
+local silent = beat and now_ms() - tonumber(beat) or -1
+return {'ok', c and c.name or '', node, silent}
 """
 
 # ARGV: prefix, JSON list of msgid numbers (as strings). Deletes those messages from

@@ -35,6 +35,7 @@
     banned: "You are banned from this chat.",
     replaced: "You logged in to your account from somewhere else.",
     account_removed: "Your account was removed by an administrator.",
+    data_lost: "The chat's server lost its data, your account with it.",
     login_required: "This chat needs you to log in to an account.",
     unavailable: "The chat is unavailable for a moment.",
     too_many_connections: "Too many connections from your address.",
