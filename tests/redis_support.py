@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,11 +59,14 @@ def free_port() -> int:
 
 class RedisServer:
     """``redis-server`` on 127.0.0.1:PORT, with no snapshots and no AOF (it keeps
-    nothing on disk: a restart starts empty). Its output goes to ``folder/redis.log``."""
+    nothing on disk: a restart starts empty) unless ``options`` (redis-server's own,
+    given after those) say otherwise; its files are in ``folder``. Its output goes to
+    ``folder/redis.log``."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, options: Sequence[str] = ()) -> None:
         self.folder = folder
         self.port = port or free_port()
+        self.options = list(options)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -100,6 +103,7 @@ class RedisServer:
                     "no",
                     "--protected-mode",
                     "yes",
+                    *self.options,
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -147,9 +151,22 @@ class RedisServer:
             self.proc.wait()
 
     def restart(self) -> None:
-        """Stop, and start again on the same port, empty."""
+        """Stop, and start again on the same port (empty, unless ``options`` keep data)."""
         self.stop()
         self.start()
+
+    def wait_synced(self, replica: RedisServer, timeout: float = 15) -> None:
+        """Wait until ``replica`` (``--replicaof`` this one) has everything written here."""
+        deadline = time.monotonic() + timeout
+        with self.client() as primary, replica.client() as copy:
+            while True:
+                done = primary.info("replication")["master_repl_offset"]
+                info = copy.info("replication")
+                if info.get("master_link_status") == "up" and info["slave_repl_offset"] >= done:
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the replica did not catch up: {info}")
+                time.sleep(0.05)
 
     def clients(self) -> list[dict[str, Any]]:
         with self.client() as r:
@@ -255,6 +272,11 @@ class Cluster:
     name: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}")
     node_timeout: float = 1.5
     nodes: list[Node] = field(default_factory=list)
+    url: str = ""  # what the nodes are given (--cluster): Redis' own when empty
+
+    @property
+    def redis_url(self) -> str:
+        return self.url or self.redis.url
 
     def env(self) -> dict[str, str]:
         # The admin sockets (one per port) live in the test's own folder.
@@ -264,7 +286,7 @@ class Cluster:
         timeout = self.node_timeout if node_timeout is None else node_timeout
         return [
             "--cluster",
-            self.redis.url,
+            self.redis_url,
             "--cluster-name",
             self.name,
             "--node-timeout",
@@ -284,7 +306,7 @@ class Cluster:
             process.stop(signal.SIGKILL)
             raise AssertionError(f"no 'cluster: node ID joined' line:\n{process.stderr()}")
         assert found.group(2) == self.name, found.group(0)
-        assert found.group(3).startswith(self.redis.url), found.group(0)
+        assert found.group(3).startswith(self.redis_url), found.group(0)
         node = Node(process, found.group(1), env)
         self.nodes.append(node)
         return node

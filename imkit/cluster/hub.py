@@ -83,6 +83,7 @@ from imkit.protocol import (
     UserList,
     Welcome,
 )
+from imkit.transport.backpressure import Congestion
 
 log = logging.getLogger("imkit.cluster")
 
@@ -243,6 +244,8 @@ class ClusterHub(Hub):
             self.stats.refused_unavailable += 1
             member.outbox.close(member.wire.encode(self._unavailable_bye()))
             return False
+        # The pace of the cluster holds back the same readers as a congested outbox.
+        self._link.pacer.attach(Congestion.of(member.outbox))
         member.online = True  # its commands are taken; it receives from its online line
         member.default_name = member.shown_addr
         self._local[member.id] = member
@@ -360,12 +363,13 @@ class ClusterHub(Hub):
         def published(reply: Any) -> None:
             if self._failed(member, rid, reply, "the message may not have been sent"):
                 return
+            link.pacer.note(int(reply[2]))  # how far the slowest reader is behind
             if member.online and member.wire.mode is Mode.JSON:
                 self.send(member, Ok(rid, reply[1]))
 
-        store = self.store
+        link, store = self._link, self.store
         cutoff = store.cutoff() // 1000 if store.retain_days > 0 else 0
-        self._link.script("publish", self.node, member.id, command.text, cutoff, done=published)
+        link.script("publish", self.node, member.id, command.text, cutoff, done=published)
 
     def _private(self, member: Member, command: PrivateMessage) -> None:
         if self._refuse_unavailable(member, command.id):

@@ -3,13 +3,13 @@
 Two connections, each owned by one task:
 
 * **the writer** (``imkit-writer-NODE``) runs every command the node sends, in the order
-  they were asked for: whatever is waiting is sent as one pipeline, and each command's
+  they were asked for: whatever is waiting is sent as one pipeline (at most WRITE_CHUNK
+  commands; none while the node holds, :mod:`imkit.cluster.pace`), and each command's
   callback gets its reply (or the exception) on the event loop. One connection and one
   queue keep each sender's messages in the order sent, public and private alike.
-* **the reader** (``imkit-reader-NODE``) waits in ``XREAD BLOCK`` on the chat's event
-  stream and this node's own stream, merges what arrives by sequence number and hands
-  each event to the hub. A stream resumes from the last id read, so a dropped
-  connection loses nothing (PUB/SUB would: redis-py resubscribes silently, #3979).
+* **the reader** (``imkit-reader-NODE``, :mod:`imkit.cluster.reader`) waits in
+  ``XREAD BLOCK`` on the chat's event stream and this node's own stream, merges what
+  arrives by sequence number and hands each event to the hub.
 
 A third task, the **heartbeat**, is the supervisor: every ``node_timeout / 5`` it tells
 Redis this node lives (and reaps dead nodes, in the same script). When a command fails
@@ -27,7 +27,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
@@ -42,8 +42,12 @@ from imkit.cluster import (
     scripts,
 )
 from imkit.cluster.connection import RedisConnection, is_full
+from imkit.cluster.pace import WRITE_CHUNK, Pacer
 from imkit.members import ACCOUNT_REMOVED_BYE, DATA_LOST_BYE
 from imkit.store.base import awaited
+
+if TYPE_CHECKING:
+    from imkit.cluster.reader import EventReader
 
 log = logging.getLogger("imkit.cluster")
 
@@ -138,10 +142,11 @@ class ClusterLink:
         self._pending: list[tuple[Sequence[Any], Done]] = []
         self._wanted = anyio.Event()
         self._writer = self._connection("writer", COMMAND_TIMEOUT)
-        self._read_from = {self.log_key: "0-0", self.own_log_key: "0-0"}
-        self._reader_epoch = ""
-        self._reset_reader = False
-        self._read_scope: anyio.CancelScope | None = None
+        self.pacer = Pacer()
+        # (imported here: the reader takes this module's constants)
+        from imkit.cluster.reader import EventReader
+
+        self.reader: EventReader = EventReader(self)
         self._down_since: float | None = None
         self._stopping = False
         self._joined = False  # connect() succeeded
@@ -169,7 +174,11 @@ class ClusterLink:
 
     def script(self, name: str, *args: Any, done: Done) -> None:
         """Run one of :mod:`imkit.cluster.scripts` with ``args`` after the prefix."""
-        self.call(("EVALSHA", self._shas[name], 0, self.name, *args), done)
+        self.call(self.script_call(name, *args), done)
+
+    def script_call(self, name: str, *args: Any) -> tuple[Any, ...]:
+        """The command that runs the script ``name`` with ``args`` after the prefix."""
+        return ("EVALSHA", self._shas[name], 0, self.name, *args)
 
     async def request(self, args: Sequence[Any]) -> Reply:
         """:meth:`call`, awaited; raises what the command raised."""
@@ -185,7 +194,10 @@ class ClusterLink:
         while True:
             await self._wanted.wait()
             self._wanted = anyio.Event()
-            batch, self._pending = self._pending, []
+            await self.pacer.wait()  # while the slowest reader is far behind (.pace)
+            batch, self._pending = self._pending[:WRITE_CHUNK], self._pending[WRITE_CHUNK:]
+            if self._pending:
+                self._wanted.set()
             replies = await self._execute([args for args, _ in batch])
             for (args, done), reply in zip(batch, replies, strict=True):
                 if isinstance(reply, ReadOnlyError) or is_full(reply):
@@ -326,8 +338,7 @@ class ClusterLink:
                 tg.cancel_scope.cancel()
         if failure is not None:
             raise failure
-        self._read_from[self.log_key] = last[0] or "0-0"
-        self._reader_epoch = self.epoch
+        self.reader.start_at(last[0] or "0-0", self.epoch)
         self._pending = []  # nothing else was asked for yet
         self._joined = True
 
@@ -503,123 +514,19 @@ class ClusterLink:
 
     # ------------------------------------------------------------------ reading
 
+    @property
+    def _reader_epoch(self) -> str:
+        """The epoch of the data the reader reads (imkit.cluster.reader)."""
+        return self.reader.epoch
+
     def _restart_reader(self) -> None:
-        self._reset_reader = True
-        if self._read_scope is not None:
-            self._read_scope.cancel()
-
-    async def _read_loop(self) -> None:
-        events = self.events
-        assert events is not None
-        retry = FIRST_RETRY
-        while True:
-            reader = self._connection("reader", COMMAND_TIMEOUT + READ_BLOCK_MS / 1000)
-            try:
-                await self._resume(reader, events)
-                while not self._reset_reader:
-                    reply = None
-                    with anyio.CancelScope() as self._read_scope:
-                        (reply,) = await reader.run(
-                            [
-                                (
-                                    "XREAD",
-                                    "COUNT",
-                                    READ_BATCH,
-                                    "BLOCK",
-                                    READ_BLOCK_MS,
-                                    "STREAMS",
-                                    *self._read_from.keys(),
-                                    *self._read_from.values(),
-                                )
-                            ]
-                        )
-                    self._read_scope = None
-                    if isinstance(reply, ResponseError):
-                        raise reply
-                    if reply:  # None also when _restart_reader cancelled the read
-                        self._deliver(reply, events)
-                    retry = FIRST_RETRY
-            except FAILURES as error:
-                log.debug(
-                    "cluster: reader: %s",
-                    _reason(error),
-                    extra={"event": "cluster_reader_error", "reason": _reason(error)},
-                )
-                await anyio.sleep(retry)
-                retry = min(retry * 2, self.beat_interval)
-            finally:
-                self._read_scope = None
-                with anyio.CancelScope(shield=True):
-                    await reader.close()
-
-    async def _resume(self, reader: RedisConnection, events: Events) -> None:
-        """Before reading again: if Redis restarted empty, read its new streams from
-        their start; if it is behind what this node read (a failover to a replica that
-        had not received everything), read on from where it is. Either way messages may
-        have been missed, and the users are told."""
-        meta = f"{self.name}:meta"
-        while True:
-            (epoch,) = await reader.run([("HGET", meta, "epoch")])
-            if epoch is not None and epoch == self.epoch:
-                break
-            await anyio.sleep(FIRST_RETRY)  # until the heartbeat has registered again
-        self._reset_reader = False
-        if epoch != self._reader_epoch:
-            self._reader_epoch = epoch
-            self._read_from = dict.fromkeys(self._read_from, "0-0")
-            self.missed += 1
-            events.messages_missed()
-            return
-        streams = list(self._read_from)
-        (tops,) = await reader.run([("HMGET", meta, *(f"last:{stream}" for stream in streams))])
-        behind = False
-        for stream, raw in zip(streams, tops, strict=True):
-            top = str(raw or "0-0")  # decode_responses: a str
-            if _seq(top) < _seq(self._read_from[stream]):
-                self._read_from[stream] = top
-                behind = True
-        if behind:
-            self.missed += 1
-            events.messages_missed()
-
-    def _deliver(self, reply: Any, events: Events) -> None:
-        """Apply what one XREAD returned, in sequence order across both streams.
-
-        COUNT limits each stream on its own: when one returned a full batch, the other
-        may hold entries beyond that batch's last that must wait for the next read, or
-        a sender's later private message would overtake its earlier public one.
-        """
-        streams = _streams(reply)
-        limit = min(
-            (_seq(entries[-1][0]) for _, entries in streams if len(entries) >= READ_BATCH),
-            default=None,
-        )
-        batch: list[tuple[int, bool, dict[str, Any]]] = []
-        missed = False
-        for stream, entries in streams:
-            own = stream == self.own_log_key
-            last = self._read_from[stream]
-            for n, (entry_id, fields) in enumerate(entries):
-                seq = _seq(entry_id)
-                if limit is not None and seq > limit:
-                    break
-                if n == 0 and fields.get("p", last) != last and last != "0-0":
-                    missed = True  # trimmed past us: we fell too far behind
-                batch.append((seq, own, json.loads(fields["d"])))
-                last = entry_id
-            self._read_from[stream] = last
-        if missed:
-            self.missed += 1
-            events.messages_missed()
-        batch.sort(key=lambda item: item[0])
-        for _, own, event in batch:
-            events.apply(event, own)
+        self.reader.restart()
 
     async def run(self) -> None:
         """The writer, the reader and the heartbeat, until cancelled."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._write_loop)
-            tg.start_soon(self._read_loop)
+            tg.start_soon(self.reader.run)
             tg.start_soon(self._heartbeat_loop)
 
     async def close(self) -> None:
@@ -640,7 +547,7 @@ def pairs(fields: list[str]) -> dict[str, str]:
 
 
 def _seq(entry_id: str) -> int:
-    """The sequence number of an event stream's entry id (``SEQ-0``)."""
+    """The sequence number of an event stream's entry id (``SEQ-N``)."""
     return int(entry_id.partition("-")[0])
 
 

@@ -8,8 +8,9 @@ the keys are not declared in ``KEYS`` (docs/cluster.md, "Keys").
 
 Events that everyone must see in one order (public messages, presence, renames) are
 appended to the stream ``P:log``; those for one node (private messages, kicks) to
-``P:node:ID:log``. Both take their ids from one counter (``P:meta`` ``seq``), so a node
-that reads both streams merges them into the order in which Redis ran the scripts.
+``P:node:ID:log``. Both take their ids from one counter (``P:meta`` ``seq``, which
+follows Redis' clock: see ``emit``), so a node that reads both streams merges them into
+the order in which Redis ran the scripts.
 Each entry also carries ``p``, the id of the entry before it in its stream: a reader
 that finds another ``p`` than the last id it read knows that entries were trimmed past
 it.
@@ -23,6 +24,15 @@ the node passes (:func:`imkit.cluster.hub.ascii_keys`; addresses are ASCII).
 """
 
 from __future__ import annotations
+
+from imkit.cluster.account_scripts import (
+    ACCOUNT_ADD,
+    ACCOUNT_LIST,
+    ACCOUNT_REMOVE,
+    ACCOUNT_UPDATE,
+    LOGIN,
+    MAIL_DONE,
+)
 
 # How many entries each event stream keeps (approximately: MAXLEN ~). A node whose
 # reader falls further behind than this misses messages and its users are told.
@@ -44,16 +54,25 @@ local NAMES = P .. ':names'
 local CONNS = P .. ':conns'
 local NODES = P .. ':nodes'
 local LOG = P .. ':log'
+local READS = P .. ':reads'
 local ACCOUNTS = P .. ':accounts'
 local function mailbox(key) return P .. ':mail:' .. key end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+-- An event's id is SEQ-N. SEQ, one counter for every event stream, follows Redis' clock
+-- like a msgid (ms * 1000, never below the last one given + 1): events written after
+-- Redis came back with older data (a snapshot, an AOF that lost its last second, a
+-- promoted replica that lacked the last writes) are numbered above every event a node
+-- read before, so that no reader skips them. (Numbers stay exact: about 1.8e15, below
+-- 2^53.) N counts the stream's entries, so that how far a reader is behind is N - N.
 local function emit(stream, event)
-  local seq = redis.call('HINCRBY', META, 'seq', 1)
+  local last = tonumber(redis.call('HGET', META, 'seq') or '0')
+  local seq = string.format('%.0f', math.max(last + 1, now_ms() * 1000))
   local prev = redis.call('HGET', META, 'last:' .. stream) or '0-0'
-  local id = seq .. '-0'
+  local id = seq .. '-' .. (tonumber(string.match(prev, '%d+$')) + 1)
+  redis.call('HSET', META, 'seq', seq)
   redis.call('XADD', stream, 'MAXLEN', '~', LOG_LENGTH, id, 'd', cjson.encode(event),
              'p', prev)
   redis.call('HSET', META, 'last:' .. stream, id)
@@ -378,9 +397,44 @@ if c.account then
   table.insert(fields, c.account)
 end
 add_message(P .. ':hist', entry_id(number), tonumber(ARGV[5]), fields)
-emit(LOG, {t = 'm', name = c.name, addr = c.addr, text = ARGV[4], ms = ms, msgid = msgid,
-           node = ARGV[2], mid = ARGV[3], account = c.account})
-return {'ok', msgid}
+local id = emit(LOG, {t = 'm', name = c.name, addr = c.addr, text = ARGV[4], ms = ms,
+                      msgid = msgid, node = ARGV[2], mid = ARGV[3], account = c.account})
+-- How far the slowest live reader is behind (READ_MARK keeps its place in P:meta low).
+local low = redis.call('HGET', META, 'low')
+local behind = 0
+if low then behind = math.max(0, tonumber(string.match(id, '%d+$')) - tonumber(low)) end
+return {'ok', msgid, behind}
+"""
+
+# ARGV: prefix, node, the count (N of SEQ-N) of the last P:log entry its reader read,
+# how long (ms) a node may go without beating and still be waited for.
+# Keeps each node's place in P:log (P:reads: node -> N) and the place of the slowest
+# reader that is waited for (P:meta low): a node that is gone is forgotten, one that
+# has not beaten for that long is not waited for. Returns how many entries that reader
+# is behind the last one written.
+READ_MARK = """
+local node, now = ARGV[2], now_ms()
+if redis.call('ZSCORE', NODES, node) then
+  redis.call('ZADD', READS, tonumber(ARGV[3]), node)
+end
+local low
+local marks = redis.call('ZRANGE', READS, 0, -1, 'WITHSCORES')
+for i = 1, #marks, 2 do
+  local beat = redis.call('ZSCORE', NODES, marks[i])
+  if not beat then
+    redis.call('ZREM', READS, marks[i])
+  elseif now - tonumber(beat) <= tonumber(ARGV[4]) then
+    low = tonumber(marks[i + 1])
+    break
+  end
+end
+if not low then
+  redis.call('HDEL', META, 'low')
+  return 0
+end
+redis.call('HSET', META, 'low', low)
+local top = redis.call('HGET', META, 'last:' .. LOG) or '0-0'
+return math.max(0, tonumber(string.match(top, '%d+$')) - low)
 """
 
 # ARGV: prefix, node, mid, recipient's name key, text, node timeout ms, conversation
@@ -546,182 +600,6 @@ end
 return result
 """
 
-# ------------------------------------------------------------------------- accounts
-#
-# P:accounts: name key -> the account as JSON (imkit.accounts.Account.fields).
-# P:mail:KEY: the private messages waiting for the account KEY (JSON, oldest first).
-# P:conv:PAIR: the conversation between two accounts; P:convs:KEY: its index.
-
-# ARGV: prefix, node, mid, account key, account name, login token, mail cutoff (msgid
-# number), character keys (JSON: imkit.cluster.hub.ascii_keys), and '' for a user online
-# or, for one that is not (--accounts-only), JSON {addr, mode, since, real} to join with.
-# The user proved it knows the account's password: another session of the account is
-# ended (bye 'replaced'), a guest holding the name (an account added meanwhile) gets its
-# default name, and the user takes the account's name (rn), or comes online with it
-# (on). Then its node is told (li, with the token: the node answers the login) and every
-# waiting message within the cutoff is copied to its node's stream, oldest first, as a
-# private message marked kept; they stay in the mailbox until the node has written them
-# to the client (MAIL_DONE), so that a client dropped before gets them at its next
-# login. Expired ones are dropped; the login time is kept.
-# {'ok', kept}, or {'none'}: the account was removed meanwhile.
-LOGIN = """
-local node, mid, key, name = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local conn = node .. '/' .. mid
-local c = load_conn(conn)
-if ARGV[9] ~= '' then
-  if not redis.call('ZSCORE', NODES, node) then return {'reaped'} end
-elseif not c then
-  return {'gone'}
-end
-local raw = redis.call('HGET', ACCOUNTS, key)
-if not raw then return {'none'} end
-local holder = redis.call('HGET', NAMES, key)
-if holder and holder ~= conn then
-  local h = load_conn(holder)
-  if h and h.account then
-    log_out(holder, 'replaced')
-  elseif h then
-    evict_guest(holder, h, cjson.decode(ARGV[8]))
-  else
-    redis.call('HDEL', NAMES, key)
-  end
-end
-if c then
-  c.account = name
-  if c.name ~= name then
-    rename_conn(conn, c, name, key, nil)
-  else
-    redis.call('HSET', CONNS, conn, cjson.encode(c))
-  end
-else
-  local j = cjson.decode(ARGV[9])
-  claim(conn, {name, key}, j.addr, j.mode, j.since, mid, node, 0, j.real, name)
-end
-emit(node_log(node), {t = 'li', mid = mid, account = name, token = ARGV[6]})
-local box = mailbox(key)
-local kept = trim_mail(box, tonumber(ARGV[7]))
-for _, entry in ipairs(redis.call('LRANGE', box, 0, -1)) do
-  local m = cjson.decode(entry)
-  m.t, m.mid, m.kept = 'p', mid, 1
-  emit(node_log(node), m)
-end
-local account = cjson.decode(raw)
-account.last_login = now_ms() / 1000
-redis.call('HSET', ACCOUNTS, key, cjson.encode(account))
-return {'ok', kept}
-"""
-
-# ARGV: prefix, account key, msgid. The kept messages up to that msgid were written to
-# the account's client: they leave its mailbox (msgids are compared as strings: all
-# have 16 digits). {'ok', how many are left}.
-MAIL_DONE = """
-local box, last = mailbox(ARGV[2]), ARGV[3]
-while true do
-  local first = redis.call('LINDEX', box, 0)
-  if not first or cjson.decode(first).msgid > last then break end
-  redis.call('LPOP', box)
-end
-return {'ok', redis.call('LLEN', box)}
-"""
-
-# ARGV: prefix, account key, the account as JSON, character keys (JSON). A new account:
-# {'exists', name} when there is one of that name already; else {'ok', renamed}, where
-# renamed is the new name of the guest who held the name ('' when none did).
-ACCOUNT_ADD = """
-local key = ARGV[2]
-local existing = redis.call('HGET', ACCOUNTS, key)
-if existing then return {'exists', cjson.decode(existing).name} end
-redis.call('HSET', ACCOUNTS, key, ARGV[3])
-local holder = redis.call('HGET', NAMES, key)
-if not holder then return {'ok', ''} end
-local h = load_conn(holder)
-if not h then
-  redis.call('HDEL', NAMES, key)
-  return {'ok', ''}
-end
-if h.account then return {'ok', ''} end
-return {'ok', evict_guest(holder, h, cjson.decode(ARGV[4])) or ''}
-"""
-
-# ARGV: prefix, account key, the fields to change as JSON (Account.fields names: a
-# password, a mute). Only those change, so that changes made at once never undo one
-# another: {'ok'}, or {'none'} when there is no such account (removed meanwhile).
-ACCOUNT_UPDATE = """
-local raw = redis.call('HGET', ACCOUNTS, ARGV[2])
-if not raw then return {'none'} end
-local account = cjson.decode(raw)
-for field, value in pairs(cjson.decode(ARGV[3])) do account[field] = value end
-redis.call('HSET', ACCOUNTS, ARGV[2], cjson.encode(account))
-return {'ok'}
-"""
-
-# ARGV: prefix, account key, mail cutoff (msgid number). The account is removed with its
-# waiting messages, those it sent that wait for other accounts, and its conversations;
-# its user, if one is logged in, is told (bye 'account_removed') and goes. {'none'} or
-# {'ok', name, logged out (0 or 1), waiting messages discarded}.
-ACCOUNT_REMOVE = """
-local key = ARGV[2]
-local raw = redis.call('HGET', ACCOUNTS, key)
-if not raw then return {'none'} end
-redis.call('HDEL', ACCOUNTS, key)
-local box = mailbox(key)
-local discarded = trim_mail(box, tonumber(ARGV[3]))
-redis.call('DEL', box)
-local index = P .. ':convs:' .. key
-local others = redis.call('HGETALL', index)
-local name = cjson.decode(raw).name
-for i = 1, #others, 2 do
-  redis.call('DEL', P .. ':conv:' .. others[i + 1])
-  redis.call('HDEL', P .. ':convs:' .. others[i], key)
-  -- What it sent that still waits for the other account goes too: whoever is given the
-  -- name next must not be taken for its sender (every message from an account to an
-  -- account is in this index). Messages kept before 'ak' existed match by the name.
-  local other = mailbox(others[i])
-  local entries = redis.call('LRANGE', other, 0, -1)
-  local kept = {}
-  for _, entry in ipairs(entries) do
-    local m = cjson.decode(entry)
-    if not (m.ak == key or (m.ak == nil and m.account == name)) then
-      table.insert(kept, entry)
-    end
-  end
-  if #kept < #entries then
-    redis.call('DEL', other)
-    if #kept > 0 then redis.call('RPUSH', other, unpack(kept)) end
-  end
-end
-redis.call('DEL', index)
-local logged_out = 0
-local holder = redis.call('HGET', NAMES, key)
-if holder then
-  local h = load_conn(holder)
-  if h and h.account then
-    log_out(holder, 'account_removed')
-    logged_out = 1
-  end
-end
-return {'ok', name, logged_out, discarded}
-"""
-
-# ARGV: prefix, mail cutoff (msgid number). Every account: its JSON and how many
-# messages wait for it (within the cutoff), flat.
-ACCOUNT_LIST = """
-local result = {}
-local all = redis.call('HGETALL', ACCOUNTS)
-local cutoff = tonumber(ARGV[2])
-for i = 1, #all, 2 do
-  local box = mailbox(all[i])
-  local waiting = redis.call('LLEN', box)
-  for n = 0, waiting - 1 do
-    if tonumber(cjson.decode(redis.call('LINDEX', box, n)).msgid) >= cutoff then break end
-    waiting = waiting - 1
-  end
-  table.insert(result, all[i + 1])
-  table.insert(result, waiting)
-end
-return result
-"""
-
 # Each operation's body runs as a function of ARGV (the prefix, then its arguments), so
 # that it can run alone (one EVALSHA) or with others in one BATCH.
 OPERATIONS = {
@@ -731,6 +609,7 @@ OPERATIONS = {
     "leave": LEAVE,
     "depart": DEPART,
     "publish": PUBLISH,
+    "read_mark": READ_MARK,
     "private": PRIVATE,
     "rename": RENAME,
     "kick": KICK,

@@ -16,10 +16,15 @@ up: an outbox still congested ``CONGESTION_TIMEOUT`` seconds after it passed the
 not waited for again during its connection; its queue fills to ``--max-queue`` and the
 hub drops it as a slow consumer, as before. The price of one stalled reader is one such
 pause, once.
+
+A cluster node also holds its readers back while the cluster's slowest reader is far
+behind in Redis' event stream (:meth:`Congestion.hold`, imkit.cluster.pace): the same
+wait, for a reason outside this process, ended by :meth:`Congestion.release`.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 import anyio
@@ -42,6 +47,22 @@ class Congestion:
         self._cleared = anyio.Event()
         self.pauses = 0  # times a reader waited: counted in stats
         self.given_up = 0  # clients no longer waited for
+        # Stands in self.outboxes while held (never overdue): readers test one dict.
+        self._held = Outbox(0)
+
+    @staticmethod
+    def of(outbox: Outbox) -> Congestion | None:
+        """The Congestion that ``outbox`` reports to (the transport sets its
+        ``on_congested``), so that a hub can hold back the same readers."""
+        owner = getattr(outbox.on_congested, "__self__", None)
+        return owner if isinstance(owner, Congestion) else None
+
+    def hold(self) -> None:
+        """Readers wait from their next line on, however long, until :meth:`release`."""
+        self.outboxes[self._held] = math.inf
+
+    def release(self) -> None:
+        self._forget(self._held)
 
     def add(self, outbox: Outbox) -> None:
         """``outbox`` passed its high-water mark (its ``on_congested`` callback)."""

@@ -1,0 +1,217 @@
+"""The node's reader: the chat's event stream and the node's own, merged in one order.
+
+The reader (``imkit-reader-NODE``) waits in ``XREAD BLOCK`` on ``P:log`` and
+``P:node:ID:log`` and hands each event to the hub in sequence order across both
+streams. A stream resumes from the last id read, so a dropped connection loses nothing
+(PUB/SUB would: redis-py resubscribes silently, #3979).
+
+Redis 7.0 answers a blocking XREAD on two streams with only the stream that became
+ready first, even when the other got entries in the same script. So the blocking XREAD
+only wakes the reader (``COUNT 1``); a second, non-blocking XREAD from the same
+positions, sent in the same round trip and run by Redis right after the first returns,
+reads both streams as they are at one moment. Every event numbered below one it
+returns was written before that moment and so is in it too: a sender's private
+message can no longer be applied before its earlier public one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from redis.exceptions import NoScriptError, ResponseError
+
+from imkit.cluster import scripts
+from imkit.cluster.connection import RedisConnection
+from imkit.cluster.link import (
+    COMMAND_TIMEOUT,
+    FAILURES,
+    FIRST_RETRY,
+    READ_BATCH,
+    READ_BLOCK_MS,
+    _streams,
+)
+from imkit.cluster.link import _reason as reason
+from imkit.cluster.link import _seq as seq
+from imkit.cluster.pace import MARK_INTERVAL, POLL_MS
+
+if TYPE_CHECKING:
+    from imkit.cluster.link import ClusterLink, Events
+
+log = logging.getLogger("imkit.cluster")
+
+
+class EventReader:
+    """This node's reading of the event streams; see the module docstring."""
+
+    def __init__(self, link: ClusterLink) -> None:
+        self.link = link
+        # Stream -> the last id read from it.
+        self.read_from = {link.log_key: "0-0", link.own_log_key: "0-0"}
+        self.epoch = ""  # the epoch of the data read (P:meta epoch)
+        self._reset = False
+        self._scope: anyio.CancelScope | None = None
+        # Stream -> the id its next entry may follow instead of the last one read:
+        # Redis' top when it came back behind this node (_resume).
+        self._rejoined: dict[str, str] = {}
+        self._marked = 0.0  # when it last reported its place (monotonic)
+
+    def start_at(self, last: str, epoch: str) -> None:
+        """The node joined: read ``P:log`` from ``last`` on (its own stream is new)."""
+        self.read_from[self.link.log_key] = last
+        self.epoch = epoch
+
+    def restart(self) -> None:
+        """Redis' data changed (registered again): resume anew (:meth:`_resume`)."""
+        self._reset = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _commands(self) -> list[tuple[Any, ...]]:
+        """This round: its place in P:log for the pace (.pace: at most every
+        MARK_INTERVAL, or while the node holds), the XREAD that waits, the XREAD that
+        reads."""
+        link, pacer = self.link, self.link.pacer
+        commands: list[tuple[Any, ...]] = []
+        now = time.monotonic()
+        if pacer.holding or now - self._marked >= MARK_INTERVAL:
+            self._marked = now
+            place = count(self.read_from[link.log_key])
+            # A node whose beat is older than three intervals (two missed, or one late
+            # by a writer held for HOLD_MAX) is not waited for.
+            stale_ms = int(link.beat_interval * 3000)
+            mark = link.script_call("read_mark", link.node, place, stale_ms)
+            commands.append(mark)
+        streams = (*self.read_from.keys(), *self.read_from.values())
+        block = POLL_MS if pacer.holding else READ_BLOCK_MS
+        commands.append(("XREAD", "COUNT", 1, "BLOCK", block, "STREAMS", *streams))
+        commands.append(("XREAD", "COUNT", READ_BATCH, "STREAMS", *streams))
+        return commands
+
+    async def run(self) -> None:
+        link = self.link
+        events = link.events
+        assert events is not None
+        retry = FIRST_RETRY
+        while True:
+            reader = link._connection("reader", COMMAND_TIMEOUT + READ_BLOCK_MS / 1000)
+            try:
+                await self._resume(reader, events)
+                while not self._reset:
+                    replies = None
+                    with anyio.CancelScope() as self._scope:
+                        replies = await reader.run(self._commands())
+                    self._scope = None
+                    if replies is None:  # restart() cancelled the read
+                        continue
+                    if len(replies) == 3:
+                        await self._marked_at(reader, replies.pop(0))
+                    for reply in replies:
+                        if isinstance(reply, ResponseError):
+                            raise reply
+                    if replies[1]:
+                        self._deliver(replies[1], events)
+                    retry = FIRST_RETRY
+            except FAILURES as error:
+                # Nobody can tell how far behind the readers are: let the users' lines
+                # be read (they are answered `unavailable` if Redis is unreachable).
+                link.pacer.note(0)
+                log.debug(
+                    "cluster: reader: %s",
+                    reason(error),
+                    extra={"event": "cluster_reader_error", "reason": reason(error)},
+                )
+                await anyio.sleep(retry)
+                retry = min(retry * 2, link.beat_interval)
+            finally:
+                self._scope = None
+                with anyio.CancelScope(shield=True):
+                    await reader.close()
+
+    async def _marked_at(self, reader: RedisConnection, reply: Any) -> None:
+        if isinstance(reply, NoScriptError):  # Redis restarted: the writer loads them too
+            await reader.run([("SCRIPT", "LOAD", scripts.ALL["read_mark"])])
+        elif isinstance(reply, ResponseError):
+            raise reply
+        else:
+            self.link.pacer.note(int(reply))
+
+    async def _resume(self, reader: RedisConnection, events: Events) -> None:
+        """Before reading again: if Redis restarted empty, read its new streams from
+        their start. If it is behind what this node read (it came back from a snapshot
+        or an AOF that lost its last writes, or a replica that lacked them took over),
+        read on from where this node was: events written since are numbered above it
+        (their ids follow Redis' clock, imkit.cluster.scripts), and Redis' top may
+        already include some of them. Either way messages may have been missed, and
+        the users are told, once."""
+        link = self.link
+        meta = f"{link.name}:meta"
+        while True:
+            (epoch,) = await reader.run([("HGET", meta, "epoch")])
+            if epoch is not None and epoch == link.epoch:
+                break
+            await anyio.sleep(FIRST_RETRY)  # until the heartbeat has registered again
+        self._reset = False
+        if epoch != self.epoch:
+            self.epoch = epoch
+            self.read_from = dict.fromkeys(self.read_from, "0-0")
+            self._rejoined.clear()
+            self._missed(events)
+            return
+        streams = list(self.read_from)
+        (tops,) = await reader.run([("HMGET", meta, *(f"last:{stream}" for stream in streams))])
+        behind = False
+        for stream, raw in zip(streams, tops, strict=True):
+            top = str(raw or "0-0")  # decode_responses: a str
+            if seq(top) < seq(self.read_from[stream]):
+                # The next entry follows Redis' top, not ours: a gap told of already.
+                self._rejoined[stream] = top
+                behind = True
+        if behind:
+            self._missed(events)
+
+    def _missed(self, events: Events) -> None:
+        self.link.missed += 1
+        events.messages_missed()
+
+    def _deliver(self, reply: Any, events: Events) -> None:
+        """Apply what one XREAD returned, in sequence order across both streams.
+
+        COUNT limits each stream on its own: when one returned a full batch, the other
+        may hold entries beyond that batch's last that must wait for the next read, or
+        a sender's later private message would overtake its earlier public one.
+        """
+        streams = _streams(reply)
+        limit = min(
+            (seq(entries[-1][0]) for _, entries in streams if len(entries) >= READ_BATCH),
+            default=None,
+        )
+        batch: list[tuple[int, bool, dict[str, Any]]] = []
+        missed = False
+        own_key = self.link.own_log_key
+        for stream, entries in streams:
+            own = stream == own_key
+            last = self.read_from[stream]
+            rejoined = self._rejoined.pop(stream, last) if entries else last
+            for n, (entry_id, fields) in enumerate(entries):
+                number = seq(entry_id)
+                if limit is not None and number > limit:
+                    break
+                if n == 0 and fields.get("p", last) not in (last, rejoined) and last != "0-0":
+                    missed = True  # trimmed past us: we fell too far behind
+                batch.append((number, own, json.loads(fields["d"])))
+                last = entry_id
+            self.read_from[stream] = last
+        if missed:
+            self._missed(events)
+        batch.sort(key=lambda item: item[0])
+        for _, own, event in batch:
+            events.apply(event, own)
+
+
+def count(entry_id: str) -> int:
+    """The N of an event stream's entry id (``SEQ-N``): its place in the stream."""
+    return int(entry_id.rpartition("-")[2])
