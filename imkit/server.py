@@ -172,6 +172,8 @@ class Server:
             hub, PasswordHasher(config.password_hash_cost), accounts_only=config.accounts_only
         )
         self.congestion = Congestion()
+        if self.cluster is not None:  # the cluster's pace holds back the same readers
+            self.cluster.pacer.attach(self.congestion)
         self.addresses: list[str] = []
         self.connections: set[Connection] = set()
         self._stop = anyio.Event()

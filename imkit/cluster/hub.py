@@ -83,7 +83,6 @@ from imkit.protocol import (
     UserList,
     Welcome,
 )
-from imkit.transport.backpressure import Congestion
 
 log = logging.getLogger("imkit.cluster")
 
@@ -244,8 +243,6 @@ class ClusterHub(Hub):
             self.stats.refused_unavailable += 1
             member.outbox.close(member.wire.encode(self._unavailable_bye()))
             return False
-        # The pace of the cluster holds back the same readers as a congested outbox.
-        self._link.pacer.attach(Congestion.of(member.outbox))
         member.online = True  # its commands are taken; it receives from its online line
         member.default_name = member.shown_addr
         self._local[member.id] = member

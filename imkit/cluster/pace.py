@@ -53,13 +53,11 @@ class Pacer:
         self.behind = 0  # the slowest reader's lag, as last heard
         self.holding = False
         self.holds = 0  # times this node held its users back
-        self.congestion: Congestion | None = None  # the readers' (set at the first join)
+        self.congestion: Congestion | None = None  # the readers' (the server attaches it)
         self._released = anyio.Event()
 
-    def attach(self, congestion: Congestion | None) -> None:
+    def attach(self, congestion: Congestion) -> None:
         """The transport's readers, to hold back with the writer."""
-        if congestion is None or self.congestion is not None:
-            return
         self.congestion = congestion
         if self.holding:
             congestion.hold()

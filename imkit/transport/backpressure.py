@@ -50,13 +50,6 @@ class Congestion:
         # Stands in self.outboxes while held (never overdue): readers test one dict.
         self._held = Outbox(0)
 
-    @staticmethod
-    def of(outbox: Outbox) -> Congestion | None:
-        """The Congestion that ``outbox`` reports to (the transport sets its
-        ``on_congested``), so that a hub can hold back the same readers."""
-        owner = getattr(outbox.on_congested, "__self__", None)
-        return owner if isinstance(owner, Congestion) else None
-
     def hold(self) -> None:
         """Readers wait from their next line on, however long, until :meth:`release`."""
         self.outboxes[self._held] = math.inf
