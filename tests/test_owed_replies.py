@@ -10,45 +10,23 @@ import json
 import socket
 import struct
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
 
-from imkit import admin
-from imkit.server import Server, ServerConfig
+from imkit.server import Server
 from tests.conftest import run_server
 from tests.redis_support import Cluster, Node, arrive, needs_redis
 from tests.support import TIMEOUT, LineClient, joined, split_addr
+from tests.test_accounts import add, ask, config
 from tests.test_cluster_accounts import admin as node_admin
 from tests.test_web import hello, web_user
 
 pytestmark = pytest.mark.anyio
 
-COST = 4  # scrypt N = 16: the tests check delivery, not hashing
-LOGIN_HELLO = {"type": "hello", "login": {"name": "victim", "password": "pw"}}
-
-
-def config(short_dir: Path, **extra: Any) -> ServerConfig:
-    settings: dict[str, Any] = {
-        "port": 0,
-        "db": "none",
-        "idle_timeout": 0,
-        "rate": 0,
-        "admin_socket": str(short_dir / "a.sock"),
-        "password_hash_cost": COST,
-    }
-    return ServerConfig(**(settings | extra))
-
-
-async def ask(server: Server, **request: object) -> dict[str, Any]:
-    return await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
-
-
-async def add(server: Server, name: str, password: str = "pw") -> None:
-    reply = await ask(server, type="account_add", name=name, password=password)
-    assert reply["type"] == "ok", reply
+PASSWORD = "pw"
+LOGIN_HELLO = {"type": "hello", "login": {"name": "victim", "password": PASSWORD}}
 
 
 async def waiting(server: Server, account: str) -> int:
@@ -101,7 +79,7 @@ async def test_kept_mail_larger_than_the_queue_all_reaches_a_text_client(
     # some of it and delivered none. Scaled down: 10 messages of 500 bytes, 4000 bytes.
     async with run_server(config(short_dir, max_queue=4000)) as server:
         address = server.addresses[0]
-        await add(server, "alex")
+        await add(server, "alex", PASSWORD)
         texts = [f"{n} " + "x" * 500 for n in range(10)]
         await mail(address, "alex", texts)
         user = await joined(address)
@@ -120,17 +98,21 @@ async def test_kept_control_characters_reach_a_json_client_in_order(short_dir: P
     # six times --max-queue. The login gets every one, in order, and stays.
     async with run_server(config(short_dir, max_queue=20000)) as server:
         address = server.addresses[0]
-        await add(server, "victim")
+        await add(server, "victim", PASSWORD)
         texts = [control_text(n, 1000) for n in range(20)]
         await mail(address, "victim", texts)
-        client = await LineClient.connect(address)
-        await client.send(json.dumps(LOGIN_HELLO))
-        await client.send("\n")
-        welcome = await client.json_of_type("welcome")
-        assert welcome["account"] == "victim"
+        client = await json_login(address)
         assert await read_kept(client, 20) == texts
         await waiting_becomes(server, "victim", 0)
         assert (await client.request(type="ping"))["type"] == "pong"
+
+
+async def json_login(address: str) -> LineClient:
+    """A JSON client logged in to the account ``victim`` with its hello."""
+    client = await LineClient.connect(address)
+    await client.send(json.dumps(LOGIN_HELLO) + "\n")
+    assert (await client.json_of_type("welcome"))["account"] == "victim"
+    return client
 
 
 def _unread_client(address: str) -> socket.socket:
@@ -149,7 +131,7 @@ async def test_kept_mail_leaves_the_mailbox_only_once_written(short_dir: Path) -
     # mailbox, the rest are there for the next login: none lost, in order.
     async with run_server(config(short_dir, max_line=65536)) as server:
         address = server.addresses[0]
-        await add(server, "victim")
+        await add(server, "victim", PASSWORD)
         texts = [control_text(n, 60_000) for n in range(100)]
         await mail(address, "victim", texts)
         sock = _unread_client(address)
@@ -173,10 +155,7 @@ async def test_kept_mail_leaves_the_mailbox_only_once_written(short_dir: Path) -
             while server.hub.members:
                 await anyio.sleep(0.05)
         assert await waiting(server, "victim") == previous
-        again = await LineClient.connect(address)
-        await again.send(json.dumps(LOGIN_HELLO))
-        await again.send("\n")
-        await again.json_of_type("welcome")
+        again = await json_login(address)
         assert await read_kept(again, previous) == texts[100 - previous :]
         await waiting_becomes(server, "victim", 0)
 
