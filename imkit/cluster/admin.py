@@ -18,9 +18,8 @@ from typing import Any
 from imkit.account_admin import ACCOUNT_EXISTS, NO_SUCH_ACCOUNT
 from imkit.accounts import ACCOUNT_GONE, Account
 from imkit.cluster import FULL
-from imkit.cluster.connection import is_full
+from imkit.cluster.connection import FAILURES, is_full
 from imkit.cluster.hub import ClusterHub, ascii_keys, parse_users
-from imkit.cluster.link import FAILURES
 from imkit.moderation import Ban, address_of
 from imkit.names import name_key
 from imkit.protocol import NO_SUCH_USER, UNAVAILABLE, iso_time

@@ -15,11 +15,18 @@ import anyio
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import OutOfMemoryError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
 # Connecting to Redis: longer than this and it counts as unreachable (then retried with
 # backoff); a Redis on the network answers a connect within milliseconds.
 CONNECT_TIMEOUT = 1.0
+# How long one command may take before Redis counts as unreachable.
+COMMAND_TIMEOUT = 2.0
+# Reconnecting: the first retry after this long, doubling up to the heartbeat interval.
+FIRST_RETRY = 0.1
+
+# What a command raises when Redis cannot be reached (or answer in time).
+FAILURES = (RedisError, OSError, TimeoutError)
 
 Reply = Any  # a Redis reply, or the exception that stands for one
 
@@ -95,3 +102,9 @@ def is_full(reply: Any) -> bool:
     return isinstance(reply, OutOfMemoryError) or (
         isinstance(reply, ResponseError) and "when used memory > 'maxmemory'" in str(reply)
     )
+
+
+def reason(error: BaseException) -> str:
+    """The first line of what went wrong, for a log line or a reply."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -27,10 +27,10 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import anyio
-from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 
 from imkit.addresses import new_secret
 from imkit.cluster import (
@@ -41,28 +41,23 @@ from imkit.cluster import (
     UNREACHABLE,
     scripts,
 )
-from imkit.cluster.connection import RedisConnection, is_full
+from imkit.cluster.connection import (
+    COMMAND_TIMEOUT,
+    FAILURES,
+    FIRST_RETRY,
+    RedisConnection,
+    is_full,
+    reason,
+)
 from imkit.cluster.pace import WRITE_CHUNK, Pacer
+from imkit.cluster.reader import EventReader
 from imkit.members import ACCOUNT_REMOVED_BYE, DATA_LOST_BYE
 from imkit.store.base import awaited
 
-if TYPE_CHECKING:
-    from imkit.cluster.reader import EventReader
-
 log = logging.getLogger("imkit.cluster")
 
-# How long one command may take before Redis counts as unreachable.
-COMMAND_TIMEOUT = 2.0
-# The reader's XREAD blocks at most this long, so that a dead connection is noticed.
-READ_BLOCK_MS = 1000
-READ_BATCH = 1000
 # At most this many operations in one BATCH call: Redis runs nothing else meanwhile.
 BATCH_MAX = 200
-# Reconnecting: the first retry after this long, doubling up to the heartbeat interval.
-FIRST_RETRY = 0.1
-
-# What a command raises when Redis cannot be reached (or answer in time).
-FAILURES = (RedisError, OSError, TimeoutError)
 # The only maxmemory-policy that never deletes a key imkit wrote: every other one
 # evicts history, names, connection sets or held kicks and mutes when Redis is full.
 SAFE_POLICY = "noeviction"
@@ -143,9 +138,6 @@ class ClusterLink:
         self._wanted = anyio.Event()
         self._writer = self._connection("writer", COMMAND_TIMEOUT)
         self.pacer = Pacer()
-        # (imported here: the reader takes this module's constants)
-        from imkit.cluster.reader import EventReader
-
         self.reader: EventReader = EventReader(self)
         self._down_since: float | None = None
         self._stopping = False
@@ -295,7 +287,7 @@ class ClusterLink:
                 "cluster: Redis at %s is full (maxmemory reached): it refuses every write;"
                 " the chat is unavailable on this node until Redis has room again",
                 describe_url(self.url),
-                extra={"event": "cluster_redis_full", "reason": _reason(error)},
+                extra={"event": "cluster_redis_full", "reason": reason(error)},
             )
             return
         self._set_problem(UNREACHABLE)
@@ -303,8 +295,8 @@ class ClusterLink:
             "cluster: cannot reach Redis at %s (%s); the chat is unavailable on this node"
             " until it is back",
             describe_url(self.url),
-            _reason(error),
-            extra={"event": "cluster_unavailable", "reason": _reason(error)},
+            reason(error),
+            extra={"event": "cluster_unavailable", "reason": reason(error)},
         )
 
     def _set_problem(self, problem: str | None) -> None:
@@ -330,10 +322,10 @@ class ClusterLink:
             except FAILURES as error:
                 where = describe_url(self.url)
                 if is_full(error):
-                    reason = f"the cluster's Redis at {where} is full (maxmemory reached)"
+                    why = f"the cluster's Redis at {where} is full (maxmemory reached)"
                 else:
-                    reason = f"cannot reach the cluster's Redis at {where}: {_reason(error)}"
-                failure = ClusterError(reason)
+                    why = f"cannot reach the cluster's Redis at {where}: {reason(error)}"
+                failure = ClusterError(why)
             finally:
                 tg.cancel_scope.cancel()
         if failure is not None:
@@ -534,33 +526,11 @@ class ClusterLink:
             await self._writer.close()
 
 
-def _streams(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
-    """XREAD's reply (RESP2, which RedisConnection speaks) as (stream, entries)."""
-    return [
-        (stream, [(eid, pairs(fields)) for eid, fields in entries]) for stream, entries in reply
-    ]
-
-
-def pairs(fields: list[str]) -> dict[str, str]:
-    """A stream entry's fields: RESP2 gives a flat list (k, v, k, v ...)."""
-    return dict(zip(fields[::2], fields[1::2], strict=True))
-
-
-def _seq(entry_id: str) -> int:
-    """The sequence number of an event stream's entry id (``SEQ-N``)."""
-    return int(entry_id.partition("-")[0])
-
-
 def _config_value(reply: Any) -> str:
     """The value in CONFIG GET's reply (RESP2: [name, value])."""
     if isinstance(reply, list) and len(reply) >= 2:
         return str(reply[1])
     return ""
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
 
 
 def _ignore(problem: str | None) -> None:

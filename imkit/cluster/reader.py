@@ -25,23 +25,17 @@ import anyio
 from redis.exceptions import NoScriptError, ResponseError
 
 from imkit.cluster import scripts
-from imkit.cluster.connection import RedisConnection
-from imkit.cluster.link import (
-    COMMAND_TIMEOUT,
-    FAILURES,
-    FIRST_RETRY,
-    READ_BATCH,
-    READ_BLOCK_MS,
-    _streams,
-)
-from imkit.cluster.link import _reason as reason
-from imkit.cluster.link import _seq as seq
+from imkit.cluster.connection import COMMAND_TIMEOUT, FAILURES, FIRST_RETRY, RedisConnection, reason
 from imkit.cluster.pace import MARK_INTERVAL, POLL_MS
 
 if TYPE_CHECKING:
     from imkit.cluster.link import ClusterLink, Events
 
 log = logging.getLogger("imkit.cluster")
+
+# The reader's XREAD blocks at most this long, so that a dead connection is noticed.
+READ_BLOCK_MS = 1000
+READ_BATCH = 1000
 
 
 class EventReader:
@@ -184,7 +178,7 @@ class EventReader:
         may hold entries beyond that batch's last that must wait for the next read, or
         a sender's later private message would overtake its earlier public one.
         """
-        streams = _streams(reply)
+        streams = stream_entries(reply)
         limit = min(
             (seq(entries[-1][0]) for _, entries in streams if len(entries) >= READ_BATCH),
             default=None,
@@ -215,3 +209,20 @@ class EventReader:
 def count(entry_id: str) -> int:
     """The N of an event stream's entry id (``SEQ-N``): its place in the stream."""
     return int(entry_id.rpartition("-")[2])
+
+
+def stream_entries(reply: Any) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+    """XREAD's reply (RESP2, which RedisConnection speaks) as (stream, entries)."""
+    return [
+        (stream, [(eid, pairs(fields)) for eid, fields in entries]) for stream, entries in reply
+    ]
+
+
+def pairs(fields: list[str]) -> dict[str, str]:
+    """A stream entry's fields: RESP2 gives a flat list (k, v, k, v ...)."""
+    return dict(zip(fields[::2], fields[1::2], strict=True))
+
+
+def seq(entry_id: str) -> int:
+    """The sequence number of an event stream's entry id (``SEQ-N``)."""
+    return int(entry_id.partition("-")[0])

@@ -18,7 +18,8 @@ import json
 from typing import Any
 
 from imkit.accounts import DEFAULT_OFFLINE_DAYS
-from imkit.cluster.link import ClusterLink, describe_url, pairs
+from imkit.cluster.link import ClusterLink, describe_url
+from imkit.cluster.reader import pairs
 from imkit.msgid import format_msgid, parse_msgid
 from imkit.names import name_key
 from imkit.protocol import ChatMessage
