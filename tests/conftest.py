@@ -14,7 +14,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.support")
 
-from imkit.hub import Hub  # noqa: E402
+from imkit.hub.core import Hub  # noqa: E402
 from imkit.server import Server, ServerConfig  # noqa: E402
 
 # The cluster tests' fixtures: a real redis-server, and imkit nodes on it.

@@ -155,7 +155,7 @@ def test_add_password_stdin_must_give_one(stand_in: AdminStandIn, stdin: str, wh
 
 
 def test_a_password_over_the_servers_limit_is_a_usage_error(stand_in: AdminStandIn) -> None:
-    from imkit.accounts import MAX_PASSWORD
+    from imkit.rules.accounts import MAX_PASSWORD
 
     long = "x" * (MAX_PASSWORD + 1)
     result = account(stand_in, "add", "ci", "--password-stdin", stdin=f"{long}\n")
@@ -409,7 +409,7 @@ def test_add_list_passwd_remove_on_a_server(real: AccountsServer) -> None:
 
 def _login(name: str, password: str, server: AccountsServer) -> str:
     """The account logged in to, or the error code."""
-    from imkit.client import connect
+    from imkit.client.library import connect
     from imkit.errors import ServerError
 
     async def attempt() -> str:

@@ -21,18 +21,19 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from imkit import account_admin, admin
-from imkit.accounts import (
+from imkit.client import admin as admin_client
+from imkit.hub.core import Hub
+from imkit.hub.outbox import Outbox
+from imkit.operator import account_requests, answers
+from imkit.protocol import Mode, Rename, ServerConnection
+from imkit.rules.accounts import (
     Account,
     LoginAttempts,
     hash_password,
     password_problem,
     verify_password,
 )
-from imkit.hub import Hub
-from imkit.names import name_key
-from imkit.outbox import Outbox
-from imkit.protocol import Mode, Rename, ServerConnection
+from imkit.rules.names import name_key
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
 from tests.support import (
@@ -50,7 +51,7 @@ COST = 4  # scrypt N = 16: tests hash in microseconds (--password-hash-cost)
 
 
 async def ask(server: Server, **request: object) -> dict[str, Any]:
-    return await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
+    return await answers.answer(server, json.dumps(request).encode(), by="uid 1000")
 
 
 async def add(server: Server, name: str, password: str = "secret") -> dict[str, Any]:
@@ -457,7 +458,7 @@ async def test_messages_kept_across_kill_9(short_dir: Path, tmp_path: Path) -> N
     args += ["--admin-socket", str(short_dir / "a.sock")]
     first = start_server_process(*args)
     try:
-        reply = await admin.request(
+        reply = await admin_client.request(
             short_dir / "a.sock", {"type": "account_add", "name": "alex", "password": "pw"}
         )
         assert reply["type"] == "ok"
@@ -744,7 +745,7 @@ async def test_conversations_of_look_alike_pairs_stay_apart(
     keep their names: these are added as an older server did."""
     address = server.addresses[0]
     with monkeypatch.context() as older_server:
-        older_server.setattr(account_admin, "name_problem", lambda name: None)
+        older_server.setattr(account_requests, "name_problem", lambda name: None)
         for name in ("a\u037a", "ib", "a", "i\u037ab"):
             await add(server, name, "pw")
     first, _ = await json_client(address, login={"name": "a\u037a", "password": "pw"})

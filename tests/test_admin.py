@@ -16,8 +16,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imkit import admin
+from imkit.client import admin as admin_client
 from imkit.errors import AdminError, AdminUnavailable, ServeError
+from imkit.operator import answers
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
 from tests.support import LineClient, imkit_env, joined, run_imkit, start_server_process
@@ -100,7 +101,7 @@ async def test_stats_count_what_happened(admin_server: Server) -> None:
     await joined(admin_server.addresses[0], "b")
     await a.send(b"one\ntwo\nto|b|three\n")
     await a.line_matching(":two$")
-    assert admin.stats(admin_server)["messages_received"] == 3
+    assert answers.stats(admin_server)["messages_received"] == 3
     await run_cli(admin_server, "kick", "b")
     result = await run_cli(admin_server, "stats", "--json")
     counters = json.loads(result.stdout)
@@ -136,18 +137,18 @@ async def test_default_path_is_per_port_and_private(
     monkeypatch: pytest.MonkeyPatch, short_dir: Path
 ) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_dir))
-    assert admin.default_path(8888) == short_dir / "imkit" / "admin-8888.sock"
-    assert admin.default_path(8888) != admin.default_path(8889)
+    assert admin_client.default_path(8888) == short_dir / "imkit" / "admin-8888.sock"
+    assert admin_client.default_path(8888) != admin_client.default_path(8889)
     async with run_server(ServerConfig(port=0, idle_timeout=0)) as server:
         assert server.admin_socket is not None
         port = int(server.addresses[0].rsplit(":", 1)[1])
         assert server.admin_socket.path == short_dir / "imkit" / f"admin-{port}.sock"
         assert stat.S_IMODE(os.stat(short_dir / "imkit").st_mode) == 0o700
-        reply = await admin.request(admin.default_path(port), {"type": "who"})
+        reply = await admin_client.request(admin_client.default_path(port), {"type": "who"})
         assert reply == {"type": "users", "users": []}
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     assert (
-        admin.default_path(1)
+        admin_client.default_path(1)
         == Path(tempfile.gettempdir()) / f"imkit-{os.getuid()}" / "admin-1.sock"
     )
 
@@ -158,7 +159,7 @@ async def test_a_live_socket_refuses_a_second_server(admin_server: Server) -> No
     with pytest.raises(ServeError, match="another imkit server is running"):
         await second.listen()
     # and the first one still answers
-    assert (await admin.request(admin_server.admin_socket.path, {"type": "stats"}))[
+    assert (await admin_client.request(admin_server.admin_socket.path, {"type": "stats"}))[
         "type"
     ] == "stats"
 
@@ -182,7 +183,7 @@ async def test_a_stale_socket_is_replaced(short_dir: Path) -> None:
     crashed.bind(str(path))  # a socket file nobody listens on, as after a crash
     crashed.close()
     async with run_server(ServerConfig(port=0, admin_socket=str(path))) as server:
-        assert (await admin.request(path, {"type": "who"}))["users"] == []
+        assert (await admin_client.request(path, {"type": "who"}))["users"] == []
         assert server.admin_socket is not None
 
 
@@ -267,9 +268,9 @@ async def test_bad_admin_requests_get_errors(admin_server: Server) -> None:
     assert admin_server.admin_socket is not None
     path = admin_server.admin_socket.path
     with pytest.raises(AdminError, match="unknown request type"):
-        await admin.request(path, {"type": "explode"})
+        await admin_client.request(path, {"type": "explode"})
     with pytest.raises(AdminError, match="string 'name'"):
-        await admin.request(path, {"type": "kick", "name": 5})
+        await admin_client.request(path, {"type": "kick", "name": 5})
     stream = await anyio.connect_unix(path)
     await stream.send(b"not json\n" + b"x" * 5000 + b"\n")
     replies = b""
@@ -281,7 +282,7 @@ async def test_bad_admin_requests_get_errors(admin_server: Server) -> None:
 
 async def test_admin_unavailable_when_nothing_listens(short_dir: Path) -> None:
     with pytest.raises(AdminUnavailable):
-        await admin.request(short_dir / "nothing.sock", {"type": "who"})
+        await admin_client.request(short_dir / "nothing.sock", {"type": "who"})
 
 
 def test_an_admin_socket_path_over_the_unix_limit_is_named_too_long(short_dir: Path) -> None:

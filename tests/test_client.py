@@ -7,7 +7,7 @@ import socket
 import anyio
 import pytest
 
-from imkit.client import ChatMessage, NameChange, Presence, UserInfo, connect
+from imkit.client.library import ChatMessage, NameChange, Presence, UserInfo, connect
 from imkit.errors import (
     Disconnected,
     InvalidMessage,

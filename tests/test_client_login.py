@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imkit.client import ChatMessage, NameChange, Receipt, UserInfo, connect
+from imkit.client.library import ChatMessage, NameChange, Receipt, UserInfo, connect
 from imkit.errors import (
     Disconnected,
     LoggedIn,

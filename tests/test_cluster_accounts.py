@@ -16,9 +16,9 @@ from typing import Any
 import anyio
 import pytest
 
-from imkit.accounts import conversation_key
-from imkit.members import logged_in_message, reserved_message
-from imkit.names import name_key
+from imkit.hub.members import logged_in_message, reserved_message
+from imkit.rules.accounts import conversation_key
+from imkit.rules.names import name_key
 from tests.redis_support import (
     MSGID,
     Cluster,

@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from imkit import admin
+from imkit.client import admin as admin_client
 from tests.redis_support import (
     MISSED_LINE,
     UNAVAILABLE_BYE,
@@ -218,7 +218,9 @@ async def test_redis_down_then_restarted_empty_while_users_chat(cluster: Cluster
     assert result.stderr == (
         "imkit who: only this node's users: its server cannot reach the cluster's Redis\n"
     )
-    reply = await admin.request(cluster.folder / "imkit" / f"admin-{a.port}.sock", {"type": "who"})
+    reply = await admin_client.request(
+        cluster.folder / "imkit" / f"admin-{a.port}.sock", {"type": "who"}
+    )
     assert reply["partial"] is True, reply
     assert [u["name"] for u in reply["users"]] == ["alex", "ann"]
     stats = json.loads((await anyio.to_thread.run_sync(b.admin, "stats", "--json")).stdout)

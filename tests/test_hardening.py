@@ -11,9 +11,10 @@ import time
 import anyio
 import pytest
 
-from imkit.client import connect
+from imkit.client.library import connect
 from imkit.errors import Disconnected, Unauthorized
-from imkit.server import Server, ServerConfig, TokenBucket
+from imkit.server import Server, ServerConfig
+from imkit.transport.connection import TokenBucket
 from tests.conftest import run_server
 from tests.support import LineClient, joined, split_addr
 

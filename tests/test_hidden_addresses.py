@@ -18,9 +18,9 @@ from typing import Any
 import anyio
 import pytest
 
-from imkit.addresses import host_of, pseudonym
 from imkit.cluster.hub import DEFAULT_NAMES, numbered_names
-from imkit.names import name_key, name_problem
+from imkit.rules.names import name_key, name_problem
+from imkit.rules.pseudonyms import host_of, pseudonym
 from imkit.store import SqliteStore
 from imkit.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.redis_support import Cluster, needs_redis

@@ -19,9 +19,10 @@ from typing import Any
 import anyio
 import pytest
 
-from imkit import admin
-from imkit.client import ChatMessage, Client, HistoryPage, connect
+from imkit.client import admin as admin_client
+from imkit.client.library import ChatMessage, Client, HistoryPage, connect
 from imkit.errors import AdminError, ServerError, Unavailable
+from imkit.operator import answers
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
 from tests.support import (
@@ -198,7 +199,7 @@ async def test_send_raises_unavailable_once_the_file_is_removed(db_server: Serve
                 texts.append(event.text)
         assert texts == ["stored", "delivered, not stored", "private still works"]
 
-    counters = admin.stats(db_server)
+    counters = answers.stats(db_server)
     assert counters["refused_unavailable"] == 1
     assert counters["store_problem"] == f"the database file {db_server.config.db} was removed"
 
@@ -233,7 +234,7 @@ async def test_imkit_send_exit_status_when_the_store_cannot_write(db_server: Ser
     assert refused.stderr.splitlines() == [
         f"Error: the message was not sent: the database file {db_server.config.db} was removed"
     ]
-    assert admin.stats(db_server)["refused_unavailable"] == 1
+    assert answers.stats(db_server)["refused_unavailable"] == 1
 
     rows = stats_rows((await cli("stats", "--admin-socket", socket_of(db_server))).stdout)
     assert rows["store problem"] == f"the database file {db_server.config.db} was removed"
@@ -300,8 +301,8 @@ async def test_admin_history_requests_are_checked(db_server: Server) -> None:
     ]
     for bad in bad_requests:
         with pytest.raises(AdminError, match="history"):
-            await admin.request(path, bad)
-    empty = await admin.request(path, {"type": "history"})
+            await admin_client.request(path, bad)
+    empty = await admin_client.request(path, {"type": "history"})
     assert empty == {"type": "history", "messages": [], "more": False}
     # The other requests still answer, also on a connection that asked for history.
     stream = await anyio.connect_unix(path)

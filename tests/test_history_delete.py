@@ -14,8 +14,8 @@ from typing import Any
 import anyio
 import pytest
 
-from imkit import admin
-from imkit.hub import Hub
+from imkit.hub.core import Hub
+from imkit.operator import answers
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
 from tests.redis_support import Cluster, needs_redis
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def ask(server: Server, **request: Any) -> dict[str, Any]:
-    return await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
+    return await answers.answer(server, json.dumps(request).encode(), by="uid 1000")
 
 
 async def texts(server: Server) -> list[str]:

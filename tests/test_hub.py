@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from imkit.hub import Hub
-from imkit.members import Member
-from imkit.outbox import Outbox
+from imkit.hub.core import Hub
+from imkit.hub.members import Member
+from imkit.hub.outbox import Outbox
 from imkit.protocol import (
     Hello,
     Invalid,

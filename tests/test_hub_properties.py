@@ -12,10 +12,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from imkit.hub import Hub
-from imkit.members import Member
-from imkit.names import name_key
-from imkit.outbox import Outbox
+from imkit.hub.core import Hub
+from imkit.hub.members import Member
+from imkit.hub.outbox import Outbox
 from imkit.protocol import (
     Mode,
     PrivateMessage,
@@ -24,6 +23,7 @@ from imkit.protocol import (
     ServerConnection,
     Who,
 )
+from imkit.rules.names import name_key
 
 NAMES = st.sampled_from(["alex", "Alex", "ALEX", "bob", "carol", "dave", "bad name", "x:y", ""])
 

@@ -10,8 +10,8 @@ import logging
 import anyio
 import pytest
 
-from imkit import admin
-from imkit.client import connect
+from imkit.client import admin as admin_client
+from imkit.client.library import connect
 from imkit.errors import ServerError
 from imkit.protocol import DEFAULT_MAX_LINE, json_line_limit, text_line_limit
 from imkit.server import Server, ServerConfig
@@ -76,7 +76,7 @@ async def test_a_kick_reason_cannot_forge_a_line(server: Server, reason: str, sh
     alex = await joined(server.addresses[0], "alex")
     assert server.admin_socket is not None
     request = {"type": "kick", "name": "alex", "reason": reason}
-    assert (await admin.request(server.admin_socket.path, request))["type"] == "ok"
+    assert (await admin_client.request(server.admin_socket.path, request))["type"] == "ok"
     assert await alex.line() == f"you were removed by an administrator: {shown}\n"
     assert await alex.eof()  # and nothing else: no second line
 

@@ -24,9 +24,9 @@ import anyio
 import pytest
 
 import imkit
-from imkit.hub import Hub
-from imkit.logformat import FALLBACK_EVENT, JsonFormatter
-from imkit.outbox import Outbox
+from imkit.cli.logformat import FALLBACK_EVENT, JsonFormatter
+from imkit.hub.core import Hub
+from imkit.hub.outbox import Outbox
 from imkit.protocol import PublicMessage, Rename, ServerConnection
 from imkit.server import ServerConfig
 from tests.conftest import run_server

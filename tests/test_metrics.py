@@ -21,11 +21,12 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from imkit import __version__, admin
+from imkit import __version__
 from imkit.cli import main
+from imkit.client import admin as admin_client
 from imkit.errors import ServeError
-from imkit.metrics import LoopReader, Metrics, MetricsServer, Observed, parse_address
 from imkit.server import Server, ServerConfig
+from imkit.server.metrics import LoopReader, Metrics, MetricsServer, Observed, parse_address
 from tests.conftest import run_server
 from tests.support import TIMEOUT, LineClient, joined, run_imkit, split_addr, start_server_process
 
@@ -140,7 +141,9 @@ async def test_counters_move_by_exactly_the_traffic_sent() -> None:
             assert value(after, "imkit_disconnects_total", reason=reason) == 0
 
         assert server.admin_socket is not None
-        reply = await admin.request(server.admin_socket.path, {"type": "kick", "name": "bob"})
+        reply = await admin_client.request(
+            server.admin_socket.path, {"type": "kick", "name": "bob"}
+        )
         assert reply == {"type": "ok", "name": "bob"}
         assert await bob.eof()
         await bob.aclose()

@@ -16,10 +16,10 @@ from typing import Any
 import anyio
 import pytest
 
-from imkit import admin
-from imkit.hub import Hub
-from imkit.moderation import Ban, Bans, parse_duration, parse_target, shown, widened
-from imkit.names import name_problem
+from imkit.hub.core import Hub
+from imkit.operator import answers
+from imkit.rules.bans import Ban, Bans, parse_duration, parse_target, shown, widened
+from imkit.rules.names import name_problem
 from imkit.server import Server, ServerConfig
 from tests.account_support import start_accounts_server
 from tests.conftest import run_server
@@ -46,7 +46,7 @@ async def client_from(address: str, source: str) -> LineClient:
 
 
 async def ask(server: Server, **request: object) -> dict[str, Any]:
-    return await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
+    return await answers.answer(server, json.dumps(request).encode(), by="uid 1000")
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imkit import account_admin, admin
-from imkit.names import CONFUSABLES_VERSION, MAX_NAME_LENGTH, name_key, name_problem
+from imkit.operator import account_requests, answers
+from imkit.rules.names import CONFUSABLES_VERSION, MAX_NAME_LENGTH, name_key, name_problem
 from imkit.server import Server
 from tests.support import LineClient, joined
 
@@ -365,7 +365,7 @@ async def test_look_alikes_collide_over_tcp_in_renames_and_private_messages(
 
 async def _add_account(server: Server, name: str, password: str) -> dict[str, Any]:
     request = {"type": "account_add", "name": name, "password": password}
-    reply: dict[str, Any] = await admin.answer(server, json.dumps(request).encode(), by="test")
+    reply: dict[str, Any] = await answers.answer(server, json.dumps(request).encode(), by="test")
     return reply
 
 
@@ -395,7 +395,7 @@ async def test_an_account_added_before_the_rule_keeps_its_name(
     # An account whose name an older server allowed ("ᴀlice": small capital A) still
     # logs in under it and still reserves it; nobody may take it as a new name.
     with monkeypatch.context() as older_server:
-        older_server.setattr(account_admin, "name_problem", _old_name_problem)
+        older_server.setattr(account_requests, "name_problem", _old_name_problem)
         assert (await _add_account(server, "\u1d00lice", "pw"))["type"] == "ok"
     assert (await _add_account(server, "\u1d00lice", "pw"))["code"] == "invalid_name"
     user = await joined(server.addresses[0])

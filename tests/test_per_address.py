@@ -15,9 +15,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imkit import admin
-from imkit.client import connect
+from imkit.client import admin as admin_client
+from imkit.client.library import connect
 from imkit.errors import Disconnected
+from imkit.operator import answers
 from imkit.server import ServerConfig
 from imkit.transport.limits import (
     LOG_INTERVAL,
@@ -304,9 +305,9 @@ async def test_host_any_ipv6_takes_ipv4_clients_as_ipv4() -> None:
         assert await six.line() == f"[{six_addr}]{six_addr}:user is online\n"
         again = LineClient(await anyio.connect_tcp("127.0.0.1", port, local_host="127.0.0.2"))
         assert await again.line() == "too many connections from your address (1 at most)\n"
-        users = await admin.answer(server, b'{"type":"who"}')
+        users = await answers.answer(server, b'{"type":"who"}')
         assert [u["addr"] for u in users["users"]] == [four.addr, six_addr]
-        reply = await admin.answer(server, b'{"type":"ban","target":"127.0.0.2"}')
+        reply = await answers.answer(server, b'{"type":"ban","target":"127.0.0.2"}')
         assert reply["removed"] == 1
         assert await four.line_matching("you are banned")
 
@@ -381,7 +382,7 @@ def test_connect_rate_through_imkit_serve_its_log_and_stats(short_dir: Path) -> 
             load may take a while; a fixed sleep was flaky)."""
             with anyio.fail_after(10):
                 while True:
-                    reply = await admin.request(Path(socket_path), {"type": "stats"})
+                    reply = await admin_client.request(Path(socket_path), {"type": "stats"})
                     if reply["connections_now"] <= count:
                         return
                     await anyio.sleep(0.05)

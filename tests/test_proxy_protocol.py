@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imkit import admin
+from imkit.operator import answers
 from imkit.server import ServerConfig
 from imkit.transport.proxy import (
     V2_SIGNATURE,
@@ -158,7 +158,7 @@ async def test_the_carried_address_is_the_users_everywhere() -> None:
         await mapped.send(v2("::ffff:192.0.2.1", 5000))
         line = "[192.0.2.1:5000]192.0.2.1:5000:user is online\n"
         assert await mapped.line() == line
-        users = await admin.answer(server, b'{"type":"who"}')
+        users = await answers.answer(server, b'{"type":"who"}')
         assert [u["addr"] for u in users["users"]] == [
             "203.0.113.7:51000",
             "[2001:db8::9]:443",
@@ -273,7 +273,7 @@ async def test_the_per_address_limit_counts_the_carried_address() -> None:
 @pytest.mark.anyio
 async def test_a_ban_sees_the_carried_address() -> None:
     async with run_server(_config("127.0.0.0/8")) as server:
-        reply = await admin.answer(server, b'{"type":"ban","target":"203.0.113.0/24"}')
+        reply = await answers.answer(server, b'{"type":"ban","target":"203.0.113.0/24"}')
         assert reply["type"] == "ok"
         banned = await LineClient.connect(server.addresses[0])
         await banned.send(V1)  # 203.0.113.7, behind the balancer

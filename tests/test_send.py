@@ -12,7 +12,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from imkit.client import ChatMessage, connect
+from imkit.client.library import ChatMessage, connect
 from tests.account_support import AccountsServer, start_accounts_server
 from tests.scripted_server import Json, ScriptedServer, Session
 from tests.support import ServerProcess, imkit_env, run_imkit, split_addr

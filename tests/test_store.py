@@ -12,8 +12,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.protocol import ChatMessage
+from imkit.rules.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.store import MemoryStore, Page, SqliteStore, Store, default_path, open_store
 from imkit.store.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.support import Clock, run_imkit, start_server_process

@@ -13,9 +13,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imkit.accounts import Account, conversation_key, hash_password
-from imkit.names import name_key
 from imkit.protocol import ChatMessage
+from imkit.rules.accounts import Account, conversation_key, hash_password
+from imkit.rules.names import name_key
 from imkit.store import MemoryStore, Page, SqliteStore, Store, Stored
 from imkit.store.base import awaited
 from imkit.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION

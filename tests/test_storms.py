@@ -21,11 +21,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imkit import admin
-from imkit.hub import Hub
-from imkit.members import Member
-from imkit.names import name_problem
-from imkit.outbox import Outbox
+from imkit.hub.core import Hub
+from imkit.hub.members import Member
+from imkit.hub.outbox import Outbox
+from imkit.operator import answers
+from imkit.rules.names import name_problem
 from imkit.server import ServerConfig
 from tests.conftest import run_server
 from tests.support import LineClient, joined, run_imkit, split_addr, start_server_process
@@ -379,7 +379,7 @@ async def test_a_stalled_reader_holds_the_others_up_once_at_most() -> None:
                     assert line == f"[{talker.addr}]talker:{i} {body}\n"
             tg.cancel_scope.cancel()
         assert server.hub.stats.slow_consumers == 1
-        counters = admin.stats(server)  # what `imkit stats` shows
+        counters = answers.stats(server)  # what `imkit stats` shows
         assert counters["backpressure_given_up"] == 1  # waited for once, then not again
         assert counters["backpressure_pauses"] >= 1
         assert time.monotonic() - started < 30

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from imkit import admin
+from imkit.operator import answers
 from imkit.server import Server, ServerConfig
 from tests.conftest import run_server
 from tests.redis_support import Cluster
@@ -290,13 +290,13 @@ async def test_every_request_and_a_tcp_user_in_one_order() -> None:
             assert (await user.json())["code"] == "bad_request"
             assert (await user.request(type="ping", id=10))["type"] == "pong"
             # imkit who: an ordinary JSON user.
-            users = (await admin.answer(server, b'{"type":"who"}', by="uid 1000"))["users"]
+            users = (await answers.answer(server, b'{"type":"who"}', by="uid 1000"))["users"]
             assert [u["mode"] for u in users] == ["text", "json"]
         await text.line_matching(r"\]west:user offline")
 
         # Log in with a hello (an account made through the admin socket).
         request = {"type": "account_add", "name": "alex", "password": "pw"}
-        reply = await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
+        reply = await answers.answer(server, json.dumps(request).encode(), by="uid 1000")
         assert reply["type"] == "ok"
         async with web_user(web) as user:
             wrong = await user.request(type="hello", id=1, login={"name": "alex", "password": "x"})
@@ -431,7 +431,7 @@ async def test_bans_and_max_clients_hold_for_web_clients() -> None:
         async with web_user(web, source="127.0.0.2") as user:
             await hello(user, "wes")
             request = {"type": "ban", "target": "127.0.0.2", "reason": "spam"}
-            reply = await admin.answer(server, json.dumps(request).encode(), by="uid 1000")
+            reply = await answers.answer(server, json.dumps(request).encode(), by="uid 1000")
             assert reply["type"] == "ok"
             bye = await user.until("bye")
             assert bye["reason"] == "banned"

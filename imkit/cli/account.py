@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from imkit.cli.admin import _admin_options, _admin_request, _table
 from imkit.cli.options import TEXT, Refused, Usage, ask_password, option, password_from_stdin
-from imkit.output import write_line
+from imkit.cli.server_admin import _admin_options, _admin_request, _table
+from imkit.client.output import write_line
 
 # Not read from a variable, as the other options are: a flag's variable left set in an
 # environment would make a later command wait for a line on standard input.
@@ -45,13 +45,13 @@ def _accounts(port: int, admin_socket: str | None) -> list[dict[str, Any]]:
 
 def _find(accounts: list[dict[str, Any]], name: str) -> str | None:
     """The name of the account that ``name`` is (case and look-alikes ignored), if any."""
-    from imkit.names import name_key
+    from imkit.rules.names import name_key
 
     return next((a["name"] for a in accounts if name_key(a["name"]) == name_key(name)), None)
 
 
 def _new_password(name: str, password_stdin: bool) -> str:
-    from imkit.accounts import password_problem
+    from imkit.rules.accounts import password_problem
 
     if password_stdin:
         password = password_from_stdin("password")
@@ -84,7 +84,7 @@ def add(name: str, password_stdin: bool, port: int, admin_socket: str | None) ->
     usage error (an invalid name, an empty password, the two differ); 3 no server
     answers on the admin socket.
     """
-    from imkit.names import name_problem
+    from imkit.rules.names import name_problem
 
     problem = name_problem(name)
     if problem is not None:
@@ -159,7 +159,7 @@ def list_accounts(port: int, admin_socket: str | None, as_json: bool) -> None:
     if as_json:
         write_line(json.dumps(accounts, ensure_ascii=False, indent=2))
         return
-    from imkit.chat import printable
+    from imkit.client.chat import printable
 
     rows = [
         [printable(a["name"]), _when(a["created"]), _when(a.get("last_login")), str(a["waiting"])]

@@ -10,8 +10,9 @@ import anyio
 import click
 
 from imkit.cli.options import TEXT, Bounded, loop_options, option
-from imkit.output import write_line
-from imkit.server import DEFAULT_PORT, raise_open_file_limit
+from imkit.client.output import write_line
+from imkit.protocol import DEFAULT_PORT
+from imkit.system import raise_open_file_limit
 
 
 @click.command(short_help="Load-test a running server: deliveries/s and latency.")
@@ -88,7 +89,7 @@ def bench(
     Exit status: 0 measured; 2 usage error; 3 could not connect; 4 standard output
     could not be written; 141 it was closed by its reader.
     """
-    from imkit import bench as load
+    from imkit.client import bench as load
 
     if scenario == "broadcast" and senders > clients:
         raise click.UsageError("--senders cannot exceed --clients")

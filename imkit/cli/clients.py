@@ -21,8 +21,8 @@ from imkit.cli.options import (
     option,
     password_from_stdin,
 )
+from imkit.client.output import write_line
 from imkit.errors import Disconnected, Unavailable
-from imkit.output import write_line
 from imkit.protocol import HISTORY_MAX
 
 # Past public messages imkit chat shows on start: a screenful, as ssh-chat replays.
@@ -95,7 +95,7 @@ def chat(
       4    standard output could not be written
       141  standard output was closed by its reader (nothing on stderr)
     """
-    from imkit import chat as chat_client
+    from imkit.client import chat as chat_client
 
     if sys.stdin is None:  # started with <&-: Python then has no sys.stdin
         raise Usage("standard input is closed: imkit chat reads what to say from it")
@@ -183,7 +183,7 @@ def send(
       4    standard output (--verbose) could not be written
       141  standard output was closed by its reader (nothing on stderr)
     """
-    from imkit.client import connect
+    from imkit.client.library import connect
 
     if "-" in message and len(message) > 1:
         raise click.UsageError("- (read standard input) must be the only MESSAGE")
@@ -262,7 +262,7 @@ async def _one(text: str) -> AsyncIterator[str]:
 
 async def _stdin_lines() -> AsyncIterator[str]:
     # Lines are sent as they arrive, so `tail -f log | imkit send -` works.
-    from imkit.stdin import StdinLines
+    from imkit.client.stdin import StdinLines
 
     lines = StdinLines()
     while (line := await lines.read()) is not None:

@@ -8,6 +8,7 @@ not be written; 141 its reader went away (quietly, as if killed by SIGPIPE).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from imkit.client.output import EXIT_BROKEN_PIPE, discard_output
 from imkit.errors import (
     AdminUnavailable,
     ConnectError,
@@ -27,10 +29,8 @@ from imkit.errors import (
     OutputClosed,
     OutputError,
 )
-from imkit.moderation import parse_duration
-from imkit.output import EXIT_BROKEN_PIPE, discard_output
-from imkit.server import DEFAULT_PORT, parse_network
-from imkit.transport.limits import parse_connect_rate
+from imkit.protocol.codes import DEFAULT_PORT
+from imkit.rules.bans import parse_duration
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -170,63 +170,29 @@ def exit_codes() -> Iterator[None]:
 
 
 class ImkitGroup(click.Group):
-    """The imkit group: every subcommand runs under :func:`exit_codes`."""
+    """The imkit group: every subcommand runs under :func:`exit_codes`, and is imported
+    only when it is asked for (click's lazy group: ``commands`` maps each name to
+    ``"module:function"``)."""
+
+    def __init__(self, *args: Any, commands: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(commands)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.lazy)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        where = self.lazy.get(name)
+        if where is None:
+            return None
+        module, function = where.split(":")
+        command = getattr(importlib.import_module(module), function)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         with exit_codes():
             return super().invoke(ctx)
-
-
-def networks(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> tuple[str, ...]:
-    for value in values:
-        try:
-            parse_network(value)
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not an address or a network") from None
-    return values
-
-
-def web_origins(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> tuple[str, ...]:
-    from imkit.web.http import origin_key
-
-    for value in values:
-        if origin_key(value) is None:
-            raise click.BadParameter(f"{value!r} is not an origin such as https://chat.example.org")
-    return values
-
-
-class ConnectRate(click.ParamType[tuple[int, float]]):
-    """``N/PERIOD`` (``32/10m``; PERIOD in s, m, h or d) as (N, seconds); ``0``: (0, 0.0)."""
-
-    name = "n/period"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[int, float]:
-        try:
-            return parse_connect_rate(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-
-
-class ListenAddress(click.types.StringParamType):
-    """``HOST:PORT`` to listen on (``[IPv6]:PORT``; port 0 picks a free one)."""
-
-    name = "host:port"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from imkit.metrics import parse_address  # prometheus_client: only when asked for
-
-        text: str = super().convert(value, param, ctx)
-        try:
-            parse_address(text)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-        return text
 
 
 def client_options(func: F) -> F:
@@ -277,7 +243,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     object a line for a collector (:mod:`imkit.logformat`)."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
-        from imkit.logformat import JsonFormatter
+        from imkit.cli.logformat import JsonFormatter
 
         handler.setFormatter(JsonFormatter())
         logging.captureWarnings(True)  # a Python warning is one more JSON line too

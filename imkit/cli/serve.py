@@ -8,40 +8,37 @@ import sys
 import anyio
 import click
 
-from imkit.accounts import (
-    DEFAULT_HASH_COST,
-    DEFAULT_OFFLINE_DAYS,
-    MAX_HASH_COST,
-    MIN_HASH_COST,
-)
 from imkit.cli.options import (
     DAY,
     LOG_FORMATS,
     TEXT,
     Bounded,
-    ConnectRate,
-    ListenAddress,
     configure_logging,
     loop_options,
-    networks,
     option,
-    web_origins,
 )
+from imkit.cli.serve_options import ConnectRate, ListenAddress, networks, web_origins
 from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
-from imkit.outbox import DEFAULT_MAX_QUEUE
+from imkit.hub.outbox import DEFAULT_MAX_QUEUE
 from imkit.protocol import DEFAULT_MAX_LINE, HISTORY_MAX
+from imkit.rules.accounts import (
+    DEFAULT_HASH_COST,
+    DEFAULT_OFFLINE_DAYS,
+    MAX_HASH_COST,
+    MIN_HASH_COST,
+)
 from imkit.server import (
     DEFAULT_BURST,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CLIENTS,
-    DEFAULT_MAX_PER_IP,
     DEFAULT_PORT,
     DEFAULT_RATE,
     ServerConfig,
 )
 from imkit.server import run as run_server
 from imkit.store import DEFAULT_RETAIN_DAYS
+from imkit.transport.limits import DEFAULT_MAX_PER_IP
 
 
 @click.command(short_help="Run the chat server.")

@@ -35,13 +35,12 @@ from dataclasses import dataclass, field
 from functools import cache, partial
 from typing import Any, ClassVar
 
-from imkit.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.cluster import FULL, UNREACHABLE
 from imkit.cluster.connection import is_full
 from imkit.cluster.link import ClusterLink
-from imkit.hub import Hub
-from imkit.login import LOGIN_FAILED_MESSAGE
-from imkit.members import (
+from imkit.hub.core import Hub
+from imkit.hub.credentials import LOGIN_FAILED_MESSAGE
+from imkit.hub.members import (
     ACCOUNT_REMOVED_BYE,
     DATA_LOST_BYE,
     REPLACED_BYE,
@@ -50,8 +49,6 @@ from imkit.members import (
     logged_in_message,
     reserved_message,
 )
-from imkit.moderation import Ban
-from imkit.names import name_key, name_problem
 from imkit.protocol import (
     INVALID_NAME,
     LOGGED_IN,
@@ -83,6 +80,9 @@ from imkit.protocol import (
     UserList,
     Welcome,
 )
+from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
+from imkit.rules.bans import Ban
+from imkit.rules.names import name_key, name_problem
 
 log = logging.getLogger("imkit.cluster")
 

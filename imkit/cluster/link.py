@@ -32,7 +32,6 @@ from typing import Any, Protocol
 import anyio
 from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 
-from imkit.addresses import new_secret
 from imkit.cluster import (
     DATA_FORMAT,
     DEFAULT_CLUSTER_NAME,
@@ -51,7 +50,8 @@ from imkit.cluster.connection import (
 )
 from imkit.cluster.pace import WRITE_CHUNK, Pacer
 from imkit.cluster.reader import EventReader
-from imkit.members import ACCOUNT_REMOVED_BYE, DATA_LOST_BYE
+from imkit.hub.members import ACCOUNT_REMOVED_BYE, DATA_LOST_BYE
+from imkit.rules.pseudonyms import new_secret
 from imkit.store.base import awaited
 
 log = logging.getLogger("imkit.cluster")

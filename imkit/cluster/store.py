@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from imkit.accounts import DEFAULT_OFFLINE_DAYS
 from imkit.cluster.link import ClusterLink, describe_url
 from imkit.cluster.reader import pairs
-from imkit.msgid import format_msgid, parse_msgid
-from imkit.names import name_key
 from imkit.protocol import ChatMessage
+from imkit.rules.accounts import DEFAULT_OFFLINE_DAYS
+from imkit.rules.msgid import format_msgid, parse_msgid
+from imkit.rules.names import name_key
 from imkit.store.base import Answer, Deleted, Page, Store, Stored
 
 # Entries of P:hist read at a time when deleting a sender's messages.

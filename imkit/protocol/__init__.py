@@ -38,6 +38,7 @@ from imkit.protocol.client import (
 )
 from imkit.protocol.codes import (
     BAD_REQUEST,
+    DEFAULT_PORT,
     HISTORY_DEFAULT,
     HISTORY_MAX,
     INVALID_MESSAGE,
@@ -118,6 +119,7 @@ from imkit.protocol.parsing import (
 __all__ = [
     "Authenticate",
     "BAD_REQUEST",
+    "DEFAULT_PORT",
     "Bye",
     "CLIENT_MAX_LINE",
     "ChatMessage",

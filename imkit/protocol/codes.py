@@ -8,6 +8,8 @@ from enum import Enum
 from typing import TypeAlias
 
 PROTOCOL_VERSION = 1
+# The seed's port: servers listen on it and clients connect to it unless told otherwise.
+DEFAULT_PORT = 8888
 
 RequestId: TypeAlias = str | int | float | None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imkit.names import MAX_NAME_LENGTH
+from imkit.rules.names import MAX_NAME_LENGTH
 
 # A chat line, not a file transfer: 4 KiB holds several screens of text and keeps the
 # per-connection framing buffer small. The operator can raise it with --max-line.

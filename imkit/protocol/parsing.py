@@ -6,7 +6,6 @@ import json
 import math
 from typing import Any
 
-from imkit.msgid import parse_msgid
 from imkit.protocol.codes import (
     BAD_REQUEST,
     HISTORY_DEFAULT,
@@ -28,6 +27,7 @@ from imkit.protocol.commands import (
     Rename,
     Who,
 )
+from imkit.rules.msgid import parse_msgid
 
 
 def invalid(code: str, message: str, request_id: RequestId = None) -> Invalid:

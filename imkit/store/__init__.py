@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from imkit.accounts import DEFAULT_OFFLINE_DAYS
+from imkit.rules.accounts import DEFAULT_OFFLINE_DAYS
 from imkit.store.base import DEFAULT_RETAIN_DAYS, Answer, Deleted, Page, Store, Stored
 from imkit.store.memory import MemoryStore
 from imkit.store.sqlite import SqliteStore

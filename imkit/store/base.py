@@ -28,11 +28,11 @@ from typing import Any, TypeVar
 
 import anyio
 
-from imkit.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
-from imkit.addresses import new_secret
-from imkit.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
-from imkit.names import name_key
 from imkit.protocol import HISTORY_MAX, ChatMessage
+from imkit.rules.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
+from imkit.rules.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
+from imkit.rules.names import name_key
+from imkit.rules.pseudonyms import new_secret
 
 DAY = 86_400.0
 # Messages older than this many days are never returned, and deleted in the background.

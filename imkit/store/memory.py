@@ -6,9 +6,9 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Iterable
 
-from imkit.accounts import DEFAULT_OFFLINE_DAYS, PAIR_SEPARATOR
-from imkit.names import name_key
 from imkit.protocol import ChatMessage
+from imkit.rules.accounts import DEFAULT_OFFLINE_DAYS, PAIR_SEPARATOR
+from imkit.rules.names import name_key
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
     Answer,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from imkit.msgid import format_msgid
 from imkit.protocol import ChatMessage
+from imkit.rules.msgid import format_msgid
 from imkit.store.base import Answer, Page, Stored
 
 COLUMNS = "id, time, sender, addr, recipient, text, account"

@@ -46,9 +46,9 @@ from typing import Any
 
 import anyio
 
-from imkit.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
-from imkit.names import name_key
 from imkit.protocol import HISTORY_MAX, ChatMessage
+from imkit.rules.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
+from imkit.rules.names import name_key
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
     Answer,

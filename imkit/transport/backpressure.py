@@ -29,7 +29,7 @@ import time
 
 import anyio
 
-from imkit.outbox import Outbox
+from imkit.hub.outbox import Outbox
 
 # How long readers wait for one congested client to drain half its queue: a client
 # reading continuously on any working network takes half a MiB in well under that.

@@ -22,9 +22,9 @@ from typing import TypeGuard
 import anyio
 import anyio.lowlevel
 
-from imkit.hub import Hub
-from imkit.login import Logins
-from imkit.members import Member
+from imkit.hub.core import Hub
+from imkit.hub.credentials import Logins
+from imkit.hub.members import Member
 from imkit.protocol import (
     BAD_REQUEST,
     LOGIN_REQUIRED,

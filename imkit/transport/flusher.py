@@ -21,7 +21,7 @@ from functools import partial
 
 import anyio
 
-from imkit.hub import Hub
+from imkit.hub.core import Hub
 from imkit.transport.writes import PARALLEL_FLUSH_MIN, Flushable, WriteThread
 
 log = logging.getLogger("imkit.server")

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from imkit.addresses import host_network
+from imkit.rules.pseudonyms import host_network
 
 __all__ = [
     "DEFAULT_CONNECT_PERIOD",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import logging
 import os
-import resource
 import socket
 import ssl
 from collections.abc import Callable
@@ -235,22 +233,3 @@ def _tls_reason(error: BaseException) -> str:
     if isinstance(cause, ssl.SSLError):
         return cause.reason or str(cause)
     return "timed out" if isinstance(error, TimeoutError) else str(cause or error) or "closed"
-
-
-def raise_open_file_limit(max_clients: int) -> None:
-    """Let the process hold --max-clients sockets: raise the soft descriptor limit up to
-    the hard one (many systems start at 1024)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = max_clients + 64  # listeners, the admin socket, logs, a margin
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-            soft = new
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        log.warning(
-            "only %d file descriptors are allowed: fewer than --max-clients %d",
-            soft,
-            max_clients,
-            extra={"event": "fd_limit", "count": soft, "max_clients": max_clients},
-        )

@@ -13,9 +13,9 @@ from typing import Protocol
 
 import anyio
 
-from imkit.members import Stats
-from imkit.moderation import Ban
+from imkit.hub.stats import Stats
 from imkit.protocol import Bye, encode_json, encode_text
+from imkit.rules.bans import Ban
 from imkit.transport.limits import AddressLimits, Refusal, format_connect_rate
 from imkit.transport.links import LINK_ERRORS, Link
 from imkit.transport.proxy import ProxyHeaderError, read_header

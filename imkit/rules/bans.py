@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from imkit.addresses import host_network, host_of
-from imkit.names import name_key
 from imkit.protocol import Bye, iso_time
+from imkit.rules.names import name_key
+from imkit.rules.pseudonyms import host_network, host_of
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -18,11 +18,10 @@ from collections.abc import Callable
 from functools import partial
 
 import anyio
+import anyio.to_thread
 
-from imkit.accounts import Account, LoginAttempts, PasswordHasher, password_problem
-from imkit.addresses import host_of
-from imkit.hub import Hub
-from imkit.members import Member
+from imkit.hub.core import Hub
+from imkit.hub.members import Member
 from imkit.protocol import (
     BAD_REQUEST,
     LOGIN_FAILED,
@@ -35,6 +34,15 @@ from imkit.protocol import (
     Passwd,
     RequestId,
 )
+from imkit.rules.accounts import (
+    DEFAULT_HASH_COST,
+    Account,
+    LoginAttempts,
+    hash_password,
+    password_problem,
+    verify_password,
+)
+from imkit.rules.pseudonyms import host_of
 from imkit.store.base import awaited
 
 log = logging.getLogger("imkit.server")
@@ -54,6 +62,47 @@ async def find_account(hub: Hub, name: str) -> Account | None | str:
     except TimeoutError:
         return f"accounts could not be read within {LOOKUP_TIMEOUT:g}s"
     return found
+
+
+# Hashes computed at once, in worker threads: few, so that 1,000 logins after a restart
+# leave the event loop a core (scrypt releases the GIL while it works).
+HASH_THREADS = 2
+
+
+class PasswordHasher:
+    """Hashing and checking off the event loop, at most :data:`HASH_THREADS` at once.
+
+    A check for a name without an account still hashes (against a hash of the same
+    cost), so that a wrong name takes as long as a wrong password.
+    """
+
+    def __init__(self, cost: int = DEFAULT_HASH_COST, threads: int = HASH_THREADS) -> None:
+        self.cost = cost
+        self._limiter = anyio.CapacityLimiter(threads)
+        self._dummy: str | None = None
+
+    async def hash(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(
+            hash_password, password, self.cost, limiter=self._limiter
+        )
+
+    async def prepare(self) -> None:
+        """Make the hash that a name without an account is checked against, before
+        the first login: otherwise the first such check would cost two hashes."""
+        if self._dummy is None:
+            self._dummy = await self.hash("not a password")
+
+    async def verify(self, password: str, stored: str | None) -> bool:
+        if stored is None:
+            await self.prepare()
+            assert self._dummy is not None
+            await anyio.to_thread.run_sync(
+                verify_password, password, self._dummy, limiter=self._limiter
+            )
+            return False
+        return await anyio.to_thread.run_sync(
+            verify_password, password, stored, limiter=self._limiter
+        )
 
 
 class Logins:

@@ -7,7 +7,7 @@ server's error code; pushed events (messages, presence, renames) are read with
 answers private messages::
 
     import anyio
-    from imkit.client import ChatMessage, connect
+    from imkit.client.library import ChatMessage, connect
 
     async def main() -> None:
         async with connect("127.0.0.1", 8888, name="echo-bot") as client:
@@ -44,6 +44,7 @@ import anyio
 import anyio.abc
 
 from imkit.errors import Disconnected, ServerError, TimedOut, Unreachable
+from imkit.protocol import DEFAULT_PORT as PROTOCOL_DEFAULT_PORT
 from imkit.protocol import (
     HISTORY_DEFAULT,
     Bye,
@@ -87,7 +88,7 @@ __all__ = [
 ]
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8888
+DEFAULT_PORT = PROTOCOL_DEFAULT_PORT
 # How long connecting, and then each request, may take before TimedOut.
 DEFAULT_TIMEOUT = 10.0
 # Pushed events kept for the application before the client stops reading the socket

@@ -7,9 +7,9 @@ import json
 
 import click
 
-from imkit.cli.admin import _admin_options, _admin_request, _table
 from imkit.cli.options import TEXT, Duration, option
-from imkit.output import write_line
+from imkit.cli.server_admin import _admin_options, _admin_request, _table
+from imkit.client.output import write_line
 
 _FOR = option(
     "--for",

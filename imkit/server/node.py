@@ -1,5 +1,6 @@
 """The chat server: the hub, its listeners, the flusher, the admin socket, the idle
-sweep and shutdown, wired together; :func:`run` is ``imkit serve``.
+sweep and shutdown, wired together (:class:`Server`; ``imkit serve`` runs it with its
+signals in :mod:`imkit.server.run`).
 
 How bytes leave (the hot path) is :mod:`imkit.transport.flusher`: one flush round per
 round of the event loop writes every ready outbox with one non-blocking ``send``.
@@ -14,11 +15,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import signal
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,29 +27,26 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
 
-from imkit import admin
-from imkit.accounts import DEFAULT_HASH_COST, DEFAULT_OFFLINE_DAYS, PasswordHasher
-from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
-from imkit.hub import Hub
-from imkit.login import Logins
-from imkit.members import Member
-from imkit.moderation import Ban
-from imkit.outbox import DEFAULT_MAX_QUEUE, Outbox
+from imkit.hub.core import Hub
+from imkit.hub.credentials import Logins, PasswordHasher
+from imkit.hub.members import Member
+from imkit.hub.outbox import Outbox
+from imkit.operator.admin_socket import AdminSocket
 from imkit.protocol import (
-    DEFAULT_MAX_LINE,
     Error,
     ServerConnection,
     json_line_limit,
 )
-from imkit.store import DEFAULT_RETAIN_DAYS, Store, open_store
+from imkit.protocol.admin import default_path
+from imkit.rules.bans import Ban
+from imkit.server.config import ServerConfig
+from imkit.store import Store, open_store
+from imkit.system import raise_open_file_limit
 from imkit.transport.backpressure import Congestion
 from imkit.transport.connection import Connection, TokenBucket
 from imkit.transport.flusher import Flusher
 from imkit.transport.limits import (
-    DEFAULT_CONNECT_PERIOD,
-    DEFAULT_CONNECT_RATE,
-    DEFAULT_MAX_PER_IP,
     AddressLimits,
     IPAddress,
     Network,
@@ -61,7 +57,6 @@ from imkit.transport.listener import (
     Acceptor,
     open_tls,
     parse_network,
-    raise_open_file_limit,
     tcp_listener,
     tls_context,
 )
@@ -70,89 +65,20 @@ from imkit.transport.writes import WriteThread, use_write_thread
 
 if TYPE_CHECKING:
     from imkit.cluster.link import ClusterLink
-    from imkit.metrics import MetricsServer
+    from imkit.server.metrics import MetricsServer
     from imkit.web import WebSocketLink
     from imkit.web.port import WebPort
 
-__all__ = [
-    "DEFAULT_BURST",
-    "DEFAULT_CONNECT_PERIOD",
-    "DEFAULT_CONNECT_RATE",
-    "DEFAULT_IDLE_TIMEOUT",
-    "DEFAULT_MAX_CLIENTS",
-    "DEFAULT_MAX_PER_IP",
-    "DEFAULT_PORT",
-    "DEFAULT_RATE",
-    "Server",
-    "ServerConfig",
-    "TokenBucket",
-    "parse_network",
-    "raise_open_file_limit",
-    "run",
-]
 
 log = logging.getLogger("imkit.server")
 
-DEFAULT_PORT = 8888
-DEFAULT_IDLE_TIMEOUT = 60.0  # seconds, as in the seed
 # On SIGTERM every client gets this long to receive its bye before the server exits.
 SHUTDOWN_GRACE = 3.0
 # The idle sweep runs at least this often, so a kick comes at most this late.
 MAX_SWEEP_INTERVAL = 1.0
-# Each connection is a socket, two tasks and some buffers (about 13 KiB measured);
-# 10,000 of them fit comfortably in memory and in a raised descriptor limit.
-DEFAULT_MAX_CLIENTS = 10_000
-# Lines per second a client may send, and how many it may send at once. A person types
-# far slower; a script's burst of 50 goes through at once; a flood is paced at 20/s.
-DEFAULT_RATE = 20.0
-DEFAULT_BURST = 50
-# With --password, a client that has not proved it knows it by then is closed.
-AUTH_TIMEOUT = 5.0
-# Signals that stop the server gracefully. SIGHUP too: a server started in a terminal
-# that closes gets it, and there is nothing to reload yet.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # On shutdown, messages already delivered get this long to be stored, so that their
 # senders get their ok before their bye; and closing the store at most this long more.
 STORE_FLUSH_TIMEOUT = 2.0
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT  # 0: never
-    max_line: int = DEFAULT_MAX_LINE
-    max_queue: int = DEFAULT_MAX_QUEUE
-    admin_socket: str | None = None  # None: admin.default_path(port)
-    max_clients: int = DEFAULT_MAX_CLIENTS
-    rate: float = DEFAULT_RATE  # lines per second per client; 0: unlimited
-    burst: int = DEFAULT_BURST
-    rate_exempt: tuple[str, ...] = ()  # addresses or networks the rate limits skip
-    max_per_ip: int = DEFAULT_MAX_PER_IP  # connections open at once per address; 0: any
-    connect_rate: int = DEFAULT_CONNECT_RATE  # new connections per address a period; 0: any
-    connect_period: float = DEFAULT_CONNECT_PERIOD  # seconds
-    password: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    auth_timeout: float = AUTH_TIMEOUT
-    write_thread: bool | None = None  # None: when there is more than one core
-    db: str | None = None  # SQLite file; "none": memory; None: the default path (port 0: memory)
-    retain_days: float = DEFAULT_RETAIN_DAYS  # 0: keep everything
-    replay: int = 0  # past public messages a text client gets on connect
-    fsync: bool = False  # sync every commit to the disk (survives a power loss)
-    metrics: str | None = None  # HOST:PORT for /metrics and /healthz; None: none
-    cluster: str | None = None  # Redis URL: one chat with the other nodes on it
-    cluster_name: str = DEFAULT_CLUSTER_NAME
-    node_timeout: float = DEFAULT_NODE_TIMEOUT
-    # Networks of load balancers whose connections start with a PROXY protocol header.
-    proxy_protocol: tuple[str, ...] = ()
-    hide_addresses: bool = False  # users see pseudonyms instead of each other's addresses
-    accounts_only: bool = False  # every client logs in to an account before anything else
-    password_hash_cost: int = DEFAULT_HASH_COST  # log2 of scrypt's N (imkit.accounts)
-    offline_days: float = DEFAULT_OFFLINE_DAYS  # how long a message waits for an account
-    web: str | None = None  # HOST:PORT for the web page and its WebSocket; None: none
-    web_origins: tuple[str, ...] = ()  # origins besides the page's own that may connect
-    http_timeout: float = 10.0  # the web port: each request and its response
 
 
 class Server:
@@ -182,7 +108,7 @@ class Server:
         self._listener: MultiListener[anyio.abc.SocketStream] | None = None
         self._acceptors: list[Acceptor] = []  # the chat port's and the web port's
         self.web: WebPort | None = None  # --web: bound by listen()
-        self.admin_socket: admin.AdminSocket | None = None
+        self.admin_socket: AdminSocket | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._rate_exempt = [parse_network(a) for a in config.rate_exempt]
         self._proxies = [parse_network(a) for a in config.proxy_protocol]
@@ -305,13 +231,13 @@ class Server:
             await listener.aclose()
             raise
         real_port = listener.listeners[0].extra(SocketAttribute.local_port)
-        path = self.config.admin_socket or admin.default_path(real_port)
-        admin_socket = admin.AdminSocket(Path(path))
+        path = self.config.admin_socket or default_path(real_port)
+        admin_socket = AdminSocket(Path(path))
         try:
             await admin_socket.open()
             if self.config.metrics is not None:
                 # Imported only when asked for: every imkit command imports this module.
-                from imkit.metrics import open_metrics
+                from imkit.server.metrics import open_metrics
 
                 self.metrics = open_metrics(
                     self, self.config.metrics, max_clients=self.config.max_clients
@@ -359,7 +285,7 @@ class Server:
     async def _serve(
         self,
         listener: MultiListener[anyio.abc.SocketStream],
-        admin_socket: admin.AdminSocket,
+        admin_socket: AdminSocket,
         task_status: anyio.abc.TaskStatus[list[str]],
     ) -> None:
         self.started_at = time.monotonic()
@@ -391,7 +317,7 @@ class Server:
     async def _serve_until_stopped(
         self,
         listener: MultiListener[anyio.abc.SocketStream],
-        admin_socket: admin.AdminSocket,
+        admin_socket: AdminSocket,
         store: Store,
         task_status: anyio.abc.TaskStatus[list[str]],
     ) -> None:
@@ -648,30 +574,3 @@ def _within(peer: object, networks: list[Network]) -> bool:
     """Whether ``peer`` (a socket address) is an address in one of ``networks``."""
     ip = peer_ip(peer)
     return ip is not None and any(ip in network for network in networks)
-
-
-async def run(config: ServerConfig) -> None:
-    """Serve until SIGTERM, SIGINT or SIGHUP, then shut down gracefully (``imkit serve``).
-
-    A second signal during the shutdown stops waiting for clients and exits at once.
-    """
-    server = Server(config)
-    await server.listen()  # outside the task group: a ServeError stays plain
-    # Signals are caught before the server says it is listening, so that whoever waits
-    # for that line may stop it at once.
-    with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
-        async with anyio.create_task_group() as tg:
-            await tg.start(server.serve)
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                log.info("received %s", name, extra={"event": "signal", "signal": name})
-                if server.stopping:
-                    tg.cancel_scope.cancel()
-                    break
-                server.stop()
-                tg.start_soon(_cancel_when_done, server, tg.cancel_scope)
-
-
-async def _cancel_when_done(server: Server, scope: anyio.CancelScope) -> None:
-    await server.stopped.wait()
-    scope.cancel()  # ends the signal loop too

@@ -15,10 +15,10 @@ import click
 from click.core import ParameterSource
 
 from imkit.cli.options import TEXT, Bounded, Duration, Usage, option
-from imkit.msgid import parse_msgid
-from imkit.output import write_line
+from imkit.client.output import write_line
 from imkit.protocol import HISTORY_DEFAULT, HISTORY_MAX, ChatMessage, parse_iso_time
-from imkit.server import DEFAULT_PORT
+from imkit.protocol.codes import DEFAULT_PORT
+from imkit.rules.msgid import parse_msgid
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,7 +42,7 @@ def _admin_options(func: F) -> F:
 
 
 def _admin_request(port: int, admin_socket: str | None, payload: dict[str, Any]) -> dict[str, Any]:
-    from imkit import admin
+    from imkit.client import admin
 
     path = Path(admin_socket) if admin_socket else admin.default_path(port)
     return anyio.run(admin.request, path, payload, backend="asyncio")
@@ -215,7 +215,7 @@ def stats(
             raise Usage("--interval goes with --watch")
         _stats_once(port, admin_socket, as_json)
         return
-    from imkit import admin
+    from imkit.client import admin
 
     path = Path(admin_socket) if admin_socket else admin.default_path(port)
     try:
@@ -323,7 +323,7 @@ def _rate(value: float | None) -> str:
 
 async def _watch(path: Path, as_json: bool, interval: float) -> None:
     """stats --watch: a row every ``interval`` seconds until cancelled (Ctrl-C)."""
-    from imkit import admin
+    from imkit.client import admin
     from imkit.errors import AdminUnavailable
     from imkit.protocol import iso_time
 
@@ -423,7 +423,7 @@ def history(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from imkit.chat import printable
+    from imkit.client.chat import printable
 
     payload: dict[str, Any] = {"type": "history", "limit": limit}
     if before is not None:

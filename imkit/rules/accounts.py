@@ -1,8 +1,9 @@
 """Accounts: what one is, how its password is kept, and who may try how often.
 
-Pure but for the hashing, which runs in a worker thread (:class:`PasswordHasher`): no
-sockets, no store. An account reserves its name (compared by :func:`imkit.names.name_key`,
-so case and look-alikes are one name) for whoever logs in to it.
+Pure: no sockets, no store, no threads (the hashing is run off the event loop by
+:class:`imkit.hub.credentials.PasswordHasher`). An account reserves its name (compared
+by :func:`imkit.rules.names.name_key`, so case and look-alikes are one name) for
+whoever logs in to it.
 
 **Passwords** are hashed with scrypt (stdlib :func:`hashlib.scrypt`, memory-hard: each
 guess costs 128 × r × N bytes of memory as well as time), with a random 16-byte salt, and
@@ -30,19 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import anyio
-import anyio.to_thread
-
-from imkit.names import name_key
+from imkit.rules.names import name_key
 
 # log2 of scrypt's N: see the module docstring. Tests lower it (--password-hash-cost).
 DEFAULT_HASH_COST = 14
 MIN_HASH_COST, MAX_HASH_COST = 1, 20
 SCRYPT_R, SCRYPT_P = 8, 1
 SALT_BYTES, HASH_BYTES = 16, 32
-# Hashes computed at once, in worker threads: few, so that 1,000 logins after a restart
-# leave the event loop a core (scrypt releases the GIL while it works).
-HASH_THREADS = 2
 # A password is one line of at most this many bytes (scrypt takes any length; a bound
 # keeps a request small).
 MAX_PASSWORD = 1024
@@ -113,42 +108,6 @@ def verify_password(password: str, stored: str) -> bool:
     except (ValueError, MemoryError):
         return False
     return hmac.compare_digest(actual, expected)
-
-
-class PasswordHasher:
-    """Hashing and checking off the event loop, at most :data:`HASH_THREADS` at once.
-
-    A check for a name without an account still hashes (against a hash of the same
-    cost), so that a wrong name takes as long as a wrong password.
-    """
-
-    def __init__(self, cost: int = DEFAULT_HASH_COST, threads: int = HASH_THREADS) -> None:
-        self.cost = cost
-        self._limiter = anyio.CapacityLimiter(threads)
-        self._dummy: str | None = None
-
-    async def hash(self, password: str) -> str:
-        return await anyio.to_thread.run_sync(
-            hash_password, password, self.cost, limiter=self._limiter
-        )
-
-    async def prepare(self) -> None:
-        """Make the hash that a name without an account is checked against, before
-        the first login: otherwise the first such check would cost two hashes."""
-        if self._dummy is None:
-            self._dummy = await self.hash("not a password")
-
-    async def verify(self, password: str, stored: str | None) -> bool:
-        if stored is None:
-            await self.prepare()
-            assert self._dummy is not None
-            await anyio.to_thread.run_sync(
-                verify_password, password, self._dummy, limiter=self._limiter
-            )
-            return False
-        return await anyio.to_thread.run_sync(
-            verify_password, password, stored, limiter=self._limiter
-        )
 
 
 @dataclass(frozen=True, slots=True)

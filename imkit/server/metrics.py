@@ -44,8 +44,8 @@ from prometheus_client.registry import Collector
 from imkit import __version__
 from imkit.cluster import FULL
 from imkit.errors import ServeError
-from imkit.hub import Hub
-from imkit.members import Stats
+from imkit.hub.core import Hub
+from imkit.hub.stats import Stats
 from imkit.transport.backpressure import Congestion
 from imkit.transport.connection import Connection
 from imkit.transport.links import format_addr

@@ -27,11 +27,11 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
-from imkit.client import ChatMessage, Client, NameChange, Presence, connect, host_port
+from imkit.client.library import ChatMessage, Client, NameChange, Presence, connect, host_port
+from imkit.client.output import write_line
+from imkit.client.stdin import StdinLines
 from imkit.errors import Disconnected, InputError, ServerError, TimedOut, Unavailable
-from imkit.output import write_line
 from imkit.protocol import ServerNotice
-from imkit.stdin import StdinLines
 
 MENU = """\
 1 public chat

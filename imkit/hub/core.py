@@ -24,23 +24,19 @@ from functools import partial
 from typing import ClassVar
 
 from imkit import __version__
-from imkit.accounts import MAILBOX_MAX, Account, conversation_key
-from imkit.addresses import pseudonym
-from imkit.members import (
+from imkit.hub.members import (
     ACCOUNT_REMOVED_BYE,
     IDLE_BYE,
     REPLACED_BYE,
     SHUTDOWN_BYE,
     Member,
-    Stats,
     kick_bye,
     logged_in_message,
     reserved_message,
     slow_bye,
 )
-from imkit.moderation import Ban, Bans, address_of, refusal
-from imkit.names import name_key, name_problem
-from imkit.outbox import Outbox
+from imkit.hub.outbox import Outbox
+from imkit.hub.stats import Stats
 from imkit.protocol import (
     INVALID_NAME,
     LOGGED_IN,
@@ -83,6 +79,10 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
+from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
+from imkit.rules.bans import Ban, Bans, address_of, refusal
+from imkit.rules.names import name_key, name_problem
+from imkit.rules.pseudonyms import pseudonym
 from imkit.store import MemoryStore, Page, Store
 
 log = logging.getLogger("imkit.hub")

@@ -1,7 +1,7 @@
 """The admin socket's account requests: ``imkit account add/passwd/remove/list``.
 
 Each is checked here, its password hashed off the event loop, kept in the store (on a
-cluster node: in Redis, through imkit.cluster.admin, so that every node sees it at once),
+cluster node: in Redis, through imkit.cluster.admin_answers, so that every node sees it at once),
 put in force among the users online, and logged with the uid of the admin socket's peer.
 Passwords are never logged.
 
@@ -18,15 +18,15 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from imkit.accounts import ACCOUNT_GONE, Account, PasswordHasher, password_problem
-from imkit.login import find_account
-from imkit.names import name_key, name_problem
+from imkit.hub.credentials import PasswordHasher, find_account
 from imkit.protocol import BAD_REQUEST, INVALID_NAME, UNAVAILABLE, iso_time
+from imkit.rules.accounts import ACCOUNT_GONE, Account, password_problem
+from imkit.rules.names import name_key, name_problem
 from imkit.store.base import awaited
 
 if TYPE_CHECKING:
     from imkit.cluster.hub import ClusterHub
-    from imkit.hub import Hub
+    from imkit.hub.core import Hub
 
 log = logging.getLogger("imkit.admin")
 
@@ -79,7 +79,7 @@ async def update_account(hub: Hub, key: str, changes: dict[str, Any]) -> str | N
     a cluster's Redis, leaving the others as they are; why not (ACCOUNT_GONE: there is
     no such account any more), or None."""
     if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin as cluster_admin
+        from imkit.cluster import admin_answers as cluster_admin
 
         return await cluster_admin.account_update(cluster, key, changes)
     return await _kept(hub, partial(hub.store.update_account, key, changes))
@@ -118,7 +118,7 @@ async def _add(
 async def _keep_new(hub: Hub, account: Account, by: str) -> dict[str, Any]:
     name = account.name
     if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin as cluster_admin
+        from imkit.cluster import admin_answers as cluster_admin
 
         outcome = await cluster_admin.account_add(cluster, account)
         if isinstance(outcome, dict):
@@ -164,7 +164,7 @@ async def _passwd(
 
 async def _remove(hub: Hub, name: str, by: str) -> dict[str, Any]:
     if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin as cluster_admin
+        from imkit.cluster import admin_answers as cluster_admin
 
         outcome = await cluster_admin.account_remove(cluster, name)
         if outcome["type"] != "ok":
@@ -199,7 +199,7 @@ async def _remove(hub: Hub, name: str, by: str) -> dict[str, Any]:
 
 async def _list(hub: Hub) -> dict[str, Any]:
     if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin as cluster_admin
+        from imkit.cluster import admin_answers as cluster_admin
 
         listed = await cluster_admin.accounts(cluster)
         if isinstance(listed, dict):

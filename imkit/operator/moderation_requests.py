@@ -1,7 +1,7 @@
 """The admin socket's moderation requests: ban, unban, bans, mute, unmute.
 
 Each is checked here, kept in the store (bans), put in force on this server — or, on a
-cluster node, on every node through Redis (imkit.cluster.admin) — and logged with the
+cluster node, on every node through Redis (imkit.cluster.admin_answers) — and logged with the
 uid of the admin socket's peer, so that every administrative action is audited.
 """
 
@@ -13,18 +13,18 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from imkit.account_admin import update_account
-from imkit.accounts import MUTE_FIELDS, Account
-from imkit.login import find_account
-from imkit.moderation import Ban, address_of, parse_target, shown, widened
-from imkit.msgid import format_msgid, msgid_floor, parse_msgid
-from imkit.names import name_key
+from imkit.hub.credentials import find_account
+from imkit.operator.account_requests import update_account
 from imkit.protocol import BAD_REQUEST, NO_SUCH_USER, UNAVAILABLE, iso_time
+from imkit.rules.accounts import MUTE_FIELDS, Account
+from imkit.rules.bans import Ban, address_of, parse_target, shown, widened
+from imkit.rules.msgid import format_msgid, msgid_floor, parse_msgid
+from imkit.rules.names import name_key
 from imkit.store.base import awaited
 
 if TYPE_CHECKING:
     from imkit.cluster.hub import ClusterHub
-    from imkit.hub import Hub
+    from imkit.hub.core import Hub
 
 log = logging.getLogger("imkit.admin")
 
@@ -121,7 +121,7 @@ async def _ban(
     banned = account.name if account is not None else shown(network) if network else target
     ban = Ban(banned, None if duration is None else now + duration, reason, by, now)
     if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin as cluster_admin
+        from imkit.cluster import admin_answers as cluster_admin
 
         removed = await cluster_admin.ban(cluster, ban)
         if isinstance(removed, str):
@@ -181,7 +181,7 @@ async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
     if normal not in in_force:
         return _error(NO_SUCH_BAN, f"no ban on {normal}")
     if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin as cluster_admin
+        from imkit.cluster import admin_answers as cluster_admin
 
         problem = await cluster_admin.unban(cluster, normal)
     else:
@@ -198,7 +198,7 @@ async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
 
 async def _address_of_user(hub: Hub, name: str) -> str | None:
     if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin as cluster_admin
+        from imkit.cluster import admin_answers as cluster_admin
 
         return await cluster_admin.address_of_user(cluster, name)
     member = hub.find(name)
@@ -227,7 +227,7 @@ async def _mute(
         if problem is not None:
             return _error(UNAVAILABLE, problem)
     if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin as cluster_admin
+        from imkit.cluster import admin_answers as cluster_admin
 
         mute_until = 0.0 if duration == 0.0 else until
         muted_user = await cluster_admin.mute(cluster, name, mute_until, reason)

@@ -15,14 +15,14 @@ import json
 import time
 from typing import Any
 
-from imkit.account_admin import ACCOUNT_EXISTS, NO_SUCH_ACCOUNT
-from imkit.accounts import ACCOUNT_GONE, Account
 from imkit.cluster import FULL
 from imkit.cluster.connection import FAILURES, is_full
 from imkit.cluster.hub import ClusterHub, ascii_keys, parse_users
-from imkit.moderation import Ban, address_of
-from imkit.names import name_key
+from imkit.operator.account_requests import ACCOUNT_EXISTS, NO_SUCH_ACCOUNT
 from imkit.protocol import NO_SUCH_USER, UNAVAILABLE, iso_time
+from imkit.rules.accounts import ACCOUNT_GONE, Account
+from imkit.rules.bans import Ban, address_of
+from imkit.rules.names import name_key
 
 
 async def who(hub: ClusterHub) -> dict[str, Any]:
