@@ -207,7 +207,19 @@ async def test_send_raises_unavailable_once_the_file_is_removed(db_server: Serve
 # ------------------------------------------------------------------------ imkit send
 
 
-async def test_imkit_send_exit_status_when_the_store_cannot_write(db_server: Server) -> None:
+async def test_imkit_send_exit_status_when_the_store_cannot_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer also checks its files once a second while idle: under load `imkit send`
+    # may take longer than that to start, and the removal would then be found before the
+    # message (a refusal, the case tested last) instead of at its commit. Only the check
+    # before each batch runs here.
+    monkeypatch.setattr("imkit.store.sqlite.WATCH_INTERVAL", 3600.0)
+    async with run_server(db_config(tmp_path)) as db_server:
+        await _send_exit_statuses(db_server)
+
+
+async def _send_exit_statuses(db_server: Server) -> None:
     ok = await send_cli(db_server, "--as", "ci", "stored")
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
     os.remove(db_server.config.db or "")
