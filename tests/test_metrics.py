@@ -26,7 +26,8 @@ from imkit.cli import main
 from imkit.client import admin as admin_client
 from imkit.errors import ServeError
 from imkit.server import Server, ServerConfig
-from imkit.server.metrics import LoopReader, Metrics, MetricsServer, Observed, parse_address
+from imkit.server.metrics import LoopReader, Metrics, MetricsServer, Observed
+from imkit.transport.listener import parse_address
 from tests.conftest import run_server
 from tests.support import TIMEOUT, LineClient, joined, run_imkit, split_addr, start_server_process
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from imkit.transport.limits import parse_connect_rate
-from imkit.transport.listener import parse_network
+from imkit.transport.listener import parse_address, parse_network
 
 
 def networks(
@@ -54,8 +54,6 @@ class ListenAddress(click.types.StringParamType):
     name = "host:port"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from imkit.server.metrics import parse_address  # prometheus_client: only when asked for
-
         text: str = super().convert(value, param, ctx)
         try:
             parse_address(text)

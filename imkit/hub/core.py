@@ -30,6 +30,7 @@ from imkit.hub.members import (
     REPLACED_BYE,
     SHUTDOWN_BYE,
     Member,
+    ban_bye,
     kick_bye,
     logged_in_message,
     reserved_message,
@@ -387,7 +388,7 @@ class Hub:
             if member.online and hit:
                 self.stats.banned += 1
                 removed += 1
-                self.remove(member, ban.bye())
+                self.remove(member, ban_bye(ban))
                 log.info(
                     "%s (%s) removed by a ban on %s",
                     member.name,

@@ -21,7 +21,7 @@ import anyio
 import anyio.to_thread
 
 from imkit.hub.core import Hub
-from imkit.hub.members import Member
+from imkit.hub.members import Member, ban_bye
 from imkit.protocol import (
     BAD_REQUEST,
     LOGIN_FAILED,
@@ -148,7 +148,7 @@ class Logins:
                 account.name,
                 extra={"event": "refused_banned", "addr": member.addr, "target": ban.target},
             )
-            hub.remove(member, ban.bye())
+            hub.remove(member, ban_bye(ban))
             return False
         hub.login(member, account, command.id, hello=isinstance(command, Hello))
         if account.muted_until is not None and account.muted_until > now:

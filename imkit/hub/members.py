@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from imkit.hub.outbox import Outbox
 from imkit.protocol import Bye, Mode, RequestId, ServerConnection
+from imkit.rules.bans import Ban, refusal
 
 
 @dataclass(eq=False, slots=True)
@@ -75,3 +76,8 @@ def reserved_message(name: str) -> str:
 
 def logged_in_message(name: str) -> str:
     return f"you are logged in as {name} and keep your account's name"
+
+
+def ban_bye(ban: Ban) -> Bye:
+    """What a user a ban removes is told (and a banned address refused)."""
+    return Bye("banned", refusal("you are banned", ban.reason, ban.until))

@@ -34,7 +34,6 @@ from imkit.protocol.client import (
     Notice,
     decode_event,
     encode_request,
-    parse_iso_time,
 )
 from imkit.protocol.codes import (
     BAD_REQUEST,
@@ -100,7 +99,6 @@ from imkit.protocol.events import (
     encode,
     encode_json,
     encode_text,
-    iso_time,
     one_line,
 )
 from imkit.protocol.framing import (
@@ -115,6 +113,7 @@ from imkit.protocol.parsing import (
     parse_json_request,
     parse_text,
 )
+from imkit.rules.times import iso_time, parse_iso_time
 
 __all__ = [
     "Authenticate",

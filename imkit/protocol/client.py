@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from imkit.protocol.commands import (
@@ -38,6 +37,7 @@ from imkit.protocol.events import (
 from imkit.protocol.framing import LineFramer
 from imkit.protocol.parsing import load_json
 from imkit.protocol.records import record
+from imkit.rules.times import parse_iso_time
 
 # A client reads the server's lines, and one `users` reply lists everyone online (about
 # 60 bytes a user): 16 MiB is ample for 100,000 users and still bounds a bad server.
@@ -94,16 +94,6 @@ def encode_request(command: Command) -> bytes:
     if command.id is not None:
         fields["id"] = command.id
     return (json.dumps(fields, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-
-
-def parse_iso_time(value: object) -> float:
-    """The timestamp of an ``iso_time`` string (0.0 when it is missing or malformed)."""
-    if not isinstance(value, str):
-        return 0.0
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
 
 
 def _str(obj: dict[str, Any], key: str) -> str:

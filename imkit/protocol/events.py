@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from imkit.protocol.codes import (
@@ -18,6 +17,7 @@ from imkit.protocol.codes import (
     RequestId,
 )
 from imkit.protocol.records import record
+from imkit.rules.times import iso_time
 
 # C0 and C1 control characters (CR, LF, ESC, NEL...) and the Unicode line and paragraph
 # separators: any of them in a text-mode line could end it early or redraw the terminal.
@@ -344,14 +344,6 @@ class Bye(Event):
 
     def json_fields(self) -> dict[str, Any]:
         return {"type": "bye", "reason": self.reason, "message": one_line(self.message)}
-
-
-def iso_time(timestamp: float, *, milliseconds: bool = True) -> str:
-    """ISO-8601 UTC, e.g. ``2026-11-27T07:00:00.123Z`` (without milliseconds:
-    ``2026-11-27T07:00:00Z``)."""
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    spec = "milliseconds" if milliseconds else "seconds"
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 def encode_text(event: Event) -> bytes:

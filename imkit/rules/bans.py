@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from imkit.protocol import Bye, iso_time
 from imkit.rules.names import name_key
 from imkit.rules.pseudonyms import host_network, host_of
+from imkit.rules.times import iso_time
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -97,9 +97,6 @@ class Ban:
 
     def active(self, now: float) -> bool:
         return self.until is None or now < self.until
-
-    def bye(self) -> Bye:
-        return Bye("banned", refusal("you are banned", self.reason, self.until))
 
     def fields(self) -> dict[str, Any]:
         """As the admin socket and Redis carry it."""

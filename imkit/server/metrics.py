@@ -49,6 +49,7 @@ from imkit.hub.stats import Stats
 from imkit.transport.backpressure import Congestion
 from imkit.transport.connection import Connection
 from imkit.transport.links import format_addr
+from imkit.transport.listener import parse_address
 
 __all__ = [
     "MetricsServer",
@@ -56,7 +57,6 @@ __all__ = [
     "Snapshot",
     "Unanswered",
     "open_metrics",
-    "parse_address",
     "take_snapshot",
 ]
 
@@ -82,25 +82,6 @@ def _buckets(low: float, high: float) -> tuple[float, ...]:
 LATENCY_BUCKETS = _buckets(0.0001, 5.0)
 # A commit is an append to the WAL (--fsync: a disk flush too), or a disk in trouble.
 COMMIT_BUCKETS = _buckets(0.0005, 10.0)
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[IPv6]:PORT``) as ``(host, port)``; ValueError saying what is wrong.
-
-    Port 0 picks a free port (the log says which).
-    """
-    host, colon, port = text.rpartition(":")
-    if not colon or not host:
-        raise ValueError(f"{text!r} is not HOST:PORT (for example 127.0.0.1:9464)")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"{text!r}: write an IPv6 address in brackets, as in [::1]:9464")
-    if not host or any(c.isspace() for c in host):
-        raise ValueError(f"{text!r} is not HOST:PORT (for example 127.0.0.1:9464)")
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise ValueError(f"{text!r}: the port must be a number from 0 to 65535")
-    return host, int(port)
 
 
 # ------------------------------------------------------------------ the snapshot

@@ -233,3 +233,22 @@ def _tls_reason(error: BaseException) -> str:
     if isinstance(cause, ssl.SSLError):
         return cause.reason or str(cause)
     return "timed out" if isinstance(error, TimeoutError) else str(cause or error) or "closed"
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[IPv6]:PORT``) as ``(host, port)``; ValueError saying what is wrong.
+
+    Port 0 picks a free port (the log says which).
+    """
+    host, colon, port = text.rpartition(":")
+    if not colon or not host:
+        raise ValueError(f"{text!r} is not HOST:PORT (for example 127.0.0.1:9464)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, as in [::1]:9464")
+    if not host or any(c.isspace() for c in host):
+        raise ValueError(f"{text!r} is not HOST:PORT (for example 127.0.0.1:9464)")
+    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f"{text!r}: the port must be a number from 0 to 65535")
+    return host, int(port)

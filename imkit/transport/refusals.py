@@ -13,6 +13,7 @@ from typing import Protocol
 
 import anyio
 
+from imkit.hub.members import ban_bye
 from imkit.hub.stats import Stats
 from imkit.protocol import Bye, encode_json, encode_text
 from imkit.rules.bans import Ban
@@ -127,7 +128,7 @@ class Refusals:
             ban.target,
             extra={"event": "refused_banned", "addr": addr, "target": ban.target},
         )
-        self._bye_and_close(sock, ban.bye(), web)  # one line, one try, as for a full server
+        self._bye_and_close(sock, ban_bye(ban), web)  # one line, one try, as for a full server
 
 
 class WebSocket(Link, Protocol):

@@ -14,9 +14,8 @@ from anyio.abc import SocketAttribute
 from anyio.streams.stapled import MultiListener
 
 from imkit.errors import ServeError
-from imkit.server.metrics import parse_address
 from imkit.transport.links import Link
-from imkit.transport.listener import tcp_listener
+from imkit.transport.listener import parse_address, tcp_listener
 from imkit.web.http import WebConfig, load_static, origin_key, serve_http
 from imkit.web.link import WebSocketLink
 
