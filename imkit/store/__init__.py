@@ -1,8 +1,10 @@
 """The store: the one place where imkit keeps what outlives a connection.
 
-Today that is the history of public messages and the msgid sequence; accounts, offline
-messages and bans will follow. The hub sees only the interface in :mod:`.base`; which
-store it gets is decided here, from ``--db``:
+That is the history of public messages and the msgid sequence, bans, accounts, the
+private messages waiting for an account that is offline, the conversations between
+accounts, and the secret of ``--hide-addresses``' pseudonyms. The hub sees only the
+interface in :mod:`.base`; which store it gets is decided here, from ``--db`` (a cluster
+node's is :mod:`imkit.cluster.store`):
 
     base.py     the interface (Store), a page of history, retention
     memory.py   --db none (and --port 0 without --db): in memory, lost at exit
