@@ -8,7 +8,7 @@ the line's fields, given at the call site as ``extra=``:
     log.info("%s: connected", addr, extra={"event": "connected", "addr": addr})
 
 A traceback goes into ``exc``, so that a line is always one event. The fields are chosen
-at each call site; none is ever a password or a message's text (README, "Logs").
+at each call site; none is ever a password or a message's text (docs/operations.md, "Logs").
 ``name`` is taken by :class:`logging.LogRecord` (the logger's name), so a user's name
 is the field ``user``.
 """

@@ -5,7 +5,7 @@ the disk (or, later, to Redis). So every operation here returns at once, and a r
 that takes time (a commit, a query) comes back through a callback, always called on the
 event loop's thread, like an :class:`~imkit.hub.Outbox` tells the transport it is ready.
 
-What a store promises (README, "Durability"):
+What a store promises (docs/operations.md, "The durability promise"):
 
 * :meth:`Store.append` never waits: the hub delivers a message first and appends it
   after; its ``stored`` callback is called once the message is durable (``None``) or

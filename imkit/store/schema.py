@@ -10,7 +10,7 @@ A damaged file (its last pages zeroed, or cut short by a partial copy) can still
 few queries, and would then serve a fraction of its history as the whole of it; so before
 serving, ``PRAGMA quick_check`` reads every page once through that read-only connection
 (0.7 s for a 360 MB file of 3 million messages in the page cache, 7.5 s from the disk:
-README, "One file, one server").
+docs/operations.md, "One file, one server").
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ _ACCESS_ERRORS = frozenset({3, 8, 10, 14})
 # The file's contents are damaged (SQLITE_CORRUPT).
 _CORRUPT = 11
 # Where the recovery steps are written down, for the error that refuses a damaged file.
-RECOVERY = 'README, "When the file is damaged"'
+RECOVERY = 'docs/operations.md, "When the file is damaged"'
 
 
 def open_database(path: Path, *, fsync: bool) -> tuple[sqlite3.Connection, int]:
