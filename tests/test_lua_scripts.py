@@ -74,11 +74,11 @@ def test_a_broken_script_fails_to_load(redis_server: RedisServer) -> None:
     client = redis_server.client()
     try:
         broken = scripts.ALL["who"].replace("return redis.call", "return redis.call(", 1)
-        with pytest.raises(redis.ResponseError, match="(?i)compil|syntax|error"):
+        with pytest.raises(redis.ResponseError, match="(?i)compil"):
             client.script_load(broken)
         # and the Lua files as they are on disk, before the loader puts the constants in
         raw = (LUA / "prelude.lua").read_text("utf-8")
-        with pytest.raises(redis.ResponseError):
+        with pytest.raises(redis.ResponseError, match="(?i)compil.*'\\$'"):
             client.script_load(raw)
     finally:
         client.close()
