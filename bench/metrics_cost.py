@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare import (  # noqa: E402
+from common import (  # noqa: E402
     CASES,
     NOISE_PCT,
     ROOT,

@@ -1,4 +1,5 @@
-"""The wheel that `pip install .` builds: every module, and the PEP 561 marker."""
+"""The wheel that `pip install .` builds: every module, the PEP 561 marker, and the
+cluster's Lua scripts."""
 
 from __future__ import annotations
 
@@ -36,3 +37,7 @@ def test_wheel_carries_every_module_and_py_typed(tmp_path: Path) -> None:
     assert "imkit/py.typed" in names
     modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "imkit").rglob("*.py")}
     assert modules <= names, f"missing from the wheel: {sorted(modules - names)}"
+    # imkit.cluster.scripts reads these at import: without them no node can start.
+    lua = {path.relative_to(ROOT).as_posix() for path in (ROOT / "imkit/cluster/lua").glob("*.lua")}
+    assert lua, "no Lua scripts found"
+    assert lua <= names, f"missing from the wheel: {sorted(lua - names)}"

@@ -4,7 +4,8 @@
                 the heartbeat that supervises both
     connection.py  one Redis connection, the one place that touches redis-py's
                 connection layer, and what its errors mean
-    scripts.py  every change to the shared state, as a Lua script Redis runs atomically
+    scripts.py  every change to the shared state, as a Lua script Redis runs atomically:
+                loads lua/*.lua (package data), one file per script
     hub.py      ClusterHub: the hub, with Redis deciding names, presence and order
     store.py    RedisHistory: the history and the conversations of accounts, in Redis
                 streams

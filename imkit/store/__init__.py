@@ -10,6 +10,7 @@ node's is :mod:`imkit.cluster.store`):
     memory.py   --db none (and --port 0 without --db): in memory, lost at exit
     schema.py   opening an SQLite file: its folder, lock, kind, version, damage, migrations
     sqlite.py   the default: an SQLite file, one writer thread, one commit a batch
+    writer.py   that writer thread: transactions, failed writes, retention
     rows.py     what the loop hands that writer thread, and the SQL it runs
     files.py    the writer's checks of its files (removed, replaced, overwritten, -wal)
     watchdog.py the loop's watch on the writer (a disk that stops answering)

@@ -10,19 +10,9 @@ over at once; messages nobody waits for (text mode) are handed over together, at
 writer once a message. History requests go through the same queue, after whatever was
 appended before them, so a request sees every message appended before it.
 
-When a commit fails (disk full, the file removed or replaced, a read-only file system),
-the batch is answered with the reason and :attr:`~imkit.store.base.Store.problem` is set,
-so the hub refuses public messages until a write works again; the writer tries one small
-write a second meanwhile. SQLite goes on writing to a file that was removed (the space is
-only freed at exit), to a ``-wal`` that was removed, and into a file overwritten in place,
-so the writer checks its files before each batch (:mod:`.files`): a message written there
-would be lost at restart, and must not be acknowledged.
-
-A disk that stops answering leaves the writer thread in the kernel with no error to
-report; the event loop watches it (:mod:`.watchdog`).
-
-Old messages are deleted in the background, a few hundred per transaction, and only
-while no messages are waiting, so retention never stalls the chat.
+The writer thread, what it does when a commit fails or its files change under it, and
+retention in the background are :mod:`.writer`'s (the base class of SqliteStore); this
+module is what the loop calls.
 
 Accounts and the private messages waiting for them are read into memory when the file
 is opened (the hub decides from memory at once) and written through the same queue, one
@@ -32,14 +22,10 @@ transaction a change; memory follows what was stored (see each method).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
-import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,37 +39,28 @@ from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
     Answer,
     Deleted,
-    Page,
-    Store,
     Stored,
     before_number,
     message_number,
 )
-from imkit.store.files import WATCH_INTERVAL, FileWatch
 from imkit.store.rows import (
     ADD_MAIL,
     COLUMNS,
-    INSERT,
     SAVE_ACCOUNT,
     SAVE_BAN,
     Barrier,
     Change,
     NewRow,
     Read,
-    purge_chunk,
-    read_page,
     to_message,
     to_row,
 )
 from imkit.store.schema import open_database
-from imkit.store.watchdog import Watchdog
+from imkit.store.writer import CLOSE, SqliteWriter
 
 log = logging.getLogger("imkit.store")
 
-# While writes fail, the writer tries again this often.
-PROBE_INTERVAL = 1.0
-# Retention deletes at most this many messages per transaction, and runs this often.
-PURGE_CHUNK = 500
+# Retention runs this often (a chunk per transaction: .writer).
 PURGE_INTERVAL = 60.0
 # How long closing waits for the writer to store what is queued.
 CLOSE_TIMEOUT = 10.0
@@ -95,11 +72,10 @@ CLOSE_TIMEOUT = 10.0
 HANDOVER_DELAY = 0.02
 HANDOVER_ROWS = 1000
 
-_CLOSE = object()
 
-
-class SqliteStore(Store):
-    """Messages in an SQLite file; see the module docstring."""
+class SqliteStore(SqliteWriter):
+    """Messages in an SQLite file; see the module docstring. This class is what the loop
+    calls; what the writer thread runs is its base, :class:`~imkit.store.writer.SqliteWriter`."""
 
     def __init__(
         self,
@@ -111,15 +87,14 @@ class SqliteStore(Store):
         fsync: bool = False,
         purge_interval: float = PURGE_INTERVAL,
     ) -> None:
-        super().__init__(retain_days=retain_days, offline_days=offline_days, clock=clock)
-        self.path = path
-        self.fsync = fsync
-        self.purge_interval = purge_interval
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._connection: sqlite3.Connection | None = None
-        self._lock_fd: int | None = None
-        self._files = FileWatch(path, fsync=fsync)  # the writer thread's, once it runs
-        self._loop: asyncio.AbstractEventLoop | None = None
+        super().__init__(
+            path,
+            retain_days=retain_days,
+            offline_days=offline_days,
+            clock=clock,
+            fsync=fsync,
+            purge_interval=purge_interval,
+        )
         self._thread: threading.Thread | None = None
         # Rows of messages nobody waits for, not yet handed to the writer (loop only).
         self._unsent: list[NewRow] = []
@@ -127,14 +102,6 @@ class SqliteStore(Store):
         # Account key -> the newest delivered message to delete from its mailbox, until
         # the delete is handed to the writer at the end of the loop's round (_drop_mail).
         self._mail_bounds: dict[str, int] = {}
-        # Writer thread only: its own view of whether writes fail.
-        self._failing: str | None = None
-        self._watchdog = Watchdog(
-            str(path),
-            self._set_problem,
-            lambda: self.problem,
-            lambda: self._failing,
-        )
 
     @property
     def description(self) -> str:
@@ -388,7 +355,7 @@ class SqliteStore(Store):
         if self._thread is not None:
             self._hand_over()
             self._hand_over_mail()
-            self._queue.put(_CLOSE)
+            self._queue.put(CLOSE)
             await anyio.to_thread.run_sync(self._thread.join, CLOSE_TIMEOUT, abandon_on_cancel=True)
             if self._thread.is_alive():  # pragma: no cover - a disk that hangs
                 log.error(
@@ -398,218 +365,3 @@ class SqliteStore(Store):
                 )
                 return
         self._release()
-
-    def _release(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._connection.close()
-            self._connection = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # only now: closing it drops SQLite's locks too
-            self._lock_fd = None
-
-    def _set_problem(self, problem: str | None) -> None:
-        if problem is not None and self.problem is None:
-            log.error(
-                "the store cannot write: %s; public messages are refused until it can",
-                problem,
-                extra={"event": "store_failed", "reason": problem},
-            )
-        elif problem is None and self.problem is not None:
-            log.warning(
-                "the store writes again; public messages are accepted",
-                extra={"event": "store_recovered"},
-            )
-        self.problem = problem
-
-    def _batch_done(self, waiters: list[Stored], problem: str | None) -> None:
-        self._set_problem(problem)
-        self._watchdog.answer(waiters, problem)
-
-    # ------------------------------------------------------ in the writer thread
-
-    def _post(self, callback: Callable[..., None], *args: Any) -> None:
-        assert self._loop is not None
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
-            self._loop.call_soon_threadsafe(callback, *args)
-
-    def _run(self) -> None:
-        next_purge = time.monotonic() + min(1.0, self.purge_interval)
-        next_probe = 0.0
-        next_watch = time.monotonic() + WATCH_INTERVAL
-        closing = False
-        purging = self.retain_days > 0 or self.offline_days > 0
-        while not closing:
-            deadlines = [next_watch]
-            if purging:
-                deadlines.append(next_purge)
-            if self._failing is not None:
-                deadlines.append(next_probe)
-            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            items: list[object] = []
-            try:
-                items.append(self._queue.get(timeout=timeout))
-                while True:
-                    items.append(self._queue.get_nowait())
-            except queue.Empty:
-                pass
-            was_failing = self._failing
-            self._watchdog.busy_since = time.monotonic()
-            closing = self._handle(items)
-            now = time.monotonic()
-            if self._failing is not None:
-                if was_failing is None:
-                    next_probe = now + PROBE_INTERVAL  # it has just failed: not at once
-                elif now >= next_probe:
-                    self._probe()
-                    next_probe = now + PROBE_INTERVAL
-            if now >= next_watch:
-                self._watch()
-                next_watch = time.monotonic() + WATCH_INTERVAL
-            if purging and now >= next_purge and self._failing is None:
-                self._purge()
-                next_purge = time.monotonic() + self.purge_interval
-            self._watchdog.busy_since = None
-        self._remember_last_id()
-        self._release()
-
-    def _handle(self, items: list[object]) -> bool:
-        """Carry out ``items`` in order, consecutive messages as one transaction; True
-        when the store is closing."""
-        rows: list[NewRow] = []
-        waiters: list[Stored] = []
-        closing = False
-        for item in items:
-            if type(item) is tuple:  # one message, and who waits for it
-                row, stored = item
-                rows.append(row)
-                if stored is not None:
-                    waiters.append(stored)
-                continue
-            if type(item) is list:  # messages nobody waits for
-                rows.extend(item)
-                continue
-            if rows:
-                self._write(rows, waiters)
-                rows, waiters = [], []
-            if isinstance(item, Read):
-                self._read(item)
-            elif isinstance(item, Change):
-                problem = self._file_problem() or self._transaction(item.work, last_id=0)
-                self._post(item.done, problem)
-            elif isinstance(item, Barrier):
-                self._post(item.reached)
-            elif item is _CLOSE:
-                closing = True
-        if rows:
-            self._write(rows, waiters)
-        return closing
-
-    def _write(self, rows: list[NewRow], waiters: list[Stored]) -> None:
-        problem = self._file_problem()
-        if problem is None:
-            started = time.monotonic()
-            problem = self._transaction(
-                lambda connection: connection.executemany(INSERT, rows),
-                last_id=rows[-1][0],
-            )
-            if self.observe_commit is not None:  # once a batch, failed ones too
-                self.observe_commit(time.monotonic() - started)
-        if problem is not None:
-            self.failed_batches += 1
-        changed, self._failing = problem != self._failing, problem
-        if waiters or changed:
-            # Text-mode messages wait for nobody: a batch of only those does not wake
-            # the event loop (on a busy chat that is one wake-up a message saved).
-            self._post(self._batch_done, waiters, problem)
-
-    def _transaction(
-        self, work: Callable[[sqlite3.Connection], object], last_id: int
-    ) -> str | None:
-        connection = self._connection
-        assert connection is not None
-        self._watchdog.busy_since = time.monotonic()  # a stall is one step that hangs
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                work(connection)
-                connection.execute(
-                    "UPDATE meta SET value = max(value, ?) WHERE key = 'last_id'", (last_id,)
-                )
-                connection.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    connection.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as error:
-            return f"cannot write {self.path}: {error}"
-        self._files.remember()  # a checkpoint in the commit may have written the file
-        return None
-
-    def _file_problem(self) -> str | None:
-        """Why a write now would not be seen by a restart (None: it would); a -wal
-        removed under the server is folded into the file first (see .files)."""
-        problem = self._files.problem()
-        if problem is None and self._files.wal_lost():
-            assert self._connection is not None
-            self._connection, problem = self._files.fold(self._connection)
-        return problem
-
-    def _watch(self) -> None:
-        """The files checked while idle too: a lost -wal folded back before a crash."""
-        if self._failing is None and (problem := self._file_problem()) is not None:
-            self._failing = problem
-            self._post(self._set_problem, problem)
-
-    def _probe(self) -> None:
-        """One small write while writes fail; when it works, messages are accepted again."""
-        problem = self._file_problem()
-        if problem is None:
-            problem = self._transaction(
-                lambda connection: connection.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'checked_at'", (self.clock(),)
-                ),
-                last_id=0,
-            )
-        if problem is None or problem != self._failing:
-            self._failing = problem
-            self._post(self._set_problem, problem)
-
-    def _read(self, read: Read) -> None:
-        assert self._connection is not None
-        self._watchdog.busy_since = time.monotonic()
-        try:
-            page: Page | str = read_page(self._connection, read)
-        except sqlite3.Error as error:
-            page = f"history cannot be read: {error}"
-        self._post(read.answer, page)
-
-    def _purge(self) -> None:
-        """Delete expired messages (private ones too) and expired waiting messages, a
-        chunk per transaction, while nothing else waits."""
-        if self.retain_days > 0:
-            self._purge_table("messages", self.cutoff())
-        if self.offline_days > 0:
-            self._purge_table("mailbox", self.mail_cutoff())
-
-    def _purge_table(self, table: str, cutoff: int) -> None:
-        assert self._connection is not None
-        deleted = PURGE_CHUNK
-        while deleted == PURGE_CHUNK and self._queue.empty():
-            self._watchdog.busy_since = time.monotonic()  # a long purge is no stall
-            try:
-                deleted = purge_chunk(self._connection, table, cutoff, PURGE_CHUNK)
-            except sqlite3.Error as error:
-                log.debug(
-                    "retention could not delete old rows of %s: %s",
-                    table,
-                    error,
-                    extra={"event": "retention_failed", "reason": str(error), "table": table},
-                )
-                return
-            self._files.remember()
-
-    def _remember_last_id(self) -> None:
-        # Private messages have ids too but are not stored: keep the greatest id given.
-        if self._failing is None:
-            self._transaction(lambda connection: None, last_id=self._ids.last)

@@ -1,0 +1,183 @@
+-- prelude.lua: shared by every script (imkit.cluster.scripts puts it first in each):
+-- the key prefix and key names, the clock, appending to an event stream, and the
+-- helpers the operations call (claim, release, rename_conn, evict_guest, ...).
+-- KEYS: none; ARGV[1] is the key prefix (docs/cluster.md, "Keys"). In a BATCH each
+-- operation's own ARGV shadows this one; its prefix is the same.
+--
+-- The values of LOG_LENGTH and HELD_MS below are placeholders: the loader puts in those
+-- of the constants of imkit.cluster.scripts, where they are defined (a '$' is not Lua:
+-- a placeholder left in fails to load).
+
+-- How many entries each event stream keeps (approximately: XADD MAXLEN ~).
+local LOG_LENGTH = ${LOG_LENGTH}
+-- How long (ms) a kick or mute held for the users of a silent node is kept.
+local HELD_MS = ${HELD_MS}
+
+local P = ARGV[1]
+local META = P .. ':meta'
+local NAMES = P .. ':names'
+local CONNS = P .. ':conns'
+local NODES = P .. ':nodes'
+local LOG = P .. ':log'
+local READS = P .. ':reads'
+-- Accounts (docs/cluster.md, "Accounts"). P:accounts: name key -> the account as JSON
+-- (imkit.accounts.Account.fields). P:mail:KEY: the private messages waiting for the
+-- account KEY (JSON, oldest first). P:conv:PAIR: the conversation between two accounts;
+-- P:convs:KEY: its index.
+local ACCOUNTS = P .. ':accounts'
+local function mailbox(key) return P .. ':mail:' .. key end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- An event's id is SEQ-N. SEQ, one counter for every event stream, follows Redis' clock
+-- like a msgid (ms * 1000, never below the last one given + 1): events written after
+-- Redis came back with older data (a snapshot, an AOF that lost its last second, a
+-- promoted replica that lacked the last writes) are numbered above every event a node
+-- read before, so that no reader skips them. (Numbers stay exact: about 1.8e15, below
+-- 2^53.) N counts the stream's entries, so that how far a reader is behind is N - N.
+local function emit(stream, event)
+  local last = tonumber(redis.call('HGET', META, 'seq') or '0')
+  local seq = string.format('%.0f', math.max(last + 1, now_ms() * 1000))
+  local prev = redis.call('HGET', META, 'last:' .. stream) or '0-0'
+  local id = seq .. '-' .. (tonumber(string.match(prev, '%d+$')) + 1)
+  redis.call('HSET', META, 'seq', seq)
+  redis.call('XADD', stream, 'MAXLEN', '~', LOG_LENGTH, id, 'd', cjson.encode(event),
+             'p', prev)
+  redis.call('HSET', META, 'last:' .. stream, id)
+  return id
+end
+local function node_log(node) return P .. ':node:' .. node .. ':log' end
+local function node_conns(node) return P .. ':node:' .. node .. ':conns' end
+-- The kicks and mutes of a node's users not yet known to be applied (mid -> JSON), kept
+-- past the node being declared dead: its REGISTER applies them when it comes back.
+local function node_held(node) return P .. ':node:' .. node .. ':held' end
+local function hold(node, mid, action)
+  redis.call('HSET', node_held(node), mid, cjson.encode(action))
+  redis.call('PEXPIRE', node_held(node), HELD_MS)
+end
+local function conn_node(conn)
+  local slash = string.find(conn, '/', 1, true)
+  return string.sub(conn, 1, slash - 1), string.sub(conn, slash + 1)
+end
+local function load_conn(conn)
+  local raw = redis.call('HGET', CONNS, conn)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+-- A msgid: Redis' clock in ms * 1000 + a count, never below the last one given.
+local function new_msgid(ms)
+  local last = tonumber(redis.call('HGET', META, 'lastmsgid') or '0')
+  local id = math.max(ms * 1000, last + 1)
+  local text = string.format('%.0f', id)
+  redis.call('HSET', META, 'lastmsgid', text)
+  return id, string.rep('0', 16 - #text) .. text
+end
+local function release(conn, announce)
+  local c = load_conn(conn)
+  redis.call('HDEL', CONNS, conn)
+  local node, mid = conn_node(conn)
+  redis.call('SREM', node_conns(node), conn)
+  if not c then return nil end
+  if redis.call('HGET', NAMES, c.key) == conn then redis.call('HDEL', NAMES, c.key) end
+  if announce then
+    emit(LOG, {t = 'off', name = c.name, addr = c.addr, node = node, mid = mid})
+  end
+  return c
+end
+-- Claim the first free name among candidates (a flat list: name, key, name, key ...).
+-- addr is the address as shown to users; real (--hide-addresses: the real address, for
+-- the operator's `imkit who` only; else '') is kept beside it when there is one;
+-- account (nil for a guest) is the name of the account the user is logged in to.
+local function claim(conn, candidates, addr, mode, since, mid, node, back, real, account)
+  for i = 1, #candidates, 2 do
+    local name, key = candidates[i], candidates[i + 1]
+    local holder = redis.call('HGET', NAMES, key)
+    if not holder or holder == conn then
+      local arrival = redis.call('HINCRBY', META, 'arrivals', 1)
+      redis.call('HSET', NAMES, key, conn)
+      if real == '' then real = nil end
+      redis.call('HSET', CONNS, conn, cjson.encode({name = name, key = key, addr = addr,
+        mode = mode, since = since, arrival = arrival, node = node, mid = mid,
+        real = real, account = account}))
+      redis.call('SADD', node_conns(node), conn)
+      emit(LOG, {t = 'on', name = name, addr = addr, node = node, mid = mid, back = back})
+      return name
+    end
+  end
+  return nil
+end
+-- A connection takes the name new (key: its key), announced (reason: why, when the user
+-- did not ask for it; nil when it did).
+local function rename_conn(conn, c, new, key, reason)
+  if redis.call('HGET', NAMES, c.key) == conn then redis.call('HDEL', NAMES, c.key) end
+  redis.call('HSET', NAMES, key, conn)
+  local old = c.name
+  c.name, c.key = new, key
+  redis.call('HSET', CONNS, conn, cjson.encode(c))
+  local node, mid = conn_node(conn)
+  emit(LOG, {t = 'rn', old = old, new = new, addr = c.addr, node = node, mid = mid,
+             reason = reason})
+end
+-- The key of an ASCII name: the keys of its characters end to end (chars: character ->
+-- its key, from the node); nil when a character is not in chars.
+local function key_of(text, chars)
+  local parts = {}
+  for i = 1, #text do
+    local part = chars[string.sub(text, i, i)]
+    if not part then return nil end
+    parts[i] = part
+  end
+  return table.concat(parts)
+end
+-- A guest holds a name that is now an account's: it gets its first free default name
+-- (ADDR, ADDR#2 ...) and is told why (reason 'reserved'). Returns that name. An address
+-- is ASCII; should one not be, the guest is removed instead (nil).
+local function evict_guest(conn, c, chars)
+  for n = 1, 1000000 do
+    local name = c.addr
+    if n > 1 then name = c.addr .. '#' .. n end
+    local key = key_of(name, chars)
+    if not key then break end
+    local holder = redis.call('HGET', NAMES, key)
+    if not holder or holder == conn then
+      rename_conn(conn, c, name, key, 'reserved')
+      return name
+    end
+  end
+  local node, mid = conn_node(conn)
+  emit(node_log(node), {t = 'k', mid = mid, reason = 'the name ' .. c.name ..
+                        ' is now reserved for an account'})
+  release(conn, true)
+  return nil
+end
+-- The session of conn, logged in to an account, is ended: its node says bye (the reason,
+-- imkit.hub: 'replaced', 'account_removed') and closes it; its name is free now.
+local function log_out(conn, bye)
+  local node, mid = conn_node(conn)
+  emit(node_log(node), {t = 'k', mid = mid, bye = bye})
+  release(conn, true)
+end
+-- The id of a msgid's entry in a stream of messages (P:hist, P:conv:PAIR): ms-count.
+local function entry_id(number)
+  return string.format('%.0f-%d', (number - number % 1000) / 1000, number % 1000)
+end
+-- Add an entry to a stream of messages, trimmed to the history's retention (cutoff ms;
+-- 0 keeps everything).
+local function add_message(stream, id, cutoff, fields)
+  if cutoff > 0 then
+    redis.call('XADD', stream, 'MINID', '~', cutoff, id, unpack(fields))
+  else
+    redis.call('XADD', stream, id, unpack(fields))
+  end
+end
+-- The messages of a mailbox older than cutoff (a msgid number) are dropped; how many
+-- are left.
+local function trim_mail(box, cutoff)
+  while true do
+    local first = redis.call('LINDEX', box, 0)
+    if not first or tonumber(cjson.decode(first).msgid) >= cutoff then break end
+    redis.call('LPOP', box)
+  end
+  return redis.call('LLEN', box)
+end
