@@ -240,7 +240,7 @@ LOG_FORMATS = ("text", "json")
 
 def configure_logging(level: str, log_format: str = "text") -> None:
     """Log on stderr: ``text``, a line for people (local time), or ``json``, one JSON
-    object a line for a collector (:mod:`imkit.logformat`)."""
+    object a line for a collector (:mod:`imkit.cli.logformat`)."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         from imkit.cli.logformat import JsonFormatter

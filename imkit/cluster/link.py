@@ -142,7 +142,7 @@ class ClusterLink:
         self._down_since: float | None = None
         self._stopping = False
         self._joined = False  # connect() succeeded
-        self.bans_at_start: list[str] = []  # P:bans when it joined (imkit.moderation)
+        self.bans_at_start: list[str] = []  # P:bans when it joined (imkit.rules.bans)
 
     @property
     def where(self) -> str:

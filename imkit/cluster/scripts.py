@@ -17,7 +17,7 @@ it.
 
 Accounts (docs/cluster.md, "Accounts") live in ``P:accounts``; the private messages
 waiting for an account that is offline in ``P:mail:KEY``; the private conversation
-between two accounts in the stream ``P:conv:PAIR``. Name keys (imkit.names) are
+between two accounts in the stream ``P:conv:PAIR``. Name keys (imkit.rules.names) are
 computed in Python only: a script that must make a new name (a guest evicted from a
 name that became an account's) builds its key from the keys of its characters, which
 the node passes (:func:`imkit.cluster.hub.ascii_keys`; addresses are ASCII).

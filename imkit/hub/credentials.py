@@ -2,7 +2,7 @@
 
 A connection's reader awaits these (the hub never waits): the account is looked up (at
 once on one server, from Redis on a cluster node), the password is checked in a worker
-thread (:class:`~imkit.accounts.PasswordHasher`), and only then does the hub make the
+thread (:class:`~imkit.hub.credentials.PasswordHasher`), and only then does the hub make the
 user the account's. While one client's login is being checked its later lines wait, so
 they run as its account's user; every other client goes on meanwhile.
 

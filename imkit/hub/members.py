@@ -30,12 +30,12 @@ class Member:
     muted_until: float | None = None
     mute_reason: str | None = None
     # What everyone else is shown in place of its address: ``addr`` itself, or with
-    # --hide-addresses its pseudonym (imkit.addresses). Every event for other users
+    # --hide-addresses its pseudonym (imkit.rules.pseudonyms). Every event for other users
     # carries this one, never ``addr``.
     shown_addr: str = ""
     # The account it is logged in to (its name, which is then also the member's name).
     account: str | None = None
-    # A login or passwd whose password is being checked (imkit.login): its request id
+    # A login or passwd whose password is being checked (imkit.hub.credentials): its request id
     # and what did not happen, for the one reply it gets if the session ends first.
     in_flight: tuple[RequestId, str] | None = None
 

@@ -210,7 +210,7 @@ class ChatMessage(Event):
     to: str | None
     text: str
     time: float  # seconds since the epoch, rendered as ISO-8601 UTC in JSON mode
-    msgid: str | None = None  # imkit.msgid: unique, ordered; the same in history
+    msgid: str | None = None  # imkit.rules.msgid: unique, ordered; the same in history
     account: str | None = None  # the sender's account when it was logged in
 
     def text_line(self) -> str:

@@ -157,7 +157,7 @@ class Account:
 
 
 # Between the two name keys of a conversation_key: ":", which no name's key contains
-# (imkit.names refuses it). A space would not do: some characters' keys begin with one
+# (imkit.rules.names refuses it). A space would not do: some characters' keys begin with one
 # (U+037A is " i"), so two pairs of accounts could share a conversation.
 PAIR_SEPARATOR = ":"
 
@@ -173,7 +173,7 @@ class LoginAttempts:
     """Failed logins per address: more than :data:`MAX_FAILED_LOGINS` within
     :data:`ATTEMPT_WINDOW` seconds, and the address must wait until the window is over.
     An IPv6 address counts for its /64, which one client usually has. (The logins of
-    one address are checked one at a time, imkit.login, so that attempts sent at once
+    one address are checked one at a time, imkit.hub.credentials, so that attempts sent at once
     cannot all be checked before the first failure counts.)"""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:

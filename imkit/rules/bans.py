@@ -3,7 +3,7 @@
 Pure: no sockets, no store. A ban's target is an IPv4 or IPv6 address or a network in
 CIDR form (a guest's name given to ``imkit ban`` is turned into its address by the
 caller; names that parse as IPv4 addresses or networks are not valid names, so a target
-is never ambiguous — imkit.names). Every ban and mute has an absolute end time (None:
+is never ambiguous — imkit.rules.names). Every ban and mute has an absolute end time (None:
 permanent) so that it ends by itself and means the same after a restart.
 """
 
@@ -49,7 +49,7 @@ def parse_target(text: str) -> IPNetwork | None:
 
     An IPv4 address is a network of one (an IPv4-mapped IPv6 address too: it is IPv4). An
     IPv6 address without a prefix is its /64, as for every other per-address rule
-    (:func:`imkit.addresses.host_network`): its owner may take any address in it, so a
+    (:func:`imkit.rules.pseudonyms.host_network`): its owner may take any address in it, so a
     ban on one would ban nobody. ``2001:db8::1/128`` bans exactly that address."""
     text = text.strip()
     try:
@@ -76,7 +76,7 @@ def address_of(addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 @dataclass(frozen=True, slots=True)
 class Ban:
     # The network as text (203.0.113.7/32 is shown as 203.0.113.7), or an account's
-    # name: a name never parses as an address or network (imkit.names).
+    # name: a name never parses as an address or network (imkit.rules.names).
     target: str
     until: float | None  # wall-clock seconds; None: permanent
     reason: str | None

@@ -22,7 +22,7 @@ addresses sharing a pseudonym unlikely below tens of thousands of addresses, and
 harmless when it happens: default names stay unique (``anon:7f3k2p#2``).
 
 The pseudonym contains ``:``, so, like an address, nobody can take it as a name
-(:func:`imkit.names.name_problem`).
+(:func:`imkit.rules.names.name_problem`).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class ServerConfig:
     proxy_protocol: tuple[str, ...] = ()
     hide_addresses: bool = False  # users see pseudonyms instead of each other's addresses
     accounts_only: bool = False  # every client logs in to an account before anything else
-    password_hash_cost: int = DEFAULT_HASH_COST  # log2 of scrypt's N (imkit.accounts)
+    password_hash_cost: int = DEFAULT_HASH_COST  # log2 of scrypt's N (imkit.rules.accounts)
     offline_days: float = DEFAULT_OFFLINE_DAYS  # how long a message waits for an account
     web: str | None = None  # HOST:PORT for the web page and its WebSocket; None: none
     web_origins: tuple[str, ...] = ()  # origins besides the page's own that may connect

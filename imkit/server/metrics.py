@@ -5,7 +5,7 @@ own, so that a scrape never waits for the chat and the chat never waits for a sc
 
 * ``GET /metrics``: the Prometheus text format, made by ``prometheus_client`` from a
   registry of this server's own. Most values are counters the server keeps anyway
-  (:class:`~imkit.members.Stats`, backpressure, the store): they are read at scrape time by
+  (:class:`~imkit.hub.stats.Stats`, backpressure, the store): they are read at scrape time by
   a custom collector, so they cost the chat nothing more than the integer additions it
   already does. Two histograms are observed as things happen, each once per batch,
   never per delivery: the delivery latency once per flusher round, the store's commit

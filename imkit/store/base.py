@@ -99,7 +99,7 @@ class Store(ABC):
         # (--metrics: a histogram's observe, which is thread-safe); None: not measured.
         self.observe_commit: Callable[[float], None] | None = None
         self._ids = MessageIds()
-        # The bans kept, as Ban.fields dicts, read when the store opens (imkit.moderation).
+        # The bans kept, as Ban.fields dicts, read when the store opens (imkit.rules.bans).
         self.bans: list[dict[str, Any]] = []
         self._address_secret = new_secret()  # a file or Redis keeps theirs (below)
         # Accounts by name key, and the private messages waiting for each (oldest first):
@@ -118,7 +118,7 @@ class Store(ABC):
     @property
     def address_secret(self) -> bytes:
         """The key of the pseudonyms shown for addresses (``--hide-addresses``,
-        :mod:`imkit.addresses`): random in memory, kept in the SQLite file and in a
+        :mod:`imkit.rules.pseudonyms`): random in memory, kept in the SQLite file and in a
         cluster's Redis, so that a pseudonym outlives a restart."""
         return self._address_secret
 
@@ -132,7 +132,7 @@ class Store(ABC):
         """Keep ``message`` (delivered already); ``stored`` is told the outcome.
 
         A public message goes to history. A private one is kept only between two
-        accounts: ``conversation`` is then their :func:`~imkit.accounts.conversation_key`,
+        accounts: ``conversation`` is then their :func:`~imkit.rules.accounts.conversation_key`,
         under which :meth:`conversation` finds it.
         """
         if message.to is None:

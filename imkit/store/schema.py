@@ -38,7 +38,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # even when retention has deleted every message.
         "INSERT INTO meta (key, value) VALUES ('last_id', 0), ('checked_at', 0)",
         """CREATE TABLE messages (
-            id INTEGER PRIMARY KEY,  -- the msgid as a number (imkit.msgid)
+            id INTEGER PRIMARY KEY,  -- the msgid as a number (imkit.rules.msgid)
             time REAL NOT NULL,      -- seconds since the epoch, when it was accepted
             sender TEXT NOT NULL,    -- the sender's name then
             addr TEXT NOT NULL,      -- the sender's address, as shown to everyone
@@ -48,27 +48,27 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     2: (
         # Bans (imkit ban): the target (an address or network as text) and the ban as
-        # JSON (imkit.moderation.Ban.fields), with its absolute end time.
+        # JSON (imkit.rules.bans.Ban.fields), with its absolute end time.
         """CREATE TABLE bans (
             target TEXT PRIMARY KEY,
             fields TEXT NOT NULL
         )""",
     ),
-    # The key of the pseudonyms shown for addresses (--hide-addresses, imkit.addresses):
+    # The key of the pseudonyms shown for addresses (--hide-addresses, imkit.rules.pseudonyms):
     # 32 random bytes, in hex, made once, so that pseudonyms are the same after a restart.
     3: ("INSERT INTO meta (key, value) VALUES ('address_secret', lower(hex(randomblob(32))))",),
-    # Accounts (imkit account, imkit.accounts).
+    # Accounts (imkit account, imkit.rules.accounts).
     4: (
         # The sender's account when it was logged in (NULL: a guest, or an older row), so
         # that history tells a verified sender from a guest who took a free name.
         "ALTER TABLE messages ADD COLUMN account TEXT",
         # A private message between two accounts is kept under their conversation key
-        # (imkit.accounts.conversation_key); NULL for every other message. The index
+        # (imkit.rules.accounts.conversation_key); NULL for every other message. The index
         # serves a page of one conversation (newest first) as the id serves history.
         "ALTER TABLE messages ADD COLUMN conversation TEXT",
         """CREATE INDEX messages_conversation ON messages (conversation, id)
             WHERE conversation IS NOT NULL""",
-        # The account (its name key) and the account as JSON (imkit.accounts.Account.fields).
+        # The account (its name key) and the account as JSON (imkit.rules.accounts.Account.fields).
         """CREATE TABLE accounts (
             key TEXT PRIMARY KEY,
             fields TEXT NOT NULL
@@ -78,7 +78,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # a guest's message waits here without being history, and retention of history
         # must not delete a message before it was delivered.
         """CREATE TABLE mailbox (
-            id INTEGER PRIMARY KEY,  -- the msgid as a number (imkit.msgid)
+            id INTEGER PRIMARY KEY,  -- the msgid as a number (imkit.rules.msgid)
             owner TEXT NOT NULL,     -- the key of the account it waits for
             time REAL NOT NULL,      -- as in messages
             sender TEXT NOT NULL,

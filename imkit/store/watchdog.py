@@ -20,7 +20,7 @@ from imkit.store.base import Answer, Page, Stored
 
 # A commit or read outstanding this long is a store problem: a healthy commit takes
 # milliseconds, even with --fsync on a slow disk, and the admin's history waits 4 s
-# (imkit.admin.HISTORY_TIMEOUT), so a stalled store answers it, and a client, first.
+# (imkit.operator.answers.HISTORY_TIMEOUT), so a stalled store answers it, and a client, first.
 STALL_TIMEOUT = 3.0
 # How often the loop looks at the writer (a timer on the loop: no thread, no wake-up of
 # the writer).

@@ -3,7 +3,7 @@
 The reader receives bytes, feeds the protocol and hands each command to the hub; before
 each command it honours the rate limit (:class:`TokenBucket`), backpressure
 (:class:`~imkit.transport.backpressure.Congestion`) and the pace at which the client
-reads the replies it asked for (:meth:`~imkit.outbox.Outbox.put_reply`). The writer
+reads the replies it asked for (:meth:`~imkit.hub.outbox.Outbox.put_reply`). The writer
 sends what the flusher could not (a full socket buffer) and, at the end, the last lines
 (a bye).
 """

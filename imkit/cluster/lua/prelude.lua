@@ -21,7 +21,7 @@ local NODES = P .. ':nodes'
 local LOG = P .. ':log'
 local READS = P .. ':reads'
 -- Accounts (docs/cluster.md, "Accounts"). P:accounts: name key -> the account as JSON
--- (imkit.accounts.Account.fields). P:mail:KEY: the private messages waiting for the
+-- (imkit.rules.accounts.Account.fields). P:mail:KEY: the private messages waiting for the
 -- account KEY (JSON, oldest first). P:conv:PAIR: the conversation between two accounts;
 -- P:convs:KEY: its index.
 local ACCOUNTS = P .. ':accounts'
