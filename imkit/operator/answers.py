@@ -79,7 +79,8 @@ async def kick(server: Administered, request: dict[str, Any], by: str) -> dict[s
 
 async def stats_request(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
     """This server's counters (and on a cluster node, the cluster's section)."""
-    return {"type": "stats", **stats(server), **await server.hub.directory.stats_extra()}
+    extra = await server.hub.directory.stats_extra()  # the cluster's, from Redis
+    return {"type": "stats", **stats(server), **extra}
 
 
 async def history(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
