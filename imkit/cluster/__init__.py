@@ -5,11 +5,15 @@
     connection.py  one Redis connection, the one place that touches redis-py's
                 connection layer, and what its errors mean
     scripts.py  every change to the shared state, as a Lua script Redis runs atomically
-    hub.py      ClusterHub: the hub, with Redis deciding names, presence and order
+    backend.py  RedisBackend: the hub's backend, with Redis deciding names, presence,
+                order and accounts
+    events.py   ClusterEvents: what Redis' event streams bring back, applied to the hub
+    hub.py      what the backend and the scripts agree on: default names, the keys of
+                names, what a user is told while Redis cannot be used
     store.py    RedisHistory: the history and the conversations of accounts, in Redis
                 streams
-    admin.py    who, kick, stats, bans and accounts over the whole cluster, for the
-                admin socket
+    admin_answers.py  RedisDirectory: who, kick, stats, bans, mutes and accounts over
+                the whole cluster, for the admin socket
 
 Only this package imports redis, and only a node started with ``--cluster`` imports it;
 the constants below are all the command line needs. docs/cluster.md says what the

@@ -116,10 +116,10 @@ class Hub:
     # What a welcome says this server offers (protocol.md, "welcome"): history pages,
     # accounts (any server can have them: `imkit account add`), and on a cluster node
     # "cluster". The backend's.
-    features: tuple[str, ...] = field(init=False)
+    features: tuple[str, ...] = field(init=False, repr=False)
     # What the backend does with every command before the hub does (None: nothing).
-    on_command: Callable[[Member], None] | None = field(init=False)
-    _commands: dict[type[Command], Callable[[Member, Any], None]] = field(init=False)
+    on_command: Callable[[Member], None] | None = field(init=False, repr=False)
+    _commands: dict[type[Command], Callable[[Member, Any], None]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         backend = self.backend
