@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
-from imkit.cluster.hub import DEFAULT_NAMES, numbered_names
+from imkit.cluster.terms import DEFAULT_NAMES, numbered_names
 from imkit.rules.names import name_key, name_problem
 from imkit.rules.pseudonyms import host_of, pseudonym
 from imkit.store import SqliteStore

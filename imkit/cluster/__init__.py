@@ -1,16 +1,23 @@
-"""Several ``imkit serve`` nodes as one chat, through Redis (``--cluster``).
+"""Several ``imkit serve`` nodes as one chat, through Redis (``--cluster``): the hub's
+Redis backend.
 
-    link.py     the node's two Redis connections: commands in order, events in order,
-                the heartbeat that supervises both
+    backend.py     RedisBackend: the hub's backend, with Redis deciding names, presence,
+                   order and accounts
+    events.py      ClusterEvents: what Redis' event streams bring back, applied to the hub
+    terms.py       what the backend, the events and the scripts agree on: default names,
+                   the keys of names, what a user is told while Redis cannot be used
+    admin_answers.py  RedisDirectory: who, kick, stats, bans, mutes and accounts over
+                   the whole cluster, for the admin socket
+    store.py       RedisHistory: the history and the conversations of accounts, in
+                   Redis streams
+    link.py        the writer (commands in order, pipelined) and the heartbeat that
+                   supervises both Redis connections
+    reader.py      the reader: both event streams, applied in sequence order
+    pace.py        the writers paced to the slowest reader
     connection.py  one Redis connection, the one place that touches redis-py's
-                connection layer, and what its errors mean
-    scripts.py  every change to the shared state, as a Lua script Redis runs atomically:
-                loads lua/*.lua (package data), one file per script
-    hub.py      ClusterHub: the hub, with Redis deciding names, presence and order
-    store.py    RedisHistory: the history and the conversations of accounts, in Redis
-                streams
-    admin.py    who, kick, stats, bans and accounts over the whole cluster, for the
-                admin socket
+                   connection layer, and what its errors mean
+    scripts.py     loads lua/*.lua (package data): every change to the shared state, as
+                   a Lua script Redis runs atomically, one file per script
 
 Only this package imports redis, and only a node started with ``--cluster`` imports it;
 the constants below are all the command line needs. docs/cluster.md says what the

@@ -67,7 +67,7 @@ Done = Callable[[Reply], None]
 
 
 class Events(Protocol):
-    """What the reader hands events to (imkit.cluster.hub.ClusterHub)."""
+    """What the reader hands events to (imkit.cluster.events.ClusterEvents)."""
 
     def apply(self, event: dict[str, Any], own_stream: bool) -> None: ...
 

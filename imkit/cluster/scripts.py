@@ -20,7 +20,7 @@ waiting for an account that is offline in ``P:mail:KEY``; the private conversati
 between two accounts in the stream ``P:conv:PAIR``. Name keys (imkit.rules.names) are
 computed in Python only: a script that must make a new name (a guest evicted from a
 name that became an account's) builds its key from the keys of its characters, which
-the node passes (:func:`imkit.cluster.hub.ascii_keys`; addresses are ASCII).
+the node passes (:func:`imkit.cluster.terms.ascii_keys`; addresses are ASCII).
 
 The Lua lives in ``imkit/cluster/lua/`` (package data), one file per script, each
 headed by what it does and its ARGV: ``prelude.lua`` (shared by every script), one file

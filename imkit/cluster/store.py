@@ -7,7 +7,7 @@ history and conversations (the same on every node) and keeps the newest messages
 delivered for ``--replay``. While Redis cannot be reached, :attr:`problem` says so
 (``/healthz`` answers 503).
 
-Accounts and waiting messages live in Redis too (imkit.cluster.hub, scripts.py): the
+Accounts and waiting messages live in Redis too (imkit.cluster.backend, scripts.py): the
 store's own :attr:`accounts` and :attr:`mailboxes` stay empty on a node; what it gives
 the hub for them is :attr:`offline_days` (:meth:`mail_cutoff`).
 """

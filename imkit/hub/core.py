@@ -21,9 +21,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import ClassVar
+from typing import Any
 
 from imkit import __version__
+from imkit.hub.backend import Backend, Directory
+from imkit.hub.local import LocalBackend
 from imkit.hub.members import (
     ACCOUNT_REMOVED_BYE,
     IDLE_BYE,
@@ -32,26 +34,18 @@ from imkit.hub.members import (
     Member,
     ban_bye,
     kick_bye,
-    logged_in_message,
-    reserved_message,
     slow_bye,
 )
 from imkit.hub.outbox import Outbox
 from imkit.hub.stats import Stats
 from imkit.protocol import (
-    INVALID_NAME,
-    LOGGED_IN,
     LOGIN_REQUIRED,
-    MAILBOX_FULL,
     MUTED,
-    NAME_RESERVED,
-    NAME_TAKEN,
     NO_SUCH_USER,
     SESSION_ENDED,
     UNAVAILABLE,
     Authenticate,
     Bye,
-    ChatMessage,
     Command,
     Error,
     Event,
@@ -60,29 +54,22 @@ from imkit.protocol import (
     History,
     HistoryPage,
     Invalid,
-    KeptMessage,
-    LoginOk,
     Mode,
     NameChange,
-    Ok,
-    PasswdOk,
     Ping,
     Pong,
     Presence,
     PrivateMessage,
     PublicMessage,
     Rename,
-    RenameOk,
     RequestId,
     ServerConnection,
-    UserInfo,
-    UserList,
     Welcome,
     Who,
 )
-from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
+from imkit.rules.accounts import Account, conversation_key
 from imkit.rules.bans import Ban, Bans, address_of, refusal
-from imkit.rules.names import name_key, name_problem
+from imkit.rules.names import name_key
 from imkit.rules.pseudonyms import pseudonym
 from imkit.store import MemoryStore, Page, Store
 
@@ -91,8 +78,8 @@ log = logging.getLogger("imkit.hub")
 SERVER_NAME = f"imkit/{__version__}"
 
 
-def _ignore_outcome(problem: str | None) -> None:
-    pass  # the last login time: nothing depends on it being stored
+def _ignore_command(member: Member, command: Authenticate) -> None:
+    pass  # a password offered to a server that asks for none: ignored, never echoed
 
 
 def _memory_store() -> Store:
@@ -124,13 +111,28 @@ class Hub:
     _unannounced: list[tuple[Member, Presence]] = field(default_factory=list)
     on_unannounced: Callable[[], None] | None = None
     _next_id: int = 1
-    # True for a cluster node's hub (imkit.cluster.hub), whose who, kick and stats the
-    # admin socket answers for the whole cluster.
-    cluster_wide = False
+    # Who makes the shared decisions (imkit.hub.backend): this server on its own, or a
+    # cluster node's Redis.
+    backend: Backend = field(default_factory=LocalBackend)
     # What a welcome says this server offers (protocol.md, "welcome"): history pages,
     # accounts (any server can have them: `imkit account add`), and on a cluster node
-    # "cluster".
-    features: ClassVar[tuple[str, ...]] = ("history", "accounts")
+    # "cluster". The backend's.
+    features: tuple[str, ...] = field(init=False, repr=False)
+    # What the backend does with every command before the hub does (None: nothing).
+    on_command: Callable[[Member], None] | None = field(init=False, repr=False)
+    _commands: dict[type[Command], Callable[[Member, Any], None]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        backend = self.backend
+        backend.attach(self)
+        self.features = backend.features
+        self.on_command = backend.on_command
+        self._commands = self._command_table()
+
+    @property
+    def directory(self) -> Directory:
+        """What the admin socket asks of the whole chat (imkit.hub.backend)."""
+        return self.backend.directory
 
     # ------------------------------------------------------------------ membership
 
@@ -150,22 +152,9 @@ class Hub:
 
     def join(self, member: Member, account: Account | None = None) -> None:
         """Bring ``member`` online under its default name (or, logged in already, its
-        account's name) and announce it to everyone, itself included."""
-        assert not member.online
-        member.name = member.default_name = self.default_name(member.shown_addr)
-        if account is not None:
-            member.name, member.account = account.name, account.name
-        member.online = True
-        self._members[member.id] = member
-        self._by_name[name_key(member.name)] = member
-        online = Presence(member.name, member.shown_addr, online=True)
-        if self.on_unannounced is None:
-            self.broadcast(online)
-        else:  # with the other joins of this round, before anything else is sent
-            if not self._unannounced:
-                self.on_unannounced()
-            self._unannounced.append((member, online))
-        self.replay_to(member)
+        account's name) and announce it to everyone, itself included (the backend
+        decides the name)."""
+        self.backend.join(member, account)
 
     def announce_joins(self) -> None:
         """Announce the joins not yet announced: everyone online receives each online
@@ -228,20 +217,14 @@ class Hub:
 
     def leave(self, member: Member) -> None:
         """``member`` disconnected: forget it and tell everyone else. Idempotent."""
-        if not member.online:
-            return
-        member.online = False
-        del self._members[member.id]
-        self._forget_name(member)
-        self.broadcast(Presence(member.name, member.shown_addr, online=False))
+        self.backend.leave(member)
 
     def leave_when_answered(self, member: Member, answered: Callable[[], None]) -> None:
         """``member`` sent its last line (end of stream: it half-closed, or closed) but
         is still owed the replies to what it sent: take it offline once they are all
         in its outbox, then call ``answered``. On one node they are already there; a
-        cluster node's come back through Redis (ClusterHub). Idempotent as leave()."""
-        self.leave(member)
-        answered()
+        cluster node's come back through Redis (RedisBackend). Idempotent as leave()."""
+        self.backend.leave_when_answered(member, answered)
 
     def _forget_name(self, member: Member) -> None:
         # Only ever our own entry: never someone else's who has the name now.
@@ -305,46 +288,64 @@ class Hub:
 
     def handle(self, member: Member, command: Command) -> None:
         """Carry out one command from ``member`` and queue its reply."""
+        if self.on_command is not None:
+            self.on_command(member)
         if not member.online:
             return  # removed while its earlier lines were being handled
         if member.muted_until is not None and self.refuse_muted(member, command):
             return
-        if isinstance(command, PublicMessage):
-            self._public(member, command)
-        elif isinstance(command, PrivateMessage):
-            self._private(member, command)
-        elif isinstance(command, Who):
-            self._who(member, command.id)
-        elif isinstance(command, Rename):
-            self._rename_request(member, command.id, command.name, hello=False)
-        elif isinstance(command, History):
-            answer = partial(self._history_page, member, command.id)
-            if command.with_ is None:
-                self.store.history(command.limit, command.before, answer)
-            else:
-                self._conversation(member, command, answer)
-        elif isinstance(command, Ping):
-            self.send(member, Pong(command.id))
-        elif isinstance(command, Hello):
-            if command.name is None:
-                self.send(
-                    member,
-                    Welcome(
-                        command.id,
-                        member.name,
-                        member.addr,
-                        self.server_name,
-                        features=self.features,
-                    ),
-                )
-            else:
-                self._rename_request(member, command.id, command.name, hello=True)
-        elif isinstance(command, Invalid):
-            self.send(member, Error(command.id, command.code, command.message))
-        elif isinstance(command, Authenticate):
-            pass  # a password offered to a server that asks for none: ignored, never echoed
-        else:  # pragma: no cover - every Command subclass is handled above
-            raise TypeError(f"unknown command {command!r}")
+        try:
+            handler = self._commands[type(command)]
+        except KeyError:  # pragma: no cover - every Command subclass has an entry
+            raise TypeError(f"unknown command {command!r}") from None
+        handler(member, command)
+
+    def _command_table(self) -> dict[type[Command], Callable[[Member, Any], None]]:
+        """What each command does: one entry each. The shared decisions (a message,
+        who, a rename) are the backend's; the rest is the same on every server."""
+        backend = self.backend
+        return {
+            PublicMessage: backend.public,
+            PrivateMessage: backend.private,
+            Who: backend.who,
+            Rename: self._rename_command,
+            History: self._history,
+            Ping: self._ping,
+            Hello: self._hello,
+            Invalid: self._invalid,
+            Authenticate: _ignore_command,
+        }
+
+    def _rename_command(self, member: Member, command: Rename) -> None:
+        self.backend.rename(member, command.id, command.name, hello=False)
+
+    def _history(self, member: Member, command: History) -> None:
+        answer = partial(self._history_page, member, command.id)
+        if command.with_ is None:
+            self.store.history(command.limit, command.before, answer)
+        else:
+            self._conversation(member, command, answer)
+
+    def _ping(self, member: Member, command: Ping) -> None:
+        self.send(member, Pong(command.id))
+
+    def _hello(self, member: Member, command: Hello) -> None:
+        if command.name is None:
+            self.send(
+                member,
+                Welcome(
+                    command.id,
+                    member.name,
+                    member.addr,
+                    self.server_name,
+                    features=self.features,
+                ),
+            )
+        else:
+            self.backend.rename(member, command.id, command.name, hello=True)
+
+    def _invalid(self, member: Member, command: Invalid) -> None:
+        self.send(member, Error(command.id, command.code, command.message))
 
     def refuse_muted(self, member: Member, command: Command) -> bool:
         """Refuse what a muted ``member`` may not do (speak, rename); False when the
@@ -367,7 +368,7 @@ class Hub:
 
     def local_members(self) -> list[Member]:
         """The users connected to this server (a cluster node: only its own)."""
-        return list(self._members.values())
+        return self.backend.local_members()
 
     def apply_ban(self, ban: Ban) -> int:
         """Put ``ban`` in force here: the matching users are told and removed."""
@@ -408,39 +409,6 @@ class Hub:
         member.muted_until = float("inf") if until is None else until
         member.mute_reason = reason
 
-    def _public(self, member: Member, command: PublicMessage) -> None:
-        """Deliver at once, store after; a JSON sender's ok waits for the store."""
-        store = self.store
-        if store.problem is not None:  # refused before anyone sees it: nothing to undo
-            self.stats.refused_unavailable += 1
-            message = f"the message was not sent: {store.problem}"
-            self.send(member, Error(command.id, UNAVAILABLE, message))
-            return
-        stats = self.stats
-        stats.public_received += 1
-        now = self.wall_clock()
-        msgid = store.new_msgid(now)
-        event = ChatMessage(
-            member.name, member.shown_addr, None, command.text, now, msgid, member.account
-        )
-        stats.messages_delivered += self.broadcast(event)
-        if self.unflushed_since is None:
-            self.unflushed_since = member.last_active
-        if member.wire.mode is Mode.JSON:
-            store.append(event, partial(self._stored, member, command.id, msgid))
-        else:
-            store.append(event)  # text mode has no ack: stored in the same batches
-
-    def _stored(self, member: Member, rid: RequestId, msgid: str, problem: str | None) -> None:
-        if not member.online:
-            return  # gone before its message was stored: nobody to tell
-        if problem is None:
-            self.send(member, Ok(rid, msgid))
-        else:
-            # It reached everyone online already: it must not be sent again.
-            message = f"the message was delivered but not stored: {problem}"
-            self.send(member, Error(rid, UNAVAILABLE, message, delivered=True))
-
     def _history_page(self, member: Member, rid: RequestId, page: Page | str) -> None:
         if not member.online:
             return
@@ -448,66 +416,6 @@ class Hub:
             self.send(member, Error(rid, UNAVAILABLE, page))
         else:
             self.reply(member, HistoryPage(rid, page.messages, page.more))
-
-    def _private(self, member: Member, command: PrivateMessage) -> None:
-        target = self.find(command.to)
-        if target is None:
-            account = self.store.accounts.get(name_key(command.to))
-            if account is None:
-                message = f"no user named {command.to!r} is online"
-                self.send(member, Error(command.id, NO_SUCH_USER, message, command.to))
-            else:
-                self._keep_for(member, command, account)
-            return
-        stats = self.stats
-        stats.private_received += 1
-        now = self.wall_clock()
-        msgid = self.store.new_msgid(now)
-        event = ChatMessage(
-            member.name, member.shown_addr, target.name, command.text, now, msgid, member.account
-        )
-        if member.account is not None and target.account is not None:
-            # Between two accounts: kept as their conversation; ok means stored.
-            pair = conversation_key(name_key(member.account), name_key(target.account))
-            self.store.append(event, partial(self._stored, member, command.id, msgid), pair)
-        elif member.wire.mode is Mode.JSON:
-            self.send(member, Ok(command.id, msgid))  # not stored: accepted is all
-        if self.send(target, event):
-            stats.messages_delivered += 1
-        if self.unflushed_since is None:
-            self.unflushed_since = member.last_active
-
-    def _keep_for(self, member: Member, command: PrivateMessage, account: Account) -> None:
-        """A private message to an account that is offline: kept until it logs in."""
-        store = self.store
-        if store.waiting(account.key) >= MAILBOX_MAX:
-            message = (
-                f"{account.name} is offline and already has {MAILBOX_MAX} messages waiting;"
-                " this one was not kept"
-            )
-            self.send(member, Error(command.id, MAILBOX_FULL, message, account.name))
-            return
-        now = self.wall_clock()
-        msgid = store.new_msgid(now)
-        event = ChatMessage(
-            member.name, member.shown_addr, account.name, command.text, now, msgid, member.account
-        )
-        sender = member.account
-
-        def kept(problem: str | None) -> None:
-            if problem is None and sender is not None:  # only what was kept
-                store.append(event, None, conversation_key(name_key(sender), account.key))
-            if not member.online:
-                return
-            if problem is None:
-                self.stats.queued += 1
-                self.send(member, Ok(command.id, msgid, queued=account.name))
-            else:
-                message = f"the message was not kept: {problem}"
-                self.send(member, Error(command.id, UNAVAILABLE, message))
-
-        self.stats.private_received += 1
-        store.add_mail(account.key, event, kept)
 
     def _conversation(self, member: Member, command: History, answer: Callable[..., None]) -> None:
         """A page of ``member``'s private conversation with the account ``command.with_``:
@@ -537,7 +445,7 @@ class Hub:
     def lookup_account(self, name: str, answer: Callable[[Account | None | str], None]) -> None:
         """The account called ``name`` (None: there is none; a str: why it cannot be
         read). A cluster node asks Redis; one server knows at once."""
-        answer(self.store.accounts.get(name_key(name)))
+        self.backend.lookup_account(name, answer)
 
     def login(self, member: Member, account: Account, rid: RequestId, *, hello: bool) -> None:
         """``member`` proved that it knows ``account``'s password: it becomes that user
@@ -545,36 +453,7 @@ class Hub:
 
         A session already logged in to the account is replaced (bye ``replaced``).
         """
-        holder = self._by_name.get(account.key)
-        if holder is not None and holder is not member:
-            self._release_name(holder)
-        self.stats.logins += 1
-        if not member.online:
-            self.join(member, account)
-        else:
-            member.account = account.name
-            self._take_name(member, account.name)
-        if hello:
-            reply: Event = Welcome(
-                rid,
-                member.name,
-                member.addr,
-                self.server_name,
-                account.name,
-                features=self.features,
-            )
-        else:
-            reply = LoginOk(rid, member.name)
-        self.send(member, reply)
-        self.store.update_account(account.key, {"last_login": self.wall_clock()}, _ignore_outcome)
-        # Owed to it, however many and long (paced to its reading, never a reason to
-        # drop it); each leaves the mailbox only once written to its socket, so that
-        # what a dropped connection never got waits for the next login.
-        store, key = self.store, account.key
-        waiting = store.mail_for(key)
-        for message in waiting:
-            self.reply(member, KeptMessage(message), partial(store.mail_delivered, key, message))
-        self.stats.messages_delivered += len(waiting)
+        self.backend.login(member, account, rid, hello=hello)
 
     def _release_name(self, holder: Member) -> None:
         """Free ``holder``'s name for its account's user: a session of the account is
@@ -612,17 +491,7 @@ class Hub:
         self, member: Member, account: Account, password_hash: str, rid: RequestId
     ) -> None:
         """Keep ``member``'s new password; it is told once it is stored."""
-
-        def saved(problem: str | None) -> None:
-            if not member.online:
-                return
-            if problem is None:
-                self.send(member, PasswdOk(rid))
-            else:
-                message = f"the password was not changed: {problem}"
-                self.send(member, Error(rid, UNAVAILABLE, message))
-
-        self.store.update_account(account.key, {"hash": password_hash}, saved)
+        self.backend.change_password(member, account, password_hash, rid)
 
     def reserve(self, account: Account) -> str | None:
         """An account was made: a guest holding its name is renamed to its default name
@@ -640,45 +509,6 @@ class Hub:
             return 0
         self.remove(member, ACCOUNT_REMOVED_BYE)
         return 1
-
-    # The chat's shared decisions: a cluster node's hub (imkit.cluster.hub) overrides
-    # these four (and join/leave) to make them in Redis; the guards above stay here.
-
-    def _who(self, member: Member, rid: RequestId) -> None:
-        users = tuple(UserInfo(m.name, m.shown_addr, m.account) for m in self._members.values())
-        self.reply(member, UserList(rid, users))
-
-    def _rename_request(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
-        """``rename``, or a hello with a name: the reply once the name is ``member``'s."""
-        if not self._rename(member, rid, new):
-            return
-        if hello:
-            self.send(
-                member,
-                Welcome(rid, member.name, member.addr, self.server_name, features=self.features),
-            )
-        else:
-            self.send(member, RenameOk(rid, member.name))
-
-    def _rename(self, member: Member, rid: RequestId, new: str) -> bool:
-        problem = name_problem(new)
-        if problem is not None:
-            self.send(member, Error(rid, INVALID_NAME, f"invalid name {new!r}: {problem}", new))
-            return False
-        if member.account is not None and new != member.name:
-            self.send(member, Error(rid, LOGGED_IN, logged_in_message(member.account), new))
-            return False
-        key = name_key(new)
-        account = self.store.accounts.get(key)
-        if account is not None and member.account != account.name:
-            self.send(member, Error(rid, NAME_RESERVED, reserved_message(account.name), new))
-            return False
-        holder = self._by_name.get(key)
-        if holder is not None and holder is not member:
-            self.send(member, Error(rid, NAME_TAKEN, f"the name {new!r} is taken", new))
-            return False
-        self._take_name(member, new)
-        return True
 
     # -------------------------------------------------------------------- delivery
 

@@ -1,9 +1,10 @@
 """The admin socket's account requests: ``imkit account add/passwd/remove/list``.
 
-Each is checked here, its password hashed off the event loop, kept in the store (on a
-cluster node: in Redis, through imkit.cluster.admin_answers, so that every node sees it at once),
-put in force among the users online, and logged with the uid of the admin socket's peer.
-Passwords are never logged.
+Each is checked here, its password hashed off the event loop, kept and put in force among
+the users online by the hub's directory (imkit.hub.backend: this server's store, or on a
+cluster node Redis, so that every node sees it at once), and logged with the uid of the
+admin socket's peer. Passwords are never logged. imkit.operator.answers maps each
+request type to its function here.
 
     {"type":"account_add","name":N,"password":P}    -> ok with "renamed" (a guest's new name)
     {"type":"account_passwd","name":N,"password":P} -> ok
@@ -15,83 +16,71 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from imkit.hub.backend import ACCOUNT_EXISTS, NO_SUCH_ACCOUNT
+from imkit.hub.core import Hub
 from imkit.hub.credentials import PasswordHasher, find_account
+from imkit.operator.served import Administered
 from imkit.protocol import BAD_REQUEST, INVALID_NAME, UNAVAILABLE, iso_time
 from imkit.rules.accounts import ACCOUNT_GONE, Account, password_problem
 from imkit.rules.names import name_key, name_problem
-from imkit.store.base import awaited
-
-if TYPE_CHECKING:
-    from imkit.cluster.hub import ClusterHub
-    from imkit.hub.core import Hub
 
 log = logging.getLogger("imkit.admin")
 
-REQUESTS = ("account_add", "account_passwd", "account_remove", "accounts")
-ACCOUNT_EXISTS = "account_exists"
-NO_SUCH_ACCOUNT = "no_such_account"
-# How long a change waits for the store to keep it before the request is answered.
-STORE_TIMEOUT = 4.0
+__all__ = ["ACCOUNT_EXISTS", "NO_SUCH_ACCOUNT", "add", "list_accounts", "passwd", "remove"]
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
 
-def _cluster(hub: Hub) -> ClusterHub | None:
-    """``hub`` as a cluster node's hub, or None on one server (which never imports the
-    cluster package, nor redis)."""
-    if not hub.cluster_wide:
-        return None
-    from imkit.cluster.hub import ClusterHub
-
-    assert isinstance(hub, ClusterHub)
-    return hub
-
-
-async def answer(
-    hub: Hub, hasher: PasswordHasher, request: dict[str, Any], by: str
-) -> dict[str, Any]:
-    kind = request.get("type")
-    if kind == "accounts":
-        return await _list(hub)
+def _name(request: dict[str, Any]) -> str | dict[str, Any]:
     name = request.get("name")
     if not isinstance(name, str) or not name:
-        return _error(BAD_REQUEST, f"{kind} needs a string 'name'")
-    if kind == "account_remove":
-        return await _remove(hub, name, by)
+        return _error(BAD_REQUEST, f"{request.get('type')} needs a string 'name'")
+    return name
+
+
+def _password(request: dict[str, Any]) -> str | dict[str, Any]:
     password = request.get("password")
     if not isinstance(password, str):
-        return _error(BAD_REQUEST, f"{kind} needs a string 'password'")
+        return _error(BAD_REQUEST, f"{request.get('type')} needs a string 'password'")
     problem = password_problem(password)
     if problem is not None:
         return _error(BAD_REQUEST, problem)
-    if kind == "account_add":
-        return await _add(hub, hasher, name, password, by)
-    return await _passwd(hub, hasher, name, password, by)
+    return password
 
 
-async def update_account(hub: Hub, key: str, changes: dict[str, Any]) -> str | None:
-    """Change some fields of the account ``key`` (a password, a mute), in the store or
-    a cluster's Redis, leaving the others as they are; why not (ACCOUNT_GONE: there is
-    no such account any more), or None."""
-    if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin_answers as cluster_admin
-
-        return await cluster_admin.account_update(cluster, key, changes)
-    return await _kept(hub, partial(hub.store.update_account, key, changes))
+async def list_accounts(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    return await _list(server.hub)
 
 
-async def _kept(hub: Hub, ask: Any) -> str | None:
-    """What the store said to a change (None: kept), or why it said nothing."""
-    try:
-        problem: str | None = await awaited(ask, STORE_TIMEOUT)
-    except TimeoutError:
-        return f"the store did not answer within {STORE_TIMEOUT:g}s"
-    return problem
+async def remove(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    name = _name(request)
+    if isinstance(name, dict):
+        return name
+    return await _remove(server.hub, name, by)
+
+
+async def add(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    name = _name(request)
+    if isinstance(name, dict):
+        return name
+    password = _password(request)
+    if isinstance(password, dict):
+        return password
+    return await _add(server.hub, server.logins.hasher, name, password, by)
+
+
+async def passwd(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    name = _name(request)
+    if isinstance(name, dict):
+        return name
+    password = _password(request)
+    if isinstance(password, dict):
+        return password
+    return await _passwd(server.hub, server.logins.hasher, name, password, by)
 
 
 async def _add(
@@ -117,18 +106,9 @@ async def _add(
 
 async def _keep_new(hub: Hub, account: Account, by: str) -> dict[str, Any]:
     name = account.name
-    if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin_answers as cluster_admin
-
-        outcome = await cluster_admin.account_add(cluster, account)
-        if isinstance(outcome, dict):
-            return outcome  # an error
-        renamed = outcome
-    else:
-        problem = await _kept(hub, partial(hub.store.save_account, account))
-        if problem is not None:
-            return _error(UNAVAILABLE, problem)
-        renamed = hub.reserve(account)
+    renamed = await hub.directory.account_add(account)
+    if isinstance(renamed, dict):
+        return renamed  # an error
     log.info(
         "account %s added by %s%s",
         name,
@@ -148,7 +128,7 @@ async def _passwd(
     if found is None:
         return _error(NO_SUCH_ACCOUNT, f"no account named {name!r}")
     account = found.with_password(await hasher.hash(password))
-    problem = await update_account(hub, account.key, {"hash": account.password_hash})
+    problem = await hub.directory.account_update(account.key, {"hash": account.password_hash})
     if problem == ACCOUNT_GONE:
         return _error(NO_SUCH_ACCOUNT, f"no account named {name!r}: it was removed meanwhile")
     if problem is not None:
@@ -163,23 +143,10 @@ async def _passwd(
 
 
 async def _remove(hub: Hub, name: str, by: str) -> dict[str, Any]:
-    if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin_answers as cluster_admin
-
-        outcome = await cluster_admin.account_remove(cluster, name)
-        if outcome["type"] != "ok":
-            return outcome
-        shown, logged_out, discarded = outcome["name"], outcome["logged_out"], outcome["discarded"]
-    else:
-        account = hub.store.accounts.get(name_key(name))
-        if account is None:
-            return _error(NO_SUCH_ACCOUNT, f"no account named {name!r}")
-        shown = account.name
-        discarded = hub.store.waiting(account.key)
-        problem = await _kept(hub, partial(hub.store.delete_account, account.key))
-        if problem is not None:
-            return _error(UNAVAILABLE, problem)
-        logged_out = hub.log_out(account.name)
+    outcome = await hub.directory.account_remove(name)
+    if outcome["type"] != "ok":
+        return outcome
+    shown, logged_out, discarded = outcome["name"], outcome["logged_out"], outcome["discarded"]
     log.info(
         "account %s removed by %s: %d sessions logged out, %d waiting messages discarded",
         shown,
@@ -198,15 +165,9 @@ async def _remove(hub: Hub, name: str, by: str) -> dict[str, Any]:
 
 
 async def _list(hub: Hub) -> dict[str, Any]:
-    if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin_answers as cluster_admin
-
-        listed = await cluster_admin.accounts(cluster)
-        if isinstance(listed, dict):
-            return listed  # an error
-    else:
-        store = hub.store
-        listed = [(account, store.waiting(account.key)) for account in store.accounts.values()]
+    listed = await hub.directory.accounts()
+    if isinstance(listed, dict):
+        return listed  # an error
     listed.sort(key=lambda pair: (pair[0].created, pair[0].name))
     rows = [
         {

@@ -20,7 +20,8 @@ from typing import Any
 import anyio
 
 from imkit.errors import ServeError
-from imkit.operator.answers import Administered, answer, error_reply, json_line
+from imkit.operator.answers import answer, json_line
+from imkit.operator.served import Administered, error_reply
 from imkit.protocol import LineFramer
 from imkit.protocol.admin import MAX_REQUEST, check_path_length
 from imkit.transport.links import LINK_ERRORS, SocketLink

@@ -19,11 +19,11 @@ import json
 import logging
 import time
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
-from imkit.hub.core import Hub
-from imkit.hub.credentials import Logins
+from imkit.hub.directory import user_rows
 from imkit.operator import account_requests, moderation_requests
+from imkit.operator.served import Administered, Handler, error_reply
 from imkit.protocol import (
     BAD_REQUEST,
     UNAVAILABLE,
@@ -34,7 +34,6 @@ from imkit.protocol import (
 )
 from imkit.protocol.admin import MAX_REQUEST
 from imkit.store.base import awaited
-from imkit.transport.backpressure import Congestion
 
 log = logging.getLogger("imkit.admin")
 
@@ -44,24 +43,8 @@ log = logging.getLogger("imkit.admin")
 HISTORY_TIMEOUT = 4.0
 
 
-class Administered(Protocol):
-    """What the admin socket needs of the server it serves (imkit.server.Server)."""
-
-    hub: Hub
-    logins: Logins
-    started_at: float
-    congestion: Congestion
-
-    @property
-    def connections_now(self) -> int: ...
-
-
 def json_line(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj, ensure_ascii=False) + "\n").encode()
-
-
-def error_reply(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message}
 
 
 async def answer(server: Administered, line: bytes | None, by: str = "admin") -> dict[str, Any]:
@@ -75,87 +58,32 @@ async def answer(server: Administered, line: bytes | None, by: str = "admin") ->
         return error_reply(BAD_REQUEST, "a request is one JSON object per line")
     if not isinstance(request, dict):
         return error_reply(BAD_REQUEST, "a request is one JSON object per line")
-    if request.get("type") == "history":
-        return await history(server, request)
-    if request.get("type") in moderation_requests.REQUESTS:
-        return await moderation_requests.answer(server.hub, request, by)
-    if request.get("type") in account_requests.REQUESTS:
-        return await account_requests.answer(server.hub, server.logins.hasher, request, by)
-    hub = server.hub
-    if hub.cluster_wide:  # answered from the cluster's Redis (imkit.cluster.admin_answers)
-        return await _cluster_answer(server, request, by)
-    return answer_now(server, request, by)
-
-
-async def _cluster_answer(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
-    # Imported only in a cluster: one node needs no Redis client.
-    from imkit.cluster import admin_answers as cluster_admin
-    from imkit.cluster.hub import ClusterHub
-
-    hub = server.hub
-    assert isinstance(hub, ClusterHub)
     kind = request.get("type")
-    if kind == "who":
-        return await cluster_admin.who(hub)
-    if kind == "kick":
-        name, reason = request.get("name"), request.get("reason")
-        if not isinstance(name, str) or not (reason is None or isinstance(reason, str)):
-            return error_reply(BAD_REQUEST, "kick needs a string 'name' (and 'reason')")
-        reply = await cluster_admin.kick(hub, name, reason)
-        if reply["type"] == "ok":
-            log.info(
-                "%s kicked by %s (on node %s): %s",
-                reply["name"],
-                by,
-                reply["node"],
-                reason,
-                extra={
-                    "event": "kick_requested",
-                    "user": reply["name"],
-                    "by": by,
-                    "reason": reason,
-                },
-            )
-        return reply
-    if kind == "stats":
-        section = await cluster_admin.cluster_stats(hub)
-        return {"type": "stats", **stats(server), "node": hub.node, "cluster": section}
-    return answer_now(server, request, by)
+    handler = REQUESTS.get(kind) if isinstance(kind, str) else None
+    if handler is None:
+        return error_reply(BAD_REQUEST, f"unknown request type {kind!r}")
+    return await handler(server, request, by)
 
 
-def answer_now(server: Administered, request: dict[str, Any], by: str = "admin") -> dict[str, Any]:
-    """The reply to a request that needs nothing but the hub: who, stats, kick."""
-    kind = request.get("type")
-    if kind == "who":
-        return {"type": "users", "users": users(server)}
-    if kind == "stats":
-        return {"type": "stats", **stats(server), "cluster": None}
-    if kind == "kick":
-        name, reason = request.get("name"), request.get("reason")
-        if not isinstance(name, str) or not (reason is None or isinstance(reason, str)):
-            return error_reply(BAD_REQUEST, "kick needs a string 'name' (and 'reason')")
-        member = server.hub.kick(name, reason)
-        if member is None:
-            return error_reply("no_such_user", f"no user named {name!r} is online")
-        log.info(
-            "%s (%s) kicked by %s: %s",
-            member.name,
-            member.addr,
-            by,
-            reason,
-            extra={
-                "event": "kicked",
-                "user": member.name,
-                "addr": member.addr,
-                "by": by,
-                "reason": reason,
-            },
-        )
-        return {"type": "ok", "name": member.name}
-    return error_reply(BAD_REQUEST, f"unknown request type {kind!r}")
+async def who(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    """Everyone online (on a cluster node: in the whole cluster)."""
+    return await server.hub.directory.who()
 
 
-async def history(server: Administered, request: dict[str, Any]) -> dict[str, Any]:
+async def kick(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    name, reason = request.get("name"), request.get("reason")
+    if not isinstance(name, str) or not (reason is None or isinstance(reason, str)):
+        return error_reply(BAD_REQUEST, "kick needs a string 'name' (and 'reason')")
+    return await server.hub.directory.kick(name, reason, by)
+
+
+async def stats_request(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    """This server's counters (and on a cluster node, the cluster's section)."""
+    extra = await server.hub.directory.stats_extra()  # the cluster's, from Redis
+    return {"type": "stats", **stats(server), **extra}
+
+
+async def history(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
     """Past public messages, oldest first, as the chat's history request gives them."""
     # The same request as a chat client's, checked by the same parser.
     command = parse_json_request({**request, "id": None})
@@ -183,23 +111,8 @@ async def history(server: Administered, request: dict[str, Any]) -> dict[str, An
 
 
 def users(server: Administered) -> list[dict[str, Any]]:
-    now = time.monotonic()
-    rows = [
-        {
-            "name": m.name,
-            "addr": m.addr,
-            "account": m.account,
-            "mode": "json" if m.mode.value == "json" else "text",
-            "connected_at": iso_time(m.connected_wall),
-            "connected_s": round(now - m.connected_at, 3),
-            "idle_s": round(now - m.last_active, 3),
-        }
-        for m in server.hub.members
-    ]
-    if server.hub.hide_addresses:  # what the users see in its place
-        for row, member in zip(rows, server.hub.members, strict=True):
-            row["pseudonym"] = member.shown_addr
-    return rows
+    """``imkit who``'s rows for this server's own users."""
+    return user_rows(server.hub)
 
 
 def stats(server: Administered) -> dict[str, Any]:
@@ -228,7 +141,7 @@ def stats(server: Administered) -> dict[str, Any]:
         "replaced": counters.replaced,
         "queued": counters.queued,
         # A cluster node holds no accounts itself: its cluster section counts Redis'.
-        "accounts": None if server.hub.cluster_wide else len(store.accounts),
+        "accounts": server.hub.directory.accounts_held(),
         "bans_in_force": len(server.hub.bans.in_force(server.hub.wall_clock())),
         "muted_now": sum(1 for m in server.hub.local_members() if m.muted_until is not None),
         "backpressure_pauses": server.congestion.pauses,
@@ -236,3 +149,23 @@ def stats(server: Administered) -> dict[str, Any]:
         "store": store.description,
         "store_problem": store.problem,  # why it cannot write now; None while it can
     }
+
+
+# Every admin request: its type -> its handler. A new request is one entry here and
+# one function; what differs on a cluster node is the hub's directory's, not a branch.
+REQUESTS: dict[str, Handler] = {
+    "who": who,
+    "kick": kick,
+    "stats": stats_request,
+    "history": history,
+    "ban": moderation_requests.ban,
+    "unban": moderation_requests.unban,
+    "bans": moderation_requests.bans,
+    "mute": moderation_requests.mute,
+    "unmute": moderation_requests.unmute,
+    "history_delete": moderation_requests.delete_history,
+    "account_add": account_requests.add,
+    "account_passwd": account_requests.passwd,
+    "account_remove": account_requests.remove,
+    "accounts": account_requests.list_accounts,
+}

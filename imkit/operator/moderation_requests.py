@@ -1,8 +1,9 @@
 """The admin socket's moderation requests: ban, unban, bans, mute, unmute.
 
-Each is checked here, kept in the store (bans), put in force on this server — or, on a
-cluster node, on every node through Redis (imkit.cluster.admin_answers) — and logged with the
-uid of the admin socket's peer, so that every administrative action is audited.
+Each is checked here, kept and put in force by the hub's directory (imkit.hub.backend:
+this server's store and users, or on a cluster node every node's, through Redis), and
+logged with the uid of the admin socket's peer, so that every administrative action is
+audited. imkit.operator.answers maps each request type to its function here.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import logging
 import math
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from imkit.hub.core import Hub
 from imkit.hub.credentials import find_account
-from imkit.operator.account_requests import update_account
+from imkit.hub.directory import STORE_TIMEOUT
+from imkit.operator.served import Administered
 from imkit.protocol import BAD_REQUEST, NO_SUCH_USER, UNAVAILABLE, iso_time
 from imkit.rules.accounts import MUTE_FIELDS, Account
 from imkit.rules.bans import Ban, address_of, parse_target, shown, widened
@@ -22,29 +25,11 @@ from imkit.rules.msgid import format_msgid, msgid_floor, parse_msgid
 from imkit.rules.names import name_key
 from imkit.store.base import awaited
 
-if TYPE_CHECKING:
-    from imkit.cluster.hub import ClusterHub
-    from imkit.hub.core import Hub
-
 log = logging.getLogger("imkit.admin")
 
-REQUESTS = ("ban", "unban", "bans", "mute", "unmute", "history_delete")
 # At most this many msgids in one history_delete request.
 MAX_DELETE = 1000
 NO_SUCH_BAN = "no_such_ban"
-# How long a ban waits for the store to keep it before the request is answered.
-STORE_TIMEOUT = 4.0
-
-
-def _cluster(hub: Hub) -> ClusterHub | None:
-    """``hub`` as a cluster node's hub, or None on one server (which never imports the
-    cluster package, nor redis)."""
-    if not hub.cluster_wide:
-        return None
-    from imkit.cluster.hub import ClusterHub
-
-    assert isinstance(hub, ClusterHub)
-    return hub
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -70,12 +55,10 @@ def _reason(request: dict[str, Any]) -> str | None | bool:
     return False
 
 
-async def answer(hub: Hub, request: dict[str, Any], by: str) -> dict[str, Any]:
+def _checked(request: dict[str, Any]) -> tuple[str, float | None, str | None] | dict[str, Any]:
+    """A ban's, an unban's, a mute's or an unmute's target, duration and reason, or the
+    error reply."""
     kind = request.get("type")
-    if kind == "history_delete":
-        return await _delete_history(hub, request, by)
-    if kind == "bans":
-        return {"type": "bans", "bans": [b.fields() for b in hub.bans.in_force(hub.wall_clock())]}
     duration, reason = _duration(request), _reason(request)
     if isinstance(duration, str):
         return _error(BAD_REQUEST, duration)
@@ -86,13 +69,42 @@ async def answer(hub: Hub, request: dict[str, Any], by: str) -> dict[str, Any]:
     if not isinstance(name, str) or not name.strip():
         field = "name" if kind in ("mute", "unmute") else "target"
         return _error(BAD_REQUEST, f"{kind} needs a string {field!r}")
-    if kind == "ban":
-        return await _ban(hub, name.strip(), duration, reason, by)
-    if kind == "unban":
-        return await _unban(hub, name.strip(), by)
-    if kind == "mute":
-        return await _mute(hub, name, duration, reason, by)
-    return await _mute(hub, name, 0.0, None, by)
+    return name, duration, reason
+
+
+async def ban(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    checked = _checked(request)
+    if isinstance(checked, dict):
+        return checked
+    target, duration, reason = checked
+    return await _ban(server.hub, target.strip(), duration, reason, by)
+
+
+async def unban(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    checked = _checked(request)
+    if isinstance(checked, dict):
+        return checked
+    return await _unban(server.hub, checked[0].strip(), by)
+
+
+async def bans(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    hub = server.hub
+    return {"type": "bans", "bans": [b.fields() for b in hub.bans.in_force(hub.wall_clock())]}
+
+
+async def mute(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    checked = _checked(request)
+    if isinstance(checked, dict):
+        return checked
+    name, duration, reason = checked
+    return await _mute(server.hub, name, duration, reason, by)
+
+
+async def unmute(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    checked = _checked(request)
+    if isinstance(checked, dict):
+        return checked
+    return await _mute(server.hub, checked[0], 0.0, None, by)
 
 
 async def _ban(
@@ -107,7 +119,7 @@ async def _ban(
             return _error(UNAVAILABLE, found)
         account = found
     if network is None and account is None:
-        addr = await _address_of_user(hub, target)
+        addr = await hub.directory.address_of_user(target)
         if addr is None:
             message = f"{target!r} is not an address, a network, an account or a user online"
             return _error(NO_SUCH_USER, message)
@@ -120,17 +132,9 @@ async def _ban(
     now = hub.wall_clock()
     banned = account.name if account is not None else shown(network) if network else target
     ban = Ban(banned, None if duration is None else now + duration, reason, by, now)
-    if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin_answers as cluster_admin
-
-        removed = await cluster_admin.ban(cluster, ban)
-        if isinstance(removed, str):
-            return _error(UNAVAILABLE, removed)
-    else:
-        problem = await _kept(hub, ban)
-        if problem is not None:
-            return _error(UNAVAILABLE, problem)
-        removed = hub.apply_ban(ban)
+    removed = await hub.directory.ban(ban)
+    if isinstance(removed, str):
+        return _error(UNAVAILABLE, removed)
     until = None if ban.until is None else iso_time(ban.until, milliseconds=False)
     log.info(
         "ban on %s by %s%s%s: %d users removed",
@@ -154,18 +158,6 @@ async def _ban(
     return reply
 
 
-async def _kept(hub: Hub, ban: Ban | None, target: str = "") -> str | None:
-    """Keep (or, with None, delete) a ban in the store; why not, or None."""
-    store = hub.store
-    ask = (
-        partial(store.delete_ban, target) if ban is None else partial(store.save_ban, ban.fields())
-    )
-    try:
-        return await awaited(ask, STORE_TIMEOUT)
-    except TimeoutError:
-        return f"the store did not answer within {STORE_TIMEOUT:g}s"
-
-
 async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
     network = parse_target(target)
     if network is None:  # an account's ban, by its name in any case
@@ -180,14 +172,7 @@ async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
         normal = target.strip()  # kept before a bare IPv6 address meant its /64
     if normal not in in_force:
         return _error(NO_SUCH_BAN, f"no ban on {normal}")
-    if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin_answers as cluster_admin
-
-        problem = await cluster_admin.unban(cluster, normal)
-    else:
-        problem = await _kept(hub, None, normal)
-        if problem is None:
-            hub.bans.remove(normal)
+    problem = await hub.directory.unban(normal)
     if problem is not None:
         return _error(UNAVAILABLE, problem)
     log.info(
@@ -196,20 +181,10 @@ async def _unban(hub: Hub, target: str, by: str) -> dict[str, Any]:
     return {"type": "ok", "target": normal}
 
 
-async def _address_of_user(hub: Hub, name: str) -> str | None:
-    if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin_answers as cluster_admin
-
-        return await cluster_admin.address_of_user(cluster, name)
-    member = hub.find(name)
-    return None if member is None else member.addr
-
-
 async def _mute(
     hub: Hub, name: str, duration: float | None, reason: str | None, by: str
 ) -> dict[str, Any]:
     """Mute ``name`` for ``duration`` seconds (None: while connected; 0: unmute)."""
-    pending: dict[str, Any] = {}
     now = hub.wall_clock()
     until = None if duration is None else now + duration
     found = await find_account(hub, name)
@@ -223,33 +198,16 @@ async def _mute(
             muted = replace(found, muted_until=forever, mute_reason=reason)
         fields = muted.fields()
         changes = {field: fields[field] for field in MUTE_FIELDS}
-        problem = await update_account(hub, found.key, changes)
+        problem = await hub.directory.account_update(found.key, changes)
         if problem is not None:
             return _error(UNAVAILABLE, problem)
-    if (cluster := _cluster(hub)) is not None:
-        from imkit.cluster import admin_answers as cluster_admin
-
-        mute_until = 0.0 if duration == 0.0 else until
-        muted_user = await cluster_admin.mute(cluster, name, mute_until, reason)
-        if muted_user.get("type") == "error":
-            if found is None or muted_user.get("code") != NO_SUCH_USER:
-                return muted_user
-            muted_user = {"name": found.name}  # an account offline: muted at its login
-        shown_name = muted_user["name"]
-        # Its node is silent: held in Redis, in force when it answers again.
-        pending = {k: muted_user[k] for k in ("pending", "silent_s") if k in muted_user}
-    else:
-        member = hub.find(name)
-        if member is not None:
-            shown_name = member.name
-        elif found is not None:
-            shown_name = found.name  # an account that is offline: muted when it logs in
-        else:
-            return _error(NO_SUCH_USER, f"no user named {name!r} is online")
-        if member is not None and duration == 0.0:
-            member.muted_until = member.mute_reason = None
-        elif member is not None:
-            hub.mute(member, until, reason)
+    mute_until = 0.0 if duration == 0.0 else until
+    muted_user = await hub.directory.mute(name, mute_until, reason, found)
+    if muted_user.get("type") == "error":
+        return muted_user
+    shown_name = muted_user["name"]
+    # Its node is silent (a cluster): held in Redis, in force when it answers again.
+    pending: dict[str, Any] = {k: muted_user[k] for k in ("pending", "silent_s") if k in muted_user}
     if duration == 0.0:
         log.info(
             "%s unmuted by %s",
@@ -273,9 +231,10 @@ async def _mute(
     return reply | pending
 
 
-async def _delete_history(hub: Hub, request: dict[str, Any], by: str) -> dict[str, Any]:
+async def delete_history(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
     """Remove messages from history: by msgid, or every one a user sent (``since``
     seconds ago at most, when given). Gone from every later page and replay."""
+    hub = server.hub
     msgids, user, since = request.get("msgids"), request.get("user"), request.get("since")
     ids: list[int] | None = None
     sender_key: str | None = None

@@ -169,8 +169,11 @@ class Server:
             self.flusher.observe_delivery = self.metrics.observe_delivery
 
     def _cluster_hub(self, url: str) -> Hub:
+        """The one place that chooses the hub's backend: a hub whose shared decisions
+        are Redis' (imkit.cluster.backend); without --cluster, the hub's own
+        (imkit.hub.local, the default)."""
         # Imported only for --cluster: one node needs no Redis client.
-        from imkit.cluster.hub import ClusterHub
+        from imkit.cluster.backend import RedisBackend
         from imkit.cluster.link import ClusterLink
 
         config = self.config
@@ -183,7 +186,7 @@ class Server:
             )
         except ValueError as error:  # redis-py's word on a URL it cannot read
             raise ServeError(f"--cluster {url}: {error}") from None
-        return ClusterHub(link=self.cluster, hide_addresses=config.hide_addresses)
+        return Hub(hide_addresses=config.hide_addresses, backend=RedisBackend(self.cluster))
 
     async def _open_store(self) -> Store:
         config = self.config

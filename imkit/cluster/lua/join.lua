@@ -3,7 +3,7 @@
 -- alone or in a BATCH. KEYS: none; ARGV[1] is the key prefix (docs/cluster.md, "Keys").
 --
 -- ARGV: prefix, node, mid, addr (as shown), mode, since, real address ('' unless
--- hidden), how to number more names ('' or JSON: imkit.cluster.hub.numbered_names), then
+-- hidden), how to number more names ('' or JSON: imkit.cluster.terms.numbered_names), then
 -- candidate name, key pairs. A new connection's default name (ADDR, ADDR#2 ...: the
 -- first free one), announced. With --hide-addresses every connection from one IP shares
 -- ADDR (a pseudonym): past the candidates it goes on with ADDR#N, N = 17, 18 ...

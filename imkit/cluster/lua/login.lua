@@ -3,7 +3,7 @@
 -- alone or in a BATCH. KEYS: none; ARGV[1] is the key prefix (docs/cluster.md, "Keys").
 --
 -- ARGV: prefix, node, mid, account key, account name, login token, mail cutoff (msgid
--- number), character keys (JSON: imkit.cluster.hub.ascii_keys), and '' for a user online
+-- number), character keys (JSON: imkit.cluster.terms.ascii_keys), and '' for a user online
 -- or, for one that is not (--accounts-only), JSON {addr, mode, since, real} to join with.
 -- The user proved it knows the account's password: another session of the account is
 -- ended (bye 'replaced'), a guest holding the name (an account added meanwhile) gets its

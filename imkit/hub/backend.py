@@ -1,0 +1,110 @@
+"""What differs between one server and a cluster node, behind two interfaces.
+
+The chat's rules are written once, in :class:`~imkit.hub.core.Hub`. Who decides what
+the users share (which name is whose, who is online, the order of public messages, the
+accounts) is its :class:`Backend`; what the admin socket asks of the whole chat (who,
+kick, stats, bans, mutes, accounts) is the backend's :class:`Directory`. Each has two
+implementations:
+
+* one server: :class:`~imkit.hub.local.LocalBackend` and
+  :class:`~imkit.hub.directory.LocalDirectory`, which decide at once, in memory and
+  in the store;
+* a cluster node: ``imkit.cluster.backend.RedisBackend`` and
+  ``imkit.cluster.admin_answers.RedisDirectory``, which ask Redis.
+
+Only :func:`imkit.server.node.Server` chooses between them (from ``--cluster``), so
+nothing else asks whether it runs in a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from imkit.protocol import PrivateMessage, PublicMessage, RequestId, Who
+from imkit.rules.accounts import Account
+from imkit.rules.bans import Ban
+
+if TYPE_CHECKING:
+    from imkit.hub.core import Hub
+    from imkit.hub.members import Member
+
+# The admin socket's error codes for accounts (imkit account).
+ACCOUNT_EXISTS = "account_exists"
+NO_SUCH_ACCOUNT = "no_such_account"
+
+Reply = dict[str, Any]  # an admin reply (its "type": "ok", "users", "error" ...)
+
+
+class Backend(Protocol):
+    """The authority for the chat's shared decisions, as the hub calls it. Each
+    operation answers the user itself (through the hub) when its answer is known."""
+
+    # What a welcome says this server offers (protocol.md, "welcome").
+    features: tuple[str, ...]
+    # Called with every member before its command is handled (None: nothing to do).
+    on_command: Callable[[Member], None] | None
+
+    def attach(self, hub: Hub) -> None:
+        """Serve ``hub`` (called once, when the hub is made)."""
+
+    @property
+    def directory(self) -> Directory:
+        """What the admin socket asks of the whole chat (made by :meth:`attach`)."""
+
+    # membership
+    def join(self, member: Member, account: Account | None) -> None: ...
+    def leave(self, member: Member) -> None: ...
+    def leave_when_answered(self, member: Member, answered: Callable[[], None]) -> None: ...
+    def local_members(self) -> list[Member]: ...
+
+    # the hub's command table's entries for the shared decisions
+    def public(self, member: Member, command: PublicMessage) -> None: ...
+    def private(self, member: Member, command: PrivateMessage) -> None: ...
+    def who(self, member: Member, command: Who) -> None: ...
+    def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None: ...
+
+    # accounts
+    def lookup_account(self, name: str, answer: Callable[[Account | None | str], None]) -> None:
+        """The account called ``name`` (None: there is none; a str: why it cannot be
+        read)."""
+
+    def login(self, member: Member, account: Account, rid: RequestId, *, hello: bool) -> None: ...
+    def change_password(
+        self, member: Member, account: Account, password_hash: str, rid: RequestId
+    ) -> None: ...
+
+
+class Directory(Protocol):
+    """What the admin socket (imkit.operator) asks of the whole chat: this server's
+    users and store, or the cluster's in Redis. The replies' words are the admin's."""
+
+    # How many accounts this server holds itself, for ``imkit stats`` (None: they are
+    # elsewhere, counted in the cluster section).
+    def accounts_held(self) -> int | None: ...
+
+    async def who(self) -> Reply: ...
+    async def kick(self, name: str, reason: str | None, by: str) -> Reply: ...
+    async def stats_extra(self) -> Reply:
+        """What ``stats`` adds after the node's own counters."""
+
+    # moderation
+    async def ban(self, ban: Ban) -> int | str:
+        """Keep ``ban`` and put it in force: how many users it removes, or why not."""
+
+    async def unban(self, target: str) -> str | None: ...
+    async def address_of_user(self, name: str) -> str | None: ...
+    async def mute(
+        self, name: str, until: float | None, reason: str | None, found: Account | None
+    ) -> Reply:
+        """Mute (``until`` 0.0: unmute) the user ``name`` (``found``: its account):
+        ``{"name": shown name}``, maybe with ``pending`` and ``silent_s``, or an
+        error reply."""
+
+    # accounts
+    async def account_add(self, account: Account) -> str | None | Reply:
+        """Keep ``account``: the guest renamed for it (or None), or an error reply."""
+
+    async def account_update(self, key: str, changes: dict[str, Any]) -> str | None: ...
+    async def account_remove(self, name: str) -> Reply: ...
+    async def accounts(self) -> list[tuple[Account, int]] | Reply: ...
