@@ -214,7 +214,7 @@ async def test_imkit_send_exit_status_when_the_store_cannot_write(
     # may take longer than that to start, and the removal would then be found before the
     # message (a refusal, the case tested last) instead of at its commit. Only the check
     # before each batch runs here.
-    monkeypatch.setattr("imkit.store.sqlite.WATCH_INTERVAL", 3600.0)
+    monkeypatch.setattr("imkit.store.writer.WATCH_INTERVAL", 3600.0)
     async with run_server(db_config(tmp_path)) as db_server:
         await _send_exit_statuses(db_server)
 
