@@ -127,7 +127,9 @@ class SqliteWriter(Store):
         purging = self.retain_days > 0 or self.offline_days > 0
         while not closing:
             deadlines = [next_watch]
-            if purging:
+            # The purge waits while the store fails (below): its deadline then too,
+            # or the wait would be zero and the thread would spin until it wrote again.
+            if purging and self._failing is None:
                 deadlines.append(next_purge)
             if self._failing is not None:
                 deadlines.append(next_probe)
