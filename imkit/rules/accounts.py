@@ -9,11 +9,9 @@ whoever logs in to it.
 guess costs 128 × r × N bytes of memory as well as time), with a random 16-byte salt, and
 kept as ``scrypt$LN$R$P$SALT$HASH`` (base64), so that a later change of the default cost
 still verifies the hashes made before it. The default cost is N = 2^14, r = 8, p = 1
-(16 MiB, about 0.07 s here): 1,000 logins right after a restart took 42 s on this
-project's two cores (bench/logins.py; docs/accounts.md, "Passwords", has the figures).
-That is an eighth of OWASP's recommended minimum (N = 2^17, r = 8, p = 1, 128 MiB: 0.39 s
-a hash here, so 1,000 logins would take about five minutes); ``--password-hash-cost``
-raises it. The
+(16 MiB), an eighth of OWASP's recommended minimum (N = 2^17, 128 MiB), so that a
+restart's burst of logins stays short; ``--password-hash-cost`` raises it
+(docs/accounts.md, "Passwords", has the measured figures and the trade). The
 stdlib's default ``maxmem`` (32 MiB) refuses OWASP's N = 2^17, so :func:`hash_password`
 passes a ``maxmem`` sized for the cost.
 """
