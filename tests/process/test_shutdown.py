@@ -217,21 +217,3 @@ def test_a_second_signal_in_a_reset_storm_exits_at_once() -> None:
         server.stop()
 
 
-@needs_redis
-def test_a_signal_to_a_cluster_node_in_a_reset_storm_exits_within_seconds(
-    redis_server: RedisServer,
-) -> None:
-    # The case: the storm goes to every node in turn; one node is signalled.
-    folder = Path(tempfile.mkdtemp(prefix="imkit-c-", dir="/tmp"))
-    os.chmod(folder, 0o700)
-    cluster = Cluster(redis_server, folder)
-    try:
-        nodes = cluster.start_nodes(2)
-        bot = json_client(nodes[0].address)
-        with reset_storm(*(node.address for node in nodes)) as made:
-            wait_for_storm(made)
-            stop_in_a_storm(nodes[0].process, bot, signal.SIGTERM)
-            assert nodes[1].alive()
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)

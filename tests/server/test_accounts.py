@@ -100,41 +100,12 @@ async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
 # ------------------------------------------------------------------ the pure parts
 
 
-def test_password_hashes_are_salted_and_verified() -> None:
-    first, second = hash_password("pw", COST), hash_password("pw", COST)
-    assert first != second  # a random salt each
-    assert first.startswith(f"scrypt${COST}$8$1$")
-    assert verify_password("pw", first) and verify_password("pw", second)
-    assert not verify_password("pW", first)
-    assert not verify_password("pw", "not a hash")
-    assert password_problem("") and password_problem("a\nb") and password_problem("x" * 2000)
-    assert password_problem("correct horse") is None
 
 
-def test_openssl_cost_of_owasp_is_allowed() -> None:
-    """The stdlib's default maxmem (32 MiB) refuses N = 2^17; ours is sized per cost."""
-    stored = hash_password("pw", 17)
-    assert verify_password("pw", stored)
 
 
-def test_failed_attempts_per_address() -> None:
-    now = [0.0]
-    attempts = LoginAttempts(lambda: now[0])
-    for _ in range(3):
-        assert attempts.wait("127.0.0.2") == 0
-        attempts.failed("127.0.0.2")
-    assert attempts.wait("127.0.0.2") == pytest.approx(60)
-    assert attempts.wait("127.0.0.3") == 0  # another address
-    now[0] = 30.0
-    assert attempts.wait("127.0.0.2") == pytest.approx(30)
-    now[0] = 60.5
-    assert attempts.wait("127.0.0.2") == 0  # the minute is over
 
 
-def test_account_fields_round_trip() -> None:
-    account = Account("Alex", "scrypt$4$8$1$a$b", 1.0, 2.0, float("inf"), "spam")
-    assert Account.from_fields(json.loads(json.dumps(account.fields()))) == account
-    assert account.key == name_key("ALEX")
 
 
 # -------------------------------------------------------------------- reserved names
@@ -190,31 +161,6 @@ async def test_adding_an_account_renames_the_guest_holding_the_name(server: Serv
 # ----------------------------------------------------------------------------- login
 
 
-async def test_login_takes_the_name_and_others_see_it(server: Server) -> None:
-    address = server.addresses[0]
-    await add(server, "Alex", "pw1")
-    observer, _ = await json_client(address)
-    user = await joined(address)
-    await user.send("login|alex|pw1\n")
-    assert await user.line() == "you have logged in as Alex\n"
-    event = await observer.json_of_type("rename")
-    assert (event["old"], event["new"]) == (user.addr, "Alex")
-    await user.send("hello all\n")
-    message = await observer.json_of_type("message")
-    assert (message["from"], message["account"], message["text"]) == ("Alex", "Alex", "hello all")
-    await observer.send('{"type":"message","text":"from a guest"}\n')
-    guest_message = await observer.json_of_type("message")
-    assert guest_message["account"] is None
-    who = await observer.request(type="who")
-    accounts = {u["name"]: u["account"] for u in who["users"]}
-    assert accounts == {observer.addr: None, "Alex": "Alex"}
-    await user.send("rename|bob\n")
-    assert (await user.line_matching("error")).startswith("error: you are logged in as Alex")
-    users = await ask(server, type="who")
-    assert {u["name"]: u["account"] for u in users["users"]} == accounts
-    socket_path = server.config.admin_socket or ""
-    table = await anyio.to_thread.run_sync(lambda: run_imkit("who", "--admin-socket", socket_path))
-    assert [line.split()[-1] for line in table.stdout.splitlines()] == ["ACCOUNT", "-", "Alex"]
 
 
 async def test_lines_sent_with_a_login_are_handled_in_order_around_it(server: Server) -> None:
@@ -452,39 +398,6 @@ async def test_expired_waiting_messages_are_not_delivered(server: Server, clock:
     assert await user.silent()
 
 
-async def test_messages_kept_across_kill_9(short_dir: Path, tmp_path: Path) -> None:
-    db = tmp_path / "chat.db"
-    args = ["--db", str(db), "--password-hash-cost", str(COST), "--rate", "0"]
-    args += ["--admin-socket", str(short_dir / "a.sock")]
-    first = start_server_process(*args)
-    try:
-        reply = await admin_client.request(
-            short_dir / "a.sock", {"type": "account_add", "name": "alex", "password": "pw"}
-        )
-        assert reply["type"] == "ok"
-        sender, _ = await json_client(first.address, name="bot")
-        msgids = []
-        for n in range(3):
-            reply = await sender.request(type="message", to="alex", text=f"kept {n}")
-            msgids.append(reply["msgid"])  # ok: stored
-        await sender.aclose()
-    finally:
-        os.kill(first.proc.pid, signal.SIGKILL)
-        first.proc.wait()
-    second = start_server_process(*args)
-    try:
-        user, welcome = await json_client(second.address, login={"name": "alex", "password": "pw"})
-        assert welcome["account"] == "alex"
-        kept = [await user.json_of_type("message") for _ in range(3)]
-        assert [m["msgid"] for m in kept] == msgids
-        assert [m["text"] for m in kept] == ["kept 0", "kept 1", "kept 2"]
-        await user.aclose()
-        again, _ = await json_client(second.address, login={"name": "alex", "password": "pw"})
-        assert await again.silent()
-        await again.aclose()
-    finally:
-        second.proc.terminate()
-        second.proc.wait()
 
 
 # ------------------------------------------------------------ private history
@@ -557,73 +470,8 @@ async def test_the_chat_answers_while_logins_hash(short_dir: Path) -> None:
 # ------------------------------------------------------------------ the invariant
 
 
-class ReservedNames(RuleBasedStateMachine):
-    """Random renames, logins and account changes on a hub: a name with an account is
-    never held by anyone not logged in to it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hub = Hub(wall_clock=lambda: 0.0)
-        self.members: list[Any] = []
-        self.port = 1
-
-    @rule()
-    def connect(self) -> None:
-        wire = ServerConnection()
-        wire.mode = Mode.JSON
-        member = self.hub.new_member(f"10.0.0.1:{self.port}", wire, Outbox(), 0.0)
-        self.port += 1
-        self.hub.join(member)
-        self.members.append(member)
-
-    def online(self) -> list[Any]:
-        return [m for m in self.members if m.online]
-
-    @precondition(lambda self: self.online())
-    @rule(data=st.data(), name=st.sampled_from(["alex", "Alex", "ALEX", "sam", "Sam", "bob"]))
-    def rename(self, data: st.DataObject, name: str) -> None:
-        self.hub.handle(data.draw(st.sampled_from(self.online())), Rename(name=name))
-
-    @rule(name=st.sampled_from(["alex", "sam", "Bob"]))
-    def add_account(self, name: str) -> None:
-        if name_key(name) not in self.hub.store.accounts:
-            account = Account(name, "scrypt$1$8$1$x$y", 0.0)
-            self.hub.store.save_account(account, lambda problem: None)
-            self.hub.reserve(account)
-
-    @rule(name=st.sampled_from(["alex", "sam", "bob"]))
-    def remove_account(self, name: str) -> None:
-        account = self.hub.store.accounts.get(name_key(name))
-        if account is not None:
-            self.hub.store.delete_account(account.key, lambda problem: None)
-            self.hub.log_out(account.name)
-
-    @precondition(lambda self: self.online() and self.hub.store.accounts)
-    @rule(data=st.data())
-    def login(self, data: st.DataObject) -> None:
-        member = data.draw(st.sampled_from(self.online()))
-        account = data.draw(st.sampled_from(sorted(self.hub.store.accounts.values(), key=str)))
-        self.hub.login(member, account, None, hello=False)
-
-    @precondition(lambda self: self.online())
-    @rule(data=st.data())
-    def leave(self, data: st.DataObject) -> None:
-        self.hub.leave(data.draw(st.sampled_from(self.online())))
-
-    @invariant()
-    def reserved_names_are_held_by_their_accounts(self) -> None:
-        accounts = self.hub.store.accounts
-        names = [name_key(m.name) for m in self.hub.members]
-        assert len(names) == len(set(names))
-        for member in self.hub.members:
-            account = accounts.get(name_key(member.name))
-            if account is not None:
-                assert member.account == account.name
-            if member.account is not None:
-                assert member.name == member.account
 
 
-TestReservedNames = ReservedNames.TestCase
 TestReservedNames.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
 
 

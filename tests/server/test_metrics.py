@@ -293,74 +293,12 @@ async def server_with_metrics() -> AsyncIterator[Scraper]:
 # ------------------------------------------------------------------- imkit serve
 
 
-def test_serve_logs_the_metrics_address_and_answers_503_until_it_exits() -> None:
-    proc = start_server_process("--idle-timeout", "0", "--metrics", "127.0.0.1:0")
-    try:
-        found = re.search(r"metrics on (http://127\.0\.0\.1:\d+)/metrics\n", proc.stderr())
-        assert found, proc.stderr()
-        base = found.group(1)
-        status, _, body = get(base + "/metrics")
-        assert status == 200
-        assert value(parse(body), "imkit_users_online") == 0
-        assert get(base + "/healthz")[0] == 200
-
-        client = socket.create_connection(split_addr(proc.address), timeout=TIMEOUT)
-        assert client.recv(1000).endswith(b"user is online\n")
-        proc.proc.send_signal(signal.SIGTERM)
-        answers: list[int | str] = []
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                answers.append(get(base + "/healthz", timeout=2)[0])
-            except OSError:  # refused, or the process exited mid-answer
-                answers.append("gone")
-                break
-            if answers[-1] == 503:
-                client.close()  # the server stops waiting for its bye to be read
-            time.sleep(0.02)
-        assert answers[-1] == "gone", answers
-        assert 503 in answers, answers
-        after = answers[answers.index(503) :]
-        assert set(after) <= {503, "gone"}, answers
-        assert proc.proc.wait(TIMEOUT) == 0
-    finally:
-        proc.stop()
 
 
-def test_metrics_port_in_use_is_one_line_and_exit_1() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        result = run_imkit("serve", "--port", "0", "--metrics", f"127.0.0.1:{port}")
-    assert result.returncode == 1
-    assert result.stderr == (
-        f"Error: cannot listen on 127.0.0.1:{port} for metrics: Address already in use\n"
-    )
 
 
-@pytest.mark.parametrize(
-    ("given", "words"),
-    [
-        ("9464", "is not HOST:PORT"),
-        (":9464", "is not HOST:PORT"),
-        ("127.0.0.1:", "the port must be a number from 0 to 65535"),
-        ("127.0.0.1:65536", "the port must be a number from 0 to 65535"),
-        ("127.0.0.1:-1", "the port must be a number from 0 to 65535"),
-        ("::1:9464", "write an IPv6 address in brackets"),
-        ("[]:9464", "is not HOST:PORT"),
-    ],
-)
-def test_a_malformed_address_is_a_usage_error(given: str, words: str) -> None:
-    result = CliRunner().invoke(main, ["serve", "--metrics", given])
-    assert result.exit_code == 2
-    assert words in result.output
 
 
-def test_an_empty_imkit_metrics_is_a_usage_error() -> None:
-    result = CliRunner().invoke(main, ["serve"], env={"IMKIT_METRICS": ""})
-    assert result.exit_code == 2
-    assert "IMKIT_METRICS is set but empty" in result.output
 
 
 @pytest.mark.anyio
@@ -371,14 +309,3 @@ async def test_a_malformed_address_given_in_process_is_a_serve_error() -> None:
     assert server.admin_socket is None and server.metrics is None
 
 
-@pytest.mark.parametrize(
-    ("given", "expected"),
-    [
-        ("127.0.0.1:9464", ("127.0.0.1", 9464)),
-        ("0.0.0.0:0", ("0.0.0.0", 0)),
-        ("localhost:80", ("localhost", 80)),
-        ("[::1]:9464", ("::1", 9464)),
-    ],
-)
-def test_parse_address(given: str, expected: tuple[str, int]) -> None:
-    assert parse_address(given) == expected

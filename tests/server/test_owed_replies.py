@@ -255,34 +255,5 @@ async def test_a_client_asking_faster_than_it_reads_is_held_back_not_dropped(
             sock.close()
 
 
-@needs_redis
-async def test_kept_mail_larger_than_the_queue_reaches_a_login_on_another_node(
-    cluster: Cluster,
-) -> None:
-    a, b = cluster.start_nodes(2, "--max-queue", "20000", "--rate", "0")
-    reply = await node_admin(a, type="account_add", name="victim", password="pw-xxxxxxxx")
-    assert reply["type"] == "ok", reply
-    texts = [control_text(n, 1000) for n in range(20)]
-    await mail(a.address, "victim", texts)
-    assert await _cluster_waiting(b, "victim") == 20
-    user = await arrive(b, "json", [])
-    reply = await user.request(type="login", name="victim", password="pw-xxxxxxxx", id="in")
-    assert reply["type"] == "ok", reply
-    kept: list[str] = []
-    with anyio.fail_after(TIMEOUT):
-        while len(kept) < 20:
-            event = await user.json()
-            assert event["type"] != "bye", event
-            if event["type"] == "message" and event["to"] is not None:
-                kept.append(event["text"])
-    assert kept == texts
-    with anyio.fail_after(TIMEOUT):
-        while await _cluster_waiting(a, "victim"):
-            await anyio.sleep(0.1)
 
 
-async def _cluster_waiting(node: Node, account: str) -> int:
-    listed = await node_admin(node, type="accounts")
-    [entry] = [a for a in listed["accounts"] if a["name"] == account]
-    count: int = entry["waiting"]
-    return count

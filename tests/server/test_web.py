@@ -220,9 +220,6 @@ async def test_a_handshake_with_two_origins_is_refused() -> None:
         assert status == 400 and body.startswith(b"two Sec-WebSocket-Key headers")
 
 
-async def test_an_unknown_web_origin_is_a_usage_error() -> None:
-    result = run_imkit("serve", "--port", "0", "--web", WEB, "--web-origin", "ftp://x")
-    assert result.returncode == 2 and "--web-origin" in result.stderr
 
 
 # ----------------------------------------------------------------- the chat over it
@@ -517,23 +514,6 @@ async def test_https_and_wss(tls_files: dict[str, str]) -> None:
 # ---------------------------------------------------------------------- a cluster
 
 
-async def test_a_web_user_and_a_tcp_user_on_two_nodes(cluster: Cluster) -> None:
-    one, two = cluster.start_nodes(2, "--web", WEB)
-    found = re.search(r"web on http://(\S+)/", one.wait_log("web on http://"))
-    assert found is not None
-    text = await joined(two.address, "tee")
-    async with web_user(found.group(1)) as user:
-        welcome = await hello(user, "wes")
-        assert welcome["features"] == ["history", "accounts", "cluster"]
-        await text.line_matching("user is online")
-        await user.send(type="message", text="hello from the web", id=2)
-        assert await text.line() == f"[{user.addr}]wes:hello from the web\n"
-        await text.send("to|wes|hello from tcp\n")
-        private = await user.until("message")
-        if private["text"] == "hello from the web":  # its own copy came first
-            private = await user.until("message")
-        assert private["from"] == "tee" and private["to"] == "wes"
-        assert private["text"] == "hello from tcp"
 
 
 # ------------------------------------------------------------ idle and bad HTTP (review)

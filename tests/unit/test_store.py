@@ -68,8 +68,6 @@ def sqlite_store(path: Path, clock: Clock, **options: float) -> SqliteStore:
     return store
 
 
-def digest(path: Path) -> tuple[str, float]:
-    return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime
 
 
 # ----------------------------------------------------------------------- msgids
@@ -193,51 +191,10 @@ async def test_memory_store_pages_and_retains_like_the_file() -> None:
 # ------------------------------------------------------------ files it refuses
 
 
-def test_a_file_from_a_newer_imkit_is_refused_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "newer.db"
-    with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
-        db.execute("CREATE TABLE future (x)")
-    before = digest(path)
-    result = run_imkit("serve", "--port", "0", "--db", str(path))
-    assert result.returncode == 1
-    [line] = result.stderr.strip().splitlines()[-1:]
-    assert "newer imkit" in line and "left untouched" in line and "Traceback" not in result.stderr
-    assert digest(path) == before
-    assert sorted(os.listdir(tmp_path)) == ["newer.db"]
 
 
-@pytest.mark.parametrize("kind", ["text", "other_database"])
-def test_a_file_that_is_not_an_imkit_database_is_refused_untouched(
-    tmp_path: Path, kind: str
-) -> None:
-    path = tmp_path / "notes.db"
-    if kind == "text":
-        path.write_text("these are my notes, not a database\n" * 100)
-    else:
-        with sqlite3.connect(path) as db:
-            db.execute("CREATE TABLE accounts (owner TEXT)")
-    before = digest(path)
-    result = run_imkit("serve", "--port", "0", "--db", str(path))
-    assert result.returncode == 1, result.stderr
-    assert "is not an imkit database" in result.stderr and "Traceback" not in result.stderr
-    assert digest(path) == before
 
 
-def test_two_servers_cannot_share_one_file(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
-    first = start_server_process("--db", str(path))
-    try:
-        result = run_imkit("serve", "--port", "0", "--db", str(path))
-        assert result.returncode == 1
-        assert "in use by another imkit server" in result.stderr
-        assert "Traceback" not in result.stderr
-    finally:
-        assert first.stop() == 0
-    # Once the first has stopped, the file is free again.
-    second = start_server_process("--db", str(path))
-    assert second.stop() == 0
 
 
 def test_the_default_file_is_per_port_under_xdg_state_home(tmp_path: Path) -> None:
@@ -266,13 +223,3 @@ async def test_a_file_moved_away_is_noticed_and_its_return_too(tmp_path: Path) -
         await store.close()
 
 
-@pytest.mark.parametrize("where", ["a_folder", "under_a_file"])
-def test_a_path_that_cannot_be_a_database_is_one_line(tmp_path: Path, where: str) -> None:
-    if where == "a_folder":  # refused by the option itself: a usage error
-        path, expected, status = tmp_path, "is a directory", 2
-    else:
-        (tmp_path / "plain").write_text("x")
-        path, expected, status = tmp_path / "plain" / "imkit.db", "cannot create the folder", 1
-    result = run_imkit("serve", "--port", "0", "--db", str(path))
-    assert result.returncode == status, result.stderr
-    assert expected in result.stderr and "Traceback" not in result.stderr

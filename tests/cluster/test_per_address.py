@@ -1,0 +1,102 @@
+"""Per-address limits (issue 14, requirement 3): ``--max-per-ip`` and ``--connect-rate``.
+
+The rules of :mod:`imkit.transport.limits` with a fake clock, then over real TCP: clients
+bind their socket to 127.0.0.2 (127.0.0.1 and ::1 are exempt), against an in-process
+server, a real ``imkit serve`` and a two-node cluster."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from functools import partial
+from pathlib import Path
+
+import anyio
+import pytest
+
+from imkit.client import admin as admin_client
+from imkit.client.library import connect
+from imkit.errors import Disconnected
+from imkit.operator import answers
+from imkit.server import ServerConfig
+from imkit.transport.limits import (
+    LOG_INTERVAL,
+    AddressLimits,
+    address_key,
+    format_connect_rate,
+    parse_connect_rate,
+    peer_ip,
+)
+from tests.conftest import run_server
+from tests.redis_support import Cluster, needs_redis
+from tests.support import (
+    Clock,
+    LineClient,
+    imkit_env,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
+from tests.test_metrics import Scraper, value
+
+ip = ipaddress.ip_address
+
+
+
+# --------------------------------------------------------------- the rules, pure
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# ------------------------------------------------------------------ over real TCP
+
+
+
+
+async def connect_from(source: str, address: str) -> LineClient:
+    """A raw client whose socket is bound to ``source`` (127.0.0.2 ...)."""
+    host, port = split_addr(address)
+    return LineClient(await anyio.connect_tcp(host, port, local_host=source))
+
+
+async def online_from(source: str, address: str) -> LineClient:
+    client = await connect_from(source, address)
+    assert await client.line() == f"[{client.addr}]{client.addr}:user is online\n"
+    return client
+
+
+async def refused(client: LineClient, line: str) -> None:
+    assert await client.line() == line
+    assert await client.eof()
+    await client.aclose()
+
+
+@needs_redis
+@pytest.mark.anyio
+async def test_the_limit_is_per_node_in_a_cluster(cluster: Cluster) -> None:
+    one, two = await anyio.to_thread.run_sync(lambda: cluster.start_nodes(2, "--max-per-ip", "2"))
+    on_one = [await online_from("127.0.0.2", one.address) for _ in range(2)]
+    line = "too many connections from your address (2 at most)\n"
+    await refused(await connect_from("127.0.0.2", one.address), line)
+    # node 2 has its own count: the two on node 1 do not count there
+    on_two = [await online_from("127.0.0.2", two.address) for _ in range(2)]
+    await refused(await connect_from("127.0.0.2", two.address), line)
+    for client in on_one + on_two:
+        await client.aclose()

@@ -1,0 +1,102 @@
+"""The PROXY protocol (``--proxy-protocol CIDR``): the parser on its own (both versions,
+every malformed form, any split), then over real TCP: the carried address is the user's
+in presence lines, default names and ``imkit who``; a trusted connection without a valid
+header is closed; a header from an untrusted address is only chat text; and in a cluster
+of two nodes, the other node's users see the carried address too."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+
+import anyio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from imkit.operator import answers
+from imkit.server import ServerConfig
+from imkit.transport.proxy import (
+    V2_SIGNATURE,
+    ProxyHeader,
+    ProxyHeaderError,
+    parse,
+    read_header,
+)
+from tests.conftest import run_server
+from tests.redis_support import Cluster, needs_redis
+from tests.support import TIMEOUT, LineClient
+
+V1 = b"PROXY TCP4 203.0.113.7 10.0.0.5 51000 8888\r\n"
+
+
+def v2(
+    source: str = "198.51.100.9",
+    port: int = 4000,
+    *,
+    command: int = 0x21,
+    tlv: bytes = b"",
+) -> bytes:
+    """A version 2 header as HAProxy's send-proxy-v2 writes it."""
+    ip = ipaddress.ip_address(source)
+    if ip.version == 4:
+        body = struct.pack("!4s4sHH", ip.packed, bytes([10, 0, 0, 5]), port, 8888)
+        family = 0x11
+    else:
+        body = struct.pack("!16s16sHH", ip.packed, bytes(16), port, 8888)
+        family = 0x21
+    body += tlv
+    return V2_SIGNATURE + struct.pack("!BBH", command, family, len(body)) + body
+
+
+# ------------------------------------------------------------------------- the parser
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# ------------------------------------------------------------------ over real TCP
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# ---------------------------------------------------------------------- a cluster
+
+
+@needs_redis
+@pytest.mark.anyio
+async def test_in_a_cluster_every_node_sees_the_carried_address(cluster: Cluster) -> None:
+    one, two = cluster.start_nodes(2, "--proxy-protocol", "127.0.0.0/8")
+    watcher = await LineClient.connect(two.address)
+    await watcher.send(V1)
+    assert await watcher.line() == "[203.0.113.7:51000]203.0.113.7:51000:user is online\n"
+    user = await LineClient.connect(one.address)
+    await user.send(v2("198.51.100.9", 4000))
+    line = "[198.51.100.9:4000]198.51.100.9:4000:user is online\n"
+    assert await user.line() == line
+    assert await watcher.line() == line
+    who = one.admin("who", "--json")
+    assert who.returncode == 0, who.stderr
+    assert "198.51.100.9:4000" in who.stdout and "203.0.113.7:51000" in who.stdout
+    for client in (watcher, user):
+        await client.aclose()

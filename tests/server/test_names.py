@@ -1,0 +1,168 @@
+"""User names: validity and the one name key (imkit/names.py), pure."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from imkit.operator import account_requests, answers
+from imkit.rules.names import CONFUSABLES_VERSION, MAX_NAME_LENGTH, name_key, name_problem
+from imkit.server import Server
+from tests.support import LineClient, joined
+
+# ------------------------------------------------------------------ what collides
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# ------------------------------------------------------------------ stable keys
+
+
+
+
+
+
+
+
+
+# ------------------------------------------------------------------ validity
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+def _old_name_problem(name: str) -> str | None:
+    """The rules before look-alike names (once in protocol.py), kept to compare against."""
+    if not name:
+        return "a name cannot be empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"a name has at most {MAX_NAME_LENGTH} characters"
+    for char in name:
+        if char in "|:":
+            return f"a name cannot contain {char!r}"
+        if char.isspace():
+            return "a name cannot contain spaces"
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            return "a name cannot contain control or unassigned characters"
+    return None
+
+
+# ------------------------------------------------------------------ properties
+
+names = st.text(min_size=1, max_size=MAX_NAME_LENGTH)
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+async def _add_account(server: Server, name: str, password: str) -> dict[str, Any]:
+    request = {"type": "account_add", "name": name, "password": password}
+    reply: dict[str, Any] = await answers.answer(server, json.dumps(request).encode(), by="test")
+    return reply
+
+
+@pytest.mark.anyio
+async def test_look_alikes_collide_over_tcp_in_renames_and_private_messages(
+    server: Server,
+) -> None:
+    alice = await joined(server.addresses[0], "alice")
+    other = await joined(server.addresses[0])
+    await alice.line()  # other's join
+    for look_alike in ("\u0430lice", "\uff41\uff4c\uff49\uff43\uff45", "ALICE"):
+        await other.send(f"rename|{look_alike}\n".encode())
+        assert await other.line() == f"{look_alike} has existed...\n"
+    await other.send("to|\uff41\uff4c\uff49\uff43\uff45|psst\n".encode())
+    assert await alice.line() == f"{other.addr} say: psst\n"
+    await other.send("rename|e\u0301mile\n".encode())
+    assert await other.line() == "you have updated user name: e\u0301mile\n"
+    await alice.send("rename|\u00e9mile\n".encode())
+    assert await alice.line() == "\u00e9mile has existed...\n"
+
+
+@pytest.mark.anyio
+async def test_a_braille_blank_cannot_make_a_second_alice_over_tcp(server: Server) -> None:
+    # Issue 25, item 5: alice is an account; "alice⠀" was taken by anyone.
+    assert (await _add_account(server, "alice", "pw"))["type"] == "ok"
+    guest = await joined(server.addresses[0])
+    await guest.send("rename|alice\u2800\n".encode())
+    assert await guest.line() == (
+        "error: invalid name 'alice\u2800': a name cannot contain '\u2800' (U+2800): a name"
+        " is made of letters, digits and ASCII punctuation (RFC 8265)\n"
+    )
+    await guest.send(b"rename|alice\n")
+    assert (await guest.line()).startswith("error: the name alice belongs to an account")
+    program = await LineClient.connect(server.addresses[0])
+    reply = await program.request(type="hello", name="\u2800\u2800")
+    assert (reply["type"], reply["code"]) == ("error", "invalid_name")
+    refused = await _add_account(server, "alice\u2800", "pw")
+    assert (refused["type"], refused["code"]) == ("error", "invalid_name")
+
+
+@pytest.mark.anyio
+async def test_an_account_added_before_the_rule_keeps_its_name(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An account whose name an older server allowed ("ᴀlice": small capital A) still
+    # logs in under it and still reserves it; nobody may take it as a new name.
+    with monkeypatch.context() as older_server:
+        older_server.setattr(account_requests, "name_problem", _old_name_problem)
+        assert (await _add_account(server, "\u1d00lice", "pw"))["type"] == "ok"
+    assert (await _add_account(server, "\u1d00lice", "pw"))["code"] == "invalid_name"
+    user = await joined(server.addresses[0])
+    await user.send("login|\u1d00lice|pw\n".encode())
+    assert await user.line() == "you have logged in as \u1d00lice\n"
+    await user.send(b"hi\n")
+    assert await user.line() == f"[{user.addr}]\u1d00lice:hi\n"
+    guest = await joined(server.addresses[0])
+    await guest.send("rename|\u1d00lice\n".encode())
+    assert (await guest.line_matching("error")).startswith("error: invalid name")

@@ -1,0 +1,114 @@
+"""The client library's accounts: login in the hello and later, passwd, the account of
+messages and users, queued private messages, private history, and the error classes of
+the new codes.
+
+What the client sends and how it reads each reply is tested against a stand-in server
+(tests/scripted_server.py); the end-to-end tests, at the end, against `imkit serve`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from imkit.client.library import ChatMessage, NameChange, Receipt, UserInfo, connect
+from imkit.errors import (
+    Disconnected,
+    LoggedIn,
+    LoginFailed,
+    LoginRequired,
+    MailboxFull,
+    NameReserved,
+    NoSuchUser,
+    ServerError,
+    TooManyAttempts,
+)
+from imkit.protocol import Event
+from tests.account_support import AccountsServer, start_accounts_server
+from tests.scripted_server import Answer, Json, ScriptedServer, Session
+
+pytestmark = pytest.mark.anyio
+
+
+
+
+
+
+def error(request: Json, code: str, message: str) -> list[Json]:
+    return [{"type": "error", "id": request.get("id"), "code": code, "message": message}]
+
+
+# ---------------------------------------------------------------------- error classes
+
+
+
+
+# -------------------------------------------------------------------------- logging in
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+# ------------------------------------------------------------- queued private messages
+
+
+
+
+# ------------------------------------------------------------------ private history
+
+
+
+
+# ------------------------------------------------------------------- account fields
+
+
+
+
+
+
+
+
+# ---------------------------------------------------------------- end to end (a server)
+
+
+
+
+
+
+
+
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [
+        ("name_reserved", NameReserved),
+        ("logged_in", LoggedIn),
+        ("login_failed", LoginFailed),
+        ("too_many_attempts", TooManyAttempts),
+        ("login_required", LoginRequired),
+        ("mailbox_full", MailboxFull),
+    ],
+)
+def test_each_new_code_has_its_class(code: str, cls: type[ServerError]) -> None:
+    raised = ServerError.from_reply(code, "why")
+    assert type(raised) is cls
+    assert (raised.code, str(raised)) == (code, "why")

@@ -1,0 +1,210 @@
+"""`imkit serve --log-format json` and `imkit stats --watch`, through real `imkit serve`
+processes, real clients, a pipe and a real terminal (tmux)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import re
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import imkit
+from imkit.cli.logformat import FALLBACK_EVENT, JsonFormatter
+from imkit.hub.core import Hub
+from imkit.hub.outbox import Outbox
+from imkit.protocol import PublicMessage, Rename, ServerConnection
+from imkit.server import ServerConfig
+from tests.conftest import run_server
+from tests.support import (
+    IMKIT,
+    TIMEOUT,
+    InteractiveProcess,
+    LineClient,
+    ServerProcess,
+    close_open_clients,
+    imkit_env,
+    joined,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
+
+ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+SNAKE_CASE = re.compile(r"^[a-z]+(_[a-z]+)*$")
+PUBLIC_TEXT = "zebra-quartz-4711 said in public"
+
+
+# ------------------------------------------------------------------ --log-format json
+
+
+def json_log(server: ServerProcess) -> list[dict[str, Any]]:
+    """Every line the server has logged so far, each parsed as one JSON object."""
+    records = []
+    for line in list(server.log):
+        assert line.endswith("\n"), line
+        record = json.loads(line)
+        assert isinstance(record, dict), line
+        records.append(record)
+    return records
+
+
+async def logged(server: ServerProcess, event: str, **fields: Any) -> dict[str, Any]:
+    """The first record of ``event`` with these ``fields``, once the server logged it."""
+    with anyio.fail_after(TIMEOUT):
+        while True:
+            for record in json_log(server):
+                if record["event"] == event and all(
+                    record.get(key) == value for key, value in fields.items()
+                ):
+                    return record
+            await anyio.sleep(0.05)
+
+
+
+
+
+
+
+
+
+
+def json_records(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
+    """The records of ``event`` caught in this process, as --log-format json has them."""
+    formatter = JsonFormatter()
+    entries = [json.loads(formatter.format(record)) for record in caplog.records]
+    return [entry for entry in entries if entry["event"] == event]
+
+
+
+
+
+
+
+
+
+
+
+
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
+
+
+def _is_log_call(node: ast.AST) -> bool:
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return False
+    if node.func.attr not in LOG_METHODS:
+        return False
+    target = node.func.value
+    if isinstance(target, ast.Name):
+        return target.id in {"log", "logger"}
+    return (
+        isinstance(target, ast.Call)
+        and isinstance(target.func, ast.Attribute)
+        and target.func.attr == "getLogger"
+    )
+
+
+
+
+# ------------------------------------------------------------------ stats --watch
+
+
+
+
+def watch(admin_socket: str, *args: str) -> InteractiveProcess:
+    command = [*IMKIT, "stats", "--watch", "--interval", "0.2", "--admin-socket", admin_socket]
+    return InteractiveProcess([*command, *args])
+
+
+
+
+def test_a_slow_consumer_is_logged_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    hub = Hub(wall_clock=lambda: 0.0)
+    members = []
+    for addr, limit in (("10.0.0.1:1", 1 << 20), ("10.0.0.2:2", 200)):
+        member = hub.new_member(addr, ServerConnection(), Outbox(limit), now=0.0)
+        hub.join(member)
+        members.append(member)
+    fast, slow = members
+    hub.handle(slow, Rename(name="sloth"))
+    with caplog.at_level(logging.INFO, logger="imkit.hub"):
+        for _ in range(20):
+            hub.handle(fast, PublicMessage(text=PUBLIC_TEXT))
+            fast.outbox.take()  # the fast one reads; the slow one never does
+    [entry] = json_records(caplog, "slow_consumer")
+    assert entry["level"] == "warning"
+    assert (entry["user"], entry["addr"], entry["limit"]) == ("sloth", "10.0.0.2:2", 200)
+    assert entry["message"] == (
+        "sloth (10.0.0.2:2): disconnected as a slow consumer: more than 200 bytes waited"
+    )
+    assert "zebra" not in caplog.text
+
+
+def test_a_traceback_and_odd_line_breaks_stay_on_one_line() -> None:
+    formatter = JsonFormatter()
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.getLogger("imkit.test").makeRecord(
+            "imkit.test",
+            logging.ERROR,
+            __file__,
+            1,
+            "%s: failed",
+            ("a\u2028b",),
+            sys.exc_info(),
+            extra={"event": "failed", "user": "c\x85d", "count": 3},
+        )
+    line = formatter.format(record)
+    assert len(line.splitlines()) == 1
+    entry = json.loads(line)
+    assert ISO_TIME.match(entry.pop("time"))
+    exc = entry.pop("exc")
+    assert exc.startswith("Traceback") and exc.endswith("ValueError: boom")
+    assert entry == {
+        "level": "error",
+        "logger": "imkit.test",
+        "event": "failed",
+        "message": "a\u2028b: failed",
+        "user": "c\x85d",
+        "count": 3,
+    }
+    # A line logged by someone else (a library) still has an event.
+    other = logging.LogRecord("asyncio", logging.WARNING, __file__, 1, "hello", None, None)
+    assert json.loads(formatter.format(other))["event"] == FALLBACK_EVENT
+
+
+def test_every_log_call_in_imkit_names_its_event() -> None:
+    # So that a new log line cannot reach a collector without its event.
+    root = Path(imkit.__file__).parent
+    found, missing = 0, []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not _is_log_call(node):
+                continue
+            assert isinstance(node, ast.Call)
+            found += 1
+            extra = next((k.value for k in node.keywords if k.arg == "extra"), None)
+            event = None
+            if isinstance(extra, ast.Dict):
+                for key, value in zip(extra.keys, extra.values, strict=True):
+                    if isinstance(key, ast.Constant) and key.value == "event":
+                        event = value.value if isinstance(value, ast.Constant) else None
+            if not (isinstance(event, str) and SNAKE_CASE.match(event)):
+                missing.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found > 20
+    assert not missing, f"log calls without extra={{'event': ...}}: {missing}"
