@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import IMKIT, imkit_env, run_imkit
+from tests.support import IMKIT, free_port, imkit_env, run_imkit
 
 CHROMIUM = "/usr/bin/chromium"
 if not os.path.exists(CHROMIUM):
@@ -56,14 +56,7 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 15_000
 expect.set_options(timeout=TIMEOUT_MS)  # these machines are slow and shared
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[str], timeout: float = 20) -> None:

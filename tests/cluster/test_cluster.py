@@ -17,7 +17,8 @@ import pytest
 import redis
 from anyio.abc import SocketStream
 
-from tests.redis_support import (
+from tests.support import TIMEOUT, LineClient
+from tests.support.cluster import (
     MSGID,
     Cluster,
     RedisServer,
@@ -33,7 +34,6 @@ from tests.redis_support import (
     say,
     tell,
 )
-from tests.support import TIMEOUT, LineClient
 
 pytestmark = [needs_redis, pytest.mark.anyio]
 

@@ -19,15 +19,19 @@ import pytest
 from imkit.hub.members import logged_in_message, reserved_message
 from imkit.rules.accounts import conversation_key
 from imkit.rules.names import name_key
-from tests.redis_support import (
+from tests.support import TIMEOUT, LineClient, run_imkit
+from tests.support.cluster import (
     MSGID,
+    PASSWORD,
     Cluster,
     Node,
     User,
+    add_account,
+    admin,
     arrive,
     check_who,
-    everyone_expects,
     expect_all,
+    log_in,
     needs_redis,
     offline,
     online,
@@ -35,29 +39,12 @@ from tests.redis_support import (
     renamed,
     say,
 )
-from tests.support import TIMEOUT, LineClient, run_imkit
 
 pytestmark = [needs_redis, pytest.mark.anyio]
 
 # Cheap hashes: the tests check who may log in, not how long scrypt takes.
 FAST_HASH = ("--password-hash-cost", "4")
 PAST = r"past \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ "
-
-
-async def admin(node: Node, **request: Any) -> dict[str, Any]:
-    """One request to ``node``'s admin socket, as `imkit account` sends it; its reply
-    (JSON, to check every field)."""
-    path = node.env["XDG_RUNTIME_DIR"] + f"/imkit/admin-{node.port}.sock"
-    stream = await anyio.connect_unix(path)
-    async with stream:
-        await stream.send(json.dumps(request).encode() + b"\n")
-        data = b""
-        with anyio.fail_after(TIMEOUT):
-            while not data.endswith(b"\n"):
-                data += await stream.receive()
-    reply = json.loads(data)
-    assert isinstance(reply, dict)
-    return reply
 
 
 async def account_cli(node: Node, *args: str, stdin: str | None = None) -> tuple[int, str]:
@@ -67,34 +54,6 @@ async def account_cli(node: Node, *args: str, stdin: str | None = None) -> tuple
         lambda: run_imkit("account", *args, "--port", node.port, env=node.env, stdin=stdin)
     )
     return result.returncode, result.stdout if result.returncode == 0 else result.stderr
-
-
-async def add_account(node: Node, name: str, password: str = "pw-" + "x" * 8) -> str | None:
-    """Add the account ``name`` through ``node``; the new name of the guest who had it."""
-    reply = await admin(node, type="account_add", name=name, password=password)
-    assert reply["type"] == "ok" and reply["name"] == name, reply
-    renamed_to: str | None = reply["renamed"]
-    return renamed_to
-
-
-PASSWORD = "pw-" + "x" * 8
-
-
-async def log_in(user: User, account: str, others: list[User], password: str = PASSWORD) -> None:
-    """``user`` logs in to ``account`` (and takes its name: JSON users see the rename,
-    the user itself first, before its reply)."""
-    old = user.name
-    if user.mode == "text":
-        await user.client.send(f"login|{account}|{password}\n")
-        assert await user.line() == f"you have logged in as {account}\n"
-    else:
-        reply = await user.request(type="login", name=account, password=password, id="login")
-        assert reply == {"type": "ok", "id": "login", "name": account, "account": account}
-    user.name, user.account = account, account
-    if old != account:
-        await user.expect(renamed(user, old, account))
-        await everyone_expects(others, renamed(user, old, account))
-    assert not user.pending, user.pending
 
 
 async def refused_reserved(user: User, name: str, account: str) -> None:

@@ -11,14 +11,14 @@ import time
 import anyio
 import pytest
 
-from tests.redis_support import (
+from tests.support import TIMEOUT, run_imkit
+from tests.support.cluster import (
     Cluster,
     arrive,
     needs_redis,
     offline,
     say,
 )
-from tests.support import TIMEOUT, run_imkit
 
 pytestmark = [needs_redis, pytest.mark.anyio]
 
@@ -136,5 +136,3 @@ async def test_a_node_refuses_a_cluster_of_another_data_format(cluster: Cluster)
     finally:
         other.stop()
     assert node.process.proc.returncode == 0
-
-

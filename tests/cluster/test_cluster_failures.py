@@ -14,7 +14,8 @@ import anyio
 import pytest
 
 from imkit.client import admin as admin_client
-from tests.redis_support import (
+from tests.support import TIMEOUT, LineClient
+from tests.support.cluster import (
     MISSED_LINE,
     UNAVAILABLE_BYE,
     UNAVAILABLE_LINE,
@@ -35,7 +36,6 @@ from tests.redis_support import (
     say,
     who_is_there,
 )
-from tests.support import TIMEOUT, LineClient
 
 pytestmark = [needs_redis, pytest.mark.anyio]
 

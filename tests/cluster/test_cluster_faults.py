@@ -14,8 +14,10 @@ import anyio
 import pytest
 import redis
 
-from tests.redis_support import (
+from tests.support import TIMEOUT, LineClient
+from tests.support.cluster import (
     Cluster,
+    add_account,
     arrive,
     check_who,
     cluster_metrics,
@@ -23,13 +25,12 @@ from tests.redis_support import (
     expect_all,
     free_port,
     healthz,
+    log_in,
     needs_redis,
     offline,
     online,
     say,
 )
-from tests.support import TIMEOUT, LineClient
-from tests.test_cluster_accounts import add_account, log_in
 
 pytestmark = [needs_redis, pytest.mark.anyio]
 

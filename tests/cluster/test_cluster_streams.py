@@ -21,7 +21,8 @@ import anyio.abc
 import pytest
 
 from imkit.cluster.scripts import LOG_LENGTH
-from tests.redis_support import (
+from tests.support import LineClient
+from tests.support.cluster import (
     Cluster,
     Node,
     RedisServer,
@@ -30,7 +31,6 @@ from tests.redis_support import (
     free_port,
     needs_redis,
 )
-from tests.support import LineClient
 
 pytestmark = [needs_redis, pytest.mark.anyio]
 

@@ -12,8 +12,8 @@ import socket
 import anyio
 import pytest
 
-from tests.redis_support import Cluster, needs_redis
-from tests.support import TIMEOUT, LineClient, split_addr, start_server_process
+from tests.support import TIMEOUT, LineClient, split_addr
+from tests.support.cluster import Cluster, needs_redis
 
 
 def half_closed(address: str, lines: bytes) -> tuple[str, list[str]]:

@@ -8,35 +8,20 @@ only for its ``ip:port``."""
 from __future__ import annotations
 
 import json
-import random
 import re
-import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-from imkit.cluster.hub import DEFAULT_NAMES, numbered_names
-from imkit.rules.names import name_key, name_problem
-from imkit.rules.pseudonyms import host_of, pseudonym
-from imkit.store import SqliteStore
-from imkit.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-from tests.redis_support import Cluster, needs_redis
+from imkit.cluster.hub import DEFAULT_NAMES
+from imkit.rules.pseudonyms import pseudonym
 from tests.support import (
     TIMEOUT,
     LineClient,
-    ServerProcess,
-    close_open_clients,
-    imkit_env,
-    run_imkit,
     split_addr,
-    start_server_process,
 )
-
-
-
+from tests.support.cluster import Cluster, needs_redis
 
 
 class Recorded(LineClient):
@@ -82,28 +67,10 @@ def leaks(client: Recorded, others: list[Recorded]) -> list[str]:
     return found
 
 
-
-
-
-
-
-
 # ----------------------------------------------------------------- pseudonyms
 
 
-
-
-
-
-
-
 # ------------------------------------------------------------------ one server
-
-
-
-
-
-
 
 
 # --------------------------------------------------------------------- cluster

@@ -6,38 +6,21 @@ every node, also after a restart, and the deletion is logged with who made it.""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from functools import partial
-from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
-from imkit.hub.core import Hub
-from imkit.operator import answers
-from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
-from tests.redis_support import Cluster, needs_redis
-from tests.support import Clock, LineClient, joined, run_imkit, start_server_process
+from tests.support import LineClient, joined
+from tests.support.cluster import Cluster, needs_redis
 
 pytestmark = pytest.mark.anyio
-
-
-
-
-
-
 
 
 async def say(client: LineClient, *lines: str) -> None:
     for line in lines:
         await client.send(line + "\n")
         await client.line_matching(f":{line}$")  # its own echo: delivered (and queued)
-
-
-
-
 
 
 @needs_redis

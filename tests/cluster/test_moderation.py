@@ -8,43 +8,19 @@ a ban made on one node removes a user of the other, and a mute reaches any node.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
-from imkit.hub.core import Hub
-from imkit.operator import answers
-from imkit.rules.bans import Ban, Bans, parse_duration, parse_target, shown, widened
-from imkit.rules.names import name_problem
-from imkit.server import Server, ServerConfig
-from tests.account_support import start_accounts_server
-from tests.conftest import run_server
-from tests.redis_support import Cluster, needs_redis
 from tests.support import (
     Clock,
     LineClient,
-    close_open_clients,
-    joined,
-    run_imkit,
+    client_from,
     split_addr,
-    start_server_process,
 )
+from tests.support.cluster import Cluster, needs_redis
 
 pytestmark = pytest.mark.anyio
-
-
-async def client_from(address: str, source: str) -> LineClient:
-    """A text client whose connection comes from the loopback address ``source``."""
-    host, port = split_addr(address)
-    client = LineClient(await anyio.connect_tcp(host, port, local_host=source))
-    assert (await client.line()).endswith(":user is online\n")
-    return client
-
-
 
 
 @pytest.fixture
@@ -52,28 +28,10 @@ async def clock() -> Clock:
     return Clock()
 
 
-
-
 # --------------------------------------------------------------------- pure rules
 
 
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------ over real TCP
-
-
-
-
-
-
-
-
 
 
 async def proxied(address: str, source: str, port: int = 40000) -> LineClient:
@@ -81,12 +39,6 @@ async def proxied(address: str, source: str, port: int = 40000) -> LineClient:
     client = await LineClient.connect(address)
     await client.send(f"PROXY TCP6 {source} 2001:db8::ffff {port} 8888\r\n".encode())
     return client
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------- a cluster

@@ -6,25 +6,16 @@ TCP, one in-process server; the cluster's side is at the end, on a real redis-se
 
 from __future__ import annotations
 
-import json
-import socket
-import struct
-from pathlib import Path
-
 import anyio
 import anyio.abc
 import pytest
 
 from imkit.server import Server
-from tests.conftest import run_server
-from tests.redis_support import Cluster, Node, arrive, needs_redis
-from tests.support import TIMEOUT, LineClient, joined, split_addr
-from tests.test_accounts import add, ask, config
-from tests.test_cluster_accounts import admin as node_admin
-from tests.test_web import hello, web_user
+from tests.support import TIMEOUT, ask, joined
+from tests.support.cluster import Cluster, Node, arrive, needs_redis
+from tests.support.cluster import admin as node_admin
 
 pytestmark = pytest.mark.anyio
-
 
 
 async def waiting(server: Server, account: str) -> int:
@@ -32,8 +23,6 @@ async def waiting(server: Server, account: str) -> int:
     [entry] = [a for a in listed["accounts"] if a["name"] == account]
     count: int = entry["waiting"]
     return count
-
-
 
 
 def control_text(number: int, size: int) -> str:
@@ -52,28 +41,6 @@ async def mail(address: str, to: str, texts: list[str]) -> None:
         await sender.send(f"to|{to}|{text}\n")
         assert await sender.line() == kept
     await sender.aclose()
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 async def _cluster_waiting(node: Node, account: str) -> int:

@@ -7,26 +7,15 @@ of two nodes, the other node's users see the carried address too."""
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
 
-import anyio
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from imkit.operator import answers
-from imkit.server import ServerConfig
 from imkit.transport.proxy import (
     V2_SIGNATURE,
-    ProxyHeader,
-    ProxyHeaderError,
-    parse,
-    read_header,
 )
-from tests.conftest import run_server
-from tests.redis_support import Cluster, needs_redis
-from tests.support import TIMEOUT, LineClient
+from tests.support import LineClient
+from tests.support.cluster import Cluster, needs_redis
 
 V1 = b"PROXY TCP4 203.0.113.7 10.0.0.5 51000 8888\r\n"
 
@@ -53,31 +42,7 @@ def v2(
 # ------------------------------------------------------------------------- the parser
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------ over real TCP
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------- a cluster

@@ -16,10 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from tests.redis_support import Cluster, RedisServer, needs_redis
-from tests.support import ServerProcess, imkit_env, split_addr, start_server_process
+from tests.support import ServerProcess, split_addr
+from tests.support.cluster import Cluster, RedisServer, needs_redis
 
 # A reset storm: this many threads connecting and resetting (SO_LINGER 0) as fast as
 # they can, for at most STORM_SECONDS and STORM_CONNECTIONS connections in all. Far
@@ -42,10 +40,6 @@ def read_until(sock: socket.socket, marker: bytes, timeout: float = 10) -> bytes
             break
         data += chunk
     return data
-
-
-
-
 
 
 @contextmanager

@@ -6,93 +6,16 @@ sockets only where a client library would refuse to misbehave (bad paths, bad fr
 
 from __future__ import annotations
 
-import json
 import re
-import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from imkit.operator import answers
-from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
-from tests.redis_support import Cluster
-from tests.support import TIMEOUT, LineClient, joined, run_imkit, split_addr
+from tests.support import TIMEOUT, joined, split_addr
+from tests.support.cluster import Cluster
+from tests.support.web import WEB, hello, web_user
 
 pytestmark = pytest.mark.anyio
-
-WEB = "127.0.0.1:0"
-
-
-
-
-
-
-class WebUser:
-    """A WebSocket client of the chat: one JSON object a message."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        host, port = ws.local_address[:2]
-        self.addr = f"{host}:{port}"
-
-    async def send(self, **request: Any) -> None:
-        await self.ws.send(json.dumps(request))
-
-    async def json(self) -> dict[str, Any]:
-        with anyio.fail_after(TIMEOUT):
-            message = await self.ws.recv()
-        assert isinstance(message, str), message
-        obj = json.loads(message)
-        assert isinstance(obj, dict)
-        return obj
-
-    async def request(self, **request: Any) -> dict[str, Any]:
-        await self.send(**request)
-        return await self.json()
-
-    async def until(self, kind: str) -> dict[str, Any]:
-        while True:
-            obj = await self.json()
-            if obj["type"] == kind:
-                return obj
-
-    async def closed(self) -> int | None:
-        """Wait for the server to close; the close code it sent."""
-        with anyio.fail_after(TIMEOUT):
-            try:
-                while True:
-                    await self.ws.recv()
-            except ConnectionClosed as closed:
-                return closed.rcvd.code if closed.rcvd is not None else None
-
-
-@asynccontextmanager
-async def web_user(
-    address: str, *, origin: str | None = None, source: str | None = None, **kwargs: Any
-) -> AsyncIterator[WebUser]:
-    scheme = "wss" if "ssl" in kwargs else "ws"
-    extra: dict[str, Any] = dict(kwargs)
-    if origin is not None:
-        extra["origin"] = origin
-    if source is not None:
-        extra["local_addr"] = (source, 0)
-    async with connect(f"{scheme}://{address}/ws", open_timeout=TIMEOUT, **extra) as ws:
-        yield WebUser(ws)
-
-
-async def hello(user: WebUser, name: str | None = None, **fields: Any) -> dict[str, Any]:
-    """Send a hello; its welcome (after the user's own presence and rename)."""
-    request: dict[str, Any] = {"type": "hello", "v": 1, "id": "h", **fields}
-    if name is not None:
-        request["name"] = name
-    await user.send(**request)
-    return await user.until("welcome")
 
 
 async def read_to_end(stream: anyio.abc.ByteReceiveStream) -> bytes:
@@ -120,54 +43,16 @@ async def http(address: str, request: bytes) -> tuple[int, dict[str, str], bytes
     return status, headers, body
 
 
-
-
 # ------------------------------------------------------------------------ the files
-
-
-
-
-
-
-
-
 
 
 # ----------------------------------------------------------------- the chat over it
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------- limits and leaving
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # ---------------------------------------------------------------------- a cluster
-
-
 
 
 # ------------------------------------------------------------ idle and bad HTTP (review)

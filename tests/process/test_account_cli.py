@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from imkit.cli import main
-from tests.account_support import AccountsServer, start_accounts_server
 from tests.support import run_imkit
+from tests.support.accounts import AccountsServer, start_accounts_server
 
 Json = dict[str, Any]
 
@@ -65,10 +65,6 @@ class AdminStandIn:
         self._listener.close()
 
 
-
-
-
-
 def account(fake: AdminStandIn, *args: str, stdin: str | None = None) -> Result:
     return CliRunner().invoke(
         main, ["account", *args, "--admin-socket", str(fake.path)], input=stdin
@@ -78,72 +74,22 @@ def account(fake: AdminStandIn, *args: str, stdin: str | None = None) -> Result:
 # ------------------------------------------------------------------------------ add
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # --------------------------------------------------------------------------- passwd
-
-
-
-
-
-
 
 
 # --------------------------------------------------------------------------- remove
 
 
-
-
-
-
 # ----------------------------------------------------------------------------- list
 
 
-
-
-
-
-
-
 # -------------------------------------------------------------------- no server, usage
-
-
-
-
 
 
 def _env(short_dir: Path) -> dict[str, str]:
     from tests.support import imkit_env
 
     return imkit_env(XDG_RUNTIME_DIR=str(short_dir))
-
-
-
-
 
 
 # ---------------------------------------------------------------- end to end (a server)
@@ -154,8 +100,6 @@ def real(short_dir: Path) -> Iterator[AccountsServer]:
     server = start_accounts_server(short_dir)
     yield server
     server.stop()
-
-
 
 
 def _login(name: str, password: str, server: AccountsServer) -> str:

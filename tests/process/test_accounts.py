@@ -7,82 +7,34 @@ in tests/test_cluster_accounts.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
-from hypothesis import settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from imkit.client import admin as admin_client
 from imkit.hub.core import Hub
-from imkit.hub.outbox import Outbox
-from imkit.operator import account_requests, answers
-from imkit.protocol import Mode, Rename, ServerConnection
-from imkit.rules.accounts import (
-    Account,
-    LoginAttempts,
-    hash_password,
-    password_problem,
-    verify_password,
-)
-from imkit.rules.names import name_key
-from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
+from imkit.server import Server
 from tests.support import (
     Clock,
-    LineClient,
+    ask,
     joined,
     run_imkit,
-    split_addr,
+    run_server,
     start_server_process,
 )
+from tests.support.accounts import COST, add, config, json_hello
 
 pytestmark = pytest.mark.anyio
-
-COST = 4  # scrypt N = 16: tests hash in microseconds (--password-hash-cost)
-
-
-async def ask(server: Server, **request: object) -> dict[str, Any]:
-    return await answers.answer(server, json.dumps(request).encode(), by="uid 1000")
-
-
-async def add(server: Server, name: str, password: str = "secret") -> dict[str, Any]:
-    reply = await ask(server, type="account_add", name=name, password=password)
-    assert reply["type"] == "ok", reply
-    return reply
-
-
-
-
-async def json_client(address: str, **hello: Any) -> tuple[LineClient, dict[str, Any]]:
-    client = await LineClient.connect(address)
-    reply = await client.request(type="hello", **hello)
-    return client, reply
 
 
 @pytest.fixture
 async def clock() -> Clock:
     return Clock()
-
-
-def config(short_dir: Path, **extra: Any) -> ServerConfig:
-    settings: dict[str, Any] = {
-        "port": 0,
-        "db": "none",
-        "idle_timeout": 0,
-        "rate": 0,
-        "admin_socket": str(short_dir / "a.sock"),
-        "password_hash_cost": COST,
-    }
-    return ServerConfig(**(settings | extra))
 
 
 @pytest.fixture
@@ -94,89 +46,28 @@ async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
 # ------------------------------------------------------------------ the pure parts
 
 
-
-
-
-
-
-
-
-
 # -------------------------------------------------------------------- reserved names
-
-
-
-
 
 
 # ----------------------------------------------------------------------------- login
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------ --accounts-only
-
-
-
-
 
 
 # ---------------------------------------------------------- messages kept offline
 
 
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------ private history
-
-
 
 
 # ------------------------------------------------------- hashing off the loop
 
 
-
-
 # ------------------------------------------------------------------ the invariant
 
 
-
-
-TestReservedNames.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
-
-
 # ------------------------------------------- bans and mutes on accounts (issue 14)
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------ races and look-alikes (review)
@@ -185,7 +76,7 @@ TestReservedNames.settings = settings(max_examples=150, stateful_step_count=30, 
 async def test_login_takes_the_name_and_others_see_it(server: Server) -> None:
     address = server.addresses[0]
     await add(server, "Alex", "pw1")
-    observer, _ = await json_client(address)
+    observer, _ = await json_hello(address)
     user = await joined(address)
     await user.send("login|alex|pw1\n")
     assert await user.line() == "you have logged in as Alex\n"
@@ -219,7 +110,7 @@ async def test_messages_kept_across_kill_9(short_dir: Path, tmp_path: Path) -> N
             short_dir / "a.sock", {"type": "account_add", "name": "alex", "password": "pw"}
         )
         assert reply["type"] == "ok"
-        sender, _ = await json_client(first.address, name="bot")
+        sender, _ = await json_hello(first.address, name="bot")
         msgids = []
         for n in range(3):
             reply = await sender.request(type="message", to="alex", text=f"kept {n}")
@@ -230,13 +121,13 @@ async def test_messages_kept_across_kill_9(short_dir: Path, tmp_path: Path) -> N
         first.proc.wait()
     second = start_server_process(*args)
     try:
-        user, welcome = await json_client(second.address, login={"name": "alex", "password": "pw"})
+        user, welcome = await json_hello(second.address, login={"name": "alex", "password": "pw"})
         assert welcome["account"] == "alex"
         kept = [await user.json_of_type("message") for _ in range(3)]
         assert [m["msgid"] for m in kept] == msgids
         assert [m["text"] for m in kept] == ["kept 0", "kept 1", "kept 2"]
         await user.aclose()
-        again, _ = await json_client(second.address, login={"name": "alex", "password": "pw"})
+        again, _ = await json_hello(second.address, login={"name": "alex", "password": "pw"})
         assert await again.silent()
         await again.aclose()
     finally:

@@ -4,24 +4,16 @@ may use it."""
 from __future__ import annotations
 
 import json
-import os
-import pwd
-import socket
-import stat
 import subprocess
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
 
-from imkit.client import admin as admin_client
-from imkit.errors import AdminError, AdminUnavailable, ServeError
 from imkit.operator import answers
 from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
-from tests.support import LineClient, imkit_env, joined, run_imkit, start_server_process
+from tests.support import LineClient, imkit_env, joined, run_imkit, run_server, start_server_process
 
 
 @pytest.fixture

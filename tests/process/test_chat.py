@@ -6,8 +6,6 @@ import signal
 import socket
 from pathlib import Path
 
-from tests.account_support import start_accounts_server
-from tests.scripted_server import Json, ScriptedServer, Session
 from tests.support import (
     IMKIT,
     InteractiveProcess,
@@ -17,6 +15,8 @@ from tests.support import (
     split_addr,
     start_server_process,
 )
+from tests.support.accounts import start_accounts_server
+from tests.support.scripted import Json, ScriptedServer, Session
 
 
 def chat(address: str, *args: str) -> InteractiveProcess:

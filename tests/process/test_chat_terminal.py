@@ -6,52 +6,14 @@ from __future__ import annotations
 import shlex
 import shutil
 import socket
-import subprocess
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tests.support import IMKIT, ServerProcess, split_addr
+from tests.support.terminal import Pane
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-
-
-def tmux(*args: str) -> str:
-    return subprocess.run(
-        ["tmux", *args], check=True, capture_output=True, text=True, timeout=10
-    ).stdout
-
-
-class Pane:
-    def __init__(self, command: list[str]) -> None:
-        self.name = f"imkit-{uuid.uuid4().hex[:8]}"
-        tmux("new-session", "-d", "-s", self.name, "-x", "120", "-y", "30", shlex.join(command))
-
-    def type(self, *keys: str) -> None:
-        tmux("send-keys", "-t", self.name, *keys)
-
-    def screen(self) -> list[str]:
-        return tmux("capture-pane", "-p", "-t", self.name).rstrip("\n").split("\n")
-
-    def wait_for(self, text: str, timeout: float = 15) -> list[str]:
-        return self.wait_until(lambda lines: any(text in line for line in lines), repr(text))
-
-    def wait_until(
-        self, shows: Callable[[list[str]], bool], what: str, timeout: float = 15
-    ) -> list[str]:
-        """The screen once ``shows`` holds for it (the terminal is redrawn in steps)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lines = self.screen()
-            if shows(lines):
-                return lines
-            time.sleep(0.1)
-        raise AssertionError(f"{what} never appeared:\n" + "\n".join(self.screen()))
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
 def last_line(lines: list[str]) -> str:
@@ -125,7 +87,7 @@ def test_ctrl_c_leaves_cleanly(pane: Pane) -> None:
 
 
 def test_login_password_and_password_change_are_not_echoed() -> None:
-    from tests.scripted_server import ScriptedServer
+    from tests.support.scripted import ScriptedServer
 
     server = ScriptedServer()  # any login works
     command = [*IMKIT, "chat", "--host", "127.0.0.1", "--port", str(server.port)]

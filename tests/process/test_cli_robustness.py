@@ -19,6 +19,7 @@ from tests.support import (
     IMKIT,
     TIMEOUT,
     ServerProcess,
+    free_port,
     imkit_env,
     run_imkit,
     split_addr,
@@ -26,14 +27,6 @@ from tests.support import (
 )
 
 FULL = "Error: cannot write to standard output: No space left on device\n"
-
-
-def free_port() -> int:
-    """A port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def run_raw(

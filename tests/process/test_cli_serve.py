@@ -9,9 +9,7 @@ import subprocess
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from imkit.cli import main
 from tests.support import (
     ServerProcess,
     imkit_env,
@@ -120,7 +118,3 @@ def test_sigterm_says_bye_and_exits_0() -> None:
     assert proc.proc.wait(10) == 0
     assert time.monotonic() - start < 10
     assert "Traceback" not in proc.stderr()
-
-
-
-

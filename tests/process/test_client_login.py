@@ -14,27 +14,21 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imkit.client.library import ChatMessage, NameChange, Receipt, UserInfo, connect
+from imkit.client.library import ChatMessage, NameChange, connect
 from imkit.errors import (
     Disconnected,
     LoggedIn,
     LoginFailed,
     LoginRequired,
-    MailboxFull,
     NameReserved,
     NoSuchUser,
-    ServerError,
     TooManyAttempts,
 )
 from imkit.protocol import Event
-from tests.account_support import AccountsServer, start_accounts_server
-from tests.scripted_server import Answer, Json, ScriptedServer, Session
+from tests.support.accounts import AccountsServer, start_accounts_server
+from tests.support.scripted import Json
 
 pytestmark = pytest.mark.anyio
-
-
-
-
 
 
 def error(request: Json, code: str, message: str) -> list[Json]:
@@ -44,46 +38,16 @@ def error(request: Json, code: str, message: str) -> list[Json]:
 # ---------------------------------------------------------------------- error classes
 
 
-
-
 # -------------------------------------------------------------------------- logging in
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------- queued private messages
 
 
-
-
 # ------------------------------------------------------------------ private history
 
 
-
-
 # ------------------------------------------------------------------- account fields
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------- end to end (a server)
@@ -96,8 +60,6 @@ def real(short_dir: Path) -> Iterator[AccountsServer]:
     server.add("sam", "pw-sam")
     yield server
     server.stop()
-
-
 
 
 def _renamed_to(event: object, name: str) -> bool:

@@ -4,25 +4,14 @@ whose data format it does not understand."""
 
 from __future__ import annotations
 
-import json
-import re
-import time
-
-import anyio
 import pytest
 
-from tests.redis_support import (
-    Cluster,
-    arrive,
+from tests.support import run_imkit
+from tests.support.cluster import (
     needs_redis,
-    offline,
-    say,
 )
-from tests.support import TIMEOUT, run_imkit
 
 pytestmark = [needs_redis, pytest.mark.anyio]
-
-
 
 
 def test_start_errors_of_a_cluster_node_are_one_line() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support import imkit_env, run_imkit
 
-COMPLETIONS = Path(__file__).resolve().parent.parent / "completions"
+COMPLETIONS = Path(__file__).resolve().parents[2] / "completions"
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

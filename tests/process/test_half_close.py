@@ -5,15 +5,9 @@ after the client's end of stream (issue 26, item 7)."""
 
 from __future__ import annotations
 
-import json
-import re
 import socket
 
-import anyio
-import pytest
-
-from tests.redis_support import Cluster, needs_redis
-from tests.support import TIMEOUT, LineClient, split_addr, start_server_process
+from tests.support import TIMEOUT, split_addr, start_server_process
 
 
 def half_closed(address: str, lines: bytes) -> tuple[str, list[str]]:
@@ -32,8 +26,6 @@ def half_closed(address: str, lines: bytes) -> tuple[str, list[str]]:
     return f"{host}:{port}", data.decode().splitlines()
 
 
-
-
 def test_a_half_closed_text_client_gets_its_replies_on_one_node() -> None:
     server = start_server_process("--idle-timeout", "0")
     try:
@@ -45,5 +37,3 @@ def test_a_half_closed_text_client_gets_its_replies_on_one_node() -> None:
         ]
     finally:
         server.stop()
-
-

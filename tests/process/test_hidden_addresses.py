@@ -8,27 +8,19 @@ only for its ``ip:port``."""
 from __future__ import annotations
 
 import json
-import random
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
-from imkit.cluster.hub import DEFAULT_NAMES, numbered_names
-from imkit.rules.names import name_key, name_problem
-from imkit.rules.pseudonyms import host_of, pseudonym
-from imkit.store import SqliteStore
-from imkit.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-from tests.redis_support import Cluster, needs_redis
+from imkit.rules.pseudonyms import pseudonym
 from tests.support import (
     TIMEOUT,
     LineClient,
     ServerProcess,
-    close_open_clients,
     imkit_env,
     run_imkit,
     split_addr,
@@ -36,8 +28,6 @@ from tests.support import (
 )
 
 PSEUDONYM = re.compile(r"^anon:[a-z2-7]{6}$")
-
-
 
 
 class Recorded(LineClient):
@@ -116,19 +106,7 @@ def admin_who(proc: ServerProcess, env: dict[str, str]) -> list[dict[str, object
 # ----------------------------------------------------------------- pseudonyms
 
 
-
-
-
-
-
-
 # ------------------------------------------------------------------ one server
-
-
-
-
-
-
 
 
 # --------------------------------------------------------------------- cluster

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import resource
 import signal
 import sqlite3
@@ -18,50 +17,16 @@ from typing import Any
 import anyio
 import pytest
 
-from imkit.server import ServerConfig
-from tests.conftest import run_server
-from tests.support import LineClient, close_open_clients, joined, start_server_process
-from tests.test_cli_robustness import free_port
+from tests.support import (
+    all_history,
+    close_open_clients,
+    free_port,
+    joined,
+    json_client,
+    start_server_process,
+)
 
 pytestmark = pytest.mark.anyio
-
-
-
-
-
-async def json_client(address: str, name: str | None = None) -> LineClient:
-    client = await LineClient.connect(address)
-    hello: dict[str, Any] = {"type": "hello", "id": "hello"}
-    if name is not None:
-        hello["name"] = name
-    assert (await client.request(**hello))["type"] == "welcome"
-    return client
-
-
-async def all_history(client: LineClient) -> list[dict[str, Any]]:
-    """Every public message kept, oldest first, paged as a client would."""
-    messages: list[dict[str, Any]] = []
-    before = None
-    while True:
-        request: dict[str, Any] = {"type": "history", "limit": 100}
-        if before is not None:
-            request["before"] = before
-        page = await client.request(**request)
-        assert page["type"] == "history", page
-        messages[:0] = page["messages"]
-        if not page["more"]:
-            return messages
-        before = page["messages"][0]["msgid"]
-
-
-
-
-
-
-
-
-
-
 
 
 async def _load_until_killed(

@@ -14,28 +14,26 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
-from imkit.client import admin as admin_client
-from imkit.client.library import ChatMessage, Client, HistoryPage, connect
-from imkit.errors import AdminError, ServerError, Unavailable
+from imkit.client.library import Client, connect
 from imkit.operator import answers
 from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
 from tests.support import (
     IMKIT,
     InteractiveProcess,
     ServerProcess,
+    hostport,
     imkit_env,
     joined,
     run_imkit,
+    run_server,
     split_addr,
     start_server_process,
 )
-from tests.test_chat_terminal import Pane
+from tests.support.terminal import Pane
 
 pytestmark = pytest.mark.anyio
 
@@ -54,10 +52,6 @@ async def db_server(tmp_path: Path) -> AsyncIterator[Server]:
     """An in-process server keeping history in tmp_path/h.db."""
     async with run_server(db_config(tmp_path)) as server:
         yield server
-
-
-def hostport(server: Server) -> tuple[str, int]:
-    return split_addr(server.addresses[0])
 
 
 def socket_of(server: Server) -> str:
@@ -90,12 +84,6 @@ def stats_rows(table: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- the client library
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------------------ imkit send
@@ -183,8 +171,6 @@ async def test_imkit_history_lines_json_and_paging(db_server: Server) -> None:
     for bad in (["--limit", "0"], ["--limit", "101"], ["--before", "1234"]):
         usage = await cli("history", "--admin-socket", socket_of(db_server), *bad)
         assert usage.returncode == 2, (bad, usage.stderr)
-
-
 
 
 async def test_imkit_stats_shows_the_store(db_server: Server) -> None:

@@ -3,16 +3,13 @@ processes, real clients, a pipe and a real terminal (tmux)."""
 
 from __future__ import annotations
 
-import ast
 import json
-import logging
 import re
 import resource
 import shlex
 import shutil
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,13 +20,6 @@ from typing import Any
 import anyio
 import pytest
 
-import imkit
-from imkit.cli.logformat import FALLBACK_EVENT, JsonFormatter
-from imkit.hub.core import Hub
-from imkit.hub.outbox import Outbox
-from imkit.protocol import PublicMessage, Rename, ServerConnection
-from imkit.server import ServerConfig
-from tests.conftest import run_server
 from tests.support import (
     IMKIT,
     TIMEOUT,
@@ -43,6 +33,7 @@ from tests.support import (
     split_addr,
     start_server_process,
 )
+from tests.support.terminal import Pane
 
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S")
@@ -195,12 +186,6 @@ def test_text_stays_the_default_and_json_can_come_from_the_environment() -> None
         time.sleep(0.05)
 
 
-
-
-
-
-
-
 def test_a_server_that_cannot_start_says_why_in_a_json_line() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -219,14 +204,6 @@ def test_log_format_is_checked() -> None:
     result = run_imkit("serve", "--log-format", "xml")
     assert result.returncode == 2
     assert "'xml' is not one of 'text', 'json'" in result.stderr
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------------ stats --watch
@@ -367,7 +344,6 @@ def test_watch_usage_errors_exit_2(args: list[str], short_dir: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 def test_watch_in_a_terminal_until_ctrl_c(watched: tuple[ServerProcess, str]) -> None:
-    from tests.test_chat_terminal import Pane
 
     server, admin_socket = watched
     command = [*IMKIT, "stats", "--watch", "--interval", "0.2", "--admin-socket", admin_socket]

@@ -4,80 +4,20 @@ store, shutdown), and the option's errors."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 import signal
 import socket
 import time
-import urllib.error
-import urllib.request
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any, cast
 
-import anyio
-import pytest
-from click.testing import CliRunner
-from prometheus_client.parser import text_string_to_metric_families
-
-from imkit import __version__
-from imkit.cli import main
-from imkit.client import admin as admin_client
-from imkit.errors import ServeError
-from imkit.server import Server, ServerConfig
-from imkit.server.metrics import LoopReader, Metrics, MetricsServer, Observed, parse_address
-from tests.conftest import run_server
-from tests.support import TIMEOUT, LineClient, joined, run_imkit, split_addr, start_server_process
-
-# One sample: its name and labels.
-Key = tuple[str, frozenset[tuple[str, str]]]
-Samples = dict[Key, float]
-
-
-
-
-
-def get(url: str, timeout: float = TIMEOUT) -> tuple[int, str, str]:
-    """A GET's status, content type and body; 4xx and 5xx answers included."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            headers = response.headers
-            return int(response.status), str(headers["Content-Type"]), response.read().decode()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, str(error.headers["Content-Type"]), error.read().decode()
-
-
-def parse(text: str) -> Samples:
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
-
-
-
+from tests.support import (
+    TIMEOUT,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
+from tests.support.metrics import get, parse, value
 
 # ----------------------------------------------------------------- in process
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------------- imkit serve

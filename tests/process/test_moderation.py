@@ -11,34 +11,24 @@ import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
 from imkit.hub.core import Hub
-from imkit.operator import answers
-from imkit.rules.bans import Ban, Bans, parse_duration, parse_target, shown, widened
-from imkit.rules.names import name_problem
 from imkit.server import Server, ServerConfig
-from tests.account_support import start_accounts_server
-from tests.conftest import run_server
-from tests.redis_support import Cluster, needs_redis
 from tests.support import (
     Clock,
     LineClient,
     close_open_clients,
     joined,
     run_imkit,
-    split_addr,
+    run_server,
     start_server_process,
 )
+from tests.support.accounts import start_accounts_server
 
 pytestmark = pytest.mark.anyio
-
-
-
-
 
 
 @pytest.fixture
@@ -58,23 +48,7 @@ async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
 # --------------------------------------------------------------------- pure rules
 
 
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------ over real TCP
-
-
-
-
-
-
-
-
 
 
 async def proxied(address: str, source: str, port: int = 40000) -> LineClient:
@@ -87,10 +61,6 @@ async def proxied(address: str, source: str, port: int = 40000) -> LineClient:
 async def imkit(*args: str) -> tuple[int, str]:
     done = await anyio.to_thread.run_sync(lambda: run_imkit(*args))
     return done.returncode, done.stdout if done.returncode == 0 else done.stderr
-
-
-
-
 
 
 # ---------------------------------------------------------------------- a cluster

@@ -15,7 +15,7 @@ import pytest
 
 from tests.support import ServerProcess, split_addr
 
-SEED_TEXT = Path(__file__).resolve().parent.parent.parent / "shared" / "seed" / "IM-System.md"
+SEED_TEXT = Path(__file__).resolve().parents[3] / "shared" / "seed" / "IM-System.md"
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("go") is None, reason="Go is not installed"),

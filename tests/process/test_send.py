@@ -13,9 +13,9 @@ import anyio.to_thread
 import pytest
 
 from imkit.client.library import ChatMessage, connect
-from tests.account_support import AccountsServer, start_accounts_server
-from tests.scripted_server import Json, ScriptedServer, Session
 from tests.support import ServerProcess, imkit_env, run_imkit, split_addr
+from tests.support.accounts import AccountsServer, start_accounts_server
+from tests.support.scripted import Json, ScriptedServer, Session
 
 
 def send(address: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.redis_support import Cluster, RedisServer, needs_redis
 from tests.support import ServerProcess, imkit_env, split_addr, start_server_process
 
 # A reset storm: this many threads connecting and resetting (SO_LINGER 0) as fast as
@@ -215,5 +213,3 @@ def test_a_second_signal_in_a_reset_storm_exits_at_once() -> None:
     finally:
         stubborn.close()
         server.stop()
-
-

@@ -3,53 +3,23 @@ the lock, and a file that stops taking writes."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
-import stat
 from pathlib import Path
 
-import anyio
 import pytest
 
-from imkit.protocol import ChatMessage
-from imkit.rules.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
-from imkit.store import MemoryStore, Page, SqliteStore, Store, default_path, open_store
 from imkit.store.schema import APPLICATION_ID, SCHEMA_VERSION
-from tests.support import Clock, run_imkit, start_server_process
+from tests.support import run_imkit, start_server_process
+from tests.support.store import digest
 
 pytestmark = pytest.mark.anyio
-
-
-
-
-
-
-
-
-
-
-
-def digest(path: Path) -> tuple[str, float]:
-    return hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime
 
 
 # ----------------------------------------------------------------------- msgids
 
 
-
-
 # -------------------------------------------------------------- SQLite, restarts
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------ files it refuses

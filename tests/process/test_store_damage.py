@@ -14,7 +14,7 @@ import pytest
 
 from imkit.store import SqliteStore
 from tests.support import IMKIT, Clock, imkit_env, run_imkit
-from tests.test_store import T0, append_all, digest, message
+from tests.support.store import T0, append_all, digest, message
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,13 @@ import anyio
 import pytest
 
 from imkit.store.files import WATCH_INTERVAL
-from tests.support import close_open_clients, run_imkit, start_server_process
-from tests.test_history import all_history, json_client
+from tests.support import (
+    all_history,
+    close_open_clients,
+    json_client,
+    run_imkit,
+    start_server_process,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -19,9 +19,13 @@ import anyio
 import pytest
 
 from imkit.store.watchdog import STALL_TIMEOUT
-from tests.support import close_open_clients, run_imkit, start_server_process
-from tests.test_cli_robustness import free_port
-from tests.test_history import json_client
+from tests.support import (
+    close_open_clients,
+    free_port,
+    json_client,
+    run_imkit,
+    start_server_process,
+)
 
 pytestmark = pytest.mark.anyio
 

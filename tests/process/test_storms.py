@@ -7,28 +7,18 @@ The storms are bounded in time and in connections, and stay on loopback.
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import socket
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-import anyio
-import pytest
-
-from imkit.hub.core import Hub
-from imkit.hub.members import Member
-from imkit.hub.outbox import Outbox
-from imkit.operator import answers
-from imkit.rules.names import name_problem
-from imkit.server import ServerConfig
-from tests.conftest import run_server
-from tests.support import LineClient, joined, run_imkit, split_addr, start_server_process
+from tests.support import (
+    split_addr,
+    start_server_process,
+)
 
 # A storm: this many threads, each connecting, sending one line and closing, for at most
 # STORM_SECONDS and STORM_CONNECTIONS connections in all.
@@ -76,17 +66,7 @@ def storm(address: str, *, reset: bool) -> Iterator[list[int]]:
         stop.set()
 
 
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------------- bursts
-
-
 
 
 class LineCounter:

@@ -6,91 +6,24 @@ sockets only where a client library would refuse to misbehave (bad paths, bad fr
 
 from __future__ import annotations
 
-import json
-import re
-import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
-import anyio
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from imkit.operator import answers
-from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
-from tests.redis_support import Cluster
-from tests.support import TIMEOUT, LineClient, joined, run_imkit, split_addr
+from tests.support import run_imkit
+from tests.support.web import WEB
 
 pytestmark = pytest.mark.anyio
-
-WEB = "127.0.0.1:0"
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------------------ the files
 
 
-
-
-
-
-
-
-
-
 # ----------------------------------------------------------------- the chat over it
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------- limits and leaving
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # ---------------------------------------------------------------------- a cluster
-
-
 
 
 # ------------------------------------------------------------ idle and bad HTTP (review)

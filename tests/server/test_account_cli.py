@@ -16,13 +16,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from click.testing import CliRunner, Result
 
 from imkit.cli import main
-from tests.account_support import AccountsServer, start_accounts_server
-from tests.support import run_imkit
+from tests.support.accounts import AccountsServer, start_accounts_server
 
 Json = dict[str, Any]
 
@@ -172,8 +170,6 @@ def test_password_stdin_that_is_not_utf8(stand_in: AdminStandIn) -> None:
     )
     assert result.exit_code == 2
     assert result.output == "Error: the password on standard input is not valid UTF-8\n"
-
-
 
 
 def test_add_says_when_a_guest_was_renamed(stand_in: AdminStandIn) -> None:
@@ -329,14 +325,6 @@ def test_no_server_exits_3_before_asking(short_dir: Path, args: list[str]) -> No
     )
 
 
-
-
-
-
-
-
-
-
 # ---------------------------------------------------------------- end to end (a server)
 
 
@@ -345,9 +333,3 @@ def real(short_dir: Path) -> Iterator[AccountsServer]:
     server = start_accounts_server(short_dir)
     yield server
     server.stop()
-
-
-
-
-
-

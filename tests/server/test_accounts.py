@@ -7,88 +7,34 @@ in tests/test_cluster_accounts.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
-from hypothesis import settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from imkit.client import admin as admin_client
 from imkit.hub.core import Hub
-from imkit.hub.outbox import Outbox
-from imkit.operator import account_requests, answers
-from imkit.protocol import Mode, Rename, ServerConnection
-from imkit.rules.accounts import (
-    Account,
-    LoginAttempts,
-    hash_password,
-    password_problem,
-    verify_password,
-)
+from imkit.operator import account_requests
 from imkit.rules.names import name_key
-from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
+from imkit.server import Server
 from tests.support import (
     Clock,
     LineClient,
+    ask,
+    client_from,
     joined,
-    run_imkit,
+    run_server,
     split_addr,
-    start_server_process,
 )
+from tests.support.accounts import add, config, json_hello
 
 pytestmark = pytest.mark.anyio
-
-COST = 4  # scrypt N = 16: tests hash in microseconds (--password-hash-cost)
-
-
-async def ask(server: Server, **request: object) -> dict[str, Any]:
-    return await answers.answer(server, json.dumps(request).encode(), by="uid 1000")
-
-
-async def add(server: Server, name: str, password: str = "secret") -> dict[str, Any]:
-    reply = await ask(server, type="account_add", name=name, password=password)
-    assert reply["type"] == "ok", reply
-    return reply
-
-
-async def client_from(address: str, source: str) -> LineClient:
-    """A text client connecting from the loopback address ``source``."""
-    host, port = split_addr(address)
-    client = LineClient(await anyio.connect_tcp(host, port, local_host=source))
-    assert (await client.line()).endswith(":user is online\n")
-    return client
-
-
-async def json_client(address: str, **hello: Any) -> tuple[LineClient, dict[str, Any]]:
-    client = await LineClient.connect(address)
-    reply = await client.request(type="hello", **hello)
-    return client, reply
 
 
 @pytest.fixture
 async def clock() -> Clock:
     return Clock()
-
-
-def config(short_dir: Path, **extra: Any) -> ServerConfig:
-    settings: dict[str, Any] = {
-        "port": 0,
-        "db": "none",
-        "idle_timeout": 0,
-        "rate": 0,
-        "admin_socket": str(short_dir / "a.sock"),
-        "password_hash_cost": COST,
-    }
-    return ServerConfig(**(settings | extra))
 
 
 @pytest.fixture
@@ -98,14 +44,6 @@ async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
 
 
 # ------------------------------------------------------------------ the pure parts
-
-
-
-
-
-
-
-
 
 
 # -------------------------------------------------------------------- reserved names
@@ -119,7 +57,7 @@ async def test_a_reserved_name_is_refused_in_both_modes(server: Server) -> None:
     line = await text.line()
     assert line.startswith("error: the name alex belongs to an account")
     assert "login|alex|PASSWORD" in line
-    client, reply = await json_client(address, name="Alex")
+    client, reply = await json_hello(address, name="Alex")
     assert reply["type"] == "error" and reply["code"] == "name_reserved"
     reply = await client.request(type="rename", name="alex")
     assert reply["code"] == "name_reserved"
@@ -130,9 +68,9 @@ async def test_a_reserved_name_is_refused_in_both_modes(server: Server) -> None:
 async def test_adding_an_account_renames_the_guest_holding_the_name(server: Server) -> None:
     address = server.addresses[0]
     guest = await joined(address, "sam")
-    observer, _ = await json_client(address)
+    observer, _ = await json_hello(address)
     text_observer = await joined(address)
-    json_guest, _ = await json_client(address, name="kim")
+    json_guest, _ = await json_hello(address, name="kim")
     reply = await add(server, "Sam")
     assert reply["renamed"] == guest.addr
     assert await guest.line_matching("reserved") == (
@@ -161,14 +99,12 @@ async def test_adding_an_account_renames_the_guest_holding_the_name(server: Serv
 # ----------------------------------------------------------------------------- login
 
 
-
-
 async def test_lines_sent_with_a_login_are_handled_in_order_around_it(server: Server) -> None:
     # One write: the reader's loop callback handles the first line, hands the login to
     # the reader task (it waits for the hash) and the lines after it wait their turn.
     address = server.addresses[0]
     await add(server, "Alex", "pw1")
-    observer, _ = await json_client(address)
+    observer, _ = await json_hello(address)
     user = await joined(address)
     await user.send(f"before\nlogin|alex|pw1\nafter\n{'x' * 3}\n")
     assert await user.line() == f"[{user.addr}]{user.addr}:before\n"
@@ -186,17 +122,17 @@ async def test_lines_sent_with_a_login_are_handled_in_order_around_it(server: Se
 async def test_login_in_json_and_in_a_hello(server: Server) -> None:
     address = server.addresses[0]
     await add(server, "alex", "pw")
-    client, welcome = await json_client(address, login={"name": "ALEX", "password": "pw"})
+    client, welcome = await json_hello(address, login={"name": "ALEX", "password": "pw"})
     assert welcome["type"] == "welcome"
     assert (welcome["name"], welcome["account"]) == ("alex", "alex")
-    other, _ = await json_client(address)
+    other, _ = await json_hello(address)
     reply = await other.request(type="login", name="alex", password="wrong")
     assert reply["code"] == "login_failed" and reply["message"] == "wrong name or password"
     reply = await other.request(type="login", name="nobody", password="pw")
     assert reply["code"] == "login_failed"  # the same answer: names are not revealed
     reply = await other.request(type="login", name="alex")
     assert reply["code"] == "bad_request"
-    _, refused = await json_client(address, login={"name": "alex", "password": "nope"})
+    _, refused = await json_hello(address, login={"name": "alex", "password": "nope"})
     assert refused["type"] == "error" and refused["code"] == "login_failed"
 
 
@@ -228,7 +164,7 @@ async def test_four_wrong_passwords_mean_too_many_attempts(server: Server) -> No
 async def test_a_second_login_replaces_the_first(server: Server) -> None:
     address = server.addresses[0]
     await add(server, "alex", "pw")
-    first, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    first, _ = await json_hello(address, login={"name": "alex", "password": "pw"})
     second = await joined(address)
     await second.send("login|alex|pw\n")
     bye = await first.json_of_type("bye")
@@ -252,7 +188,7 @@ async def test_a_user_changes_its_own_password(server: Server) -> None:
     assert await user.line() == "error: wrong name or password\n"
     await user.send("passwd|old|new\n")
     assert await user.line() == "your password has been changed\n"
-    client, reply = await json_client(address, login={"name": "alex", "password": "old"})
+    client, reply = await json_hello(address, login={"name": "alex", "password": "old"})
     assert reply["code"] == "login_failed"
     reply = await client.request(type="login", name="alex", password="new")
     assert reply == {"type": "ok", "id": reply["id"], "name": "alex", "account": "alex"}
@@ -267,8 +203,8 @@ async def test_a_user_changes_its_own_password(server: Server) -> None:
 async def test_removing_an_account_logs_its_user_out(server: Server) -> None:
     address = server.addresses[0]
     await add(server, "alex", "pw")
-    user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
-    sender, _ = await json_client(address)
+    user, _ = await json_hello(address, login={"name": "alex", "password": "pw"})
+    sender, _ = await json_hello(address)
     await user.request(type="ping")
     await ask(server, type="account_remove", name="alex")  # nothing waits yet
     bye = await user.json_of_type("bye")
@@ -335,7 +271,7 @@ async def test_a_message_waits_for_an_offline_account(server: Server) -> None:
     assert await text_sender.line() == (
         "alex is offline; the message will be delivered when alex logs in\n"
     )
-    json_sender, _ = await json_client(address, name="bot")
+    json_sender, _ = await json_hello(address, name="bot")
     msgids = []
     for n in range(3):
         reply = await json_sender.request(type="message", to="alex", text=f"note {n}")
@@ -345,7 +281,7 @@ async def test_a_message_waits_for_an_offline_account(server: Server) -> None:
     assert [(a["name"], a["waiting"]) for a in listed["accounts"]] == [("alex", 4)]
     reply = await json_sender.request(type="message", to="nobody", text="x")
     assert reply["code"] == "no_such_user"
-    user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    user, _ = await json_hello(address, login={"name": "alex", "password": "pw"})
     kept = [await user.json_of_type("message") for _ in range(4)]
     assert [m["text"] for m in kept] == ["deploy done", "note 0", "note 1", "note 2"]
     assert [m["msgid"] for m in kept[1:]] == msgids
@@ -375,7 +311,7 @@ async def test_text_users_see_kept_messages_with_their_time(server: Server) -> N
 async def test_the_101st_waiting_message_is_refused(server: Server) -> None:
     address = server.addresses[0]
     await add(server, "alex", "pw")
-    sender, _ = await json_client(address, name="bot")
+    sender, _ = await json_hello(address, name="bot")
     for n in range(100):
         reply = await sender.request(type="message", to="alex", text=f"m{n}")
         assert reply.get("queued") is True, reply
@@ -388,16 +324,14 @@ async def test_the_101st_waiting_message_is_refused(server: Server) -> None:
 async def test_expired_waiting_messages_are_not_delivered(server: Server, clock: Clock) -> None:
     address = server.addresses[0]
     await add(server, "alex", "pw")
-    sender, _ = await json_client(address, name="bot")
+    sender, _ = await json_hello(address, name="bot")
     await sender.request(type="message", to="alex", text="old")
     clock.now += 31 * 86400  # past --offline-days (30)
     await sender.request(type="message", to="alex", text="new")
-    user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    user, _ = await json_hello(address, login={"name": "alex", "password": "pw"})
     message = await user.json_of_type("message")
     assert message["text"] == "new"
     assert await user.silent()
-
-
 
 
 # ------------------------------------------------------------ private history
@@ -408,9 +342,9 @@ async def test_private_history_between_two_accounts(server: Server) -> None:
     await add(server, "alex", "pw")
     await add(server, "sam", "pw")
     await add(server, "eve", "pw")
-    alex, _ = await json_client(address, login={"name": "alex", "password": "pw"})
-    sam, _ = await json_client(address, login={"name": "sam", "password": "pw"})
-    eve, _ = await json_client(address, login={"name": "eve", "password": "pw"})
+    alex, _ = await json_hello(address, login={"name": "alex", "password": "pw"})
+    sam, _ = await json_hello(address, login={"name": "sam", "password": "pw"})
+    eve, _ = await json_hello(address, login={"name": "eve", "password": "pw"})
     await alex.request(type="message", to="sam", text="one")
     await sam.request(type="message", to="alex", text="two")
     await alex.request(type="message", text="public")
@@ -431,7 +365,7 @@ async def test_private_history_between_two_accounts(server: Server) -> None:
     assert page["messages"] == []  # eve and sam never talked: alex's words are not hers
     public = await alex.request(type="history")
     assert [m["text"] for m in public["messages"]] == ["public"]
-    guest, _ = await json_client(address)
+    guest, _ = await json_hello(address)
     reply = await guest.request(type="history", **{"with": "alex"})
     assert reply["code"] == "login_required"
     reply = await alex.request(type="history", **{"with": "nobody"})
@@ -449,7 +383,7 @@ async def test_the_chat_answers_while_logins_hash(short_dir: Path) -> None:
         address = server.addresses[0]
         await add(server, "alex", "pw")
         clients = [await LineClient.connect(address) for _ in range(10)]
-        pinger, _ = await json_client(address)
+        pinger, _ = await json_hello(address)
         finished: list[str] = []
 
         async def log_in(client: LineClient) -> None:
@@ -470,18 +404,13 @@ async def test_the_chat_answers_while_logins_hash(short_dir: Path) -> None:
 # ------------------------------------------------------------------ the invariant
 
 
-
-
-TestReservedNames.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
-
-
 # ------------------------------------------- bans and mutes on accounts (issue 14)
 
 
 async def test_a_banned_account_cannot_log_in(server: Server) -> None:
     address = server.addresses[0]
     await add(server, "alex", "pw")
-    user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    user, _ = await json_hello(address, login={"name": "alex", "password": "pw"})
     reply = await ask(server, type="ban", target="ALEX", reason="spam")
     assert (reply["target"], reply["removed"]) == ("alex", 1)
     bye = await user.json_of_type("bye")
@@ -506,23 +435,23 @@ async def test_a_mute_on_an_account_outlives_the_connection(server: Server) -> N
     address = server.addresses[0]
     await add(server, "alex", "pw")
     await add(server, "sam", "pw")
-    user, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    user, _ = await json_hello(address, login={"name": "alex", "password": "pw"})
     reply = await ask(server, type="mute", name="alex", reason="calm down")
     assert reply == {"type": "ok", "name": "alex", "until": None, "account": True}
     refused = await user.request(type="message", text="hi")
     assert refused["code"] == "muted"
     await user.aclose()
-    back, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    back, _ = await json_hello(address, login={"name": "alex", "password": "pw"})
     refused = await back.request(type="message", text="hi")
     assert (refused["code"], refused["message"]) == ("muted", "you are muted: calm down")
     reply = await ask(server, type="mute", name="sam", **{"for": 600})  # offline: kept
     assert reply["name"] == "sam" and reply["until"] is not None
-    sam, _ = await json_client(address, login={"name": "sam", "password": "pw"})
+    sam, _ = await json_hello(address, login={"name": "sam", "password": "pw"})
     assert (await sam.request(type="message", text="x"))["code"] == "muted"
     await ask(server, type="unmute", name="alex")
     assert (await back.request(type="message", text="free"))["type"] == "ok"
     await back.aclose()
-    again, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+    again, _ = await json_hello(address, login={"name": "alex", "password": "pw"})
     assert (await again.request(type="message", text="still free"))["type"] == "ok"
 
 
@@ -538,8 +467,8 @@ async def test_removing_an_account_deletes_what_it_sent_that_still_waits(
         address = server.addresses[0]
         for name in ("alice", "bob", "carol"):
             await add(server, name, "pw")
-        alice, _ = await json_client(address, login={"name": "alice", "password": "pw"})
-        guest, _ = await json_client(address, name="guest")
+        alice, _ = await json_hello(address, login={"name": "alice", "password": "pw"})
+        guest, _ = await json_hello(address, name="guest")
         assert (await alice.request(type="message", to="bob", text="old"))["queued"]
         assert (await guest.request(type="message", to="bob", text="guest's"))["queued"]
         assert (await alice.request(type="message", to="carol", text="old too"))["queued"]
@@ -557,11 +486,11 @@ async def test_removing_an_account_deletes_what_it_sent_that_still_waits(
 
 
 async def only_the_guest_s_message_waits(address: str) -> None:
-    bob, _ = await json_client(address, login={"name": "bob", "password": "pw"})
+    bob, _ = await json_hello(address, login={"name": "bob", "password": "pw"})
     kept = await bob.json_of_type("message")
     assert (kept["text"], kept["from"], kept["account"]) == ("guest's", "guest", None)
     assert await bob.silent()
-    carol, _ = await json_client(address, login={"name": "carol", "password": "pw"})
+    carol, _ = await json_hello(address, login={"name": "carol", "password": "pw"})
     assert await carol.silent()
 
 
@@ -574,7 +503,7 @@ async def test_account_bans_and_mutes_survive_a_restart(short_dir: Path, tmp_pat
         await ask(server, type="mute", name="alex")
     async with run_server(config(short_dir, db=db)) as server:
         address = server.addresses[0]
-        alex, _ = await json_client(address, login={"name": "alex", "password": "pw"})
+        alex, _ = await json_hello(address, login={"name": "alex", "password": "pw"})
         assert (await alex.request(type="message", text="x"))["code"] == "muted"
         sam = await joined(address)
         await sam.send("login|sam|pw\n")
@@ -596,8 +525,8 @@ async def test_conversations_of_look_alike_pairs_stay_apart(
         older_server.setattr(account_requests, "name_problem", lambda name: None)
         for name in ("a\u037a", "ib", "a", "i\u037ab"):
             await add(server, name, "pw")
-    first, _ = await json_client(address, login={"name": "a\u037a", "password": "pw"})
-    second, _ = await json_client(address, login={"name": "a", "password": "pw"})
+    first, _ = await json_hello(address, login={"name": "a\u037a", "password": "pw"})
+    second, _ = await json_hello(address, login={"name": "a", "password": "pw"})
     await first.request(type="message", to="ib", text="SECRET")
     page = await second.request(type="history", **{"with": "i\u037ab"})
     assert page["messages"] == []
@@ -636,7 +565,7 @@ async def test_a_passwd_cut_off_by_a_takeover_still_gets_its_reply(short_dir: Pa
         assert (await first.json())["reason"] == "replaced"
         assert await first.eof()
         await anyio.sleep(0.5)  # its hash has ended: nothing changed the password after
-        third, reply = await json_client(address, login={"name": "alex", "password": "old"})
+        third, reply = await json_hello(address, login={"name": "alex", "password": "old"})
         assert reply["type"] == "welcome", reply
 
 

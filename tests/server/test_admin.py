@@ -8,7 +8,6 @@ import os
 import pwd
 import socket
 import stat
-import subprocess
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,10 +17,8 @@ import pytest
 
 from imkit.client import admin as admin_client
 from imkit.errors import AdminError, AdminUnavailable, ServeError
-from imkit.operator import answers
 from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
-from tests.support import LineClient, imkit_env, joined, run_imkit, start_server_process
+from tests.support import run_server
 
 
 @pytest.fixture
@@ -31,21 +28,7 @@ async def admin_server(short_dir: Path) -> AsyncIterator[Server]:
         yield server
 
 
-
-
-
-
 pytestmark = pytest.mark.anyio
-
-
-
-
-
-
-
-
-
-
 
 
 async def test_socket_is_private(admin_server: Server) -> None:
@@ -94,8 +77,6 @@ async def test_a_live_socket_refuses_a_second_server(admin_server: Server) -> No
     ] == "stats"
 
 
-
-
 async def test_a_stale_socket_is_replaced(short_dir: Path) -> None:
     path = short_dir / "admin.sock"
     crashed = socket.socket(socket.AF_UNIX)
@@ -118,10 +99,6 @@ async def test_a_folder_others_can_enter_is_refused(short_dir: Path) -> None:
     os.chmod(short_dir, 0o755)
     with pytest.raises(ServeError, match="others may enter it"):
         await Server(ServerConfig(port=0, admin_socket=str(short_dir / "a.sock"))).listen()
-
-
-
-
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another user")
@@ -184,5 +161,3 @@ async def test_bad_admin_requests_get_errors(admin_server: Server) -> None:
 async def test_admin_unavailable_when_nothing_listens(short_dir: Path) -> None:
     with pytest.raises(AdminUnavailable):
         await admin_client.request(short_dir / "nothing.sock", {"type": "who"})
-
-

@@ -19,14 +19,9 @@ from imkit.errors import (
     Unreachable,
 )
 from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
-from tests.support import joined, split_addr
+from tests.support import hostport, joined, run_server
 
 pytestmark = pytest.mark.anyio
-
-
-def hostport(server: Server) -> tuple[str, int]:
-    return split_addr(server.addresses[0])
 
 
 async def test_connect_with_a_name_and_the_welcome(server: Server) -> None:

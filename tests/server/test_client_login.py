@@ -8,10 +8,8 @@ What the client sends and how it reads each reply is tested against a stand-in s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
-import anyio
 import pytest
 
 from imkit.client.library import ChatMessage, NameChange, Receipt, UserInfo, connect
@@ -22,13 +20,10 @@ from imkit.errors import (
     LoginRequired,
     MailboxFull,
     NameReserved,
-    NoSuchUser,
     ServerError,
     TooManyAttempts,
 )
-from imkit.protocol import Event
-from tests.account_support import AccountsServer, start_accounts_server
-from tests.scripted_server import Answer, Json, ScriptedServer, Session
+from tests.support.scripted import Answer, Json, ScriptedServer, Session
 
 pytestmark = pytest.mark.anyio
 
@@ -49,8 +44,6 @@ def error(request: Json, code: str, message: str) -> list[Json]:
 
 
 # ---------------------------------------------------------------------- error classes
-
-
 
 
 # -------------------------------------------------------------------------- logging in
@@ -289,25 +282,3 @@ async def test_replaced_by_a_newer_login() -> None:
 
 
 # ---------------------------------------------------------------- end to end (a server)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

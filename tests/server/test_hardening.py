@@ -14,9 +14,7 @@ import pytest
 from imkit.client.library import connect
 from imkit.errors import Disconnected, Unauthorized
 from imkit.server import Server, ServerConfig
-from imkit.transport.connection import TokenBucket
-from tests.conftest import run_server
-from tests.support import LineClient, joined, split_addr
+from tests.support import LineClient, joined, run_server, split_addr
 
 pytestmark = pytest.mark.anyio
 
@@ -63,10 +61,6 @@ async def test_many_stalled_readers_are_dropped_and_memory_stays_bounded() -> No
 
 
 # ------------------------------------------------------------------------- floods
-
-
-
-
 
 
 async def test_a_flooder_is_slowed_down_not_dropped_and_others_keep_their_speed() -> None:

@@ -3,25 +3,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import random
 import re
-import resource
-import signal
-import sqlite3
-import stat
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from imkit.server import ServerConfig
-from tests.conftest import run_server
-from tests.support import LineClient, close_open_clients, joined, start_server_process
-from tests.test_cli_robustness import free_port
+from tests.support import (
+    LineClient,
+    joined,
+    json_client,
+    run_server,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -30,17 +24,6 @@ PAST = re.compile(r"^past \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[")
 
 def config(tmp_path: Path, **options: Any) -> ServerConfig:
     return ServerConfig(port=0, idle_timeout=0, rate=0, db=str(tmp_path / "imkit.db"), **options)
-
-
-async def json_client(address: str, name: str | None = None) -> LineClient:
-    client = await LineClient.connect(address)
-    hello: dict[str, Any] = {"type": "hello", "id": "hello"}
-    if name is not None:
-        hello["name"] = name
-    assert (await client.request(**hello))["type"] == "welcome"
-    return client
-
-
 
 
 async def test_live_and_stored_copies_agree_and_page_backwards(tmp_path: Path) -> None:
@@ -142,13 +125,3 @@ async def test_json_history_request_errors(tmp_path: Path) -> None:
         # A well-formed msgid that names nothing kept is a boundary all the same.
         reply = await client.request(type="history", before="0000000000000001")
         assert reply == {"type": "history", "id": reply["id"], "messages": [], "more": False}
-
-
-
-
-
-
-
-
-
-

@@ -7,12 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
-import shutil
-import subprocess
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +19,15 @@ from imkit.client.library import ChatMessage, Client, HistoryPage, connect
 from imkit.errors import AdminError, ServerError, Unavailable
 from imkit.operator import answers
 from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
 from tests.support import (
     IMKIT,
     InteractiveProcess,
-    ServerProcess,
-    imkit_env,
-    joined,
-    run_imkit,
+    hostport,
+    run_server,
     split_addr,
-    start_server_process,
 )
-from tests.test_chat_terminal import Pane
 
 pytestmark = pytest.mark.anyio
-
 
 
 def db_config(tmp_path: Path) -> ServerConfig:
@@ -52,17 +41,9 @@ async def db_server(tmp_path: Path) -> AsyncIterator[Server]:
         yield server
 
 
-def hostport(server: Server) -> tuple[str, int]:
-    return split_addr(server.addresses[0])
-
-
 def socket_of(server: Server) -> str:
     assert server.admin_socket is not None
     return str(server.admin_socket.path)
-
-
-
-
 
 
 async def stored(client: Client, text: str) -> str:
@@ -72,38 +53,16 @@ async def stored(client: Client, text: str) -> str:
     return msgid
 
 
-
-
 # ---------------------------------------------------------------- the client library
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------------------ imkit send
 
 
-
-
 # ------------------------------------------------------------ imkit history and stats
 
 
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------------ imkit chat
-
-
 
 
 def chat(address: str, *args: str) -> InteractiveProcess:

@@ -5,27 +5,23 @@ every node, also after a restart, and the deletion is logged with who made it.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from imkit.hub.core import Hub
-from imkit.operator import answers
 from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
-from tests.redis_support import Cluster, needs_redis
-from tests.support import Clock, LineClient, joined, run_imkit, start_server_process
+from tests.support import (
+    Clock,
+    LineClient,
+    ask,
+    joined,
+    run_server,
+)
 
 pytestmark = pytest.mark.anyio
-
-
-async def ask(server: Server, **request: Any) -> dict[str, Any]:
-    return await answers.answer(server, json.dumps(request).encode(), by="uid 1000")
 
 
 async def texts(server: Server) -> list[str]:
@@ -90,7 +86,3 @@ def _iso(seconds: float) -> str:
     from imkit.protocol import iso_time
 
     return iso_time(seconds, milliseconds=False)
-
-
-
-

@@ -15,8 +15,7 @@ from imkit.client.library import connect
 from imkit.errors import ServerError
 from imkit.protocol import DEFAULT_MAX_LINE, json_line_limit, text_line_limit
 from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
-from tests.support import TIMEOUT, LineClient, joined, split_addr
+from tests.support import TIMEOUT, LineClient, hostport, joined, run_server
 
 pytestmark = pytest.mark.anyio
 
@@ -94,10 +93,6 @@ async def test_a_json_client_gets_the_same_one_line_reason(server: Server) -> No
 
 
 # ------------------------------------------------- --max-line limits the message text
-
-
-def hostport(server: Server) -> tuple[str, int]:
-    return split_addr(server.addresses[0])
 
 
 async def test_a_text_of_max_line_bytes_is_sent_by_the_client_library(server: Server) -> None:

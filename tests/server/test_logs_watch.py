@@ -3,48 +3,23 @@ processes, real clients, a pipe and a real terminal (tmux)."""
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
-import re
-import resource
-import shlex
-import shutil
-import signal
-import socket
-import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
-import imkit
-from imkit.cli.logformat import FALLBACK_EVENT, JsonFormatter
-from imkit.hub.core import Hub
-from imkit.hub.outbox import Outbox
-from imkit.protocol import PublicMessage, Rename, ServerConnection
+from imkit.cli.logformat import JsonFormatter
 from imkit.server import ServerConfig
-from tests.conftest import run_server
 from tests.support import (
     IMKIT,
     TIMEOUT,
     InteractiveProcess,
-    LineClient,
     ServerProcess,
-    close_open_clients,
-    imkit_env,
     joined,
-    run_imkit,
-    split_addr,
-    start_server_process,
+    run_server,
 )
-
-
 
 # ------------------------------------------------------------------ --log-format json
 
@@ -72,14 +47,6 @@ async def logged(server: ServerProcess, event: str, **fields: Any) -> dict[str, 
             await anyio.sleep(0.05)
 
 
-
-
-
-
-
-
-
-
 def json_records(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
     """The records of ``event`` caught in this process, as --log-format json has them."""
     formatter = JsonFormatter()
@@ -87,32 +54,12 @@ def json_records(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str,
     return [entry for entry in entries if entry["event"] == event]
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------ stats --watch
-
-
 
 
 def watch(admin_socket: str, *args: str) -> InteractiveProcess:
     command = [*IMKIT, "stats", "--watch", "--interval", "0.2", "--admin-socket", admin_socket]
     return InteractiveProcess([*command, *args])
-
-
 
 
 @pytest.mark.anyio

@@ -7,46 +7,24 @@ a ban made on one node removes a user of the other, and a mute reaches any node.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
 from imkit.hub.core import Hub
-from imkit.operator import answers
-from imkit.rules.bans import Ban, Bans, parse_duration, parse_target, shown, widened
-from imkit.rules.names import name_problem
 from imkit.server import Server, ServerConfig
-from tests.account_support import start_accounts_server
-from tests.conftest import run_server
-from tests.redis_support import Cluster, needs_redis
 from tests.support import (
     Clock,
     LineClient,
-    close_open_clients,
-    joined,
-    run_imkit,
+    ask,
+    client_from,
+    run_server,
     split_addr,
-    start_server_process,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-async def client_from(address: str, source: str) -> LineClient:
-    """A text client whose connection comes from the loopback address ``source``."""
-    host, port = split_addr(address)
-    client = LineClient(await anyio.connect_tcp(host, port, local_host=source))
-    assert (await client.line()).endswith(":user is online\n")
-    return client
-
-
-async def ask(server: Server, **request: object) -> dict[str, Any]:
-    return await answers.answer(server, json.dumps(request).encode(), by="uid 1000")
 
 
 @pytest.fixture
@@ -66,31 +44,7 @@ async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
 # --------------------------------------------------------------------- pure rules
 
 
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------ over real TCP
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------- a cluster

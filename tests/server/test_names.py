@@ -7,61 +7,20 @@ import unicodedata
 from typing import Any
 
 import pytest
-from hypothesis import given
 from hypothesis import strategies as st
 
 from imkit.operator import account_requests, answers
-from imkit.rules.names import CONFUSABLES_VERSION, MAX_NAME_LENGTH, name_key, name_problem
+from imkit.rules.names import MAX_NAME_LENGTH
 from imkit.server import Server
 from tests.support import LineClient, joined
 
 # ------------------------------------------------------------------ what collides
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------ stable keys
 
 
-
-
-
-
-
-
-
 # ------------------------------------------------------------------ validity
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def _old_name_problem(name: str) -> str | None:
@@ -83,26 +42,6 @@ def _old_name_problem(name: str) -> str | None:
 # ------------------------------------------------------------------ properties
 
 names = st.text(min_size=1, max_size=MAX_NAME_LENGTH)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 async def _add_account(server: Server, name: str, password: str) -> dict[str, Any]:

@@ -16,12 +16,9 @@ import anyio.abc
 import pytest
 
 from imkit.server import Server
-from tests.conftest import run_server
-from tests.redis_support import Cluster, Node, arrive, needs_redis
-from tests.support import TIMEOUT, LineClient, joined, split_addr
-from tests.test_accounts import add, ask, config
-from tests.test_cluster_accounts import admin as node_admin
-from tests.test_web import hello, web_user
+from tests.support import TIMEOUT, LineClient, ask, joined, run_server, split_addr
+from tests.support.accounts import add, config
+from tests.support.web import hello, web_user
 
 pytestmark = pytest.mark.anyio
 
@@ -253,7 +250,3 @@ async def test_a_client_asking_faster_than_it_reads_is_held_back_not_dropped(
             assert ids == list(range(50))
         finally:
             sock.close()
-
-
-
-

@@ -7,38 +7,26 @@ server, a real ``imkit serve`` and a two-node cluster."""
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 from functools import partial
-from pathlib import Path
 
 import anyio
 import pytest
 
-from imkit.client import admin as admin_client
 from imkit.client.library import connect
 from imkit.errors import Disconnected
 from imkit.operator import answers
 from imkit.server import ServerConfig
 from imkit.transport.limits import (
     LOG_INTERVAL,
-    AddressLimits,
-    address_key,
-    format_connect_rate,
-    parse_connect_rate,
-    peer_ip,
 )
-from tests.conftest import run_server
-from tests.redis_support import Cluster, needs_redis
 from tests.support import (
     Clock,
     LineClient,
-    imkit_env,
-    run_imkit,
+    run_server,
     split_addr,
-    start_server_process,
 )
-from tests.test_metrics import Scraper, value
+from tests.support.metrics import Scraper, value
 
 ip = ipaddress.ip_address
 
@@ -46,24 +34,6 @@ TOO_MANY_16 = "too many connections from your address (16 at most)\n"
 
 
 # --------------------------------------------------------------- the rules, pure
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------------ over real TCP

@@ -12,21 +12,14 @@ import struct
 
 import anyio
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from imkit.operator import answers
 from imkit.server import ServerConfig
 from imkit.transport.proxy import (
     V2_SIGNATURE,
-    ProxyHeader,
-    ProxyHeaderError,
-    parse,
     read_header,
 )
-from tests.conftest import run_server
-from tests.redis_support import Cluster, needs_redis
-from tests.support import TIMEOUT, LineClient
+from tests.support import TIMEOUT, LineClient, run_server
 
 V1 = b"PROXY TCP4 203.0.113.7 10.0.0.5 51000 8888\r\n"
 
@@ -51,18 +44,6 @@ def v2(
 
 
 # ------------------------------------------------------------------------- the parser
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------------ over real TCP
@@ -154,8 +135,6 @@ async def test_a_header_from_an_untrusted_address_is_only_chat_text() -> None:
 
 
 # ---------------------------------------------------------------------- a cluster
-
-
 
 
 @pytest.mark.anyio

@@ -11,8 +11,7 @@ import anyio
 import pytest
 
 from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
-from tests.support import LineClient, joined
+from tests.support import LineClient, joined, run_server
 
 pytestmark = pytest.mark.anyio
 

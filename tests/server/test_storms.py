@@ -6,29 +6,24 @@ The storms are bounded in time and in connections, and stay on loopback.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import signal
 import socket
 import struct
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import anyio
 import pytest
 
-from imkit.hub.core import Hub
-from imkit.hub.members import Member
-from imkit.hub.outbox import Outbox
 from imkit.operator import answers
-from imkit.rules.names import name_problem
 from imkit.server import ServerConfig
-from tests.conftest import run_server
-from tests.support import LineClient, joined, run_imkit, split_addr, start_server_process
+from tests.support import (
+    LineClient,
+    joined,
+    run_server,
+    split_addr,
+)
 
 # A storm: this many threads, each connecting, sending one line and closing, for at most
 # STORM_SECONDS and STORM_CONNECTIONS connections in all.
@@ -76,14 +71,6 @@ def storm(address: str, *, reset: bool) -> Iterator[list[int]]:
         stop.set()
 
 
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------------- bursts
 
 
@@ -100,10 +87,6 @@ async def _read_count(client: LineClient, marker: bytes, count: int) -> int:
         *lines, buffer = buffer.split(b"\n")
         seen += sum(marker in line for line in lines)
     return seen
-
-
-
-
 
 
 @pytest.mark.anyio

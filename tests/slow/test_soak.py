@@ -16,8 +16,7 @@ import anyio
 import pytest
 
 from imkit.server import ServerConfig
-from tests.conftest import run_server
-from tests.support import LineClient
+from tests.support import LineClient, run_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -6,7 +6,6 @@ The storms are bounded in time and in connections, and stay on loopback.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import socket
@@ -18,17 +17,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import anyio
 import pytest
 
-from imkit.hub.core import Hub
-from imkit.hub.members import Member
-from imkit.hub.outbox import Outbox
-from imkit.operator import answers
-from imkit.rules.names import name_problem
-from imkit.server import ServerConfig
-from tests.conftest import run_server
-from tests.support import LineClient, joined, run_imkit, split_addr, start_server_process
+from tests.support import (
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
 
 # A storm: this many threads, each connecting, sending one line and closing, for at most
 # STORM_SECONDS and STORM_CONNECTIONS connections in all.
@@ -123,8 +118,6 @@ class Stayer:
             return self.online, self.offline
 
 
-
-
 def _settle(stayer: Stayer) -> None:
     # The storm clients leave within moments of the storm's end; wait until the counts
     # stop moving with every storm client gone (or 30 s), then let the test compare them.
@@ -138,13 +131,7 @@ def _settle(stayer: Stayer) -> None:
         time.sleep(0.5)
 
 
-
-
 # ------------------------------------------------------------------------- bursts
-
-
-
-
 
 
 @pytest.mark.slow

@@ -16,16 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from click.testing import CliRunner, Result
 
 from imkit.cli import main
-from tests.account_support import AccountsServer, start_accounts_server
-from tests.support import run_imkit
+from tests.support.accounts import AccountsServer, start_accounts_server
 
 Json = dict[str, Any]
-
 
 
 class AdminStandIn:
@@ -64,10 +61,6 @@ class AdminStandIn:
         self._listener.close()
 
 
-
-
-
-
 def account(fake: AdminStandIn, *args: str, stdin: str | None = None) -> Result:
     return CliRunner().invoke(
         main, ["account", *args, "--admin-socket", str(fake.path)], input=stdin
@@ -77,68 +70,16 @@ def account(fake: AdminStandIn, *args: str, stdin: str | None = None) -> Result:
 # ------------------------------------------------------------------------------ add
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # --------------------------------------------------------------------------- passwd
-
-
-
-
-
-
 
 
 # --------------------------------------------------------------------------- remove
 
 
-
-
-
-
 # ----------------------------------------------------------------------------- list
 
 
-
-
-
-
-
-
 # -------------------------------------------------------------------- no server, usage
-
-
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------- end to end (a server)
@@ -149,10 +90,6 @@ def real(short_dir: Path) -> Iterator[AccountsServer]:
     server = start_accounts_server(short_dir)
     yield server
     server.stop()
-
-
-
-
 
 
 def test_password_is_never_an_option() -> None:

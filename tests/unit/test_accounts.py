@@ -8,23 +8,17 @@ in tests/test_cluster_accounts.py."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.to_thread
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from imkit.client import admin as admin_client
 from imkit.hub.core import Hub
 from imkit.hub.outbox import Outbox
-from imkit.operator import account_requests, answers
 from imkit.protocol import Mode, Rename, ServerConnection
 from imkit.rules.accounts import (
     Account,
@@ -34,45 +28,19 @@ from imkit.rules.accounts import (
     verify_password,
 )
 from imkit.rules.names import name_key
-from imkit.server import Server, ServerConfig
-from tests.conftest import run_server
+from imkit.server import Server
 from tests.support import (
     Clock,
-    LineClient,
-    joined,
-    run_imkit,
-    split_addr,
-    start_server_process,
+    run_server,
 )
+from tests.support.accounts import COST, config
 
 pytestmark = pytest.mark.anyio
-
-COST = 4  # scrypt N = 16: tests hash in microseconds (--password-hash-cost)
-
-
-
-
-
-
-
-
 
 
 @pytest.fixture
 async def clock() -> Clock:
     return Clock()
-
-
-def config(short_dir: Path, **extra: Any) -> ServerConfig:
-    settings: dict[str, Any] = {
-        "port": 0,
-        "db": "none",
-        "idle_timeout": 0,
-        "rate": 0,
-        "admin_socket": str(short_dir / "a.sock"),
-        "password_hash_cost": COST,
-    }
-    return ServerConfig(**(settings | extra))
 
 
 @pytest.fixture
@@ -84,68 +52,22 @@ async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
 # ------------------------------------------------------------------ the pure parts
 
 
-
-
-
-
-
-
-
-
 # -------------------------------------------------------------------- reserved names
-
-
-
-
 
 
 # ----------------------------------------------------------------------------- login
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------------ --accounts-only
-
-
-
-
 
 
 # ---------------------------------------------------------- messages kept offline
 
 
-
-
-
-
-
-
-
-
-
-
 # ------------------------------------------------------------ private history
 
 
-
-
 # ------------------------------------------------------- hashing off the loop
-
-
 
 
 # ------------------------------------------------------------------ the invariant
@@ -217,20 +139,7 @@ class ReservedNames(RuleBasedStateMachine):
                 assert member.name == member.account
 
 
-TestReservedNames.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
-
-
 # ------------------------------------------- bans and mutes on accounts (issue 14)
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------ races and look-alikes (review)
@@ -274,3 +183,4 @@ def test_account_fields_round_trip() -> None:
 
 
 TestReservedNames = ReservedNames.TestCase
+TestReservedNames.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)

@@ -2,29 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import signal
-import socket
-import subprocess
-import time
-
 import pytest
 from click.testing import CliRunner
 
 from imkit.cli import main
-from tests.support import (
-    ServerProcess,
-    imkit_env,
-    run_imkit,
-    split_addr,
-    start_server_process,
-)
-
-
-
-
-
-
 
 
 @pytest.mark.parametrize(

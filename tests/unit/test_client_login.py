@@ -8,33 +8,20 @@ What the client sends and how it reads each reply is tested against a stand-in s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
-
-import anyio
 import pytest
 
-from imkit.client.library import ChatMessage, NameChange, Receipt, UserInfo, connect
 from imkit.errors import (
-    Disconnected,
     LoggedIn,
     LoginFailed,
     LoginRequired,
     MailboxFull,
     NameReserved,
-    NoSuchUser,
     ServerError,
     TooManyAttempts,
 )
-from imkit.protocol import Event
-from tests.account_support import AccountsServer, start_accounts_server
-from tests.scripted_server import Answer, Json, ScriptedServer, Session
+from tests.support.scripted import Json
 
 pytestmark = pytest.mark.anyio
-
-
-
-
 
 
 def error(request: Json, code: str, message: str) -> list[Json]:
@@ -44,57 +31,19 @@ def error(request: Json, code: str, message: str) -> list[Json]:
 # ---------------------------------------------------------------------- error classes
 
 
-
-
 # -------------------------------------------------------------------------- logging in
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------- queued private messages
 
 
-
-
 # ------------------------------------------------------------------ private history
-
-
 
 
 # ------------------------------------------------------------------- account fields
 
 
-
-
-
-
-
-
 # ---------------------------------------------------------------- end to end (a server)
-
-
-
-
-
-
-
-
 
 
 @pytest.mark.parametrize(

@@ -3,71 +3,26 @@ disconnects, password and TLS. (Shutdown is in test_cli_serve.py and test_shutdo
 
 from __future__ import annotations
 
-import logging
-import socket
-import struct
-import time
-
-import anyio
 import pytest
 
-from imkit.client.library import connect
-from imkit.errors import Disconnected, Unauthorized
-from imkit.server import Server, ServerConfig
 from imkit.transport.connection import TokenBucket
-from tests.conftest import run_server
-from tests.support import LineClient, joined, split_addr
 
 pytestmark = pytest.mark.anyio
-
-
 
 
 # ------------------------------------------------------------------- slow readers
 
 
-
-
 # ------------------------------------------------------------------------- floods
-
-
-
-
-
-
-
-
 
 
 # ----------------------------------------------------------------------- capacity
 
 
-
-
 # ---------------------------------------------------------------------- bad input
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 # ----------------------------------------------------------------------- password
-
-
-
-
-
-
-
-
 
 
 # ---------------------------------------------------------------------------- TLS

@@ -11,11 +11,8 @@ import json
 import random
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
 
 from imkit.cluster.hub import DEFAULT_NAMES, numbered_names
@@ -23,33 +20,8 @@ from imkit.rules.names import name_key, name_problem
 from imkit.rules.pseudonyms import host_of, pseudonym
 from imkit.store import SqliteStore
 from imkit.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-from tests.redis_support import Cluster, needs_redis
-from tests.support import (
-    TIMEOUT,
-    LineClient,
-    ServerProcess,
-    close_open_clients,
-    imkit_env,
-    run_imkit,
-    split_addr,
-    start_server_process,
-)
 
 PSEUDONYM = re.compile(r"^anon:[a-z2-7]{6}$")
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ----------------------------------------------------------------- pseudonyms
@@ -112,16 +84,4 @@ async def test_the_secret_is_kept_in_the_file_and_added_to_an_older_one(tmp_path
 # ------------------------------------------------------------------ one server
 
 
-
-
-
-
-
-
 # --------------------------------------------------------------------- cluster
-
-
-
-
-
-

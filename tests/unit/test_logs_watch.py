@@ -7,16 +7,7 @@ import ast
 import json
 import logging
 import re
-import resource
-import shlex
-import shutil
-import signal
-import socket
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +19,11 @@ from imkit.cli.logformat import FALLBACK_EVENT, JsonFormatter
 from imkit.hub.core import Hub
 from imkit.hub.outbox import Outbox
 from imkit.protocol import PublicMessage, Rename, ServerConnection
-from imkit.server import ServerConfig
-from tests.conftest import run_server
 from tests.support import (
     IMKIT,
     TIMEOUT,
     InteractiveProcess,
-    LineClient,
     ServerProcess,
-    close_open_clients,
-    imkit_env,
-    joined,
-    run_imkit,
-    split_addr,
-    start_server_process,
 )
 
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -75,29 +57,11 @@ async def logged(server: ServerProcess, event: str, **fields: Any) -> dict[str, 
             await anyio.sleep(0.05)
 
 
-
-
-
-
-
-
-
-
 def json_records(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
     """The records of ``event`` caught in this process, as --log-format json has them."""
     formatter = JsonFormatter()
     entries = [json.loads(formatter.format(record)) for record in caplog.records]
     return [entry for entry in entries if entry["event"] == event]
-
-
-
-
-
-
-
-
-
-
 
 
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
@@ -118,18 +82,12 @@ def _is_log_call(node: ast.AST) -> bool:
     )
 
 
-
-
 # ------------------------------------------------------------------ stats --watch
-
-
 
 
 def watch(admin_socket: str, *args: str) -> InteractiveProcess:
     command = [*IMKIT, "stats", "--watch", "--interval", "0.2", "--admin-socket", admin_socket]
     return InteractiveProcess([*command, *args])
-
-
 
 
 def test_a_slow_consumer_is_logged_by_name(caplog: pytest.LogCaptureFixture) -> None:

@@ -4,60 +4,13 @@ store, shutdown), and the option's errors."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import re
-import signal
-import socket
-import time
-import urllib.error
-import urllib.request
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-from typing import Any, cast
-
-import anyio
 import pytest
 from click.testing import CliRunner
-from prometheus_client.parser import text_string_to_metric_families
 
-from imkit import __version__
 from imkit.cli import main
-from imkit.client import admin as admin_client
-from imkit.errors import ServeError
-from imkit.server import Server, ServerConfig
-from imkit.server.metrics import LoopReader, Metrics, MetricsServer, Observed, parse_address
-from tests.conftest import run_server
-from tests.support import TIMEOUT, LineClient, joined, run_imkit, split_addr, start_server_process
-
-
-
-
-
-
-
-
-
-
-
-
-
+from imkit.server.metrics import parse_address
 
 # ----------------------------------------------------------------- in process
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # ------------------------------------------------------------------- imkit serve

@@ -7,45 +7,20 @@ a ban made on one node removes a user of the other, and a mute reaches any node.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
-import anyio
 import pytest
 
-from imkit.hub.core import Hub
-from imkit.operator import answers
 from imkit.rules.bans import Ban, Bans, parse_duration, parse_target, shown, widened
 from imkit.rules.names import name_problem
-from imkit.server import Server, ServerConfig
-from tests.account_support import start_accounts_server
-from tests.conftest import run_server
-from tests.redis_support import Cluster, needs_redis
 from tests.support import (
     Clock,
-    LineClient,
-    close_open_clients,
-    joined,
-    run_imkit,
-    split_addr,
-    start_server_process,
 )
 
 pytestmark = pytest.mark.anyio
 
 
-
-
-
-
 @pytest.fixture
 async def clock() -> Clock:
     return Clock()
-
-
 
 
 # --------------------------------------------------------------------- pure rules
@@ -106,26 +81,4 @@ def test_a_ban_matches_its_network_and_ends() -> None:
 # ------------------------------------------------------------------ over real TCP
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ---------------------------------------------------------------------- a cluster
-
-
-
-
-
-

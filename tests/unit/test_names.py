@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import unicodedata
-from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from imkit.operator import account_requests, answers
 from imkit.rules.names import CONFUSABLES_VERSION, MAX_NAME_LENGTH, name_key, name_problem
-from imkit.server import Server
-from tests.support import LineClient, joined
 
 # ------------------------------------------------------------------ what collides
 
@@ -343,11 +338,3 @@ def test_a_look_alike_of_the_colon_cannot_make_a_name_look_like_an_address() -> 
     # would pass for a default name, which only addresses have.
     assert name_problem("127.0.0.1\u05895000") is not None
     assert name_problem("alex\u0589") is not None
-
-
-
-
-
-
-
-

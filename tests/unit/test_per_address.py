@@ -7,19 +7,9 @@ server, a real ``imkit serve`` and a two-node cluster."""
 from __future__ import annotations
 
 import ipaddress
-import json
-import logging
-from functools import partial
-from pathlib import Path
 
-import anyio
 import pytest
 
-from imkit.client import admin as admin_client
-from imkit.client.library import connect
-from imkit.errors import Disconnected
-from imkit.operator import answers
-from imkit.server import ServerConfig
 from imkit.transport.limits import (
     LOG_INTERVAL,
     AddressLimits,
@@ -28,17 +18,9 @@ from imkit.transport.limits import (
     parse_connect_rate,
     peer_ip,
 )
-from tests.conftest import run_server
-from tests.redis_support import Cluster, needs_redis
 from tests.support import (
     Clock,
-    LineClient,
-    imkit_env,
-    run_imkit,
-    split_addr,
-    start_server_process,
 )
-from tests.test_metrics import Scraper, value
 
 ip = ipaddress.ip_address
 net = ipaddress.ip_network
@@ -208,27 +190,3 @@ def test_quiet_addresses_are_forgotten_and_memory_is_bounded() -> None:
 
 
 # ------------------------------------------------------------------ over real TCP
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

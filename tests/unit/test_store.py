@@ -3,7 +3,6 @@ the lock, and a file that stops taking writes."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import stat
@@ -12,62 +11,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from imkit.protocol import ChatMessage
 from imkit.rules.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
-from imkit.store import MemoryStore, Page, SqliteStore, Store, default_path, open_store
-from imkit.store.schema import APPLICATION_ID, SCHEMA_VERSION
-from tests.support import Clock, run_imkit, start_server_process
+from imkit.store import MemoryStore, Page, default_path, open_store
+from tests.support import Clock
+from tests.support.store import DAY, T0, append_all, history, message, sqlite_store
 
 pytestmark = pytest.mark.anyio
-
-DAY = 86_400.0
-T0 = 1_800_000_000.0  # 2027-01-15, a fixed "now" for the injected clock
-
-
-def message(store: Store, text: str, at: float, sender: str = "alex") -> ChatMessage:
-    return ChatMessage(sender, "127.0.0.1:1", None, text, at, store.new_msgid(at))
-
-
-async def append_all(store: Store, messages: list[ChatMessage]) -> list[str | None]:
-    """Append ``messages`` and wait until the store has answered for each."""
-    outcomes: list[str | None] = []
-    done = anyio.Event()
-
-    def stored(problem: str | None) -> None:
-        outcomes.append(problem)
-        if len(outcomes) == len(messages):
-            done.set()
-
-    for each in messages:
-        store.append(each, stored)
-    with anyio.fail_after(10):
-        await done.wait()
-    return outcomes
-
-
-async def history(store: Store, limit: int = 100, before: str | None = None) -> Page:
-    pages: list[Page | str] = []
-    done = anyio.Event()
-
-    def answer(page: Page | str) -> None:
-        pages.append(page)
-        done.set()
-
-    store.history(limit, before, answer)
-    with anyio.fail_after(10):
-        await done.wait()
-    [page] = pages
-    assert isinstance(page, Page), page
-    return page
-
-
-def sqlite_store(path: Path, clock: Clock, **options: float) -> SqliteStore:
-    store = SqliteStore(path, clock=clock, **options)  # type: ignore[arg-type]
-    store.open()
-    store.start()
-    return store
-
-
 
 
 # ----------------------------------------------------------------------- msgids
@@ -191,12 +140,6 @@ async def test_memory_store_pages_and_retains_like_the_file() -> None:
 # ------------------------------------------------------------ files it refuses
 
 
-
-
-
-
-
-
 def test_the_default_file_is_per_port_under_xdg_state_home(tmp_path: Path) -> None:
     # conftest sets XDG_STATE_HOME for every test.
     assert default_path(8888) == Path(os.environ["XDG_STATE_HOME"]) / "imkit" / "imkit-8888.db"
@@ -221,5 +164,3 @@ async def test_a_file_moved_away_is_noticed_and_its_return_too(tmp_path: Path) -
         assert [m.text for m in (await history(store)).messages] == ["kept", "back"]
     finally:
         await store.close()
-
-

@@ -20,7 +20,7 @@ from imkit.store import MemoryStore, Page, SqliteStore, Store, Stored
 from imkit.store.base import awaited
 from imkit.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.support import Clock
-from tests.test_store import DAY, T0, append_all, history, message, sqlite_store
+from tests.support.store import DAY, T0, append_all, history, message, sqlite_store
 
 pytestmark = pytest.mark.anyio
 

@@ -11,15 +11,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +33,7 @@ from tests.support import (
     TIMEOUT,
     LineClient,
     ServerProcess,
-    close_open_clients,
+    free_port,
     imkit_env,
     run_imkit,
     start_server_process,
@@ -48,13 +46,6 @@ needs_redis = pytest.mark.skipif(
     not HAVE_REDIS,
     reason="redis-server is not installed (Debian package redis-server; .ci/run installs it)",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisServer:
@@ -192,28 +183,6 @@ class RedisServer:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """A fresh redis-server on a free port, stopped (and its folder removed) after."""
-    if not HAVE_REDIS:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
-    folder = Path(tempfile.mkdtemp(prefix="imkit-redis-", dir="/tmp"))
-    server = RedisServer(folder)
-    for attempt in range(3):
-        try:
-            server.start()
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
-            server = RedisServer(folder)  # the free port was taken meanwhile: another one
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 JOINED = re.compile(r"cluster: node ([0-9a-f]{8}) joined cluster (\S+) on (\S+)")
 
 
@@ -338,21 +307,6 @@ def _stop_quietly(node: Node) -> None:
         node.process.stop(timeout=15)
     except subprocess.TimeoutExpired:
         pass  # killed by stop(); the test has its own verdict already
-
-
-@pytest.fixture
-async def cluster(redis_server: RedisServer) -> AsyncIterator[Cluster]:
-    """A cluster name of this test's own on this test's Redis; its nodes are stopped
-    after the test, after the clients it left open (so that no node waits for them)."""
-    folder = Path(tempfile.mkdtemp(prefix="imkit-c-", dir="/tmp"))
-    os.chmod(folder, 0o700)
-    group = Cluster(redis_server, folder)
-    try:
-        yield group
-    finally:
-        await close_open_clients()
-        await anyio.to_thread.run_sync(group.stop)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 # Users of the chat, in either mode, and what each of them receives in its own form.
@@ -685,3 +639,47 @@ def cluster_metrics(address: str) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             samples[name] = float(value)
     return samples
+
+
+async def admin(node: Node, **request: Any) -> dict[str, Any]:
+    """One request to ``node``'s admin socket, as `imkit account` sends it; its reply
+    (JSON, to check every field)."""
+    path = node.env["XDG_RUNTIME_DIR"] + f"/imkit/admin-{node.port}.sock"
+    stream = await anyio.connect_unix(path)
+    async with stream:
+        await stream.send(json.dumps(request).encode() + b"\n")
+        data = b""
+        with anyio.fail_after(TIMEOUT):
+            while not data.endswith(b"\n"):
+                data += await stream.receive()
+    reply = json.loads(data)
+    assert isinstance(reply, dict)
+    return reply
+
+
+async def add_account(node: Node, name: str, password: str = "pw-" + "x" * 8) -> str | None:
+    """Add the account ``name`` through ``node``; the new name of the guest who had it."""
+    reply = await admin(node, type="account_add", name=name, password=password)
+    assert reply["type"] == "ok" and reply["name"] == name, reply
+    renamed_to: str | None = reply["renamed"]
+    return renamed_to
+
+
+PASSWORD = "pw-" + "x" * 8
+
+
+async def log_in(user: User, account: str, others: list[User], password: str = PASSWORD) -> None:
+    """``user`` logs in to ``account`` (and takes its name: JSON users see the rename,
+    the user itself first, before its reply)."""
+    old = user.name
+    if user.mode == "text":
+        await user.client.send(f"login|{account}|{password}\n")
+        assert await user.line() == f"you have logged in as {account}\n"
+    else:
+        reply = await user.request(type="login", name=account, password=password, id="login")
+        assert reply == {"type": "ok", "id": "login", "name": account, "account": account}
+    user.name, user.account = account, account
+    if old != account:
+        await user.expect(renamed(user, old, account))
+        await everyone_expects(others, renamed(user, old, account))
+    assert not user.pending, user.pending

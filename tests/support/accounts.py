@@ -6,10 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tests.support import ServerProcess, run_imkit, split_addr, start_server_process
+from imkit.server import Server, ServerConfig
+from tests.support import (
+    LineClient,
+    ServerProcess,
+    ask,
+    run_imkit,
+    split_addr,
+    start_server_process,
+)
 
-COST = "4"  # scrypt N = 16: hashing takes microseconds
+COST = 4  # scrypt N = 16: tests hash in microseconds (--password-hash-cost)
 
 
 @dataclass
@@ -46,7 +55,31 @@ class AccountsServer:
 def start_accounts_server(folder: Path, *args: str) -> AccountsServer:
     admin_socket = folder / "admin.sock"
     process = start_server_process(
-        *("--idle-timeout", "0", "--password-hash-cost", COST, "--db", "none"),
+        *("--idle-timeout", "0", "--password-hash-cost", str(COST), "--db", "none"),
         *("--admin-socket", str(admin_socket), *args),
     )
     return AccountsServer(process, admin_socket)
+
+
+async def add(server: Server, name: str, password: str = "secret") -> dict[str, Any]:
+    reply = await ask(server, type="account_add", name=name, password=password)
+    assert reply["type"] == "ok", reply
+    return reply
+
+
+async def json_hello(address: str, **hello: Any) -> tuple[LineClient, dict[str, Any]]:
+    client = await LineClient.connect(address)
+    reply = await client.request(type="hello", **hello)
+    return client, reply
+
+
+def config(short_dir: Path, **extra: Any) -> ServerConfig:
+    settings: dict[str, Any] = {
+        "port": 0,
+        "db": "none",
+        "idle_timeout": 0,
+        "rate": 0,
+        "admin_socket": str(short_dir / "a.sock"),
+        "password_hash_cost": COST,
+    }
+    return ServerConfig(**(settings | extra))

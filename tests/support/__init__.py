@@ -8,6 +8,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +19,10 @@ from typing import Any
 import anyio
 from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
+
+from imkit.hub.core import Hub
+from imkit.operator import answers
+from imkit.server import Server, ServerConfig
 
 # Generous: these machines have 2 shared cores and are noisy.
 TIMEOUT = 10.0
@@ -288,3 +293,70 @@ class InteractiveProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def free_port() -> int:
+    """A port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def hostport(server: Server) -> tuple[str, int]:
+    return split_addr(server.addresses[0])
+
+
+async def client_from(address: str, source: str) -> LineClient:
+    """A text client connecting from the loopback address ``source``."""
+    host, port = split_addr(address)
+    client = LineClient(await anyio.connect_tcp(host, port, local_host=source))
+    assert (await client.line()).endswith(":user is online\n")
+    return client
+
+
+async def json_client(address: str, name: str | None = None) -> LineClient:
+    client = await LineClient.connect(address)
+    hello: dict[str, Any] = {"type": "hello", "id": "hello"}
+    if name is not None:
+        hello["name"] = name
+    assert (await client.request(**hello))["type"] == "welcome"
+    return client
+
+
+async def all_history(client: LineClient) -> list[dict[str, Any]]:
+    """Every public message kept, oldest first, paged as a client would."""
+    messages: list[dict[str, Any]] = []
+    before = None
+    while True:
+        request: dict[str, Any] = {"type": "history", "limit": 100}
+        if before is not None:
+            request["before"] = before
+        page = await client.request(**request)
+        assert page["type"] == "history", page
+        messages[:0] = page["messages"]
+        if not page["more"]:
+            return messages
+        before = page["messages"][0]["msgid"]
+
+
+async def ask(server: Server, **request: Any) -> dict[str, Any]:
+    return await answers.answer(server, json.dumps(request).encode(), by="uid 1000")
+
+
+class run_server:  # noqa: N801 - used like a function: `async with run_server(config)`
+    """Run a Server in a task group for the duration of the block."""
+
+    def __init__(self, config: ServerConfig, hub: Hub | None = None) -> None:
+        self.server = Server(config, hub)
+
+    async def __aenter__(self) -> Server:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        await self._tg.start(self.server.serve)
+        return self.server
+
+    async def __aexit__(self, *exc: object) -> bool | None:
+        await close_open_clients()
+        self.server.stop()
+        return await self._tg.__aexit__(*exc)  # type: ignore[arg-type]
