@@ -17,7 +17,7 @@ import pytest
 import redis
 from anyio.abc import SocketStream
 
-from tests.support import TIMEOUT, LineClient
+from tests.support import TIMEOUT, LineClient, free_port
 from tests.support.cluster import (
     MSGID,
     Cluster,
@@ -25,8 +25,6 @@ from tests.support.cluster import (
     User,
     arrive,
     check_who,
-    free_port,
-    needs_redis,
     offline,
     record_numbered,
     refused_name,
@@ -34,8 +32,6 @@ from tests.support.cluster import (
     say,
     tell,
 )
-
-pytestmark = [needs_redis, pytest.mark.anyio]
 
 
 async def test_the_test_redis_starts_stops_and_restarts_empty(

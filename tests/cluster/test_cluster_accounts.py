@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import anyio
-import pytest
 
 from imkit.hub.members import logged_in_message, reserved_message
 from imkit.rules.accounts import conversation_key
@@ -32,15 +31,12 @@ from tests.support.cluster import (
     check_who,
     expect_all,
     log_in,
-    needs_redis,
     offline,
     online,
     rename,
     renamed,
     say,
 )
-
-pytestmark = [needs_redis, pytest.mark.anyio]
 
 # Cheap hashes: the tests check who may log in, not how long scrypt takes.
 FAST_HASH = ("--password-hash-cost", "4")

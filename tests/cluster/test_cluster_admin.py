@@ -9,18 +9,14 @@ import re
 import time
 
 import anyio
-import pytest
 
 from tests.support import TIMEOUT, run_imkit
 from tests.support.cluster import (
     Cluster,
     arrive,
-    needs_redis,
     offline,
     say,
 )
-
-pytestmark = [needs_redis, pytest.mark.anyio]
 
 
 def _who_rows(stdout: str) -> tuple[list[str], list[list[str]]]:

@@ -11,10 +11,9 @@ import time
 from typing import Any
 
 import anyio
-import pytest
 
 from imkit.client import admin as admin_client
-from tests.support import TIMEOUT, LineClient
+from tests.support import TIMEOUT, LineClient, free_port
 from tests.support.cluster import (
     MISSED_LINE,
     UNAVAILABLE_BYE,
@@ -26,9 +25,7 @@ from tests.support.cluster import (
     cluster_metrics,
     drain,
     expect_all,
-    free_port,
     healthz,
-    needs_redis,
     offline,
     online,
     record_numbered,
@@ -36,8 +33,6 @@ from tests.support.cluster import (
     say,
     who_is_there,
 )
-
-pytestmark = [needs_redis, pytest.mark.anyio]
 
 MAY_NOT_SENT = "; the message may not have been sent\n"
 

@@ -14,7 +14,7 @@ import anyio
 import pytest
 import redis
 
-from tests.support import TIMEOUT, LineClient
+from tests.support import TIMEOUT, LineClient, free_port
 from tests.support.cluster import (
     Cluster,
     add_account,
@@ -23,16 +23,12 @@ from tests.support.cluster import (
     cluster_metrics,
     drain,
     expect_all,
-    free_port,
     healthz,
     log_in,
-    needs_redis,
     offline,
     online,
     say,
 )
-
-pytestmark = [needs_redis, pytest.mark.anyio]
 
 # Room for two shared, noisy cores on top of --node-timeout and its beats.
 SLACK = 6.0

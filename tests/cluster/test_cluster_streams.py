@@ -21,18 +21,14 @@ import anyio.abc
 import pytest
 
 from imkit.cluster.scripts import LOG_LENGTH
-from tests.support import LineClient
+from tests.support import LineClient, free_port
 from tests.support.cluster import (
     Cluster,
     Node,
     RedisServer,
     User,
     arrive,
-    free_port,
-    needs_redis,
 )
-
-pytestmark = [needs_redis, pytest.mark.anyio]
 
 # Repetitions of the three-line write: the overtaking happened in 20 of 20 before.
 TRIES = 20

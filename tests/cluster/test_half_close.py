@@ -10,10 +10,9 @@ import re
 import socket
 
 import anyio
-import pytest
 
 from tests.support import TIMEOUT, LineClient, split_addr
-from tests.support.cluster import Cluster, needs_redis
+from tests.support.cluster import Cluster
 
 
 def half_closed(address: str, lines: bytes) -> tuple[str, list[str]]:
@@ -46,8 +45,6 @@ def check_text(addr: str, received: list[str], others: list[str]) -> None:
     assert len(received) == 2 + len(listed), received
 
 
-@needs_redis
-@pytest.mark.anyio
 async def test_a_half_closed_client_gets_its_replies_from_a_cluster_node(
     cluster: Cluster,
 ) -> None:

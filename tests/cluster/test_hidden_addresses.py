@@ -12,7 +12,6 @@ import re
 from typing import Any
 
 import anyio
-import pytest
 
 from imkit.cluster.hub import DEFAULT_NAMES
 from imkit.rules.pseudonyms import pseudonym
@@ -21,7 +20,7 @@ from tests.support import (
     LineClient,
     split_addr,
 )
-from tests.support.cluster import Cluster, needs_redis
+from tests.support.cluster import Cluster
 
 
 class Recorded(LineClient):
@@ -76,8 +75,6 @@ def leaks(client: Recorded, others: list[Recorded]) -> list[str]:
 # --------------------------------------------------------------------- cluster
 
 
-@needs_redis
-@pytest.mark.anyio
 async def test_a_cluster_shows_one_pseudonym_for_one_address_on_every_node(
     cluster: Cluster,
 ) -> None:
@@ -143,8 +140,6 @@ async def test_a_cluster_shows_one_pseudonym_for_one_address_on_every_node(
         assert leaks(client, clients) == [], (client.addr, client.seen)
 
 
-@needs_redis
-@pytest.mark.anyio
 async def test_a_cluster_numbers_more_connections_from_one_address_than_its_candidates(
     cluster: Cluster,
 ) -> None:
@@ -164,8 +159,6 @@ async def test_a_cluster_numbers_more_connections_from_one_address_than_its_cand
     assert await clients[17].line_matching("say:") == f"{shown} say: found you\n"
 
 
-@needs_redis
-@pytest.mark.anyio
 async def test_a_redis_restarted_empty_gets_the_nodes_secret_back(cluster: Cluster) -> None:
     """The pseudonyms shown before Redis lost everything stay what they were."""
     node = cluster.start_node("--hide-addresses")

@@ -9,12 +9,9 @@ import json
 from functools import partial
 
 import anyio
-import pytest
 
 from tests.support import LineClient, joined
-from tests.support.cluster import Cluster, needs_redis
-
-pytestmark = pytest.mark.anyio
+from tests.support.cluster import Cluster
 
 
 async def say(client: LineClient, *lines: str) -> None:
@@ -23,7 +20,6 @@ async def say(client: LineClient, *lines: str) -> None:
         await client.line_matching(f":{line}$")  # its own echo: delivered (and queued)
 
 
-@needs_redis
 async def test_in_a_cluster_a_deletion_reaches_every_node(cluster: Cluster) -> None:
     one, two = cluster.start_nodes(2, "--replay", "10", "--rate", "0")
     sam = await joined(one.address, "sam")

@@ -18,9 +18,7 @@ from tests.support import (
     client_from,
     split_addr,
 )
-from tests.support.cluster import Cluster, needs_redis
-
-pytestmark = pytest.mark.anyio
+from tests.support.cluster import Cluster
 
 
 @pytest.fixture
@@ -44,7 +42,6 @@ async def proxied(address: str, source: str, port: int = 40000) -> LineClient:
 # ---------------------------------------------------------------------- a cluster
 
 
-@needs_redis
 async def test_in_a_cluster_a_ban_on_one_node_removes_a_user_of_another(
     cluster: Cluster,
 ) -> None:
@@ -84,7 +81,6 @@ async def test_in_a_cluster_a_ban_on_one_node_removes_a_user_of_another(
         await client.aclose()
 
 
-@needs_redis
 async def test_with_hidden_addresses_a_name_still_bans_the_real_address(
     cluster: Cluster,
 ) -> None:
@@ -99,7 +95,6 @@ async def test_with_hidden_addresses_a_name_still_bans_the_real_address(
     await target.aclose()
 
 
-@needs_redis
 async def test_in_a_cluster_a_guest_s_ipv6_ban_covers_its_64_on_every_node(
     cluster: Cluster,
 ) -> None:

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import anyio
 import anyio.abc
-import pytest
 
 from imkit.server import Server
 from tests.support import TIMEOUT, ask, joined
-from tests.support.cluster import Cluster, Node, arrive, needs_redis
+from tests.support.cluster import Cluster, Node, arrive
 from tests.support.cluster import admin as node_admin
-
-pytestmark = pytest.mark.anyio
 
 
 async def waiting(server: Server, account: str) -> int:
@@ -50,7 +47,6 @@ async def _cluster_waiting(node: Node, account: str) -> int:
     return count
 
 
-@needs_redis
 async def test_kept_mail_larger_than_the_queue_reaches_a_login_on_another_node(
     cluster: Cluster,
 ) -> None:

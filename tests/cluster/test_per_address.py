@@ -9,13 +9,12 @@ from __future__ import annotations
 import ipaddress
 
 import anyio
-import pytest
 
 from tests.support import (
     LineClient,
     split_addr,
 )
-from tests.support.cluster import Cluster, needs_redis
+from tests.support.cluster import Cluster
 
 ip = ipaddress.ip_address
 
@@ -44,8 +43,6 @@ async def refused(client: LineClient, line: str) -> None:
     await client.aclose()
 
 
-@needs_redis
-@pytest.mark.anyio
 async def test_the_limit_is_per_node_in_a_cluster(cluster: Cluster) -> None:
     one, two = await anyio.to_thread.run_sync(lambda: cluster.start_nodes(2, "--max-per-ip", "2"))
     on_one = [await online_from("127.0.0.2", one.address) for _ in range(2)]

@@ -9,13 +9,11 @@ from __future__ import annotations
 import ipaddress
 import struct
 
-import pytest
-
 from imkit.transport.proxy import (
     V2_SIGNATURE,
 )
 from tests.support import LineClient
-from tests.support.cluster import Cluster, needs_redis
+from tests.support.cluster import Cluster
 
 V1 = b"PROXY TCP4 203.0.113.7 10.0.0.5 51000 8888\r\n"
 
@@ -48,8 +46,6 @@ def v2(
 # ---------------------------------------------------------------------- a cluster
 
 
-@needs_redis
-@pytest.mark.anyio
 async def test_in_a_cluster_every_node_sees_the_carried_address(cluster: Cluster) -> None:
     one, two = cluster.start_nodes(2, "--proxy-protocol", "127.0.0.0/8")
     watcher = await LineClient.connect(two.address)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support import ServerProcess, split_addr
-from tests.support.cluster import Cluster, RedisServer, needs_redis
+from tests.support.cluster import Cluster, RedisServer
 
 # A reset storm: this many threads connecting and resetting (SO_LINGER 0) as fast as
 # they can, for at most STORM_SECONDS and STORM_CONNECTIONS connections in all. Far
@@ -116,7 +116,6 @@ def stop_in_a_storm(server: ServerProcess, bot: socket.socket, signum: int) -> N
     assert "Traceback" not in log
 
 
-@needs_redis
 def test_a_signal_to_a_cluster_node_in_a_reset_storm_exits_within_seconds(
     redis_server: RedisServer,
 ) -> None:

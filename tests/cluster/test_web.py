@@ -9,13 +9,10 @@ from __future__ import annotations
 import re
 
 import anyio
-import pytest
 
 from tests.support import TIMEOUT, joined, split_addr
 from tests.support.cluster import Cluster
 from tests.support.web import WEB, hello, web_user
-
-pytestmark = pytest.mark.anyio
 
 
 async def read_to_end(stream: anyio.abc.ByteReceiveStream) -> bytes:

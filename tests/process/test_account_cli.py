@@ -12,17 +12,16 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from click.testing import CliRunner, Result
 
 from imkit.cli import main
 from tests.support import run_imkit
-from tests.support.accounts import AccountsServer, start_accounts_server
+from tests.support.accounts import AccountsServer
 
 Json = dict[str, Any]
 
@@ -93,13 +92,6 @@ def _env(short_dir: Path) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------- end to end (a server)
-
-
-@pytest.fixture
-def real(short_dir: Path) -> Iterator[AccountsServer]:
-    server = start_accounts_server(short_dir)
-    yield server
-    server.stop()
 
 
 def _login(name: str, password: str, server: AccountsServer) -> str:

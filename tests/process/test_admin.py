@@ -33,9 +33,6 @@ async def run_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str
     return await anyio.to_thread.run_sync(lambda: admin_cli(server, *args))
 
 
-pytestmark = pytest.mark.anyio
-
-
 async def test_who_lists_both_modes_in_order_of_arrival(admin_server: Server) -> None:
     alex = await joined(admin_server.addresses[0], "alex")
     bot = await LineClient.connect(admin_server.addresses[0])

@@ -8,7 +8,7 @@ What the client sends and how it reads each reply is tested against a stand-in s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
@@ -27,8 +27,6 @@ from imkit.errors import (
 from imkit.protocol import Event
 from tests.support.accounts import AccountsServer, start_accounts_server
 from tests.support.scripted import Json
-
-pytestmark = pytest.mark.anyio
 
 
 def error(request: Json, code: str, message: str) -> list[Json]:
@@ -54,12 +52,11 @@ def error(request: Json, code: str, message: str) -> list[Json]:
 
 
 @pytest.fixture
-def real(short_dir: Path) -> Iterator[AccountsServer]:
-    server = start_accounts_server(short_dir)
-    server.add("alex", "pw-alex")
-    server.add("sam", "pw-sam")
-    yield server
-    server.stop()
+def real(real: AccountsServer) -> AccountsServer:
+    """tests/process/conftest.py's server, with the accounts these tests log in to."""
+    real.add("alex", "pw-alex")
+    real.add("sam", "pw-sam")
+    return real
 
 
 def _renamed_to(event: object, name: str) -> bool:

@@ -4,14 +4,7 @@ whose data format it does not understand."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support import run_imkit
-from tests.support.cluster import (
-    needs_redis,
-)
-
-pytestmark = [needs_redis, pytest.mark.anyio]
 
 
 def test_start_errors_of_a_cluster_node_are_one_line() -> None:

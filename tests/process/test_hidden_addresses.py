@@ -112,7 +112,6 @@ def admin_who(proc: ServerProcess, env: dict[str, str]) -> list[dict[str, object
 # --------------------------------------------------------------------- cluster
 
 
-@pytest.mark.anyio
 async def test_nobody_receives_another_users_address(
     hidden: tuple[ServerProcess, Path, dict[str, str]],
 ) -> None:
@@ -217,7 +216,6 @@ async def test_nobody_receives_another_users_address(
     assert "127.0.0." not in dump
 
 
-@pytest.mark.anyio
 async def test_a_pseudonym_survives_a_reconnect_and_a_restart(
     tmp_path: Path, short_dir: Path
 ) -> None:
@@ -250,7 +248,6 @@ async def test_a_pseudonym_survives_a_reconnect_and_a_restart(
     assert seen[0] == pseudonym(secret_of(db), "127.0.0.5:1")
 
 
-@pytest.mark.anyio
 async def test_without_the_option_addresses_are_shown_as_before(
     server_process: ServerProcess,
 ) -> None:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 
 from tests.support import (
     all_history,
@@ -25,8 +24,6 @@ from tests.support import (
     json_client,
     start_server_process,
 )
-
-pytestmark = pytest.mark.anyio
 
 
 async def _load_until_killed(

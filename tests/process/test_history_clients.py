@@ -35,8 +35,6 @@ from tests.support import (
 )
 from tests.support.terminal import Pane
 
-pytestmark = pytest.mark.anyio
-
 # `imkit history`'s text form: ChatMessage.past_line(), as in text mode's history|N.
 PAST_LINE = re.compile(r"^past \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[([^\]]+)\]([^:]+):(.*)$")
 # `imkit chat`'s: past, the local time (and the date, for a message not from today).

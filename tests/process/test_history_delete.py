@@ -9,11 +9,8 @@ import json
 from pathlib import Path
 
 import anyio
-import pytest
 
 from tests.support import LineClient, joined, run_imkit, start_server_process
-
-pytestmark = pytest.mark.anyio
 
 
 async def say(client: LineClient, *lines: str) -> None:

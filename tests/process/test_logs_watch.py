@@ -81,7 +81,6 @@ async def logged_in(address: str, name: str) -> LineClient:
     return client
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("password_from", ["option", "environment"])
 async def test_json_log_names_every_event_and_never_a_secret(
     password_from: str, short_dir: Path
@@ -144,7 +143,6 @@ async def test_json_log_names_every_event_and_never_a_secret(
         assert secret not in log
 
 
-@pytest.mark.anyio
 async def test_json_log_says_when_the_store_fails_and_recovers(tmp_path: Path) -> None:
     server = start_server_process(
         "--db", str(tmp_path / "imkit.db"), "--log-format", "json", "--idle-timeout", "0"

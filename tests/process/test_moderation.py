@@ -28,8 +28,6 @@ from tests.support import (
 )
 from tests.support.accounts import start_accounts_server
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 async def clock() -> Clock:

@@ -251,12 +251,11 @@ def test_offline_is_said_once_for_many_lines(stand_in: ScriptedServer) -> None:
 
 
 @pytest.fixture
-def real(short_dir: Path) -> Iterator[AccountsServer]:
-    server = start_accounts_server(short_dir)
-    server.add("alex", "pw-alex")
-    server.add("ci", "pw-ci")
-    yield server
-    server.stop()
+def real(real: AccountsServer) -> AccountsServer:
+    """tests/process/conftest.py's server, with the accounts these tests log in to."""
+    real.add("alex", "pw-alex")
+    real.add("ci", "pw-ci")
+    return real
 
 
 def test_login_and_a_message_kept_for_an_offline_account(real: AccountsServer) -> None:

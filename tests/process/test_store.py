@@ -13,9 +13,6 @@ from imkit.store.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.support import run_imkit, start_server_process
 from tests.support.store import digest
 
-pytestmark = pytest.mark.anyio
-
-
 # ----------------------------------------------------------------------- msgids
 
 

@@ -16,8 +16,6 @@ from imkit.store import SqliteStore
 from tests.support import IMKIT, Clock, imkit_env, run_imkit
 from tests.support.store import T0, append_all, digest, message
 
-pytestmark = pytest.mark.anyio
-
 MESSAGES = 4000
 PAGE = 4096  # SQLite's default page size
 

@@ -23,8 +23,6 @@ from tests.support import (
     start_server_process,
 )
 
-pytestmark = pytest.mark.anyio
-
 
 def imkit(*args: str) -> subprocess.CompletedProcess[str]:
     return run_imkit(*args)

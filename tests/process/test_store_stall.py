@@ -27,8 +27,6 @@ from tests.support import (
     start_server_process,
 )
 
-pytestmark = pytest.mark.anyio
-
 TOOLS = ("losetup", "mkfs.ext4", "mount", "umount", "fsfreeze")
 
 

@@ -6,13 +6,8 @@ sockets only where a client library would refuse to misbehave (bad paths, bad fr
 
 from __future__ import annotations
 
-import pytest
-
 from tests.support import run_imkit
 from tests.support.web import WEB
-
-pytestmark = pytest.mark.anyio
-
 
 # ------------------------------------------------------------------------ the files
 

@@ -29,8 +29,6 @@ from tests.support import (
 )
 from tests.support.accounts import add, config, json_hello
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 async def clock() -> Clock:

@@ -28,9 +28,6 @@ async def admin_server(short_dir: Path) -> AsyncIterator[Server]:
         yield server
 
 
-pytestmark = pytest.mark.anyio
-
-
 async def test_socket_is_private(admin_server: Server) -> None:
     assert admin_server.admin_socket is not None
     path = admin_server.admin_socket.path

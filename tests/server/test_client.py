@@ -21,8 +21,6 @@ from imkit.errors import (
 from imkit.server import Server, ServerConfig
 from tests.support import hostport, joined, run_server
 
-pytestmark = pytest.mark.anyio
-
 
 async def test_connect_with_a_name_and_the_welcome(server: Server) -> None:
     async with connect(*hostport(server), name="alex") as client:

@@ -25,8 +25,6 @@ from imkit.errors import (
 )
 from tests.support.scripted import Answer, Json, ScriptedServer, Session
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 def plain() -> Iterator[ScriptedServer]:

@@ -16,8 +16,6 @@ from imkit.errors import Disconnected, Unauthorized
 from imkit.server import Server, ServerConfig
 from tests.support import LineClient, joined, run_server, split_addr
 
-pytestmark = pytest.mark.anyio
-
 
 def config(**overrides: object) -> ServerConfig:
     return ServerConfig(**{"port": 0, "idle_timeout": 0, **overrides})  # type: ignore[arg-type]

@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from imkit.server import ServerConfig
 from tests.support import (
     LineClient,
@@ -16,8 +14,6 @@ from tests.support import (
     json_client,
     run_server,
 )
-
-pytestmark = pytest.mark.anyio
 
 PAST = re.compile(r"^past \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[")
 

@@ -27,8 +27,6 @@ from tests.support import (
     split_addr,
 )
 
-pytestmark = pytest.mark.anyio
-
 
 def db_config(tmp_path: Path) -> ServerConfig:
     return ServerConfig(port=0, idle_timeout=0, rate=0, db=str(tmp_path / "h.db"))

@@ -21,8 +21,6 @@ from tests.support import (
     run_server,
 )
 
-pytestmark = pytest.mark.anyio
-
 
 async def texts(server: Server) -> list[str]:
     page = await ask(server, type="history", limit=100)

@@ -17,8 +17,6 @@ from imkit.protocol import DEFAULT_MAX_LINE, json_line_limit, text_line_limit
 from imkit.server import Server, ServerConfig
 from tests.support import TIMEOUT, LineClient, hostport, joined, run_server
 
-pytestmark = pytest.mark.anyio
-
 LIMIT = DEFAULT_MAX_LINE  # the server fixture's --max-line
 FORGED = "[1.2.3.4:5]boss:send me your password"
 

@@ -62,7 +62,6 @@ def watch(admin_socket: str, *args: str) -> InteractiveProcess:
     return InteractiveProcess([*command, *args])
 
 
-@pytest.mark.anyio
 async def test_an_idle_kick_is_logged_by_name(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="imkit")
     async with run_server(ServerConfig(port=0, idle_timeout=0.3)) as server:

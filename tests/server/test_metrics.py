@@ -40,7 +40,6 @@ def config(**overrides: Any) -> ServerConfig:
 # ----------------------------------------------------------------- in process
 
 
-@pytest.mark.anyio
 async def test_counters_move_by_exactly_the_traffic_sent() -> None:
     async with run_server(config()) as server:
         scrape = Scraper(server)
@@ -92,7 +91,6 @@ async def test_counters_move_by_exactly_the_traffic_sent() -> None:
         assert value(end, "imkit_users_online") == 0
 
 
-@pytest.mark.anyio
 async def test_refusals_by_reason_and_a_full_node_is_unhealthy() -> None:
     async with run_server(config(max_clients=2, password="pw")) as server:
         scrape = Scraper(server)
@@ -126,7 +124,6 @@ async def test_refusals_by_reason_and_a_full_node_is_unhealthy() -> None:
         await scrape.health_until(200)
 
 
-@pytest.mark.anyio
 async def test_healthz_is_503_while_the_store_cannot_write(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
     async with run_server(config(db=str(path))) as server:
@@ -157,7 +154,6 @@ async def test_healthz_is_503_while_the_store_cannot_write(tmp_path: Path) -> No
         assert value(await scrape.metrics(), "imkit_store_writable") == 1
 
 
-@pytest.mark.anyio
 async def test_healthz_is_503_from_the_moment_it_shuts_down() -> None:
     async with run_server(config()) as server:
         scrape = Scraper(server)
@@ -178,7 +174,6 @@ async def test_healthz_is_503_from_the_moment_it_shuts_down() -> None:
             socket.create_connection((host, port), timeout=TIMEOUT).close()
 
 
-@pytest.mark.anyio
 async def test_other_paths_and_methods(server_with_metrics: Scraper) -> None:
     scrape = server_with_metrics
     assert (await scrape.get("/"))[0] == 404
@@ -199,7 +194,6 @@ async def test_other_paths_and_methods(server_with_metrics: Scraper) -> None:
     assert ("process_cpu_seconds_total", frozenset()) in samples
 
 
-@pytest.mark.anyio
 async def test_a_loop_that_does_not_answer_gets_503_not_a_wait() -> None:
     stuck = asyncio.new_event_loop()  # never run: what it is asked to do is never done
     reader = LoopReader(cast(Observed, None), stuck, timeout=0.05)
@@ -228,7 +222,6 @@ async def server_with_metrics() -> AsyncIterator[Scraper]:
 # ------------------------------------------------------------------- imkit serve
 
 
-@pytest.mark.anyio
 async def test_a_malformed_address_given_in_process_is_a_serve_error() -> None:
     server = Server(config(metrics="nope"))
     with pytest.raises(ServeError, match="^--metrics: 'nope' is not HOST:PORT"):

@@ -24,8 +24,6 @@ from tests.support import (
     split_addr,
 )
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 async def clock() -> Clock:

@@ -50,7 +50,6 @@ async def _add_account(server: Server, name: str, password: str) -> dict[str, An
     return reply
 
 
-@pytest.mark.anyio
 async def test_look_alikes_collide_over_tcp_in_renames_and_private_messages(
     server: Server,
 ) -> None:
@@ -68,7 +67,6 @@ async def test_look_alikes_collide_over_tcp_in_renames_and_private_messages(
     assert await alice.line() == "\u00e9mile has existed...\n"
 
 
-@pytest.mark.anyio
 async def test_a_braille_blank_cannot_make_a_second_alice_over_tcp(server: Server) -> None:
     # Issue 25, item 5: alice is an account; "alice⠀" was taken by anyone.
     assert (await _add_account(server, "alice", "pw"))["type"] == "ok"
@@ -87,7 +85,6 @@ async def test_a_braille_blank_cannot_make_a_second_alice_over_tcp(server: Serve
     assert (refused["type"], refused["code"]) == ("error", "invalid_name")
 
 
-@pytest.mark.anyio
 async def test_an_account_added_before_the_rule_keeps_its_name(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:

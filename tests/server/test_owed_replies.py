@@ -13,14 +13,11 @@ from pathlib import Path
 
 import anyio
 import anyio.abc
-import pytest
 
 from imkit.server import Server
 from tests.support import TIMEOUT, LineClient, ask, joined, run_server, split_addr
 from tests.support.accounts import add, config
 from tests.support.web import hello, web_user
-
-pytestmark = pytest.mark.anyio
 
 PASSWORD = "pw"
 LOGIN_HELLO = {"type": "hello", "login": {"name": "victim", "password": PASSWORD}}

@@ -65,7 +65,6 @@ def refusal_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]
     return [r for r in caplog.records if getattr(r, "event", None) == "too_many_connections"]
 
 
-@pytest.mark.anyio
 async def test_the_17th_connection_from_one_address_is_refused_in_both_modes(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -117,7 +116,6 @@ async def test_the_17th_connection_from_one_address_is_refused_in_both_modes(
             await client.aclose()
 
 
-@pytest.mark.anyio
 async def test_host_any_ipv6_takes_ipv4_clients_as_ipv4() -> None:
     """Issue 25, item 8: ``--host ::`` listens for IPv4 too (dual-stack, as people
     expect of ``::``), and an IPv4 client is shown, counted and banned as its IPv4
@@ -141,7 +139,6 @@ async def test_host_any_ipv6_takes_ipv4_clients_as_ipv4() -> None:
         assert await four.line_matching("you are banned")
 
 
-@pytest.mark.anyio
 async def test_rate_exempt_addresses_and_zero(caplog: pytest.LogCaptureFixture) -> None:
     async with run_server(config(max_per_ip=2, rate_exempt=("127.0.0.3",))) as server:
         address = server.addresses[0]
@@ -158,7 +155,6 @@ async def test_rate_exempt_addresses_and_zero(caplog: pytest.LogCaptureFixture) 
             await client.aclose()
 
 
-@pytest.mark.anyio
 async def test_connect_rate_refusals_are_logged_again_a_minute_later(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -181,7 +177,6 @@ async def test_connect_rate_refusals_are_logged_again_a_minute_later(
     assert "(--connect-rate 2/1h), and 2 more since the last line;" in second.getMessage()
 
 
-@pytest.mark.anyio
 async def test_a_failed_tls_handshake_gives_its_place_back(tls_files: dict[str, str]) -> None:
     tls = {"tls_cert": tls_files["cert"], "tls_key": tls_files["key"]}
     async with run_server(config(max_per_ip=1, **tls)) as server:

@@ -53,7 +53,6 @@ def _config(*trusted: str) -> ServerConfig:
     return ServerConfig(port=0, db="none", proxy_protocol=trusted, idle_timeout=0)
 
 
-@pytest.mark.anyio
 async def test_the_carried_address_is_the_users_everywhere() -> None:
     async with run_server(_config("127.0.0.0/8")) as server:
         address = server.addresses[0]
@@ -83,7 +82,6 @@ async def test_the_carried_address_is_the_users_everywhere() -> None:
         ]
 
 
-@pytest.mark.anyio
 async def test_a_health_check_keeps_the_balancers_own_address() -> None:
     async with run_server(_config("127.0.0.0/8")) as server:
         client = await LineClient.connect(server.addresses[0])
@@ -91,7 +89,6 @@ async def test_a_health_check_keeps_the_balancers_own_address() -> None:
         assert await client.line() == f"[{client.addr}]{client.addr}:user is online\n"
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize("first", [b"who\n", b"PROXY TCP4 1.2.3 1.2.3.5 1 2\r\n", b""])
 async def test_a_trusted_connection_without_a_valid_header_is_closed(first: bytes) -> None:
     async with run_server(_config("127.0.0.1")) as server:
@@ -109,7 +106,6 @@ async def test_a_trusted_connection_without_a_valid_header_is_closed(first: byte
         assert len(server.hub) == 1
 
 
-@pytest.mark.anyio
 async def test_a_header_that_never_comes_closes_the_connection() -> None:
     async with run_server(_config("127.0.0.1")) as server:
         client = await LineClient.connect(server.addresses[0])
@@ -121,7 +117,6 @@ async def test_a_header_that_never_comes_closes_the_connection() -> None:
         assert server.hub.stats.refused_proxy_header == 1
 
 
-@pytest.mark.anyio
 async def test_a_header_from_an_untrusted_address_is_only_chat_text() -> None:
     async with run_server(_config("10.0.0.0/8")) as server:
         client = await LineClient.connect(server.addresses[0])
@@ -137,7 +132,6 @@ async def test_a_header_from_an_untrusted_address_is_only_chat_text() -> None:
 # ---------------------------------------------------------------------- a cluster
 
 
-@pytest.mark.anyio
 async def test_the_header_is_read_off_a_real_socket_exactly() -> None:
     """read_header leaves the bytes after the header unread (checked on a socket pair)."""
     left, right = socket.socketpair()
@@ -149,7 +143,6 @@ async def test_the_header_is_read_off_a_real_socket_exactly() -> None:
         assert left.recv(100) == b"who\n"
 
 
-@pytest.mark.anyio
 async def test_the_per_address_limit_counts_the_carried_address() -> None:
     config = ServerConfig(
         port=0, db="none", idle_timeout=0, proxy_protocol=("127.0.0.0/8",), max_per_ip=1
@@ -167,7 +160,6 @@ async def test_the_per_address_limit_counts_the_carried_address() -> None:
         assert (await other.line()).startswith("[198.51.100.9:4000]")
 
 
-@pytest.mark.anyio
 async def test_a_ban_sees_the_carried_address() -> None:
     async with run_server(_config("127.0.0.0/8")) as server:
         reply = await answers.answer(server, b'{"type":"ban","target":"203.0.113.0/24"}')

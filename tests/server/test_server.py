@@ -13,8 +13,6 @@ import pytest
 from imkit.server import Server, ServerConfig
 from tests.support import LineClient, joined, run_server
 
-pytestmark = pytest.mark.anyio
-
 
 async def test_connect_announces_to_everyone_including_the_newcomer(server: Server) -> None:
     a = await joined(server.addresses[0])

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import anyio
-import pytest
 
 from imkit.operator import answers
 from imkit.server import ServerConfig
@@ -89,7 +88,6 @@ async def _read_count(client: LineClient, marker: bytes, count: int) -> int:
     return seen
 
 
-@pytest.mark.anyio
 async def test_a_burst_of_joins_is_announced_to_everyone_in_one_order() -> None:
     # The joins a round takes in are announced together (Hub.announce_joins): everyone
     # must still see every online line once, in the server's order of arrival, and each
@@ -120,7 +118,6 @@ async def test_a_burst_of_joins_is_announced_to_everyone_in_one_order() -> None:
             await client.aclose()
 
 
-@pytest.mark.anyio
 async def test_bursts_within_the_default_limits_reach_a_reader_that_keeps_up() -> None:
     senders, per_sender, size = 8, 50, 4000  # 50 lines: within the default --burst
     async with run_server(ServerConfig(port=0, idle_timeout=0)) as server:
@@ -146,7 +143,6 @@ async def test_bursts_within_the_default_limits_reach_a_reader_that_keeps_up() -
         assert server.hub.stats.slow_consumers == 0
 
 
-@pytest.mark.anyio
 async def test_a_stalled_reader_holds_the_others_up_once_at_most() -> None:
     """Backpressure must not let a reader that stopped reading stall the chat: it is
     waited for once (CONGESTION_TIMEOUT), then dropped as a slow consumer as before."""

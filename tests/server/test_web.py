@@ -19,8 +19,6 @@ from imkit.operator import answers
 from tests.support import TIMEOUT, LineClient, joined, split_addr
 from tests.support.web import hello, web_server, web_user
 
-pytestmark = pytest.mark.anyio
-
 
 async def read_to_end(stream: anyio.abc.ByteReceiveStream) -> bytes:
     """Everything ``stream`` gives until the server closes it."""

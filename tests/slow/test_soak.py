@@ -13,12 +13,9 @@ import time
 from collections import defaultdict
 
 import anyio
-import pytest
 
 from imkit.server import ServerConfig
 from tests.support import LineClient, run_server
-
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 WORKERS = 250
 DURATION = 20.0

@@ -134,7 +134,6 @@ def _settle(stayer: Stayer) -> None:
 # ------------------------------------------------------------------------- bursts
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
 def test_a_reconnect_storm_starves_nobody_and_leaves_no_ghosts(reset: bool) -> None:
     folder = Path(tempfile.mkdtemp(prefix="imkit-", dir="/tmp"))

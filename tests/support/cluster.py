@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -41,11 +40,8 @@ from tests.support import (
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 HAVE_REDIS = os.access(REDIS_SERVER, os.X_OK)
-# .ci/run installs Debian's redis-server: there these tests always run.
-needs_redis = pytest.mark.skipif(
-    not HAVE_REDIS,
-    reason="redis-server is not installed (Debian package redis-server; .ci/run installs it)",
-)
+# .ci/run installs Debian's redis-server: there the cluster tests always run (the
+# others skip: tests/conftest.py).
 
 
 class RedisServer:

@@ -35,8 +35,6 @@ from tests.support import (
 )
 from tests.support.accounts import COST, config
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 async def clock() -> Clock:

@@ -21,8 +21,6 @@ from imkit.errors import (
 )
 from tests.support.scripted import Json
 
-pytestmark = pytest.mark.anyio
-
 
 def error(request: Json, code: str, message: str) -> list[Json]:
     return [{"type": "error", "id": request.get("id"), "code": code, "message": message}]

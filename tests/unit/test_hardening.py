@@ -7,9 +7,6 @@ import pytest
 
 from imkit.transport.connection import TokenBucket
 
-pytestmark = pytest.mark.anyio
-
-
 # ------------------------------------------------------------------- slow readers
 
 

@@ -13,8 +13,6 @@ import re
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from imkit.cluster.hub import DEFAULT_NAMES, numbered_names
 from imkit.rules.names import name_key, name_problem
 from imkit.rules.pseudonyms import host_of, pseudonym
@@ -56,7 +54,6 @@ def test_numbered_pseudonyms_keys_are_their_characters_keys() -> None:
             assert key == name_key(f"{shown}#{n}")
 
 
-@pytest.mark.anyio
 async def test_the_secret_is_kept_in_the_file_and_added_to_an_older_one(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as db:  # a file written by the imkit of schema 1

@@ -15,8 +15,6 @@ from tests.support import (
     Clock,
 )
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 async def clock() -> Clock:

@@ -9,15 +9,11 @@ import stat
 from pathlib import Path
 
 import anyio
-import pytest
 
 from imkit.rules.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.store import MemoryStore, Page, default_path, open_store
 from tests.support import Clock
 from tests.support.store import DAY, T0, append_all, history, message, sqlite_store
-
-pytestmark = pytest.mark.anyio
-
 
 # ----------------------------------------------------------------------- msgids
 

@@ -22,8 +22,6 @@ from imkit.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.support import Clock
 from tests.support.store import DAY, T0, append_all, history, message, sqlite_store
 
-pytestmark = pytest.mark.anyio
-
 ALEX, SAM, KIM = name_key("Alex"), name_key("sam"), name_key("kim")
 ALEX_SAM, ALEX_KIM = conversation_key(ALEX, SAM), conversation_key(KIM, ALEX)
 
