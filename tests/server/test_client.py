@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import socket
 
-import anyio
 import pytest
 
-from imkit.client.library import ChatMessage, NameChange, Presence, UserInfo, connect
+from imkit.client.library import NameChange, Presence, connect
 from imkit.errors import (
     Disconnected,
     InvalidMessage,
@@ -19,7 +18,7 @@ from imkit.errors import (
     Unreachable,
 )
 from imkit.server import Server, ServerConfig
-from tests.support import hostport, joined, run_server
+from tests.support import hostport, run_server
 
 
 async def test_connect_with_a_name_and_the_welcome(server: Server) -> None:
@@ -28,49 +27,6 @@ async def test_connect_with_a_name_and_the_welcome(server: Server) -> None:
         assert client.server.startswith("imkit/")
         host, port = client.addr.rsplit(":", 1)
         assert host == "127.0.0.1" and int(port) > 0
-
-
-async def test_send_public_and_private_and_events(server: Server) -> None:
-    async with (
-        connect(*hostport(server), name="alex") as alex,
-        connect(*hostport(server), name="bob") as bob,
-    ):
-        events = bob.events()
-        await alex.send("hello everyone")
-        await alex.send("只给你", to="BOB")
-        public = await anext(events)
-        while not isinstance(public, ChatMessage):
-            public = await anext(events)
-        assert (public.sender, public.to, public.text) == ("alex", None, "hello everyone")
-        private = await anext(events)
-        assert isinstance(private, ChatMessage)
-        assert (private.sender, private.to, private.text) == ("alex", "bob", "只给你")
-        assert private.time > 0
-
-
-async def test_presence_and_rename_events(server: Server) -> None:
-    async with connect(*hostport(server), name="watcher") as watcher:
-        events = watcher.events()
-        # its own rename from the hello comes first, like any rename
-        assert await anext(events) == NameChange(watcher.addr, "watcher", watcher.addr)
-        async with connect(*hostport(server)) as other:
-            joined_event = await anext(events)
-            assert joined_event == Presence(other.addr, other.addr, online=True)
-            assert await other.rename("carol") == "carol"
-            assert other.name == "carol"
-            assert await anext(events) == NameChange(other.addr, "carol", other.addr)
-        assert await anext(events) == Presence("carol", other.addr, online=False)
-
-
-async def test_who(server: Server) -> None:
-    text_user = await joined(server.addresses[0], "tee")
-    async with connect(*hostport(server), name="jay") as jay:
-        assert await jay.who() == [UserInfo("tee", text_user.addr), UserInfo("jay", jay.addr)]
-
-
-async def test_ping(server: Server) -> None:
-    async with connect(*hostport(server)) as client:
-        assert 0 < await client.ping() < 5
 
 
 @pytest.mark.parametrize(
@@ -92,13 +48,6 @@ async def test_errors_carry_the_servers_code(server: Server, call, error, code) 
         assert raised.value.code == code
         assert str(raised.value)
         await client.send("still connected")
-
-
-async def test_hello_name_taken_raises_on_connect(server: Server) -> None:
-    async with connect(*hostport(server), name="alex"):
-        with pytest.raises(NameTaken, match="taken"):
-            async with connect(*hostport(server), name="Alex"):
-                pass
 
 
 async def test_unreachable_server() -> None:
@@ -141,36 +90,18 @@ async def test_server_shutdown_raises_disconnected() -> None:
             assert raised.value.reason == "shutdown"
 
 
-async def test_callers_exception_is_not_wrapped(server: Server) -> None:
-    with pytest.raises(KeyError):
-        async with connect(*hostport(server)):
-            raise KeyError("mine")
-
-
-async def test_events_false_discards_events_but_requests_work(server: Server) -> None:
-    async with connect(*hostport(server), events=False) as quiet:
-        async with connect(*hostport(server), name="chatty") as chatty:
-            for i in range(50):
-                await chatty.send(f"noise {i}")
-        assert len(await quiet.who()) == 1
-
-
-async def test_concurrent_requests_get_their_own_replies(server: Server) -> None:
-    async with connect(*hostport(server), name="multi") as client:
-        results: list[object] = []
-
-        async def one(i: int) -> None:
-            if i % 3 == 0:
-                results.append(await client.who())
-            elif i % 3 == 1:
-                await client.send(f"m{i}")
-                results.append("sent")
-            else:
-                with pytest.raises(NoSuchUser):
-                    await client.send("x", to=f"ghost{i}")
-                results.append("refused")
-
-        async with anyio.create_task_group() as tg:
-            for i in range(30):
-                tg.start_soon(one, i)
-        assert results.count("sent") == 10 and results.count("refused") == 10
+# One node only: on a cluster node a user's own online line comes back from Redis
+# after the welcome (docs/cluster.md, One order), so there the library's first event
+# is its own Presence rather than the hello's rename.
+async def test_presence_and_rename_events(server: Server) -> None:
+    async with connect(*hostport(server), name="watcher") as watcher:
+        events = watcher.events()
+        # its own rename from the hello comes first, like any rename
+        assert await anext(events) == NameChange(watcher.addr, "watcher", watcher.addr)
+        async with connect(*hostport(server)) as other:
+            joined_event = await anext(events)
+            assert joined_event == Presence(other.addr, other.addr, online=True)
+            assert await other.rename("carol") == "carol"
+            assert other.name == "carol"
+            assert await anext(events) == NameChange(other.addr, "carol", other.addr)
+        assert await anext(events) == Presence("carol", other.addr, online=False)

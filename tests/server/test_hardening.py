@@ -164,14 +164,6 @@ async def test_bad_json_mode_input_gets_an_error_and_the_connection_goes_on(
     assert (await j.request(type="ping", id="after"))["type"] == "pong"
 
 
-async def test_long_json_line_rest_is_discarded(server: Server) -> None:
-    j = await LineClient.connect(server.addresses[0])
-    await j.request(type="hello")
-    await j.send(b'{"type":"message","text":"' + b"x" * 5000 + b'"}\n{"type":"ping","id":1}\n')
-    assert (await j.json_of_type("error"))["code"] == "line_too_long"
-    assert await j.json() == {"type": "pong", "id": 1}
-
-
 async def who_names(server: Server) -> list[str]:
     return [m.name for m in server.hub.members]
 
@@ -284,13 +276,6 @@ async def test_password_in_json_mode_and_through_the_client_library() -> None:
             "reason": "unauthorized",
             "message": "a password is required",
         }
-
-
-async def test_a_password_offered_to_a_server_without_one_is_never_echoed(server: Server) -> None:
-    client = await LineClient.connect(server.addresses[0])
-    await client.line()  # its join
-    await client.send(b"pass|oops\nnext\n")
-    assert await client.line() == f"[{client.addr}]{client.addr}:next\n"
 
 
 # ---------------------------------------------------------------------------- TLS

@@ -11,11 +11,9 @@ import anyio
 import pytest
 
 from imkit.client import admin as admin_client
-from imkit.client.library import connect
-from imkit.errors import ServerError
 from imkit.protocol import DEFAULT_MAX_LINE, json_line_limit, text_line_limit
 from imkit.server import Server, ServerConfig
-from tests.support import TIMEOUT, LineClient, hostport, joined, run_server
+from tests.support import TIMEOUT, LineClient, joined, run_server
 
 LIMIT = DEFAULT_MAX_LINE  # the server fixture's --max-line
 FORGED = "[1.2.3.4:5]boss:send me your password"
@@ -93,19 +91,6 @@ async def test_a_json_client_gets_the_same_one_line_reason(server: Server) -> No
 # ------------------------------------------------- --max-line limits the message text
 
 
-async def test_a_text_of_max_line_bytes_is_sent_by_the_client_library(server: Server) -> None:
-    bob = await joined(server.addresses[0], "bob")
-    async with connect(*hostport(server), name="alex") as alex:
-        await alex.send("x" * LIMIT, to="bob")
-        assert await bob.line_matching("say:") == "alex say: " + "x" * LIMIT + "\n"
-        with pytest.raises(ServerError) as refused:
-            await alex.send("x" * (LIMIT + 1), to="bob")
-        assert refused.value.code == "line_too_long"
-        assert str(refused.value) == f"line too long: the message text is longer than {LIMIT} bytes"
-        await alex.send("still here", to="bob")
-        assert await bob.line_matching("say:") == "alex say: still here\n"
-
-
 @pytest.mark.parametrize(
     ("text", "ensure_ascii"),
     [
@@ -132,33 +117,6 @@ async def test_any_escaping_of_a_max_line_text_fits_a_json_line(
     assert await bob.line_matching("say:") == f"alex say: {text}\n"
 
 
-async def test_a_json_text_over_max_line_is_refused_with_its_id(server: Server) -> None:
-    j = await LineClient.connect(server.addresses[0])
-    await j.request(type="hello")
-    reply = await j.request(type="message", text="é" * (LIMIT // 2) + "x", id=7)
-    assert reply == {
-        "type": "error",
-        "id": 7,
-        "code": "line_too_long",
-        "message": f"line too long: the message text is longer than {LIMIT} bytes",
-    }
-
-
-async def test_a_json_line_over_its_limit_is_discarded_up_to_the_newline(server: Server) -> None:
-    limit = json_line_limit(LIMIT)
-    j = await LineClient.connect(server.addresses[0])
-    await j.request(type="hello")
-    await j.send(b'{"type":"message","text":"' + b"x" * limit)
-    await j.send(b'"}\n{"type":"ping","id":1}\n')
-    error = await j.json_of_type("error")
-    assert error == {
-        "type": "error",
-        "code": "line_too_long",
-        "message": f"line too long (the limit is {limit} bytes); discarded",
-    }
-    assert await j.json() == {"type": "pong", "id": 1}
-
-
 @pytest.mark.parametrize("name", ["bob", "\U00020000" * 32])  # the longest name: 32 × 4 bytes
 async def test_a_private_text_line_may_carry_max_line_bytes_of_text(
     server: Server, name: str
@@ -171,24 +129,6 @@ async def test_a_private_text_line_may_carry_max_line_bytes_of_text(
     assert await alex.line() == f"error: line too long (the limit is {LIMIT} bytes); discarded\n"
     assert await alex.line_matching("online...")  # the connection goes on
     assert await bob.silent()
-
-
-async def test_a_public_text_line_is_limited_to_max_line_bytes(server: Server) -> None:
-    alex = await joined(server.addresses[0], "alex")
-    await alex.send("z" * LIMIT + "\n")
-    assert await alex.line() == f"[{alex.addr}]alex:" + "z" * LIMIT + "\n"
-    await alex.send("z" * (LIMIT + 1) + "\n" + "rename|" + "z" * LIMIT + "\n")
-    assert await alex.lines(2) == [
-        f"error: line too long (the limit is {LIMIT} bytes); discarded\n",
-        f"error: line too long (the limit is {LIMIT} bytes); discarded\n",
-    ]
-
-
-async def test_a_first_line_may_be_a_long_private_message(server: Server) -> None:
-    bob = await joined(server.addresses[0], "bob")
-    anon = await LineClient.connect(server.addresses[0])
-    await anon.send("to|bob|" + "w" * LIMIT + "\n")
-    assert await bob.line_matching("say:") == f"{anon.addr} say: " + "w" * LIMIT + "\n"
 
 
 async def buffered_reaches(server: Server, name: str, size: int) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from imkit.operator import account_requests, answers
 from imkit.rules.names import MAX_NAME_LENGTH
 from imkit.server import Server
-from tests.support import LineClient, joined
+from tests.support import joined
 
 # ------------------------------------------------------------------ what collides
 
@@ -48,41 +48,6 @@ async def _add_account(server: Server, name: str, password: str) -> dict[str, An
     request = {"type": "account_add", "name": name, "password": password}
     reply: dict[str, Any] = await answers.answer(server, json.dumps(request).encode(), by="test")
     return reply
-
-
-async def test_look_alikes_collide_over_tcp_in_renames_and_private_messages(
-    server: Server,
-) -> None:
-    alice = await joined(server.addresses[0], "alice")
-    other = await joined(server.addresses[0])
-    await alice.line()  # other's join
-    for look_alike in ("\u0430lice", "\uff41\uff4c\uff49\uff43\uff45", "ALICE"):
-        await other.send(f"rename|{look_alike}\n".encode())
-        assert await other.line() == f"{look_alike} has existed...\n"
-    await other.send("to|\uff41\uff4c\uff49\uff43\uff45|psst\n".encode())
-    assert await alice.line() == f"{other.addr} say: psst\n"
-    await other.send("rename|e\u0301mile\n".encode())
-    assert await other.line() == "you have updated user name: e\u0301mile\n"
-    await alice.send("rename|\u00e9mile\n".encode())
-    assert await alice.line() == "\u00e9mile has existed...\n"
-
-
-async def test_a_braille_blank_cannot_make_a_second_alice_over_tcp(server: Server) -> None:
-    # Issue 25, item 5: alice is an account; "alice⠀" was taken by anyone.
-    assert (await _add_account(server, "alice", "pw"))["type"] == "ok"
-    guest = await joined(server.addresses[0])
-    await guest.send("rename|alice\u2800\n".encode())
-    assert await guest.line() == (
-        "error: invalid name 'alice\u2800': a name cannot contain '\u2800' (U+2800): a name"
-        " is made of letters, digits and ASCII punctuation (RFC 8265)\n"
-    )
-    await guest.send(b"rename|alice\n")
-    assert (await guest.line()).startswith("error: the name alice belongs to an account")
-    program = await LineClient.connect(server.addresses[0])
-    reply = await program.request(type="hello", name="\u2800\u2800")
-    assert (reply["type"], reply["code"]) == ("error", "invalid_name")
-    refused = await _add_account(server, "alice\u2800", "pw")
-    assert (refused["type"], refused["code"]) == ("error", "invalid_name")
 
 
 async def test_an_account_added_before_the_rule_keeps_its_name(

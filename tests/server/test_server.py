@@ -14,67 +14,6 @@ from imkit.server import Server, ServerConfig
 from tests.support import LineClient, joined, run_server
 
 
-async def test_connect_announces_to_everyone_including_the_newcomer(server: Server) -> None:
-    a = await joined(server.addresses[0])
-    b = await LineClient.connect(server.addresses[0])
-    assert await b.line() == f"[{b.addr}]{b.addr}:user is online\n"
-    assert await a.line() == f"[{b.addr}]{b.addr}:user is online\n"
-
-
-async def test_public_message_reaches_everyone_sender_included(server: Server) -> None:
-    a, b = await joined(server.addresses[0], "alex"), await joined(server.addresses[0])
-    await a.line()  # b's join
-    await a.send(b"hello there\n")
-    assert await a.line() == f"[{a.addr}]alex:hello there\n"
-    assert await b.line() == f"[{a.addr}]alex:hello there\n"
-
-
-async def test_who_lists_users_in_order_of_arrival(server: Server) -> None:
-    a = await joined(server.addresses[0], "alex")
-    b = await joined(server.addresses[0], "bob")
-    await b.send(b"who\n")
-    assert await b.lines(2) == [f"[{a.addr}]alex:online...\n", f"[{b.addr}]bob:online...\n"]
-
-
-async def test_rename_and_taken_name(server: Server) -> None:
-    await joined(server.addresses[0], "alex")
-    b = await joined(server.addresses[0])
-    await b.send(b"rename|ALEX\n")
-    assert await b.line() == "ALEX has existed...\n"
-    await b.send(b"rename|bad name\n")
-    assert (await b.line()).startswith("error: invalid name 'bad name'")
-    await b.send(b"rename|bob\n")
-    assert await b.line() == "you have updated user name: bob\n"
-
-
-async def test_private_message_rows(server: Server) -> None:
-    a = await joined(server.addresses[0], "alex")
-    b = await joined(server.addresses[0], "bob")
-    await a.line()  # bob's join
-    await a.send(b"to|bob|hi | there\n")
-    assert await b.line() == "alex say: hi | there\n"
-    assert await a.silent()  # nothing to the sender on success
-    await a.send(b"to|carol|hi\n")
-    assert await a.line() == "username not exist\n"
-    await a.send(b"to|bob|\n")
-    assert await a.line() == "invalid message\n"
-    await a.send(b"to|bob\n")  # crashed the seed's whole server (index out of range)
-    assert await a.line() == "invalid message\n"
-    await b.send(b"to|ALEX|back\n")  # names are matched without regard to case
-    assert await a.line() == "bob say: back\n"
-
-
-async def test_disconnect_tells_everyone_else(server: Server) -> None:
-    a = await joined(server.addresses[0], "alex")
-    b = await joined(server.addresses[0], "bob")
-    await a.line()
-    await b.aclose()
-    assert await a.line() == f"[{b.addr}]bob:user offline\n"
-    await a.send(b"who\n")
-    assert await a.line() == f"[{a.addr}]alex:online...\n"
-    assert await a.silent()
-
-
 async def test_idle_client_is_forced_offline_and_removed() -> None:
     async with run_server(ServerConfig(port=0, idle_timeout=1.0)) as server:
         a = await joined(server.addresses[0], "alex")
@@ -92,25 +31,6 @@ async def test_idle_client_is_forced_offline_and_removed() -> None:
         await a.send(b"still here\n")
         assert await a.line() == f"[{a.addr}]alex:still here\n"
         assert server.hub.stats.idle_kicks == 1
-
-
-async def test_pipelined_lines_in_one_write_are_separate_messages(server: Server) -> None:
-    a = await joined(server.addresses[0])
-    # The seed renamed this user to "a\nhello" and broadcast one merged message.
-    await a.send(b"rename|a\r\nhello\r\nworld\n")
-    assert await a.lines(3) == [
-        "you have updated user name: a\n",
-        f"[{a.addr}]a:hello\n",
-        f"[{a.addr}]a:world\n",
-    ]
-
-
-async def test_a_line_split_across_writes_is_one_message(server: Server) -> None:
-    a = await joined(server.addresses[0], "alex")
-    for piece in (b"hel", b"lo wo", b"rld\r", b"\n"):
-        await a.send(piece)
-        await anyio.sleep(0.05)
-    assert await a.line() == f"[{a.addr}]alex:hello world\n"
 
 
 async def test_long_line_and_bad_utf8_get_errors_and_keep_the_connection() -> None:
@@ -150,17 +70,6 @@ async def test_a_stalled_reader_does_not_delay_anyone() -> None:
         tg.cancel_scope.cancel()
 
 
-async def test_concurrent_renames_to_one_name_have_one_winner(server: Server) -> None:
-    clients = [await joined(server.addresses[0]) for _ in range(30)]
-    for client in clients:
-        await client.send(b"rename|prize\n")
-    results = []
-    for client in clients:
-        results.append(await client.line_matching("prize"))
-    assert results.count("you have updated user name: prize\n") == 1
-    assert results.count("prize has existed...\n") == 29
-
-
 @pytest.mark.parametrize(
     ("write_thread", "batch"),
     [(False, None), (True, None), (True, 7)],
@@ -195,50 +104,6 @@ async def _many_clients(server: Server) -> None:
     assert server.hub.stats.messages_received == count * per_client
 
 
-async def test_json_mode_over_tcp(server: Server) -> None:
-    text = await joined(server.addresses[0], "tee")
-    j = await LineClient.connect(server.addresses[0])
-    welcome = await j.request(type="hello", v=1, name="jay", id=1)
-    assert welcome == {
-        "type": "welcome",
-        "id": 1,
-        "name": "jay",
-        "addr": j.addr,
-        "server": welcome["server"],
-        "account": None,
-        "features": ["history", "accounts"],
-        "v": 1,
-    }
-    assert welcome["server"].startswith("imkit/")
-    assert await j.request(type="ping", id="p") == {"type": "pong", "id": "p"}
-    users = await j.request(type="who", id=2)
-    assert users["users"] == [
-        {"name": "tee", "addr": text.addr, "account": None},
-        {"name": "jay", "addr": j.addr, "account": None},
-    ]
-    ok = await j.request(type="message", text="hi all", id=3)
-    assert ok == {"type": "ok", "id": 3, "msgid": ok["msgid"]} and len(ok["msgid"]) == 16
-    assert await text.line_matching("hi all") == f"[{j.addr}]jay:hi all\n"
-    private_ok = await j.request(type="message", to="TEE", text="psst", id=4)
-    assert private_ok == {"type": "ok", "id": 4, "msgid": private_ok["msgid"]}
-    assert private_ok["msgid"] > ok["msgid"]
-    assert await text.line() == "jay say: psst\n"
-    reply = await j.request(type="message", to="zed", text="x", id=5)
-    assert reply["type"] == "error" and reply["code"] == "no_such_user"
-    reply = await j.request(type="rename", name="tee", id=6)
-    assert reply["code"] == "name_taken"
-    await text.send(b"hello json\n")
-    event = await j.json_of_type("message")
-    assert event["from"] == "tee" and event["to"] is None and event["text"] == "hello json"
-    assert event["time"].endswith("Z")
-    await j.send(b"{oops\n")
-    error = await j.json_of_type("error")
-    assert error["code"] == "bad_request"
-    await text.aclose()
-    presence = await j.json_of_type("presence")
-    assert presence == {"type": "presence", "name": "tee", "addr": text.addr, "status": "offline"}
-
-
 async def test_json_client_gets_bye_when_idle() -> None:
     async with run_server(ServerConfig(port=0, idle_timeout=0.6)) as server:
         j = await LineClient.connect(server.addresses[0])
@@ -246,12 +111,6 @@ async def test_json_client_gets_bye_when_idle() -> None:
         bye = await j.json_of_type("bye")
         assert bye == {"type": "bye", "reason": "idle", "message": "you are forced offline"}
         assert await j.eof()
-
-
-async def test_unicode_text_passes_intact(server: Server) -> None:
-    a = await joined(server.addresses[0], "张伟")
-    await a.send("你好，世界 with spaces and ümlauts\n".encode())
-    assert await a.line() == f"[{a.addr}]张伟:你好，世界 with spaces and ümlauts\n"
 
 
 async def test_abrupt_disconnects_leave_no_ghosts(server: Server) -> None:
@@ -343,3 +202,17 @@ def _record_failure(work: Callable[[], None], failures: list[BaseException]) -> 
         work()
     except BaseException as error:  # noqa: BLE001 - the test inspects it
         failures.append(error)
+
+
+# One node only: in a cluster the rename's reply comes after the echoes of the lines
+# pipelined behind it (they return from Redis' log first), so the order asserted here
+# is a single node's (tests/behaviour has the cluster's own checks of one order).
+async def test_pipelined_lines_in_one_write_are_separate_messages(server: Server) -> None:
+    a = await joined(server.addresses[0])
+    # The seed renamed this user to "a\nhello" and broadcast one merged message.
+    await a.send(b"rename|a\r\nhello\r\nworld\n")
+    assert await a.lines(3) == [
+        "you have updated user name: a\n",
+        f"[{a.addr}]a:hello\n",
+        f"[{a.addr}]a:world\n",
+    ]
