@@ -20,12 +20,14 @@ pytest.register_assert_rewrite("tests.support")
 
 from imkit.server import Server, ServerConfig  # noqa: E402
 from tests.support import (  # noqa: E402
+    Clock,
     ServerProcess,
     close_open_clients,
     run_server,
     start_server_process,
 )
 from tests.support.cluster import HAVE_REDIS, Cluster, RedisServer  # noqa: E402
+from tests.support.history_clients import db_config  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 # A test's level is the folder it is in: what it needs to run. Each gives its marker.
@@ -153,3 +155,22 @@ async def cluster(redis_server: RedisServer) -> AsyncIterator[Cluster]:
         await close_open_clients()
         await anyio.to_thread.run_sync(group.stop)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+async def db_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """An in-process server keeping history in tmp_path/h.db."""
+    async with run_server(db_config(tmp_path)) as server:
+        yield server
+
+
+@pytest.fixture
+async def admin_server(short_dir: Path) -> AsyncIterator[Server]:
+    config = ServerConfig(port=0, idle_timeout=0, admin_socket=str(short_dir / "admin.sock"))
+    async with run_server(config) as server:
+        yield server
+
+
+@pytest.fixture
+async def clock() -> Clock:
+    return Clock()

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from hypothesis import strategies as st
-
-from imkit.operator import answers
-from imkit.rules.names import MAX_NAME_LENGTH
-from imkit.server import Server
 from tests.behaviour.conftest import Chat
 from tests.support import LineClient, joined
+from tests.support.names import _add_account
 
 # ------------------------------------------------------------------ what collides
 
@@ -23,14 +16,6 @@ from tests.support import LineClient, joined
 
 
 # ------------------------------------------------------------------ properties
-
-names = st.text(min_size=1, max_size=MAX_NAME_LENGTH)
-
-
-async def _add_account(server: Server, name: str, password: str) -> dict[str, Any]:
-    request = {"type": "account_add", "name": name, "password": password}
-    reply: dict[str, Any] = await answers.answer(server, json.dumps(request).encode(), by="test")
-    return reply
 
 
 async def test_look_alikes_collide_over_tcp_in_renames_and_private_messages(

@@ -16,6 +16,7 @@ from imkit.client import admin as admin_client
 from tests.support import TIMEOUT, LineClient, free_port
 from tests.support.cluster import (
     MISSED_LINE,
+    SLACK,
     UNAVAILABLE_BYE,
     UNAVAILABLE_LINE,
     Cluster,
@@ -35,10 +36,6 @@ from tests.support.cluster import (
 )
 
 MAY_NOT_SENT = "; the message may not have been sent\n"
-
-# A dead node is noticed within --node-timeout plus two heartbeats (node_timeout / 5
-# each); the rest is room for two shared, noisy cores.
-SLACK = 6.0
 
 
 def _is_rename(line: str) -> bool:

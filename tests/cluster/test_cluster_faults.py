@@ -16,6 +16,7 @@ import redis
 
 from tests.support import TIMEOUT, LineClient, free_port
 from tests.support.cluster import (
+    SLACK,
     Cluster,
     add_account,
     arrive,
@@ -30,8 +31,6 @@ from tests.support.cluster import (
     say,
 )
 
-# Room for two shared, noisy cores on top of --node-timeout and its beats.
-SLACK = 6.0
 FULL_LINE = "error: the chat is unavailable: the cluster's Redis is full"
 DATA_LOST = "the chat's server lost its data, your account with it; it must be added again"
 

@@ -7,28 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 
 import anyio
 
-from tests.support import TIMEOUT, LineClient, split_addr
+from tests.support import LineClient, half_closed
 from tests.support.cluster import Cluster
-
-
-def half_closed(address: str, lines: bytes) -> tuple[str, list[str]]:
-    """Send ``lines``, end our writing side, read to the server's EOF: our address and
-    the lines received (an AssertionError if the server never ends the connection)."""
-    sock = socket.create_connection(split_addr(address), timeout=TIMEOUT)
-    host, port = sock.getsockname()[:2]
-    try:
-        sock.sendall(lines)
-        sock.shutdown(socket.SHUT_WR)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    finally:
-        sock.close()
-    return f"{host}:{port}", data.decode().splitlines()
 
 
 def check_text(addr: str, received: list[str], others: list[str]) -> None:

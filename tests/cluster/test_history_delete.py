@@ -10,14 +10,8 @@ from functools import partial
 
 import anyio
 
-from tests.support import LineClient, joined
+from tests.support import LineClient, joined, say
 from tests.support.cluster import Cluster
-
-
-async def say(client: LineClient, *lines: str) -> None:
-    for line in lines:
-        await client.send(line + "\n")
-        await client.line_matching(f":{line}$")  # its own echo: delivered (and queued)
 
 
 async def test_in_a_cluster_a_deletion_reaches_every_node(cluster: Cluster) -> None:

@@ -10,33 +10,19 @@ from __future__ import annotations
 import json
 
 import anyio
-import pytest
 
 from tests.support import (
-    Clock,
     LineClient,
     client_from,
+    proxied,
     split_addr,
 )
 from tests.support.cluster import Cluster
-
-
-@pytest.fixture
-async def clock() -> Clock:
-    return Clock()
-
 
 # --------------------------------------------------------------------- pure rules
 
 
 # ------------------------------------------------------------------ over real TCP
-
-
-async def proxied(address: str, source: str, port: int = 40000) -> LineClient:
-    """A client behind a balancer (--proxy-protocol) whose user is at ``source``."""
-    client = await LineClient.connect(address)
-    await client.send(f"PROXY TCP6 {source} 2001:db8::ffff {port} 8888\r\n".encode())
-    return client
 
 
 # ---------------------------------------------------------------------- a cluster

@@ -6,41 +6,15 @@ server, a real ``imkit serve`` and a two-node cluster."""
 
 from __future__ import annotations
 
-import ipaddress
-
 import anyio
 
-from tests.support import (
-    LineClient,
-    split_addr,
-)
 from tests.support.cluster import Cluster
-
-ip = ipaddress.ip_address
-
+from tests.support.per_address import connect_from, online_from, refused
 
 # --------------------------------------------------------------- the rules, pure
 
 
 # ------------------------------------------------------------------ over real TCP
-
-
-async def connect_from(source: str, address: str) -> LineClient:
-    """A raw client whose socket is bound to ``source`` (127.0.0.2 ...)."""
-    host, port = split_addr(address)
-    return LineClient(await anyio.connect_tcp(host, port, local_host=source))
-
-
-async def online_from(source: str, address: str) -> LineClient:
-    client = await connect_from(source, address)
-    assert await client.line() == f"[{client.addr}]{client.addr}:user is online\n"
-    return client
-
-
-async def refused(client: LineClient, line: str) -> None:
-    assert await client.line() == line
-    assert await client.eof()
-    await client.aclose()
 
 
 async def test_the_limit_is_per_node_in_a_cluster(cluster: Cluster) -> None:

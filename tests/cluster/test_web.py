@@ -8,37 +8,9 @@ from __future__ import annotations
 
 import re
 
-import anyio
-
-from tests.support import TIMEOUT, joined, split_addr
+from tests.support import joined
 from tests.support.cluster import Cluster
 from tests.support.web import WEB, hello, web_user
-
-
-async def read_to_end(stream: anyio.abc.ByteReceiveStream) -> bytes:
-    """Everything ``stream`` gives until the server closes it."""
-    data = b""
-    with anyio.fail_after(TIMEOUT):
-        try:
-            while True:
-                data += await stream.receive()
-        except (anyio.EndOfStream, anyio.BrokenResourceError):
-            pass
-    return data
-
-
-async def http(address: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    """One raw HTTP exchange (the server is asked to close): status, headers, body."""
-    host, port = split_addr(address)
-    async with await anyio.connect_tcp(host, port) as stream:
-        await stream.send(request)
-        data = await read_to_end(stream)
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    return status, headers, body
-
 
 # ------------------------------------------------------------------------ the files
 

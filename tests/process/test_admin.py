@@ -5,22 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
-import pytest
 
 from imkit.operator import answers
-from imkit.server import Server, ServerConfig
-from tests.support import LineClient, imkit_env, joined, run_imkit, run_server, start_server_process
-
-
-@pytest.fixture
-async def admin_server(short_dir: Path) -> AsyncIterator[Server]:
-    config = ServerConfig(port=0, idle_timeout=0, admin_socket=str(short_dir / "admin.sock"))
-    async with run_server(config) as server:
-        yield server
+from imkit.server import Server
+from tests.support import LineClient, imkit_env, joined, run_imkit, start_server_process
 
 
 def admin_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:

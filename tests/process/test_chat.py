@@ -10,6 +10,7 @@ from tests.support import (
     IMKIT,
     InteractiveProcess,
     ServerProcess,
+    chat,
     imkit_env,
     run_imkit,
     split_addr,
@@ -17,11 +18,6 @@ from tests.support import (
 )
 from tests.support.accounts import start_accounts_server
 from tests.support.scripted import Json, ScriptedServer, Session
-
-
-def chat(address: str, *args: str) -> InteractiveProcess:
-    host, port = split_addr(address)
-    return InteractiveProcess([*IMKIT, "chat", "--host", host, "--port", str(port), *args])
 
 
 def test_two_people_talk_through_a_whole_session(server_process: ServerProcess) -> None:

@@ -26,12 +26,6 @@ from imkit.errors import (
 )
 from imkit.protocol import Event
 from tests.support.accounts import AccountsServer, start_accounts_server
-from tests.support.scripted import Json
-
-
-def error(request: Json, code: str, message: str) -> list[Json]:
-    return [{"type": "error", "id": request.get("id"), "code": code, "message": message}]
-
 
 # ---------------------------------------------------------------------- error classes
 

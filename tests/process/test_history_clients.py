@@ -12,19 +12,19 @@ import shlex
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
-from imkit.client.library import Client, connect
+from imkit.client.library import connect
 from imkit.operator import answers
 from imkit.server import Server, ServerConfig
 from tests.support import (
     IMKIT,
-    InteractiveProcess,
     ServerProcess,
+    chat,
     hostport,
     imkit_env,
     joined,
@@ -33,28 +33,13 @@ from tests.support import (
     split_addr,
     start_server_process,
 )
+from tests.support.history_clients import socket_of, stored
 from tests.support.terminal import Pane
 
 # `imkit history`'s text form: ChatMessage.past_line(), as in text mode's history|N.
 PAST_LINE = re.compile(r"^past \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[([^\]]+)\]([^:]+):(.*)$")
 # `imkit chat`'s: past, the local time (and the date, for a message not from today).
 CHAT_PAST = re.compile(r"^past (\d{4}-\d\d-\d\d )?\d\d:\d\d ")
-
-
-def db_config(tmp_path: Path) -> ServerConfig:
-    return ServerConfig(port=0, idle_timeout=0, rate=0, db=str(tmp_path / "h.db"))
-
-
-@pytest.fixture
-async def db_server(tmp_path: Path) -> AsyncIterator[Server]:
-    """An in-process server keeping history in tmp_path/h.db."""
-    async with run_server(db_config(tmp_path)) as server:
-        yield server
-
-
-def socket_of(server: Server) -> str:
-    assert server.admin_socket is not None
-    return str(server.admin_socket.path)
 
 
 async def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -65,13 +50,6 @@ async def cli(*args: str) -> subprocess.CompletedProcess[str]:
 async def send_cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     host, port = hostport(server)
     return await cli("send", "--host", host, "--port", str(port), *args)
-
-
-async def stored(client: Client, text: str) -> str:
-    """Send a public message; its msgid, from the ok that came once it was stored."""
-    msgid = await client.send(text)
-    assert msgid is not None
-    return msgid
 
 
 def stats_rows(table: str) -> dict[str, str]:
@@ -219,11 +197,6 @@ def history_server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield server
     finally:
         assert server.stop() == 0
-
-
-def chat(address: str, *args: str) -> InteractiveProcess:
-    host, port = split_addr(address)
-    return InteractiveProcess([*IMKIT, "chat", "--host", host, "--port", str(port), *args])
 
 
 def test_chat_shows_past_messages_before_the_menu(history_server: ServerProcess) -> None:

@@ -10,13 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from tests.support import LineClient, joined, run_imkit, start_server_process
-
-
-async def say(client: LineClient, *lines: str) -> None:
-    for line in lines:
-        await client.send(line + "\n")
-        await client.line_matching(f":{line}$")  # its own echo: delivered (and queued)
+from tests.support import joined, run_imkit, say, start_server_process
 
 
 async def test_deleted_messages_stay_deleted_after_a_restart(short_dir: Path) -> None:

@@ -33,15 +33,13 @@ from tests.support import (
     split_addr,
     start_server_process,
 )
+from tests.support.logs import ISO_TIME, PUBLIC_TEXT, SNAKE_CASE
 from tests.support.terminal import Pane
 
-ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) \S")
-SNAKE_CASE = re.compile(r"^[a-z]+(_[a-z]+)*$")
 # Distinctive enough that finding one in a log can only mean it was logged.
 PASSWORD = "hunter2-owl-9931"
 WRONG_PASSWORD = "guess-otter-5150"
-PUBLIC_TEXT = "zebra-quartz-4711 said in public"
 PRIVATE_TEXT = "marmot-basalt-2286 said in private"
 WATCH_HEADER = ["TIME", "USERS", "CONNS", "MSGS/S", "DELIVERIES/S", "SLOW", "REFUSED"]
 WATCH_ROW = r"^\d\d:\d\d:\d\d "

@@ -19,19 +19,14 @@ from imkit.hub.core import Hub
 from imkit.server import Server, ServerConfig
 from tests.support import (
     Clock,
-    LineClient,
     close_open_clients,
     joined,
+    proxied,
     run_imkit,
     run_server,
     start_server_process,
 )
 from tests.support.accounts import start_accounts_server
-
-
-@pytest.fixture
-async def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -47,13 +42,6 @@ async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
 
 
 # ------------------------------------------------------------------ over real TCP
-
-
-async def proxied(address: str, source: str, port: int = 40000) -> LineClient:
-    """A client behind a balancer (--proxy-protocol) whose user is at ``source``."""
-    client = await LineClient.connect(address)
-    await client.send(f"PROXY TCP6 {source} 2001:db8::ffff {port} 8888\r\n".encode())
-    return client
 
 
 async def imkit(*args: str) -> tuple[int, str]:

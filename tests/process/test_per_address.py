@@ -6,7 +6,6 @@ server, a real ``imkit serve`` and a two-node cluster."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from pathlib import Path
 
@@ -14,38 +13,16 @@ import anyio
 
 from imkit.client import admin as admin_client
 from tests.support import (
-    LineClient,
     imkit_env,
     run_imkit,
-    split_addr,
     start_server_process,
 )
-
-ip = ipaddress.ip_address
-
+from tests.support.per_address import connect_from, online_from, refused
 
 # --------------------------------------------------------------- the rules, pure
 
 
 # ------------------------------------------------------------------ over real TCP
-
-
-async def connect_from(source: str, address: str) -> LineClient:
-    """A raw client whose socket is bound to ``source`` (127.0.0.2 ...)."""
-    host, port = split_addr(address)
-    return LineClient(await anyio.connect_tcp(host, port, local_host=source))
-
-
-async def online_from(source: str, address: str) -> LineClient:
-    client = await connect_from(source, address)
-    assert await client.line() == f"[{client.addr}]{client.addr}:user is online\n"
-    return client
-
-
-async def refused(client: LineClient, line: str) -> None:
-    assert await client.line() == line
-    assert await client.eof()
-    await client.aclose()
 
 
 def test_connect_rate_through_imkit_serve_its_log_and_stats(short_dir: Path) -> None:

@@ -9,62 +9,13 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
-import struct
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from tests.support import (
     split_addr,
     start_server_process,
 )
-
-# A storm: this many threads, each connecting, sending one line and closing, for at most
-# STORM_SECONDS and STORM_CONNECTIONS connections in all.
-STORM_THREADS = 6
-STORM_SECONDS = 4.0
-STORM_CONNECTIONS = 20_000
-
-
-@contextmanager
-def storm(address: str, *, reset: bool) -> Iterator[list[int]]:
-    """Run a reconnect storm in threads for the duration of the block (at most
-    STORM_SECONDS); yields a one-item list that ends up holding the connections made.
-
-    With ``reset`` each client closes with a RST (SO_LINGER 0), so the kernel may give
-    its port to the next connection before the server has seen it leave."""
-    host, port = split_addr(address)
-    made = [0]
-    stop = threading.Event()
-    deadline = time.monotonic() + STORM_SECONDS
-    lock = threading.Lock()
-
-    def hammer() -> None:
-        while not stop.is_set() and time.monotonic() < deadline:
-            with lock:
-                if made[0] >= STORM_CONNECTIONS:
-                    return
-                made[0] += 1
-            try:
-                sock = socket.create_connection((host, port), timeout=2)
-                sock.sendall(b"hi\n")
-                if reset:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                sock.close()
-            except OSError:
-                pass
-
-    threads = [threading.Thread(target=hammer, daemon=True) for _ in range(STORM_THREADS)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield made
-    finally:
-        for thread in threads:
-            thread.join(STORM_SECONDS + 5)
-        stop.set()
-
 
 # ------------------------------------------------------------------------- bursts
 

@@ -8,59 +8,15 @@ does (docs/clients.md); the end-to-end ones, at the end, to a real `imkit serve`
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from imkit.cli import main
-from tests.support.accounts import AccountsServer, start_accounts_server
-
-Json = dict[str, Any]
-
-CREATED = "2026-11-27T07:31:13.091Z"
-
-
-class AdminStandIn:
-    """A Unix socket that answers one JSON request a connection, as the admin socket
-    does; ``replies`` maps a request type to its reply (or a function of the request)."""
-
-    def __init__(self, path: Path, replies: dict[str, Json | Callable[[Json], Json]]) -> None:
-        self.path = path
-        self.replies = replies
-        self.requests: list[Json] = []
-        self._listener = socket.socket(socket.AF_UNIX)
-        self._listener.bind(str(path))
-        self._listener.listen()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn, _ = self._listener.accept()
-                with conn, conn.makefile("rb") as lines:
-                    request = json.loads(lines.readline())
-                    self.requests.append(request)
-                    reply = self.replies.get(request["type"])
-                    if callable(reply):
-                        reply = reply(request)
-                    if reply is None:
-                        reply = {"type": "error", "code": "bad_request", "message": "unknown"}
-                    conn.sendall((json.dumps(reply) + "\n").encode())
-
-    def types(self) -> list[str]:
-        return [r["type"] for r in self.requests]
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        self._listener.close()
+from tests.support.account_cli import CREATED, AdminStandIn, Json, account
 
 
 def accounts(*names: str) -> Json:
@@ -84,12 +40,6 @@ def stand_in(short_dir: Path) -> Iterator[AdminStandIn]:
     )
     yield fake
     fake.close()
-
-
-def account(fake: AdminStandIn, *args: str, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(
-        main, ["account", *args, "--admin-socket", str(fake.path)], input=stdin
-    )
 
 
 # ------------------------------------------------------------------------------ add
@@ -326,10 +276,3 @@ def test_no_server_exits_3_before_asking(short_dir: Path, args: list[str]) -> No
 
 
 # ---------------------------------------------------------------- end to end (a server)
-
-
-@pytest.fixture
-def real(short_dir: Path) -> Iterator[AccountsServer]:
-    server = start_accounts_server(short_dir)
-    yield server
-    server.stop()

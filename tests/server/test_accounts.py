@@ -31,11 +31,6 @@ from tests.support.accounts import add, config, json_hello
 
 
 @pytest.fixture
-async def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
     async with run_server(config(short_dir), Hub(wall_clock=clock)) as running:
         yield running

@@ -9,7 +9,6 @@ import pwd
 import socket
 import stat
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -19,13 +18,6 @@ from imkit.client import admin as admin_client
 from imkit.errors import AdminError, AdminUnavailable, ServeError
 from imkit.server import Server, ServerConfig
 from tests.support import run_server
-
-
-@pytest.fixture
-async def admin_server(short_dir: Path) -> AsyncIterator[Server]:
-    config = ServerConfig(port=0, idle_timeout=0, admin_socket=str(short_dir / "admin.sock"))
-    async with run_server(config) as server:
-        yield server
 
 
 async def test_socket_is_private(admin_server: Server) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,41 +14,15 @@ import anyio
 import pytest
 
 from imkit.client import admin as admin_client
-from imkit.client.library import ChatMessage, Client, HistoryPage, connect
+from imkit.client.library import ChatMessage, HistoryPage, connect
 from imkit.errors import AdminError, ServerError, Unavailable
 from imkit.operator import answers
-from imkit.server import Server, ServerConfig
+from imkit.server import Server
 from tests.support import (
-    IMKIT,
-    InteractiveProcess,
     hostport,
     run_server,
-    split_addr,
 )
-
-
-def db_config(tmp_path: Path) -> ServerConfig:
-    return ServerConfig(port=0, idle_timeout=0, rate=0, db=str(tmp_path / "h.db"))
-
-
-@pytest.fixture
-async def db_server(tmp_path: Path) -> AsyncIterator[Server]:
-    """An in-process server keeping history in tmp_path/h.db."""
-    async with run_server(db_config(tmp_path)) as server:
-        yield server
-
-
-def socket_of(server: Server) -> str:
-    assert server.admin_socket is not None
-    return str(server.admin_socket.path)
-
-
-async def stored(client: Client, text: str) -> str:
-    """Send a public message; its msgid, from the ok that came once it was stored."""
-    msgid = await client.send(text)
-    assert msgid is not None
-    return msgid
-
+from tests.support.history_clients import db_config, socket_of, stored
 
 # ---------------------------------------------------------------- the client library
 
@@ -61,11 +34,6 @@ async def stored(client: Client, text: str) -> str:
 
 
 # ------------------------------------------------------------------------ imkit chat
-
-
-def chat(address: str, *args: str) -> InteractiveProcess:
-    host, port = split_addr(address)
-    return InteractiveProcess([*IMKIT, "chat", "--host", host, "--port", str(port), *args])
 
 
 async def test_history_pages_back_with_before_and_more(tmp_path: Path) -> None:

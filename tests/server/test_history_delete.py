@@ -19,6 +19,7 @@ from tests.support import (
     ask,
     joined,
     run_server,
+    say,
 )
 
 
@@ -35,12 +36,6 @@ async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     async with run_server(config, Hub(wall_clock=clock)) as running:
         running.clock = clock  # type: ignore[attr-defined]
         yield running
-
-
-async def say(client: LineClient, *lines: str) -> None:
-    for line in lines:
-        await client.send(line + "\n")
-        await client.line_matching(f":{line}$")  # its own echo: delivered (and queued)
 
 
 async def test_delete_by_msgid_and_by_user(server: Server) -> None:

@@ -26,11 +26,6 @@ from tests.support import (
 
 
 @pytest.fixture
-async def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
     config = ServerConfig(
         port=0, db="none", idle_timeout=0, rate=0, admin_socket=str(short_dir / "a.sock")

@@ -15,43 +15,19 @@ import anyio
 import anyio.abc
 
 from imkit.server import Server
-from tests.support import TIMEOUT, LineClient, ask, joined, run_server, split_addr
+from tests.support import TIMEOUT, LineClient, joined, run_server, split_addr
 from tests.support.accounts import add, config
+from tests.support.owed_replies import control_text, mail, waiting
 from tests.support.web import hello, web_user
 
 PASSWORD = "pw"
 LOGIN_HELLO = {"type": "hello", "login": {"name": "victim", "password": PASSWORD}}
 
 
-async def waiting(server: Server, account: str) -> int:
-    listed = await ask(server, type="accounts")
-    [entry] = [a for a in listed["accounts"] if a["name"] == account]
-    count: int = entry["waiting"]
-    return count
-
-
 async def waiting_becomes(server: Server, account: str, count: int) -> None:
     with anyio.fail_after(TIMEOUT):
         while await waiting(server, account) != count:
             await anyio.sleep(0.05)
-
-
-def control_text(number: int, size: int) -> str:
-    """A message of raw control characters, as the hostile test sent them: each is six
-    bytes in JSON (\\u0001), so the JSON form is about six times the text's length."""
-    return f"{number:03d}" + "\x01" * (size - 3)
-
-
-async def mail(address: str, to: str, texts: list[str]) -> None:
-    """A guest leaves ``texts`` for the offline account ``to`` as the hostile test did,
-    over text (a JSON request could not carry 4,000 control characters: escaped, it
-    would pass the JSON line limit); each is acknowledged as kept."""
-    sender = await joined(address)
-    kept = f"{to} is offline; the message will be delivered when {to} logs in\n"
-    for text in texts:
-        await sender.send(f"to|{to}|{text}\n")
-        assert await sender.line() == kept
-    await sender.aclose()
 
 
 async def read_kept(client: LineClient, count: int) -> list[str]:

@@ -6,7 +6,6 @@ server, a real ``imkit serve`` and a two-node cluster."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from functools import partial
 
@@ -27,11 +26,7 @@ from tests.support import (
     split_addr,
 )
 from tests.support.metrics import Scraper, value
-
-ip = ipaddress.ip_address
-
-TOO_MANY_16 = "too many connections from your address (16 at most)\n"
-
+from tests.support.per_address import TOO_MANY_16, connect_from, online_from, refused
 
 # --------------------------------------------------------------- the rules, pure
 
@@ -41,24 +36,6 @@ TOO_MANY_16 = "too many connections from your address (16 at most)\n"
 
 def config(**overrides: object) -> ServerConfig:
     return ServerConfig(**{"port": 0, "idle_timeout": 0, **overrides})  # type: ignore[arg-type]
-
-
-async def connect_from(source: str, address: str) -> LineClient:
-    """A raw client whose socket is bound to ``source`` (127.0.0.2 ...)."""
-    host, port = split_addr(address)
-    return LineClient(await anyio.connect_tcp(host, port, local_host=source))
-
-
-async def online_from(source: str, address: str) -> LineClient:
-    client = await connect_from(source, address)
-    assert await client.line() == f"[{client.addr}]{client.addr}:user is online\n"
-    return client
-
-
-async def refused(client: LineClient, line: str) -> None:
-    assert await client.line() == line
-    assert await client.eof()
-    await client.aclose()
 
 
 def refusal_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -6,7 +6,6 @@ of two nodes, the other node's users see the carried address too."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import struct
 
@@ -20,28 +19,7 @@ from imkit.transport.proxy import (
     read_header,
 )
 from tests.support import TIMEOUT, LineClient, run_server
-
-V1 = b"PROXY TCP4 203.0.113.7 10.0.0.5 51000 8888\r\n"
-
-
-def v2(
-    source: str = "198.51.100.9",
-    port: int = 4000,
-    *,
-    command: int = 0x21,
-    tlv: bytes = b"",
-) -> bytes:
-    """A version 2 header as HAProxy's send-proxy-v2 writes it."""
-    ip = ipaddress.ip_address(source)
-    if ip.version == 4:
-        body = struct.pack("!4s4sHH", ip.packed, bytes([10, 0, 0, 5]), port, 8888)
-        family = 0x11
-    else:
-        body = struct.pack("!16s16sHH", ip.packed, bytes(16), port, 8888)
-        family = 0x21
-    body += tlv
-    return V2_SIGNATURE + struct.pack("!BBH", command, family, len(body)) + body
-
+from tests.support.proxy_protocol import V1, v2
 
 # ------------------------------------------------------------------------- the parser
 

@@ -360,3 +360,37 @@ class run_server:  # noqa: N801 - used like a function: `async with run_server(c
         await close_open_clients()
         self.server.stop()
         return await self._tg.__aexit__(*exc)  # type: ignore[arg-type]
+
+
+def chat(address: str, *args: str) -> InteractiveProcess:
+    host, port = split_addr(address)
+    return InteractiveProcess([*IMKIT, "chat", "--host", host, "--port", str(port), *args])
+
+
+async def say(client: LineClient, *lines: str) -> None:
+    for line in lines:
+        await client.send(line + "\n")
+        await client.line_matching(f":{line}$")  # its own echo: delivered (and queued)
+
+
+async def proxied(address: str, source: str, port: int = 40000) -> LineClient:
+    """A client behind a balancer (--proxy-protocol) whose user is at ``source``."""
+    client = await LineClient.connect(address)
+    await client.send(f"PROXY TCP6 {source} 2001:db8::ffff {port} 8888\r\n".encode())
+    return client
+
+
+def half_closed(address: str, lines: bytes) -> tuple[str, list[str]]:
+    """Send ``lines``, end our writing side, read to the server's EOF: our address and
+    the lines received (an AssertionError if the server never ends the connection)."""
+    sock = socket.create_connection(split_addr(address), timeout=TIMEOUT)
+    host, port = sock.getsockname()[:2]
+    try:
+        sock.sendall(lines)
+        sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    finally:
+        sock.close()
+    return f"{host}:{port}", data.decode().splitlines()

@@ -679,3 +679,8 @@ async def log_in(user: User, account: str, others: list[User], password: str = P
         await user.expect(renamed(user, old, account))
         await everyone_expects(others, renamed(user, old, account))
     assert not user.pending, user.pending
+
+
+# A dead node is noticed within --node-timeout plus two heartbeats (node_timeout / 5
+# each); the rest is room for two shared, noisy cores.
+SLACK = 6.0

@@ -8,8 +8,6 @@ in tests/test_cluster_accounts.py."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,24 +26,7 @@ from imkit.rules.accounts import (
     verify_password,
 )
 from imkit.rules.names import name_key
-from imkit.server import Server
-from tests.support import (
-    Clock,
-    run_server,
-)
-from tests.support.accounts import COST, config
-
-
-@pytest.fixture
-async def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
-    async with run_server(config(short_dir), Hub(wall_clock=clock)) as running:
-        yield running
-
+from tests.support.accounts import COST
 
 # ------------------------------------------------------------------ the pure parts
 

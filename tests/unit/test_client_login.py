@@ -19,12 +19,6 @@ from imkit.errors import (
     ServerError,
     TooManyAttempts,
 )
-from tests.support.scripted import Json
-
-
-def error(request: Json, code: str, message: str) -> list[Json]:
-    return [{"type": "error", "id": request.get("id"), "code": code, "message": message}]
-
 
 # ---------------------------------------------------------------------- error classes
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import sqlite3
 from pathlib import Path
 
@@ -18,9 +17,7 @@ from imkit.rules.names import name_key, name_problem
 from imkit.rules.pseudonyms import host_of, pseudonym
 from imkit.store import SqliteStore
 from imkit.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-
-PSEUDONYM = re.compile(r"^anon:[a-z2-7]{6}$")
-
+from tests.support.hidden_addresses import PSEUDONYM
 
 # ----------------------------------------------------------------- pseudonyms
 

@@ -6,12 +6,9 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import re
 import sys
 from pathlib import Path
-from typing import Any
 
-import anyio
 import pytest
 
 import imkit
@@ -19,49 +16,9 @@ from imkit.cli.logformat import FALLBACK_EVENT, JsonFormatter
 from imkit.hub.core import Hub
 from imkit.hub.outbox import Outbox
 from imkit.protocol import PublicMessage, Rename, ServerConnection
-from tests.support import (
-    IMKIT,
-    TIMEOUT,
-    InteractiveProcess,
-    ServerProcess,
-)
-
-ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-SNAKE_CASE = re.compile(r"^[a-z]+(_[a-z]+)*$")
-PUBLIC_TEXT = "zebra-quartz-4711 said in public"
-
+from tests.support.logs import ISO_TIME, PUBLIC_TEXT, SNAKE_CASE, json_records
 
 # ------------------------------------------------------------------ --log-format json
-
-
-def json_log(server: ServerProcess) -> list[dict[str, Any]]:
-    """Every line the server has logged so far, each parsed as one JSON object."""
-    records = []
-    for line in list(server.log):
-        assert line.endswith("\n"), line
-        record = json.loads(line)
-        assert isinstance(record, dict), line
-        records.append(record)
-    return records
-
-
-async def logged(server: ServerProcess, event: str, **fields: Any) -> dict[str, Any]:
-    """The first record of ``event`` with these ``fields``, once the server logged it."""
-    with anyio.fail_after(TIMEOUT):
-        while True:
-            for record in json_log(server):
-                if record["event"] == event and all(
-                    record.get(key) == value for key, value in fields.items()
-                ):
-                    return record
-            await anyio.sleep(0.05)
-
-
-def json_records(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
-    """The records of ``event`` caught in this process, as --log-format json has them."""
-    formatter = JsonFormatter()
-    entries = [json.loads(formatter.format(record)) for record in caplog.records]
-    return [entry for entry in entries if entry["event"] == event]
 
 
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
@@ -83,11 +40,6 @@ def _is_log_call(node: ast.AST) -> bool:
 
 
 # ------------------------------------------------------------------ stats --watch
-
-
-def watch(admin_socket: str, *args: str) -> InteractiveProcess:
-    command = [*IMKIT, "stats", "--watch", "--interval", "0.2", "--admin-socket", admin_socket]
-    return InteractiveProcess([*command, *args])
 
 
 def test_a_slow_consumer_is_logged_by_name(caplog: pytest.LogCaptureFixture) -> None:

@@ -11,15 +11,6 @@ import pytest
 
 from imkit.rules.bans import Ban, Bans, parse_duration, parse_target, shown, widened
 from imkit.rules.names import name_problem
-from tests.support import (
-    Clock,
-)
-
-
-@pytest.fixture
-async def clock() -> Clock:
-    return Clock()
-
 
 # --------------------------------------------------------------------- pure rules
 

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from imkit.rules.names import CONFUSABLES_VERSION, MAX_NAME_LENGTH, name_key, name_problem
+from tests.support.names import _old_name_problem
 
 # ------------------------------------------------------------------ what collides
 
@@ -248,22 +249,6 @@ def test_invisible_names_are_refused_with_a_reason() -> None:
     # Visible, and one name with "a"; PRECIS refuses default-ignorable characters anywhere.
     assert name_problem("a\u3164") is not None
     assert name_key("a\u3164") == name_key("a")
-
-
-def _old_name_problem(name: str) -> str | None:
-    """The rules before look-alike names (once in protocol.py), kept to compare against."""
-    if not name:
-        return "a name cannot be empty"
-    if len(name) > MAX_NAME_LENGTH:
-        return f"a name has at most {MAX_NAME_LENGTH} characters"
-    for char in name:
-        if char in "|:":
-            return f"a name cannot contain {char!r}"
-        if char.isspace():
-            return "a name cannot contain spaces"
-        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Co", "Cn"):
-            return "a name cannot contain control or unassigned characters"
-    return None
 
 
 # ------------------------------------------------------------------ properties

@@ -21,11 +21,10 @@ from imkit.transport.limits import (
 from tests.support import (
     Clock,
 )
+from tests.support.per_address import TOO_MANY_16
 
 ip = ipaddress.ip_address
 net = ipaddress.ip_network
-
-TOO_MANY_16 = "too many connections from your address (16 at most)\n"
 
 
 # --------------------------------------------------------------- the rules, pure
