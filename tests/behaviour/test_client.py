@@ -1,4 +1,6 @@
-"""The client library against a real server: each call and each error code."""
+"""The client library against a real server: each call and each error code.
+
+Here the tests that run on one node and on two; the others are in server/test_client.py."""
 
 from __future__ import annotations
 

@@ -1,25 +1,13 @@
 """Hardening over real sockets: slow readers, floods, capacity, bad input, abrupt
-disconnects, password and TLS. (Shutdown is in test_cli_serve.py and test_shutdown.py.)"""
+disconnects, password and TLS. (Shutdown is in test_cli_serve.py and test_shutdown.py.)
+
+Here the tests that run on one node and on two; the others are in
+server/test_hardening.py, unit/test_hardening.py."""
 
 from __future__ import annotations
 
 from tests.behaviour.conftest import Chat
 from tests.support import LineClient
-
-# ------------------------------------------------------------------- slow readers
-
-
-# ------------------------------------------------------------------------- floods
-
-
-# ----------------------------------------------------------------------- capacity
-
-
-# ---------------------------------------------------------------------- bad input
-
-
-# ----------------------------------------------------------------------- password
-
 
 # ---------------------------------------------------------------------------- TLS
 

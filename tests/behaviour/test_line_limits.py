@@ -1,6 +1,9 @@
 """Robustness at the edges of a line, end to end over real TCP: request ids that cannot be
 echoed, operator texts that must stay one line, and --max-line as a limit on the message
-text in both wire modes."""
+text in both wire modes.
+
+Here the tests that run on one node and on two; the others are in
+server/test_line_limits.py."""
 
 from __future__ import annotations
 
@@ -13,12 +16,6 @@ from tests.behaviour.conftest import Chat
 from tests.support import LineClient, joined
 
 LIMIT = DEFAULT_MAX_LINE  # the server fixture's --max-line
-
-
-# ----------------------------------------------------------- ids that cannot be echoed
-
-
-# --------------------------------------------------------- operator texts stay one line
 
 
 # ------------------------------------------------- --max-line limits the message text

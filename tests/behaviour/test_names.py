@@ -1,19 +1,13 @@
-"""User names: validity and the one name key (imkit/names.py), pure."""
+"""User names: validity and the one name key (imkit/names.py), pure.
+
+Here the tests that run on one node and on two; the others are in server/test_names.py,
+unit/test_names.py."""
 
 from __future__ import annotations
 
 from tests.behaviour.conftest import Chat
 from tests.support import LineClient, joined
 from tests.support.names import _add_account
-
-# ------------------------------------------------------------------ what collides
-
-
-# ------------------------------------------------------------------ stable keys
-
-
-# ------------------------------------------------------------------ validity
-
 
 # ------------------------------------------------------------------ properties
 

@@ -1,5 +1,7 @@
 """The server over real loopback TCP: every row of the seed's protocol table, JSON mode,
-and each bug of the seed that imkit must not have."""
+and each bug of the seed that imkit must not have.
+
+Here the tests that run on one node and on two; the others are in server/test_server.py."""
 
 from __future__ import annotations
 

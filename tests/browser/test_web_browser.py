@@ -6,7 +6,7 @@ Playwright's sync API runs in these plain (not anyio) test functions: it starts 
 event loop in a thread of its own, which must not be nested in a running one. The TCP
 side uses a blocking socket for the same reason.
 
-`IMKIT_UPDATE_SCREENSHOT=1 pytest tests/test_web_browser.py -k screenshot` rewrites
+`IMKIT_UPDATE_SCREENSHOT=1 pytest tests/browser/test_web_browser.py -k screenshot` rewrites
 docs/web.png, the screenshot the README shows."""
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
 """Cluster mode end to end (issue 12): the admin commands on any node act on the whole
 cluster (who with its NODE column, kick, stats, history), and a node refuses a cluster
-whose data format it does not understand."""
+whose data format it does not understand.
+
+Here the tests that need a real redis-server; the others are in
+process/test_cluster_admin.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """A client that half-closes (sends its lines, then ends its writing side, as
 ``printf 'who\\nhello\\n' | nc -N HOST PORT`` does) still gets every reply it is owed,
 then EOF: on one node, and on a cluster node, whose replies come back through Redis
-after the client's end of stream (issue 26, item 7)."""
+after the client's end of stream (issue 26, item 7).
+
+Here the tests that need a real redis-server; the others are in
+process/test_half_close.py."""
 
 from __future__ import annotations
 

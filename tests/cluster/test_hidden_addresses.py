@@ -3,7 +3,10 @@ addresses; the operator (`imkit who`, the log) sees the addresses.
 
 Clients connect from distinct loopback addresses (127.0.0.2, 127.0.0.3 ...), so that a
 scan of everything a client received can look for another client's IP at all, not
-only for its ``ip:port``."""
+only for its ``ip:port``.
+
+Here the tests that need a real redis-server; the others are in
+process/test_hidden_addresses.py, unit/test_hidden_addresses.py."""
 
 from __future__ import annotations
 
@@ -19,12 +22,6 @@ from tests.support import (
 )
 from tests.support.cluster import Cluster
 from tests.support.hidden_addresses import connect_from, leaks
-
-# ----------------------------------------------------------------- pseudonyms
-
-
-# ------------------------------------------------------------------ one server
-
 
 # --------------------------------------------------------------------- cluster
 

@@ -1,7 +1,10 @@
 """Removing spam from history (issue 14, point 6): `imkit history delete MSGID...` and
 `--user NAME [--since DURATION]`, with the SQLite store and in memory, in a cluster
 through Redis; deleted messages are gone from every later page and from the replay, on
-every node, also after a restart, and the deletion is logged with who made it."""
+every node, also after a restart, and the deletion is logged with who made it.
+
+Here the tests that need a real redis-server; the others are in
+process/test_history_delete.py, server/test_history_delete.py."""
 
 from __future__ import annotations
 

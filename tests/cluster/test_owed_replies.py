@@ -2,7 +2,10 @@
 a page of history, the list of who is online and the messages kept for a login reach a
 client that reads, at the pace it reads, and are never a reason to drop it; a kept
 message leaves the mailbox only once it has been written to the client's socket. Real
-TCP, one in-process server; the cluster's side is at the end, on a real redis-server."""
+TCP, one in-process server; the cluster's side is at the end, on a real redis-server.
+
+Here the tests that need a real redis-server; the others are in
+server/test_owed_replies.py."""
 
 from __future__ import annotations
 

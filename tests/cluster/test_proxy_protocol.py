@@ -2,19 +2,16 @@
 every malformed form, any split), then over real TCP: the carried address is the user's
 in presence lines, default names and ``imkit who``; a trusted connection without a valid
 header is closed; a header from an untrusted address is only chat text; and in a cluster
-of two nodes, the other node's users see the carried address too."""
+of two nodes, the other node's users see the carried address too.
+
+Here the tests that need a real redis-server; the others are in
+server/test_proxy_protocol.py, unit/test_proxy_protocol.py."""
 
 from __future__ import annotations
 
 from tests.support import LineClient
 from tests.support.cluster import Cluster
 from tests.support.proxy_protocol import V1, v2
-
-# ------------------------------------------------------------------------- the parser
-
-
-# ------------------------------------------------------------------ over real TCP
-
 
 # ---------------------------------------------------------------------- a cluster
 

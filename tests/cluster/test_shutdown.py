@@ -1,5 +1,8 @@
 """Graceful shutdown of a real `imkit serve` process on SIGTERM, SIGINT and SIGHUP, also
-in the middle of a connection storm (the storms are bounded and stay on loopback)."""
+in the middle of a connection storm (the storms are bounded and stay on loopback).
+
+Here the tests that need a real redis-server; the others are in
+process/test_shutdown.py."""
 
 from __future__ import annotations
 

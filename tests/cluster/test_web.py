@@ -2,7 +2,9 @@
 
 The WebSocket is driven with a real client library (websockets' asyncio client); raw
 sockets only where a client library would refuse to misbehave (bad paths, bad frames).
-"""
+
+Here the tests that need a real redis-server; the others are in process/test_web.py,
+server/test_web.py."""
 
 from __future__ import annotations
 
@@ -11,18 +13,6 @@ import re
 from tests.support import joined
 from tests.support.cluster import Cluster
 from tests.support.web import WEB, hello, web_user
-
-# ------------------------------------------------------------------------ the files
-
-
-# ----------------------------------------------------------------- the chat over it
-
-
-# ------------------------------------------------------------- limits and leaving
-
-
-# ---------------------------------------------------------------------- a cluster
-
 
 # ------------------------------------------------------------ idle and bad HTTP (review)
 

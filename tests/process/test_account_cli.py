@@ -4,7 +4,9 @@ argument) or read (--password-stdin).
 
 Most tests talk to a stand-in admin socket that answers as the server's admin socket
 does (docs/clients.md); the end-to-end ones, at the end, to a real `imkit serve`.
-"""
+
+Here the tests that run imkit subprocesses; the others are in
+server/test_account_cli.py, unit/test_account_cli.py."""
 
 from __future__ import annotations
 
@@ -16,18 +18,6 @@ import anyio
 
 from tests.support import run_imkit
 from tests.support.accounts import AccountsServer
-
-# ------------------------------------------------------------------------------ add
-
-
-# --------------------------------------------------------------------------- passwd
-
-
-# --------------------------------------------------------------------------- remove
-
-
-# ----------------------------------------------------------------------------- list
-
 
 # -------------------------------------------------------------------- no server, usage
 

@@ -1,5 +1,7 @@
 """The admin socket over a real server and a real Unix socket: who, kick, stats, and who
-may use it."""
+may use it.
+
+Here the tests that run imkit subprocesses; the others are in server/test_admin.py."""
 
 from __future__ import annotations
 

@@ -160,7 +160,7 @@ def test_no_server_exits_3() -> None:
 
 
 # ------------------------------------------------------------------- accounts (--login)
-# Against a stand-in server (tests/scripted_server.py): what chat sends and shows.
+# Against a stand-in server (tests/support/scripted.py): what chat sends and shows.
 
 
 def login_answer(request: Json, session: Session) -> list[Json] | None:

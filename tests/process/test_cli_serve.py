@@ -1,4 +1,6 @@
-"""`imkit serve` as a real subprocess, talked to exactly as netcat would."""
+"""`imkit serve` as a real subprocess, talked to exactly as netcat would.
+
+Here the tests that run imkit subprocesses; the others are in unit/test_cli_serve.py."""
 
 from __future__ import annotations
 

@@ -3,8 +3,10 @@ messages and users, queued private messages, private history, and the error clas
 the new codes.
 
 What the client sends and how it reads each reply is tested against a stand-in server
-(tests/scripted_server.py); the end-to-end tests, at the end, against `imkit serve`.
-"""
+(tests/support/scripted.py); the end-to-end tests, at the end, against `imkit serve`.
+
+Here the tests that run imkit subprocesses; the others are in
+server/test_client_login.py, unit/test_client_login.py."""
 
 from __future__ import annotations
 
@@ -26,21 +28,6 @@ from imkit.errors import (
 )
 from imkit.protocol import Event
 from tests.support.accounts import AccountsServer, start_accounts_server
-
-# ---------------------------------------------------------------------- error classes
-
-
-# -------------------------------------------------------------------------- logging in
-
-
-# ------------------------------------------------------------- queued private messages
-
-
-# ------------------------------------------------------------------ private history
-
-
-# ------------------------------------------------------------------- account fields
-
 
 # ---------------------------------------------------------------- end to end (a server)
 

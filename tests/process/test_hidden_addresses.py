@@ -3,7 +3,10 @@ addresses; the operator (`imkit who`, the log) sees the addresses.
 
 Clients connect from distinct loopback addresses (127.0.0.2, 127.0.0.3 ...), so that a
 scan of everything a client received can look for another client's IP at all, not
-only for its ``ip:port``."""
+only for its ``ip:port``.
+
+Here the tests that run imkit subprocesses; the others are in
+cluster/test_hidden_addresses.py, unit/test_hidden_addresses.py."""
 
 from __future__ import annotations
 
@@ -55,12 +58,6 @@ def admin_who(proc: ServerProcess, env: dict[str, str]) -> list[dict[str, object
     users = json.loads(result.stdout)
     assert isinstance(users, list)
     return users
-
-
-# ----------------------------------------------------------------- pseudonyms
-
-
-# ------------------------------------------------------------------ one server
 
 
 # --------------------------------------------------------------------- cluster

@@ -1,5 +1,7 @@
 """History over the wire, against a real SQLite file: msgids, paging, ``history|N``,
-``--replay``, restarts, ``kill -9`` of a loaded server, and a store that stops writing."""
+``--replay``, restarts, ``kill -9`` of a loaded server, and a store that stops writing.
+
+Here the tests that run imkit subprocesses; the others are in server/test_history.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """History through the clients, against real servers on real SQLite files: the library's
 ``history()`` and msgids, ``imkit send`` when the store cannot write, ``imkit history``
 and ``imkit stats`` through the admin socket, and ``imkit chat`` showing past messages
-(piped, and in a real terminal under tmux)."""
+(piped, and in a real terminal under tmux).
+
+Here the tests that run imkit subprocesses; the others are in
+server/test_history_clients.py."""
 
 from __future__ import annotations
 
@@ -57,9 +60,6 @@ def stats_rows(table: str) -> dict[str, str]:
     rows = [re.split(r"\s{2,}", line, maxsplit=1) for line in table.splitlines()]
     assert rows[0] == ["COUNTER", "VALUE"]
     return {label: value for label, value in rows[1:]}
-
-
-# ---------------------------------------------------------------- the client library
 
 
 # ------------------------------------------------------------------------ imkit send

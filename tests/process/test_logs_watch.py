@@ -1,5 +1,8 @@
 """`imkit serve --log-format json` and `imkit stats --watch`, through real `imkit serve`
-processes, real clients, a pipe and a real terminal (tmux)."""
+processes, real clients, a pipe and a real terminal (tmux).
+
+Here the tests that run imkit subprocesses; the others are in server/test_logs_watch.py,
+unit/test_logs_watch.py."""
 
 from __future__ import annotations
 

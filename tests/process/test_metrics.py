@@ -1,6 +1,9 @@
 """``--metrics``: /metrics scraped over real HTTP and read with prometheus_client's own
 parser, counters against the exact traffic a test sends, /healthz and its 503s (full,
-store, shutdown), and the option's errors."""
+store, shutdown), and the option's errors.
+
+Here the tests that run imkit subprocesses; the others are in server/test_metrics.py,
+unit/test_metrics.py."""
 
 from __future__ import annotations
 
@@ -16,9 +19,6 @@ from tests.support import (
     start_server_process,
 )
 from tests.support.metrics import get, parse, value
-
-# ----------------------------------------------------------------- in process
-
 
 # ------------------------------------------------------------------- imkit serve
 

@@ -123,7 +123,7 @@ def test_timeout_exits_3() -> None:
 
 # ------------------------------------------------------------------- accounts (--login)
 # What send does with --login is checked against a stand-in server
-# (tests/scripted_server.py): the hello it sends, and what it makes of each reply.
+# (tests/support/scripted.py): the hello it sends, and what it makes of each reply.
 
 
 def test_login_password_stdin_with_dash_is_a_usage_error() -> None:

@@ -1,5 +1,7 @@
 """The store against real SQLite files: ids, restarts, retention, files it must refuse,
-the lock, and a file that stops taking writes."""
+the lock, and a file that stops taking writes.
+
+Here the tests that run imkit subprocesses; the others are in unit/test_store.py."""
 
 from __future__ import annotations
 
@@ -12,12 +14,6 @@ import pytest
 from imkit.store.schema import APPLICATION_ID, SCHEMA_VERSION
 from tests.support import run_imkit, start_server_process
 from tests.support.store import digest
-
-# ----------------------------------------------------------------------- msgids
-
-
-# -------------------------------------------------------------- SQLite, restarts
-
 
 # ------------------------------------------------------------ files it refuses
 

@@ -2,24 +2,14 @@
 
 The WebSocket is driven with a real client library (websockets' asyncio client); raw
 sockets only where a client library would refuse to misbehave (bad paths, bad frames).
-"""
+
+Here the tests that run imkit subprocesses; the others are in cluster/test_web.py,
+server/test_web.py."""
 
 from __future__ import annotations
 
 from tests.support import run_imkit
 from tests.support.web import WEB
-
-# ------------------------------------------------------------------------ the files
-
-
-# ----------------------------------------------------------------- the chat over it
-
-
-# ------------------------------------------------------------- limits and leaving
-
-
-# ---------------------------------------------------------------------- a cluster
-
 
 # ------------------------------------------------------------ idle and bad HTTP (review)
 

@@ -4,7 +4,9 @@ argument) or read (--password-stdin).
 
 Most tests talk to a stand-in admin socket that answers as the server's admin socket
 does (docs/clients.md); the end-to-end ones, at the end, to a real `imkit serve`.
-"""
+
+Here the tests that need an in-process server on loopback; the others are in
+process/test_account_cli.py, unit/test_account_cli.py."""
 
 from __future__ import annotations
 
@@ -273,6 +275,3 @@ def test_no_server_exits_3_before_asking(short_dir: Path, args: list[str]) -> No
     assert (
         result.output == f"Error: no imkit server answers on {path} (is `imkit serve` running?)\n"
     )
-
-
-# ---------------------------------------------------------------- end to end (a server)

@@ -3,7 +3,10 @@ and what others see, failed logins and their limit, takeover, --accounts-only, p
 messages kept for an offline account (across a kill -9 too, once, in order, within the
 limit and --offline-days), private history between accounts, password changes, and
 an event loop that stays responsive while passwords are hashed. The cluster's side is
-in tests/test_cluster_accounts.py."""
+in tests/cluster/test_cluster_accounts.py.
+
+Here the tests that need an in-process server on loopback; the others are in
+process/test_accounts.py, unit/test_accounts.py."""
 
 from __future__ import annotations
 
@@ -34,9 +37,6 @@ from tests.support.accounts import add, config, json_hello
 async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
     async with run_server(config(short_dir), Hub(wall_clock=clock)) as running:
         yield running
-
-
-# ------------------------------------------------------------------ the pure parts
 
 
 # -------------------------------------------------------------------- reserved names
@@ -392,9 +392,6 @@ async def test_the_chat_answers_while_logins_hash(short_dir: Path) -> None:
             finished.append("ping")
         assert finished[0] == "ping"
         assert len(finished) == 11
-
-
-# ------------------------------------------------------------------ the invariant
 
 
 # ------------------------------------------- bans and mutes on accounts (issue 14)

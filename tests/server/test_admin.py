@@ -1,5 +1,8 @@
 """The admin socket over a real server and a real Unix socket: who, kick, stats, and who
-may use it."""
+may use it.
+
+Here the tests that need an in-process server on loopback; the others are in
+process/test_admin.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The client library against a real server: each call and each error code."""
+"""The client library against a real server: each call and each error code.
+
+Here the tests that need an in-process server on loopback; the others are in
+behaviour/test_client.py."""
 
 from __future__ import annotations
 

@@ -3,8 +3,10 @@ messages and users, queued private messages, private history, and the error clas
 the new codes.
 
 What the client sends and how it reads each reply is tested against a stand-in server
-(tests/scripted_server.py); the end-to-end tests, at the end, against `imkit serve`.
-"""
+(tests/support/scripted.py); the end-to-end tests, at the end, against `imkit serve`.
+
+Here the tests that need an in-process server on loopback; the others are in
+process/test_client_login.py, unit/test_client_login.py."""
 
 from __future__ import annotations
 
@@ -39,9 +41,6 @@ def scripted(answer: Answer) -> ScriptedServer:
 
 def error(request: Json, code: str, message: str) -> list[Json]:
     return [{"type": "error", "id": request.get("id"), "code": code, "message": message}]
-
-
-# ---------------------------------------------------------------------- error classes
 
 
 # -------------------------------------------------------------------------- logging in
@@ -277,6 +276,3 @@ async def test_replaced_by_a_newer_login() -> None:
             assert raised.value.reason == "replaced"
     finally:
         server.close()
-
-
-# ---------------------------------------------------------------- end to end (a server)

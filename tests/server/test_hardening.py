@@ -1,5 +1,8 @@
 """Hardening over real sockets: slow readers, floods, capacity, bad input, abrupt
-disconnects, password and TLS. (Shutdown is in test_cli_serve.py and test_shutdown.py.)"""
+disconnects, password and TLS. (Shutdown is in test_cli_serve.py and test_shutdown.py.)
+
+Here the tests that need an in-process server on loopback; the others are in
+behaviour/test_hardening.py, unit/test_hardening.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """History over the wire, against a real SQLite file: msgids, paging, ``history|N``,
-``--replay``, restarts, ``kill -9`` of a loaded server, and a store that stops writing."""
+``--replay``, restarts, ``kill -9`` of a loaded server, and a store that stops writing.
+
+Here the tests that need an in-process server on loopback; the others are in
+process/test_history.py."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """History through the clients, against real servers on real SQLite files: the library's
 ``history()`` and msgids, ``imkit send`` when the store cannot write, ``imkit history``
 and ``imkit stats`` through the admin socket, and ``imkit chat`` showing past messages
-(piped, and in a real terminal under tmux)."""
+(piped, and in a real terminal under tmux).
+
+Here the tests that need an in-process server on loopback; the others are in
+process/test_history_clients.py."""
 
 from __future__ import annotations
 
@@ -23,15 +26,6 @@ from tests.support import (
     run_server,
 )
 from tests.support.history_clients import db_config, socket_of, stored
-
-# ---------------------------------------------------------------- the client library
-
-
-# ------------------------------------------------------------------------ imkit send
-
-
-# ------------------------------------------------------------ imkit history and stats
-
 
 # ------------------------------------------------------------------------ imkit chat
 

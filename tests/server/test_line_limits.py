@@ -1,6 +1,9 @@
 """Robustness at the edges of a line, end to end over real TCP: request ids that cannot be
 echoed, operator texts that must stay one line, and --max-line as a limit on the message
-text in both wire modes."""
+text in both wire modes.
+
+Here the tests that need an in-process server on loopback; the others are in
+behaviour/test_line_limits.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """`imkit serve --log-format json` and `imkit stats --watch`, through real `imkit serve`
-processes, real clients, a pipe and a real terminal (tmux)."""
+processes, real clients, a pipe and a real terminal (tmux).
+
+Here the tests that need an in-process server on loopback; the others are in
+process/test_logs_watch.py, unit/test_logs_watch.py."""
 
 from __future__ import annotations
 
@@ -15,9 +18,6 @@ from tests.support import (
     run_server,
 )
 from tests.support.logs import json_records
-
-# ------------------------------------------------------------------ --log-format json
-
 
 # ------------------------------------------------------------------ stats --watch
 

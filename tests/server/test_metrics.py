@@ -1,6 +1,9 @@
 """``--metrics``: /metrics scraped over real HTTP and read with prometheus_client's own
 parser, counters against the exact traffic a test sends, /healthz and its 503s (full,
-store, shutdown), and the option's errors."""
+store, shutdown), and the option's errors.
+
+Here the tests that need an in-process server on loopback; the others are in
+process/test_metrics.py, unit/test_metrics.py."""
 
 from __future__ import annotations
 

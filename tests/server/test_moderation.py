@@ -3,7 +3,10 @@ own loopback addresses (127.0.0.2, 127.0.0.3 ...), so that a ban can hit one and
 another. A ban removes the matching users at once and refuses them at connect, lasts
 across a restart, ends by itself (an injected clock), and is lifted by unban; a guest's
 name bans its address. A mute refuses messages and renames in both modes. In a cluster
-a ban made on one node removes a user of the other, and a mute reaches any node."""
+a ban made on one node removes a user of the other, and a mute reaches any node.
+
+Here the tests that need an in-process server on loopback; the others are in
+cluster/test_moderation.py, process/test_moderation.py, unit/test_moderation.py."""
 
 from __future__ import annotations
 
@@ -32,12 +35,6 @@ async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
     )
     async with run_server(config, Hub(wall_clock=clock)) as running:
         yield running
-
-
-# --------------------------------------------------------------------- pure rules
-
-
-# ------------------------------------------------------------------ over real TCP
 
 
 # ---------------------------------------------------------------------- a cluster

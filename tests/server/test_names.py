@@ -1,4 +1,7 @@
-"""User names: validity and the one name key (imkit/names.py), pure."""
+"""User names: validity and the one name key (imkit/names.py), pure.
+
+Here the tests that need an in-process server on loopback; the others are in
+behaviour/test_names.py, unit/test_names.py."""
 
 from __future__ import annotations
 
@@ -8,15 +11,6 @@ from imkit.operator import account_requests
 from imkit.server import Server
 from tests.support import joined
 from tests.support.names import _add_account, _old_name_problem
-
-# ------------------------------------------------------------------ what collides
-
-
-# ------------------------------------------------------------------ stable keys
-
-
-# ------------------------------------------------------------------ validity
-
 
 # ------------------------------------------------------------------ properties
 

@@ -2,7 +2,10 @@
 
 The rules of :mod:`imkit.transport.limits` with a fake clock, then over real TCP: clients
 bind their socket to 127.0.0.2 (127.0.0.1 and ::1 are exempt), against an in-process
-server, a real ``imkit serve`` and a two-node cluster."""
+server, a real ``imkit serve`` and a two-node cluster.
+
+Here the tests that need an in-process server on loopback; the others are in
+cluster/test_per_address.py, process/test_per_address.py, unit/test_per_address.py."""
 
 from __future__ import annotations
 
@@ -27,9 +30,6 @@ from tests.support import (
 )
 from tests.support.metrics import Scraper, value
 from tests.support.per_address import TOO_MANY_16, connect_from, online_from, refused
-
-# --------------------------------------------------------------- the rules, pure
-
 
 # ------------------------------------------------------------------ over real TCP
 

@@ -2,7 +2,10 @@
 every malformed form, any split), then over real TCP: the carried address is the user's
 in presence lines, default names and ``imkit who``; a trusted connection without a valid
 header is closed; a header from an untrusted address is only chat text; and in a cluster
-of two nodes, the other node's users see the carried address too."""
+of two nodes, the other node's users see the carried address too.
+
+Here the tests that need an in-process server on loopback; the others are in
+cluster/test_proxy_protocol.py, unit/test_proxy_protocol.py."""
 
 from __future__ import annotations
 
@@ -20,9 +23,6 @@ from imkit.transport.proxy import (
 )
 from tests.support import TIMEOUT, LineClient, run_server
 from tests.support.proxy_protocol import V1, v2
-
-# ------------------------------------------------------------------------- the parser
-
 
 # ------------------------------------------------------------------ over real TCP
 

@@ -1,5 +1,8 @@
 """The server over real loopback TCP: every row of the seed's protocol table, JSON mode,
-and each bug of the seed that imkit must not have."""
+and each bug of the seed that imkit must not have.
+
+Here the tests that need an in-process server on loopback; the others are in
+behaviour/test_server.py."""
 
 from __future__ import annotations
 

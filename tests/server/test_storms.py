@@ -2,7 +2,9 @@
 ghost users, and a burst of lines must not get readers that keep up dropped.
 
 The storms are bounded in time and in connections, and stay on loopback.
-"""
+
+Here the tests that need an in-process server on loopback; the others are in
+process/test_storms.py, slow/test_storms.py, unit/test_storms.py."""
 
 from __future__ import annotations
 

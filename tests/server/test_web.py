@@ -2,7 +2,9 @@
 
 The WebSocket is driven with a real client library (websockets' asyncio client); raw
 sockets only where a client library would refuse to misbehave (bad paths, bad frames).
-"""
+
+Here the tests that need an in-process server on loopback; the others are in
+cluster/test_web.py, process/test_web.py."""
 
 from __future__ import annotations
 
@@ -425,9 +427,6 @@ async def test_https_and_wss(tls_files: dict[str, str]) -> None:
         with pytest.raises(InvalidStatus):  # another site's page
             async with web_user(web, origin="https://evil.example", ssl=context):
                 pass
-
-
-# ---------------------------------------------------------------------- a cluster
 
 
 # ------------------------------------------------------------ idle and bad HTTP (review)

@@ -4,7 +4,9 @@ argument) or read (--password-stdin).
 
 Most tests talk to a stand-in admin socket that answers as the server's admin socket
 does (docs/clients.md); the end-to-end ones, at the end, to a real `imkit serve`.
-"""
+
+Here the tests that need no sockets and no subprocesses; the others are in
+process/test_account_cli.py, server/test_account_cli.py."""
 
 from __future__ import annotations
 
@@ -12,21 +14,6 @@ import pytest
 from click.testing import CliRunner
 
 from imkit.cli import main
-
-# ------------------------------------------------------------------------------ add
-
-
-# --------------------------------------------------------------------------- passwd
-
-
-# --------------------------------------------------------------------------- remove
-
-
-# ----------------------------------------------------------------------------- list
-
-
-# -------------------------------------------------------------------- no server, usage
-
 
 # ---------------------------------------------------------------- end to end (a server)
 

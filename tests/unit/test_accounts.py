@@ -3,7 +3,10 @@ and what others see, failed logins and their limit, takeover, --accounts-only, p
 messages kept for an offline account (across a kill -9 too, once, in order, within the
 limit and --offline-days), private history between accounts, password changes, and
 an event loop that stays responsive while passwords are hashed. The cluster's side is
-in tests/test_cluster_accounts.py."""
+in tests/cluster/test_cluster_accounts.py.
+
+Here the tests that need no sockets and no subprocesses; the others are in
+process/test_accounts.py, server/test_accounts.py."""
 
 from __future__ import annotations
 
@@ -27,27 +30,6 @@ from imkit.rules.accounts import (
 )
 from imkit.rules.names import name_key
 from tests.support.accounts import COST
-
-# ------------------------------------------------------------------ the pure parts
-
-
-# -------------------------------------------------------------------- reserved names
-
-
-# ----------------------------------------------------------------------------- login
-
-
-# ------------------------------------------------------------------ --accounts-only
-
-
-# ---------------------------------------------------------- messages kept offline
-
-
-# ------------------------------------------------------------ private history
-
-
-# ------------------------------------------------------- hashing off the loop
-
 
 # ------------------------------------------------------------------ the invariant
 
@@ -116,9 +98,6 @@ class ReservedNames(RuleBasedStateMachine):
                 assert member.account == account.name
             if member.account is not None:
                 assert member.name == member.account
-
-
-# ------------------------------------------- bans and mutes on accounts (issue 14)
 
 
 # ------------------------------------------------ races and look-alikes (review)

@@ -1,4 +1,7 @@
-"""`imkit serve` as a real subprocess, talked to exactly as netcat would."""
+"""`imkit serve` as a real subprocess, talked to exactly as netcat would.
+
+Here the tests that need no sockets and no subprocesses; the others are in
+process/test_cli_serve.py."""
 
 from __future__ import annotations
 

@@ -3,8 +3,10 @@ messages and users, queued private messages, private history, and the error clas
 the new codes.
 
 What the client sends and how it reads each reply is tested against a stand-in server
-(tests/scripted_server.py); the end-to-end tests, at the end, against `imkit serve`.
-"""
+(tests/support/scripted.py); the end-to-end tests, at the end, against `imkit serve`.
+
+Here the tests that need no sockets and no subprocesses; the others are in
+process/test_client_login.py, server/test_client_login.py."""
 
 from __future__ import annotations
 
@@ -19,21 +21,6 @@ from imkit.errors import (
     ServerError,
     TooManyAttempts,
 )
-
-# ---------------------------------------------------------------------- error classes
-
-
-# -------------------------------------------------------------------------- logging in
-
-
-# ------------------------------------------------------------- queued private messages
-
-
-# ------------------------------------------------------------------ private history
-
-
-# ------------------------------------------------------------------- account fields
-
 
 # ---------------------------------------------------------------- end to end (a server)
 

@@ -1,26 +1,14 @@
 """Hardening over real sockets: slow readers, floods, capacity, bad input, abrupt
-disconnects, password and TLS. (Shutdown is in test_cli_serve.py and test_shutdown.py.)"""
+disconnects, password and TLS. (Shutdown is in test_cli_serve.py and test_shutdown.py.)
+
+Here the tests that need no sockets and no subprocesses; the others are in
+behaviour/test_hardening.py, server/test_hardening.py."""
 
 from __future__ import annotations
 
 import pytest
 
 from imkit.transport.connection import TokenBucket
-
-# ------------------------------------------------------------------- slow readers
-
-
-# ------------------------------------------------------------------------- floods
-
-
-# ----------------------------------------------------------------------- capacity
-
-
-# ---------------------------------------------------------------------- bad input
-
-
-# ----------------------------------------------------------------------- password
-
 
 # ---------------------------------------------------------------------------- TLS
 

@@ -3,7 +3,10 @@ addresses; the operator (`imkit who`, the log) sees the addresses.
 
 Clients connect from distinct loopback addresses (127.0.0.2, 127.0.0.3 ...), so that a
 scan of everything a client received can look for another client's IP at all, not
-only for its ``ip:port``."""
+only for its ``ip:port``.
+
+Here the tests that need no sockets and no subprocesses; the others are in
+cluster/test_hidden_addresses.py, process/test_hidden_addresses.py."""
 
 from __future__ import annotations
 
@@ -73,9 +76,3 @@ async def test_the_secret_is_kept_in_the_file_and_added_to_an_older_one(tmp_path
     assert len(secrets[0]) == 32 and secrets[0] == secrets[1]
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-
-
-# ------------------------------------------------------------------ one server
-
-
-# --------------------------------------------------------------------- cluster

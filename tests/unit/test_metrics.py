@@ -1,6 +1,9 @@
 """``--metrics``: /metrics scraped over real HTTP and read with prometheus_client's own
 parser, counters against the exact traffic a test sends, /healthz and its 503s (full,
-store, shutdown), and the option's errors."""
+store, shutdown), and the option's errors.
+
+Here the tests that need no sockets and no subprocesses; the others are in
+process/test_metrics.py, server/test_metrics.py."""
 
 from __future__ import annotations
 
@@ -9,9 +12,6 @@ from click.testing import CliRunner
 
 from imkit.cli import main
 from imkit.server.metrics import parse_address
-
-# ----------------------------------------------------------------- in process
-
 
 # ------------------------------------------------------------------- imkit serve
 

@@ -3,7 +3,10 @@ own loopback addresses (127.0.0.2, 127.0.0.3 ...), so that a ban can hit one and
 another. A ban removes the matching users at once and refuses them at connect, lasts
 across a restart, ends by itself (an injected clock), and is lifted by unban; a guest's
 name bans its address. A mute refuses messages and renames in both modes. In a cluster
-a ban made on one node removes a user of the other, and a mute reaches any node."""
+a ban made on one node removes a user of the other, and a mute reaches any node.
+
+Here the tests that need no sockets and no subprocesses; the others are in
+cluster/test_moderation.py, process/test_moderation.py, server/test_moderation.py."""
 
 from __future__ import annotations
 
@@ -65,9 +68,3 @@ def test_a_ban_matches_its_network_and_ends() -> None:
     assert bans.match("[2001:db8::7]:443", 1e12) is not None  # permanent
     assert bans.match("[::ffff:198.51.100.9]:1", 50.0) is not None  # IPv4-mapped
     assert [b.target for b in bans.in_force(200.0)] == ["2001:db8::/64"]
-
-
-# ------------------------------------------------------------------ over real TCP
-
-
-# ---------------------------------------------------------------------- a cluster

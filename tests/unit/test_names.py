@@ -1,4 +1,7 @@
-"""User names: validity and the one name key (imkit/names.py), pure."""
+"""User names: validity and the one name key (imkit/names.py), pure.
+
+Here the tests that need no sockets and no subprocesses; the others are in
+behaviour/test_names.py, server/test_names.py."""
 
 from __future__ import annotations
 

@@ -2,7 +2,10 @@
 
 The rules of :mod:`imkit.transport.limits` with a fake clock, then over real TCP: clients
 bind their socket to 127.0.0.2 (127.0.0.1 and ::1 are exempt), against an in-process
-server, a real ``imkit serve`` and a two-node cluster."""
+server, a real ``imkit serve`` and a two-node cluster.
+
+Here the tests that need no sockets and no subprocesses; the others are in
+cluster/test_per_address.py, process/test_per_address.py, server/test_per_address.py."""
 
 from __future__ import annotations
 
@@ -186,6 +189,3 @@ def test_quiet_addresses_are_forgotten_and_memory_is_bounded() -> None:
     for _ in range(15):  # the held connection's count was kept: 15 more, not 16
         assert limits.admit(held) is None
     assert limits.admit(held) is not None
-
-
-# ------------------------------------------------------------------ over real TCP

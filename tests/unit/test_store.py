@@ -1,5 +1,8 @@
 """The store against real SQLite files: ids, restarts, retention, files it must refuse,
-the lock, and a file that stops taking writes."""
+the lock, and a file that stops taking writes.
+
+Here the tests that need no sockets and no subprocesses; the others are in
+process/test_store.py."""
 
 from __future__ import annotations
 
