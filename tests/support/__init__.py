@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -54,6 +55,7 @@ class LineClient:
 
     def __init__(self, stream: SocketStream) -> None:
         OPEN_CLIENTS.add(self)
+        self.loop = asyncio.get_running_loop()  # the tests run on asyncio (conftest.py)
         self.stream = stream
         self.reader = BufferedByteReceiveStream(stream)
         local = stream.extra(SocketAttribute.local_address)
@@ -141,8 +143,15 @@ class LineClient:
 
 
 async def close_open_clients() -> None:
+    """Close the clients still open, so that the server sees EOF at once. Those left by
+    an earlier test whose event loop has ended (a test of its own server process, say)
+    are only forgotten: their loop, which alone could close them, is gone."""
+    loop = asyncio.get_running_loop()
     for client in list(OPEN_CLIENTS):
-        await client.aclose()
+        if client.loop is loop:
+            await client.aclose()
+        else:
+            OPEN_CLIENTS.discard(client)
 
 
 async def joined(address: str, name: str | None = None) -> LineClient:
@@ -207,10 +216,13 @@ def run_imkit(
     )
 
 
-def start_server_process(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
-    """Start ``imkit serve --port 0 ARGS`` and wait for the address it logs."""
+def start_server_process(
+    *args: str, env: dict[str, str] | None = None, port: int = 0
+) -> ServerProcess:
+    """Start ``imkit serve --port PORT ARGS`` (a free port unless given) and wait for the
+    address it logs. Every test that runs ``imkit serve`` in the background starts it here."""
     proc = subprocess.Popen(
-        [*IMKIT, "serve", "--port", "0", *args],
+        [*IMKIT, "serve", "--port", str(port), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
