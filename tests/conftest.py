@@ -1,9 +1,13 @@
-"""Shared fixtures: a real imkit server on a free loopback port, in-process or as a
-subprocess, and raw line clients that talk to it as netcat would."""
+"""Shared fixtures (a real imkit server on a free loopback port, in-process or as a
+subprocess; a real redis-server and cluster nodes on it), and the one hook that marks
+each test by the folder it is in (CONTRIBUTING.md, "Tests").
+
+The helpers the tests call are in tests/support/; fixtures stay in conftest.py files."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -14,16 +18,44 @@ import pytest
 
 pytest.register_assert_rewrite("tests.support")
 
-from imkit.hub.core import Hub  # noqa: E402
 from imkit.server import Server, ServerConfig  # noqa: E402
-
-# The cluster tests' fixtures: a real redis-server, and imkit nodes on it.
-from tests.redis_support import cluster, redis_server  # noqa: E402, F401
 from tests.support import (  # noqa: E402
+    Clock,
     ServerProcess,
     close_open_clients,
+    run_server,
     start_server_process,
 )
+from tests.support.cluster import HAVE_REDIS, Cluster, RedisServer  # noqa: E402
+from tests.support.history_clients import db_config  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+# A test's level is the folder it is in: what it needs to run. Each gives its marker.
+LEVELS = ("unit", "server", "process", "cluster", "browser", "slow")
+# tests/behaviour runs every test on one node (marked server) and on two (cluster).
+BOTH = "behaviour"
+NO_REDIS = pytest.mark.skip(
+    reason="redis-server is not installed (Debian package redis-server; .ci/run installs it)"
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.resolve().relative_to(TESTS).parts[0]
+        if folder == BOTH:
+            callspec = getattr(item, "callspec", None)
+            two = callspec is not None and callspec.params.get("chat") == "two nodes"
+            level = "cluster" if two else "server"
+        elif folder in LEVELS:
+            level = folder
+        else:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test goes in the folder of what it needs: "
+                f"tests/{{{','.join(LEVELS)}}} or tests/{BOTH} (CONTRIBUTING.md)"
+            )
+        item.add_marker(getattr(pytest.mark, level))
+        if level == "cluster" and not HAVE_REDIS:
+            item.add_marker(NO_REDIS)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,24 +95,6 @@ async def server() -> AsyncIterator[Server]:
         yield srv
 
 
-class run_server:  # noqa: N801 - used like a function: `async with run_server(config)`
-    """Run a Server in a task group for the duration of the block."""
-
-    def __init__(self, config: ServerConfig, hub: Hub | None = None) -> None:
-        self.server = Server(config, hub)
-
-    async def __aenter__(self) -> Server:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        await self._tg.start(self.server.serve)
-        return self.server
-
-    async def __aexit__(self, *exc: object) -> bool | None:
-        await close_open_clients()
-        self.server.stop()
-        return await self._tg.__aexit__(*exc)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def server_process() -> Iterator[ServerProcess]:
     """``imkit serve`` as a subprocess on a free port."""
@@ -104,3 +118,59 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     cert.private_key_and_cert_chain_pem.write_to_path(str(paths["cert"]))
     cert.private_key_pem.write_to_path(str(paths["key"]))
     return {name: str(path) for name, path in paths.items()}
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server on a free port, stopped (and its folder removed) after."""
+    if not HAVE_REDIS:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    folder = Path(tempfile.mkdtemp(prefix="imkit-redis-", dir="/tmp"))
+    server = RedisServer(folder)
+    for attempt in range(3):
+        try:
+            server.start()
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+            server = RedisServer(folder)  # the free port was taken meanwhile: another one
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+async def cluster(redis_server: RedisServer) -> AsyncIterator[Cluster]:
+    """A cluster name of this test's own on this test's Redis; its nodes are stopped
+    after the test, after the clients it left open (so that no node waits for them)."""
+    folder = Path(tempfile.mkdtemp(prefix="imkit-c-", dir="/tmp"))
+    os.chmod(folder, 0o700)
+    group = Cluster(redis_server, folder)
+    try:
+        yield group
+    finally:
+        await close_open_clients()
+        await anyio.to_thread.run_sync(group.stop)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+async def db_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """An in-process server keeping history in tmp_path/h.db."""
+    async with run_server(db_config(tmp_path)) as server:
+        yield server
+
+
+@pytest.fixture
+async def admin_server(short_dir: Path) -> AsyncIterator[Server]:
+    config = ServerConfig(port=0, idle_timeout=0, admin_socket=str(short_dir / "admin.sock"))
+    async with run_server(config) as server:
+        yield server
+
+
+@pytest.fixture
+async def clock() -> Clock:
+    return Clock()
