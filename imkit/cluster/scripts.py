@@ -26,7 +26,7 @@ The Lua lives in ``imkit/cluster/lua/`` (package data), one file per script, eac
 headed by what it does and its ARGV: ``prelude.lua`` (shared by every script), one file
 per operation (``register.lua``, ``publish.lua``, ``login.lua`` ...) and ``batch.lua``.
 This module reads them once, at import, and assembles what is sent to Redis (``ALL``);
-tests/test_lua_scripts.py loads each of those into a real redis-server, so that a
+tests/cluster/test_lua_scripts.py loads each of those into a real redis-server, so that a
 syntax error fails the tests rather than a node's start.
 """
 
@@ -74,7 +74,7 @@ OPERATION_NAMES = (
     "account_remove",
     "accounts",
 )
-# Every file in lua/ (without .lua): tests/test_lua_scripts.py checks there is no other.
+# Every file in lua/ (without .lua): tests/cluster/test_lua_scripts.py checks there is no other.
 FILES = ("prelude", *OPERATION_NAMES, "batch")
 
 

