@@ -3,9 +3,9 @@
 A ``@dataclass(frozen=True)`` assigns each field in ``__init__`` through
 ``object.__setattr__``, several times slower for a chat message, which is made once per
 message on the hot path (docs/performance.md has the figures). A record is a slotted
-dataclass whose ``__init__`` assigns directly and that hashes by value like a frozen one; immutability is
-checked where it matters, by mypy (``frozen_default``: assigning to a field is a type
-error), not at run time.
+dataclass whose ``__init__`` assigns directly and that hashes by value like a frozen
+one; immutability is checked where it matters, by mypy (``frozen_default``: assigning
+to a field is a type error), not at run time.
 """
 
 from __future__ import annotations
