@@ -26,7 +26,12 @@ from tests.support import (  # noqa: E402
     run_server,
     start_server_process,
 )
-from tests.support.cluster import HAVE_REDIS, Cluster, RedisServer  # noqa: E402
+from tests.support.cluster import (  # noqa: E402
+    HAVE_REDIS,
+    Cluster,
+    RedisServer,
+    running_redis,
+)
 from tests.support.history_clients import db_config  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
@@ -125,21 +130,8 @@ def redis_server() -> Iterator[RedisServer]:
     """A fresh redis-server on a free port, stopped (and its folder removed) after."""
     if not HAVE_REDIS:
         pytest.skip("redis-server is not installed (Debian package redis-server)")
-    folder = Path(tempfile.mkdtemp(prefix="imkit-redis-", dir="/tmp"))
-    server = RedisServer(folder)
-    for attempt in range(3):
-        try:
-            server.start()
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
-            server = RedisServer(folder)  # the free port was taken meanwhile: another one
-    try:
+    with running_redis() as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

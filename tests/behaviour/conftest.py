@@ -10,18 +10,15 @@ legitimately differs in a cluster stays in tests/server and says why."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import pytest
 
 from imkit.server import Server, ServerConfig
 from tests.support import run_server, split_addr
-from tests.support.cluster import RedisServer
+from tests.support.cluster import RedisServer, running_redis
 
 
 class Chat:
@@ -51,21 +48,8 @@ class Chat:
 def shared_redis() -> Iterator[RedisServer]:
     """One redis-server for all of this folder's two-node tests (a worker's, under
     xdist); each test is a cluster of its own name on it, so none sees another's."""
-    folder = Path(tempfile.mkdtemp(prefix="imkit-redis-", dir="/tmp"))
-    redis = RedisServer(folder)
-    for attempt in range(3):
-        try:
-            redis.start()
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
-            redis = RedisServer(folder)  # the free port was taken meanwhile: another one
-    try:
+    with running_redis() as redis:
         yield redis
-    finally:
-        redis.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(params=["one node", "two nodes"])

@@ -12,13 +12,15 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +179,27 @@ class RedisServer:
     def log(self) -> str:
         path = self.folder / "redis.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    """A fresh redis-server on a free port in a folder of its own, stopped (and the
+    folder removed) at the end."""
+    folder = Path(tempfile.mkdtemp(prefix="imkit-redis-", dir="/tmp"))
+    server = RedisServer(folder)
+    for attempt in range(3):
+        try:
+            server.start()
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+            server = RedisServer(folder)  # the free port was taken meanwhile: another one
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 JOINED = re.compile(r"cluster: node ([0-9a-f]{8}) joined cluster (\S+) on (\S+)")
