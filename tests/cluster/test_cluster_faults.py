@@ -44,8 +44,9 @@ async def test_a_node_starts_without_warnings_from_redis_py(cluster: Cluster) ->
 async def test_a_kick_and_a_mute_for_a_paused_node_hold_when_it_comes_back(
     cluster: Cluster,
 ) -> None:
-    # Beats every 0.6 s: the node is silent enough to be "paused" well before it is dead.
-    timeout = 3.0
+    # Beats every 1.6 s: the node is silent enough to be "paused" (2 beats) well before
+    # it is dead, with seconds between for the two admin commands on a busy machine.
+    timeout = 8.0
     a, c = cluster.start_nodes(2, node_timeout=timeout)
     watcher = await arrive(a, "text", [], name="watcher")
     victim = await arrive(c, "text", [watcher], name="victim")
