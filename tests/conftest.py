@@ -18,6 +18,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.support")
 
+from imkit.hub import Hub  # noqa: E402
 from imkit.server import Server, ServerConfig  # noqa: E402
 from tests.support import (  # noqa: E402
     Clock,
@@ -26,6 +27,7 @@ from tests.support import (  # noqa: E402
     run_server,
     start_server_process,
 )
+from tests.support.accounts import config as accounts_config  # noqa: E402
 from tests.support.cluster import (  # noqa: E402
     HAVE_REDIS,
     Cluster,
@@ -166,3 +168,22 @@ async def admin_server(short_dir: Path) -> AsyncIterator[Server]:
 @pytest.fixture
 async def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture
+async def accounts_server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
+    """In process, with accounts (a cheap hash cost) and the test's clock as wall clock:
+    the accounts tests of tests/server and tests/process."""
+    async with run_server(accounts_config(short_dir), Hub(wall_clock=clock)) as running:
+        yield running
+
+
+@pytest.fixture
+async def moderation_server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
+    """In process, unlimited rate, the test's clock as wall clock: the moderation tests
+    of tests/server and tests/process (bans and mutes end by that clock)."""
+    config = ServerConfig(
+        port=0, db="none", idle_timeout=0, rate=0, admin_socket=str(short_dir / "a.sock")
+    )
+    async with run_server(config, Hub(wall_clock=clock)) as running:
+        yield running

@@ -87,7 +87,7 @@ async def who(node: RedisBackend) -> dict[str, Any]:
 
 
 # A node silent for more than this many heartbeats is paused, stuck or dead: an action
-# for its users is held and takes effect when it answers again (scripts.KICK), and the
+# for its users is held and takes effect when it answers again (lua/kick.lua), and the
 # admin is told so. Two: one late beat is common on a busy machine.
 SILENT_BEATS = 2
 
@@ -103,7 +103,7 @@ def silence(node: RedisBackend, silent_ms: Any) -> dict[str, Any]:
     """For an admin's reply: ``pending`` and ``silent_s`` when the user's node has been
     silent for more than :data:`SILENT_BEATS` beats (``silent_ms``: since its last beat,
     -1 when it is no longer among the live nodes): the action is held in Redis
-    (scripts.KICK) and takes effect when the node answers again, and its users are
+    (lua/kick.lua) and takes effect when the node answers again, and its users are
     offline for everyone if it is declared dead first."""
     link = node.link
     assert link is not None

@@ -96,31 +96,6 @@ _PRELUDE = read("prelude")
 # that it can run alone (one EVALSHA) or with others in one BATCH.
 OPERATIONS = {name: read(name) for name in OPERATION_NAMES}
 
-# The Python names of the scripts before they moved to lua/ (comments and docs cite them).
-REGISTER = OPERATIONS["register"]
-BEAT = OPERATIONS["beat"]
-JOIN = OPERATIONS["join"]
-LEAVE = OPERATIONS["leave"]
-DEPART = OPERATIONS["depart"]
-PUBLISH = OPERATIONS["publish"]
-READ_MARK = OPERATIONS["read_mark"]
-PRIVATE = OPERATIONS["private"]
-RENAME = OPERATIONS["rename"]
-KICK = OPERATIONS["kick"]
-BAN = OPERATIONS["ban"]
-UNBAN = OPERATIONS["unban"]
-MUTE = OPERATIONS["mute"]
-FORGET = OPERATIONS["forget"]
-MODE = OPERATIONS["mode"]
-WHO = OPERATIONS["who"]
-NODES_INFO = OPERATIONS["nodes"]
-LOGIN = OPERATIONS["login"]
-MAIL_DONE = OPERATIONS["mail_done"]
-ACCOUNT_ADD = OPERATIONS["account_add"]
-ACCOUNT_UPDATE = OPERATIONS["account_update"]
-ACCOUNT_REMOVE = OPERATIONS["account_remove"]
-ACCOUNT_LIST = OPERATIONS["accounts"]
-
 
 def _alone(body: str) -> str:
     return f"{_PRELUDE}\nlocal function operation(ARGV)\n{body}\nend\nreturn operation(ARGV)\n"

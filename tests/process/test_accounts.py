@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -20,23 +19,20 @@ import anyio.to_thread
 import pytest
 
 from imkit.client import admin as admin_client
-from imkit.hub.core import Hub
 from imkit.server import Server
 from tests.support import (
-    Clock,
     ask,
     joined,
     run_imkit,
-    run_server,
     start_server_process,
 )
-from tests.support.accounts import COST, add, config, json_hello
+from tests.support.accounts import COST, add, json_hello
 
 
 @pytest.fixture
-async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
-    async with run_server(config(short_dir), Hub(wall_clock=clock)) as running:
-        yield running
+def server(accounts_server: Server) -> Server:
+    """This file's server: tests/conftest.py's accounts_server."""
+    return accounts_server
 
 
 # ------------------------------------------------ races and look-alikes (review)

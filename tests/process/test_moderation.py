@@ -12,33 +12,26 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
 
-from imkit.hub.core import Hub
-from imkit.server import Server, ServerConfig
+from imkit.server import Server
 from tests.support import (
-    Clock,
     close_open_clients,
     joined,
     proxied,
     run_imkit,
-    run_server,
     start_server_process,
 )
 from tests.support.accounts import start_accounts_server
 
 
 @pytest.fixture
-async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
-    config = ServerConfig(
-        port=0, db="none", idle_timeout=0, rate=0, admin_socket=str(short_dir / "a.sock")
-    )
-    async with run_server(config, Hub(wall_clock=clock)) as running:
-        yield running
+def server(moderation_server: Server) -> Server:
+    """This file's server: tests/conftest.py's moderation_server."""
+    return moderation_server
 
 
 # ------------------------------------------------------------------ over real TCP

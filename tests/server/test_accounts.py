@@ -10,14 +10,12 @@ process/test_accounts.py, unit/test_accounts.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import pytest
 
-from imkit.hub.core import Hub
 from imkit.operator import account_requests
 from imkit.rules.names import name_key
 from imkit.server import Server
@@ -34,9 +32,9 @@ from tests.support.accounts import add, config, json_hello
 
 
 @pytest.fixture
-async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
-    async with run_server(config(short_dir), Hub(wall_clock=clock)) as running:
-        yield running
+def server(accounts_server: Server) -> Server:
+    """This file's server: tests/conftest.py's accounts_server."""
+    return accounts_server
 
 
 # -------------------------------------------------------------------- reserved names

@@ -10,31 +10,23 @@ cluster/test_moderation.py, process/test_moderation.py, unit/test_moderation.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import anyio
 import pytest
 
-from imkit.hub.core import Hub
-from imkit.server import Server, ServerConfig
+from imkit.server import Server
 from tests.support import (
     Clock,
     LineClient,
     ask,
     client_from,
-    run_server,
     split_addr,
 )
 
 
 @pytest.fixture
-async def server(clock: Clock, short_dir: Path) -> AsyncIterator[Server]:
-    config = ServerConfig(
-        port=0, db="none", idle_timeout=0, rate=0, admin_socket=str(short_dir / "a.sock")
-    )
-    async with run_server(config, Hub(wall_clock=clock)) as running:
-        yield running
+def server(moderation_server: Server) -> Server:
+    """This file's server: tests/conftest.py's moderation_server."""
+    return moderation_server
 
 
 # ---------------------------------------------------------------------- a cluster
