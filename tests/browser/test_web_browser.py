@@ -590,7 +590,16 @@ def test_a_full_server_still_serves_the_page_which_says_why(
                 break
             time.sleep(0.1)
         page.locator("#reconnect").click()
-        join(page, "patient")
+        try:
+            join(page, "patient")
+        except AssertionError as error:
+            # Seen once in a serial full run, never alone or under CPU load: say what the
+            # page and the server said, for whoever sees it next.
+            assert web.process is not None
+            banner = page.locator("#banner").text_content()
+            raise AssertionError(
+                f"{error}\nbanner: {banner!r}\nserver log:\n{web.process.stderr()}"
+            ) from None
     finally:
         web.stop()
 
