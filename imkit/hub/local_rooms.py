@@ -430,7 +430,7 @@ class LocalRooms:
             inside = member.id in state.members
             modes, args = state.modes(show_key=inside)
             bans = tuple(state.bans) if command.list_bans else None
-            hub.send(member, ModesInfo(command.id, state.name, modes, tuple(args), bans))
+            hub.reply(member, ModesInfo(command.id, state.name, modes, tuple(args), bans))
             return
         state = self._operator(member, key, command.id, command.room)
         if state is None:
