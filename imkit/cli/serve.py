@@ -185,6 +185,30 @@ from imkit.transport.limits import DEFAULT_MAX_PER_IP
     "(HTTPS with --tls-cert).",
 )
 @option(
+    "--irc",
+    type=ListenAddress(),
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Serve IRC clients (WeeChat, irssi, bots) on HOST:PORT, in the same chat "
+    "(TLS with --tls-cert); repeatable. docs/irc.md.",
+)
+@option(
+    "--server-name",
+    nonempty=True,
+    default=None,
+    metavar="NAME",
+    show_default="the host's name",
+    help="The server's name in IRC lines (--irc).",
+)
+@option(
+    "--motd",
+    type=click.Path(dir_okay=False, exists=True),
+    nonempty=True,
+    default=None,
+    metavar="FILE",
+    help="The message of the day IRC clients get (--irc); none by default.",
+)
+@option(
     "--web-origin",
     multiple=True,
     metavar="URL",
@@ -339,6 +363,9 @@ def serve(
     metrics: str | None,
     web: str | None,
     web_origin: tuple[str, ...],
+    irc: tuple[str, ...],
+    server_name: str | None,
+    motd: str | None,
     db: str | None,
     retain_days: float,
     replay: int,
@@ -393,6 +420,9 @@ def serve(
         metrics=metrics,
         web=web,
         web_origins=web_origin,
+        irc=irc,
+        server_name=server_name,
+        motd=motd,
         db=db,
         retain_days=retain_days,
         replay=replay,

@@ -261,7 +261,7 @@ class ClusterEvents:
         for other in self.hub._members.values():
             if other is member:
                 continue
-            data = frame.json if other.mode is Mode.JSON else frame.text
+            data = frame.for_wire(other.wire)
             if data and not other.outbox.put(data):
                 slow.append(other)
         if slow:

@@ -38,6 +38,7 @@ from imkit.hub.members import (
     slow_bye,
 )
 from imkit.hub.outbox import Outbox
+from imkit.hub.queries import query_commands
 from imkit.hub.room_commands import room_commands
 from imkit.hub.rooms import Room, fan_out, lobby_and_rooms
 from imkit.hub.stats import Stats
@@ -209,12 +210,16 @@ class Hub:
                 data = joined[json, start] = b"".join(forms)
             return data
 
-        json_mode = Mode.JSON
+        json_mode, irc_mode = Mode.JSON, Mode.IRC
         slow: list[Member] = []
         for member in self._members.values():
             if not member.in_lobby:
                 continue
-            data = lines(member.wire.mode is json_mode, starts.get(member.id, 0))
+            start = starts.get(member.id, 0)
+            if member.wire.mode is irc_mode:  # its forms: imkit.irc.wire
+                data = b"".join(frame.for_wire(member.wire) for frame in frames[start:])
+            else:
+                data = lines(member.wire.mode is json_mode, start)
             if data and not member.outbox.put(data):
                 slow.append(member)
         if slow:
@@ -223,7 +228,7 @@ class Hub:
     def replay_to(self, member: Member) -> None:
         """--replay: the last messages to a text client, right after its own "user is
         online" line and before anything said after it."""
-        if self.replay and member.wire.mode is not Mode.JSON:
+        if self.replay and member.wire.mode in (Mode.TEXT, Mode.UNDECIDED):
             self.reply(member, HistoryPage(None, self.store.recent(self.replay)))
 
     def default_name(self, addr: str) -> str:
@@ -331,7 +336,7 @@ class Hub:
         """What each command does: one entry each. The shared decisions (a message,
         who, a rename) are the backend's; the rest is the same on every server."""
         backend = self.backend
-        return room_commands(self) | {
+        return room_commands(self) | query_commands(self) | {
             PrivateMessage: backend.private,
             Rename: self._rename_command,
             History: partial(history, self),
@@ -465,12 +470,12 @@ class Hub:
         member.name = new
         self._by_name[name_key(new)] = member
         renamed = NameChange(old, new, member.shown_addr)
+        rooms, lobby = member.rooms.values(), member.in_lobby
         if reason is None:
-            self.tell(renamed, member.rooms.values())
+            self.tell(renamed, rooms, lobby)
             return
-        told = NameChange(old, new, member.shown_addr, reason)
-        self.send(member, told)
-        others = [m for m in lobby_and_rooms(self, member.rooms.values()) if m is not member]
+        self.send(member, NameChange(old, new, member.shown_addr, reason))
+        others = [m for m in lobby_and_rooms(self, rooms, lobby=lobby) if m is not member]
         fan_out(self, others, renamed)
 
     def change_password(
@@ -519,15 +524,15 @@ class Hub:
             self.announce_joins()
         member.outbox.put_reply(member.wire.encode(event), written)
 
-    def tell(self, event: Event, rooms: Collection[Room]) -> None:
-        """Queue ``event``, a user's presence or rename, for the lobby and the members
-        here of ``rooms`` (the user's), each once."""
-        if not rooms:
+    def tell(self, event: Event, rooms: Collection[Room], lobby: bool = True) -> None:
+        """Queue ``event``, a user's presence or rename, for the lobby (``lobby``: the
+        user is in it) and the members here of ``rooms`` (the user's), each once."""
+        if not rooms and lobby:
             self.broadcast(event)
             return
         if self._unannounced:
             self.announce_joins()  # before lobby_and_rooms: it may remove slow consumers
-        fan_out(self, lobby_and_rooms(self, rooms), event)
+        fan_out(self, lobby_and_rooms(self, rooms, lobby=lobby), event)
 
     def broadcast(self, event: Event) -> int:
         """Queue ``event`` for every online user in the lobby; returns how many
@@ -542,14 +547,16 @@ class Hub:
         frame = Frame(event)
         text: bytes | None = None
         json: bytes | None = None
-        json_mode = Mode.JSON  # a local: enum attribute lookups are slow
+        json_mode, irc_mode = Mode.JSON, Mode.IRC  # locals: enum lookups are slow
         delivered = 0
         slow: list[Member] = []
         for member in self._members.values():
             if not member.in_lobby:
-                continue  # it left the lobby (part|#lobby)
+                continue  # it left the lobby (part|#lobby; an IRC user until it joins)
             if member.wire.mode is json_mode:
                 data = json if json is not None else (json := frame.json)
+            elif member.wire.mode is irc_mode:  # once per distinct form (imkit.irc.wire)
+                data = member.wire.frame_bytes(frame)
             else:
                 data = text if text is not None else (text := frame.text)
             if not data:

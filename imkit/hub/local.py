@@ -81,7 +81,9 @@ class LocalBackend(LocalRooms):
         hub._members[member.id] = member
         hub._by_name[name_key(member.name)] = member
         online = Presence(member.name, member.shown_addr, online=True)
-        if hub.on_unannounced is None:
+        if not member.in_lobby:  # an IRC user: in no channel until it joins one
+            pass
+        elif hub.on_unannounced is None:
             hub.broadcast(online)
         else:  # with the other joins of this round, before anything else is sent
             if not hub._unannounced:
@@ -97,7 +99,9 @@ class LocalBackend(LocalRooms):
         member.online = False
         del hub._members[member.id]
         hub._forget_name(member)
-        hub.tell(Presence(member.name, member.shown_addr, online=False), member.rooms.values())
+        offline = Presence(member.name, member.shown_addr, False, member.quit_reason)
+        # An IRC user not in the lobby: nobody there saw it come, its rooms are told.
+        hub.tell(offline, member.rooms.values(), member.in_lobby)
         self.leave_rooms(member)
 
     def leave_when_answered(self, member: Member, answered: Callable[[], None]) -> None:

@@ -46,6 +46,12 @@ class Member:
     # it is in the lobby (it is when it arrives; part|#lobby leaves it).
     rooms: dict[str, Room] = field(default_factory=dict)
     in_lobby: bool = True
+    # What an IRC client (docs/irc.md) says of itself: its USER's user name and real
+    # name, its AWAY message; and why it quit (its QUIT's reason, told to the others).
+    ident: str | None = None
+    realname: str | None = None
+    away: str | None = None
+    quit_reason: str | None = None
 
     @property
     def mode(self) -> Mode:

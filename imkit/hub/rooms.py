@@ -31,11 +31,17 @@ def fan_out(hub: Hub, recipients: Iterable[Member], event: Event) -> int:
     if hub._unannounced:
         hub.announce_joins()
     frame = Frame(event)
-    json_mode = Mode.JSON
+    json_mode, text_mode = Mode.JSON, Mode.TEXT
     delivered = 0
     slow: list[Member] = []
     for member in recipients:
-        data = frame.json if member.wire.mode is json_mode else frame.text
+        mode = member.wire.mode
+        if mode is json_mode:
+            data = frame.json
+        elif mode is text_mode:
+            data = frame.text
+        else:  # undecided (text), or IRC: once per distinct form (imkit.irc.wire)
+            data = frame.for_wire(member.wire)
         if not data:
             continue
         if member.outbox.put(data):
@@ -47,10 +53,11 @@ def fan_out(hub: Hub, recipients: Iterable[Member], event: Event) -> int:
     return delivered
 
 
-def lobby_and_rooms(hub: Hub, rooms: Iterable[Room]) -> list[Member]:
-    """Who is told of a user's presence or rename: the lobby, and the members here of
-    ``rooms`` (the user's), each once, the lobby's first."""
-    recipients = [m for m in hub._members.values() if m.in_lobby]
+def lobby_and_rooms(hub: Hub, rooms: Iterable[Room], *, lobby: bool = True) -> list[Member]:
+    """Who is told of a user's presence or rename: the lobby (unless ``lobby`` is
+    False: the user is not in it), and the members here of ``rooms`` (the user's), each
+    once, the lobby's first."""
+    recipients = [m for m in hub._members.values() if m.in_lobby] if lobby else []
     seen = {m.id for m in recipients}
     for room in rooms:
         for member in room.members.values():

@@ -20,6 +20,7 @@ class Mode(Enum):
     UNDECIDED = "undecided"
     TEXT = "text"
     JSON = "json"
+    IRC = "irc"  # the IRC port (--irc): imkit.irc.wire.IrcConnection
 
 
 # Stable error codes of the JSON protocol (docs/protocol.md lists each with its text line).

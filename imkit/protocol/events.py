@@ -319,6 +319,7 @@ class Presence(Event):
     name: str
     addr: str
     online: bool
+    reason: str | None = None  # why it went offline, when it said (an IRC QUIT's)
 
     def text_line(self) -> str:
         return f"[{self.addr}]{self.name}:{'user is online' if self.online else 'user offline'}"
@@ -402,14 +403,27 @@ def encode(event: Event, mode: Mode) -> bytes:
 
 
 class Frame:
-    """One event for many recipients, encoded at most once per wire mode."""
+    """One event for many recipients, encoded at most once per wire mode; and for IRC
+    connections at most once per distinct form (``forms``: the IRC wire's cache, keyed
+    by the capabilities that change the line, :meth:`IrcConnection.frame_bytes`)."""
 
-    __slots__ = ("event", "_text", "_json")
+    __slots__ = ("event", "_text", "_json", "forms")
 
     def __init__(self, event: Event) -> None:
         self.event = event
         self._text: bytes | None = None
         self._json: bytes | None = None
+        self.forms: dict[Any, bytes] | None = None
+
+    def for_wire(self, wire: Any) -> bytes:
+        """The bytes for a connection whose protocol state is ``wire``."""
+        mode = wire.mode
+        if mode is Mode.JSON:
+            return self.json
+        if mode is Mode.IRC:
+            data: bytes = wire.frame_bytes(self)
+            return data
+        return self.text
 
     @property
     def text(self) -> bytes:

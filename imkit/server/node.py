@@ -46,12 +46,7 @@ from imkit.system import raise_open_file_limit
 from imkit.transport.backpressure import Congestion
 from imkit.transport.connection import Connection, TokenBucket
 from imkit.transport.flusher import Flusher
-from imkit.transport.limits import (
-    AddressLimits,
-    IPAddress,
-    Network,
-    peer_ip,
-)
+from imkit.transport.limits import AddressLimits, IPAddress, peer_ip, within
 from imkit.transport.links import Link, SocketLink, format_addr
 from imkit.transport.listener import (
     Acceptor,
@@ -67,6 +62,7 @@ if TYPE_CHECKING:
     from imkit.cluster.link import ClusterLink
     from imkit.server.metrics import MetricsServer
     from imkit.web import WebSocketLink
+    from imkit.server.irc_port import IrcPort
     from imkit.web.port import WebPort
 
 
@@ -108,6 +104,7 @@ class Server:
         self._listener: MultiListener[anyio.abc.SocketStream] | None = None
         self._acceptors: list[Acceptor] = []  # the chat port's and the web port's
         self.web: WebPort | None = None  # --web: bound by listen()
+        self.irc: IrcPort | None = None  # --irc: bound by listen()
         self.admin_socket: AdminSocket | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._rate_exempt = [parse_network(a) for a in config.rate_exempt]
@@ -239,10 +236,17 @@ class Server:
     async def _bind(self) -> None:
         host, port = self.config.host, self.config.port
         listener = await tcp_listener(host, port, self.addresses)
+        web = None
         try:
             web = await self._bind_web()
+            if self.config.irc:  # --irc: imported only then
+                from imkit.server.irc_port import IrcPort
+
+                self.irc = await IrcPort.bind(self.config, secure=self._ssl_context is not None)
         except BaseException:
             await listener.aclose()
+            if web is not None:
+                await web.aclose()
             raise
         real_port = listener.listeners[0].extra(SocketAttribute.local_port)
         path = self.config.admin_socket or default_path(real_port)
@@ -261,6 +265,8 @@ class Server:
             await listener.aclose()
             if web is not None:
                 await web.aclose()
+            if self.irc is not None:
+                await self.irc.aclose()
             raise
         self._listener, self.admin_socket = listener, admin_socket
         self.web = web
@@ -363,8 +369,15 @@ class Server:
                 ]
                 if self.web is not None:
                     self._acceptors += [
-                        Acceptor(sock, self._accepted_web) for sock in self.web.sockets()
+                        Acceptor(sock, partial(self._accepted, kind="web"))
+                        for sock in self.web.sockets()
                     ]
+                if self.irc is not None:
+                    self._acceptors += [
+                        Acceptor(sock, partial(self._accepted, kind="irc"))
+                        for sock in self.irc.sockets()
+                    ]
+                    self.irc.log_listening()
                 for acceptor in self._acceptors:
                     background.start_soon(acceptor.run)
                 if self.web is not None:
@@ -405,6 +418,8 @@ class Server:
                 background.cancel_scope.cancel()
             if self.web is not None:  # page loads and kept-alive connections end
                 await self.web.aclose()
+            if self.irc is not None:
+                await self.irc.aclose()
             # Messages delivered but not yet stored: their senders' oks go before the byes.
             await store.flush(STORE_FLUSH_TIMEOUT)
             log.info(
@@ -425,15 +440,11 @@ class Server:
 
     # -------------------------------------------------------------- connections
 
-    def _accepted(self, sock: socket.socket, peer: object) -> None:
+    def _accepted(self, sock: socket.socket, peer: object, kind: str = "chat") -> None:
         assert self._clients is not None
-        self._clients.start_soon(self._run_connection, sock, peer)
+        self._clients.start_soon(self._run_connection, sock, peer, kind)
 
-    def _accepted_web(self, sock: socket.socket, peer: object) -> None:
-        assert self._clients is not None
-        self._clients.start_soon(self._run_connection, sock, peer, True)
-
-    async def _run_connection(self, sock: socket.socket, peer: object, web: bool = False) -> None:
+    async def _run_connection(self, sock: socket.socket, peer: object, kind: str) -> None:
         """One accepted connection, in this order: --max-clients, the PROXY header
         (--proxy-protocol), bans, the per-address limits; then the chat (or, on the web
         port, HTTP until a WebSocket).
@@ -441,7 +452,7 @@ class Server:
         On the web port --max-clients is checked at the WebSocket's upgrade instead
         (:meth:`Refusals.full_websocket`): the page's files are no chat client, and a
         browser that cannot even load the page cannot say why."""
-        addr = format_addr(peer)
+        addr, web = format_addr(peer), kind == "web"
         self.hub.stats.connections_total += 1
         if self.stopping:  # accepted just before the signal: not let in to be sent away
             sock.close()
@@ -449,7 +460,7 @@ class Server:
         if not web and self._full():
             self.refusals.full(sock, addr, web)
             return
-        if self._proxies and _within(peer, self._proxies):
+        if self._proxies and within(peer, self._proxies):
             proxied = await self.refusals.user_behind_proxy(sock, peer, addr)
             if proxied is None:
                 return
@@ -465,18 +476,19 @@ class Server:
             self.refusals.per_address(sock, addr, refusal, web)
             return
         try:
-            await self._serve_connection(sock, addr, ip, web)
+            await self._serve_connection(sock, addr, ip, kind)
         finally:
             self.limits.release(key)
 
     async def _serve_connection(
-        self, sock: socket.socket, addr: str, ip: IPAddress | None, web: bool = False
+        self, sock: socket.socket, addr: str, ip: IPAddress | None, kind: str
     ) -> None:
         link = await self._open_link(sock, addr)
         if link is None:
             self.hub.stats.refused_tls += 1
             return
         websocket: WebSocketLink | None = None
+        web = kind == "web"
         if web:
             assert self.web is not None
             websocket = await self.web.serve_http(link, addr)
@@ -487,7 +499,9 @@ class Server:
                 return
             link = websocket
         now = time.monotonic()
-        wire = ServerConnection(max_line=self.config.max_line, json=web)
+        wire: Any = ServerConnection(max_line=self.config.max_line, json=web)
+        if kind == "irc" and self.irc is not None:
+            wire = self.irc.wire(self.hub.shown_address(addr))
         member = self.hub.new_member(addr, wire, Outbox(self.config.max_queue), now)
         if websocket is not None:
             websocket.refuse = partial(_refuse_message, self.hub, member)
@@ -504,7 +518,7 @@ class Server:
             join_at_hello=web,
         )
         self.connections.add(connection)
-        over = " over WebSocket" if web else ""
+        over = {"web": " over WebSocket", "irc": " over IRC"}.get(kind, "")
         if member.shown_addr == addr:
             log.info(
                 "%s: connected%s",
@@ -582,9 +596,3 @@ class Server:
 def _refuse_message(hub: Hub, member: Member, code: str, message: str) -> None:
     """A WebSocket message the link refused (binary, too long): an error reply."""
     hub.send(member, Error(None, code, message))
-
-
-def _within(peer: object, networks: list[Network]) -> bool:
-    """Whether ``peer`` (a socket address) is an address in one of ``networks``."""
-    ip = peer_ip(peer)
-    return ip is not None and any(ip in network for network in networks)

@@ -41,6 +41,7 @@ from imkit.protocol import (
     RequestId,
 )
 from imkit.transport.backpressure import Congestion
+from imkit.transport.irc import admit_irc
 from imkit.transport.links import LINK_ERRORS, RECV_SIZE, Link, SocketLink
 
 log = logging.getLogger("imkit.server")
@@ -402,6 +403,8 @@ class Connection:
         Until then the client receives nothing but its replies, and is not online."""
         if self.join_at_hello:
             return await self._admit_at_hello()
+        if self.member.wire.mode is Mode.IRC:  # registration first (imkit.transport.irc)
+            return await admit_irc(self)
         accounts_only = self.logins.accounts_only
         if self.password is None and not accounts_only:
             self.hub.join(self.member)

@@ -284,3 +284,9 @@ class AddressLimits:
                 del entries[key]
             else:
                 return  # the quietest address is recent: so are all after it
+
+
+def within(peer: object, networks: list[Network]) -> bool:
+    """Whether ``peer`` (a socket address) is an address in one of ``networks``."""
+    ip = peer_ip(peer)
+    return ip is not None and any(ip in network for network in networks)

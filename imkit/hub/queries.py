@@ -1,0 +1,126 @@
+"""The hub's answers to the requests about people (:mod:`imkit.protocol.queries`,
+what the IRC port needs beyond rooms and messages): who someone is, the counts, away,
+quit, and the replies a client's own wire made. Answered from this server's members
+(a cluster node: its own users and the rooms' members here)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from imkit.hub.members import Member
+from imkit.protocol import Bye, Command, RenameOk
+from imkit.protocol.queries import (
+    Answer,
+    AwayOk,
+    Counts,
+    Lusers,
+    People,
+    Person,
+    Quit,
+    Register,
+    SetAway,
+    Whois,
+)
+from imkit.rules.rooms import room_key
+
+if TYPE_CHECKING:
+    from imkit.hub.core import Hub
+
+
+def _standing(hub: Hub, key: str, member: Member) -> str:
+    """``@`` for a room's operator, ``+`` for a voice, else "" (one server's rooms)."""
+    states = getattr(hub.backend, "states", None)
+    state = None if states is None else states.get(key)
+    place = None if state is None else state.members.get(member.id)
+    if place is None:
+        return ""
+    return "@" if place.operator else "+" if place.voice else ""
+
+
+def _secret(hub: Hub, key: str) -> bool:
+    states = getattr(hub.backend, "states", None)
+    state = None if states is None else states.get(key)
+    return state is not None and "s" in state.flags
+
+
+def person(hub: Hub, member: Member, asker: Member | None) -> Person:
+    rooms = []
+    if member.in_lobby:
+        rooms.append(hub.lobby)
+    for key, room in member.rooms.items():
+        if _secret(hub, key) and (asker is None or key not in asker.rooms):
+            continue
+        rooms.append(_standing(hub, key, member) + room.name)
+    return Person(
+        member.name,
+        member.shown_addr,
+        member.account,
+        member.ident,
+        member.realname,
+        member.away,
+        max(0.0, time.monotonic() - member.last_active),
+        member.connected_wall,
+        tuple(rooms),
+    )
+
+
+def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None]]:
+    """The entries of :meth:`Hub._command_table` for the requests about people."""
+
+    def whois(member: Member, command: Whois) -> None:
+        if command.room is not None:
+            key = room_key(command.room)
+            if key == hub.lobby_key:
+                members = [m for m in hub._members.values() if m.in_lobby]
+                name = hub.lobby
+            else:
+                room = hub.rooms.get(key)
+                visible = room is not None and not (_secret(hub, key) and key not in member.rooms)
+                members = list(room.members.values()) if room is not None and visible else []
+                name = room.name if room is not None else command.room
+            found = tuple(person(hub, m, member) for m in members)
+            hub.reply(member, People(command.id, (command.room,), found, name))
+            return
+        people = []
+        for name in command.names:
+            other = hub.find(name)
+            if other is not None and other.online:
+                people.append(person(hub, other, member))
+        hub.reply(member, People(command.id, command.names, tuple(people)))
+
+    def lusers(member: Member, command: Lusers) -> None:
+        here = len(hub.local_members())
+        users = len(hub)
+        rooms = len(getattr(hub.backend, "states", hub.rooms)) + 1  # the lobby too
+        hub.send(member, Counts(command.id, users, here, rooms))
+
+    def away(member: Member, command: SetAway) -> None:
+        member.away = command.message or None
+        hub.send(member, AwayOk(command.id, member.away is not None))
+
+    def quit_(member: Member, command: Quit) -> None:
+        member.quit_reason = command.reason
+        hub.remove(member, Bye("quit", command.reason or "Client Quit"))
+
+    def answer(member: Member, command: Answer) -> None:
+        hub.send(member, command.event)
+
+    def register(member: Member, command: Register) -> None:
+        """An IRC client's registration, once it is online (imkit.transport.irc): its
+        nick; logged in already (SASL), its account's name."""
+        member.ident, member.realname = command.ident, command.realname
+        if member.account is not None:
+            hub.send(member, RenameOk(command.id, member.name))
+        else:
+            hub.backend.rename(member, command.id, command.nick, hello=False)
+
+    return {
+        Whois: whois,
+        Lusers: lusers,
+        SetAway: away,
+        Quit: quit_,
+        Answer: answer,
+        Register: register,
+    }

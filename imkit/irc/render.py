@@ -1,0 +1,111 @@
+"""The hub's events that many users receive (a message, a join, a rename...) as IRC
+lines: the same for every IRC recipient whose capabilities are the same, so that
+:meth:`IrcConnection.frame_bytes` renders each once per distinct *form* (the
+capabilities that change the line) however many users receive it. Nothing here depends
+on who receives the line."""
+
+from __future__ import annotations
+
+from imkit.irc.message import clean, line, tag_prefix, trailing_line
+from imkit.irc.names import prefix, shown
+from imkit.protocol import (
+    Bye,
+    ChatMessage,
+    Event,
+    ModesChanged,
+    NameChange,
+    Presence,
+    RoomJoin,
+    RoomKicked,
+    RoomPart,
+    ServerNotice,
+    TopicInfo,
+)
+from imkit.rules.times import iso_time
+
+# The capabilities that change a broadcast line: a form is the subset of them a
+# connection has, in this order.
+FORM_CAPS = ("server-time", "message-tags", "account-tag", "extended-join")
+
+
+def message_tags(event: ChatMessage, form: frozenset[str]) -> str:
+    tags: dict[str, str | None] = {}
+    if "server-time" in form:
+        tags["time"] = iso_time(event.time)
+    if "message-tags" in form and event.msgid is not None:
+        tags["msgid"] = event.msgid
+    if "account-tag" in form and event.account is not None:
+        tags["account"] = shown(event.account)
+    return tag_prefix(tags)
+
+
+def chat_line(event: ChatMessage, form: frozenset[str]) -> str:
+    target = event.room if event.to is None else shown(event.to)
+    source = prefix(event.sender, event.addr)
+    return trailing_line(
+        source, "PRIVMSG", target or "*", clean(event.text), tags=message_tags(event, form)
+    )
+
+
+def join_line(name: str, addr: str, room: str, account: str | None, form: frozenset[str]) -> str:
+    if "extended-join" in form:
+        return line(prefix(name, addr), "JOIN", room, shown(account) if account else "*", name)
+    return line(prefix(name, addr), "JOIN", room)
+
+
+def mode_args(event: ModesChanged) -> list[str]:
+    """A change's arguments, the names of +o and +v as IRC shows them."""
+    letters = [c for c in event.changes if c not in "+-"]
+    args = list(event.args)
+    named = [c for c in letters if c in "ovbkl"]  # those that took an argument, in order
+    return [shown(a) if i < len(named) and named[i] in "ov" else a for i, a in enumerate(args)]
+
+
+def _source(name: str) -> str:
+    return shown(name)
+
+
+def render(event: Event, form: frozenset[str], lobby: str) -> str | None:
+    """The line(s) of a broadcast ``event`` in ``form``; None when IRC shows nothing
+    (``lobby``: the lobby's name, the channel of presence)."""
+    kind = type(event)
+    if kind is ChatMessage:
+        assert isinstance(event, ChatMessage)
+        return chat_line(event, form)
+    if kind is Presence:
+        assert isinstance(event, Presence)
+        if event.online:  # told to the lobby: the user came to the chat, so to #lobby
+            return join_line(event.name, event.addr, lobby, None, form)
+        reason = f"Quit: {event.reason}" if event.reason else "Client Quit"
+        return trailing_line(prefix(event.name, event.addr), "QUIT", clean(reason))
+    if kind is NameChange:
+        assert isinstance(event, NameChange)
+        return line(prefix(event.old, event.addr), "NICK", shown(event.new))
+    if kind is RoomJoin:
+        assert isinstance(event, RoomJoin)
+        return join_line(event.name, event.addr, event.room, None, form)
+    if kind is RoomPart:
+        assert isinstance(event, RoomPart)
+        source = prefix(event.name, event.addr)
+        if event.reason:
+            return trailing_line(source, "PART", event.room, clean(event.reason))
+        return line(source, "PART", event.room)
+    if kind is RoomKicked:
+        assert isinstance(event, RoomKicked)
+        reason = clean(event.reason or event.by)
+        return trailing_line(_source(event.by), "KICK", event.room, shown(event.name), reason)
+    if kind is TopicInfo:
+        assert isinstance(event, TopicInfo)
+        if not event.changed:
+            return None
+        return trailing_line(_source(event.by or "*"), "TOPIC", event.room, clean(event.topic or ""))
+    if kind is ModesChanged:
+        assert isinstance(event, ModesChanged)
+        return line(_source(event.by), "MODE", event.room, event.changes, *mode_args(event))
+    if kind is ServerNotice:
+        assert isinstance(event, ServerNotice)
+        return trailing_line(None, "NOTICE", "*", clean(event.message))
+    if kind is Bye:
+        assert isinstance(event, Bye)
+        return trailing_line(None, "ERROR", clean(event.message))
+    return None

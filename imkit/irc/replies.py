@@ -1,0 +1,433 @@
+"""The replies one IRC client gets, numerics first (RFC 1459/2812 and the Modern IRC
+document's numbers): they name the client's nick, so they are made per client, from the
+hub's reply events and what the client asked (:meth:`IrcConnection.asked`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from imkit.irc.message import clean, line, trailing_line
+from imkit.irc.names import host, prefix, shown
+from imkit.irc.render import join_line, render
+from imkit.protocol import (
+    Bye,
+    Error,
+    Event,
+    HistoryPage,
+    Invited,
+    Joined,
+    KeptMessage,
+    LoginOk,
+    ModesInfo,
+    Ok,
+    Pong,
+    RenameOk,
+    RoomList,
+    RoomOk,
+    TopicInfo,
+    UserList,
+    Welcome,
+)
+from imkit.protocol.queries import AwayOk, Counts, People, Person
+from imkit.rules.names import MAX_NAME_LENGTH, name_key
+from imkit.rules.rooms import MAX_ROOM_BANS, ROOM_NAME_MAX, TOPIC_MAX, room_key
+
+if TYPE_CHECKING:
+    from imkit.irc.wire import IrcConnection
+
+# Capabilities offered (CAP LS), docs/irc.md; "sasl" is offered with its mechanism.
+CAPABILITIES = (
+    "account-tag",
+    "cap-notify",
+    "echo-message",
+    "extended-join",
+    "message-tags",
+    "multi-prefix",
+    "sasl",
+    "server-time",
+    "userhost-in-names",
+)
+# RPL_ISUPPORT: what this server is, told truthfully (docs/irc.md).
+ISUPPORT = (
+    "AWAYLEN=300",
+    "CASEMAPPING=rfc8265",
+    f"CHANLIMIT=#:{50}",
+    "CHANMODES=b,k,l,imnst",
+    f"CHANNELLEN={ROOM_NAME_MAX + 1}",
+    "CHANTYPES=#",
+    "ELIST=",
+    "KICKLEN=300",
+    f"MAXLIST=b:{MAX_ROOM_BANS}",
+    "MODES=10",
+    "NETWORK=imkit",
+    f"NICKLEN={MAX_NAME_LENGTH}",
+    "PREFIX=(ov)@+",
+    "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,KICK:,NAMES:,WHOIS:4,ISON:,USERHOST:5",
+    f"TOPICLEN={TOPIC_MAX}",
+    "UTF8ONLY",
+)
+USER_MODES = "iwx"
+CHANNEL_MODES = "biklmnostv"
+CHANNEL_MODES_WITH_ARGS = "bklov"
+# Error codes (imkit.protocol.codes) to numerics when the command does not decide.
+_ERRORS = {
+    "no_such_user": ("401", "No such nick/channel"),
+    "no_such_room": ("403", "No such channel"),
+    "bad_room_name": ("403", "No such channel"),
+    "not_room_operator": ("482", "You're not channel operator"),
+    "banned_from_room": ("474", "Cannot join channel (+b)"),
+    "invite_only": ("473", "Cannot join channel (+i)"),
+    "bad_key": ("475", "Cannot join channel (+k)"),
+    "room_full": ("471", "Cannot join channel (+l)"),
+    "too_many_rooms": ("405", "You have joined too many channels"),
+    "invalid_name": ("432", "Erroneous nickname"),
+    "name_taken": ("433", "Nickname is already in use"),
+    "name_reserved": ("433", "Nickname is reserved by an account: log in with SASL"),
+    "logged_in": ("433", "You are logged in and keep your account's name"),
+    "login_failed": ("904", "SASL authentication failed"),
+    "too_many_attempts": ("904", "SASL authentication failed: too many failed logins"),
+    "line_too_long": ("417", "Input line was too long"),
+}
+
+
+def raw(source: str | None, command: str, *params: str) -> str:
+    return line(source, command, *params)
+
+
+def numeric(conn: IrcConnection, code: str, *params: str) -> str:
+    """A numeric reply to ``conn``: ``:SERVER CODE NICK PARAMS...``, the last one
+    trailing."""
+    return trailing_line(conn.server, code, conn.nick, *params) if params else line(
+        conn.server, code, conn.nick
+    )
+
+
+def cap_value(conn: IrcConnection, cap: str) -> str:
+    if cap == "sasl" and conn.cap_version >= 302:
+        return "sasl=PLAIN"
+    return cap
+
+
+def isupport(conn: IrcConnection) -> str:
+    tokens = list(ISUPPORT)
+    return "".join(
+        line(conn.server, "005", conn.nick, *tokens[i : i + 12], "are supported by this server")
+        for i in range(0, len(tokens), 12)
+    )
+
+
+def welcome(conn: IrcConnection) -> str:
+    """001 to 005: what a client gets when its registration is done."""
+    nick = conn.nick
+    return (
+        numeric(conn, "001", f"Welcome to the imkit chat, {nick}")
+        + numeric(conn, "002", f"Your host is {conn.server}, running version {conn.version}")
+        + numeric(conn, "003", f"This server was created {conn.created}")
+        + line(conn.server, "004", nick, conn.server, conn.version, USER_MODES, CHANNEL_MODES,
+               CHANNEL_MODES_WITH_ARGS)
+        + isupport(conn)
+    )
+
+
+def motd(conn: IrcConnection) -> str:
+    if conn.motd is None:
+        return numeric(conn, "422", "MOTD File is missing")
+    lines = [numeric(conn, "375", f"- {conn.server} Message of the day - ")]
+    lines += [numeric(conn, "372", f"- {clean(text)}") for text in conn.motd]
+    lines.append(numeric(conn, "376", "End of /MOTD command."))
+    return "".join(lines)
+
+
+def time_line(conn: IrcConnection) -> str:
+    now = datetime.fromtimestamp(conn.clock(), UTC)
+    return numeric(conn, "391", conn.server, now.strftime("%A %B %d %Y -- %H:%M:%S +00:00"))
+
+
+def lusers(conn: IrcConnection, counts: Counts) -> str:
+    return (
+        numeric(conn, "251", f"There are {counts.users} users and 0 invisible on 1 servers")
+        + numeric(conn, "252", "0", "operator(s) online")
+        + numeric(conn, "254", str(counts.rooms), "channels formed")
+        + numeric(conn, "255", f"I have {counts.here} clients and 0 servers")
+        + numeric(conn, "265", str(counts.here), str(counts.here),
+                  f"Current local users {counts.here}, max {counts.here}")
+        + numeric(conn, "266", str(counts.users), str(counts.users),
+                  f"Current global users {counts.users}, max {counts.users}")
+    )
+
+
+# ------------------------------------------------------------------ replies
+
+
+def reply(conn: IrcConnection, event: Event) -> str | None:
+    """The lines of a reply ``event`` for ``conn`` ("" for none); None when ``event``
+    is no reply but a broadcast's, for :func:`imkit.irc.render.render`."""
+    handler = _REPLIES.get(type(event))
+    if handler is None:
+        return None
+    return handler(conn, event)
+
+
+def _renamed(conn: IrcConnection, event: RenameOk) -> str:
+    verb, _ = conn.asked(event.id)
+    if verb == "register":
+        conn.name = event.name
+        conn.registered = True
+        return welcome(conn)
+    return conn.renamed(event) or ""
+
+
+def _error(conn: IrcConnection, event: Error) -> str:
+    verb, context = conn.asked(event.id)
+    target = context[0] if context else (event.subject or "*")
+    code = event.code
+    if verb == "NOTICE":
+        return ""  # a NOTICE is never answered
+    if verb == "register":
+        conn.requested_nick, conn.registered = None, False
+        number, text = _ERRORS.get(code, ("433", "Nickname is already in use"))
+        return line(conn.server, number, "*", target, text) if number != "432" else (
+            trailing_line(conn.server, "432", "*", target, text)
+        )
+    if verb == "sasl":
+        return numeric(conn, "904", "SASL authentication failed")
+    if verb == "JOIN":
+        conn.failed_joins.add(room_key(target))
+    if code == "not_in_room":
+        if verb in ("PRIVMSG",):
+            return numeric(conn, "404", target, "Cannot send to channel")
+        if verb == "KICK" and not event.message.startswith("you"):
+            return numeric(conn, "441", shown(context[1]), target, "They aren't on that channel")
+        if verb == "MODE":
+            return numeric(conn, "482", target, "You're not channel operator")
+        return numeric(conn, "442", target, "You're not on that channel")
+    if code == "muted":
+        return numeric(conn, "404", target, f"Cannot send to channel: {clean(event.message)}")
+    if code == "no_such_user" and verb in ("KICK", "INVITE"):
+        return numeric(conn, "401", shown(context[1]), "No such nick/channel")
+    if code == "bad_request" and verb == "MODE":
+        return numeric(conn, "472", "*", clean(event.message))
+    known = _ERRORS.get(code)
+    if known is not None:
+        if code == "line_too_long":
+            return numeric(conn, "417", known[1])
+        return numeric(conn, known[0], target, known[1])
+    return line(conn.server, "NOTICE", conn.nick, f"error: {clean(event.message)}")
+
+
+def _joined(conn: IrcConnection, event: Joined) -> str:
+    conn.channels[room_key(event.room)] = event.room
+    conn.failed_joins.discard(room_key(event.room))
+    out = join_line(conn.name, conn.host, event.room, conn.account, conn.form)
+    if "extended-join" in conn.form:
+        out = line(conn.source, "JOIN", event.room, shown(conn.account) if conn.account else "*",
+                   conn.realname or conn.name)
+    if event.topic:
+        out += numeric(conn, "332", event.room, clean(event.topic))
+    if event.id is None:  # an account put back in its room: it gets the names too
+        out += numeric(conn, "366", event.room, "End of /NAMES list")
+    return out
+
+
+def _names(conn: IrcConnection, event: UserList) -> str:
+    verb, context = conn.asked(event.id)
+    room = event.room or (context[0] if context else conn.lobby)
+    if verb == "join-names" and room_key(room) in conn.failed_joins:
+        conn.failed_joins.discard(room_key(room))
+        return ""
+    multi, full = "multi-prefix" in conn.caps, "userhost-in-names" in conn.caps
+    names = []
+    for user in event.users:
+        mark = ("@" if user.operator else "") + ("+" if user.voice else "")
+        if not multi:
+            mark = mark[:1]
+        names.append(mark + (prefix(user.name, user.addr) if full else shown(user.name)))
+    out, chunk = [], []
+    for name in names:
+        chunk.append(name)
+        if sum(len(n) + 1 for n in chunk) > 350:
+            out.append(numeric(conn, "353", "=", room, " ".join(chunk)))
+            chunk = []
+    if chunk:
+        out.append(numeric(conn, "353", "=", room, " ".join(chunk)))
+    out.append(numeric(conn, "366", room, "End of /NAMES list"))
+    return "".join(out)
+
+
+def _room_ok(conn: IrcConnection, event: RoomOk) -> str:
+    verb, context = conn.asked(event.id)
+    if verb == "PART":
+        conn.channels.pop(room_key(event.room), None)
+        reason = context[1] if len(context) > 1 else ""
+        if reason:
+            return trailing_line(conn.source, "PART", event.room, clean(reason))
+        return line(conn.source, "PART", event.room)
+    if verb == "INVITE":
+        return numeric(conn, "341", shown(context[1]), event.room)
+    return ""
+
+
+def _topic(conn: IrcConnection, event: TopicInfo) -> str | None:
+    if event.changed:
+        return None
+    if not event.topic:
+        return numeric(conn, "331", event.room, "No topic is set")
+    out = numeric(conn, "332", event.room, clean(event.topic))
+    if event.by is not None and event.time is not None:
+        out += line(conn.server, "333", conn.nick, event.room, shown(event.by), str(int(event.time)))
+    return out
+
+
+def _modes(conn: IrcConnection, event: ModesInfo) -> str:
+    if event.bans is not None:
+        bans = [line(conn.server, "367", conn.nick, event.room, mask) for mask in event.bans]
+        return "".join(bans) + numeric(conn, "368", event.room, "End of channel ban list")
+    return line(conn.server, "324", conn.nick, event.room, event.modes, *event.args)
+
+
+def _rooms(conn: IrcConnection, event: RoomList) -> str:
+    _, masks = conn.asked(event.id)
+    out = [numeric(conn, "321", "Channel", "Users  Name")]
+    for info in event.rooms:
+        if masks and room_key(info.room) not in masks:
+            continue
+        out.append(numeric(conn, "322", info.room, str(info.members), clean(info.topic or "")))
+    out.append(numeric(conn, "323", "End of /LIST"))
+    return "".join(out)
+
+
+def _invited(conn: IrcConnection, event: Invited) -> str:
+    return line(shown(event.by), "INVITE", conn.nick, event.room)
+
+
+def _who_line(conn: IrcConnection, person: Person, room: str) -> str:
+    here = "G" if person.away else "H"
+    mark = ""
+    for name in person.rooms:
+        if name.lstrip("@+") == room or room == "*":
+            mark = name[: len(name) - len(name.lstrip("@+"))]
+            break
+    flags = here + (mark if "multi-prefix" in conn.caps else mark[:1])
+    ident = person.ident or "~u"
+    return trailing_line(conn.server, "352", conn.nick, room, ident, host(person.addr),
+                         conn.server, shown(person.name), flags,
+                         f"0 {clean(person.realname or person.name)}")
+
+
+def _people(conn: IrcConnection, event: People) -> str:
+    verb, asked = conn.asked(event.id)
+    found = {name_key(p.name): p for p in event.found}
+    if verb == "WHO":
+        mask = asked[0] if asked else "*"
+        room = event.room or "*"
+        lines = [_who_line(conn, p, room) for p in event.found]
+        return "".join(lines) + numeric(conn, "315", mask, "End of WHO list")
+    if verb == "ISON":
+        names = [shown(found[name_key(n)].name) for n in asked if name_key(n) in found]
+        return numeric(conn, "303", " ".join(names))
+    if verb == "USERHOST":
+        items = []
+        for nick in asked:
+            p = found.get(name_key(nick))
+            if p is not None:
+                away = "-" if p.away else "+"
+                items.append(f"{shown(p.name)}={away}{p.ident or '~u'}@{host(p.addr)}")
+        return numeric(conn, "302", " ".join(items))
+    if verb == "MODE-user":
+        target = asked[0] if asked else "*"
+        if not event.found:
+            return numeric(conn, "401", target, "No such nick/channel")
+        return numeric(conn, "502", "Can't change mode for other users")
+    out = []
+    for nick in asked:
+        p = found.get(name_key(nick))
+        if p is None:
+            out.append(numeric(conn, "401", nick, "No such nick/channel"))
+            continue
+        out.append(_whois(conn, p))
+    out.append(numeric(conn, "318", ",".join(asked), "End of /WHOIS list"))
+    return "".join(out)
+
+
+def _whois(conn: IrcConnection, p: Person) -> str:
+    nick = shown(p.name)
+    out = [trailing_line(conn.server, "311", conn.nick, nick, p.ident or "~u", host(p.addr), "*",
+                         clean(p.realname or p.name))]
+    if p.rooms:
+        out.append(numeric(conn, "319", nick, " ".join(p.rooms)))
+    out.append(numeric(conn, "312", nick, conn.server, "imkit"))
+    if p.away:
+        out.append(numeric(conn, "301", nick, clean(p.away)))
+    if p.account:
+        out.append(numeric(conn, "330", nick, shown(p.account), "is logged in as"))
+    out.append(numeric(conn, "317", nick, str(int(p.idle)), str(int(p.signon)),
+                       "seconds idle, signon time"))
+    return "".join(out)
+
+
+def _counts(conn: IrcConnection, event: Counts) -> str:
+    verb, _ = conn.asked(event.id)
+    if verb == "welcome":
+        if not conn.registered:
+            return ""
+        return lusers(conn, event) + motd(conn)
+    return lusers(conn, event)
+
+
+def _away(conn: IrcConnection, event: AwayOk) -> str:
+    if event.away:
+        return numeric(conn, "306", "You have been marked as being away")
+    return numeric(conn, "305", "You are no longer marked as being away")
+
+
+def _login(conn: IrcConnection, event: LoginOk) -> str:
+    conn.account = event.name
+    conn.name = event.name
+    mask = f"{shown(event.name)}!{conn.ident or '~u'}@{conn.host}"
+    return numeric(conn, "900", mask, shown(event.name), f"You are now logged in as {event.name}") + (
+        numeric(conn, "903", "SASL authentication successful")
+    )
+
+
+def _kept(conn: IrcConnection, event: KeptMessage) -> str:
+    return render(event.message, conn.form | {"server-time"}, conn.lobby) or ""
+
+
+def _bye(conn: IrcConnection, event: Bye) -> str:
+    text = clean(event.message)
+    if event.reason == "kicked":
+        kill = line(conn.server, "KILL", conn.nick, f"{conn.server} ({text})")
+        return kill + trailing_line(None, "ERROR", f"Closing Link: {conn.host} (Killed: {text})")
+    return trailing_line(None, "ERROR", f"Closing Link: {conn.host} ({text})")
+
+
+def _nothing(conn: IrcConnection, event: Event) -> str:
+    return ""
+
+
+def _history(conn: IrcConnection, event: HistoryPage) -> str:
+    return ""
+
+
+_REPLIES = {
+    RenameOk: _renamed,
+    Error: _error,
+    Joined: _joined,
+    UserList: _names,
+    RoomOk: _room_ok,
+    TopicInfo: _topic,
+    ModesInfo: _modes,
+    RoomList: _rooms,
+    Invited: _invited,
+    People: _people,
+    Counts: _counts,
+    AwayOk: _away,
+    LoginOk: _login,
+    KeptMessage: _kept,
+    Bye: _bye,
+    HistoryPage: _history,
+    Welcome: _nothing,
+    Pong: _nothing,
+    Ok: _nothing,
+}

@@ -1,0 +1,517 @@
+"""IRC commands into the hub's commands (docs/irc.md has the table): one function a
+command, taking the connection's state (:class:`~imkit.irc.wire.IrcConnection`) and
+the parsed message, returning the commands for the hub, in order. What the hub does not
+answer (CAP, PING, MOTD, a bad parameter) is answered here, as an
+:class:`~imkit.protocol.queries.Answer` queued in order with the hub's replies."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from imkit.irc import replies
+from imkit.irc.message import Message
+from imkit.irc.names import nick_problem, unescaped
+from imkit.protocol import (
+    Command,
+    Invite,
+    JoinRoom,
+    ListRooms,
+    Login,
+    PartRoom,
+    PrivateMessage,
+    Rename,
+    RoomKick,
+    RoomMessage,
+    RoomMode,
+    Topic,
+    Who,
+)
+from imkit.protocol.queries import Lusers, Quit, Register, SetAway, Whois
+from imkit.protocol.room_requests import RoomRequestError, parse_changes
+from imkit.rules.rooms import TOPIC_MAX, room_key, room_problem
+
+if TYPE_CHECKING:
+    from imkit.irc.wire import IrcConnection
+
+Handler = Callable[["IrcConnection", Message], list[Command]]
+HANDLERS: dict[str, Handler] = {}
+PRE_REGISTRATION = frozenset({"CAP", "PASS", "NICK", "USER", "AUTHENTICATE", "PING", "PONG", "QUIT"})
+
+
+def handles(*verbs: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        for verb in verbs:
+            HANDLERS[verb] = handler
+        return handler
+
+    return register
+
+
+def _need(conn: IrcConnection, message: Message, count: int) -> list[Command] | None:
+    """A 461 when ``message`` has fewer than ``count`` parameters (empty ones too)."""
+    if len(message.params) < count or not all(message.params[:count]):
+        return [conn.numeric("461", message.command, "Not enough parameters")]
+    return None
+
+
+# ------------------------------------------------------------------ registration
+
+
+def _registration(conn: IrcConnection) -> list[Command]:
+    """The registration command once NICK and USER are in and CAP is over."""
+    if conn.registered or conn.negotiating or conn.sasl is not None:
+        return []
+    if conn.requested_nick is None or conn.ident is None:
+        return []
+    # Registered from here on: the lines after it are the chat's (a nick that turns
+    # out taken makes it unregistered again, imkit.irc.replies).
+    conn.registered = True
+    rid = conn.ask("register", conn.requested_nick)
+    register = Register(
+        id=rid,
+        nick=conn.requested_nick,
+        ident=conn.ident,
+        realname=conn.realname or "",
+        password=conn.password,
+    )
+    return [register, Lusers(id=conn.ask("welcome"))]
+
+
+@handles("PASS")
+def _pass(conn: IrcConnection, message: Message) -> list[Command]:
+    if conn.registered:
+        return [conn.numeric("462", "You may not reregister")]
+    missing = _need(conn, message, 1)
+    if missing:
+        return missing
+    conn.password = message.params[0]
+    return []
+
+
+@handles("NICK")
+def _nick(conn: IrcConnection, message: Message) -> list[Command]:
+    if not message.params or not message.params[0]:
+        return [conn.numeric("431", "No nickname given")]
+    nick = message.params[0]
+    problem = nick_problem(nick)
+    if problem is not None:
+        return [conn.numeric("432", nick, f"Erroneous nickname: {problem}")]
+    if not conn.registered:
+        conn.requested_nick = nick
+        return _registration(conn)
+    if nick == conn.name:
+        return []
+    return [Rename(id=conn.ask("nick", nick), name=nick)]
+
+
+@handles("USER")
+def _user(conn: IrcConnection, message: Message) -> list[Command]:
+    if conn.registered:
+        return [conn.numeric("462", "You may not reregister")]
+    if len(message.params) < 4 or not message.params[0]:
+        return [conn.numeric("461", "USER", "Not enough parameters")]
+    conn.ident = message.params[0][:10]
+    conn.realname = message.params[3]
+    return _registration(conn)
+
+
+@handles("CAP")
+def _cap(conn: IrcConnection, message: Message) -> list[Command]:
+    if not message.params:
+        return [conn.numeric("461", "CAP", "Not enough parameters")]
+    sub = message.params[0].upper()
+    nick = conn.nick
+    server = conn.server
+    if sub == "LS":
+        if not conn.registered:
+            conn.negotiating = True
+        version = message.params[1] if len(message.params) > 1 else ""
+        conn.cap_version = max(conn.cap_version, int(version) if version.isdigit() else 0)
+        offered = [replies.cap_value(conn, cap) for cap in replies.CAPABILITIES]
+        if conn.cap_version >= 302:
+            conn.caps.add("cap-notify")  # implied by 302
+            conn.set_caps(conn.caps)
+        return [conn.answer(replies.raw(server, "CAP", nick, "LS", " ".join(offered)))]
+    if sub == "LIST":
+        return [conn.answer(replies.raw(server, "CAP", nick, "LIST", " ".join(sorted(conn.caps))))]
+    if sub == "REQ":
+        if not conn.registered:
+            conn.negotiating = True
+        asked = message.params[1] if len(message.params) > 1 else ""
+        wanted = set(conn.caps)
+        for item in asked.split():
+            off = item.startswith("-")
+            name = item[1:] if off else item
+            if name not in replies.CAPABILITIES:
+                return [conn.answer(replies.raw(server, "CAP", nick, "NAK", asked))]
+            if off:
+                if name == "cap-notify" and conn.cap_version >= 302:
+                    return [conn.answer(replies.raw(server, "CAP", nick, "NAK", asked))]
+                wanted.discard(name)
+            else:
+                wanted.add(name)
+        conn.set_caps(wanted)
+        return [conn.answer(replies.raw(server, "CAP", nick, "ACK", asked))]
+    if sub == "END":
+        if conn.registered or not conn.negotiating:
+            return []
+        conn.negotiating = False
+        return _registration(conn)
+    return [conn.numeric("410", sub, "Invalid CAP command")]
+
+
+@handles("AUTHENTICATE")
+def _authenticate(conn: IrcConnection, message: Message) -> list[Command]:
+    if "sasl" not in conn.caps:
+        return [conn.numeric("904", "SASL authentication failed")]
+    if conn.registered:
+        return [conn.numeric("907", "You have already authenticated")]
+    if not message.params:
+        return [conn.numeric("461", "AUTHENTICATE", "Not enough parameters")]
+    data = message.params[0]
+    if data == "*":
+        conn.sasl, conn.sasl_buffer = None, ""
+        return [conn.numeric("906", "SASL authentication aborted")]
+    if conn.sasl is None:
+        if data.upper() != "PLAIN":
+            return [
+                conn.numeric("908", "PLAIN", "are available SASL mechanisms"),
+                conn.numeric("904", "SASL authentication failed"),
+            ]
+        conn.sasl = "PLAIN"
+        return [conn.answer(replies.raw(None, "AUTHENTICATE", "+"))]
+    if len(data) > 400:
+        conn.sasl, conn.sasl_buffer = None, ""
+        return [conn.numeric("905", "SASL message too long")]
+    conn.sasl_buffer += data if data != "+" else ""
+    if len(data) == 400:
+        return []  # more follows
+    blob, conn.sasl_buffer, conn.sasl = conn.sasl_buffer, "", None
+    try:
+        authzid, authcid, password = base64.b64decode(blob, validate=True).decode().split("\0")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return [conn.numeric("904", "SASL authentication failed")] + _registration(conn)
+    name = authcid or authzid
+    login = Login(id=conn.ask("sasl", name), name=name, password=password)
+    return [login, *_registration(conn)]
+
+
+@handles("PING")
+def _ping(conn: IrcConnection, message: Message) -> list[Command]:
+    if not message.params:
+        return [conn.numeric("409", "No origin specified")]
+    return [conn.answer(replies.raw(conn.server, "PONG", conn.server, message.params[0]))]
+
+
+@handles("PONG")
+def _pong(conn: IrcConnection, message: Message) -> list[Command]:
+    return []
+
+
+@handles("QUIT")
+def _quit(conn: IrcConnection, message: Message) -> list[Command]:
+    reason = message.params[0] if message.params else None
+    return [Quit(id=conn.ask("quit"), reason=reason)]
+
+
+# ------------------------------------------------------------------- messages
+
+
+def _room_name(conn: IrcConnection, name: str, verb: str) -> str | list[Command]:
+    """``name`` if it is a room's name, else the 403 to answer."""
+    if room_problem(name) is not None:
+        return [conn.numeric("403", name, "No such channel")]
+    return name
+
+
+@handles("PRIVMSG", "NOTICE")
+def _privmsg(conn: IrcConnection, message: Message) -> list[Command]:
+    verb = message.command
+    notice = verb == "NOTICE"
+    if not message.params or not message.params[0]:
+        return [] if notice else [conn.numeric("411", f"No recipient given ({verb})")]
+    if len(message.params) < 2 or not message.params[1]:
+        return [] if notice else [conn.numeric("412", "No text to send")]
+    text = message.params[1]
+    commands: list[Command] = []
+    for target in message.params[0].split(",")[:4]:
+        if not target:
+            continue
+        if target.startswith("#"):
+            if room_problem(target) is not None:
+                if not notice:
+                    commands.append(conn.numeric("401", target, "No such nick/channel"))
+                continue
+            commands.append(RoomMessage(id=conn.ask(verb, target), room=target, text=text))
+        else:
+            name = unescaped(target)
+            commands.append(PrivateMessage(id=conn.ask(verb, target), to=name, text=text))
+    return commands
+
+
+# ---------------------------------------------------------------------- rooms
+
+
+@handles("JOIN")
+def _join(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 1)
+    if missing:
+        return missing
+    if message.params[0] == "0":
+        return [
+            PartRoom(id=conn.ask("PART", name, ""), room=name) for name in conn.channels.values()
+        ]
+    keys = message.params[1].split(",") if len(message.params) > 1 else []
+    commands: list[Command] = []
+    for index, name in enumerate(message.params[0].split(",")):
+        if not name:
+            continue
+        checked = _room_name(conn, name, "JOIN")
+        if isinstance(checked, list):
+            commands.extend(checked)
+            continue
+        key = keys[index] if index < len(keys) and keys[index] else None
+        commands.append(JoinRoom(id=conn.ask("JOIN", name), room=name, key=key))
+        commands.append(Who(id=conn.ask("join-names", name), room=name))
+    return commands
+
+
+@handles("PART")
+def _part(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 1)
+    if missing:
+        return missing
+    reason = message.params[1] if len(message.params) > 1 else ""
+    commands: list[Command] = []
+    for name in message.params[0].split(","):
+        checked = _room_name(conn, name, "PART")
+        if isinstance(checked, list):
+            commands.extend(checked)
+            continue
+        rid = conn.ask("PART", name, reason)
+        commands.append(PartRoom(id=rid, room=name, reason=reason or None))
+    return commands
+
+
+@handles("TOPIC")
+def _topic(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 1)
+    if missing:
+        return missing
+    name = message.params[0]
+    checked = _room_name(conn, name, "TOPIC")
+    if isinstance(checked, list):
+        return checked
+    topic = message.params[1][:TOPIC_MAX] if len(message.params) > 1 else None
+    return [Topic(id=conn.ask("TOPIC", name), room=name, topic=topic)]
+
+
+@handles("NAMES")
+def _names(conn: IrcConnection, message: Message) -> list[Command]:
+    if not message.params or not message.params[0]:
+        return [conn.numeric("366", "*", "End of /NAMES list")]
+    commands: list[Command] = []
+    for name in message.params[0].split(","):
+        if room_problem(name) is not None:
+            commands.append(conn.numeric("366", name, "End of /NAMES list"))
+            continue
+        commands.append(Who(id=conn.ask("NAMES", name), room=name))
+    return commands
+
+
+@handles("LIST")
+def _list(conn: IrcConnection, message: Message) -> list[Command]:
+    wanted = message.params[0] if message.params and message.params[0] else ""
+    masks = tuple(room_key(n) for n in wanted.split(",") if n.startswith("#") and len(n) > 1)
+    return [ListRooms(id=conn.ask("LIST", *masks))]
+
+
+@handles("KICK")
+def _kick(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 2)
+    if missing:
+        return missing
+    name = message.params[0]
+    checked = _room_name(conn, name, "KICK")
+    if isinstance(checked, list):
+        return checked
+    reason = message.params[2] if len(message.params) > 2 and message.params[2] else None
+    return [
+        RoomKick(id=conn.ask("KICK", name, nick), room=name, name=unescaped(nick), reason=reason)
+        for nick in message.params[1].split(",")
+        if nick
+    ]
+
+
+@handles("INVITE")
+def _invite(conn: IrcConnection, message: Message) -> list[Command]:
+    if not message.params:
+        return [conn.numeric("337", "End of INVITE list")]
+    missing = _need(conn, message, 2)
+    if missing:
+        return missing
+    nick, name = message.params[0], message.params[1]
+    checked = _room_name(conn, name, "INVITE")
+    if isinstance(checked, list):
+        return checked
+    return [Invite(id=conn.ask("INVITE", name, nick), room=name, name=unescaped(nick))]
+
+
+@handles("MODE")
+def _mode(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 1)
+    if missing:
+        return missing
+    target = message.params[0]
+    if not target.startswith("#"):
+        return _user_mode(conn, message, target)
+    checked = _room_name(conn, target, "MODE")
+    if isinstance(checked, list):
+        return checked
+    if len(message.params) < 2:
+        return [RoomMode(id=conn.ask("MODE", target), room=target)]
+    changes_text, args = message.params[1], message.params[2:]
+    if changes_text[:1] not in "+-":
+        changes_text = "+" + changes_text
+    try:
+        changes, list_bans = parse_changes(changes_text, [unescaped(a) for a in args])
+    except RoomRequestError as error:
+        unknown = [c for c in changes_text if c not in "+-ovbklimnst"]
+        if unknown:
+            return [conn.numeric("472", unknown[0], "is an unknown mode char to me")]
+        if "o" in changes_text or "v" in changes_text or "k" in changes_text:
+            return [conn.numeric("461", "MODE", "Not enough parameters")]
+        return [conn.numeric("696", target, changes_text, " ".join(args) or "*", str(error))]
+    rid = conn.ask("MODE", target, "bans" if list_bans else "")
+    return [RoomMode(id=rid, room=target, changes=changes, list_bans=list_bans)]
+
+
+def _user_mode(conn: IrcConnection, message: Message, target: str) -> list[Command]:
+    if unescaped(target) != conn.name and target != conn.nick:
+        return [Whois(id=conn.ask("MODE-user", target), names=(unescaped(target),))]
+    if len(message.params) < 2:
+        return [conn.numeric("221", "+")]
+    flags = [c for c in message.params[1] if c not in "+-"]
+    if any(c not in "iwx" for c in flags):
+        return [conn.numeric("501", "Unknown MODE flag")]
+    return []
+
+
+# ---------------------------------------------------------------------- people
+
+
+@handles("WHO")
+def _who(conn: IrcConnection, message: Message) -> list[Command]:
+    mask = message.params[0] if message.params and message.params[0] else "*"
+    if mask.startswith("#"):
+        if room_problem(mask) is not None:
+            return [conn.numeric("315", mask, "End of WHO list")]
+        return [Whois(id=conn.ask("WHO", mask), room=mask)]
+    if "*" in mask or "?" in mask or "." in mask or "@" in mask:
+        return [conn.numeric("315", mask, "End of WHO list")]
+    return [Whois(id=conn.ask("WHO", mask), names=(unescaped(mask),))]
+
+
+@handles("WHOIS")
+def _whois(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 1)
+    if missing:
+        return [conn.numeric("431", "No nickname given")]
+    nicks = message.params[-1]
+    names = [n for n in nicks.split(",") if n]
+    return [Whois(id=conn.ask("WHOIS", *names), names=tuple(unescaped(n) for n in names))]
+
+
+@handles("WHOWAS")
+def _whowas(conn: IrcConnection, message: Message) -> list[Command]:
+    if not message.params or not message.params[0]:
+        return [conn.numeric("431", "No nickname given")]
+    nick = message.params[0]
+    return [
+        conn.numeric("406", nick, "There was no such nickname"),
+        conn.numeric("369", nick, "End of WHOWAS"),
+    ]
+
+
+@handles("ISON")
+def _ison(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 1)
+    if missing:
+        return missing
+    nicks = [n for p in message.params for n in p.split() if n]
+    return [Whois(id=conn.ask("ISON", *nicks), names=tuple(unescaped(n) for n in nicks))]
+
+
+@handles("USERHOST")
+def _userhost(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 1)
+    if missing:
+        return missing
+    nicks = [n for p in message.params for n in p.split() if n][:5]
+    return [Whois(id=conn.ask("USERHOST", *nicks), names=tuple(unescaped(n) for n in nicks))]
+
+
+@handles("AWAY")
+def _away(conn: IrcConnection, message: Message) -> list[Command]:
+    text = message.params[0] if message.params else ""
+    return [SetAway(id=conn.ask("AWAY"), message=text or None)]
+
+
+# ----------------------------------------------------------------- the server
+
+
+@handles("MOTD")
+def _motd(conn: IrcConnection, message: Message) -> list[Command]:
+    return [conn.answer(replies.motd(conn))]
+
+
+@handles("LUSERS")
+def _lusers(conn: IrcConnection, message: Message) -> list[Command]:
+    return [Lusers(id=conn.ask("LUSERS"))]
+
+
+@handles("VERSION")
+def _version(conn: IrcConnection, message: Message) -> list[Command]:
+    return [
+        conn.numeric("351", conn.version, conn.server, "imkit: the same chat over IRC"),
+        conn.answer(replies.isupport(conn)),
+    ]
+
+
+@handles("TIME")
+def _time(conn: IrcConnection, message: Message) -> list[Command]:
+    return [conn.answer(replies.time_line(conn))]
+
+
+@handles("INFO")
+def _info(conn: IrcConnection, message: Message) -> list[Command]:
+    return [
+        conn.numeric("371", f"{conn.version}: an instant-messaging server, one chat for all"),
+        conn.numeric("374", "End of INFO list"),
+    ]
+
+
+@handles("ADMIN")
+def _admin(conn: IrcConnection, message: Message) -> list[Command]:
+    return [
+        conn.numeric("256", conn.server, "Administrative info"),
+        conn.numeric("257", "an imkit server"),
+        conn.numeric("258", "ask the operator of this server"),
+        conn.numeric("259", "-"),
+    ]
+
+
+@handles("OPER")
+def _oper(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 2)
+    if missing:
+        return missing
+    return [conn.numeric("491", "No O-lines for your host: operators use imkit's admin commands")]
+
+
+@handles("KILL", "WALLOPS", "REHASH", "DIE", "RESTART", "SQUIT", "CONNECT")
+def _operator_only(conn: IrcConnection, message: Message) -> list[Command]:
+    return [conn.numeric("481", "Permission Denied- You're not an IRC operator")]

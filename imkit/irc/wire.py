@@ -1,0 +1,247 @@
+"""One IRC client's protocol state on the server side (:class:`IrcConnection`), what
+:class:`~imkit.protocol.ServerConnection` is to the chat port: bytes in, the hub's
+commands out; the hub's events in, IRC lines out. Pure: no socket, no clock, no task.
+
+Registration (PASS, NICK, USER, CAP, AUTHENTICATE) is this state's until it yields a
+:class:`~imkit.protocol.queries.Register` command, which the transport answers
+(imkit.transport.irc). Each command it hands the hub gets a request id of its own, and
+what it was asked (``_asked``) decides how the reply is shown: the same ``no_such_user``
+error is a 401 for a PRIVMSG and a 441 for a KICK.
+
+**One broadcast, one rendering per form.** A message to a channel reaches every member
+as the same bytes, except that capabilities change them (server-time adds a tag,
+extended-join a field). Those capabilities make the connection's *form*
+(:data:`imkit.irc.render.FORM_CAPS`); :meth:`frame_bytes` renders a
+:class:`~imkit.protocol.Frame`'s event once per form into ``frame.forms`` and every
+other recipient with that form takes the same bytes. What depends on the recipient is
+only whether it gets the line at all (its own message without echo-message).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from imkit.irc import replies
+from imkit.irc.message import MAX_LINE, MAX_TAGS, BadMessage, parse
+from imkit.irc.names import prefix, shown
+from imkit.irc.render import FORM_CAPS, render
+from imkit.irc.requests import HANDLERS, PRE_REGISTRATION
+from imkit.protocol import (
+    INVALID_UTF8,
+    LINE_TOO_LONG,
+    ChatMessage,
+    Command,
+    Error,
+    Event,
+    Frame,
+    Mode,
+    NameChange,
+    RenameOk,
+)
+from imkit.protocol.framing import LineFramer
+from imkit.protocol.queries import Answer
+from imkit.protocol.records import record
+
+# How many requests' contexts are kept for their replies (a reply comes long before).
+_ASKED_KEPT = 512
+
+
+@record
+class Lines(Event):
+    """IRC lines the wire made itself (CR LF included), queued through the hub."""
+
+    text: str
+
+    def text_line(self) -> None:
+        return None
+
+    def json_fields(self) -> dict[str, Any]:
+        return {}
+
+
+class IrcConnection:
+    """One IRC client's state on the server side; see the module docstring."""
+
+    mode = Mode.IRC
+
+    def __init__(
+        self,
+        *,
+        server_name: str,
+        lobby: str,
+        host: str,
+        version: str = "imkit",
+        created: str = "",
+        motd: tuple[str, ...] | None = None,
+        max_line: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock
+        self.server = server_name
+        self.lobby = lobby
+        self.host = host  # its own host, as the others see it
+        self.version = version
+        self.created = created
+        self.motd = motd
+        self.max_line = max_line
+        self.lines_received = 0
+        self._framer = LineFramer(MAX_TAGS + MAX_LINE)
+        # Registration: what it said so far; then its name in the chat.
+        self.name = ""  # its imkit name once registered ("" before)
+        self.requested_nick: str | None = None
+        self.ident: str | None = None
+        self.realname: str | None = None
+        self.password: str | None = None
+        self.registered = False
+        self.negotiating = False  # CAP LS or REQ before registration: wait for CAP END
+        self.cap_version = 0
+        self.caps: set[str] = set()
+        self.form: frozenset[str] = frozenset()
+        self.sasl: str | None = None  # the mechanism being used (AUTHENTICATE)
+        self.sasl_buffer = ""
+        self.channels: dict[str, str] = {}  # room key -> name, what it is in
+        self.failed_joins: set[str] = set()  # room keys whose JOIN was refused
+        self.account: str | None = None
+        self._next_id = 0
+        self._asked: dict[int, tuple[str, tuple[str, ...]]] = {}
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def nick(self) -> str:
+        """Its nick as IRC numerics address it (``*`` before registration)."""
+        if self.name:
+            return shown(self.name)
+        return self.requested_nick or "*"
+
+    @property
+    def source(self) -> str:
+        return prefix(self.name or self.nick, self.host)
+
+    @property
+    def buffered(self) -> int:
+        return self._framer.buffered
+
+    def set_caps(self, caps: set[str]) -> None:
+        self.caps = caps
+        self.form = frozenset(c for c in FORM_CAPS if c in caps)
+
+    def ask(self, verb: str, *context: str) -> int:
+        """A request id for a command ``verb`` about ``context``, remembered for its
+        reply."""
+        self._next_id += 1
+        asked = self._asked
+        asked[self._next_id] = (verb, context)
+        if len(asked) > _ASKED_KEPT:
+            del asked[next(iter(asked))]
+        return self._next_id
+
+    def asked(self, rid: object) -> tuple[str, tuple[str, ...]]:
+        if isinstance(rid, int):
+            return self._asked.get(rid, ("", ()))
+        return ("", ())
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data: bytes) -> list[Command]:
+        commands: list[Command] = []
+        for raw in self._framer.feed(data):
+            self.lines_received += 1
+            if raw is None:
+                commands.append(self._too_long())
+                continue
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError:
+                commands.append(self.error(INVALID_UTF8, "Invalid UTF-8; line discarded"))
+                continue
+            body = text.split(" ", 1)[1] if text.startswith("@") and " " in text else text
+            if len(text) - len(body) > MAX_TAGS or len(body.encode()) > MAX_LINE - 2:
+                commands.append(self._too_long())
+                continue
+            try:
+                message = parse(text)
+            except BadMessage:
+                continue
+            commands.extend(self._handle(message))
+        return commands
+
+    def _handle(self, message: Any) -> list[Command]:
+        verb = message.command
+        handler: Callable[..., list[Command]] | None = HANDLERS.get(verb)
+        if not self.registered and verb not in PRE_REGISTRATION:
+            if handler is None and verb.isdigit():
+                return []
+            return [self.numeric("451", "You have not registered")]
+        if handler is None:
+            return [self.numeric("421", verb, "Unknown command")]
+        return handler(self, message)
+
+    def _too_long(self) -> Command:
+        return self.error(LINE_TOO_LONG, "Input line was too long")
+
+    def error(self, code: str, message: str) -> Command:
+        """An error about a line that did not parse, answered in order."""
+        return Answer(event=Error(self.ask("line"), code, message))
+
+    # ------------------------------------------------------------- answers
+
+    def answer(self, *lines: str) -> Answer:
+        """Lines this wire says itself, sent in order with the hub's replies."""
+        return Answer(event=Lines("".join(lines)))
+
+    def numeric(self, code: str, *params: str) -> Answer:
+        return self.answer(replies.numeric(self, code, *params))
+
+    # ------------------------------------------------------------------ output
+
+    def encode(self, event: Event) -> bytes:
+        """The bytes of ``event`` for this client (b"" when IRC shows nothing)."""
+        if type(event) is Lines:
+            assert isinstance(event, Lines)
+            return event.text.encode()
+        text = replies.reply(self, event)
+        if text is None:
+            if not self._receives(event):
+                return b""
+            text = render(event, self.form, self.lobby)
+        return text.encode() if text else b""
+
+    def frame_bytes(self, frame: Frame) -> bytes:
+        """A broadcast's bytes for this client: rendered once per form and shared by
+        every recipient of that form (the module docstring)."""
+        if not self._receives(frame.event):
+            return b""
+        forms = frame.forms
+        if forms is None:
+            forms = frame.forms = {}
+        data = forms.get(self.form)
+        if data is None:
+            text = render(frame.event, self.form, self.lobby)
+            data = forms[self.form] = text.encode() if text else b""
+        return data
+
+    def _receives(self, event: Event) -> bool:
+        """Whether this client gets a broadcast at all; and its own renames noted."""
+        kind = type(event)
+        if kind is ChatMessage:
+            assert isinstance(event, ChatMessage)
+            return event.sender != self.name or "echo-message" in self.caps
+        if kind is NameChange:
+            assert isinstance(event, NameChange)
+            if event.old == self.name:
+                self.name = event.new
+        return True
+
+    def renamed(self, event: RenameOk) -> str | None:
+        """A rename's reply: the NICK line, unless a broadcast told it already."""
+        if event.name == self.name:
+            return None
+        old, self.name = self.source, event.name
+        from imkit.irc.message import line
+
+        return line(old, "NICK", shown(event.name))

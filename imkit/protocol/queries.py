@@ -1,0 +1,133 @@
+"""Requests about people rather than messages, which the IRC port needs and the hub
+answers from what it knows of its members (docs/irc.md): who someone is (WHOIS, WHO,
+ISON, USERHOST), the chat's counts (LUSERS), being away (AWAY), quitting with a reason
+(QUIT); and :class:`Answer`, a reply a client's own wire made (an IRC PONG, a CAP
+list), queued through the hub so that it keeps its place among the hub's replies."""
+
+from __future__ import annotations
+
+from dataclasses import field
+from typing import Any
+
+from imkit.protocol.commands import Command
+from imkit.protocol.events import Event, one_line
+from imkit.protocol.records import record
+
+
+@record(kw_only=True)
+class Answer(Command):
+    """A reply the client's wire made itself, sent in order with the hub's."""
+
+    event: Event
+
+
+@record(kw_only=True)
+class Whois(Command):
+    """Who the users called ``names`` are (those online); with ``room``, every member
+    of that room here instead (an IRC ``WHO #room``)."""
+
+    names: tuple[str, ...] = ()
+    room: str | None = None
+
+
+@record(kw_only=True)
+class Lusers(Command):
+    pass
+
+
+@record(kw_only=True)
+class SetAway(Command):
+    """Away with ``message``, or back (None)."""
+
+    message: str | None = None
+
+
+@record(kw_only=True)
+class Quit(Command):
+    """Leave the chat; ``reason`` is told to those who see it go."""
+
+    reason: str | None = None
+
+
+@record
+class Person:
+    """One online user, as a :class:`Whois` reply describes it."""
+
+    name: str
+    addr: str
+    account: str | None
+    ident: str | None
+    realname: str | None
+    away: str | None
+    idle: float  # seconds since its last line
+    signon: float  # when it connected (seconds since the epoch)
+    rooms: tuple[str, ...] = ()  # its rooms the asker may see, "@#r" operator, "+#r" voice
+
+
+@record
+class People(Event):
+    """The reply to :class:`Whois`: the users found, in the order asked."""
+
+    id: Any
+    asked: tuple[str, ...]
+    found: tuple[Person, ...]
+    room: str | None = None
+
+    def text_line(self) -> str:
+        if not self.found:
+            return "no such users online"
+        return "\n".join(f"[{p.addr}]{one_line(p.name)}:online..." for p in self.found)
+
+    def json_fields(self) -> dict[str, Any]:
+        people = [
+            {"name": p.name, "addr": p.addr, "account": p.account, "away": p.away}
+            for p in self.found
+        ]
+        return {"type": "people", "id": self.id, "people": people}
+
+
+@record
+class Counts(Event):
+    """The reply to :class:`Lusers`: users online (``here``: on this server), rooms."""
+
+    id: Any
+    users: int
+    here: int
+    rooms: int
+
+    def text_line(self) -> str:
+        return f"{self.users} users online, {self.rooms} rooms"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {
+            "type": "counts",
+            "id": self.id,
+            "users": self.users,
+            "here": self.here,
+            "rooms": self.rooms,
+        }
+
+
+@record
+class AwayOk(Event):
+    """The reply to :class:`SetAway`."""
+
+    id: Any
+    away: bool
+
+    def text_line(self) -> str:
+        return "you are marked as away" if self.away else "you are no longer marked as away"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "ok", "id": self.id, "away": self.away}
+
+
+@record(kw_only=True)
+class Register(Command):
+    """An IRC client's registration (NICK and USER): its name in the chat, what it
+    says of itself, and the server's password it gave (PASS)."""
+
+    nick: str
+    ident: str
+    realname: str
+    password: str | None = field(default=None, repr=False)

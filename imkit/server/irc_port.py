@@ -1,0 +1,106 @@
+"""The IRC port as the server runs it (``--irc HOST:PORT``, docs/irc.md): its listeners,
+the addresses really listened on, and the protocol state of each IRC client
+(:class:`~imkit.irc.wire.IrcConnection`) with what every one of them is told alike (the
+server's name, the MOTD). The connections themselves are chat connections: the server
+runs them as the chat port's (limits, TLS, the hub), with this state as their wire."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from pathlib import Path
+
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.stapled import MultiListener
+
+from imkit import __version__
+from imkit.errors import ServeError
+from imkit.irc.names import host
+from imkit.irc.wire import IrcConnection
+from imkit.server.config import ServerConfig
+from imkit.transport.listener import parse_address, tcp_listener
+
+log = logging.getLogger("imkit.server")
+
+
+class IrcPort:
+    """The bound IRC port; :meth:`bind` makes one, :meth:`aclose` ends it."""
+
+    def __init__(
+        self,
+        listeners: list[MultiListener[anyio.abc.SocketStream]],
+        addresses: list[str],
+        config: ServerConfig,
+        motd: tuple[str, ...] | None,
+        secure: bool,
+    ) -> None:
+        self.listeners = listeners
+        self.addresses = addresses
+        self.server_name = config.server_name or socket.gethostname() or "imkit"
+        self.lobby = config.lobby
+        self.max_line = config.max_line
+        self.motd = motd
+        self.secure = secure
+        self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+    @classmethod
+    async def bind(cls, config: ServerConfig, *, secure: bool) -> IrcPort:
+        """Listen on each of ``config.irc``; :class:`ServeError` when one cannot be, or
+        the MOTD file cannot be read."""
+        motd = None
+        if config.motd is not None:
+            try:
+                motd = tuple(Path(config.motd).read_text(errors="replace").splitlines())
+            except OSError as error:
+                raise ServeError(f"--motd {config.motd}: {error.strerror}") from None
+        listeners: list[MultiListener[anyio.abc.SocketStream]] = []
+        addresses: list[str] = []
+        try:
+            for address in config.irc:
+                try:
+                    host_, port = parse_address(address)
+                except ValueError as error:
+                    raise ServeError(f"--irc: {error}") from None
+                listeners.append(await tcp_listener(host_, port, addresses, " (--irc)"))
+        except BaseException:
+            for listener in listeners:
+                await listener.aclose()
+            raise
+        return cls(listeners, addresses, config, motd, secure)
+
+    def sockets(self) -> list[socket.socket]:
+        """The listening sockets, for the server's accept loops."""
+        return [
+            sub.extra(SocketAttribute.raw_socket)
+            for listener in self.listeners
+            for sub in listener.listeners
+        ]
+
+    def wire(self, shown_addr: str) -> IrcConnection:
+        """A new IRC client's protocol state; ``shown_addr``: its address as others
+        see it (a pseudonym with --hide-addresses, its own included)."""
+        return IrcConnection(
+            server_name=self.server_name,
+            lobby=self.lobby,
+            host=host(shown_addr),
+            version=f"imkit-{__version__}",
+            created=self.created,
+            motd=self.motd,
+            max_line=self.max_line,
+        )
+
+    def log_listening(self) -> None:
+        scheme = "ircs" if self.secure else "irc"
+        urls = [f"{scheme}://{addr}" for addr in self.addresses]
+        log.info(
+            "IRC on %s as %s",
+            ", ".join(urls),
+            self.server_name,
+            extra={"event": "irc_listening", "urls": urls, "server_name": self.server_name},
+        )
+
+    async def aclose(self) -> None:
+        for listener in self.listeners:
+            await listener.aclose()
