@@ -137,6 +137,7 @@ class LocalBackend(LocalRooms):
             member.account,
             hub.lobby,
             lobby=True,
+            notice=command.notice,
         )
         stats.messages_delivered += hub.broadcast(event)
         if hub.unflushed_since is None:
@@ -172,7 +173,14 @@ class LocalBackend(LocalRooms):
         now = hub.wall_clock()
         msgid = hub.store.new_msgid(now)
         event = ChatMessage(
-            member.name, member.shown_addr, target.name, command.text, now, msgid, member.account
+            member.name,
+            member.shown_addr,
+            target.name,
+            command.text,
+            now,
+            msgid,
+            member.account,
+            notice=command.notice,
         )
         if member.account is not None and target.account is not None:
             # Between two accounts: kept as their conversation; ok means stored.
@@ -182,6 +190,8 @@ class LocalBackend(LocalRooms):
             hub.send(member, Ok(command.id, msgid))  # not stored: accepted is all
         if hub.send(target, event):
             stats.messages_delivered += 1
+        if member.wire.mode is Mode.IRC:  # its echo (echo-message), or nothing
+            hub.send(member, event)
         if hub.unflushed_since is None:
             hub.unflushed_since = member.last_active
 

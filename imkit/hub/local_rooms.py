@@ -273,6 +273,7 @@ class LocalRooms:
             msgid,
             member.account,
             state.name,
+            notice=command.notice,
         )
         room = hub.rooms.get(key)
         if room is not None:

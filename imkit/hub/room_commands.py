@@ -84,7 +84,7 @@ def room_commands(hub: Hub) -> dict[type[Command], Handler]:
     def message(member: Member, command: RoomMessage) -> None:
         key = room_key(command.room)
         if key == lobby_key:
-            public(member, PublicMessage(id=command.id, text=command.text))
+            public(member, PublicMessage(id=command.id, text=command.text, notice=command.notice))
         else:
             backend.room_message(member, command, key)
 

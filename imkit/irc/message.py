@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 # (the leading @ and the space after them included) in front of that.
 MAX_LINE = 512
 MAX_TAGS = 8191
+MAX_CLIENT_TAGS = 4096  # of which a client may send 4094 bytes, the @ and space besides
 # Tag values escape these (IRCv3 message-tags, "Escaping values").
 _ESCAPES = {";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"}
 _UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}

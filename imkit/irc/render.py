@@ -42,8 +42,9 @@ def message_tags(event: ChatMessage, form: frozenset[str]) -> str:
 def chat_line(event: ChatMessage, form: frozenset[str]) -> str:
     target = event.room if event.to is None else shown(event.to)
     source = prefix(event.sender, event.addr)
+    verb = "NOTICE" if event.notice else "PRIVMSG"
     return trailing_line(
-        source, "PRIVMSG", target or "*", clean(event.text), tags=message_tags(event, form)
+        source, verb, target or "*", clean(event.text), tags=message_tags(event, form)
     )
 
 

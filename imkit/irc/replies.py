@@ -192,6 +192,8 @@ def _error(conn: IrcConnection, event: Error) -> str:
         )
     if verb == "sasl":
         return numeric(conn, "904", "SASL authentication failed")
+    if code == "invalid_utf8":
+        return line(conn.server, "FAIL", "*", "INVALID_UTF8", clean(event.message))
     if verb == "JOIN":
         conn.failed_joins.add(room_key(target))
     if code == "not_in_room":

@@ -111,7 +111,7 @@ def _nick(conn: IrcConnection, message: Message) -> list[Command]:
 def _user(conn: IrcConnection, message: Message) -> list[Command]:
     if conn.registered:
         return [conn.numeric("462", "You may not reregister")]
-    if len(message.params) < 4 or not message.params[0]:
+    if len(message.params) < 4 or not message.params[0] or not message.params[3]:
         return [conn.numeric("461", "USER", "Not enough parameters")]
     conn.ident = message.params[0][:10]
     conn.realname = message.params[3]
@@ -245,10 +245,12 @@ def _privmsg(conn: IrcConnection, message: Message) -> list[Command]:
                 if not notice:
                     commands.append(conn.numeric("401", target, "No such nick/channel"))
                 continue
-            commands.append(RoomMessage(id=conn.ask(verb, target), room=target, text=text))
+            rid = conn.ask(verb, target)
+            commands.append(RoomMessage(id=rid, room=target, text=text, notice=notice))
         else:
-            name = unescaped(target)
-            commands.append(PrivateMessage(id=conn.ask(verb, target), to=name, text=text))
+            rid = conn.ask(verb, target)
+            to = unescaped(target)
+            commands.append(PrivateMessage(id=rid, to=to, text=text, notice=notice))
     return commands
 
 
@@ -334,16 +336,22 @@ def _kick(conn: IrcConnection, message: Message) -> list[Command]:
     missing = _need(conn, message, 2)
     if missing:
         return missing
-    name = message.params[0]
-    checked = _room_name(conn, name, "KICK")
-    if isinstance(checked, list):
-        return checked
+    rooms = [n for n in message.params[0].split(",") if n]
+    nicks = [n for n in message.params[1].split(",") if n]
+    if len(rooms) == 1:
+        rooms = rooms * len(nicks)
+    elif len(rooms) != len(nicks):
+        return [conn.numeric("461", "KICK", "Not enough parameters")]
     reason = message.params[2] if len(message.params) > 2 and message.params[2] else None
-    return [
-        RoomKick(id=conn.ask("KICK", name, nick), room=name, name=unescaped(nick), reason=reason)
-        for nick in message.params[1].split(",")
-        if nick
-    ]
+    commands: list[Command] = []
+    for name, nick in zip(rooms, nicks, strict=True):
+        checked = _room_name(conn, name, "KICK")
+        if isinstance(checked, list):
+            commands.extend(checked)
+            continue
+        rid = conn.ask("KICK", name, nick)
+        commands.append(RoomKick(id=rid, room=name, name=unescaped(nick), reason=reason))
+    return commands
 
 
 @handles("INVITE")

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from imkit.irc import replies
-from imkit.irc.message import MAX_LINE, MAX_TAGS, BadMessage, parse
+from imkit.irc.message import MAX_CLIENT_TAGS, MAX_LINE, MAX_TAGS, BadMessage, parse
 from imkit.irc.names import prefix, shown
 from imkit.irc.render import FORM_CAPS, render
 from imkit.irc.requests import HANDLERS, PRE_REGISTRATION
@@ -160,7 +160,7 @@ class IrcConnection:
                 commands.append(self.error(INVALID_UTF8, "Invalid UTF-8; line discarded"))
                 continue
             body = text.split(" ", 1)[1] if text.startswith("@") and " " in text else text
-            if len(text) - len(body) > MAX_TAGS or len(body.encode()) > MAX_LINE - 2:
+            if len(text) - len(body) > MAX_CLIENT_TAGS or len(body.encode()) > MAX_LINE - 2:
                 commands.append(self._too_long())
                 continue
             try:

@@ -50,12 +50,14 @@ class Passwd(Command):
 @record(kw_only=True)
 class PublicMessage(Command):
     text: str
+    notice: bool = False  # an IRC NOTICE: shown as one to IRC users, never answered
 
 
 @record(kw_only=True)
 class PrivateMessage(Command):
     to: str
     text: str
+    notice: bool = False
 
 
 @record(kw_only=True)
@@ -115,6 +117,7 @@ class RoomMessage(Command):
 
     room: str
     text: str
+    notice: bool = False
 
 
 @record(kw_only=True)

@@ -242,6 +242,7 @@ class ChatMessage(Event):
     # is the lobby, whose text lines are the seed's, without the room's name before them.
     room: str | None = None
     lobby: bool = False
+    notice: bool = False  # sent as an IRC NOTICE (IRC users see one; others a message)
 
     def text_line(self) -> str:
         if self.to is not None:

@@ -1,0 +1,111 @@
+"""irctest's controller for imkit (the conformance suite in ../shared/irctest, MIT):
+how irctest starts `imkit serve --irc` for each test. Run from irctest's folder:
+
+    PYTHONPATH=/path/to/imkit/tests/irc python -m pytest \\
+        --controller irctest_controller \\
+        -m "not services and not implementation-specific and not deprecated and not strict"
+
+tests/irc/run_irctest.py does that and compares the outcome with ngircd's passing set
+(tests/irc/ngircd_passing.txt); .ci/run runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Optional, Set, Type
+
+from irctest.basecontrollers import BaseServerController, DirectoryBasedController
+from irctest.cases import BaseServerTestCase
+from irctest.runner import NotImplementedByController
+
+# The capabilities whose tests irctest runs (the others are skipped when NAKed):
+# those imkit implements in full (docs/irc.md).
+CAPABILITIES = frozenset()
+
+
+class ImkitController(BaseServerController, DirectoryBasedController):
+    software_name = "imkit"
+    supported_sasl_mechanisms: Set[str] = {"PLAIN"}
+    supports_sts = False
+
+    def run(
+        self,
+        hostname: str,
+        port: int,
+        *,
+        password: Optional[str],
+        ssl: bool,
+        run_services: bool,
+        faketime: Optional[str],
+        websocket_hostname: Optional[str],
+        websocket_port: Optional[int],
+    ) -> None:
+        if websocket_hostname is not None or websocket_port is not None:
+            raise NotImplementedByController("Websocket")
+        assert self.proc is None
+        self.port = port
+        self.hostname = hostname
+        self.create_config()
+        assert self.directory is not None
+        self.admin_socket = str(self.directory / "admin.sock")
+        command = [
+            sys.executable,
+            "-m",
+            "imkit",
+            "serve",
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+            "--db",
+            "none",
+            "--irc",
+            f"{hostname}:{port}",
+            "--server-name",
+            "My.Little.Server",
+            "--admin-socket",
+            self.admin_socket,
+            "--password-hash-cost",
+            "10",
+            "--log-level",
+            "debug" if self.debug_mode else "warning",
+        ]
+        if password is not None:
+            command += ["--password", password]
+        if ssl:
+            self.gen_ssl()
+            command += ["--tls-cert", str(self.pem_path), "--tls-key", str(self.key_path)]
+        self.proc = self.execute(command)
+
+    def registerUser(
+        self,
+        case: BaseServerTestCase,  # type: ignore[override]
+        username: str,
+        password: Optional[str] = None,
+    ) -> None:
+        """An account, made with `imkit account add` on the server's admin socket."""
+        self.wait_for_port()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "imkit",
+                "account",
+                "add",
+                username,
+                "--password-stdin",
+                "--admin-socket",
+                self.admin_socket,
+            ],
+            input=f"{password or 'password'}\n",
+            text=True,
+            check=True,
+            env=os.environ,
+            capture_output=True,
+        )
+
+
+def get_irctest_controller_class() -> Type[ImkitController]:
+    return ImkitController
