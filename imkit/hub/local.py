@@ -42,6 +42,7 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
+from imkit.protocol.queries import IsAway
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.names import name_key, name_problem
 
@@ -192,6 +193,8 @@ class LocalBackend(LocalRooms):
             stats.messages_delivered += 1
         if member.wire.mode is Mode.IRC:  # its echo (echo-message), or nothing
             hub.send(member, event)
+        if target.away is not None:
+            hub.send(member, IsAway(target.name, target.away))
         if hub.unflushed_since is None:
             hub.unflushed_since = member.last_active
 

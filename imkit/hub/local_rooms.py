@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from imkit.hub.members import Member
 from imkit.hub.rooms import Room, fan_out
 from imkit.protocol import (
+    ALREADY_IN_ROOM,
     BAD_REQUEST,
     LOGIN_REQUIRED,
     NO_SUCH_ROOM,
@@ -326,7 +327,7 @@ class LocalRooms:
                     place is not None and place.voice,
                 )
             )
-        hub.reply(member, UserList(command.id, tuple(users), state.name))
+        hub.reply(member, UserList(command.id, tuple(users), state.name, "s" in state.flags))
 
     # ------------------------------------------------------------ operators
 
@@ -419,8 +420,12 @@ class LocalRooms:
             message = f"no user named {command.name!r} is online"
             hub.send(member, Error(command.id, NO_SUCH_USER, message, command.name))
             return
+        if key in target.rooms:
+            message = f"{target.name} is in {state.name} already"
+            hub.send(member, Error(command.id, ALREADY_IN_ROOM, message, state.name))
+            return
         state.invite(name_key(target.name))
-        hub.send(target, Invited(state.name, member.name))
+        hub.send(target, Invited(state.name, member.name, member.shown_addr))
         hub.send(member, RoomOk(command.id, state.name, f"you invited {target.name}"))
 
     def room_mode(self, member: Member, command: RoomMode, key: str) -> None:

@@ -51,6 +51,7 @@ class Member:
     ident: str | None = None
     realname: str | None = None
     away: str | None = None
+    modes: str = ""  # its IRC user modes: i (invisible), w, o (OPER)
     quit_reason: str | None = None
 
     @property

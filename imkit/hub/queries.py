@@ -21,6 +21,8 @@ from imkit.protocol.queries import (
     Quit,
     Register,
     SetAway,
+    UserModes,
+    UserModesSet,
     Whois,
 )
 from imkit.rules.rooms import room_key
@@ -63,6 +65,7 @@ def person(hub: Hub, member: Member, asker: Member | None) -> Person:
         max(0.0, time.monotonic() - member.last_active),
         member.connected_wall,
         tuple(rooms),
+        member.modes,
     )
 
 
@@ -71,8 +74,11 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
 
     def whois(member: Member, command: Whois) -> None:
         if command.room is not None:
-            key = room_key(command.room)
-            if key == hub.lobby_key:
+            key = room_key(command.room) if command.room != "*" else "*"
+            if key == "*":  # everyone here (an IRC WHO with a mask)
+                members = list(hub._members.values())
+                name = "*"
+            elif key == hub.lobby_key:
                 members = [m for m in hub._members.values() if m.in_lobby]
                 name = hub.lobby
             else:
@@ -90,11 +96,20 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
                 people.append(person(hub, other, member))
         hub.reply(member, People(command.id, command.names, tuple(people)))
 
+    peaks = [0, 0]  # the most users here and in all, seen by LUSERS
+
     def lusers(member: Member, command: Lusers) -> None:
         here = len(hub.local_members())
         users = len(hub)
+        peaks[0], peaks[1] = max(peaks[0], here), max(peaks[1], users)
         rooms = len(getattr(hub.backend, "states", hub.rooms)) + 1  # the lobby too
-        hub.send(member, Counts(command.id, users, here, rooms))
+        hub.send(member, Counts(command.id, users, here, rooms, peaks[0], peaks[1]))
+
+    def user_modes(member: Member, command: UserModes) -> None:
+        modes = set(member.modes) | set(command.add)
+        modes -= set(command.remove)
+        member.modes = "".join(sorted(modes))
+        hub.send(member, UserModesSet(command.id, member.modes, command.add, command.remove))
 
     def away(member: Member, command: SetAway) -> None:
         member.away = command.message or None
@@ -123,4 +138,5 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         Quit: quit_,
         Answer: answer,
         Register: register,
+        UserModes: user_modes,
     }

@@ -4,6 +4,7 @@ hub's reply events and what the client asked (:meth:`IrcConnection.asked`)."""
 
 from __future__ import annotations
 
+import fnmatch
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from imkit.protocol import (
     UserList,
     Welcome,
 )
-from imkit.protocol.queries import AwayOk, Counts, People, Person
+from imkit.protocol.queries import AwayOk, Counts, IsAway, People, Person, UserModesSet
 from imkit.rules.names import MAX_NAME_LENGTH, name_key
 from imkit.rules.rooms import MAX_ROOM_BANS, ROOM_NAME_MAX, TOPIC_MAX, room_key
 
@@ -150,10 +151,10 @@ def lusers(conn: IrcConnection, counts: Counts) -> str:
         + numeric(conn, "252", "0", "operator(s) online")
         + numeric(conn, "254", str(counts.rooms), "channels formed")
         + numeric(conn, "255", f"I have {counts.here} clients and 0 servers")
-        + numeric(conn, "265", str(counts.here), str(counts.here),
-                  f"Current local users {counts.here}, max {counts.here}")
-        + numeric(conn, "266", str(counts.users), str(counts.users),
-                  f"Current global users {counts.users}, max {counts.users}")
+        + numeric(conn, "265", str(counts.here), str(counts.most_here),
+                  f"Current local users {counts.here}, max {counts.most_here}")
+        + numeric(conn, "266", str(counts.users), str(counts.most_users),
+                  f"Current global users {counts.users}, max {counts.most_users}")
     )
 
 
@@ -192,6 +193,13 @@ def _error(conn: IrcConnection, event: Error) -> str:
         )
     if verb == "sasl":
         return numeric(conn, "904", "SASL authentication failed")
+    if verb in ("join-topic", "join-names", "NAMES-part"):
+        return ""  # the JOIN's own error said it; a NAMES list goes on
+    if verb == "NAMES":
+        return numeric(conn, "366", context[1] if len(context) > 1 else target,
+                       "End of /NAMES list")
+    if code == "already_in_room":
+        return numeric(conn, "443", shown(context[1]), target, "is already on channel")
     if code == "invalid_utf8":
         return line(conn.server, "FAIL", "*", "INVALID_UTF8", clean(event.message))
     if verb == "JOIN":
@@ -221,13 +229,14 @@ def _error(conn: IrcConnection, event: Error) -> str:
 def _joined(conn: IrcConnection, event: Joined) -> str:
     conn.channels[room_key(event.room)] = event.room
     conn.failed_joins.discard(room_key(event.room))
-    out = join_line(conn.name, conn.host, event.room, conn.account, conn.form)
     if "extended-join" in conn.form:
-        out = line(conn.source, "JOIN", event.room, shown(conn.account) if conn.account else "*",
-                   conn.realname or conn.name)
-    if event.topic:
-        out += numeric(conn, "332", event.room, clean(event.topic))
-    if event.id is None:  # an account put back in its room: it gets the names too
+        account = shown(conn.account) if conn.account else "*"
+        out = line(conn.source, "JOIN", event.room, account, conn.realname or conn.name)
+    else:
+        out = line(conn.source, "JOIN", event.room)
+    if event.id is None:  # an account put back in its room (no JOIN of its own)
+        if event.topic:
+            out += numeric(conn, "332", event.room, clean(event.topic))
         out += numeric(conn, "366", event.room, "End of /NAMES list")
     return out
 
@@ -238,6 +247,7 @@ def _names(conn: IrcConnection, event: UserList) -> str:
     if verb == "join-names" and room_key(room) in conn.failed_joins:
         conn.failed_joins.discard(room_key(room))
         return ""
+    symbol = "@" if event.secret else "="
     multi, full = "multi-prefix" in conn.caps, "userhost-in-names" in conn.caps
     names = []
     for user in event.users:
@@ -249,11 +259,13 @@ def _names(conn: IrcConnection, event: UserList) -> str:
     for name in names:
         chunk.append(name)
         if sum(len(n) + 1 for n in chunk) > 350:
-            out.append(numeric(conn, "353", "=", room, " ".join(chunk)))
+            out.append(numeric(conn, "353", symbol, room, " ".join(chunk)))
             chunk = []
     if chunk:
-        out.append(numeric(conn, "353", "=", room, " ".join(chunk)))
-    out.append(numeric(conn, "366", room, "End of /NAMES list"))
+        out.append(numeric(conn, "353", symbol, room, " ".join(chunk)))
+    if verb != "NAMES-part":
+        end = context[1] if verb == "NAMES" and len(context) > 1 else room
+        out.append(numeric(conn, "366", end, "End of /NAMES list"))
     return "".join(out)
 
 
@@ -273,6 +285,9 @@ def _room_ok(conn: IrcConnection, event: RoomOk) -> str:
 def _topic(conn: IrcConnection, event: TopicInfo) -> str | None:
     if event.changed:
         return None
+    verb, _ = conn.asked(event.id)
+    if verb == "join-topic" and (not event.topic or room_key(event.room) in conn.failed_joins):
+        return ""
     if not event.topic:
         return numeric(conn, "331", event.room, "No topic is set")
     out = numeric(conn, "332", event.room, clean(event.topic))
@@ -294,21 +309,25 @@ def _rooms(conn: IrcConnection, event: RoomList) -> str:
     for info in event.rooms:
         if masks and room_key(info.room) not in masks:
             continue
+        if info.room == conn.lobby and not info.members:
+            continue  # the lobby, empty: no channel to IRC users
         out.append(numeric(conn, "322", info.room, str(info.members), clean(info.topic or "")))
     out.append(numeric(conn, "323", "End of /LIST"))
     return "".join(out)
 
 
 def _invited(conn: IrcConnection, event: Invited) -> str:
-    return line(shown(event.by), "INVITE", conn.nick, event.room)
+    source = prefix(event.by, event.by_addr) if event.by_addr else shown(event.by)
+    return line(source, "INVITE", conn.nick, event.room)
 
 
 def _who_line(conn: IrcConnection, person: Person, room: str) -> str:
-    here = "G" if person.away else "H"
+    here = ("G" if person.away else "H") + ("*" if "o" in person.modes else "")
     mark = ""
     for name in person.rooms:
-        if name.lstrip("@+") == room or room == "*":
-            mark = name[: len(name) - len(name.lstrip("@+"))]
+        bare = name.lstrip("@+")
+        if room != "*" and room_key(bare) == room_key(room):
+            mark = name[: len(name) - len(bare)]
             break
     flags = here + (mark if "multi-prefix" in conn.caps else mark[:1])
     ident = person.ident or "~u"
@@ -323,7 +342,10 @@ def _people(conn: IrcConnection, event: People) -> str:
     if verb == "WHO":
         mask = asked[0] if asked else "*"
         room = event.room or "*"
-        lines = [_who_line(conn, p, room) for p in event.found]
+        people = event.found
+        if room == "*" and event.room is not None:  # a mask: who matches, and is seen
+            people = tuple(p for p in people if _matches(conn, p, mask))
+        lines = [_who_line(conn, p, room) for p in people]
         return "".join(lines) + numeric(conn, "315", mask, "End of WHO list")
     if verb == "ISON":
         names = [shown(found[name_key(n)].name) for n in asked if name_key(n) in found]
@@ -352,6 +374,20 @@ def _people(conn: IrcConnection, event: People) -> str:
     return "".join(out)
 
 
+def _matches(conn: IrcConnection, p: Person, mask: str) -> bool:
+    """Whether a WHO mask matches ``p`` (nick, user, host or real name; an invisible
+    user only when it shares a channel with the asker, or is the asker)."""
+    if "i" in p.modes and p.name != conn.name:
+        shared = {room_key(r.lstrip("@+")) for r in p.rooms} & set(conn.channels)
+        if not shared:
+            return False
+    if mask in ("*", "0"):
+        return True
+    pattern = mask.casefold()
+    fields = (shown(p.name), p.ident or "~u", host(p.addr), p.realname or "")
+    return any(fnmatch.fnmatchcase(f.casefold(), pattern) for f in fields)
+
+
 def _whois(conn: IrcConnection, p: Person) -> str:
     nick = shown(p.name)
     out = [trailing_line(conn.server, "311", conn.nick, nick, p.ident or "~u", host(p.addr), "*",
@@ -359,6 +395,8 @@ def _whois(conn: IrcConnection, p: Person) -> str:
     if p.rooms:
         out.append(numeric(conn, "319", nick, " ".join(p.rooms)))
     out.append(numeric(conn, "312", nick, conn.server, "imkit"))
+    if "o" in p.modes:
+        out.append(numeric(conn, "313", nick, "is an IRC operator"))
     if p.away:
         out.append(numeric(conn, "301", nick, clean(p.away)))
     if p.account:
@@ -366,6 +404,20 @@ def _whois(conn: IrcConnection, p: Person) -> str:
     out.append(numeric(conn, "317", nick, str(int(p.idle)), str(int(p.signon)),
                        "seconds idle, signon time"))
     return "".join(out)
+
+
+def _user_modes(conn: IrcConnection, event: UserModesSet) -> str:
+    verb, _ = conn.asked(event.id)
+    conn.modes = event.modes
+    changes = (f"+{event.add}" if event.add else "") + (f"-{event.remove}" if event.remove else "")
+    out = line(conn.source, "MODE", conn.nick, changes) if changes else ""
+    if verb == "OPER":
+        out = numeric(conn, "381", "You are now an IRC operator") + out
+    return out
+
+
+def _is_away(conn: IrcConnection, event: IsAway) -> str:
+    return numeric(conn, "301", shown(event.name), clean(event.message))
 
 
 def _counts(conn: IrcConnection, event: Counts) -> str:
@@ -425,6 +477,8 @@ _REPLIES = {
     People: _people,
     Counts: _counts,
     AwayOk: _away,
+    UserModesSet: _user_modes,
+    IsAway: _is_away,
     LoginOk: _login,
     KeptMessage: _kept,
     Bye: _bye,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from imkit.protocol import (
     Topic,
     Who,
 )
-from imkit.protocol.queries import Lusers, Quit, Register, SetAway, Whois
+from imkit.protocol.queries import Lusers, Quit, Register, SetAway, UserModes, Whois
 from imkit.protocol.room_requests import RoomRequestError, parse_changes
 from imkit.rules.rooms import TOPIC_MAX, room_key, room_problem
 
@@ -277,6 +278,7 @@ def _join(conn: IrcConnection, message: Message) -> list[Command]:
             continue
         key = keys[index] if index < len(keys) and keys[index] else None
         commands.append(JoinRoom(id=conn.ask("JOIN", name), room=name, key=key))
+        commands.append(Topic(id=conn.ask("join-topic", name), room=name))
         commands.append(Who(id=conn.ask("join-names", name), room=name))
     return commands
 
@@ -316,11 +318,16 @@ def _names(conn: IrcConnection, message: Message) -> list[Command]:
     if not message.params or not message.params[0]:
         return [conn.numeric("366", "*", "End of /NAMES list")]
     commands: list[Command] = []
-    for name in message.params[0].split(","):
+    every = message.params[0]
+    names = [n for n in every.split(",") if n]
+    for index, name in enumerate(names):
+        last = index == len(names) - 1  # only the last one's reply ends the list (366)
         if room_problem(name) is not None:
-            commands.append(conn.numeric("366", name, "End of /NAMES list"))
+            if last:
+                commands.append(conn.numeric("366", every, "End of /NAMES list"))
             continue
-        commands.append(Who(id=conn.ask("NAMES", name), room=name))
+        rid = conn.ask("NAMES" if last else "NAMES-part", name, every)
+        commands.append(Who(id=rid, room=name))
     return commands
 
 
@@ -401,11 +408,24 @@ def _user_mode(conn: IrcConnection, message: Message, target: str) -> list[Comma
     if unescaped(target) != conn.name and target != conn.nick:
         return [Whois(id=conn.ask("MODE-user", target), names=(unescaped(target),))]
     if len(message.params) < 2:
-        return [conn.numeric("221", "+")]
-    flags = [c for c in message.params[1] if c not in "+-"]
-    if any(c not in "iwx" for c in flags):
-        return [conn.numeric("501", "Unknown MODE flag")]
-    return []
+        return [conn.numeric("221", "+" + conn.modes)]
+    add, remove, sign, unknown = "", "", True, False
+    for char in message.params[1]:
+        if char in "+-":
+            sign = char == "+"
+        elif char in "iw" or (char == "o" and not sign):
+            if sign:
+                add += char
+            else:
+                remove += char
+        elif char != "o":
+            unknown = True
+    out: list[Command] = []
+    if add or remove:
+        out.append(UserModes(id=conn.ask("MODE-self"), add=add, remove=remove))
+    if unknown:
+        out.append(conn.numeric("501", "Unknown MODE flag"))
+    return out
 
 
 # ---------------------------------------------------------------------- people
@@ -418,8 +438,8 @@ def _who(conn: IrcConnection, message: Message) -> list[Command]:
         if room_problem(mask) is not None:
             return [conn.numeric("315", mask, "End of WHO list")]
         return [Whois(id=conn.ask("WHO", mask), room=mask)]
-    if "*" in mask or "?" in mask or "." in mask or "@" in mask:
-        return [conn.numeric("315", mask, "End of WHO list")]
+    if "*" in mask or "?" in mask or mask == "0":
+        return [Whois(id=conn.ask("WHO", mask), room="*")]
     return [Whois(id=conn.ask("WHO", mask), names=(unescaped(mask),))]
 
 
@@ -517,7 +537,13 @@ def _oper(conn: IrcConnection, message: Message) -> list[Command]:
     missing = _need(conn, message, 2)
     if missing:
         return missing
-    return [conn.numeric("491", "No O-lines for your host: operators use imkit's admin commands")]
+    name, password = message.params[0], message.params[1]
+    expected = conn.operators.get(name)
+    if expected is None:
+        return [conn.numeric("491", "No O-lines for your host")]
+    if not hmac.compare_digest(password.encode(), expected.encode()):
+        return [conn.numeric("464", "Password incorrect")]
+    return [UserModes(id=conn.ask("OPER"), add="o")]
 
 
 @handles("KILL", "WALLOPS", "REHASH", "DIE", "RESTART", "SQUIT", "CONNECT")

@@ -77,8 +77,11 @@ class IrcConnection:
         motd: tuple[str, ...] | None = None,
         max_line: int = 4096,
         clock: Callable[[], float] = time.time,
+        operators: dict[str, str] | None = None,
     ) -> None:
         self.clock = clock
+        self.operators = operators or {}  # OPER's names and passwords (--irc-operator)
+        self.modes = ""  # its user modes, as the hub last said
         self.server = server_name
         self.lobby = lobby
         self.host = host  # its own host, as the others see it

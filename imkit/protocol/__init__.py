@@ -38,6 +38,7 @@ from imkit.protocol.client import (
     encode_request,
 )
 from imkit.protocol.codes import (
+    ALREADY_IN_ROOM,
     BAD_KEY,
     BAD_REQUEST,
     BAD_ROOM_NAME,
@@ -149,6 +150,7 @@ from imkit.protocol.room_events import (
 from imkit.rules.times import iso_time, parse_iso_time
 
 __all__ = [
+    "ALREADY_IN_ROOM",
     "BAD_KEY",
     "BAD_ROOM_NAME",
     "BANNED_FROM_ROOM",

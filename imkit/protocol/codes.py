@@ -68,3 +68,4 @@ INVITE_ONLY = "invite_only"
 BAD_KEY = "bad_key"
 ROOM_FULL = "room_full"
 NOT_ROOM_OPERATOR = "not_room_operator"
+ALREADY_IN_ROOM = "already_in_room"  # an invite of a user who is in the room already

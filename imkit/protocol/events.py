@@ -90,6 +90,7 @@ class UserList(Event):
     id: RequestId
     users: tuple[UserInfo, ...]
     room: str | None = None  # a room's members (None: the lobby's, as in the seed)
+    secret: bool = False  # the room is secret (+s): IRC's NAMES says so
 
     def text_line(self) -> str:
         if self.room is None:

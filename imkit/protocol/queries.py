@@ -43,6 +43,14 @@ class SetAway(Command):
 
 
 @record(kw_only=True)
+class UserModes(Command):
+    """Change one's own IRC user modes (``i``, ``w``; ``o`` only through OPER)."""
+
+    add: str = ""
+    remove: str = ""
+
+
+@record(kw_only=True)
 class Quit(Command):
     """Leave the chat; ``reason`` is told to those who see it go."""
 
@@ -62,6 +70,7 @@ class Person:
     idle: float  # seconds since its last line
     signon: float  # when it connected (seconds since the epoch)
     rooms: tuple[str, ...] = ()  # its rooms the asker may see, "@#r" operator, "+#r" voice
+    modes: str = ""  # its IRC user modes (i: invisible, o: an IRC operator)
 
 
 @record
@@ -94,6 +103,8 @@ class Counts(Event):
     users: int
     here: int
     rooms: int
+    most_here: int = 0  # the most seen at once
+    most_users: int = 0
 
     def text_line(self) -> str:
         return f"{self.users} users online, {self.rooms} rooms"
@@ -131,3 +142,33 @@ class Register(Command):
     ident: str
     realname: str
     password: str | None = field(default=None, repr=False)
+
+
+@record
+class UserModesSet(Event):
+    """The reply to :class:`UserModes`: the modes now on."""
+
+    id: Any
+    modes: str
+    add: str = ""
+    remove: str = ""
+
+    def text_line(self) -> str:
+        return f"your modes: +{self.modes}"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "ok", "id": self.id, "modes": self.modes}
+
+
+@record
+class IsAway(Event):
+    """A private message reached ``name``, who is away: its away message."""
+
+    name: str
+    message: str
+
+    def text_line(self) -> str:
+        return f"{one_line(self.name)} is away: {one_line(self.message)}"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "away", "name": self.name, "message": one_line(self.message)}

@@ -213,6 +213,7 @@ class Invited(Event):
 
     room: str
     by: str
+    by_addr: str = ""  # the inviter's address as shown (an IRC INVITE's source)
 
     def text_line(self) -> str:
         return f"{self.room} * {self.by} invites you to {self.room}"
