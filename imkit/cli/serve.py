@@ -209,6 +209,14 @@ from imkit.transport.limits import DEFAULT_MAX_PER_IP
     help="The message of the day IRC clients get (--irc); none by default.",
 )
 @option(
+    "--irc-operator",
+    multiple=True,
+    metavar="NAME:PASSWORD",
+    help="An IRC operator's OPER name and password (--irc); repeatable. An IRC operator "
+    "is shown as one (WHO, WHOIS); it has no other power: imkit's administrators use "
+    "imkit kick, ban and mute.",
+)
+@option(
     "--web-origin",
     multiple=True,
     metavar="URL",
@@ -366,6 +374,7 @@ def serve(
     irc: tuple[str, ...],
     server_name: str | None,
     motd: str | None,
+    irc_operator: tuple[str, ...],
     db: str | None,
     retain_days: float,
     replay: int,
@@ -393,6 +402,8 @@ def serve(
     cluster's Redis unreachable or of another data format, ...);
     2 usage error (an option out of range, or set but empty).
     """
+    if any(":" not in entry or entry.startswith(":") for entry in irc_operator):
+        raise click.UsageError("--irc-operator is NAME:PASSWORD")
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
     if cluster is not None and (db is not None or fsync):
@@ -423,6 +434,7 @@ def serve(
         irc=irc,
         server_name=server_name,
         motd=motd,
+        irc_operators=irc_operator,
         db=db,
         retain_days=retain_days,
         replay=replay,

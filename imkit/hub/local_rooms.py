@@ -162,7 +162,7 @@ class LocalRooms:
             if problem is not None:
                 hub.send(member, problem)
                 return False
-            state = RoomState(name)
+            state = RoomState(name, created=hub.wall_clock())
         else:
             code = state.admission(
                 member.name, member.account, member.addr, room_key_given, remembered=remembered
@@ -437,7 +437,8 @@ class LocalRooms:
             inside = member.id in state.members
             modes, args = state.modes(show_key=inside)
             bans = tuple(state.bans) if command.list_bans else None
-            hub.reply(member, ModesInfo(command.id, state.name, modes, tuple(args), bans))
+            info = ModesInfo(command.id, state.name, modes, tuple(args), bans, state.created)
+            hub.reply(member, info)
             return
         state = self._operator(member, key, command.id, command.room)
         if state is None:

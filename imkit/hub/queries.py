@@ -10,11 +10,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from imkit.hub.members import Member
-from imkit.protocol import Bye, Command, RenameOk
+from imkit.hub.rooms import fan_out
+from imkit.protocol import NO_SUCH_USER, Bye, Command, Error, RenameOk
 from imkit.protocol.queries import (
     Answer,
     AwayOk,
     Counts,
+    Kill,
     Lusers,
     People,
     Person,
@@ -23,8 +25,12 @@ from imkit.protocol.queries import (
     SetAway,
     UserModes,
     UserModesSet,
+    Wallops,
+    WallopsMessage,
     Whois,
 )
+# The error an IRC operator's command gets from anyone else.
+NOT_OPERATOR = "not_operator"
 from imkit.rules.rooms import room_key
 
 if TYPE_CHECKING:
@@ -38,7 +44,7 @@ def _standing(hub: Hub, key: str, member: Member) -> str:
     place = None if state is None else state.members.get(member.id)
     if place is None:
         return ""
-    return "@" if place.operator else "+" if place.voice else ""
+    return ("@" if place.operator else "") + ("+" if place.voice else "")
 
 
 def _secret(hub: Hub, key: str) -> bool:
@@ -119,6 +125,27 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         member.quit_reason = command.reason
         hub.remove(member, Bye("quit", command.reason or "Client Quit"))
 
+    def operator(member: Member, command: Command) -> bool:
+        if "o" in member.modes:
+            return True
+        hub.send(member, Error(command.id, NOT_OPERATOR, "only IRC operators may do that"))
+        return False
+
+    def kill(member: Member, command: Kill) -> None:
+        if not operator(member, command):
+            return
+        if hub.find(command.name) is None:
+            message = f"no user named {command.name!r} is online"
+            hub.send(member, Error(command.id, NO_SUCH_USER, message, command.name))
+            return
+        hub.kick(command.name, f"killed by {member.name}: {command.reason}")
+
+    def wallops(member: Member, command: Wallops) -> None:
+        if not operator(member, command):
+            return
+        told = [m for m in hub.local_members() if "w" in m.modes]
+        fan_out(hub, told, WallopsMessage(member.name, member.shown_addr, command.text))
+
     def answer(member: Member, command: Answer) -> None:
         hub.send(member, command.event)
 
@@ -139,4 +166,6 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         Answer: answer,
         Register: register,
         UserModes: user_modes,
+        Kill: kill,
+        Wallops: wallops,
     }

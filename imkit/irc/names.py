@@ -61,6 +61,30 @@ def unescaped(nick: str) -> str:
     return "".join(out)
 
 
+def ban_mask(mask: str) -> str:
+    """An IRC ban mask as imkit's room bans read it (docs/rooms.md): ``nick!*@*`` is the
+    name, ``*!*@HOST`` the address or network, ``account:NAME`` as it is; any other
+    mask is kept whole (imkit does not match wildcards: the ban then matches no one)."""
+    nick, bang, rest = mask.partition("!")
+    if not bang:
+        return unescaped(mask)
+    user, _, where = rest.partition("@")
+    if user in ("*", "") and where in ("*", ""):
+        return unescaped(nick)
+    if nick == "*" and user in ("*", "~*", "") and where not in ("*", ""):
+        return where
+    return mask
+
+
+def irc_mask(mask: str) -> str:
+    """A room ban as IRC shows it: a name as ``name!*@*``, an address as ``*!*@ADDR``."""
+    if "!" in mask or mask.startswith("account:"):
+        return mask
+    if any(char.isdigit() for char in mask[:1]) or ":" in mask or "/" in mask:
+        return f"*!*@{mask}"
+    return f"{shown(mask)}!*@*"
+
+
 def host(addr: str) -> str:
     """The host shown for an address as imkit shows it (``IP:PORT``, ``[IPv6]:PORT``,
     or a pseudonym with --hide-addresses): the IP without the port, the pseudonym as

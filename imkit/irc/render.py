@@ -7,7 +7,7 @@ on who receives the line."""
 from __future__ import annotations
 
 from imkit.irc.message import clean, line, tag_prefix, trailing_line
-from imkit.irc.names import prefix, shown
+from imkit.irc.names import irc_mask, prefix, shown
 from imkit.protocol import (
     Bye,
     ChatMessage,
@@ -56,10 +56,17 @@ def join_line(name: str, addr: str, room: str, account: str | None, form: frozen
 
 def mode_args(event: ModesChanged) -> list[str]:
     """A change's arguments, the names of +o and +v as IRC shows them."""
-    letters = [c for c in event.changes if c not in "+-"]
-    args = list(event.args)
-    named = [c for c in letters if c in "ovbkl"]  # those that took an argument, in order
-    return [shown(a) if i < len(named) and named[i] in "ov" else a for i, a in enumerate(args)]
+    args, named, sign = list(event.args), [], True
+    for char in event.changes:  # the letters that took an argument, in order
+        if char in "+-":
+            sign = char == "+"
+        elif char in "ovb" or (sign and char in "kl"):
+            named.append(char)
+    shown_args = []
+    for index, arg in enumerate(args):
+        kind = named[index] if index < len(named) else ""
+        shown_args.append(shown(arg) if kind in ("o", "v") else irc_mask(arg) if kind == "b" else arg)
+    return shown_args
 
 
 def _source(name: str) -> str:

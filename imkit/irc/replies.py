@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from imkit.irc.message import clean, line, trailing_line
-from imkit.irc.names import host, prefix, shown
+from imkit.irc.names import host, irc_mask, prefix, shown
 from imkit.irc.render import join_line, render
 from imkit.protocol import (
     Bye,
@@ -30,7 +30,15 @@ from imkit.protocol import (
     UserList,
     Welcome,
 )
-from imkit.protocol.queries import AwayOk, Counts, IsAway, People, Person, UserModesSet
+from imkit.protocol.queries import (
+    AwayOk,
+    Counts,
+    IsAway,
+    People,
+    Person,
+    UserModesSet,
+    WallopsMessage,
+)
 from imkit.rules.names import MAX_NAME_LENGTH, name_key
 from imkit.rules.rooms import MAX_ROOM_BANS, ROOM_NAME_MAX, TOPIC_MAX, room_key
 
@@ -198,6 +206,8 @@ def _error(conn: IrcConnection, event: Error) -> str:
     if verb == "NAMES":
         return numeric(conn, "366", context[1] if len(context) > 1 else target,
                        "End of /NAMES list")
+    if code == "not_operator":
+        return numeric(conn, "481", "Permission Denied- You're not an IRC operator")
     if code == "already_in_room":
         return numeric(conn, "443", shown(context[1]), target, "is already on channel")
     if code == "invalid_utf8":
@@ -209,6 +219,9 @@ def _error(conn: IrcConnection, event: Error) -> str:
             return numeric(conn, "404", target, "Cannot send to channel")
         if verb == "KICK" and not event.message.startswith("you"):
             return numeric(conn, "441", shown(context[1]), target, "They aren't on that channel")
+        if verb == "MODE" and " is not in " in event.message:
+            nick = shown(event.message.split(" is not in ")[0])
+            return numeric(conn, "441", nick, target, "They aren't on that channel")
         if verb == "MODE":
             return numeric(conn, "482", target, "You're not channel operator")
         return numeric(conn, "442", target, "You're not on that channel")
@@ -298,9 +311,14 @@ def _topic(conn: IrcConnection, event: TopicInfo) -> str | None:
 
 def _modes(conn: IrcConnection, event: ModesInfo) -> str:
     if event.bans is not None:
-        bans = [line(conn.server, "367", conn.nick, event.room, mask) for mask in event.bans]
+        bans = [
+            line(conn.server, "367", conn.nick, event.room, irc_mask(mask)) for mask in event.bans
+        ]
         return "".join(bans) + numeric(conn, "368", event.room, "End of channel ban list")
-    return line(conn.server, "324", conn.nick, event.room, event.modes, *event.args)
+    out = line(conn.server, "324", conn.nick, event.room, event.modes, *event.args)
+    if event.created is not None:
+        out += line(conn.server, "329", conn.nick, event.room, str(int(event.created)))
+    return out
 
 
 def _rooms(conn: IrcConnection, event: RoomList) -> str:
@@ -420,6 +438,10 @@ def _is_away(conn: IrcConnection, event: IsAway) -> str:
     return numeric(conn, "301", shown(event.name), clean(event.message))
 
 
+def _wallops(conn: IrcConnection, event: WallopsMessage) -> str:
+    return trailing_line(prefix(event.name, event.addr), "WALLOPS", clean(event.text))
+
+
 def _counts(conn: IrcConnection, event: Counts) -> str:
     verb, _ = conn.asked(event.id)
     if verb == "welcome":
@@ -479,6 +501,7 @@ _REPLIES = {
     AwayOk: _away,
     UserModesSet: _user_modes,
     IsAway: _is_away,
+    WallopsMessage: _wallops,
     LoginOk: _login,
     KeptMessage: _kept,
     Bye: _bye,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from imkit.irc import replies
 from imkit.irc.message import Message
-from imkit.irc.names import nick_problem, unescaped
+from imkit.irc.names import ban_mask, nick_problem, unescaped
 from imkit.protocol import (
     Command,
     Invite,
@@ -30,7 +30,16 @@ from imkit.protocol import (
     Topic,
     Who,
 )
-from imkit.protocol.queries import Lusers, Quit, Register, SetAway, UserModes, Whois
+from imkit.protocol.queries import (
+    Kill,
+    Lusers,
+    Quit,
+    Register,
+    SetAway,
+    UserModes,
+    Wallops,
+    Whois,
+)
 from imkit.protocol.room_requests import RoomRequestError, parse_changes
 from imkit.rules.rooms import TOPIC_MAX, room_key, room_problem
 
@@ -392,16 +401,39 @@ def _mode(conn: IrcConnection, message: Message) -> list[Command]:
     if changes_text[:1] not in "+-":
         changes_text = "+" + changes_text
     try:
-        changes, list_bans = parse_changes(changes_text, [unescaped(a) for a in args])
+        changes, list_bans = parse_changes(changes_text, _mode_args(changes_text, args))
     except RoomRequestError as error:
         unknown = [c for c in changes_text if c not in "+-ovbklimnst"]
         if unknown:
             return [conn.numeric("472", unknown[0], "is an unknown mode char to me")]
+        if "+k" in changes_text or ("k" in changes_text and args):
+            return [conn.numeric("525", target, "Key is not well-formed")]
+        if "l" in changes_text and args:
+            return [conn.numeric("696", target, "l", args[0] or "*", str(error))]
         if "o" in changes_text or "v" in changes_text or "k" in changes_text:
             return [conn.numeric("461", "MODE", "Not enough parameters")]
         return [conn.numeric("696", target, changes_text, " ".join(args) or "*", str(error))]
     rid = conn.ask("MODE", target, "bans" if list_bans else "")
     return [RoomMode(id=rid, room=target, changes=changes, list_bans=list_bans)]
+
+
+def _mode_args(changes: str, args: list[str]) -> list[str]:
+    """A MODE's arguments as imkit reads them: nicks unescaped, and IRC's ban masks
+    (``nick!*@*``, ``*!*@HOST``) as the names, addresses or networks imkit bans."""
+    out, sign, pending = [], True, list(args)
+    for char in changes:
+        if char in "+-":
+            sign = char == "+"
+            continue
+        if not pending or not (char in "ovb" or (sign and char in "kl")):
+            continue
+        arg = pending.pop(0)
+        if char in "ov":
+            arg = unescaped(arg)
+        elif char == "b":
+            arg = ban_mask(arg)
+        out.append(arg)
+    return out + pending
 
 
 def _user_mode(conn: IrcConnection, message: Message, target: str) -> list[Command]:
@@ -546,6 +578,23 @@ def _oper(conn: IrcConnection, message: Message) -> list[Command]:
     return [UserModes(id=conn.ask("OPER"), add="o")]
 
 
-@handles("KILL", "WALLOPS", "REHASH", "DIE", "RESTART", "SQUIT", "CONNECT")
+@handles("KILL")
+def _kill(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 2)
+    if missing:
+        return missing
+    nick = message.params[0]
+    return [Kill(id=conn.ask("KILL", nick), name=unescaped(nick), reason=message.params[1])]
+
+
+@handles("WALLOPS")
+def _wallops(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = _need(conn, message, 1)
+    if missing:
+        return missing
+    return [Wallops(id=conn.ask("WALLOPS"), text=message.params[0])]
+
+
+@handles("REHASH", "DIE", "RESTART", "SQUIT", "CONNECT")
 def _operator_only(conn: IrcConnection, message: Message) -> list[Command]:
     return [conn.numeric("481", "Permission Denied- You're not an IRC operator")]

@@ -51,6 +51,21 @@ class UserModes(Command):
 
 
 @record(kw_only=True)
+class Kill(Command):
+    """An IRC operator (OPER) disconnects the user ``name``."""
+
+    name: str
+    reason: str
+
+
+@record(kw_only=True)
+class Wallops(Command):
+    """An IRC operator's message to every user with the user mode ``w``."""
+
+    text: str
+
+
+@record(kw_only=True)
 class Quit(Command):
     """Leave the chat; ``reason`` is told to those who see it go."""
 
@@ -172,3 +187,18 @@ class IsAway(Event):
 
     def json_fields(self) -> dict[str, Any]:
         return {"type": "away", "name": self.name, "message": one_line(self.message)}
+
+
+@record
+class WallopsMessage(Event):
+    """An IRC operator's WALLOPS, to the users with the user mode ``w``."""
+
+    name: str
+    addr: str
+    text: str
+
+    def text_line(self) -> str:
+        return f"wallops from {one_line(self.name)}: {one_line(self.text)}"
+
+    def json_fields(self) -> dict[str, Any]:
+        return {"type": "wallops", "name": self.name, "text": self.text}

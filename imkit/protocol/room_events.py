@@ -186,6 +186,7 @@ class ModesInfo(Event):
     modes: str
     args: tuple[str, ...] = ()
     bans: tuple[str, ...] | None = None  # asked for the bans
+    created: float | None = None  # when the room was made
 
     def text_line(self) -> str:
         if self.bans is None:

@@ -184,6 +184,7 @@ class RoomState:
     topic: str | None = None
     topic_by: str | None = None
     topic_time: float | None = None
+    created: float | None = None  # when it was made (seconds since the epoch)
     flags: set[str] = field(default_factory=lambda: set(NEW_ROOM_FLAGS))
     key: str | None = None
     limit: int | None = None
@@ -293,6 +294,7 @@ class RoomState:
             "topic": self.topic,
             "topic_by": self.topic_by,
             "topic_time": self.topic_time,
+            "created": self.created,
             "flags": "".join(sorted(self.flags)),
             "key": self.key,
             "limit": self.limit,
@@ -306,6 +308,7 @@ class RoomState:
         state.topic = fields.get("topic")
         state.topic_by = fields.get("topic_by")
         state.topic_time = fields.get("topic_time")
+        state.created = fields.get("created")
         state.flags = set(str(fields.get("flags", "nt"))) & set(SWITCHES)
         state.key = fields.get("key")
         state.limit = fields.get("limit")

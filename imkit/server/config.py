@@ -72,3 +72,4 @@ class ServerConfig:
     irc: tuple[str, ...] = ()
     server_name: str | None = None
     motd: str | None = None
+    irc_operators: tuple[str, ...] = ()  # NAME:PASSWORD each, for IRC's OPER

@@ -44,6 +44,7 @@ class IrcPort:
         self.motd = motd
         self.secure = secure
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        self.operators = dict(entry.split(":", 1) for entry in config.irc_operators)
 
     @classmethod
     async def bind(cls, config: ServerConfig, *, secure: bool) -> IrcPort:
@@ -89,6 +90,7 @@ class IrcPort:
             created=self.created,
             motd=self.motd,
             max_line=self.max_line,
+            operators=self.operators,
         )
 
     def log_listening(self) -> None:

@@ -67,6 +67,8 @@ class ImkitController(BaseServerController, DirectoryBasedController):
             "My.Little.Server",
             "--admin-socket",
             self.admin_socket,
+            "--irc-operator",
+            "operuser:operpassword",
             "--password-hash-cost",
             "10",
             "--log-level",
