@@ -27,7 +27,6 @@ from imkit.protocol import (
     Frame,
     KeptMessage,
     LoginOk,
-    Mode,
     NameChange,
     Presence,
     ServerNotice,

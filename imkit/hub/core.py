@@ -336,7 +336,8 @@ class Hub:
         """What each command does: one entry each. The shared decisions (a message,
         who, a rename) are the backend's; the rest is the same on every server."""
         backend = self.backend
-        return room_commands(self) | query_commands(self) | {
+        table = room_commands(self) | query_commands(self)  # rooms; people (IRC's)
+        return table | {
             PrivateMessage: backend.private,
             Rename: self._rename_command,
             History: partial(history, self),
@@ -556,7 +557,7 @@ class Hub:
             if member.wire.mode is json_mode:
                 data = json if json is not None else (json := frame.json)
             elif member.wire.mode is irc_mode:  # once per distinct form (imkit.irc.wire)
-                data = member.wire.frame_bytes(frame)
+                data = frame.for_wire(member.wire)
             else:
                 data = text if text is not None else (text := frame.text)
             if not data:

@@ -13,6 +13,7 @@ from imkit.rules.bans import Ban, refusal
 
 if TYPE_CHECKING:
     from imkit.hub.rooms import Room
+    from imkit.irc.wire import IrcConnection
 
 
 @dataclass(eq=False, slots=True)
@@ -22,7 +23,7 @@ class Member:
     id: int
     addr: str  # where it connects from, for the operator (and the user itself)
     name: str
-    wire: ServerConnection
+    wire: ServerConnection | IrcConnection  # its protocol state: the chat's, or IRC's
     outbox: Outbox
     connected_at: float  # monotonic seconds
     last_active: float  # monotonic seconds of the last line received

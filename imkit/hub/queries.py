@@ -29,12 +29,13 @@ from imkit.protocol.queries import (
     WallopsMessage,
     Whois,
 )
-# The error an IRC operator's command gets from anyone else.
-NOT_OPERATOR = "not_operator"
 from imkit.rules.rooms import room_key
 
 if TYPE_CHECKING:
     from imkit.hub.core import Hub
+
+# The error an IRC operator's command gets from anyone else.
+NOT_OPERATOR = "not_operator"
 
 
 def _standing(hub: Hub, key: str, member: Member) -> str:

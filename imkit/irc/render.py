@@ -65,7 +65,9 @@ def mode_args(event: ModesChanged) -> list[str]:
     shown_args = []
     for index, arg in enumerate(args):
         kind = named[index] if index < len(named) else ""
-        shown_args.append(shown(arg) if kind in ("o", "v") else irc_mask(arg) if kind == "b" else arg)
+        shown_args.append(
+            shown(arg) if kind in ("o", "v") else irc_mask(arg) if kind == "b" else arg
+        )
     return shown_args
 
 
@@ -106,7 +108,9 @@ def render(event: Event, form: frozenset[str], lobby: str) -> str | None:
         assert isinstance(event, TopicInfo)
         if not event.changed:
             return None
-        return trailing_line(_source(event.by or "*"), "TOPIC", event.room, clean(event.topic or ""))
+        return trailing_line(
+            _source(event.by or "*"), "TOPIC", event.room, clean(event.topic or "")
+        )
     if kind is ModesChanged:
         assert isinstance(event, ModesChanged)
         return line(_source(event.by), "MODE", event.room, event.changes, *mode_args(event))

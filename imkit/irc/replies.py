@@ -5,12 +5,13 @@ hub's reply events and what the client asked (:meth:`IrcConnection.asked`)."""
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imkit.irc.message import clean, line, trailing_line
 from imkit.irc.names import host, irc_mask, prefix, shown
-from imkit.irc.render import join_line, render
+from imkit.irc.render import render
 from imkit.protocol import (
     Bye,
     Error,
@@ -65,6 +66,7 @@ ISUPPORT = (
     "CHANMODES=b,k,l,imnst",
     f"CHANNELLEN={ROOM_NAME_MAX + 1}",
     "CHANTYPES=#",
+    "CLIENTTAGDENY=*",  # client-only tags are not relayed
     "ELIST=",
     "KICKLEN=300",
     f"MAXLIST=b:{MAX_ROOM_BANS}",
@@ -107,8 +109,10 @@ def raw(source: str | None, command: str, *params: str) -> str:
 def numeric(conn: IrcConnection, code: str, *params: str) -> str:
     """A numeric reply to ``conn``: ``:SERVER CODE NICK PARAMS...``, the last one
     trailing."""
-    return trailing_line(conn.server, code, conn.nick, *params) if params else line(
-        conn.server, code, conn.nick
+    return (
+        trailing_line(conn.server, code, conn.nick, *params)
+        if params
+        else line(conn.server, code, conn.nick)
     )
 
 
@@ -133,8 +137,16 @@ def welcome(conn: IrcConnection) -> str:
         numeric(conn, "001", f"Welcome to the imkit chat, {nick}")
         + numeric(conn, "002", f"Your host is {conn.server}, running version {conn.version}")
         + numeric(conn, "003", f"This server was created {conn.created}")
-        + line(conn.server, "004", nick, conn.server, conn.version, USER_MODES, CHANNEL_MODES,
-               CHANNEL_MODES_WITH_ARGS)
+        + line(
+            conn.server,
+            "004",
+            nick,
+            conn.server,
+            conn.version,
+            USER_MODES,
+            CHANNEL_MODES,
+            CHANNEL_MODES_WITH_ARGS,
+        )
         + isupport(conn)
     )
 
@@ -159,10 +171,20 @@ def lusers(conn: IrcConnection, counts: Counts) -> str:
         + numeric(conn, "252", "0", "operator(s) online")
         + numeric(conn, "254", str(counts.rooms), "channels formed")
         + numeric(conn, "255", f"I have {counts.here} clients and 0 servers")
-        + numeric(conn, "265", str(counts.here), str(counts.most_here),
-                  f"Current local users {counts.here}, max {counts.most_here}")
-        + numeric(conn, "266", str(counts.users), str(counts.most_users),
-                  f"Current global users {counts.users}, max {counts.most_users}")
+        + numeric(
+            conn,
+            "265",
+            str(counts.here),
+            str(counts.most_here),
+            f"Current local users {counts.here}, max {counts.most_here}",
+        )
+        + numeric(
+            conn,
+            "266",
+            str(counts.users),
+            str(counts.most_users),
+            f"Current global users {counts.users}, max {counts.most_users}",
+        )
     )
 
 
@@ -196,16 +218,19 @@ def _error(conn: IrcConnection, event: Error) -> str:
     if verb == "register":
         conn.requested_nick, conn.registered = None, False
         number, text = _ERRORS.get(code, ("433", "Nickname is already in use"))
-        return line(conn.server, number, "*", target, text) if number != "432" else (
-            trailing_line(conn.server, "432", "*", target, text)
+        return (
+            line(conn.server, number, "*", target, text)
+            if number != "432"
+            else (trailing_line(conn.server, "432", "*", target, text))
         )
     if verb == "sasl":
         return numeric(conn, "904", "SASL authentication failed")
     if verb in ("join-topic", "join-names", "NAMES-part"):
         return ""  # the JOIN's own error said it; a NAMES list goes on
     if verb == "NAMES":
-        return numeric(conn, "366", context[1] if len(context) > 1 else target,
-                       "End of /NAMES list")
+        return numeric(
+            conn, "366", context[1] if len(context) > 1 else target, "End of /NAMES list"
+        )
     if code == "not_operator":
         return numeric(conn, "481", "Permission Denied- You're not an IRC operator")
     if code == "already_in_room":
@@ -305,7 +330,9 @@ def _topic(conn: IrcConnection, event: TopicInfo) -> str | None:
         return numeric(conn, "331", event.room, "No topic is set")
     out = numeric(conn, "332", event.room, clean(event.topic))
     if event.by is not None and event.time is not None:
-        out += line(conn.server, "333", conn.nick, event.room, shown(event.by), str(int(event.time)))
+        out += line(
+            conn.server, "333", conn.nick, event.room, shown(event.by), str(int(event.time))
+        )
     return out
 
 
@@ -349,9 +376,18 @@ def _who_line(conn: IrcConnection, person: Person, room: str) -> str:
             break
     flags = here + (mark if "multi-prefix" in conn.caps else mark[:1])
     ident = person.ident or "~u"
-    return trailing_line(conn.server, "352", conn.nick, room, ident, host(person.addr),
-                         conn.server, shown(person.name), flags,
-                         f"0 {clean(person.realname or person.name)}")
+    return trailing_line(
+        conn.server,
+        "352",
+        conn.nick,
+        room,
+        ident,
+        host(person.addr),
+        conn.server,
+        shown(person.name),
+        flags,
+        f"0 {clean(person.realname or person.name)}",
+    )
 
 
 def _people(conn: IrcConnection, event: People) -> str:
@@ -408,8 +444,18 @@ def _matches(conn: IrcConnection, p: Person, mask: str) -> bool:
 
 def _whois(conn: IrcConnection, p: Person) -> str:
     nick = shown(p.name)
-    out = [trailing_line(conn.server, "311", conn.nick, nick, p.ident or "~u", host(p.addr), "*",
-                         clean(p.realname or p.name))]
+    out = [
+        trailing_line(
+            conn.server,
+            "311",
+            conn.nick,
+            nick,
+            p.ident or "~u",
+            host(p.addr),
+            "*",
+            clean(p.realname or p.name),
+        )
+    ]
     if p.rooms:
         out.append(numeric(conn, "319", nick, " ".join(p.rooms)))
     out.append(numeric(conn, "312", nick, conn.server, "imkit"))
@@ -419,8 +465,11 @@ def _whois(conn: IrcConnection, p: Person) -> str:
         out.append(numeric(conn, "301", nick, clean(p.away)))
     if p.account:
         out.append(numeric(conn, "330", nick, shown(p.account), "is logged in as"))
-    out.append(numeric(conn, "317", nick, str(int(p.idle)), str(int(p.signon)),
-                       "seconds idle, signon time"))
+    out.append(
+        numeric(
+            conn, "317", nick, str(int(p.idle)), str(int(p.signon)), "seconds idle, signon time"
+        )
+    )
     return "".join(out)
 
 
@@ -461,9 +510,9 @@ def _login(conn: IrcConnection, event: LoginOk) -> str:
     conn.account = event.name
     conn.name = event.name
     mask = f"{shown(event.name)}!{conn.ident or '~u'}@{conn.host}"
-    return numeric(conn, "900", mask, shown(event.name), f"You are now logged in as {event.name}") + (
-        numeric(conn, "903", "SASL authentication successful")
-    )
+    return numeric(
+        conn, "900", mask, shown(event.name), f"You are now logged in as {event.name}"
+    ) + (numeric(conn, "903", "SASL authentication successful"))
 
 
 def _kept(conn: IrcConnection, event: KeptMessage) -> str:
@@ -486,7 +535,7 @@ def _history(conn: IrcConnection, event: HistoryPage) -> str:
     return ""
 
 
-_REPLIES = {
+_REPLIES: dict[type[Event], Callable[[IrcConnection, Any], str | None]] = {
     RenameOk: _renamed,
     Error: _error,
     Joined: _joined,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -31,13 +30,10 @@ from imkit.protocol import (
     Who,
 )
 from imkit.protocol.queries import (
-    Kill,
     Lusers,
     Quit,
     Register,
-    SetAway,
     UserModes,
-    Wallops,
     Whois,
 )
 from imkit.protocol.room_requests import RoomRequestError, parse_changes
@@ -48,19 +44,29 @@ if TYPE_CHECKING:
 
 Handler = Callable[["IrcConnection", Message], list[Command]]
 HANDLERS: dict[str, Handler] = {}
-PRE_REGISTRATION = frozenset({"CAP", "PASS", "NICK", "USER", "AUTHENTICATE", "PING", "PONG", "QUIT"})
+PRE_REGISTRATION = frozenset(
+    {"CAP", "PASS", "NICK", "USER", "AUTHENTICATE", "PING", "PONG", "QUIT"}
+)
 
 
-def handles(*verbs: str) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        for verb in verbs:
-            HANDLERS[verb] = handler
-        return handler
+def registrar(table: dict[str, Handler]) -> Callable[..., Callable[[Handler], Handler]]:
+    """A decorator that enters a handler in ``table`` under each verb it names."""
 
-    return register
+    def handles(*verbs: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for verb in verbs:
+                table[verb] = handler
+            return handler
+
+        return register
+
+    return handles
 
 
-def _need(conn: IrcConnection, message: Message, count: int) -> list[Command] | None:
+handles = registrar(HANDLERS)
+
+
+def need(conn: IrcConnection, message: Message, count: int) -> list[Command] | None:
     """A 461 when ``message`` has fewer than ``count`` parameters (empty ones too)."""
     if len(message.params) < count or not all(message.params[:count]):
         return [conn.numeric("461", message.command, "Not enough parameters")]
@@ -94,7 +100,7 @@ def _registration(conn: IrcConnection) -> list[Command]:
 def _pass(conn: IrcConnection, message: Message) -> list[Command]:
     if conn.registered:
         return [conn.numeric("462", "You may not reregister")]
-    missing = _need(conn, message, 1)
+    missing = need(conn, message, 1)
     if missing:
         return missing
     conn.password = message.params[0]
@@ -269,7 +275,7 @@ def _privmsg(conn: IrcConnection, message: Message) -> list[Command]:
 
 @handles("JOIN")
 def _join(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 1)
+    missing = need(conn, message, 1)
     if missing:
         return missing
     if message.params[0] == "0":
@@ -294,7 +300,7 @@ def _join(conn: IrcConnection, message: Message) -> list[Command]:
 
 @handles("PART")
 def _part(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 1)
+    missing = need(conn, message, 1)
     if missing:
         return missing
     reason = message.params[1] if len(message.params) > 1 else ""
@@ -311,7 +317,7 @@ def _part(conn: IrcConnection, message: Message) -> list[Command]:
 
 @handles("TOPIC")
 def _topic(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 1)
+    missing = need(conn, message, 1)
     if missing:
         return missing
     name = message.params[0]
@@ -349,7 +355,7 @@ def _list(conn: IrcConnection, message: Message) -> list[Command]:
 
 @handles("KICK")
 def _kick(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 2)
+    missing = need(conn, message, 2)
     if missing:
         return missing
     rooms = [n for n in message.params[0].split(",") if n]
@@ -374,7 +380,7 @@ def _kick(conn: IrcConnection, message: Message) -> list[Command]:
 def _invite(conn: IrcConnection, message: Message) -> list[Command]:
     if not message.params:
         return [conn.numeric("337", "End of INVITE list")]
-    missing = _need(conn, message, 2)
+    missing = need(conn, message, 2)
     if missing:
         return missing
     nick, name = message.params[0], message.params[1]
@@ -386,7 +392,7 @@ def _invite(conn: IrcConnection, message: Message) -> list[Command]:
 
 @handles("MODE")
 def _mode(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 1)
+    missing = need(conn, message, 1)
     if missing:
         return missing
     target = message.params[0]
@@ -458,143 +464,3 @@ def _user_mode(conn: IrcConnection, message: Message, target: str) -> list[Comma
     if unknown:
         out.append(conn.numeric("501", "Unknown MODE flag"))
     return out
-
-
-# ---------------------------------------------------------------------- people
-
-
-@handles("WHO")
-def _who(conn: IrcConnection, message: Message) -> list[Command]:
-    mask = message.params[0] if message.params and message.params[0] else "*"
-    if mask.startswith("#"):
-        if room_problem(mask) is not None:
-            return [conn.numeric("315", mask, "End of WHO list")]
-        return [Whois(id=conn.ask("WHO", mask), room=mask)]
-    if "*" in mask or "?" in mask or mask == "0":
-        return [Whois(id=conn.ask("WHO", mask), room="*")]
-    return [Whois(id=conn.ask("WHO", mask), names=(unescaped(mask),))]
-
-
-@handles("WHOIS")
-def _whois(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 1)
-    if missing:
-        return [conn.numeric("431", "No nickname given")]
-    nicks = message.params[-1]
-    names = [n for n in nicks.split(",") if n]
-    return [Whois(id=conn.ask("WHOIS", *names), names=tuple(unescaped(n) for n in names))]
-
-
-@handles("WHOWAS")
-def _whowas(conn: IrcConnection, message: Message) -> list[Command]:
-    if not message.params or not message.params[0]:
-        return [conn.numeric("431", "No nickname given")]
-    nick = message.params[0]
-    return [
-        conn.numeric("406", nick, "There was no such nickname"),
-        conn.numeric("369", nick, "End of WHOWAS"),
-    ]
-
-
-@handles("ISON")
-def _ison(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 1)
-    if missing:
-        return missing
-    nicks = [n for p in message.params for n in p.split() if n]
-    return [Whois(id=conn.ask("ISON", *nicks), names=tuple(unescaped(n) for n in nicks))]
-
-
-@handles("USERHOST")
-def _userhost(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 1)
-    if missing:
-        return missing
-    nicks = [n for p in message.params for n in p.split() if n][:5]
-    return [Whois(id=conn.ask("USERHOST", *nicks), names=tuple(unescaped(n) for n in nicks))]
-
-
-@handles("AWAY")
-def _away(conn: IrcConnection, message: Message) -> list[Command]:
-    text = message.params[0] if message.params else ""
-    return [SetAway(id=conn.ask("AWAY"), message=text or None)]
-
-
-# ----------------------------------------------------------------- the server
-
-
-@handles("MOTD")
-def _motd(conn: IrcConnection, message: Message) -> list[Command]:
-    return [conn.answer(replies.motd(conn))]
-
-
-@handles("LUSERS")
-def _lusers(conn: IrcConnection, message: Message) -> list[Command]:
-    return [Lusers(id=conn.ask("LUSERS"))]
-
-
-@handles("VERSION")
-def _version(conn: IrcConnection, message: Message) -> list[Command]:
-    return [
-        conn.numeric("351", conn.version, conn.server, "imkit: the same chat over IRC"),
-        conn.answer(replies.isupport(conn)),
-    ]
-
-
-@handles("TIME")
-def _time(conn: IrcConnection, message: Message) -> list[Command]:
-    return [conn.answer(replies.time_line(conn))]
-
-
-@handles("INFO")
-def _info(conn: IrcConnection, message: Message) -> list[Command]:
-    return [
-        conn.numeric("371", f"{conn.version}: an instant-messaging server, one chat for all"),
-        conn.numeric("374", "End of INFO list"),
-    ]
-
-
-@handles("ADMIN")
-def _admin(conn: IrcConnection, message: Message) -> list[Command]:
-    return [
-        conn.numeric("256", conn.server, "Administrative info"),
-        conn.numeric("257", "an imkit server"),
-        conn.numeric("258", "ask the operator of this server"),
-        conn.numeric("259", "-"),
-    ]
-
-
-@handles("OPER")
-def _oper(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 2)
-    if missing:
-        return missing
-    name, password = message.params[0], message.params[1]
-    expected = conn.operators.get(name)
-    if expected is None:
-        return [conn.numeric("491", "No O-lines for your host")]
-    if not hmac.compare_digest(password.encode(), expected.encode()):
-        return [conn.numeric("464", "Password incorrect")]
-    return [UserModes(id=conn.ask("OPER"), add="o")]
-
-
-@handles("KILL")
-def _kill(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 2)
-    if missing:
-        return missing
-    nick = message.params[0]
-    return [Kill(id=conn.ask("KILL", nick), name=unescaped(nick), reason=message.params[1])]
-
-
-@handles("WALLOPS")
-def _wallops(conn: IrcConnection, message: Message) -> list[Command]:
-    missing = _need(conn, message, 1)
-    if missing:
-        return missing
-    return [Wallops(id=conn.ask("WALLOPS"), text=message.params[0])]
-
-
-@handles("REHASH", "DIE", "RESTART", "SQUIT", "CONNECT")
-def _operator_only(conn: IrcConnection, message: Message) -> list[Command]:
-    return [conn.numeric("481", "Permission Denied- You're not an IRC operator")]

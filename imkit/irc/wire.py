@@ -23,11 +23,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imkit.irc import replies
+from imkit.irc import people, replies, requests
 from imkit.irc.message import MAX_CLIENT_TAGS, MAX_LINE, MAX_TAGS, BadMessage, parse
 from imkit.irc.names import prefix, shown
 from imkit.irc.render import FORM_CAPS, render
-from imkit.irc.requests import HANDLERS, PRE_REGISTRATION
+from imkit.irc.requests import PRE_REGISTRATION
 from imkit.protocol import (
     INVALID_UTF8,
     LINE_TOO_LONG,
@@ -44,6 +44,8 @@ from imkit.protocol.framing import LineFramer
 from imkit.protocol.queries import Answer
 from imkit.protocol.records import record
 
+# Every IRC command this server knows: its handler (imkit.irc.requests, imkit.irc.people).
+HANDLERS = requests.HANDLERS | people.HANDLERS
 # How many requests' contexts are kept for their replies (a reply comes long before).
 _ASKED_KEPT = 512
 

@@ -25,6 +25,13 @@ from imkit.transport.listener import parse_address, tcp_listener
 log = logging.getLogger("imkit.server")
 
 
+def _read_motd(path: str) -> tuple[str, ...]:
+    try:
+        return tuple(Path(path).read_text(errors="replace").splitlines())
+    except OSError as error:
+        raise ServeError(f"--motd {path}: {error.strerror}") from None
+
+
 class IrcPort:
     """The bound IRC port; :meth:`bind` makes one, :meth:`aclose` ends it."""
 
@@ -50,12 +57,7 @@ class IrcPort:
     async def bind(cls, config: ServerConfig, *, secure: bool) -> IrcPort:
         """Listen on each of ``config.irc``; :class:`ServeError` when one cannot be, or
         the MOTD file cannot be read."""
-        motd = None
-        if config.motd is not None:
-            try:
-                motd = tuple(Path(config.motd).read_text(errors="replace").splitlines())
-            except OSError as error:
-                raise ServeError(f"--motd {config.motd}: {error.strerror}") from None
+        motd = None if config.motd is None else _read_motd(config.motd)
         listeners: list[MultiListener[anyio.abc.SocketStream]] = []
         addresses: list[str] = []
         try:

@@ -60,9 +60,9 @@ from imkit.transport.writes import WriteThread, use_write_thread
 
 if TYPE_CHECKING:
     from imkit.cluster.link import ClusterLink
+    from imkit.server.irc_port import IrcPort
     from imkit.server.metrics import MetricsServer
     from imkit.web import WebSocketLink
-    from imkit.server.irc_port import IrcPort
     from imkit.web.port import WebPort
 
 

@@ -9,7 +9,7 @@ and the client joined to the chat (in no channel: ``in_lobby`` False until it jo
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio
 
@@ -27,6 +27,7 @@ from imkit.rules.names import name_key
 from imkit.transport.links import LINK_ERRORS
 
 if TYPE_CHECKING:
+    from imkit.irc.wire import IrcConnection
     from imkit.transport.connection import Connection
 
 # How long a client may take to register (CAP negotiation, SASL, NICK and USER).
@@ -90,7 +91,7 @@ def _password_ok(connection: Connection, command: Register) -> bool:
     offered = command.password
     if offered is not None and hmac.compare_digest(offered.encode(), password.encode()):
         return True
-    wire = connection.member.wire
+    wire = cast("IrcConnection", connection.member.wire)
     connection.hub.stats.refused_unauthorized += 1
     connection.outbox.put(wire.encode(wire.numeric("464", "Password incorrect").event))
     connection.outbox.close(wire.encode(Bye("unauthorized", "Bad password")))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Optional, Set, Type
 
 from irctest.basecontrollers import BaseServerController, DirectoryBasedController
 from irctest.cases import BaseServerTestCase
@@ -27,7 +26,7 @@ CAPABILITIES = frozenset()
 
 class ImkitController(BaseServerController, DirectoryBasedController):
     software_name = "imkit"
-    supported_sasl_mechanisms: Set[str] = {"PLAIN"}
+    supported_sasl_mechanisms: set[str] = {"PLAIN"}
     supports_sts = False
 
     def run(
@@ -35,12 +34,12 @@ class ImkitController(BaseServerController, DirectoryBasedController):
         hostname: str,
         port: int,
         *,
-        password: Optional[str],
+        password: str | None,
         ssl: bool,
         run_services: bool,
-        faketime: Optional[str],
-        websocket_hostname: Optional[str],
-        websocket_port: Optional[int],
+        faketime: str | None,
+        websocket_hostname: str | None,
+        websocket_port: int | None,
     ) -> None:
         if websocket_hostname is not None or websocket_port is not None:
             raise NotImplementedByController("Websocket")
@@ -85,7 +84,7 @@ class ImkitController(BaseServerController, DirectoryBasedController):
         self,
         case: BaseServerTestCase,  # type: ignore[override]
         username: str,
-        password: Optional[str] = None,
+        password: str | None = None,
     ) -> None:
         """An account, made with `imkit account add` on the server's admin socket."""
         self.wait_for_port()
@@ -109,5 +108,5 @@ class ImkitController(BaseServerController, DirectoryBasedController):
         )
 
 
-def get_irctest_controller_class() -> Type[ImkitController]:
+def get_irctest_controller_class() -> type[ImkitController]:
     return ImkitController
