@@ -73,6 +73,16 @@ OPERATION_NAMES = (
     "account_update",
     "account_remove",
     "accounts",
+    "room_join",
+    "room_part",
+    "room_publish",
+    "room_info",
+    "room_list",
+    "room_lobby",
+    "room_topic",
+    "room_kick",
+    "room_invite",
+    "room_mode",
 )
 # Every file in lua/ (without .lua): tests/cluster/test_lua_scripts.py checks there is no other.
 FILES = ("prelude", *OPERATION_NAMES, "batch")
