@@ -370,6 +370,7 @@ def said(user: User, text: str) -> Event:
             "to": None,
             "text": text,
             "account": user.account,
+            "room": "#lobby",  # every public message names its room (docs/rooms.md)
         },
     )
 
