@@ -160,7 +160,9 @@ class Directory(Protocol):
         "members" (a count), "topic", "modes", "args" (the key shown), "registered",
         "secret", "operators" (accounts), "bans" (masks)}]}`` (the lobby is not one)."""
 
-    async def room_add(self, name: str, topic: str | None, changes: Sequence[Change]) -> Reply:
+    async def room_add(
+        self, name: str, topic: str | None, changes: Sequence[Change], by: str
+    ) -> Reply:
         """Register the room ``name`` (kept in the store) with ``topic`` and
         ``changes`` (switches: +i, +m, +s); a room that exists unregistered becomes
         registered with its members. ``room_exists`` when it is registered already."""

@@ -22,6 +22,7 @@ from imkit.hub.backend import (
 )
 from imkit.hub.local_rooms import LocalRooms
 from imkit.protocol import (
+    BAD_REQUEST,
     NO_SUCH_ROOM,
     NO_SUCH_USER,
     NOT_IN_ROOM,
@@ -54,9 +55,12 @@ def no_such_room(name: str) -> Reply:
     return error_reply(NO_SUCH_ROOM, f"there is no room {name}")
 
 
-def _audit(message: str, event: str, by: str, **extra: Any) -> None:
-    """One log line for an administrator's change to a room (who made it: ``by``)."""
-    log.info("%s by %s", message, by, extra={"event": event, "by": by, **extra})
+def _audit(message: str, action: str, by: str, **extra: Any) -> None:
+    """One log line for an administrator's change to a room (who made it: ``by``):
+    event ``room_admin``, its ``action`` (room_add, room_remove, room_op, room_deop,
+    room_set, room_kick, room_ban, room_unban) and ``room``."""
+    fields = {"action": action, "by": by, **extra}
+    log.info("%s by %s", message, by, extra={"event": "room_admin", **fields})
 
 
 async def kept(ask: Any) -> str | None:
@@ -211,7 +215,9 @@ class LocalDirectory:
     async def rooms(self) -> Reply:
         return {"type": "rooms", "rooms": self._rooms.admin_rows()}
 
-    async def room_add(self, name: str, topic: str | None, changes: Sequence[Change]) -> Reply:
+    async def room_add(
+        self, name: str, topic: str | None, changes: Sequence[Change], by: str
+    ) -> Reply:
         rooms, key = self._rooms, room_key(name)
         state = rooms._state(key)
         if state is not None and state.registered:
@@ -229,7 +235,7 @@ class LocalDirectory:
             state.registered = True
             rooms.admin_change(key, state, topic, changes, ADMINISTRATOR)
         modes, args = state.modes(show_key=True)
-        _audit(f"room {state.name} registered", "room_add", ADMINISTRATOR, room=state.name)
+        _audit(f"room {state.name} registered", "room_add", by, room=state.name)
         return {"type": "ok", "room": state.name, "members": len(state.members), "modes": modes}
 
     async def room_remove(self, name: str, by: str) -> Reply:
@@ -346,6 +352,9 @@ class LocalDirectory:
         if not on and mask.text not in state.bans:
             return error_reply(NO_SUCH_BAN, f"{state.name} has no ban on {mask.text}")
         change = [ModeChange("b", on, mask.text)]
+        too_many = state.bans_problem(change)
+        if too_many is not None:
+            return error_reply(BAD_REQUEST, too_many)
         if state.registered:
             trial = RoomState.from_fields(state.fields())
             rooms.admin_change(key, trial, None, change, ADMINISTRATOR)
@@ -362,5 +371,6 @@ class LocalDirectory:
             if on and mask.matches(m.name, m.account, m.addr)
         ]
         what = "banned from" if on else "no longer banned from"
-        _audit(f"{mask.text} {what} room {state.name}", "room_ban" if on else "room_unban", by)
+        action = "room_ban" if on else "room_unban"
+        _audit(f"{mask.text} {what} room {state.name}", action, by, room=state.name)
         return {"type": "ok", "room": state.name, "mask": mask.text, "matching": matching}

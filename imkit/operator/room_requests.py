@@ -97,7 +97,7 @@ async def add(server: Administered, request: dict[str, Any], by: str) -> Reply:
         if isinstance(checked, dict):
             return checked
     assert isinstance(name, str) and isinstance(changes, list) and not isinstance(topic, dict)
-    return await server.hub.directory.room_add(name, topic, changes)
+    return await server.hub.directory.room_add(name, topic, changes, by)
 
 
 async def remove(server: Administered, request: dict[str, Any], by: str) -> Reply:

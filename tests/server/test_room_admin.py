@@ -20,6 +20,7 @@ from imkit.server import Server
 from tests.support import LineClient, ask, joined, json_client, run_server
 from tests.support.accounts import config as accounts_config
 from tests.support.accounts import json_hello
+from tests.support.metrics import Scraper, value
 
 PASSWORD = "secret"
 
@@ -348,3 +349,24 @@ async def test_stats_count_rooms_members_and_messages(admin_chat: AdminChat) -> 
     stats = await admin_chat.ok(type="stats")
     assert (stats["rooms"], stats["room_members"], stats["room_messages"]) == (3, 2, 1)
     assert stats["messages_received"] == 2
+
+
+async def test_metrics_count_rooms_members_and_room_messages(short_dir: Path) -> None:
+    config = accounts_config(short_dir, metrics="127.0.0.1:0")
+    async with run_server(config) as server:
+        scrape = Scraper(server)
+        start = await scrape.metrics()
+        assert (value(start, "imkit_rooms"), value(start, "imkit_room_members")) == (0, 0)
+        assert value(start, "imkit_room_messages_total") == 0
+        chat = AdminChat([server])
+        await chat.ok(type="room_add", room="#kept")  # registered, no members: counted
+        alex = await json_client(chat.address(0), "alex")
+        bob = await json_client(chat.address(0), "bob")
+        for client, room in ((alex, "#a"), (bob, "#a"), (bob, "#b")):
+            assert (await _join(client, room))["type"] == "joined"
+        await alex.request(type="message", room="#a", text="to the room")
+        await alex.request(type="message", text="to the lobby")
+        now = await scrape.metrics()
+        assert (value(now, "imkit_rooms"), value(now, "imkit_room_members")) == (3, 3)
+        assert value(now, "imkit_room_messages_total") == 1
+        assert value(now, "imkit_messages_received_total", kind="public") == 2
