@@ -298,7 +298,16 @@ class RoomSender:
         except ServerError as error:
             if self.joined or error.code not in self.MUST_JOIN:
                 raise
-        await self.client.join(self.room, self.key)  # its refusal is the command's
+        try:
+            await self.client.join(self.room, self.key)  # its refusal is the command's
+        except ServerError as error:
+            if error.code != "bad_key":
+                raise
+            # The server's words name text mode's join|#ROOM|KEY: say send's option.
+            wrong = (
+                "the key given with --room-key is wrong" if self.key else "give it with --room-key"
+            )
+            raise Refused(f"{self.room} has a key: {wrong}") from None
         self.joined = True
         return await self.client.submit(text, room=self.room)
 

@@ -148,10 +148,11 @@ class RoomItems:
         header = f"talking in {shown}: type a message and press Enter; 'exit' goes back"
         while (text := await self.session.ask(f"{shown}> ", header)) != "exit":
             header = ""
+            if not self.client.in_room(room):  # kicked meanwhile (its line said so)
+                self.session.say(f"! you are no longer in {shown}; that line was not sent")
+                return
             if text:
                 await self.session.attempt(self.client.send(text, room=room))
-            if not self.client.in_room(room):
-                return  # kicked meanwhile: told by its event line
 
     async def leave(self) -> None:
         """9: leave one of our rooms."""

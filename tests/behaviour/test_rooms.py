@@ -18,7 +18,9 @@ async def _join(client: LineClient, room: str) -> None:
     await client.line_matching(rf"(?i)^{re.escape(room)} \* you have joined {re.escape(room)}$")
 
 
-async def _both(client: LineClient, event: str, **request: object) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _both(
+    client: LineClient, event: str, **request: object
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Send ``request``; its reply and the event of type ``event`` it makes, in whichever
     order they come (on two nodes the event comes back through Redis)."""
     rid = f"r{id(request)}"

@@ -211,8 +211,8 @@ def test_login_asks_the_password_first_then_the_menu_can_change_it() -> None:
             ("wrong", "new-pw"),
             ("old-pw", "new-pw"),
         ]
-        person.send("9")
-        person.expect("^'9' is not on the menu: type 0 to 5$")
+        person.send("12")
+        person.expect("^'12' is not on the menu: type 0 to 9$")
         person.send("0")
         status, stderr = person.finish()
         assert (status, stderr) == (0, "")
