@@ -156,7 +156,7 @@ class LocalRooms:
             return False
         creator = state is None
         if state is None:
-            problem = self._creation_problem(member, name)
+            problem = self._creation_problem(member, name, rid)
             if problem is not None:
                 hub.send(member, problem)
                 return False
@@ -179,18 +179,18 @@ class LocalRooms:
             hub.store.remember_room(name_key(member.account), key, state.name)
         return True
 
-    def _creation_problem(self, member: Member, name: str) -> Error | None:
+    def _creation_problem(self, member: Member, name: str, rid: RequestId) -> Error | None:
         hub = self.hub
         policy = hub.room_creation
         if policy == "admin":
             message = f"there is no room {name}, and only the administrator makes rooms here"
-            return Error(None, NO_SUCH_ROOM, message, name)
+            return Error(rid, NO_SUCH_ROOM, message, name)
         if policy == "accounts" and member.account is None:
             message = f"there is no room {name}; log in to make one"
-            return Error(None, LOGIN_REQUIRED, message, name)
+            return Error(rid, LOGIN_REQUIRED, message, name)
         if len(self.states) >= hub.max_rooms:
             message = f"this server has {hub.max_rooms} rooms already"
-            return Error(None, TOO_MANY_ROOMS, message, name)
+            return Error(rid, TOO_MANY_ROOMS, message, name)
         return None
 
     def _joined(self, rid: RequestId, state: RoomState, member: Member) -> Joined:
