@@ -65,7 +65,7 @@ log = logging.getLogger("imkit.hub")
 REFUSALS = {
     "banned_from_room": "you are banned from {room}",
     "invite_only": "{room} is invite-only: an operator must invite you",
-    "bad_key": "{room} needs the right key: join|{room}|KEY",
+    "bad_key": "the key to {room} is missing or wrong",
     "room_full": "{room} is full",
     "not_room_operator": "only {room}'s operators may do that",
     "not_in_room": "you are not in {room}",
