@@ -526,7 +526,7 @@ class Hub:
             self.broadcast(event)
             return
         if self._unannounced:
-            self.announce_joins()
+            self.announce_joins()  # before lobby_and_rooms: it may remove slow consumers
         fan_out(self, lobby_and_rooms(self, rooms), event)
 
     def broadcast(self, event: Event) -> int:

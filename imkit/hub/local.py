@@ -216,7 +216,9 @@ class LocalBackend(LocalRooms):
 
     def who(self, member: Member, command: Who) -> None:
         hub = self.hub
-        users = tuple(UserInfo(m.name, m.shown_addr, m.account) for m in hub._members.values())
+        users = tuple(
+            UserInfo(m.name, m.shown_addr, m.account) for m in hub._members.values() if m.in_lobby
+        )
         hub.reply(member, UserList(command.id, users))
 
     def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:

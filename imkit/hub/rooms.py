@@ -26,7 +26,10 @@ class Room:
 
 def fan_out(hub: Hub, recipients: Iterable[Member], event: Event) -> int:
     """Queue ``event`` for each of ``recipients`` (encoded once per mode), as
-    :meth:`Hub.broadcast` does for the lobby; how many received it."""
+    :meth:`Hub.broadcast` does for the lobby; how many received it. The joins not yet
+    announced go first, as before every other output."""
+    if hub._unannounced:
+        hub.announce_joins()
     frame = Frame(event)
     json_mode = Mode.JSON
     delivered = 0

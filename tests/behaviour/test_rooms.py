@@ -18,7 +18,9 @@ async def _join(client: LineClient, room: str) -> None:
     await client.line_matching(rf"(?i)^{re.escape(room)} \* you have joined {re.escape(room)}$")
 
 
-async def _both(client: LineClient, event: str, **request: object) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _both(
+    client: LineClient, event: str, **request: object
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Send ``request``; its reply and the event of type ``event`` it makes, in whichever
     order they come (on two nodes the event comes back through Redis)."""
     rid = f"r{id(request)}"
@@ -238,3 +240,20 @@ async def test_secret_rooms_are_hidden_from_non_members(chat: Chat) -> None:
     assert (await b.request(type="who", room="#hidden"))["code"] == "no_such_room"
     mine = await a.request(type="rooms")
     assert [r["room"] for r in mine["rooms"]] == ["#lobby", "#hidden"]
+
+
+async def test_who_lists_the_lobby_and_a_user_that_left_it_is_not_told_of_arrivals(
+    chat: Chat,
+) -> None:
+    a = await json_client(chat.address(0), "alex")
+    b = await json_client(chat.address(1), "bob")
+    await a.request(type="part", room="#lobby")
+    users = await b.request(type="who")
+    assert [u["name"] for u in users["users"]] == ["bob"]
+    c = await joined(chat.address(2), "cleo")
+    await c.send("hello lobby\n")
+    lobby = await b.json_of_type("message")
+    assert lobby["text"] == "hello lobby"
+    assert await a.silent()
+    back = await a.request(type="join", room="#lobby")
+    assert back["type"] == "joined" and back["room"] == "#lobby"
