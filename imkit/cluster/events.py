@@ -68,6 +68,8 @@ class ClusterEvents:
                     "since": str(member.connected_wall),
                     "defaults": default_candidates(member.shown_addr),
                     "account": member.account or "",
+                    "rooms": [[key, room.name] for key, room in member.rooms.items()],
+                    "lobby": member.in_lobby,
                 }
             )
         return result

@@ -27,6 +27,7 @@ from imkit.hub.local_rooms import refused
 from imkit.hub.members import Member
 from imkit.hub.rooms import Room, fan_out
 from imkit.protocol import (
+    BAD_REQUEST,
     LOGIN_REQUIRED,
     NO_SUCH_ROOM,
     NO_SUCH_USER,
@@ -63,6 +64,7 @@ from imkit.protocol import (
 )
 from imkit.rules.names import name_key
 from imkit.rules.rooms import (
+    MAX_ROOM_BANS,
     Mask,
     address_fields,
     mask_fields,
@@ -332,6 +334,7 @@ class RedisRooms:
             if self._answer_refusal(member, rid, reply, command.room):
                 return
             hub.stats.public_received += 1
+            hub.stats.room_messages += 1
             if member.wire.mode is Mode.JSON:
                 hub.send(member, Ok(rid, reply[1]))
 
@@ -440,7 +443,7 @@ class RedisRooms:
                 bans = None
                 if command.list_bans:
                     bans = tuple(str(b["mask"]) for b in as_list(settings.get("bans")))
-                self.hub.send(member, ModesInfo(rid, settings["name"], modes, tuple(args), bans))
+                self.hub.reply(member, ModesInfo(rid, settings["name"], modes, tuple(args), bans))
 
             return
         changes = []
@@ -459,7 +462,10 @@ class RedisRooms:
 
         @self._ask(member, rid, "try again", "room_mode", key, json.dumps(changes))
         def changed(reply: Any) -> None:
-            if reply[0] == "no_user":
+            if reply[0] == "too_many_bans":
+                message = f"a room has at most {MAX_ROOM_BANS} bans: lift one first"
+                self.hub.send(member, Error(rid, BAD_REQUEST, message, reply[1]))
+            elif reply[0] == "no_user":
                 self._answer_refusal(member, rid, reply, reply[1] if len(reply) > 1 else names[0])
             elif not self._answer_refusal(member, rid, reply, command.room):
                 self.hub.send(member, RoomOk(rid, reply[1]))

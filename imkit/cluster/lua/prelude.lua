@@ -5,7 +5,7 @@
 -- operation's own ARGV shadows this one; its prefix is the same.
 --
 -- The values of LOG_LENGTH and HELD_MS below are placeholders: the loader puts in those
--- of the constants of imkit.cluster.scripts, where they are defined (a '$' is not Lua:
+-- of the constants of imkit.cluster.scripts (and MAX_ROOM_BANS, MAX_INVITES), where they are defined (a '$' is not Lua:
 -- a placeholder left in fails to load).
 
 -- How many entries each event stream keeps (approximately: XADD MAXLEN ~).
@@ -84,6 +84,9 @@ local ROOMS = P .. ':rooms'
 -- How long (ms) the event stream of a room that ended is kept, for the readers that
 -- have not read its last events yet; a room made again under the key goes on with it.
 local ROOM_LOG_GRACE_MS = 600000
+-- At most this many bans and pending invites a room (imkit.rules.rooms).
+local MAX_ROOM_BANS = ${MAX_ROOM_BANS}
+local MAX_INVITES = ${MAX_INVITES}
 local function room_members(key) return P .. ':room:' .. key .. ':members' end
 local function room_log(key) return P .. ':room:' .. key .. ':log' end
 local function room_hist(key) return P .. ':room:' .. key .. ':hist' end
@@ -98,6 +101,14 @@ local function save_room(key, r) redis.call('HSET', ROOMS, key, cjson.encode(r))
 local function index_of(t, x)
   for i, y in ipairs(t or {}) do if y == x then return i end end
   return nil
+end
+-- As RoomState.invite: the name key may pass +i; the oldest invite goes past MAX_INVITES.
+local function invite(r, key)
+  if type(r.invited) ~= 'table' or r.invited[1] == nil then r.invited = {} end
+  local i = index_of(r.invited, key)
+  if i then table.remove(r.invited, i) end
+  table.insert(r.invited, key)
+  while #r.invited > MAX_INVITES do table.remove(r.invited, 1) end
 end
 local function has_flag(r, f) return string.find(r.flags or '', f, 1, true) ~= nil end
 -- conn (record c, saved by the caller) leaves the room key; an unregistered room left

@@ -16,8 +16,7 @@ if has_flag(r, 'i') and not m.o then return {'refused', 'not_room_operator', r.n
 local target = redis.call('HGET', NAMES, ARGV[5])
 local t = target and load_conn(target)
 if not t then return {'no_user'} end
-if type(r.invited) ~= 'table' or r.invited[1] == nil then r.invited = {} end
-if not index_of(r.invited, t.key) then table.insert(r.invited, t.key) end
+invite(r, t.key)
 save_room(key, r)
 local tnode, tmid = conn_node(target)
 emit(node_log(tnode), {t = 'inv', mid = tmid, rname = r.name, by = c.name})

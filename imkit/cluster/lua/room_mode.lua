@@ -8,7 +8,7 @@
 -- member named must be in the room (all the changes, or none); then each is made as
 -- RoomState.apply does and those that changed something are told in one mode event
 -- (changes as '+kl-m', args). {'ok', room name}, {'none'}, {'refused', code, room name},
--- {'no_user', the name given}, {'not_member', its name, room name}, {'gone'}.
+-- {'too_many_bans', room name}, {'no_user', the name given}, {'not_member', its name, room name}, {'gone'}.
 local node, mid, key = ARGV[2], ARGV[3], ARGV[4]
 local conn = node .. '/' .. mid
 local c = load_conn(conn)
@@ -41,6 +41,18 @@ local function switched(flags, f, on)
   return table.concat(out)
 end
 if type(r.bans) ~= 'table' or r.bans[1] == nil then r.bans = {} end
+-- As RoomState.bans_problem: at most MAX_ROOM_BANS bans.
+local added = {}
+for _, ch in ipairs(changes) do
+  if ch.f == 'b' and ch.on then
+    local known = false
+    for _, b in ipairs(r.bans) do if b.mask == ch.mask.mask then known = true end end
+    if not known then added[ch.mask.mask] = true end
+  end
+end
+local count = #r.bans
+for _ in pairs(added) do count = count + 1 end
+if count > MAX_ROOM_BANS then return {'too_many_bans', r.name} end
 local letters, args, sign = '', {}, nil
 for i, ch in ipairs(changes) do
   local changed, arg = false, nil
