@@ -514,7 +514,10 @@ class RedisRooms:
             self._tell_room(room, told, but=subject)
         elif kind == "kick":
             told = RoomKicked(room.name, event["name"], event["by"], event.get("reason"))
-            self._tell_room(room, told)
+            if not event.get("alone"):
+                self._tell_room(room, told)
+            elif subject is not None:  # the room was removed: each told of itself
+                hub.send(subject, told)
             if subject is not None:
                 self._leave_here(subject, key)
         elif kind == "topic":

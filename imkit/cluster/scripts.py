@@ -90,6 +90,7 @@ OPERATION_NAMES = (
     "room_kick",
     "room_invite",
     "room_mode",
+    "room_admin",
 )
 # Every file in lua/ (without .lua): tests/cluster/test_lua_scripts.py checks there is no other.
 FILES = ("prelude", *OPERATION_NAMES, "batch")

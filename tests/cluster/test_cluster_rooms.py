@@ -11,6 +11,7 @@ import json
 import re
 import signal
 import uuid
+from typing import Any
 
 import anyio
 
@@ -153,11 +154,12 @@ async def test_room_requests_are_unavailable_while_redis_is_unreachable(
             await alex.client.send(line + "\n")
             got = await alex.client.line_matching("^error")
             assert got.startswith("error: the chat is unavailable"), (line, got)
-        for request in (
+        requests: list[dict[str, Any]] = [
             {"type": "join", "room": "#r"},
             {"type": "message", "room": "#r", "text": "hi"},
             {"type": "rooms"},
-        ):
+        ]
+        for request in requests:
             reply = await bea.request(**request)
             assert (reply["type"], reply["code"]) == ("error", "unavailable"), reply
     finally:

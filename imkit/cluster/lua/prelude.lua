@@ -78,8 +78,9 @@ end
 -- the history's retention in ms when it was made). P:room:KEY:members: conn -> JSON
 -- {n = join order, o = operator, v = voice}. P:room:KEY:log: its events (emit).
 -- P:room:KEY:hist: its messages. P:aroom:ACCOUNTKEY: room key -> name, the rooms an
--- account is in. A conn's record keeps its room keys (rooms) and lobby = false once it
--- left the lobby (P:meta outside counts those).
+-- account is in; P:room:KEY:accounts the other way round. A conn's record keeps its
+-- room keys (rooms) and lobby = false once it left the lobby (P:meta outside counts
+-- those).
 local ROOMS = P .. ':rooms'
 -- How long (ms) the event stream of a room that ended is kept, for the readers that
 -- have not read its last events yet; a room made again under the key goes on with it.
@@ -91,6 +92,16 @@ local function room_members(key) return P .. ':room:' .. key .. ':members' end
 local function room_log(key) return P .. ':room:' .. key .. ':log' end
 local function room_hist(key) return P .. ':room:' .. key .. ':hist' end
 local function account_rooms(akey) return P .. ':aroom:' .. akey end
+-- The accounts that remember the room key (for imkit room remove to make them forget).
+local function room_accounts(key) return P .. ':room:' .. key .. ':accounts' end
+local function remember_room(akey, key, name)
+  redis.call('HSET', account_rooms(akey), key, name)
+  redis.call('SADD', room_accounts(key), akey)
+end
+local function forget_room(akey, key)
+  redis.call('HDEL', account_rooms(akey), key)
+  redis.call('SREM', room_accounts(key), akey)
+end
 local function load_room(key)
   local raw = redis.call('HGET', ROOMS, key)
   if not raw then return nil end

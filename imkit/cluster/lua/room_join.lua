@@ -19,7 +19,7 @@ if not c then return {'gone'} end
 local remembered = ARGV[8] == '1'
 local r = load_room(key)
 local function refuse(code)
-  if remembered and c.account then redis.call('HDEL', account_rooms(c.key), key) end
+  if remembered and c.account then forget_room(c.key, key) end
   return {'refused', code, r and r.name or name}
 end
 local count = redis.call('HLEN', room_members(key))
@@ -45,7 +45,7 @@ else
 end
 enter_room(conn, c, key, op)
 redis.call('HSET', CONNS, conn, cjson.encode(c))
-if c.account then redis.call('HSET', account_rooms(c.key), key, r.name) end
+if c.account then remember_room(c.key, key, r.name) end
 local id = emit(room_log(key), {t = 'join', room = key, name = c.name, addr = c.addr,
                                 node = node, mid = mid})
 return {'ok', id, cjson.encode(r), count + 1, op and 1 or 0}

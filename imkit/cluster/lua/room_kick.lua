@@ -27,5 +27,5 @@ emit(room_log(key), {t = 'kick', room = key, name = t.name, by = c.name, reason 
                      node = tnode, mid = tmid})
 leave_room(target, t, key)
 redis.call('HSET', CONNS, target, cjson.encode(t))
-if t.account then redis.call('HDEL', account_rooms(t.key), key) end
+if t.account then forget_room(t.key, key) end
 return {'ok', r.name}

@@ -17,5 +17,5 @@ emit(room_log(key), {t = 'part', room = key, name = c.name, addr = c.addr, node 
                      mid = mid, reason = reason})
 leave_room(conn, c, key)
 redis.call('HSET', CONNS, conn, cjson.encode(c))
-if c.account then redis.call('HDEL', account_rooms(c.key), key) end
+if c.account then forget_room(c.key, key) end
 return {'ok', r and r.name or key}
