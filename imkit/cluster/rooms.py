@@ -86,6 +86,7 @@ class Entering:
     told after the ``Joined``."""
 
     rid: RequestId
+    pending: int = 1  # its joins in flight (a user may ask twice before an answer)
     replied: bool = False
     seen: bool = False
     early: list[Event] = field(default_factory=list)
@@ -189,14 +190,19 @@ class RedisRooms:
         hub = self.hub
         if self._refuse_unavailable(member, rid):
             return
-        entry = self.entering[member.id, key] = Entering(rid)
+        entry = self.entering.get((member.id, key))
+        if entry is None:
+            entry = self.entering[member.id, key] = Entering(rid)
+        else:
+            entry.pending += 1
 
         def done(reply: Any) -> None:
-            if self.entering.get((member.id, key)) is entry and not (
-                isinstance(reply, list) and reply[0] == "ok"
-            ):
-                del self.entering[member.id, key]
-                self._stop_reading(key)
+            if not (isinstance(reply, list) and reply[0] == "ok"):
+                entry.pending -= 1  # refused, or a member already: nothing to wait for
+                if entry.pending <= 0 and not entry.replied:
+                    if self.entering.get((member.id, key)) is entry:
+                        del self.entering[member.id, key]
+                    self._stop_reading(key)
             if self._failed(member, rid, reply, "you may not have joined") or not member.online:
                 return
             status = reply[0]
