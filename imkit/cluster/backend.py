@@ -96,7 +96,7 @@ log = logging.getLogger("imkit.cluster")
 class RedisBackend(RedisRooms):
     """The shared decisions of a cluster node, made by Redis; see the module docstring."""
 
-    features: tuple[str, ...] = ("history", "accounts", "cluster")
+    features: tuple[str, ...] = ("history", "accounts", "rooms", "cluster")
     hub: Hub
     events: ClusterEvents
     directory: RedisDirectory

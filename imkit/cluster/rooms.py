@@ -173,13 +173,16 @@ class RedisRooms:
 
     # ------------------------------------------------------------- membership
 
-    def lobby(self, member: Member, *, inside: bool) -> None:
+    def lobby(self, member: Member, rid: RequestId, *, inside: bool) -> bool:
         """``member`` leaves the lobby, or comes back: at once here (its plain lines),
-        and for every node's lobby through the lj/lp event."""
+        and for every node's lobby through the lj/lp event; refused while Redis cannot
+        be reached, so that the node and Redis never disagree."""
+        if self._refuse_unavailable(member, rid):
+            return False
         member.in_lobby = inside
-        if self.link.problem is None:
-            flag = "1" if inside else ""
-            self.link.script("room_lobby", self.link.node, member.id, flag, done=_ignore)
+        flag = "1" if inside else ""
+        self.link.script("room_lobby", self.link.node, member.id, flag, done=_ignore)
+        return True
 
     def room_join(self, member: Member, command: JoinRoom, key: str) -> None:
         self._join(member, command.room, key, command.id, command.key or "", remembered=False)
