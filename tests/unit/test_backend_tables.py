@@ -44,7 +44,7 @@ def test_a_hub_on_its_own_has_the_local_backend_and_directory() -> None:
     hub = Hub()
     assert isinstance(hub.backend, LocalBackend)
     assert isinstance(hub.directory, LocalDirectory)
-    assert hub.features == ("history", "accounts")
+    assert hub.features == ("history", "accounts", "rooms")
     assert hub.on_command is None
 
 
@@ -90,6 +90,12 @@ def test_every_admin_request_is_one_entry_of_one_table() -> None:
         "account_passwd",
         "account_remove",
         "accounts",
+        "rooms",
+        "room_add",
+        "room_remove",
+        "room_op",
+        "room_deop",
+        "room_set",
     }
 
 
