@@ -1,0 +1,101 @@
+"""Run the IRC conformance suite (irctest, in ../shared/irctest beside the project)
+against `imkit serve --irc` through tests/irc/irctest_controller.py, and compare with
+ngircd's passing set (tests/irc/ngircd_passing.txt, recorded once with Debian's ngircd
+on the same selection): exit 1 when a test ngircd passes does not pass for imkit.
+
+    python tests/irc/run_irctest.py [--irctest DIR] [-n WORKERS] [--ngircd]
+
+--ngircd runs the same selection against ngircd instead and writes its passing set
+(to record it again). .ci/run calls it without options. Prints both counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SELECTION = "not services and not implementation-specific and not deprecated and not strict"
+NGIRCD_PASSING = HERE / "ngircd_passing.txt"
+
+
+def run(irctest: Path, controller: str, workers: int, pythonpath: str) -> dict[str, str]:
+    """Each test's outcome (passed, failed, skipped, error) by its id."""
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "report.xml"
+        env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONDONTWRITEBYTECODE="1")
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--controller",
+            controller,
+            "-m",
+            SELECTION,
+            "-q",
+            f"--junitxml={report}",
+            "-o",
+            "junit_logging=no",
+        ]
+        if workers > 1:
+            command += ["-n", str(workers)]
+        subprocess.run(command, cwd=irctest, env=env, stdout=subprocess.DEVNULL, check=False)
+        return outcomes(report)
+
+
+def outcomes(report: Path) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        classname = case.get("classname", "")
+        module, _, cls = classname.rpartition(".")
+        test_id = f"{module.replace('.', '/')}.py::{cls}::{case.get('name')}"
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome = "failed"
+            elif child.tag == "skipped":
+                outcome = "skipped"
+        found[test_id] = outcome
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--irctest", type=Path, default=ROOT.parent / "shared" / "irctest")
+    parser.add_argument("-n", type=int, default=4, help="pytest-xdist workers")
+    parser.add_argument("--ngircd", action="store_true", help="record ngircd's passing set")
+    args = parser.parse_args()
+    if args.ngircd:
+        results = run(args.irctest, "irctest.controllers.ngircd", args.n, "")
+        ngircd = sorted(t for t, o in results.items() if o == "passed")
+        NGIRCD_PASSING.write_text("".join(f"{t}\n" for t in ngircd))
+        count = sum(1 for o in results.values() if o == "failed")
+        print(f"ngircd: {len(ngircd)} passed, {count} failed; written to {NGIRCD_PASSING}")
+        return 0
+    results = run(args.irctest, "irctest_controller", args.n, str(HERE))
+    passed = {t for t, o in results.items() if o == "passed"}
+    failed = sorted(t for t, o in results.items() if o == "failed")
+    reference = {line for line in NGIRCD_PASSING.read_text().splitlines() if line}
+    regressions = sorted(reference - passed)
+    print(f"imkit: {len(passed)} passed, {len(failed)} failed (ngircd: {len(reference)} passed)")
+    for test in failed:
+        print(f"  failed: {test}{'  <- ngircd passes it' if test in reference else ''}")
+    for test in regressions:
+        if test not in failed:
+            print(f"  not passed ({results.get(test, 'not run')}): {test}  <- ngircd passes it")
+    if regressions:
+        print(f"{len(regressions)} tests ngircd passes do not pass for imkit")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
