@@ -524,6 +524,8 @@ def _bye(conn: IrcConnection, event: Bye) -> str:
     if event.reason == "kicked":
         kill = line(conn.server, "KILL", conn.nick, f"{conn.server} ({text})")
         return kill + trailing_line(None, "ERROR", f"Closing Link: {conn.host} (Killed: {text})")
+    if event.reason == "idle":
+        text = "Ping timeout"
     return trailing_line(None, "ERROR", f"Closing Link: {conn.host} ({text})")
 
 

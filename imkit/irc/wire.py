@@ -92,6 +92,7 @@ class IrcConnection:
         self.motd = motd
         self.max_line = max_line
         self.lines_received = 0
+        self.pinged = False  # sent a PING for being quiet; any line it sends answers it
         self._framer = LineFramer(MAX_TAGS + MAX_LINE)
         # Registration: what it said so far; then its name in the chat.
         self.name = ""  # its imkit name once registered ("" before)
@@ -154,6 +155,7 @@ class IrcConnection:
         commands: list[Command] = []
         for raw in self._framer.feed(data):
             self.lines_received += 1
+            self.pinged = False
             if raw is None:
                 commands.append(self._too_long())
                 continue

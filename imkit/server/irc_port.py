@@ -17,8 +17,9 @@ from anyio.streams.stapled import MultiListener
 
 from imkit import __version__
 from imkit.errors import ServeError
+from imkit.hub.core import Hub
 from imkit.irc.names import host
-from imkit.irc.wire import IrcConnection
+from imkit.irc.wire import IrcConnection, Lines
 from imkit.server.config import ServerConfig
 from imkit.transport.listener import parse_address, tcp_listener
 
@@ -94,6 +95,20 @@ class IrcPort:
             max_line=self.max_line,
             operators=self.operators,
         )
+
+    def keepalive(self, hub: Hub, now: float, timeout: float) -> None:
+        """--idle-timeout for IRC clients: one quiet for ``timeout`` is sent a PING and
+        counts as active again, so that it is dropped (idle) only when it has not
+        answered within the next ``timeout``; any line it sends counts as the answer."""
+        cutoff = now - timeout
+        for member in hub.local_members():
+            wire = member.wire
+            if not isinstance(wire, IrcConnection) or member.last_active >= cutoff:
+                continue
+            if not wire.pinged:
+                wire.pinged = True
+                member.last_active = now
+                hub.send(member, Lines(f"PING :{self.server_name}\r\n"))
 
     def log_listening(self) -> None:
         scheme = "ircs" if self.secure else "irc"

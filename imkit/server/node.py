@@ -578,6 +578,8 @@ class Server:
         interval = min(MAX_SWEEP_INTERVAL, timeout / 4)
         while True:
             await anyio.sleep(interval)
+            if self.irc is not None:  # IRC clients are PINGed before they are idle
+                self.irc.keepalive(self.hub, time.monotonic(), timeout)
             for member in self.hub.expire_idle(time.monotonic() - timeout):
                 log.info(
                     "%s (%s): idle for %gs, forced offline",

@@ -1,0 +1,172 @@
+"""``imkit serve --irc``: IRC clients in the same chat as text and JSON users (one
+server, in process; docs/irc.md). The IRC side is a raw socket client
+(tests/support/irc.py); the conformance suite (irctest) is run by tests/irc."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imkit.irc.names import shown
+from imkit.server import Server, ServerConfig
+from tests.support import ask, joined, json_client, run_server
+from tests.support.accounts import add
+from tests.support.accounts import config as accounts_config
+from tests.support.irc import IrcClient, irc_address
+
+
+def irc_config(short_dir: Path, **extra: Any) -> ServerConfig:
+    return accounts_config(short_dir, irc=("127.0.0.1:0",), server_name="irc.test", **extra)
+
+
+@pytest.fixture
+async def server(short_dir: Path) -> Any:
+    async with run_server(irc_config(short_dir)) as running:
+        yield running
+
+
+async def test_irc_text_and_json_users_talk_in_the_lobby_and_in_private(server: Server) -> None:
+    address = server.addresses[0]
+    text = await joined(address)
+    js = await json_client(address, "jay")
+    alex = await IrcClient.connect(server, "alex")
+    await alex.send("JOIN #lobby")
+    names = await alex.expect(r" 353 ")
+    assert shown(text.addr) in names.split() or f":{shown(text.addr)}" in names
+    assert "jay" in names and "alex" in names
+    await text.line_matching(r"#lobby \* alex .* has joined")
+    await alex.send("PRIVMSG #lobby :hello from irc")
+    assert (await text.line_matching("hello from irc")).endswith("alex:hello from irc\n")
+    message = await js.json_of_type("message")
+    assert (message["from"], message["text"], message["room"]) == (
+        "alex",
+        "hello from irc",
+        "#lobby",
+    )
+    assert message["msgid"]
+    await text.send("public line from netcat\n")
+    line = await alex.expect("public line from netcat")
+    assert line == f":{shown(text.addr)}!~u@127.0.0.1 PRIVMSG #lobby :public line from netcat"
+    await js.request(type="message", to="alex", text="psst")
+    assert await alex.expect("psst") == ":jay!~u@127.0.0.1 PRIVMSG alex :psst"
+    await alex.send("PRIVMSG jay :back to you")
+    reply = await js.json_of_type("message")
+    assert (reply["from"], reply["to"], reply["text"]) == ("alex", "jay", "back to you")
+    await alex.send(f"PRIVMSG {shown(text.addr)} :to netcat")
+    assert await text.line_matching("to netcat") == "alex say: to netcat\n"
+
+
+async def test_a_room_with_irc_and_text_members(server: Server) -> None:
+    address = server.addresses[0]
+    text = await joined(address)
+    alex = await IrcClient.connect(server, "alex")
+    await alex.send("JOIN #builds")
+    assert await alex.expect(r"JOIN") == ":alex!~u@127.0.0.1 JOIN #builds"
+    assert (await alex.expect(r" 353 ")).endswith(":@alex")
+    await text.send("join|#builds\n")
+    await alex.expect(rf"^:{re.escape(shown(text.addr))}!~u@127.0.0.1 JOIN #builds$")
+    await alex.send("TOPIC #builds :nightly is green", "MODE #builds +m")
+    await text.line_matching(r"#builds \* alex set the topic: nightly is green")
+    await text.line_matching(r"#builds \* alex set mode \+m")
+    await text.send("to|#builds|can I speak?\n")
+    assert "moderated" in await text.line_matching("error")
+    await alex.send(f"MODE #builds +v {shown(text.addr)}")
+    await alex.expect(rf"MODE #builds \+v {re.escape(shown(text.addr))}")
+    await text.send("to|#builds|now I can\n")
+    await alex.expect(r"PRIVMSG #builds :now I can$")
+    await alex.send(f"KICK #builds {shown(text.addr)} :enough")
+    await text.line_matching(r"#builds \* .* was kicked by alex: enough")
+
+
+async def test_nicks_taken_invalid_and_renamed(server: Server) -> None:
+    await IrcClient.connect(server, "alex")
+    other = await IrcClient.connect(server, "sam")
+    await other.send("NICK ALEX")
+    assert " 433 sam ALEX " in await other.expect(r" 43\d ")
+    await other.send("NICK 9lives")
+    assert " 432 sam 9lives " in await other.expect(r" 43\d ")
+    await other.send("NICK samuel")
+    assert await other.expect("NICK") == ":sam!~u@127.0.0.1 NICK samuel"
+    client = await LineClientFor(server)
+    await client.send("NICK alex\r\nUSER a 0 * :A\r\n")
+    assert " 433 * alex " in await client.line_matching(" 433 ")
+
+
+async def LineClientFor(server: Server) -> Any:  # noqa: N802 - reads like a class
+    from tests.support import LineClient
+
+    return await LineClient.connect(irc_address(server))
+
+
+async def test_sasl_plain_logs_in_to_an_account(server: Server) -> None:
+    await add(server, "alex", "sesame")
+    js = await json_client(server.addresses[0], "jay")
+    alex = await IrcClient.connect(
+        server, "whatever", caps=("server-time",), sasl=("alex", "sesame")
+    )
+    await alex.send("WHOIS alex")
+    assert " 330 alex alex alex " in await alex.expect(r" 330 ")
+    await js.request(type="message", to="alex", text="hi account")
+    assert "PRIVMSG alex :hi account" in await alex.expect("hi account")
+    bad = await LineClientFor(server)
+    await bad.send("CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+    await bad.line_matching("AUTHENTICATE")
+    await bad.send("AUTHENTICATE AGFsZXgAd3Jvbmc=\r\n")  # \0alex\0wrong
+    assert " 904 " in await bad.line_matching(" 90")
+
+
+async def test_bad_input_is_answered_and_harms_nobody(server: Server) -> None:
+    text = await joined(server.addresses[0])
+    alex = await IrcClient.connect(server, "alex")
+    await alex.send("PRIVMSG #lobby :" + "x" * 600)
+    assert " 417 " in await alex.expect(r" 417 ")
+    await alex.client.send(b"PRIVMSG alex :\xff\xfe\r\n")
+    assert "FAIL * INVALID_UTF8" in await alex.expect("FAIL")
+    await alex.send("FROBNICATE now")
+    assert " 421 alex FROBNICATE " in await alex.expect(" 421 ")
+    await alex.send("PRIVMSG", "JOIN", "KICK #x", "MODE #x +z")
+    assert " 411 " in await alex.expect(" 411 ")
+    await alex.send(*(f"PRIVMSG {shown(text.addr)} :flood {i}" for i in range(300)))
+    await text.line_matching("flood 299", timeout=20)
+    await alex.sync()  # still served
+    await text.send("who\n")
+    assert (await text.line()).startswith(f"[{text.addr}]")  # alex is in no channel
+
+
+async def test_quit_and_the_administrators_kick(server: Server) -> None:
+    alex = await IrcClient.connect(server, "alex")
+    sam = await IrcClient.connect(server, "sam")
+    await alex.send("JOIN #r")
+    await alex.expect(" 366 ")
+    await sam.send("JOIN #r")
+    await alex.expect("JOIN #r")
+    await sam.send("QUIT :gone fishing")
+    assert await alex.expect("QUIT") == ":sam!~u@127.0.0.1 QUIT :Quit: gone fishing"
+    reply = await ask(server, type="kick", name="alex", reason="spam")
+    assert reply["type"] == "ok", reply
+    assert "KILL alex" in await alex.expect("KILL")
+    assert (await alex.expect("^ERROR")).endswith("spam)")
+
+
+async def test_tls_on_the_irc_port(short_dir: Path, tls_files: dict[str, str]) -> None:
+    import ssl
+
+    import anyio
+
+    config = irc_config(short_dir, tls_cert=tls_files["cert"], tls_key=tls_files["key"])
+    async with run_server(config) as server:
+        host, port = irc_address(server).rsplit(":", 1)
+        context = ssl.create_default_context(cafile=tls_files["ca"])
+        stream = await anyio.connect_tcp(
+            host, int(port), ssl_context=context, tls_standard_compatible=False
+        )
+        await stream.send(b"NICK secure\r\nUSER s 0 * :S\r\n")
+        data = b""
+        with anyio.fail_after(5):
+            while b" 001 " not in data:
+                data += await stream.receive()
+        assert b":irc.test 001 secure " in data
+        await stream.aclose()
