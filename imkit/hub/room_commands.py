@@ -16,6 +16,7 @@ from imkit.protocol import (
     Joined,
     JoinRoom,
     ListRooms,
+    ModesInfo,
     PartRoom,
     PublicMessage,
     RequestId,
@@ -96,7 +97,10 @@ def room_commands(hub: Hub) -> dict[type[Command], Handler]:
     def operator_request(name: str) -> Handler:
         def handle(member: Member, command: Any) -> None:
             key = room_key(command.room)
-            if key == lobby_key:
+            if key == lobby_key and isinstance(command, RoomMode) and not command.changes:
+                bans = () if command.list_bans else None  # asked, as IRC clients do
+                hub.send(member, ModesInfo(command.id, hub.lobby, "+", (), bans))
+            elif key == lobby_key:
                 _lobby_has_no_operators(hub, member, command.id)
             else:
                 getattr(backend, name)(member, command, key)
