@@ -21,6 +21,8 @@ The package, one module a responsibility (arrows point down the list)::
     parsing.py     lines into commands (text mode and JSON Lines)
     connection.py  one client's state on the server side (ServerConnection)
     client.py      the client's side of JSON Lines (ClientConnection)
+    room_requests.py  room lines and requests into commands (for parsing.py)
+    room_events.py    what the server tells a client about rooms
 
 Everything other modules use is imported here, so ``from imkit.protocol import X``
 works for all of it.
@@ -36,13 +38,17 @@ from imkit.protocol.client import (
     encode_request,
 )
 from imkit.protocol.codes import (
+    BAD_KEY,
     BAD_REQUEST,
+    BAD_ROOM_NAME,
+    BANNED_FROM_ROOM,
     DEFAULT_PORT,
     HISTORY_DEFAULT,
     HISTORY_MAX,
     INVALID_MESSAGE,
     INVALID_NAME,
     INVALID_UTF8,
+    INVITE_ONLY,
     LINE_TOO_LONG,
     LOGGED_IN,
     LOGIN_FAILED,
@@ -51,10 +57,15 @@ from imkit.protocol.codes import (
     MUTED,
     NAME_RESERVED,
     NAME_TAKEN,
+    NO_SUCH_ROOM,
     NO_SUCH_USER,
+    NOT_IN_ROOM,
+    NOT_ROOM_OPERATOR,
     PROTOCOL_VERSION,
+    ROOM_FULL,
     SESSION_ENDED,
     TOO_MANY_ATTEMPTS,
+    TOO_MANY_ROOMS,
     UNAUTHORIZED,
     UNAVAILABLE,
     Mode,
@@ -66,12 +77,21 @@ from imkit.protocol.commands import (
     Hello,
     History,
     Invalid,
+    Invite,
+    JoinRoom,
+    ListRooms,
     Login,
+    ModeChange,
+    PartRoom,
     Passwd,
     Ping,
     PrivateMessage,
     PublicMessage,
     Rename,
+    RoomKick,
+    RoomMessage,
+    RoomMode,
+    Topic,
     Who,
 )
 from imkit.protocol.connection import (
@@ -113,9 +133,51 @@ from imkit.protocol.parsing import (
     parse_json_request,
     parse_text,
 )
+from imkit.protocol.room_events import (
+    Invited,
+    Joined,
+    ModesChanged,
+    ModesInfo,
+    RoomInfo,
+    RoomJoin,
+    RoomKicked,
+    RoomList,
+    RoomOk,
+    RoomPart,
+    TopicInfo,
+)
 from imkit.rules.times import iso_time, parse_iso_time
 
 __all__ = [
+    "BAD_KEY",
+    "BAD_ROOM_NAME",
+    "BANNED_FROM_ROOM",
+    "INVITE_ONLY",
+    "NO_SUCH_ROOM",
+    "NOT_IN_ROOM",
+    "NOT_ROOM_OPERATOR",
+    "ROOM_FULL",
+    "TOO_MANY_ROOMS",
+    "Invite",
+    "JoinRoom",
+    "ListRooms",
+    "ModeChange",
+    "PartRoom",
+    "RoomKick",
+    "RoomMessage",
+    "RoomMode",
+    "Topic",
+    "Invited",
+    "Joined",
+    "ModesChanged",
+    "ModesInfo",
+    "RoomInfo",
+    "RoomJoin",
+    "RoomKicked",
+    "RoomList",
+    "RoomOk",
+    "RoomPart",
+    "TopicInfo",
     "Authenticate",
     "BAD_REQUEST",
     "DEFAULT_PORT",

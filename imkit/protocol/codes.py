@@ -52,3 +52,18 @@ SESSION_ENDED = "session_ended"
 # History requests: how many messages one may ask for, and how many when it does not say.
 HISTORY_MAX = 100
 HISTORY_DEFAULT = 50
+
+# Rooms (docs/rooms.md): a room that does not exist (or is secret, to a non-member); a
+# request about a room its user is not in; a name that cannot be a room's; past
+# --max-rooms or --max-rooms-per-user; refused by the room's ban, its invite-only
+# setting, its key or its member limit; an operator's request by a non-operator.
+# (A moderated room refuses a user without a voice with MUTED.)
+NO_SUCH_ROOM = "no_such_room"
+NOT_IN_ROOM = "not_in_room"
+BAD_ROOM_NAME = "bad_room_name"
+TOO_MANY_ROOMS = "too_many_rooms"
+BANNED_FROM_ROOM = "banned_from_room"
+INVITE_ONLY = "invite_only"
+BAD_KEY = "bad_key"
+ROOM_FULL = "room_full"
+NOT_ROOM_OPERATOR = "not_room_operator"

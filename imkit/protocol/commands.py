@@ -60,7 +60,7 @@ class PrivateMessage(Command):
 
 @record(kw_only=True)
 class Who(Command):
-    pass
+    room: str | None = None  # None: the lobby (everyone online, as in the seed)
 
 
 @record(kw_only=True)
@@ -89,3 +89,75 @@ class History(Command):
     limit: int = HISTORY_DEFAULT
     before: str | None = None
     with_: str | None = None
+    room: str | None = None  # a room's history (None: the lobby's)
+
+
+# ---------------------------------------------------------------------- rooms
+# docs/rooms.md. ``room`` is the name as the client wrote it (checked by the parser to
+# be a room's name); the hub finds the room by its key.
+
+
+@record(kw_only=True)
+class JoinRoom(Command):
+    room: str
+    key: str | None = field(default=None, repr=False)
+
+
+@record(kw_only=True)
+class PartRoom(Command):
+    room: str
+    reason: str | None = None
+
+
+@record(kw_only=True)
+class RoomMessage(Command):
+    """A message to a room (the lobby's name too: then a plain lobby message)."""
+
+    room: str
+    text: str
+
+
+@record(kw_only=True)
+class ListRooms(Command):
+    pass
+
+
+@record(kw_only=True)
+class Topic(Command):
+    """Ask for a room's topic (``topic`` None) or set it (\"\" clears it)."""
+
+    room: str
+    topic: str | None = None
+
+
+@record(kw_only=True)
+class RoomKick(Command):
+    room: str
+    name: str
+    reason: str | None = None
+
+
+@record(kw_only=True)
+class Invite(Command):
+    room: str
+    name: str
+
+
+@record
+class ModeChange:
+    """One change of a room's settings: ``+m``, ``-k``, ``+o NAME`` (IRC's channel
+    modes, docs/rooms.md). ``arg`` is the name, key, limit or mask it needs."""
+
+    flag: str  # one of imkit.rules.rooms.FLAGS
+    on: bool
+    arg: str | None = None
+
+
+@record(kw_only=True)
+class RoomMode(Command):
+    """Change a room's settings; with no ``changes``, ask for them (``list_bans``: for
+    its bans)."""
+
+    room: str
+    changes: tuple[ModeChange, ...] = ()
+    list_bans: bool = False

@@ -39,6 +39,9 @@ class UserInfo:
     name: str
     addr: str
     account: str | None = None  # the account it is logged in to
+    # In a room's list (who|#ROOM): its standing there (docs/rooms.md).
+    operator: bool = False
+    voice: bool = False
 
 
 class Event:
@@ -86,13 +89,36 @@ class Welcome(Event):
 class UserList(Event):
     id: RequestId
     users: tuple[UserInfo, ...]
+    room: str | None = None  # a room's members (None: the lobby's, as in the seed)
 
     def text_line(self) -> str:
-        return "\n".join(f"[{u.addr}]{u.name}:online..." for u in self.users)
+        if self.room is None:
+            return "\n".join(f"[{u.addr}]{u.name}:online..." for u in self.users)
+        if not self.users:
+            return f"{self.room} * no members"
+        return "\n".join(
+            f"{self.room} [{u.addr}]{u.name}:online...{_standing(u)}" for u in self.users
+        )
 
     def json_fields(self) -> dict[str, Any]:
-        users = [{"name": u.name, "addr": u.addr, "account": u.account} for u in self.users]
-        return {"type": "users", "id": self.id, "users": users}
+        if self.room is None:
+            users = [{"name": u.name, "addr": u.addr, "account": u.account} for u in self.users]
+            return {"type": "users", "id": self.id, "users": users}
+        listed = [
+            {
+                "name": u.name,
+                "addr": u.addr,
+                "account": u.account,
+                "operator": u.operator,
+                "voice": u.voice,
+            }
+            for u in self.users
+        ]
+        return {"type": "users", "id": self.id, "room": self.room, "users": listed}
+
+
+def _standing(user: UserInfo) -> str:
+    return " (operator)" if user.operator else " (voice)" if user.voice else ""
 
 
 @record
@@ -212,16 +238,26 @@ class ChatMessage(Event):
     time: float  # seconds since the epoch, rendered as ISO-8601 UTC in JSON mode
     msgid: str | None = None  # imkit.rules.msgid: unique, ordered; the same in history
     account: str | None = None  # the sender's account when it was logged in
+    # A public message's room (docs/rooms.md): its name, the lobby's too; ``lobby``: it
+    # is the lobby, whose text lines are the seed's, without the room's name before them.
+    room: str | None = None
+    lobby: bool = False
 
     def text_line(self) -> str:
-        if self.to is None:
+        if self.to is not None:
+            return f"{self.sender} say: {self.text}"
+        if self.room is None or self.lobby:
             return f"[{self.addr}]{self.sender}:{self.text}"
-        return f"{self.sender} say: {self.text}"
+        return f"{self.room} [{self.addr}]{self.sender}:{self.text}"
 
     def past_line(self) -> str:
         """The text-mode line of a message shown again later (history, replay): it
-        starts with ``past`` and the time, never with ``[`` like a live message."""
-        return f"past {iso_time(self.time, milliseconds=False)} {self.text_line()}"
+        starts with ``past`` and the time (after a room's name), never with ``[`` like a
+        live message."""
+        when = iso_time(self.time, milliseconds=False)
+        if self.to is None and self.room is not None and not self.lobby:
+            return f"{self.room} past {when} [{self.addr}]{self.sender}:{self.text}"
+        return f"past {when} {self.text_line()}"
 
     def json_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -235,6 +271,8 @@ class ChatMessage(Event):
         }
         if self.msgid is not None:
             fields["msgid"] = self.msgid
+        if self.room is not None:
+            fields["room"] = self.room
         return fields
 
 

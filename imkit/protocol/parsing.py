@@ -19,15 +19,28 @@ from imkit.protocol.commands import (
     Hello,
     History,
     Invalid,
+    ListRooms,
     Login,
     Passwd,
     Ping,
     PrivateMessage,
     PublicMessage,
     Rename,
+    RoomMessage,
     Who,
 )
+from imkit.protocol.room_requests import (
+    JSON_TYPES,
+    TEXT_HEADS,
+    RoomRequestError,
+    parse_json_room,
+    parse_text_room,
+    room_field,
+)
 from imkit.rules.msgid import parse_msgid
+
+# Commands whose first field is a room when it begins with '#' (a user's name cannot).
+_ROOM_OR_NOT = frozenset({"to", "who", "history"})
 
 
 def invalid(code: str, message: str, request_id: RequestId = None) -> Invalid:
@@ -39,7 +52,11 @@ def parse_text(text: str) -> Command:
     # One partition instead of a startswith per command: most lines are messages.
     head, bar, rest = text.partition("|")
     if not bar:
-        return Who() if text == "who" else PublicMessage(text=text)
+        if text == "who":
+            return Who()
+        return ListRooms() if text == "rooms" else PublicMessage(text=text)
+    if head in TEXT_HEADS or (head in _ROOM_OR_NOT and rest.startswith("#")):
+        return parse_text_room(head, rest)
     if head == "to":
         name, bar, body = rest.partition("|")
         if not bar or not body:
@@ -123,11 +140,18 @@ def parse_json_request(obj: object) -> Command:
                 return invalid(INVALID_MESSAGE, "the message text is empty", request_id)
             if "\n" in text or "\r" in text:
                 return invalid(INVALID_MESSAGE, "the message text must be one line", request_id)
+            room = room_field(obj, _string_field)
+            if room is not None:
+                if to is not None:
+                    raise _ShapeError("a message has 'to' or 'room', not both")
+                return RoomMessage(id=request_id, room=room, text=text)
             if to is None:
                 return PublicMessage(id=request_id, text=text)
             return PrivateMessage(id=request_id, to=to, text=text)
         if kind == "who":
-            return Who(id=request_id)
+            return Who(id=request_id, room=room_field(obj, _string_field))
+        if kind in JSON_TYPES:
+            return parse_json_room(kind, obj, request_id, _string_field)
         if kind == "ping":
             return Ping(id=request_id)
         if kind == "rename":
@@ -158,6 +182,8 @@ def parse_json_request(obj: object) -> Command:
             )
     except _ShapeError as problem:
         return invalid(BAD_REQUEST, str(problem), request_id)
+    except RoomRequestError as error:
+        return invalid(error.code, str(error), request_id)
     if not isinstance(kind, str):
         return invalid(BAD_REQUEST, "field 'type' must name the request", request_id)
     return invalid(BAD_REQUEST, f"unknown request type {kind!r}", request_id)
@@ -186,7 +212,10 @@ def _history(obj: dict[str, Any], request_id: RequestId) -> History:
     if before is not None and parse_msgid(before) is None:
         raise _ShapeError("field 'before' must be a msgid from a message event")
     with_ = _string_field(obj, "with", required=False)
-    return History(id=request_id, limit=limit, before=before, with_=with_)
+    room = room_field(obj, _string_field)
+    if room is not None and with_ is not None:
+        raise _ShapeError("a history request has 'with' or 'room', not both")
+    return History(id=request_id, limit=limit, before=before, with_=with_, room=room)
 
 
 def load_json(text: str) -> object:

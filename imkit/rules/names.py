@@ -164,6 +164,8 @@ def name_problem(name: str) -> str | None:
         return "a name cannot be empty"
     if len(name) > MAX_NAME_LENGTH:
         return f"a name has at most {MAX_NAME_LENGTH} characters"
+    if name.startswith("#"):
+        return "a name cannot begin with '#' (room names do: docs/rooms.md)"
     for char in name:
         if char in "|:":
             return f"a name cannot contain {char!r}"

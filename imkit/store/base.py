@@ -13,9 +13,16 @@ What a store promises (docs/operations.md, "The durability promise"):
 * While writes fail, :attr:`Store.problem` says why, and the hub refuses public messages
   before delivering them. It is set when a failure is known and cleared when a write
   works again.
-* :meth:`Store.recent` answers at once from memory (replay on connect);
-  :meth:`Store.history` asks the store itself, and sees every message appended before
-  the request that was stored.
+* :meth:`Store.recent` answers at once from memory (replay on connect: the lobby's
+  only); :meth:`Store.history` asks the store itself, and sees every message appended
+  before the request that was stored.
+
+Rooms (docs/rooms.md): a public message with a ``room`` and not ``lobby`` is that room's,
+kept with its room's key (:func:`~imkit.rules.rooms.room_key`) and paged by it; every
+other public message is the lobby's, and comes back named :attr:`Store.lobby` (the
+lobby's name is the server's ``--lobby``, never kept with a message). Registered rooms'
+settings (:attr:`Store.rooms`) and the rooms each account is in (:attr:`Store.account_rooms`)
+are read when the store opens, like accounts.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import collections
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import anyio
@@ -33,6 +40,7 @@ from imkit.rules.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
 from imkit.rules.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.rules.names import name_key
 from imkit.rules.pseudonyms import new_secret
+from imkit.rules.rooms import DEFAULT_LOBBY
 
 DAY = 86_400.0
 # Messages older than this many days are never returned, and deleted in the background.
@@ -112,6 +120,36 @@ class Store(ABC):
         self.mailboxes: dict[str, list[ChatMessage]] = {}
         # The newest public messages, for replay on connect: it must not wait for a query.
         self._recent: collections.deque[ChatMessage] = collections.deque(maxlen=HISTORY_MAX)
+        self._lobby = DEFAULT_LOBBY
+        # Registered rooms by room key: the fields of RoomState.fields(), read when the
+        # store opens (imkit room add keeps a room across restarts).
+        self.rooms: dict[str, dict[str, Any]] = {}
+        # The rooms each account is in (account key -> {room key: room name}, in the
+        # order joined), read when the store opens: a login puts the account back in them.
+        self.account_rooms: dict[str, dict[str, str]] = {}
+
+    # ------------------------------------------------------------------ the lobby
+
+    @property
+    def lobby(self) -> str:
+        """The lobby's name (``--lobby``), given to the lobby's messages read back."""
+        return self._lobby
+
+    @lobby.setter
+    def lobby(self, name: str) -> None:
+        # Set once, as the server starts, perhaps after the store has primed the replay
+        # from its file: those messages take the name too.
+        self._lobby = name
+        renamed = [replace(m, room=name) if m.lobby else m for m in self._recent]
+        self._recent.clear()
+        self._recent.extend(renamed)
+
+    def as_read(self, message: ChatMessage) -> ChatMessage:
+        """``message`` as the store gives it back: a public message without a room is
+        the lobby's, named :attr:`lobby`."""
+        if message.to is None and message.room is None:
+            return replace(message, room=self._lobby, lobby=True)
+        return message
 
     # ------------------------------------------------------------------ the seam
 
@@ -131,12 +169,15 @@ class Store(ABC):
     ) -> None:
         """Keep ``message`` (delivered already); ``stored`` is told the outcome.
 
-        A public message goes to history. A private one is kept only between two
-        accounts: ``conversation`` is then their :func:`~imkit.rules.accounts.conversation_key`,
+        A public message goes to history: a room's (``room`` set, ``lobby`` False) under
+        its room's key, found by :meth:`history` with that key; the lobby's is kept for
+        replay too (:meth:`remember`). A private one is kept only between two accounts:
+        ``conversation`` is then their :func:`~imkit.rules.accounts.conversation_key`,
         under which :meth:`conversation` finds it.
         """
         if message.to is None:
-            self.remember(message)
+            if message.room is None or message.lobby:
+                self.remember(message)
         elif conversation is None:
             if stored is not None:
                 stored(None)
@@ -148,23 +189,26 @@ class Store(ABC):
         self._recent.append(message)
 
     def recent(self, count: int) -> tuple[ChatMessage, ...]:
-        """The last ``count`` public messages still within retention, oldest first."""
+        """The last ``count`` messages of the lobby still within retention, oldest first."""
         cutoff = self.cutoff()
         newest = [m for m in list(self._recent)[-count:] if message_number(m) >= cutoff]
-        return tuple(newest)
+        return tuple(self.as_read(m) for m in newest)
 
     @abstractmethod
-    def history(self, limit: int, before: str | None, answer: Answer) -> None:
+    def history(
+        self, limit: int, before: str | None, answer: Answer, room: str | None = None
+    ) -> None:
         """The ``limit`` newest public messages before msgid ``before`` (None: the newest
-        of all), oldest first, within retention."""
+        of all), oldest first, within retention: the lobby's (``room`` None) or those of
+        the room whose key (:func:`~imkit.rules.rooms.room_key`) is ``room``."""
 
     @abstractmethod
     def delete_messages(
         self, ids: list[int] | None, sender_key: str | None, since: int, done: Deleted
     ) -> None:
-        """Delete public messages from history (imkit history delete): those with the
-        msgid numbers ``ids``, or, with ``ids`` None, every one sent under a name whose
-        key is ``sender_key`` from msgid number ``since`` on."""
+        """Delete public messages from history (imkit history delete), rooms' too: those
+        with the msgid numbers ``ids``, or, with ``ids`` None, every one sent under a name
+        whose key is ``sender_key`` from msgid number ``since`` on."""
 
     def forget(self, numbers: list[int]) -> None:
         """Drop deleted messages from the newest kept in memory (the replay)."""
@@ -203,6 +247,7 @@ class Store(ABC):
         sent that still wait for others (:meth:`_forget_mail_from`)."""
         self.accounts.pop(key, None)
         self.mailboxes.pop(key, None)
+        self.account_rooms.pop(key, None)
         self._forget_mail_from(key)
         done(None)
 
@@ -259,6 +304,33 @@ class Store(ABC):
 
     def delete_ban(self, target: str, done: Stored) -> None:
         done(None)
+
+    # ------------------------------------------------------------ rooms
+
+    def save_room(self, key: str, fields: dict[str, Any], done: Stored) -> None:
+        """Keep the registered room ``key`` (a room key) with ``fields`` (RoomState.fields),
+        new or replacing its settings; :attr:`rooms` has them once ``done`` is told so."""
+        self.rooms[key] = fields
+        done(None)
+
+    def delete_room(self, key: str, done: Stored) -> None:
+        """Forget the registered room ``key`` (accounts' rooms are left as they are)."""
+        self.rooms.pop(key, None)
+        done(None)
+
+    def remember_room(self, account_key: str, room_key: str, room_name: str) -> None:
+        """The account ``account_key`` is in the room ``room_key`` (named ``room_name``):
+        in :attr:`account_rooms` at once (after the rooms it joined before); a store on
+        disk writes it in the background and logs when it cannot."""
+        self.account_rooms.setdefault(account_key, {})[room_key] = room_name
+
+    def forget_room(self, account_key: str, room_key: str) -> None:
+        """The account ``account_key`` left the room ``room_key`` (a part, a kick)."""
+        joined = self.account_rooms.get(account_key)
+        if joined is not None:
+            joined.pop(room_key, None)
+            if not joined:
+                del self.account_rooms[account_key]
 
     def start(self) -> None:
         """Called on the event loop before the first message (threads start here)."""

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from imkit.protocol import ChatMessage
 from imkit.rules.accounts import DEFAULT_OFFLINE_DAYS, PAIR_SEPARATOR
 from imkit.rules.names import name_key
+from imkit.rules.rooms import room_key
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
     Answer,
@@ -26,7 +27,10 @@ MEMORY_HISTORY = 100_000
 
 
 class MemoryStore(Store):
-    """Messages in a bounded list in memory; every operation completes at once."""
+    """Messages in a bounded list in memory; every operation completes at once.
+
+    The lobby's and the rooms' messages share the bound, each with its room's key (None:
+    the lobby's), as a file keeps them in one table."""
 
     def __init__(
         self,
@@ -37,7 +41,9 @@ class MemoryStore(Store):
         capacity: int = MEMORY_HISTORY,
     ) -> None:
         super().__init__(retain_days=retain_days, offline_days=offline_days, clock=clock)
-        self._messages: collections.deque[ChatMessage] = collections.deque(maxlen=capacity)
+        self._messages: collections.deque[tuple[str | None, ChatMessage]] = collections.deque(
+            maxlen=capacity
+        )
         # Private messages between accounts, with their conversation key: bounded apart
         # from the public ones, so that private chatter cannot push history out.
         self._private: collections.deque[tuple[str, ChatMessage]] = collections.deque(
@@ -48,7 +54,9 @@ class MemoryStore(Store):
         self, message: ChatMessage, stored: Stored | None, conversation: str | None
     ) -> None:
         if message.to is None:
-            self._messages.append(message)
+            room = message.room
+            key = None if room is None or message.lobby else room_key(room)
+            self._messages.append((key, message))
         elif conversation is not None:
             self._private.append((conversation, message))
         if stored is not None:
@@ -65,19 +73,23 @@ class MemoryStore(Store):
                 return number in wanted
             return number >= since and name_key(message.sender) == sender_key
 
-        deleted = [message_number(m) for m in self._messages if doomed(m)]
+        deleted = [message_number(m) for _, m in self._messages if doomed(m)]
         gone = set(deleted)
-        kept = [m for m in self._messages if message_number(m) not in gone]
+        kept = [(k, m) for k, m in self._messages if message_number(m) not in gone]
         self._messages.clear()
         self._messages.extend(kept)
         self.forget(deleted)
         done(deleted)
 
-    def history(self, limit: int, before: str | None, answer: Answer) -> None:
+    def history(
+        self, limit: int, before: str | None, answer: Answer, room: str | None = None
+    ) -> None:
         cutoff = self.cutoff()
-        while self._messages and message_number(self._messages[0]) < cutoff:
+        while self._messages and message_number(self._messages[0][1]) < cutoff:
             self._messages.popleft()  # expired: forget it
-        answer(_page(reversed(self._messages), limit, before))
+        newest = (message for key, message in reversed(self._messages) if key == room)
+        page = _page(newest, limit, before)
+        answer(Page(tuple(self.as_read(m) for m in page.messages), page.more))
 
     def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
         cutoff = self.cutoff()

@@ -1,40 +1,74 @@
 """What the event loop hands the SQLite store's writer thread, and the SQL it runs: a
-message as a row, a read of history, a change in a transaction of its own, a barrier."""
+message as a row, a read of history, a change in a transaction of its own, a barrier.
+
+A public message's row has its room's name and key (``room``, ``room_key``) when it was
+said in a room, and NULL in both when it was said in the lobby (and in every row written
+before rooms): the lobby's name is the server's (``--lobby``), not the file's, so a row
+read back is given it then (:func:`to_message`)."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 
 from imkit.protocol import ChatMessage
 from imkit.rules.msgid import format_msgid
+from imkit.rules.rooms import room_key
 from imkit.store.base import Answer, Page, Stored
 
-COLUMNS = "id, time, sender, addr, recipient, text, account"
-INSERT = f"INSERT INTO messages ({COLUMNS}, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-# A message as read (COLUMNS), and as written (and its conversation).
+# The columns of a waiting message (mailbox), and of a message in history (messages).
+MAIL_COLUMNS = "id, time, sender, addr, recipient, text, account"
+COLUMNS = f"{MAIL_COLUMNS}, room"
+INSERT = (
+    f"INSERT INTO messages ({MAIL_COLUMNS}, conversation, room, room_key) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# A message as read (MAIL_COLUMNS, and COLUMNS: its room), and as written (and its
+# conversation, its room and its room's key).
 Row = tuple[int, float, str, str, str | None, str, str | None]
-NewRow = tuple[int, float, str, str, str | None, str, str | None, str | None]
+HistoryRow = tuple[int, float, str, str, str | None, str, str | None, str | None]
+NewRow = tuple[
+    int, float, str, str, str | None, str, str | None, str | None, str | None, str | None
+]
 SAVE_BAN = "INSERT OR REPLACE INTO bans (target, fields) VALUES (?, ?)"
 SAVE_ACCOUNT = "INSERT OR REPLACE INTO accounts (key, fields) VALUES (?, ?)"
 # Only while the account exists: a message for an account deleted meanwhile (its delete
 # was queued first) is not kept for whoever registers the name next.
 ADD_MAIL = (
-    f"INSERT INTO mailbox (owner, {COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
+    f"INSERT INTO mailbox (owner, {MAIL_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
     "WHERE EXISTS (SELECT 1 FROM accounts WHERE key = ?)"
+)
+SAVE_ROOM = "INSERT OR REPLACE INTO rooms (key, fields) VALUES (?, ?)"
+# An account's room, remembered once (a second join keeps its place, the name is the
+# newest spelling), and only while the account exists (as ADD_MAIL).
+REMEMBER_ROOM = (
+    "INSERT INTO account_rooms (account, room, name) SELECT ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM accounts WHERE key = ?) "
+    "ON CONFLICT (account, room) DO UPDATE SET name = excluded.name"
 )
 
 
 class Read:
-    """A page of history (``conversation`` None) or of one private conversation."""
+    """A page of history (``conversation`` None): the lobby's (``room`` None) or a
+    room's (``room``: its key); or a page of one private conversation. ``lobby``: the
+    lobby's name, given to the lobby's messages read."""
 
-    __slots__ = ("limit", "bound", "cutoff", "answer", "conversation")
+    __slots__ = ("limit", "bound", "cutoff", "answer", "conversation", "room", "lobby")
 
     def __init__(
-        self, limit: int, bound: int, cutoff: int, answer: Answer, conversation: str | None
+        self,
+        limit: int,
+        bound: int,
+        cutoff: int,
+        answer: Answer,
+        conversation: str | None,
+        *,
+        room: str | None = None,
+        lobby: str,
     ) -> None:
         self.limit, self.bound, self.cutoff, self.answer = limit, bound, cutoff, answer
-        self.conversation = conversation
+        self.conversation, self.room, self.lobby = conversation, room, lobby
 
 
 class Barrier:
@@ -65,25 +99,52 @@ def to_row(message: ChatMessage) -> Row:
     )
 
 
-def to_message(row: Row) -> ChatMessage:
-    number, timestamp, sender, addr, recipient, text, account = row
-    return ChatMessage(sender, addr, recipient, text, timestamp, format_msgid(number), account)
+def to_new_row(message: ChatMessage, conversation: str | None) -> NewRow:
+    """``message`` as a row of messages: a room's message with its room and key."""
+    room = message.room if message.to is None and not message.lobby else None
+    return (*to_row(message), conversation, room, None if room is None else _key(room))
+
+
+@functools.lru_cache(maxsize=1024)
+def _key(room: str) -> str:
+    """room_key, once a room rather than once a message (NFKC and folding cost)."""
+    return room_key(room)
+
+
+def to_message(row: Row | HistoryRow, lobby: str | None = None) -> ChatMessage:
+    """The message a row holds. A row of history (:data:`HistoryRow`) that is public is
+    the lobby's (``lobby``, its name) when it has no room, else its room's."""
+    number, timestamp, sender, addr, recipient, text, account, *rest = row
+    msgid = format_msgid(number)
+    if recipient is not None or lobby is None:
+        return ChatMessage(sender, addr, recipient, text, timestamp, msgid, account)
+    room = rest[0] if rest else None
+    if room is None:
+        return ChatMessage(
+            sender, addr, None, text, timestamp, msgid, account, room=lobby, lobby=True
+        )
+    return ChatMessage(sender, addr, None, text, timestamp, msgid, account, room=room)
 
 
 def read_page(connection: sqlite3.Connection, read: Read) -> Page:
     """The page ``read`` asks for (sqlite3.Error when it cannot be read)."""
     parameters: tuple[str, ...] = ()
-    if read.conversation is None:
-        where = "recipient IS NULL"
-    else:
+    if read.conversation is not None:
         where, parameters = "conversation = ?", (read.conversation,)
+    elif read.room is not None:
+        # Through the index messages_room (only rooms' rows are in it).
+        where, parameters = "room_key = ?", (read.room,)
+    else:
+        # Through the primary key, newest first, rooms' rows passed over.
+        where = "recipient IS NULL AND room_key IS NULL"
     rows = connection.execute(
         f"SELECT {COLUMNS} FROM messages WHERE {where} AND id < ? AND id >= ? "
         "ORDER BY id DESC LIMIT ?",
         (*parameters, read.bound, read.cutoff, read.limit + 1),
     ).fetchall()
     more = len(rows) > read.limit
-    return Page(tuple(to_message(row) for row in reversed(rows[: read.limit])), more)
+    messages = (to_message(row, read.lobby) for row in reversed(rows[: read.limit]))
+    return Page(tuple(messages), more)
 
 
 def purge_chunk(connection: sqlite3.Connection, table: str, cutoff: int, chunk: int) -> int:

@@ -88,6 +88,30 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX mailbox_owner ON mailbox (owner, id)",
     ),
+    # Rooms (docs/rooms.md, imkit.rules.rooms).
+    5: (
+        # A room's message: its room's name as said and its key (imkit.rules.rooms.room_key);
+        # NULL in both for the lobby's (whose name is --lobby, not kept) and every older
+        # row. The index serves a page of one room as the conversation's does; the
+        # lobby's pages still go through the id (recipient IS NULL AND room_key IS NULL).
+        "ALTER TABLE messages ADD COLUMN room TEXT",
+        "ALTER TABLE messages ADD COLUMN room_key TEXT",
+        "CREATE INDEX messages_room ON messages (room_key, id) WHERE room_key IS NOT NULL",
+        # Registered rooms (imkit room add): the room key and its settings as JSON
+        # (imkit.rules.rooms.RoomState.fields).
+        """CREATE TABLE rooms (
+            key TEXT PRIMARY KEY,
+            fields TEXT NOT NULL
+        )""",
+        # The rooms an account is in, put back at its next login: the account's name key,
+        # the room's key and its name; the rowid keeps the order they were joined in.
+        """CREATE TABLE account_rooms (
+            account TEXT NOT NULL,
+            room TEXT NOT NULL,
+            name TEXT NOT NULL,
+            PRIMARY KEY (account, room)
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -14,9 +14,10 @@ The writer thread, what it does when a commit fails or its files change under it
 retention in the background are :mod:`.writer`'s (the base class of SqliteStore); this
 module is what the loop calls.
 
-Accounts and the private messages waiting for them are read into memory when the file
-is opened (the hub decides from memory at once) and written through the same queue, one
-transaction a change; memory follows what was stored (see each method).
+Accounts and the private messages waiting for them, registered rooms and the rooms of
+each account are read into memory when the file is opened (the hub decides from memory
+at once) and written through the same queue, one transaction a change; memory follows
+what was stored (see each method).
 """
 
 from __future__ import annotations
@@ -46,13 +47,17 @@ from imkit.store.base import (
 from imkit.store.rows import (
     ADD_MAIL,
     COLUMNS,
+    MAIL_COLUMNS,
+    REMEMBER_ROOM,
     SAVE_ACCOUNT,
     SAVE_BAN,
+    SAVE_ROOM,
     Barrier,
     Change,
     NewRow,
     Read,
     to_message,
+    to_new_row,
     to_row,
 )
 from imkit.store.schema import open_database
@@ -124,17 +129,22 @@ class SqliteStore(SqliteWriter):
             "SELECT value FROM meta WHERE key = 'address_secret'"
         ).fetchone()[0]
         self._address_secret = bytes.fromhex(secret)
-        rows = connection.execute(
-            f"SELECT {COLUMNS} FROM messages WHERE recipient IS NULL AND id >= ? "
-            "ORDER BY id DESC LIMIT ?",
+        rows = connection.execute(  # the lobby's, for replay
+            f"SELECT {COLUMNS} FROM messages WHERE recipient IS NULL AND room_key IS NULL "
+            "AND id >= ? ORDER BY id DESC LIMIT ?",
             (self.cutoff(), HISTORY_MAX),
         ).fetchall()
-        self._remember(last_id, [to_message(row) for row in reversed(rows)])
+        self._remember(last_id, [to_message(row, self.lobby) for row in reversed(rows)])
         self.bans = [json.loads(raw) for (raw,) in connection.execute("SELECT fields FROM bans")]
         for key, raw in connection.execute("SELECT key, fields FROM accounts"):
             self.accounts[key] = Account.from_fields(json.loads(raw))
+        for key, raw in connection.execute("SELECT key, fields FROM rooms"):
+            self.rooms[key] = json.loads(raw)
+        joined = "SELECT account, room, name FROM account_rooms ORDER BY rowid"
+        for account, room, name in connection.execute(joined):
+            self.account_rooms.setdefault(account, {})[room] = name
         mail = connection.execute(
-            f"SELECT owner, {COLUMNS} FROM mailbox WHERE id >= ? ORDER BY id",
+            f"SELECT owner, {MAIL_COLUMNS} FROM mailbox WHERE id >= ? ORDER BY id",
             (self.mail_cutoff(),),  # expired ones are never delivered (and purged soon)
         )
         for owner, *row in mail:
@@ -150,7 +160,7 @@ class SqliteStore(SqliteWriter):
     def _append(
         self, message: ChatMessage, stored: Stored | None, conversation: str | None
     ) -> None:
-        row = (*to_row(message), conversation)
+        row = to_new_row(message, conversation)
         if stored is None and self._loop is not None:
             self._unsent.append(row)
             if len(self._unsent) == 1:
@@ -172,18 +182,21 @@ class SqliteStore(SqliteWriter):
             rows, self._unsent = self._unsent, []
             self._queue.put(rows)
 
-    def history(self, limit: int, before: str | None, answer: Answer) -> None:
+    def history(
+        self, limit: int, before: str | None, answer: Answer, room: str | None = None
+    ) -> None:
         self._hand_over()  # a request sees every message appended before it
+        bounded = self._watchdog.bounded(answer)
+        cutoff = self.cutoff()
         read = Read(
-            limit, before_number(before), self.cutoff(), self._watchdog.bounded(answer), None
+            limit, before_number(before), cutoff, bounded, None, room=room, lobby=self.lobby
         )
         self._queue.put(read)
 
     def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
         self._hand_over()  # as history: it sees every message appended before it
-        read = Read(
-            limit, before_number(before), self.cutoff(), self._watchdog.bounded(answer), pair
-        )
+        bounded = self._watchdog.bounded(answer)
+        read = Read(limit, before_number(before), self.cutoff(), bounded, pair, lobby=self.lobby)
         self._queue.put(read)
 
     def _change(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
@@ -245,6 +258,7 @@ class SqliteStore(SqliteWriter):
         def work(connection: sqlite3.Connection) -> None:
             connection.execute("DELETE FROM accounts WHERE key = ?", (key,))
             connection.execute("DELETE FROM mailbox WHERE owner = ?", (key,))
+            connection.execute("DELETE FROM account_rooms WHERE account = ?", (key,))
             connection.executemany(
                 "DELETE FROM mailbox WHERE account = ?", [(name,) for name in spellings]
             )
@@ -261,10 +275,58 @@ class SqliteStore(SqliteWriter):
             if problem is None:
                 self.accounts.pop(key, None)
                 self.mailboxes.pop(key, None)
+                self.account_rooms.pop(key, None)
                 self._forget_mail_from(key)
             done(problem)
 
         self._change(work, deleted)
+
+    # Registered rooms: memory changes once the file has, as for accounts.
+
+    def save_room(self, key: str, fields: dict[str, Any], done: Stored) -> None:
+        row = (key, json.dumps(fields))
+
+        def saved(problem: str | None) -> None:
+            if problem is None:
+                self.rooms[key] = fields
+            done(problem)
+
+        self._change(lambda c: c.execute(SAVE_ROOM, row), saved)
+
+    def delete_room(self, key: str, done: Stored) -> None:
+        def deleted(problem: str | None) -> None:
+            if problem is None:
+                self.rooms.pop(key, None)
+            done(problem)
+
+        self._change(lambda c: c.execute("DELETE FROM rooms WHERE key = ?", (key,)), deleted)
+
+    # Accounts' rooms: memory at once, the file in the background (nobody waits: a join
+    # is not refused because the file could not remember it; the log says so).
+
+    def remember_room(self, account_key: str, room_key: str, room_name: str) -> None:
+        super().remember_room(account_key, room_key, room_name)
+        row = (account_key, room_key, room_name, account_key)
+
+        def work(connection: sqlite3.Connection) -> None:
+            if connection.execute(REMEMBER_ROOM, row).rowcount == 0:
+                raise sqlite3.IntegrityError("the account was removed")
+
+        def kept(problem: str | None) -> None:
+            if problem is not None:
+                if account_key not in self.accounts:  # removed meanwhile
+                    self.account_rooms.pop(account_key, None)
+                _background_failed("remember an account's room", "account_room_failed")(problem)
+
+        self._change(work, kept)
+
+    def forget_room(self, account_key: str, room_key: str) -> None:
+        super().forget_room(account_key, room_key)
+        delete = "DELETE FROM account_rooms WHERE account = ? AND room = ?"
+        self._change(
+            lambda c: c.execute(delete, (account_key, room_key)),
+            _background_failed("forget an account's room", "account_room_failed"),
+        )
 
     def add_mail(self, key: str, message: ChatMessage, done: Stored) -> None:
         # In memory at once, so that the hub counts it against the limit right away.
@@ -365,3 +427,18 @@ class SqliteStore(SqliteWriter):
                 )
                 return
         self._release()
+
+
+def _background_failed(what: str, event: str) -> Stored:
+    """The outcome of a write nobody waits for: logged when it failed."""
+
+    def outcome(problem: str | None) -> None:
+        if problem is not None:
+            log.warning(
+                "the store could not %s: %s",
+                what,
+                problem,
+                extra={"event": event, "reason": problem},
+            )
+
+    return outcome

@@ -9,14 +9,23 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
 
+from imkit.protocol import ChatMessage
 from imkit.rules.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
-from imkit.store import MemoryStore, Page, default_path, open_store
+from imkit.store import MemoryStore, Page, Store, default_path, open_store
 from tests.support import Clock
-from tests.support.store import DAY, T0, append_all, history, message, sqlite_store
+from tests.support.store import DAY, T0, append_all, history, sqlite_store
+from tests.support.store import message as any_message
+
+
+def message(store: Store, text: str, at: float, sender: str = "alex") -> ChatMessage:
+    """A message of the lobby, as the hub appends it (and the store gives it back)."""
+    return replace(any_message(store, text, at, sender), room=store.lobby, lobby=True)
+
 
 # ----------------------------------------------------------------------- msgids
 

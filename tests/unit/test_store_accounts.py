@@ -331,6 +331,7 @@ async def test_a_conversation_is_its_two_accounts_only(store: Store) -> None:
     pairs = [("Alex", "sam"), ("sam", "Alex")] * 5
     said = [private(store, a, b, f"m{i}", at=T0 + i) for i, (a, b) in enumerate(pairs)]
     public = replace(message(store, "to everyone", T0 + 20), account="Alex")
+    public = replace(public, room=store.lobby, lobby=True)  # the lobby's, as the hub says
     for each in said:
         store.append(each, None, ALEX_SAM)  # both directions: one conversation
     store.append(private(store, "Alex", "kim", "to kim"), None, ALEX_KIM)
@@ -398,7 +399,7 @@ async def test_a_schema_3_file_is_migrated_and_keeps_its_messages(tmp_path: Path
         )
         db.execute(f"PRAGMA application_id={APPLICATION_ID}")
         db.execute("PRAGMA user_version=3")
-    assert SCHEMA_VERSION == 4  # 4: accounts
+    assert SCHEMA_VERSION == 5  # 4: accounts, 5: rooms
     store = SqliteStore(path, clock=Clock(T0))
     store.open()
     store.start()

@@ -1,0 +1,327 @@
+"""Rooms' rules (docs/rooms.md): which names are rooms', what a room's settings are, who
+may join, speak and change them. Pure: the hub of one server keeps a :class:`RoomState`
+per room and asks it; a cluster's scripts (imkit/cluster/lua/room_*.lua) make the same
+decisions in Redis, from the fields :meth:`RoomState.fields` and :func:`mask_fields` give
+them. The error codes are the protocol's (docs/protocol.md); they are strings here, so
+that the rules need nothing above them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from imkit.rules.bans import IPNetwork, address_of, parse_target
+from imkit.rules.names import name_key
+
+ROOM_NAME_MAX = 50  # characters after the '#'
+DEFAULT_LOBBY = "#lobby"
+DEFAULT_MAX_ROOMS = 1000
+DEFAULT_MAX_ROOMS_PER_USER = 50
+TOPIC_MAX = 300  # characters
+# Who may make a room by joining it (--room-creation).
+CREATION_POLICIES = ("anyone", "accounts", "admin")
+
+# The settings that are on or off (IRC's channel modes, docs/rooms.md), and those that
+# take an argument: o, v, b (a name or a mask, on and off), k (a key), l (a limit).
+SWITCHES = "imnst"
+FLAGS = "ovbkl" + SWITCHES
+NEW_ROOM_FLAGS = frozenset("nt")
+
+# The error codes (imkit.protocol.codes has the same words).
+BANNED_FROM_ROOM = "banned_from_room"
+INVITE_ONLY = "invite_only"
+BAD_KEY = "bad_key"
+ROOM_FULL = "room_full"
+NOT_ROOM_OPERATOR = "not_room_operator"
+NOT_IN_ROOM = "not_in_room"
+MUTED = "muted"
+
+
+def room_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a room's name, or None when it can."""
+    if not name.startswith("#"):
+        return "a room's name begins with '#'"
+    rest = name[1:]
+    if not rest:
+        return "a room's name has at least one character after '#'"
+    if len(rest) > ROOM_NAME_MAX:
+        return f"a room's name has at most {ROOM_NAME_MAX} characters after '#'"
+    for char in rest:
+        if char in "-_.":
+            continue
+        category = unicodedata.category(char)
+        if category[0] not in "LM" and category != "Nd":
+            return "a room's name has only letters, digits, '-', '_' and '.' after '#'"
+    if unicodedata.category(rest[0])[0] == "M":
+        return "a room's name cannot begin with a combining mark"
+    if not name_key(rest):
+        return "a room's name cannot be made only of invisible characters"
+    return None
+
+
+def room_key(name: str) -> str:
+    """What two spellings of one room share (``#Builds``, ``#builds``): the key of its
+    name after the ``#``, as user names are compared."""
+    return "#" + name_key(name[1:])
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    """What a room ban matches: a user name, a logged-in account, or an address or
+    network (docs/rooms.md, "Operators and settings")."""
+
+    text: str  # as the operator wrote it (normalised for networks)
+    kind: str  # "name", "account" or "net"
+    key: str = ""  # name and account: the name key
+    network: IPNetwork | None = None
+
+    def matches(self, name: str, account: str | None, addr: str) -> bool:
+        if self.kind == "name":
+            return name_key(name) == self.key
+        if self.kind == "account":
+            return account is not None and name_key(account) == self.key
+        ip = address_of(addr)
+        net = self.network
+        return ip is not None and net is not None and ip.version == net.version and ip in net
+
+
+def parse_mask(text: str) -> Mask | str:
+    """The mask ``text`` names, or why it cannot be one."""
+    text = text.strip()
+    if not text:
+        return "a ban needs a name, account:NAME, an address or a network"
+    if text.startswith("account:"):
+        name = text[len("account:") :]
+        if not name_key(name):
+            return f"{text!r} names no account"
+        return Mask(text, "account", name_key(name))
+    network = parse_target(text)
+    if network is not None:
+        return Mask(str(network), "net", network=network)
+    if any(char in text for char in "|: \t"):
+        return f"{text!r} is not a name, account:NAME, an address or a network"
+    return Mask(text, "name", name_key(text))
+
+
+def bits_of(network_or_ip: IPNetwork | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """An address (or a network's prefix) as a string of 0s and 1s, so that a script
+    can match a network by comparing the start of an address's bits with it."""
+    if isinstance(network_or_ip, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        size = network_or_ip.max_prefixlen
+        number = int(network_or_ip.network_address)
+        return format(number, f"0{size}b")[: network_or_ip.prefixlen]
+    return format(int(network_or_ip), f"0{network_or_ip.max_prefixlen}b")
+
+
+def mask_fields(mask: Mask, by: str) -> dict[str, Any]:
+    """A ban as a cluster's scripts keep and match it (imkit/cluster/lua)."""
+    fields: dict[str, Any] = {"mask": mask.text, "kind": mask.kind, "by": by}
+    if mask.kind == "net":
+        assert mask.network is not None
+        fields["v"] = mask.network.version
+        fields["bits"] = bits_of(mask.network)
+    else:
+        fields["key"] = mask.key
+    return fields
+
+
+def address_fields(addr: str) -> str:
+    """The IP version and bits of ``addr`` (``4:0101...``), for a script's ban check
+    ('' when it has none)."""
+    ip = address_of(addr)
+    return "" if ip is None else f"{ip.version}:{bits_of(ip)}"
+
+
+class Change(Protocol):
+    """One change of settings (imkit.protocol.ModeChange)."""
+
+    @property
+    def flag(self) -> str: ...
+    @property
+    def on(self) -> bool: ...
+    @property
+    def arg(self) -> str | None: ...
+
+
+def modes_text(
+    flags: Iterable[str], key: str | None, limit: int | None, *, show_key: bool
+) -> tuple[str, list[str]]:
+    """``+ntkl`` and its arguments (the key as ``*`` unless ``show_key``)."""
+    letters = "".join(sorted(set(flags) & set(SWITCHES)))
+    args: list[str] = []
+    if key is not None:
+        letters += "k"
+        args.append(key if show_key else "*")
+    if limit is not None:
+        letters += "l"
+        args.append(str(limit))
+    return "+" + letters, args
+
+
+@dataclass(slots=True)
+class Place:
+    """A member's standing in a room."""
+
+    operator: bool = False
+    voice: bool = False
+
+
+@dataclass(slots=True)
+class RoomState:
+    """One room's settings and members, as one server keeps them (a cluster keeps the
+    same in Redis). Members are by an id the caller chooses (the hub: the member's)."""
+
+    name: str
+    registered: bool = False
+    topic: str | None = None
+    topic_by: str | None = None
+    topic_time: float | None = None
+    flags: set[str] = field(default_factory=lambda: set(NEW_ROOM_FLAGS))
+    key: str | None = None
+    limit: int | None = None
+    bans: dict[str, tuple[Mask, str]] = field(default_factory=dict)  # mask text -> (mask, by)
+    invited: set[str] = field(default_factory=set)  # name keys
+    operators: set[str] = field(default_factory=set)  # account keys (registered rooms)
+    members: dict[int, Place] = field(default_factory=dict)  # in order of joining
+
+    def admission(
+        self,
+        name: str,
+        account: str | None,
+        addr: str,
+        key: str | None,
+        *,
+        remembered: bool = False,
+    ) -> str | None:
+        """Why a user may not join (an error code), or None. ``remembered``: an account
+        put back in its room at login passes the key, the invite and the limit."""
+        for mask, _ in self.bans.values():
+            if mask.matches(name, account, addr):
+                return BANNED_FROM_ROOM
+        if remembered or (account is not None and name_key(account) in self.operators):
+            return None
+        if "i" in self.flags and name_key(name) not in self.invited:
+            return INVITE_ONLY
+        if self.key is not None and key != self.key:
+            return BAD_KEY
+        if self.limit is not None and len(self.members) >= self.limit:
+            return ROOM_FULL
+        return None
+
+    def add(self, member: int, account: str | None, *, creator: bool) -> Place:
+        op = creator or (account is not None and name_key(account) in self.operators)
+        place = self.members[member] = Place(operator=op)
+        return place
+
+    def speaking(self, member: int) -> str | None:
+        """Why ``member`` may not send a message to the room, or None."""
+        place = self.members.get(member)
+        if place is None:
+            return NOT_IN_ROOM if "n" in self.flags else None
+        if "m" in self.flags and not (place.operator or place.voice):
+            return MUTED
+        return None
+
+    def is_operator(self, member: int) -> bool:
+        place = self.members.get(member)
+        return place is not None and place.operator
+
+    def may_set_topic(self, member: int) -> str | None:
+        if member not in self.members:
+            return NOT_IN_ROOM
+        if "t" in self.flags and not self.is_operator(member):
+            return NOT_ROOM_OPERATOR
+        return None
+
+    def apply(self, change: Change, by: str) -> bool:
+        """Make ``change`` (checked already: :func:`change_problem`), other than ``o``
+        and ``v``, which are about members; True when it changed something."""
+        flag, on, arg = change.flag, change.on, change.arg
+        if flag in SWITCHES:
+            if (flag in self.flags) == on:
+                return False
+            (self.flags.add if on else self.flags.discard)(flag)
+            return True
+        if flag == "k":
+            new = arg if on else None
+            changed, self.key = self.key != new, new
+            return changed
+        if flag == "l":
+            limit = int(arg or 0) if on else None
+            changed, self.limit = self.limit != limit, limit
+            return changed
+        if flag == "b":
+            mask = parse_mask(arg or "")
+            assert isinstance(mask, Mask)
+            if on:
+                if mask.text in self.bans:
+                    return False
+                self.bans[mask.text] = (mask, by)
+                return True
+            return self.bans.pop(mask.text, None) is not None
+        raise ValueError(f"not a room setting: {flag!r}")  # pragma: no cover - parsed
+
+    def modes(self, *, show_key: bool) -> tuple[str, list[str]]:
+        return modes_text(self.flags, self.key, self.limit, show_key=show_key)
+
+    def fields(self) -> dict[str, Any]:
+        """A registered room's settings, as kept (the SQLite file, Redis)."""
+        return {
+            "name": self.name,
+            "topic": self.topic,
+            "topic_by": self.topic_by,
+            "topic_time": self.topic_time,
+            "flags": "".join(sorted(self.flags)),
+            "key": self.key,
+            "limit": self.limit,
+            "bans": [mask_fields(mask, by) for mask, by in self.bans.values()],
+            "operators": sorted(self.operators),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> RoomState:
+        state = cls(str(fields["name"]), registered=True)
+        state.topic = fields.get("topic")
+        state.topic_by = fields.get("topic_by")
+        state.topic_time = fields.get("topic_time")
+        state.flags = set(str(fields.get("flags", "nt"))) & set(SWITCHES)
+        state.key = fields.get("key")
+        state.limit = fields.get("limit")
+        for ban in fields.get("bans", ()):
+            mask = parse_mask(str(ban["mask"]))
+            if isinstance(mask, Mask):
+                state.bans[mask.text] = (mask, str(ban.get("by", "")))
+        state.operators = {str(key) for key in fields.get("operators", ())}
+        return state
+
+
+def change_problem(flag: str, on: bool, arg: str | None) -> str | None:
+    """Why one change of settings is malformed (None: it is well formed)."""
+    if flag not in FLAGS:
+        return f"unknown room setting {flag!r} (one of {FLAGS})"
+    if flag in "ov" and not arg:
+        return f"+{flag} and -{flag} need a name"
+    if flag == "b":
+        mask = parse_mask(arg or "")
+        return mask if isinstance(mask, str) else None
+    if flag == "k" and on:
+        return key_problem(arg)
+    if flag == "l" and on:
+        return limit_problem(arg)
+    return None
+
+
+def limit_problem(arg: str | None) -> str | None:
+    if arg is None or not arg.isascii() or not arg.isdigit() or not 1 <= int(arg) <= 1_000_000:
+        return "a member limit is a whole number from 1 to 1000000"
+    return None
+
+
+def key_problem(arg: str | None) -> str | None:
+    if not arg or len(arg) > 50 or any(char in arg for char in " |,:") or not arg.isprintable():
+        return "a key is 1 to 50 printable characters without spaces, '|', ',' or ':'"
+    return None
