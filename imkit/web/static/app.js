@@ -974,6 +974,8 @@
         setError("composer-error", describeError(reply));
         return;
       }
+      // Our own `part` event may have come first and said so already.
+      if (state.conversations.get(conv.key) !== conv) return;
       systemLine(PUBLIC, "You left " + conv.room + ".");
       removeRoom(conv);
     });
