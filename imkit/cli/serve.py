@@ -17,7 +17,7 @@ from imkit.cli.options import (
     loop_options,
     option,
 )
-from imkit.cli.serve_options import ConnectRate, ListenAddress, networks, web_origins
+from imkit.cli.serve_options import ConnectRate, ListenAddress, RoomName, networks, web_origins
 from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.errors import ServeError
 from imkit.hub.outbox import DEFAULT_MAX_QUEUE
@@ -27,6 +27,12 @@ from imkit.rules.accounts import (
     DEFAULT_OFFLINE_DAYS,
     MAX_HASH_COST,
     MIN_HASH_COST,
+)
+from imkit.rules.rooms import (
+    CREATION_POLICIES,
+    DEFAULT_LOBBY,
+    DEFAULT_MAX_ROOMS,
+    DEFAULT_MAX_ROOMS_PER_USER,
 )
 from imkit.server import (
     DEFAULT_BURST,
@@ -243,6 +249,34 @@ from imkit.transport.limits import DEFAULT_MAX_PER_IP
     help="How long a private message waits for an account that is offline; 0: until it logs in.",
 )
 @option(
+    "--lobby",
+    type=RoomName(),
+    default=DEFAULT_LOBBY,
+    metavar="#ROOM",
+    help="The name of the public chat every client is in when it arrives (docs/rooms.md).",
+)
+@option(
+    "--max-rooms",
+    type=click.IntRange(1, 1_000_000),
+    default=DEFAULT_MAX_ROOMS,
+    metavar="N",
+    help="Rooms on the server at most, registered or not (the lobby not counted).",
+)
+@option(
+    "--max-rooms-per-user",
+    type=click.IntRange(1, 10_000),
+    default=DEFAULT_MAX_ROOMS_PER_USER,
+    metavar="N",
+    help="Rooms one user may be in at once (the lobby not counted).",
+)
+@option(
+    "--room-creation",
+    type=click.Choice(CREATION_POLICIES, case_sensitive=False),
+    default="anyone",
+    help="Who makes a room by joining it: anyone, logged-in accounts, or only the "
+    "administrator (imkit room add).",
+)
+@option(
     "--cluster",
     type=TEXT,
     nonempty=True,
@@ -313,6 +347,10 @@ def serve(
     accounts_only: bool,
     password_hash_cost: int,
     offline_days: float,
+    lobby: str,
+    max_rooms: int,
+    max_rooms_per_user: int,
+    room_creation: str,
     cluster: str | None,
     cluster_name: str,
     node_timeout: float,
@@ -366,6 +404,10 @@ def serve(
         accounts_only=accounts_only,
         password_hash_cost=password_hash_cost,
         offline_days=offline_days,
+        lobby=lobby,
+        max_rooms=max_rooms,
+        max_rooms_per_user=max_rooms_per_user,
+        room_creation=room_creation.lower(),
     )
 
     options = loop_options(event_loop)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from imkit.rules.rooms import room_problem
 from imkit.transport.limits import parse_connect_rate
 from imkit.transport.listener import parse_address, parse_network
 
@@ -59,4 +60,17 @@ class ListenAddress(click.types.StringParamType):
             parse_address(text)
         except ValueError as error:
             self.fail(str(error), param, ctx)
+        return text
+
+
+class RoomName(click.ParamType[str]):
+    """A room's name (``--lobby``): ``#`` and 1 to 50 letters, digits, ``-_.``."""
+
+    name = "#ROOM"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        problem = room_problem(text)
+        if problem is not None:
+            self.fail(f"{text!r}: {problem}", param, ctx)
         return text

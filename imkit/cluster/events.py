@@ -114,6 +114,8 @@ class ClusterEvents:
                 event["ms"] / 1000,
                 event["msgid"],
                 event.get("account"),
+                self.hub.lobby,
+                lobby=True,
             )
             self.hub.stats.messages_delivered += self.hub.broadcast(message)
             self.hub.store.remember(message)

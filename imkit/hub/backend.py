@@ -21,7 +21,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from imkit.protocol import PrivateMessage, PublicMessage, RequestId, Who
+from imkit.protocol import (
+    Invite,
+    JoinRoom,
+    ListRooms,
+    PartRoom,
+    PrivateMessage,
+    PublicMessage,
+    RequestId,
+    RoomKick,
+    RoomMessage,
+    RoomMode,
+    Topic,
+    Who,
+)
 from imkit.rules.accounts import Account
 from imkit.rules.bans import Ban
 
@@ -63,6 +76,21 @@ class Backend(Protocol):
     def private(self, member: Member, command: PrivateMessage) -> None: ...
     def who(self, member: Member, command: Who) -> None: ...
     def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None: ...
+
+    # rooms (docs/rooms.md): the hub has answered the lobby's requests; ``key`` is the
+    # room's key (imkit.rules.rooms.room_key)
+    def lobby(self, member: Member, *, inside: bool) -> None:
+        """``member`` joins the lobby again (``inside``) or leaves it."""
+
+    def room_join(self, member: Member, command: JoinRoom, key: str) -> None: ...
+    def room_part(self, member: Member, command: PartRoom, key: str) -> None: ...
+    def room_message(self, member: Member, command: RoomMessage, key: str) -> None: ...
+    def room_list(self, member: Member, command: ListRooms) -> None: ...
+    def room_who(self, member: Member, command: Who, key: str) -> None: ...
+    def room_topic(self, member: Member, command: Topic, key: str) -> None: ...
+    def room_kick(self, member: Member, command: RoomKick, key: str) -> None: ...
+    def room_invite(self, member: Member, command: Invite, key: str) -> None: ...
+    def room_mode(self, member: Member, command: RoomMode, key: str) -> None: ...
 
     # accounts
     def lookup_account(self, name: str, answer: Callable[[Account | None | str], None]) -> None:

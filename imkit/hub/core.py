@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from imkit import __version__
 from imkit.hub.backend import Backend, Directory
+from imkit.hub.history import history
 from imkit.hub.local import LocalBackend
 from imkit.hub.members import (
     ACCOUNT_REMOVED_BYE,
@@ -37,13 +38,12 @@ from imkit.hub.members import (
     slow_bye,
 )
 from imkit.hub.outbox import Outbox
+from imkit.hub.room_commands import room_commands
+from imkit.hub.rooms import Room, fan_out, lobby_and_rooms
 from imkit.hub.stats import Stats
 from imkit.protocol import (
-    LOGIN_REQUIRED,
     MUTED,
-    NO_SUCH_USER,
     SESSION_ENDED,
-    UNAVAILABLE,
     Authenticate,
     Bye,
     Command,
@@ -63,15 +63,22 @@ from imkit.protocol import (
     PublicMessage,
     Rename,
     RequestId,
+    RoomMessage,
     ServerConnection,
+    Topic,
     Welcome,
-    Who,
 )
-from imkit.rules.accounts import Account, conversation_key
+from imkit.rules.accounts import Account
 from imkit.rules.bans import Ban, Bans, address_of, refusal
 from imkit.rules.names import name_key
 from imkit.rules.pseudonyms import pseudonym
-from imkit.store import MemoryStore, Page, Store
+from imkit.rules.rooms import (
+    DEFAULT_LOBBY,
+    DEFAULT_MAX_ROOMS,
+    DEFAULT_MAX_ROOMS_PER_USER,
+    room_key,
+)
+from imkit.store import MemoryStore, Store
 
 log = logging.getLogger("imkit.hub")
 
@@ -86,6 +93,15 @@ def _memory_store() -> Store:
     return MemoryStore(clock=time.time)
 
 
+def _speaks(command: Command) -> bool:
+    """What a muted user may not do: send a message, rename, set a room's topic."""
+    if isinstance(command, PublicMessage | PrivateMessage | Rename | RoomMessage):
+        return True
+    if isinstance(command, Hello):
+        return command.name is not None
+    return isinstance(command, Topic) and command.topic is not None
+
+
 @dataclass(eq=False)
 class Hub:
     """The online users and the routing between them. See the module docstring."""
@@ -98,6 +114,13 @@ class Hub:
     replay: int = 0  # past messages a text client gets when it joins
     # --hide-addresses: users see each other's pseudonyms, never addresses.
     hide_addresses: bool = False
+    # Rooms (docs/rooms.md): the lobby's name (--lobby), the limits, who may make a room
+    # by joining it (--room-creation); and the rooms with members here, by key.
+    lobby: str = DEFAULT_LOBBY
+    max_rooms: int = DEFAULT_MAX_ROOMS
+    max_rooms_per_user: int = DEFAULT_MAX_ROOMS_PER_USER
+    room_creation: str = "anyone"
+    rooms: dict[str, Room] = field(default_factory=dict)
     _members: dict[int, Member] = field(default_factory=dict)  # online, in order of arrival
     _by_name: dict[str, Member] = field(default_factory=dict)  # name_key(name) -> member
     # When the first chat message handled since the flusher's last round was taken up
@@ -123,6 +146,7 @@ class Hub:
     _commands: dict[type[Command], Callable[[Member, Any], None]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.lobby_key = room_key(self.lobby)
         backend = self.backend
         backend.attach(self)
         self.features = backend.features
@@ -188,6 +212,8 @@ class Hub:
         json_mode = Mode.JSON
         slow: list[Member] = []
         for member in self._members.values():
+            if not member.in_lobby:
+                continue
             data = lines(member.wire.mode is json_mode, starts.get(member.id, 0))
             if data and not member.outbox.put(data):
                 slow.append(member)
@@ -269,6 +295,7 @@ class Hub:
         members = list(self._members.values())
         self._members.clear()
         self._by_name.clear()
+        self.rooms.clear()
         for member in members:
             member.online = False
             member.outbox.close(member.wire.encode(SHUTDOWN_BYE))
@@ -304,12 +331,10 @@ class Hub:
         """What each command does: one entry each. The shared decisions (a message,
         who, a rename) are the backend's; the rest is the same on every server."""
         backend = self.backend
-        return {
-            PublicMessage: backend.public,
+        return room_commands(self) | {
             PrivateMessage: backend.private,
-            Who: backend.who,
             Rename: self._rename_command,
-            History: self._history,
+            History: partial(history, self),
             Ping: self._ping,
             Hello: self._hello,
             Invalid: self._invalid,
@@ -318,13 +343,6 @@ class Hub:
 
     def _rename_command(self, member: Member, command: Rename) -> None:
         self.backend.rename(member, command.id, command.name, hello=False)
-
-    def _history(self, member: Member, command: History) -> None:
-        answer = partial(self._history_page, member, command.id)
-        if command.with_ is None:
-            self.store.history(command.limit, command.before, answer)
-        else:
-            self._conversation(member, command, answer)
 
     def _ping(self, member: Member, command: Ping) -> None:
         self.send(member, Pong(command.id))
@@ -354,9 +372,7 @@ class Hub:
         if until is None or until <= self.wall_clock():
             member.muted_until = member.mute_reason = None
             return False
-        if not isinstance(command, PublicMessage | PrivateMessage | Rename) and not (
-            isinstance(command, Hello) and command.name is not None
-        ):
+        if not _speaks(command):
             return False
         self.stats.refused_muted += 1
         end = None if until == float("inf") else until
@@ -409,37 +425,6 @@ class Hub:
         member.muted_until = float("inf") if until is None else until
         member.mute_reason = reason
 
-    def _history_page(self, member: Member, rid: RequestId, page: Page | str) -> None:
-        if not member.online:
-            return
-        if isinstance(page, str):
-            self.send(member, Error(rid, UNAVAILABLE, page))
-        else:
-            self.reply(member, HistoryPage(rid, page.messages, page.more))
-
-    def _conversation(self, member: Member, command: History, answer: Callable[..., None]) -> None:
-        """A page of ``member``'s private conversation with the account ``command.with_``:
-        only its two parties may read it."""
-        if member.account is None:
-            message = "log in to read your private conversations"
-            self.send(member, Error(command.id, LOGIN_REQUIRED, message))
-            return
-        mine, rid, limit, before = member.account, command.id, command.limit, command.before
-
-        def found(other: Account | None | str) -> None:
-            if not member.online:
-                return
-            if isinstance(other, str):
-                self.send(member, Error(rid, UNAVAILABLE, other))
-            elif other is None:
-                message = f"no account named {command.with_!r}"
-                self.send(member, Error(rid, NO_SUCH_USER, message, command.with_))
-            else:
-                pair = conversation_key(name_key(mine), other.key)
-                self.store.conversation(pair, limit, before, answer)
-
-        self.lookup_account(command.with_ or "", found)
-
     # ------------------------------------------------------------------ accounts
 
     def lookup_account(self, name: str, answer: Callable[[Account | None | str], None]) -> None:
@@ -481,11 +466,12 @@ class Hub:
         self._by_name[name_key(new)] = member
         renamed = NameChange(old, new, member.shown_addr)
         if reason is None:
-            self.broadcast(renamed)
+            self.tell(renamed, member.rooms.values())
             return
         told = NameChange(old, new, member.shown_addr, reason)
-        for other in list(self._members.values()):  # rare: no need for the fast loop
-            self.send(other, told if other is member else renamed)
+        self.send(member, told)
+        others = [m for m in lobby_and_rooms(self, member.rooms.values()) if m is not member]
+        fan_out(self, others, renamed)
 
     def change_password(
         self, member: Member, account: Account, password_hash: str, rid: RequestId
@@ -533,8 +519,19 @@ class Hub:
             self.announce_joins()
         member.outbox.put_reply(member.wire.encode(event), written)
 
+    def tell(self, event: Event, rooms: Collection[Room]) -> None:
+        """Queue ``event``, a user's presence or rename, for the lobby and the members
+        here of ``rooms`` (the user's), each once."""
+        if not rooms:
+            self.broadcast(event)
+            return
+        if self._unannounced:
+            self.announce_joins()  # before lobby_and_rooms: it may remove slow consumers
+        fan_out(self, lobby_and_rooms(self, rooms), event)
+
     def broadcast(self, event: Event) -> int:
-        """Queue ``event`` for every online user; returns how many received it.
+        """Queue ``event`` for every online user in the lobby; returns how many
+        received it.
 
         Never blocks; see the module docstring. This loop runs once per recipient of
         every message, so it is kept lean: each wire form is encoded at most once, and
@@ -549,6 +546,8 @@ class Hub:
         delivered = 0
         slow: list[Member] = []
         for member in self._members.values():
+            if not member.in_lobby:
+                continue  # it left the lobby (part|#lobby)
             if member.wire.mode is json_mode:
                 data = json if json is not None else (json := frame.json)
             else:

@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from imkit.hub.directory import LocalDirectory
+from imkit.hub.local_rooms import LocalRooms
 from imkit.hub.members import Member, logged_in_message, reserved_message
 from imkit.protocol import (
     INVALID_NAME,
@@ -52,8 +53,9 @@ def _ignore_outcome(problem: str | None) -> None:
     pass  # the last login time: nothing depends on it being stored
 
 
-class LocalBackend:
-    """The shared decisions of a server on its own; see the module docstring."""
+class LocalBackend(LocalRooms):
+    """The shared decisions of a server on its own; see the module docstring (its
+    rooms: :class:`~imkit.hub.local_rooms.LocalRooms`)."""
 
     features: tuple[str, ...] = ("history", "accounts")
     on_command: Callable[[Member], None] | None = None
@@ -63,6 +65,7 @@ class LocalBackend:
     def attach(self, hub: Hub) -> None:
         self.hub = hub
         self.directory = LocalDirectory(hub)
+        self._init_rooms()
 
     # ------------------------------------------------------------------ membership
 
@@ -94,7 +97,8 @@ class LocalBackend:
         member.online = False
         del hub._members[member.id]
         hub._forget_name(member)
-        hub.broadcast(Presence(member.name, member.shown_addr, online=False))
+        hub.tell(Presence(member.name, member.shown_addr, online=False), member.rooms.values())
+        self.leave_rooms(member)
 
     def leave_when_answered(self, member: Member, answered: Callable[[], None]) -> None:
         """On one node the replies to what ``member`` sent are in its outbox already."""
@@ -120,7 +124,15 @@ class LocalBackend:
         now = hub.wall_clock()
         msgid = store.new_msgid(now)
         event = ChatMessage(
-            member.name, member.shown_addr, None, command.text, now, msgid, member.account
+            member.name,
+            member.shown_addr,
+            None,
+            command.text,
+            now,
+            msgid,
+            member.account,
+            hub.lobby,
+            lobby=True,
         )
         stats.messages_delivered += hub.broadcast(event)
         if hub.unflushed_since is None:
@@ -204,7 +216,9 @@ class LocalBackend:
 
     def who(self, member: Member, command: Who) -> None:
         hub = self.hub
-        users = tuple(UserInfo(m.name, m.shown_addr, m.account) for m in hub._members.values())
+        users = tuple(
+            UserInfo(m.name, m.shown_addr, m.account) for m in hub._members.values() if m.in_lobby
+        )
         hub.reply(member, UserList(command.id, users))
 
     def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
@@ -283,6 +297,7 @@ class LocalBackend:
         for message in waiting:
             hub.reply(member, KeptMessage(message), partial(store.mail_delivered, key, message))
         hub.stats.messages_delivered += len(waiting)
+        self.rejoin_rooms(member, key)
 
     def change_password(
         self, member: Member, account: Account, password_hash: str, rid: RequestId

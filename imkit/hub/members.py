@@ -4,11 +4,15 @@ removed or refused a name: the hub's vocabulary, apart from the hub's decisions
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from imkit.hub.outbox import Outbox
 from imkit.protocol import Bye, Mode, RequestId, ServerConnection
 from imkit.rules.bans import Ban, refusal
+
+if TYPE_CHECKING:
+    from imkit.hub.rooms import Room
 
 
 @dataclass(eq=False, slots=True)
@@ -38,6 +42,10 @@ class Member:
     # A login or passwd whose password is being checked (imkit.hub.credentials): its request id
     # and what did not happen, for the one reply it gets if the session ends first.
     in_flight: tuple[RequestId, str] | None = None
+    # Its rooms (docs/rooms.md), by room key, in the order it joined them; and whether
+    # it is in the lobby (it is when it arrives; part|#lobby leaves it).
+    rooms: dict[str, Room] = field(default_factory=dict)
+    in_lobby: bool = True
 
     @property
     def mode(self) -> Mode:

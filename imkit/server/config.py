@@ -9,6 +9,7 @@ from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.hub.outbox import DEFAULT_MAX_QUEUE
 from imkit.protocol import DEFAULT_MAX_LINE, DEFAULT_PORT
 from imkit.rules.accounts import DEFAULT_HASH_COST, DEFAULT_OFFLINE_DAYS
+from imkit.rules.rooms import DEFAULT_LOBBY, DEFAULT_MAX_ROOMS, DEFAULT_MAX_ROOMS_PER_USER
 from imkit.store.base import DEFAULT_RETAIN_DAYS
 from imkit.transport.limits import DEFAULT_CONNECT_PERIOD, DEFAULT_CONNECT_RATE, DEFAULT_MAX_PER_IP
 
@@ -58,6 +59,11 @@ class ServerConfig:
     accounts_only: bool = False  # every client logs in to an account before anything else
     password_hash_cost: int = DEFAULT_HASH_COST  # log2 of scrypt's N (imkit.rules.accounts)
     offline_days: float = DEFAULT_OFFLINE_DAYS  # how long a message waits for an account
+    # Rooms (docs/rooms.md).
+    lobby: str = DEFAULT_LOBBY  # the public chat's name
+    max_rooms: int = DEFAULT_MAX_ROOMS
+    max_rooms_per_user: int = DEFAULT_MAX_ROOMS_PER_USER
+    room_creation: str = "anyone"  # anyone, accounts or admin
     web: str | None = None  # HOST:PORT for the web page and its WebSocket; None: none
     web_origins: tuple[str, ...] = ()  # origins besides the page's own that may connect
     http_timeout: float = 10.0  # the web port: each request and its response

@@ -20,7 +20,7 @@ import ssl
 import time
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -89,7 +89,7 @@ class Server:
         self.cluster: ClusterLink | None = None  # --cluster: this node's link to Redis
         if hub is None:
             if config.cluster is None:
-                hub = Hub(hide_addresses=config.hide_addresses)
+                hub = Hub(**self._hub_settings(config))
             else:
                 hub = self._cluster_hub(config.cluster)
         self.hub = hub
@@ -161,12 +161,23 @@ class Server:
                 await store.close()
             raise
         self.store = self.hub.store = store
+        store.lobby = self.hub.lobby
         for fields in store.bans:  # kept from before the restart
             self.hub.bans.add(Ban.from_fields(fields))
         self.hub.replay = config.replay
         if self.metrics is not None:
             store.observe_commit = self.metrics.observe_commit
             self.flusher.observe_delivery = self.metrics.observe_delivery
+
+    @staticmethod
+    def _hub_settings(config: ServerConfig) -> dict[str, Any]:
+        return {
+            "hide_addresses": config.hide_addresses,
+            "lobby": config.lobby,
+            "max_rooms": config.max_rooms,
+            "max_rooms_per_user": config.max_rooms_per_user,
+            "room_creation": config.room_creation,
+        }
 
     def _cluster_hub(self, url: str) -> Hub:
         """The one place that chooses the hub's backend: a hub whose shared decisions
@@ -186,7 +197,7 @@ class Server:
             )
         except ValueError as error:  # redis-py's word on a URL it cannot read
             raise ServeError(f"--cluster {url}: {error}") from None
-        return Hub(hide_addresses=config.hide_addresses, backend=RedisBackend(self.cluster))
+        return Hub(**self._hub_settings(config), backend=RedisBackend(self.cluster))
 
     async def _open_store(self) -> Store:
         config = self.config

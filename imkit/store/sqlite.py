@@ -28,6 +28,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -316,7 +317,7 @@ class SqliteStore(SqliteWriter):
             if problem is not None:
                 if account_key not in self.accounts:  # removed meanwhile
                     self.account_rooms.pop(account_key, None)
-                _background_failed("remember an account's room", "account_room_failed")(problem)
+                _room_not_kept("remember", problem)
 
         self._change(work, kept)
 
@@ -325,7 +326,7 @@ class SqliteStore(SqliteWriter):
         delete = "DELETE FROM account_rooms WHERE account = ? AND room = ?"
         self._change(
             lambda c: c.execute(delete, (account_key, room_key)),
-            _background_failed("forget an account's room", "account_room_failed"),
+            partial(_room_not_kept, "forget"),
         )
 
     def add_mail(self, key: str, message: ChatMessage, done: Stored) -> None:
@@ -429,16 +430,13 @@ class SqliteStore(SqliteWriter):
         self._release()
 
 
-def _background_failed(what: str, event: str) -> Stored:
-    """The outcome of a write nobody waits for: logged when it failed."""
-
-    def outcome(problem: str | None) -> None:
-        if problem is not None:
-            log.warning(
-                "the store could not %s: %s",
-                what,
-                problem,
-                extra={"event": event, "reason": problem},
-            )
-
-    return outcome
+def _room_not_kept(what: str, problem: str | None) -> None:
+    """The outcome of writing an account's room, which nobody waits for: logged when it
+    failed (the account is in the room until the server stops, then not again)."""
+    if problem is not None:
+        log.warning(
+            "the store could not %s an account's room: %s",
+            what,
+            problem,
+            extra={"event": "account_room_failed", "reason": problem},
+        )

@@ -5,6 +5,7 @@ it answers the same questions."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from functools import partial
@@ -14,10 +15,12 @@ import anyio
 import pytest
 
 from imkit.protocol import ChatMessage
+from imkit.rules.accounts import Account, hash_password
 from imkit.rules.names import name_key
-from imkit.rules.rooms import DEFAULT_LOBBY, room_key
+from imkit.rules.rooms import DEFAULT_LOBBY, RoomState, room_key
 from imkit.store import MemoryStore, Page, SqliteStore, Store
 from imkit.store.base import awaited
+from imkit.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from tests.support import Clock
 from tests.support.store import DAY, T0, append_all, sqlite_store
 
@@ -187,3 +190,141 @@ async def test_the_lobbys_page_is_read_through_the_primary_key(tmp_path: Path) -
         ).fetchall()
         assert any("messages_room" in row[-1] for row in room), room
         assert not any("TEMP B-TREE" in row[-1] for row in room), room
+
+
+async def test_history_delete_takes_rooms_messages_too(store: Store) -> None:
+    lobby = said(store, "lobby", T0)
+    builds = [said(store, f"b{i}", T0 + 1 + i, "#builds") for i in range(3)]
+    await append_all(store, [lobby, *builds])
+    number = int(builds[1].msgid or 0)
+    assert await awaited(partial(store.delete_messages, [number], None, 0), 10) == [number]
+    assert [m.text for m in (await page(store, BUILDS)).messages] == ["b0", "b2"]
+    # By sender: the lobby's and the room's alike.
+    gone = await awaited(partial(store.delete_messages, None, name_key("alex"), 0), 10)
+    assert isinstance(gone, list) and len(gone) == 3
+    assert (await page(store, BUILDS)).messages == () and (await page(store)).messages == ()
+
+
+# ------------------------------------------------ registered rooms, accounts' rooms
+
+
+def account(name: str) -> Account:
+    return Account(name, hash_password("secret", cost=1), T0, None, None)
+
+
+async def test_registered_rooms_and_accounts_rooms_survive_a_reopen(tmp_path: Path) -> None:
+    path, clock = tmp_path / "imkit.db", Clock(T0)
+    store = sqlite_store(path, clock)
+    state = RoomState("#Builds", registered=True, topic="nightly", operators={ALEX})
+    ops = RoomState("#ops", registered=True)
+    try:
+        assert await outcome(partial(store.save_account, account("Alex"))) is None
+        assert await outcome(partial(store.save_room, BUILDS, state.fields())) is None
+        assert await outcome(partial(store.save_room, room_key("#ops"), ops.fields())) is None
+        state.topic = "nightly builds"  # replaced, not added
+        assert await outcome(partial(store.save_room, BUILDS, state.fields())) is None
+        assert await outcome(partial(store.delete_room, room_key("#ops"))) is None
+        assert store.rooms == {BUILDS: state.fields()}
+
+        # In memory at once, in the order joined; a second join keeps its place.
+        for name in ("#zeta", "#Builds", "#alpha", "#BUILDS"):
+            store.remember_room(ALEX, room_key(name), name)
+        store.remember_room(ALEX, room_key("#gone"), "#gone")
+        store.forget_room(ALEX, room_key("#gone"))
+        joined = {room_key("#zeta"): "#zeta", BUILDS: "#BUILDS", room_key("#alpha"): "#alpha"}
+        assert store.account_rooms == {ALEX: joined}
+        assert list(store.account_rooms[ALEX]) == list(joined)
+    finally:
+        await store.close()
+
+    again = sqlite_store(path, clock)
+    try:
+        assert again.rooms == {BUILDS: state.fields()}
+        assert RoomState.from_fields(again.rooms[BUILDS]).topic == "nightly builds"
+        assert list(again.account_rooms[ALEX].items()) == list(joined.items())
+        # Unregistering a room leaves accounts' rooms alone; removing an account does not.
+        assert await outcome(partial(again.delete_room, BUILDS)) is None
+        assert again.rooms == {} and BUILDS in again.account_rooms[ALEX]
+        assert await outcome(partial(again.delete_account, ALEX)) is None
+        assert again.account_rooms == {}
+    finally:
+        await again.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM account_rooms").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM rooms").fetchone()[0] == 0
+
+
+async def test_the_memory_store_keeps_rooms_in_its_dicts() -> None:
+    store = MemoryStore(clock=Clock(T0))
+    fields = RoomState("#builds", registered=True).fields()
+    assert await outcome(partial(store.save_room, BUILDS, fields)) is None
+    assert store.rooms == {BUILDS: fields}
+    store.remember_room(ALEX, BUILDS, "#builds")
+    assert await outcome(partial(store.delete_room, BUILDS)) is None
+    assert store.rooms == {} and store.account_rooms == {ALEX: {BUILDS: "#builds"}}
+    store.forget_room(ALEX, BUILDS)
+    assert store.account_rooms == {}
+    store.remember_room(ALEX, BUILDS, "#builds")
+    assert await outcome(partial(store.delete_account, ALEX)) is None
+    assert store.account_rooms == {}
+
+
+async def test_a_room_remembered_for_no_account_is_not_kept_and_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "imkit.db"
+    store = sqlite_store(path, Clock(T0))
+    try:
+        with caplog.at_level(logging.WARNING, logger="imkit.store"):
+            store.remember_room(ALEX, BUILDS, "#builds")  # Alex was removed meanwhile
+            await store.flush(10)
+            with anyio.fail_after(10):
+                while store.account_rooms:
+                    await anyio.sleep(0.01)
+        assert any(getattr(r, "event", None) == "account_room_failed" for r in caplog.records)
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM account_rooms").fetchone()[0] == 0
+
+
+# ------------------------------------------------------------------ migration
+
+
+async def test_a_schema_4_file_is_migrated_and_keeps_its_messages(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    with sqlite3.connect(path) as db:  # a file written by the imkit of schema 4
+        for version in (1, 2, 3, 4):
+            for statement in MIGRATIONS[version]:
+                db.execute(statement)
+        db.execute(
+            "INSERT INTO messages (id, time, sender, addr, recipient, text, account)"
+            f" VALUES (1799999999000000, {T0 - 1}, 'alex', '127.0.0.1:50312', NULL, 'hi',"
+            " 'Alex')"
+        )
+        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        db.execute("PRAGMA user_version=4")
+    assert SCHEMA_VERSION == 5  # 5: rooms
+    store = SqliteStore(path, clock=Clock(T0))
+    store.open()
+    store.lobby = "#general"
+    store.start()
+    try:
+        assert store.rooms == {} and store.account_rooms == {}
+        [kept] = store.recent(5)
+        assert (kept.text, kept.account, kept.room, kept.lobby) == ("hi", "Alex", "#general", True)
+        assert (await page(store)).messages == (kept,)
+        room = said(store, "in a room", T0, "#builds")
+        assert await append_all(store, [room]) == [None]
+        assert (await page(store, BUILDS)).messages == (room,)
+        assert (await page(store)).messages == (kept,)
+        fields = RoomState("#builds", registered=True).fields()
+        assert await outcome(partial(store.save_room, BUILDS, fields)) is None
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("SELECT room, room_key FROM messages ORDER BY id").fetchall() == [
+            (None, None),
+            ("#builds", BUILDS),
+        ]
