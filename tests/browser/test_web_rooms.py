@@ -356,6 +356,29 @@ def test_a_guest_page_joins_its_rooms_again_after_a_restart(
     sam.close()
 
 
+def test_a_lobby_named_by_the_server_is_everyone(browser: Browser, short_dir: Path) -> None:
+    """`--lobby '#main'`: the welcome does not name the lobby; the page learns it from
+    the lobby's messages, and joining it shows Everyone rather than a second entry."""
+    web = WebServer(short_dir / "admin.sock", "--lobby", "#main")
+    try:
+        sam = JsonClient(f"127.0.0.1:{web.port}", "sam")
+        sam.ok(type="message", text="in the main lobby")
+        page, watch = open_page(browser, web)
+        join(page, "newcomer")
+        expect(page.locator(active_log(page))).to_contain_text("in the main lobby")
+        join_room_on_page(page, "#side")
+        page.locator("#room-name").fill("#Main")
+        page.locator("#room-name").press("Enter")
+        expect(page.locator("#pane-title")).to_have_text("Everyone")
+        expect(page.locator("#rooms button")).to_have_count(1)
+        sam.ok(type="message", room="#main", text="to the lobby by its name")
+        expect(page.locator(active_log(page))).to_contain_text("to the lobby by its name")
+        assert_clean(watch)
+        sam.close()
+    finally:
+        web.stop()
+
+
 # ------------------------------------------------------------------- two nodes
 
 

@@ -802,9 +802,12 @@
     }
     if (!message.room || isLobby(message.room)) return conversation(PUBLIC);
     // The server sends a room's messages to its members only, each after its `joined`:
-    // a public message of a room we were not told of is the lobby's.
+    // a public message of a room we were not told of is the lobby's (a server started
+    // with --lobby: its name, which the welcome does not say, is learnt here).
     const conv = state.conversations.get(roomKey(message.room));
-    return conv || conversation(PUBLIC);
+    if (conv) return conv;
+    state.lobby = message.room;
+    return conversation(PUBLIC);
   }
 
   /** Put a message in its conversation, in msgid order, once (history and the live
