@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING
 
 import anyio
 import click
@@ -22,8 +25,11 @@ from imkit.cli.options import (
     password_from_stdin,
 )
 from imkit.client.output import write_line
-from imkit.errors import Disconnected, Unavailable
+from imkit.errors import Disconnected, ImkitError, ServerError, Unavailable
 from imkit.protocol import HISTORY_MAX
+
+if TYPE_CHECKING:
+    from imkit.client.library import Client, Receipt
 
 # Past public messages imkit chat shows on start: a screenful, as ssh-chat replays.
 DEFAULT_HISTORY = 20
@@ -124,6 +130,22 @@ def chat(
 
 @click.command(short_help="Send a message from a script; wait until it is accepted.")
 @option("--to", type=TEXT, metavar="NAME", default=None, help="Send privately to this user.")
+@option(
+    "--room",
+    type=TEXT,
+    metavar="#ROOM",
+    default=None,
+    help="Send to this room (joined for the message if need be, and left after).",
+)
+@option(
+    "--room-key",
+    type=TEXT,
+    metavar="KEY",
+    default=None,
+    nonempty=True,
+    show_default=False,
+    help="With --room: the room's key, if it has one (+k).",
+)
 @option("--as", "as_name", type=TEXT, metavar="NAME", default=None, help="Take this name first.")
 @_LOGIN
 @click.option(
@@ -144,6 +166,8 @@ def chat(
 @click.argument("message", type=TEXT, nargs=-1, required=True)
 def send(
     to: str | None,
+    room: str | None,
+    room_key: str | None,
     as_name: str | None,
     login: str | None,
     login_password_stdin: bool,
@@ -170,12 +194,18 @@ def send(
     (exit 0), and stderr says "NAME is offline; the message will be delivered when NAME
     logs in".
 
+    --room '#ROOM' sends to a room. When the room takes messages only from its members,
+    send joins it (with --room-key if it has a key), sends, and leaves it again; a room
+    nobody is in is made by that join, as any join makes one, and keeps the message in
+    its history. A refusal (banned, invite-only, a wrong key, full, moderated) is exit 1.
+
     \b
     Exit status:
       0    every message was accepted (a public one: and stored; a private one to an
            account that is offline: kept for it)
-      1    the server refused one, or a line of input is not valid UTF-8 (the reason
-           is on stderr; nothing after it is sent, everything before it was accepted);
+      1    the server refused one (or refused to let us into the --room), or a line
+           of input is not valid UTF-8 (the reason is on stderr; nothing after it is
+           sent, everything before it was accepted);
            also when the server cannot store messages: if the error says the message
            reached the users online, do not send it again; or the login failed
       2    usage error (standard input is closed, an empty --password, ...)
@@ -187,6 +217,10 @@ def send(
 
     if "-" in message and len(message) > 1:
         raise click.UsageError("- (read standard input) must be the only MESSAGE")
+    if to is not None and room is not None:
+        raise Usage("--to and --room cannot go together: a message goes to a user or a room")
+    if room_key is not None and room is None:
+        raise Usage("--room-key goes with --room '#ROOM'")
     if message == ("-",) and sys.stdin is None:  # started with <&-
         raise Usage("standard input is closed: - has nothing to read")
     credentials = _login(login, login_password_stdin, as_name, message)
@@ -204,29 +238,86 @@ def send(
             timeout=timeout,
             events=False,
         ) as client:
-            told = False  # that the recipient is offline, since it last was not
-            async for text in texts:
-                try:
-                    receipt = await client.submit(text, to=to)
-                except Unavailable as error:
-                    if error.delivered:
-                        # Sending it again would show it twice to everyone online.
-                        raise Refused(
-                            f"{error}; it reached the users online, so do not send it again"
-                        ) from None
-                    raise
-                if receipt.queued and not told:
-                    click.echo(
-                        f"{to} is offline; the message will be delivered when {to} logs in",
-                        err=True,
-                    )
-                told = receipt.queued
-                if verbose and receipt.queued:
-                    write_line(f"kept for {to}: {text}")
-                elif verbose:
-                    write_line(f"sent to {to or 'everyone'}: {text}")
+            if room is None:
+                await _submit_all(partial(client.submit, to=to), texts, to, verbose)
+                return
+            to_room = RoomSender(client, room, room_key)
+            try:
+                await _submit_all(to_room.submit, texts, room, verbose)
+            finally:
+                await to_room.leave()
 
     anyio.run(deliver, backend="asyncio")
+
+
+async def _submit_all(
+    submit: Callable[[str], Awaitable[Receipt]],
+    texts: AsyncIterator[str],
+    to: str | None,
+    verbose: bool,
+) -> None:
+    """``submit`` each of ``texts`` in turn, each acknowledged before the next; ``to``:
+    the user or the room they go to (None: everyone)."""
+    told = False  # that the recipient is offline, since it last was not
+    async for text in texts:
+        try:
+            receipt = await submit(text)
+        except Unavailable as error:
+            if error.delivered:
+                # Sending it again would show it twice to everyone online.
+                raise Refused(
+                    f"{error}; it reached the users online, so do not send it again"
+                ) from None
+            raise
+        if receipt.queued and not told:
+            click.echo(
+                f"{to} is offline; the message will be delivered when {to} logs in", err=True
+            )
+        told = receipt.queued
+        if verbose and receipt.queued:
+            write_line(f"kept for {to}: {text}")
+        elif verbose:
+            write_line(f"sent to {to or 'everyone'}: {text}")
+
+
+class RoomSender:
+    """``send --room``: messages to a room, joined only when the server says we must be
+    in it (a room is ``+n`` unless its operators change that), and left at the end."""
+
+    # A message to a room we are not in: the room takes no messages from outside, or
+    # (no_such_room) nobody is in it, or it is secret. A join settles each of them.
+    MUST_JOIN = frozenset({"not_in_room", "no_such_room"})
+
+    def __init__(self, client: Client, room: str, key: str | None) -> None:
+        self.client, self.room, self.key = client, room, key
+        self.joined = False
+
+    async def submit(self, text: str) -> Receipt:
+        try:
+            return await self.client.submit(text, room=self.room)
+        except ServerError as error:
+            if self.joined or error.code not in self.MUST_JOIN:
+                raise
+        try:
+            await self.client.join(self.room, self.key)  # its refusal is the command's
+        except ServerError as error:
+            if error.code != "bad_key":
+                raise
+            # The server's words name text mode's join|#ROOM|KEY: say send's option.
+            wrong = (
+                "the key given with --room-key is wrong" if self.key else "give it with --room-key"
+            )
+            raise Refused(f"{self.room} has a key: {wrong}") from None
+        self.joined = True
+        return await self.client.submit(text, room=self.room)
+
+    async def leave(self) -> None:
+        """Leave the room if we joined it (a refusal, or a lost connection, leaves it
+        anyway: the server takes a closed connection out of its rooms)."""
+        if self.joined:
+            self.joined = False
+            with contextlib.suppress(ImkitError):
+                await self.client.part(self.room)
 
 
 def _login(

@@ -1,9 +1,10 @@
 """``imkit chat``: the seed's menu client, done right.
 
 The menu keeps the seed's numbers (1 public chat, 2 private chat, 3 rename, 0 exit) and
-adds 4 who, and, for a user logged in to an account (``--login``), 5 to change its
-password. On start it shows the last public messages (``--history``, 20 by default),
-each marked ``past`` with its time, so they cannot be taken for new ones. Messages that
+adds 4 who, for a user logged in to an account (``--login``) 5 to change its password,
+and rooms: 6 list, 7 join, 8 talk in one, 9 leave (chat_rooms.py). On start it shows
+the last public messages (``--history``, 20 by default), each marked ``past`` with its
+time, so they cannot be taken for new ones (and so, of a room, when it is joined). Messages that
 arrive while the person types are printed above the input line: in a terminal,
 prompt_toolkit's ``prompt_async`` under ``patch_stdout`` redraws the prompt and the
 half-typed text below every printed line (the seed's client wrote them into the middle
@@ -27,20 +28,29 @@ from typing import Protocol
 import anyio
 import anyio.abc
 
+from imkit.client.chat_rooms import (
+    ROOM_CHOICES,
+    ROOM_MENU,
+    RoomItems,
+    describe_room_event,
+    room_of,
+)
 from imkit.client.library import ChatMessage, Client, NameChange, Presence, connect, host_port
+from imkit.client.output import printable as printable  # imported from here by the cli
 from imkit.client.output import write_line
 from imkit.client.stdin import StdinLines
 from imkit.errors import Disconnected, InputError, ServerError, TimedOut, Unavailable
 from imkit.protocol import ServerNotice
 
-MENU = """\
+MENU = f"""\
 1 public chat
 2 private chat
 3 rename
 4 who is online
+{ROOM_MENU}
 0 exit"""
 # The menu of a user logged in to an account: it may change its own password.
-ACCOUNT_MENU = MENU.replace("\n0 exit", "\n5 change your password\n0 exit")
+ACCOUNT_MENU = MENU.replace("\n6 ", "\n5 change your password\n6 ")
 
 # A private message sent this long before the session began was waiting for the account
 # while it was offline: it is shown as past, with its time (more than clocks may differ
@@ -82,19 +92,13 @@ class TerminalInput:
             return None
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters replaced, so nobody can drive our terminal."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c == " " else "\N{REPLACEMENT CHARACTER}" for c in text)
-
-
-def describe(event: object, me: str) -> str | None:
+def describe(event: object, client: Client) -> str | None:
     """How a pushed event is shown to the person."""
+    me = client.name
     if isinstance(event, ChatMessage):
         sender, text = printable(event.sender), printable(event.text)
         if event.to is None:
-            return f"{sender}: {text}"
+            return f"{room_of(event, client)}{sender}: {text}"
         return f"{sender} (private): {text}"
     if isinstance(event, Presence):
         if event.name == me:
@@ -108,19 +112,22 @@ def describe(event: object, me: str) -> str | None:
         if me in (event.old, event.new):
             return None  # our own rename is confirmed by its reply
         return f"* {printable(event.old)} is now known as {printable(event.new)}"
-    return None
+    return describe_room_event(event, client)
 
 
-def describe_past(message: ChatMessage, today: time.struct_time | None = None) -> str:
+def describe_past(
+    message: ChatMessage, today: time.struct_time | None = None, room: str = ""
+) -> str:
     """How a past message is shown: ``past HH:MM`` (local time) before it, and the date
     too when it is not from ``today`` (default: now). A private one (that waited for an
-    account while it was offline) says so, as a live one does."""
+    account while it was offline) says so, as a live one does; a room's has ``room``
+    (``#builds ``) before the sender."""
     when = time.localtime(message.time)
     today = today or time.localtime()
     same_day = (when.tm_year, when.tm_yday) == (today.tm_year, today.tm_yday)
     stamp = time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", when)
     private = "" if message.to is None else " (private)"
-    return f"past {stamp} {printable(message.sender)}{private}: {printable(message.text)}"
+    return f"past {stamp} {room}{printable(message.sender)}{private}: {printable(message.text)}"
 
 
 class Leave(Exception):
@@ -130,9 +137,11 @@ class Leave(Exception):
 class ChatSession:
     """The menu, driven by ``lines``, with events printed as they arrive."""
 
-    def __init__(self, client: Client, lines: LineInput) -> None:
+    def __init__(self, client: Client, lines: LineInput, history_count: int = 0) -> None:
         self.client = client
         self.lines = lines
+        self.history_count = history_count  # past messages shown of the lobby, of a room
+        self.rooms = RoomItems(self)
         # msgids of the past messages shown: their live copies, which may have arrived
         # while history was asked for, are not shown twice.
         self.shown_past: set[str] = set()
@@ -169,19 +178,19 @@ class ChatSession:
                 raise Leave
             return line
 
-    async def show_history(self, count: int) -> None:
-        """Show the last ``count`` public messages, marked as past; a failure is one
-        line, and the chat goes on without them."""
+    async def show_history(self, count: int, room: str | None = None) -> None:
+        """Show the last ``count`` public messages (of ``room``: the lobby's when None),
+        marked as past; a failure is one line, and the chat goes on without them."""
         if count <= 0:
             return
         try:
-            page = await self.client.history(count)
+            page = await self.client.history(count, room=room)
         except (ServerError, TimedOut) as error:
             self.say(f"! past messages cannot be shown: {error}")
             return
         today = time.localtime()
         for message in page.messages:
-            self.say(describe_past(message, today))
+            self.say(describe_past(message, today, room_of(message, self.client)))
             if message.msgid is not None:
                 self.shown_past.add(message.msgid)
 
@@ -197,13 +206,15 @@ class ChatSession:
             ):
                 self.say(describe_past(event))  # it waited for us while we were offline
                 continue
-            shown = describe(event, self.client.name)
+            shown = describe(event, self.client)
             if shown is not None:
                 self.say(shown)
 
     async def run_menu(self) -> None:
         while True:
-            menu, last = (ACCOUNT_MENU, 5) if self.client.account else (MENU, 4)
+            menu, choices = (
+                (ACCOUNT_MENU, "0 to 9") if self.client.account else (MENU, "0 to 4 or 6 to 9")
+            )
             choice = (await self.ask("choice? ", header=menu)).strip()
             if choice == "0":
                 return
@@ -217,8 +228,10 @@ class ChatSession:
                 await self.who()
             elif choice == "5" and self.client.account:
                 await self.change_password()
+            elif choice in ROOM_CHOICES:
+                await self.rooms.choose(choice)
             elif choice:
-                self.say(f"{printable(choice)!r} is not on the menu: type 0 to {last}")
+                self.say(f"{printable(choice)!r} is not on the menu: type {choices}")
 
     async def public_chat(self) -> None:
         header = "public chat: type a message and press Enter; 'exit' goes back"
@@ -307,7 +320,7 @@ async def run_chat(
     async with connect(
         host, port, password=password, login=credentials, tls=tls, cafile=cafile
     ) as client:
-        session = ChatSession(client, lines)
+        session = ChatSession(client, lines, history)
         where = host_port(host, port)
         session.say(f"connected to {where} ({client.server}) as {client.name}")
         if client.account is not None:

@@ -43,6 +43,7 @@ from typing import TypeVar
 import anyio
 import anyio.abc
 
+from imkit.client.rooms import RoomRequests
 from imkit.errors import Disconnected, ServerError, TimedOut, Unreachable
 from imkit.protocol import DEFAULT_PORT as PROTOCOL_DEFAULT_PORT
 from imkit.protocol import (
@@ -56,8 +57,10 @@ from imkit.protocol import (
     Hello,
     History,
     HistoryPage,
+    Joined,
     Login,
     LoginOk,
+    ModesInfo,
     NameChange,
     Notice,
     Ok,
@@ -69,6 +72,14 @@ from imkit.protocol import (
     PublicMessage,
     Rename,
     RenameOk,
+    RoomInfo,
+    RoomJoin,
+    RoomKicked,
+    RoomList,
+    RoomMessage,
+    RoomOk,
+    RoomPart,
+    TopicInfo,
     UserInfo,
     UserList,
     Welcome,
@@ -80,9 +91,15 @@ __all__ = [
     "ChatMessage",
     "Client",
     "HistoryPage",
+    "Joined",
     "NameChange",
     "Presence",
     "Receipt",
+    "RoomInfo",
+    "RoomJoin",
+    "RoomKicked",
+    "RoomPart",
+    "TopicInfo",
     "UserInfo",
     "connect",
 ]
@@ -96,7 +113,25 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_EVENTS = 10_000
 
 _REPLY_TYPES = (Welcome, UserList, Pong, Ok, RenameOk, LoginOk, HistoryPage, Error)
-_Reply = Welcome | UserList | Pong | Ok | RenameOk | LoginOk | HistoryPage | Error
+_ROOM_REPLY_TYPES = (RoomOk, RoomList, ModesInfo)
+# A reply with an id, an event without one: a join's reply and a logged-in account put
+# back in a room; a topic asked for or set, and a topic change told to the members.
+_REPLY_OR_EVENT_TYPES = (Joined, TopicInfo)
+_Reply = (
+    Welcome
+    | UserList
+    | Pong
+    | Ok
+    | RenameOk
+    | LoginOk
+    | HistoryPage
+    | Error
+    | RoomOk
+    | RoomList
+    | ModesInfo
+    | Joined
+    | TopicInfo
+)
 R = TypeVar("R", bound=Event)
 
 _STREAM_ERRORS = (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError)
@@ -128,12 +163,14 @@ class _Waiter:
         self.size = size  # bytes of the request's line, its newline not counted
 
 
-class Client:
-    """A connection to an imkit server; get one from :func:`connect`."""
+class Client(RoomRequests):
+    """A connection to an imkit server; get one from :func:`connect`. Its room requests
+    (join, part, rooms, topic, ...) are :class:`imkit.client.rooms.RoomRequests`'."""
 
     def __init__(
         self, stream: anyio.abc.ByteStream, *, timeout: float, events: bool, max_events: int
     ) -> None:
+        super().__init__()
         self.name = ""  # our current name on the server
         self.addr = ""  # our address as the server sees it
         self.server = ""  # the server's software, e.g. "imkit/0.1.0"
@@ -151,36 +188,53 @@ class Client:
 
     # ------------------------------------------------------------------ requests
 
-    async def send(self, text: str, to: str | None = None) -> str | None:
-        """Send a message to everyone, or privately to the user named ``to``.
+    async def send(
+        self, text: str, to: str | None = None, *, room: str | None = None
+    ) -> str | None:
+        """Send a message to everyone (the lobby), privately to the user named ``to``,
+        or to the ``room`` (``#name``) we are in (or any, if it takes messages from
+        outside: ``-n``).
 
         Returns the message's msgid once the server has accepted it: for a public message,
         once it is stored (None from a server that gives no msgids); for a private one to
         an account that is offline, once it is kept for it (:meth:`submit` says which).
-        Raises NoSuchUser, InvalidMessage, MailboxFull, ...;
+        Raises NoSuchUser, InvalidMessage, MailboxFull, ...; for a room ServerError
+        ``not_in_room``, ``no_such_room``, ``muted`` (a moderated room, no voice);
         :class:`~imkit.errors.Unavailable` when the server cannot store it, with
         ``delivered`` True when the users online received it anyway (so it must not be
         sent again).
         """
-        return (await self.submit(text, to)).msgid
+        return (await self.submit(text, to, room=room)).msgid
 
-    async def submit(self, text: str, to: str | None = None) -> Receipt:
+    async def submit(self, text: str, to: str | None = None, *, room: str | None = None) -> Receipt:
         """As :meth:`send`, but returns the whole :class:`Receipt`: its ``queued`` is
         True when ``to`` is a registered account that is offline, so the message waits
         until it logs in (at most 100 wait: then MailboxFull)."""
-        if to is None:
-            reply = await self._request(PublicMessage(id=self._new_id(), text=text), Ok)
+        command: Command
+        if to is not None and room is not None:
+            raise ValueError("a message goes to a user or to a room, not both")
+        if room is not None:
+            command = RoomMessage(id=self._new_id(), room=room, text=text)
+        elif to is not None:
+            command = PrivateMessage(id=self._new_id(), to=to, text=text)
         else:
-            reply = await self._request(PrivateMessage(id=self._new_id(), to=to, text=text), Ok)
+            command = PublicMessage(id=self._new_id(), text=text)
+        reply = await self._request(command, Ok)
         return Receipt(reply.msgid, reply.queued is not None)
 
     async def history(
-        self, limit: int = HISTORY_DEFAULT, before: str | None = None, *, with_: str | None = None
+        self,
+        limit: int = HISTORY_DEFAULT,
+        before: str | None = None,
+        *,
+        with_: str | None = None,
+        room: str | None = None,
     ) -> HistoryPage:
         """Past public messages: the ``limit`` (1 to 100) newest sent before the message
         whose msgid is ``before`` (None: the newest of all). With ``with_`` (an account's
         name), the private conversation between that account and ours instead (we must
-        be logged in; only its two parties may read it).
+        be logged in; only its two parties may read it). With ``room``, that room's
+        messages (for its members: else ServerError ``not_in_room``).
 
         The page's ``messages`` are :class:`ChatMessage` objects, oldest first, each with
         its ``msgid`` and original ``time``; ``more`` is True when older ones are kept
@@ -188,7 +242,9 @@ class Client:
         ServerError (``bad_request``) for a ``limit`` out of range or a ``before`` that
         is not a msgid, :class:`~imkit.errors.Unavailable` when history cannot be read.
         """
-        request = History(id=self._new_id(), limit=limit, before=before, with_=with_)
+        if with_ is not None and room is not None:
+            raise ValueError("history is of a conversation or of a room, not both")
+        request = History(id=self._new_id(), limit=limit, before=before, with_=with_, room=room)
         return await self._request(request, HistoryPage)
 
     async def login(self, name: str, password: str) -> str:
@@ -215,9 +271,10 @@ class Client:
         self.name = reply.name or name
         return self.name
 
-    async def who(self) -> list[UserInfo]:
-        """Who is online, in order of arrival."""
-        reply = await self._request(Who(id=self._new_id()), UserList)
+    async def who(self, room: str | None = None) -> list[UserInfo]:
+        """Who is online (the lobby's members), in order of arrival; with ``room``, that
+        room's members, each with ``operator`` and ``voice``."""
+        reply = await self._request(Who(id=self._new_id(), room=room), UserList)
         return list(reply.users)
 
     async def ping(self) -> float:
@@ -227,8 +284,12 @@ class Client:
         return time.perf_counter() - start
 
     async def events(self) -> AsyncIterator[Event]:
-        """Pushed events in order: :class:`ChatMessage` (``to`` is None when public),
-        :class:`Presence` and :class:`NameChange`.
+        """Pushed events in order: :class:`ChatMessage` (``to`` is None when public;
+        then ``room`` is its room, the lobby's too), :class:`Presence`,
+        :class:`NameChange`, and the rooms' events (imkit.protocol.room_events):
+        ``Joined`` (without an ``id``: a logged-in account put back in a room),
+        ``RoomJoin``, ``RoomPart``, ``TopicInfo`` (a change), ``RoomKicked``,
+        ``ModesChanged``, ``Invited``.
 
         Ends by raising :class:`~imkit.errors.Disconnected` when the connection closes.
         """
@@ -248,6 +309,13 @@ class Client:
         return request_id
 
     async def _request(self, command: Command, expected: type[R]) -> R:
+        reply = await self._reply(command)
+        if not isinstance(reply, expected):
+            raise Disconnected(f"unexpected reply from the server: {reply!r}")
+        return reply
+
+    async def _reply(self, command: Command) -> Event:
+        """Send ``command`` and wait for its reply; an error reply raises."""
         if self._closed is not None:
             raise self._closed
         assert isinstance(command.id, int)
@@ -274,8 +342,6 @@ class Client:
             raise self._disconnected()
         if isinstance(reply, Error):
             raise ServerError.from_reply(reply.code, reply.message, delivered=reply.delivered)
-        if not isinstance(reply, expected):
-            raise Disconnected(f"unexpected reply from the server: {reply!r}")
         return reply
 
     def _disconnected(self) -> Disconnected:
@@ -288,7 +354,10 @@ class Client:
             while bye is None:
                 data = await self._stream.receive()
                 for event in self._wire.receive_data(data):
-                    if isinstance(event, _REPLY_TYPES):
+                    self._follow_rooms(event)
+                    if isinstance(event, _REPLY_TYPES + _ROOM_REPLY_TYPES) or (
+                        isinstance(event, _REPLY_OR_EVENT_TYPES) and event.id is not None
+                    ):
                         waiter = self._waiter_for(event)
                         if waiter is not None:
                             waiter.reply = event
@@ -316,6 +385,15 @@ class Client:
             pass
         finally:
             self._close(bye)
+
+    def _follow_rooms(self, event: Event) -> None:
+        """Keep :attr:`rooms_joined` as the server tells it: a join's reply (or an
+        account put back in a room at login), a kick of us, a part of us (a room
+        removed by the administrator)."""
+        if isinstance(event, Joined):
+            self._entered(event.room)
+        elif isinstance(event, RoomKicked | RoomPart) and event.name == self.name:
+            self._left(event.room)
 
     def _waiter_for(self, reply: _Reply) -> _Waiter | None:
         if isinstance(reply.id, int):

@@ -53,3 +53,11 @@ def discard_output() -> None:
     if devnull != 1:  # 1 if standard output was closed: then it now is /dev/null
         os.dup2(devnull, 1)
         os.close(devnull)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters replaced, so nobody can drive our terminal
+    (text that others wrote: messages, names, topics)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == " " else "\N{REPLACEMENT CHARACTER}" for c in text)

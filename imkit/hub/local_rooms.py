@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from imkit.hub.members import Member
 from imkit.hub.rooms import Room, fan_out
 from imkit.protocol import (
+    BAD_REQUEST,
     LOGIN_REQUIRED,
     NO_SUCH_ROOM,
     NO_SUCH_USER,
@@ -63,7 +64,7 @@ log = logging.getLogger("imkit.hub")
 REFUSALS = {
     "banned_from_room": "you are banned from {room}",
     "invite_only": "{room} is invite-only: an operator must invite you",
-    "bad_key": "{room} needs the right key: join|{room}|KEY",
+    "bad_key": "the key to {room} is missing or wrong",
     "room_full": "{room} is full",
     "not_room_operator": "only {room}'s operators may do that",
     "not_in_room": "you are not in {room}",
@@ -417,7 +418,7 @@ class LocalRooms:
             message = f"no user named {command.name!r} is online"
             hub.send(member, Error(command.id, NO_SUCH_USER, message, command.name))
             return
-        state.invited.add(name_key(target.name))
+        state.invite(name_key(target.name))
         hub.send(target, Invited(state.name, member.name))
         hub.send(member, RoomOk(command.id, state.name, f"you invited {target.name}"))
 
@@ -430,10 +431,14 @@ class LocalRooms:
             inside = member.id in state.members
             modes, args = state.modes(show_key=inside)
             bans = tuple(state.bans) if command.list_bans else None
-            hub.send(member, ModesInfo(command.id, state.name, modes, tuple(args), bans))
+            hub.reply(member, ModesInfo(command.id, state.name, modes, tuple(args), bans))
             return
         state = self._operator(member, key, command.id, command.room)
         if state is None:
+            return
+        too_many = state.bans_problem(command.changes)
+        if too_many is not None:
+            hub.send(member, Error(command.id, BAD_REQUEST, too_many, state.name))
             return
         targets: list[Member | None] = []
         for change in command.changes:  # every name first: all of them, or none

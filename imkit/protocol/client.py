@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from imkit.protocol.commands import (
     Command,
     Hello,
     History,
+    Invite,
+    JoinRoom,
+    ListRooms,
     Login,
+    ModeChange,
+    PartRoom,
     Passwd,
     Ping,
     PrivateMessage,
     PublicMessage,
     Rename,
+    RoomKick,
+    RoomMessage,
+    RoomMode,
+    Topic,
     Who,
 )
 from imkit.protocol.events import (
@@ -37,6 +47,19 @@ from imkit.protocol.events import (
 from imkit.protocol.framing import LineFramer
 from imkit.protocol.parsing import load_json
 from imkit.protocol.records import record
+from imkit.protocol.room_events import (
+    Invited,
+    Joined,
+    ModesChanged,
+    ModesInfo,
+    RoomInfo,
+    RoomJoin,
+    RoomKicked,
+    RoomList,
+    RoomOk,
+    RoomPart,
+    TopicInfo,
+)
 from imkit.rules.times import parse_iso_time
 
 # A client reads the server's lines, and one `users` reply lists everyone online (about
@@ -66,6 +89,8 @@ def encode_request(command: Command) -> bytes:
         fields = {"type": "message", "text": command.text, "to": command.to}
     elif isinstance(command, Who):
         fields = {"type": "who"}
+        if command.room is not None:
+            fields["room"] = command.room
     elif isinstance(command, Rename):
         fields = {"type": "rename", "name": command.name}
     elif isinstance(command, Ping):
@@ -76,6 +101,8 @@ def encode_request(command: Command) -> bytes:
             fields["before"] = command.before
         if command.with_ is not None:
             fields["with"] = command.with_
+        if command.room is not None:
+            fields["room"] = command.room
     elif isinstance(command, Login):
         fields = {"type": "login", "name": command.name, "password": command.password}
     elif isinstance(command, Passwd):
@@ -90,10 +117,60 @@ def encode_request(command: Command) -> bytes:
             name, password = command.login
             fields["login"] = {"name": name, "password": password}
     else:
-        raise TypeError(f"{type(command).__name__} is not sent by clients")
+        fields = _room_request(command)
     if command.id is not None:
         fields["id"] = command.id
     return (json.dumps(fields, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def _room_request(command: Command) -> dict[str, Any]:
+    """The JSON fields of a room request (docs/rooms.md)."""
+    fields: dict[str, Any]
+    if isinstance(command, RoomMessage):
+        fields = {"type": "message", "room": command.room, "text": command.text}
+    elif isinstance(command, JoinRoom):
+        fields = {"type": "join", "room": command.room}
+        if command.key is not None:
+            fields["key"] = command.key
+    elif isinstance(command, PartRoom):
+        fields = {"type": "part", "room": command.room}
+        if command.reason is not None:
+            fields["reason"] = command.reason
+    elif isinstance(command, ListRooms):
+        fields = {"type": "rooms"}
+    elif isinstance(command, Topic):
+        fields = {"type": "topic", "room": command.room}
+        if command.topic is not None:
+            fields["topic"] = command.topic
+    elif isinstance(command, RoomKick):
+        fields = {"type": "kick", "room": command.room, "name": command.name}
+        if command.reason is not None:
+            fields["reason"] = command.reason
+    elif isinstance(command, Invite):
+        fields = {"type": "invite", "room": command.room, "name": command.name}
+    elif isinstance(command, RoomMode):
+        fields = {"type": "mode", "room": command.room}
+        if command.list_bans:
+            fields["changes"] = "+b"
+        elif command.changes:
+            fields["changes"], fields["args"] = mode_changes(command.changes)
+    else:
+        raise TypeError(f"{type(command).__name__} is not sent by clients")
+    return fields
+
+
+def mode_changes(changes: tuple[ModeChange, ...]) -> tuple[str, list[str]]:
+    """Changes as the wire writes them: ``("+o-v", ["sam", "kim"])``; a sign is
+    written only where it changes, as IRC does."""
+    text, args, sign = "", [], ""
+    for change in changes:
+        wanted = "+" if change.on else "-"
+        if wanted != sign:
+            text, sign = text + wanted, wanted
+        text += change.flag
+        if change.arg is not None:
+            args.append(change.arg)
+    return text, args
 
 
 def _str(obj: dict[str, Any], key: str) -> str:
@@ -114,10 +191,7 @@ def decode_event(obj: dict[str, Any]) -> Event | None:
     if kind == "message":
         return _message(obj)
     if kind == "history":
-        raw = obj.get("messages")
-        messages = tuple(
-            _message(m) for m in (raw if isinstance(raw, list) else []) if isinstance(m, dict)
-        )
+        messages = tuple(_message(m) for m in _objects(obj, "messages"))
         return HistoryPage(rid, messages, obj.get("more") is True)
     if kind == "presence":
         return Presence(_str(obj, "name"), _str(obj, "addr"), obj.get("status") == "online")
@@ -128,6 +202,8 @@ def decode_event(obj: dict[str, Any]) -> Event | None:
     if kind == "notice":
         return ServerNotice(_str(obj, "code"), _str(obj, "message"))
     if kind == "ok":
+        if "room" in obj and "msgid" not in obj:  # a part's, an invite's, a change's
+            return RoomOk(rid, _str(obj, "room"))
         if "account" in obj:  # a login's ok names the account
             return LoginOk(rid, _str(obj, "name") or _str(obj, "account"))
         if "name" in obj:
@@ -149,18 +225,98 @@ def decode_event(obj: dict[str, Any]) -> Event | None:
             _optional_str(obj, "account"),
         )
     if kind == "users":
-        raw = obj.get("users")
         users = tuple(
-            UserInfo(_str(u, "name"), _str(u, "addr"), _optional_str(u, "account"))
-            for u in (raw if isinstance(raw, list) else [])
-            if isinstance(u, dict)
+            UserInfo(
+                _str(u, "name"),
+                _str(u, "addr"),
+                _optional_str(u, "account"),
+                operator=u.get("operator") is True,
+                voice=u.get("voice") is True,
+            )
+            for u in _objects(obj, "users")
         )
-        return UserList(rid, users)
+        return UserList(rid, users, _optional_str(obj, "room"))
     if kind == "pong":
         return Pong(rid)
     if kind == "bye":
         return Bye(_str(obj, "reason"), _str(obj, "message"))
-    return None
+    decode = _ROOM_EVENTS.get(kind) if isinstance(kind, str) else None
+    return None if decode is None else decode(obj)
+
+
+def _objects(obj: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The objects of the list ``obj[key]`` (anything else in it skipped)."""
+    raw = obj.get(key)
+    return [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
+
+
+def _strings(obj: dict[str, Any], key: str) -> tuple[str, ...]:
+    raw = obj.get(key)
+    return tuple(a for a in raw if isinstance(a, str)) if isinstance(raw, list) else ()
+
+
+def _count(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _joined(obj: dict[str, Any]) -> Joined:
+    return Joined(
+        obj.get("id"),
+        _str(obj, "room"),
+        _optional_str(obj, "topic"),
+        _str(obj, "modes"),
+        _count(obj, "members"),
+        obj.get("operator") is True,
+    )
+
+
+def _topic(obj: dict[str, Any]) -> TopicInfo:
+    # JSON does not say whether a topic event is a reply or a change told to the
+    # members: a change carries no id (a reply always answers a request's id).
+    time = obj.get("time")
+    return TopicInfo(
+        obj.get("id"),
+        _str(obj, "room"),
+        _optional_str(obj, "topic"),
+        _optional_str(obj, "by"),
+        parse_iso_time(time) if isinstance(time, str) else None,
+        changed=obj.get("id") is None,
+    )
+
+
+def _modes(obj: dict[str, Any]) -> ModesInfo:
+    bans = _strings(obj, "bans") if "bans" in obj else None
+    return ModesInfo(
+        obj.get("id"), _str(obj, "room"), _str(obj, "modes"), _strings(obj, "args"), bans
+    )
+
+
+def _rooms(obj: dict[str, Any]) -> RoomList:
+    rooms = tuple(
+        RoomInfo(_str(r, "room"), _count(r, "members"), _optional_str(r, "topic"))
+        for r in _objects(obj, "rooms")
+    )
+    return RoomList(obj.get("id"), rooms)
+
+
+_ROOM_EVENTS: dict[str, Callable[[dict[str, Any]], Event]] = {
+    "joined": _joined,
+    "join": lambda o: RoomJoin(_str(o, "room"), _str(o, "name"), _str(o, "addr")),
+    "part": lambda o: RoomPart(
+        _str(o, "room"), _str(o, "name"), _str(o, "addr"), _optional_str(o, "reason")
+    ),
+    "topic": _topic,
+    "kick": lambda o: RoomKicked(
+        _str(o, "room"), _str(o, "name"), _str(o, "by"), _optional_str(o, "reason")
+    ),
+    "mode": lambda o: ModesChanged(
+        _str(o, "room"), _str(o, "by"), _str(o, "changes"), _strings(o, "args")
+    ),
+    "modes": _modes,
+    "invite": lambda o: Invited(_str(o, "room"), _str(o, "by")),
+    "rooms": _rooms,
+}
 
 
 def _message(obj: dict[str, Any]) -> ChatMessage:
@@ -173,6 +329,7 @@ def _message(obj: dict[str, Any]) -> ChatMessage:
         parse_iso_time(obj.get("time")),
         _str(obj, "msgid") or None,
         _optional_str(obj, "account"),
+        _optional_str(obj, "room") if to is None else None,
     )
 
 

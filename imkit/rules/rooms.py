@@ -22,6 +22,10 @@ DEFAULT_LOBBY = "#lobby"
 DEFAULT_MAX_ROOMS = 1000
 DEFAULT_MAX_ROOMS_PER_USER = 50
 TOPIC_MAX = 300  # characters
+# A room's bans and pending invites at most, so that no operator can grow a room without
+# bound (IRC servers have the same kind of limit; ergo's is 100 bans).
+MAX_ROOM_BANS = 100
+MAX_INVITES = 100
 # Who may make a room by joining it (--room-creation).
 CREATION_POLICIES = ("anyone", "accounts", "admin")
 
@@ -184,7 +188,7 @@ class RoomState:
     key: str | None = None
     limit: int | None = None
     bans: dict[str, tuple[Mask, str]] = field(default_factory=dict)  # mask text -> (mask, by)
-    invited: set[str] = field(default_factory=set)  # name keys
+    invited: dict[str, None] = field(default_factory=dict)  # name keys, oldest first
     operators: set[str] = field(default_factory=set)  # account keys (registered rooms)
     members: dict[int, Place] = field(default_factory=dict)  # in order of joining
 
@@ -210,6 +214,20 @@ class RoomState:
             return BAD_KEY
         if self.limit is not None and len(self.members) >= self.limit:
             return ROOM_FULL
+        return None
+
+    def invite(self, key: str) -> None:
+        """Let the name ``key`` in past +i; the oldest invite goes past MAX_INVITES."""
+        self.invited.pop(key, None)
+        self.invited[key] = None
+        while len(self.invited) > MAX_INVITES:
+            del self.invited[next(iter(self.invited))]
+
+    def bans_problem(self, changes: Iterable[Change]) -> str | None:
+        """Why ``changes`` would give the room too many bans (None: they would not)."""
+        added = {c.arg for c in changes if c.flag == "b" and c.on and c.arg not in self.bans}
+        if len(self.bans) + len(added) > MAX_ROOM_BANS:
+            return f"a room has at most {MAX_ROOM_BANS} bans: lift one first"
         return None
 
     def add(self, member: int, account: str | None, *, creator: bool) -> Place:

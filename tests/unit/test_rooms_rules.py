@@ -24,6 +24,8 @@ from imkit.protocol import (
     parse_text,
 )
 from imkit.rules.rooms import (
+    MAX_INVITES,
+    MAX_ROOM_BANS,
     Mask,
     RoomState,
     address_fields,
@@ -87,7 +89,7 @@ def test_admission_order_ban_then_invite_then_key_then_limit() -> None:
     state.flags |= {"i"}
     state.key, state.limit = "k", 2
     assert state.admission("bob", None, "10.0.0.2:1", "k") == "invite_only"
-    state.invited.add("bob")
+    state.invite("bob")
     assert state.admission("bob", None, "10.0.0.2:1", None) == "bad_key"
     assert state.admission("bob", None, "10.0.0.2:1", "k") is None
     state.add(2, None, creator=False)
@@ -177,3 +179,14 @@ def test_a_room_message_line_and_event() -> None:
     assert encode_text(lobby) == b"[1.2.3.4:5]alex:hi\n"  # the seed's line
     assert b'"room":"#lobby"' in encode_json(lobby)
     assert room.past_line() == "#b past 1970-01-01T00:00:00Z [1.2.3.4:5]alex:hi"
+
+
+def test_a_room_holds_a_bounded_number_of_bans_and_invites() -> None:
+    state = RoomState("#r")
+    for n in range(MAX_ROOM_BANS):
+        assert state.apply(ModeChange("b", True, f"user{n}"), "op")
+    assert state.bans_problem([ModeChange("b", True, "one-more")]) is not None
+    assert state.bans_problem([ModeChange("b", True, "user1")]) is None  # there already
+    for n in range(MAX_INVITES + 5):
+        state.invite(f"guest{n}")
+    assert len(state.invited) == MAX_INVITES and "guest0" not in state.invited
