@@ -181,6 +181,13 @@ def test_a_room_in_the_sidebar_unread_topic_members_and_sending(
     page, watch = open_page(browser, web)
     join(page, "alex")
     expect(page.locator("#no-rooms")).to_be_visible()
+    # The join field suggests the rooms the server lists (not the lobby: it is Everyone).
+    page.locator("#room-name").focus()
+    expect(page.locator("#room-suggestions option")).to_have_count(1)
+    expect(page.locator("#room-suggestions option")).to_have_attribute("value", "#builds")
+    expect(page.locator("#room-suggestions option")).to_have_attribute(
+        "label", "1 member: nightly builds"
+    )
     join_room_on_page(page, "#builds")
     expect(page.locator("#no-rooms")).to_be_hidden()
     # The topic from the `joined` reply, the members from `who`.
@@ -358,21 +365,23 @@ def test_a_guest_page_joins_its_rooms_again_after_a_restart(
 
 def test_a_lobby_named_by_the_server_is_everyone(browser: Browser, short_dir: Path) -> None:
     """`--lobby '#main'`: the welcome does not name the lobby; the page learns it from
-    the lobby's messages, and joining it shows Everyone rather than a second entry."""
+    `rooms` (the lobby first), and joining it shows Everyone rather than a second
+    entry."""
     web = WebServer(short_dir / "admin.sock", "--lobby", "#main")
     try:
         sam = JsonClient(f"127.0.0.1:{web.port}", "sam")
-        sam.ok(type="message", text="in the main lobby")
         page, watch = open_page(browser, web)
         join(page, "newcomer")
-        expect(page.locator(active_log(page))).to_contain_text("in the main lobby")
         join_room_on_page(page, "#side")
         page.locator("#room-name").fill("#Main")
         page.locator("#room-name").press("Enter")
         expect(page.locator("#pane-title")).to_have_text("Everyone")
         expect(page.locator("#rooms button")).to_have_count(1)
+        sam.ok(type="message", text="in the main lobby")
         sam.ok(type="message", room="#main", text="to the lobby by its name")
-        expect(page.locator(active_log(page))).to_contain_text("to the lobby by its name")
+        log = page.locator(active_log(page))
+        expect(log).to_contain_text("in the main lobby")
+        expect(log).to_contain_text("to the lobby by its name")
         assert_clean(watch)
         sam.close()
     finally:

@@ -66,7 +66,8 @@
     users: new Map(), // name → {name, addr, account}
     conversations: new Map(), // key → conversation (see makeConversation)
     active: PUBLIC,
-    lobby: DEFAULT_LOBBY, // the lobby's name: the welcome's `lobby`, or learnt from history
+    lobby: DEFAULT_LOBBY, // the lobby's name: learnt from `rooms` and the lobby's messages
+    roomListAsked: false, // a `rooms` request is on its way
     nextId: 1,
     pending: new Map(), // request id → function(reply)
     backoffMs: BACKOFF_FIRST_MS,
@@ -160,6 +161,7 @@
     state.byeReason = null;
     state.lastText = null;
     state.pending.clear();
+    state.roomListAsked = false;
     setStatus("connecting…");
     ws.onopen = () => {
       setStatus("connected");
@@ -468,7 +470,6 @@
     state.backoffMs = BACKOFF_FIRST_MS;
     state.me = welcome.name;
     state.account = welcome.account || null;
-    if (typeof welcome.lobby === "string" && welcome.lobby) state.lobby = welcome.lobby;
     // A server from before `features` existed had history already.
     saveFeatures(Array.isArray(welcome.features) ? welcome.features : ["history"]);
     // Reconnect as this name from now on (a guest that left the name empty keeps its
@@ -483,6 +484,7 @@
     updateLoginControl();
     loadUsers();
     reloadHistory();
+    loadRoomList();
     rejoinRooms();
     $("text").focus();
   }
@@ -1080,6 +1082,27 @@
     renderMembers();
   }
 
+  /** `rooms`: the lobby first (the page learns its name there: the welcome does not
+   * say it), then the rooms the user may see, offered as the join field's suggestions. */
+  function loadRoomList() {
+    if (!isOpen() || state.roomListAsked) return;
+    state.roomListAsked = true;
+    request({ type: "rooms" }, (reply) => {
+      state.roomListAsked = false;
+      if (reply.type !== "rooms" || !Array.isArray(reply.rooms) || !reply.rooms.length) return;
+      if (typeof reply.rooms[0].room === "string") state.lobby = reply.rooms[0].room;
+      const options = $("room-suggestions");
+      options.replaceChildren();
+      for (const info of reply.rooms.slice(1)) {
+        const option = el("option");
+        option.value = info.room;
+        const members = info.members === 1 ? "1 member" : info.members + " members";
+        option.label = info.topic ? members + ": " + info.topic : members;
+        options.append(option);
+      }
+    });
+  }
+
   function loadMembers(conv) {
     if (!isOpen() || !conv.member) return;
     request({ type: "who", room: conv.room }, (reply) => {
@@ -1312,6 +1335,7 @@
     });
     $("composer").addEventListener("submit", onComposerSubmit);
     $("room-join").addEventListener("submit", onRoomJoinSubmit);
+    $("room-name").addEventListener("focus", loadRoomList);
     $("room-leave").addEventListener("click", onLeaveClick);
     $("topic-form").addEventListener("submit", onTopicSubmit);
     $("reconnect").addEventListener("click", onReconnectClick);
