@@ -2,9 +2,9 @@
 
 One module a group of commands, each thin: ``serve`` (serve.py, its value checks in
 serve_options.py); ``chat`` and ``send`` (clients.py); ``who``, ``kick``, ``stats`` and
-``history`` (server_admin.py); ``ban``, ``mute`` and the like (ban_mute.py); ``account``
-(account.py); ``bench``. What they share (options from ``IMKIT_*`` variables, value
-checks, exit statuses) is in options.py.
+``history`` (server_admin.py); ``ban``, ``mute`` and the like (ban_mute.py); ``rooms``
+and ``room`` (rooms.py); ``account`` (account.py); ``bench``. What they share (options
+from ``IMKIT_*`` variables, value checks, exit statuses) is in options.py.
 
 A command's module is imported only when that command runs (:data:`COMMANDS`), so
 ``imkit send`` loads the client and never the server, its hub or its store.
@@ -33,6 +33,8 @@ COMMANDS = {
     "bans": "imkit.cli.ban_mute:bans",
     "mute": "imkit.cli.ban_mute:mute",
     "unmute": "imkit.cli.ban_mute:unmute",
+    "rooms": "imkit.cli.rooms:rooms",
+    "room": "imkit.cli.rooms:room",
     "account": "imkit.cli.account:account",
     "bench": "imkit.cli.bench:bench",
 }

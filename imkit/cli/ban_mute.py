@@ -4,11 +4,12 @@ server (every node of a cluster), through its admin socket."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
-from imkit.cli.options import TEXT, Duration, option
-from imkit.cli.server_admin import _admin_options, _admin_request, _table
+from imkit.cli.options import TEXT, Duration, Usage, option
+from imkit.cli.server_admin import _admin_options, _admin_request, _table, room_option
 from imkit.client.output import write_line
 
 _FOR = option(
@@ -27,9 +28,15 @@ _REASON = option("--reason", type=TEXT, metavar="TEXT", default=None, help="Told
 @click.argument("target", type=TEXT)
 @_FOR
 @_REASON
+@room_option("Ban TARGET from this room only (a name, account:NAME, an address, a network).")
 @_admin_options
 def ban(
-    target: str, duration: float | None, reason: str | None, port: int, admin_socket: str | None
+    target: str,
+    duration: float | None,
+    reason: str | None,
+    room: str | None,
+    port: int,
+    admin_socket: str | None,
 ) -> None:
     """Ban TARGET: an IPv4 or IPv6 address, a network (CIDR, e.g. 198.51.100.0/24), an
     account (it can no longer log in, from anywhere), or the name of a guest online (its
@@ -39,11 +46,25 @@ def ban(
     matching new connections and logins are refused. The ban is kept (it survives a
     restart) and ends by itself after --for.
 
+    With --room '#ROOM', a room ban instead (docs/rooms.md): TARGET is a user name (the
+    name it joins under), account:NAME, an address or a network; it keeps matching
+    users from joining the room (who is in it stays until kicked: imkit kick --room),
+    the room's members are told (+b by the administrator), and a registered room keeps
+    it across restarts. A room ban has no --for and no --reason.
+
     \b
-    Exit status: 0 banned; 1 refused (no such user online, store unavailable); 2 usage
-    error; 3 no server answers on the admin socket.
+    Exit status: 0 banned; 1 refused (no such user online, no such room, store
+    unavailable); 2 usage error; 3 no server answers on the admin socket.
     """
-    payload = {"type": "ban", "target": target, "for": duration, "reason": reason}
+    if room is not None:
+        if duration is not None or reason is not None:
+            raise Usage("a room ban (--room) has no --for and no --reason")
+        from imkit.cli.rooms import ban_room
+
+        request = {"type": "ban", "target": target, "room": room}
+        ban_room(_admin_request(port, admin_socket, request), on=True)
+        return
+    payload: dict[str, Any] = {"type": "ban", "target": target, "for": duration, "reason": reason}
     reply = _admin_request(port, admin_socket, payload)
     until = f" until {reply['until']}" if reply.get("until") else ""
     removed = reply["removed"]
@@ -56,13 +77,21 @@ def ban(
 
 @click.command(short_help="Lift a ban.")
 @click.argument("target", type=TEXT)
+@room_option("Lift the room's ban on TARGET (as imkit rooms --json lists its bans).")
 @_admin_options
-def unban(target: str, port: int, admin_socket: str | None) -> None:
-    """Lift the ban on TARGET (the address or network as `imkit bans` shows it).
+def unban(target: str, room: str | None, port: int, admin_socket: str | None) -> None:
+    """Lift the ban on TARGET (the address or network as `imkit bans` shows it). With
+    --room '#ROOM', the room's ban on TARGET (its members are told: -b).
 
     \b
-    Exit status: 0 lifted; 1 no such ban; 2 usage error; 3 no server answers.
+    Exit status: 0 lifted; 1 no such ban (or room); 2 usage error; 3 no server answers.
     """
+    if room is not None:
+        from imkit.cli.rooms import ban_room
+
+        payload = {"type": "unban", "target": target, "room": room}
+        ban_room(_admin_request(port, admin_socket, payload), on=False)
+        return
     reply = _admin_request(port, admin_socket, {"type": "unban", "target": target})
     write_line(f"unbanned {reply['target']}")
 

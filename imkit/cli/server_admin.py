@@ -1,5 +1,5 @@
 """``imkit who``, ``kick``, ``stats`` and ``history``: the running server, through its
-admin socket."""
+admin socket (with ``--room``, a room's)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,13 @@ def _admin_options(func: F) -> F:
     )(func)
 
 
+def room_option(help: str) -> Callable[[F], F]:
+    """--room on who, kick, history, ban and unban. No IMKIT_ROOM variable: a room set
+    in the environment (for imkit send) must never turn a server-wide kick or ban into
+    a room's."""
+    return click.option("--room", type=TEXT, metavar="#ROOM", default=None, help=help)
+
+
 def _admin_request(port: int, admin_socket: str | None, payload: dict[str, Any]) -> dict[str, Any]:
     from imkit.client import admin
 
@@ -73,9 +80,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 @click.command(short_help="List who is online (through the admin socket).")
+@room_option("Only the members of this room, with a ROOM column: operator or voice.")
 @_admin_options
 @option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def who(port: int, admin_socket: str | None, as_json: bool) -> None:
+def who(room: str | None, port: int, admin_socket: str | None, as_json: bool) -> None:
     """List the users online, in order of arrival: name, address, connected for, idle
     for, mode (text or json), and the account each is logged in to (- for a guest).
 
@@ -88,6 +96,9 @@ def who(port: int, admin_socket: str | None, as_json: bool) -> None:
     answers on the admin socket; 4 standard output could not be written; 141 it was
     closed by its reader.
     """
+    if room is not None:
+        _who_room(_admin_request(port, admin_socket, {"type": "who", "room": room}), as_json)
+        return
     reply = _admin_request(port, admin_socket, {"type": "who"})
     users = reply["users"]
     if as_json:
@@ -120,6 +131,32 @@ def who(port: int, admin_socket: str | None, as_json: bool) -> None:
         sys.exit(1)
 
 
+def _who_room(reply: dict[str, Any], as_json: bool) -> None:
+    """``imkit who --room``: the room's members, with operators and voices."""
+    users = reply["users"]
+    if as_json:
+        write_line(json.dumps(users, ensure_ascii=False, indent=2))
+        return
+    header = ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE", "ACCOUNT", "ROOM"]
+    rows = [
+        [
+            u["name"],
+            u["addr"],
+            _duration(u["connected_s"]),
+            _idle(u["idle_s"]),
+            u["mode"],
+            u.get("account") or "-",
+            "operator" if u["operator"] else "voice" if u["voice"] else "-",
+        ]
+        for u in users
+    ]
+    if any("node" in u for u in users):
+        header.append("NODE")
+        for row, u in zip(rows, users, strict=True):
+            row.append(u["node"])
+    write_line(_table(header, rows))
+
+
 def _idle(seconds: float | None) -> str:
     # In a cluster only a user's own node knows how long it has been idle.
     return "-" if seconds is None else _duration(seconds)
@@ -128,15 +165,26 @@ def _idle(seconds: float | None) -> str:
 @click.command(short_help="Disconnect a user (through the admin socket).")
 @click.argument("name", type=TEXT)
 @option("--reason", type=TEXT, metavar="TEXT", default=None, help="Told to the user.")
+@room_option("Take NAME out of this room only: it stays online.")
 @_admin_options
-def kick(name: str, reason: str | None, port: int, admin_socket: str | None) -> None:
+def kick(
+    name: str, reason: str | None, room: str | None, port: int, admin_socket: str | None
+) -> None:
     """Disconnect the user NAME, telling them an administrator removed them and why.
+    With --room '#ROOM', take NAME out of that room only (the room's members, NAME too,
+    are told it was kicked by the administrator); it stays online.
 
     \b
-    Exit status: 0 kicked; 1 no such user is online; 2 usage error; 3 no server
-    answers; 4 standard output could not be written; 141 it was closed by its reader.
+    Exit status: 0 kicked; 1 no such user is online (or room, or NAME is not in it); 2
+    usage error; 3 no server answers; 4 standard output could not be written; 141 it was
+    closed by its reader.
     """
     payload = {"type": "kick", "name": name, "reason": reason}
+    if room is not None:
+        payload["room"] = room
+        reply = _admin_request(port, admin_socket, payload)
+        write_line(f"kicked {reply['name']} from {reply['room']}")
+        return
     reply = _admin_request(port, admin_socket, payload)
     if reply.get("pending"):  # a cluster node that is silent: done when it answers
         write_line(
@@ -163,6 +211,9 @@ _STATS_LABELS = {
     "refused_unauthorized": "refused: wrong password",
     "refused_unavailable": "refused: store or cluster unavailable",
     "refused_proxy_header": "refused: no valid PROXY header",
+    "rooms": "rooms",
+    "room_members": "room memberships",
+    "room_messages": "room messages received",
     "backpressure_pauses": "readers held back",
     "backpressure_given_up": "clients not waited for",
     "store": "history kept in",
@@ -385,6 +436,7 @@ def _msgids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
 )
 @option(
     "--limit",
+    "-n",
     type=click.IntRange(1, HISTORY_MAX),
     default=HISTORY_DEFAULT,
     metavar="N",
@@ -397,6 +449,7 @@ def _msgids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     callback=_msgid,
     help="Only messages older than this one (a msgid from --json), to page back.",
 )
+@room_option("This room's messages (a room that has ended too) instead of the lobby's.")
 @_admin_options
 @option("--json", "as_json", is_flag=True, help="Print JSON, with msgids, instead of lines.")
 @click.pass_context
@@ -404,6 +457,7 @@ def history(
     ctx: click.Context,
     limit: int,
     before: str | None,
+    room: str | None,
     port: int,
     admin_socket: str | None,
     as_json: bool,
@@ -412,6 +466,8 @@ def history(
     "past TIME [ADDRESS]NAME:TEXT", TIME in UTC (control characters in names and texts
     are shown as U+FFFD). --json prints {"messages": [...], "more": ...}, each message
     with its msgid, time, from, addr and text; "more" is true when older ones are kept.
+    With --room '#ROOM', that room's messages, each line beginning with the room's name
+    ("#ROOM past TIME [ADDRESS]NAME:TEXT").
 
     \b
     `imkit history delete` removes messages (see its --help).
@@ -428,8 +484,11 @@ def history(
     payload: dict[str, Any] = {"type": "history", "limit": limit}
     if before is not None:
         payload["before"] = before
+    if room is not None:
+        payload["room"] = room
     reply = _admin_request(port, admin_socket, payload)
     del reply["type"]
+    shown_room = reply.pop("room", None)
     if as_json:
         write_line(json.dumps(reply, ensure_ascii=False, indent=2))
         return
@@ -440,6 +499,7 @@ def history(
             None,
             printable(item["text"]),
             parse_iso_time(item["time"]),
+            room=shown_room,
         )
         write_line(message.past_line())
 

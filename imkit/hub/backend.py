@@ -3,7 +3,7 @@
 The chat's rules are written once, in :class:`~imkit.hub.core.Hub`. Who decides what
 the users share (which name is whose, who is online, the order of public messages, the
 accounts) is its :class:`Backend`; what the admin socket asks of the whole chat (who,
-kick, stats, bans, mutes, accounts) is the backend's :class:`Directory`. Each has two
+kick, stats, bans, mutes, accounts, rooms) is the backend's :class:`Directory`. Each has two
 implementations:
 
 * one server: :class:`~imkit.hub.local.LocalBackend` and
@@ -18,7 +18,7 @@ nothing else asks whether it runs in a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from imkit.protocol import (
@@ -37,6 +37,7 @@ from imkit.protocol import (
 )
 from imkit.rules.accounts import Account
 from imkit.rules.bans import Ban
+from imkit.rules.rooms import Change, Mask
 
 if TYPE_CHECKING:
     from imkit.hub.core import Hub
@@ -45,6 +46,13 @@ if TYPE_CHECKING:
 # The admin socket's error codes for accounts (imkit account).
 ACCOUNT_EXISTS = "account_exists"
 NO_SUCH_ACCOUNT = "no_such_account"
+# ... and for rooms (imkit rooms, imkit room; the protocol's no_such_room, not_in_room,
+# bad_room_name and not_room_operator too).
+ROOM_EXISTS = "room_exists"  # room add: it is registered already
+NOT_REGISTERED = "not_registered"  # room op: only a registered room has accounts as operators
+NO_SUCH_BAN = "no_such_ban"  # unban --room: the room has no such ban
+# Who the users are told made an admin's change to a room (RoomKicked, ModesChanged...).
+ADMINISTRATOR = "the administrator"
 
 Reply = dict[str, Any]  # an admin reply (its "type": "ok", "users", "error" ...)
 
@@ -136,3 +144,54 @@ class Directory(Protocol):
     async def account_update(self, key: str, changes: dict[str, Any]) -> str | None: ...
     async def account_remove(self, name: str) -> Reply: ...
     async def accounts(self) -> list[tuple[Account, int]] | Reply: ...
+
+    # rooms (docs/rooms.md, "What the administrator can do"). ``name`` is a room's name
+    # (checked: imkit.rules.rooms.room_problem), never the lobby's; its key is
+    # imkit.rules.rooms.room_key(name). The users are told of each change as by
+    # ADMINISTRATOR; ``by`` (the admin socket's peer) is for the log. Each answers an
+    # "ok" reply, or an error reply (no_such_room, unavailable, ...).
+    def rooms_held(self) -> int | None:
+        """How many rooms this server holds itself (registered ones without members
+        too), for ``imkit stats`` and ``imkit_rooms`` (None: a cluster node, whose
+        rooms are Redis': it counts those with members here)."""
+
+    async def rooms(self) -> Reply:
+        """Every room, secret ones too, by key: ``{"type": "rooms", "rooms": [{"room",
+        "members" (a count), "topic", "modes", "args" (the key shown), "registered",
+        "secret", "operators" (accounts), "bans" (masks)}]}`` (the lobby is not one)."""
+
+    async def room_add(
+        self, name: str, topic: str | None, changes: Sequence[Change], by: str
+    ) -> Reply:
+        """Register the room ``name`` (kept in the store) with ``topic`` and
+        ``changes`` (switches: +i, +m, +s); a room that exists unregistered becomes
+        registered with its members. ``room_exists`` when it is registered already."""
+
+    async def room_remove(self, name: str, by: str) -> Reply:
+        """End the room ``name``: unregistered (forgotten by the store) if it was, every
+        member told (a RoomKicked of itself by ADMINISTRATOR) and taken out, and
+        forgotten by the accounts that would be put back in it at login."""
+
+    async def room_op(self, name: str, account: Account, on: bool, by: str) -> Reply:
+        """``account`` becomes (``on``) or stops being an operator of the registered
+        room ``name``; its users in the room now gain or lose operator status (the
+        room is told: a ModesChanged +o/-o)."""
+
+    async def room_set(
+        self, name: str, topic: str | None, changes: Sequence[Change], by: str
+    ) -> Reply:
+        """Change the room's topic (None: unchanged; "": cleared) and settings
+        (``changes``: i m n s t k l; checked already, imkit.rules.rooms.change_problem);
+        the room is told of what changed, kept first when it is registered."""
+
+    async def room_who(self, name: str) -> Reply:
+        """``{"type": "users", "room": name, "users": [imkit who's rows + "operator",
+        "voice"]}``: the room's members, in order of joining."""
+
+    async def room_kick(self, name: str, user: str, reason: str | None, by: str) -> Reply:
+        """Take the user ``user`` out of the room ``name`` (it stays online):
+        no_such_user, not_in_room."""
+
+    async def room_ban(self, name: str, mask: Mask, on: bool, by: str) -> Reply:
+        """Ban ``mask`` from the room ``name`` (``on``), or lift that ban (no_such_ban);
+        members it matches stay until kicked (``"matching"``: their names)."""

@@ -8,8 +8,9 @@ and accounts' rooms are kept in the store. A cluster node's rooms are Redis'
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imkit.hub.members import Member
 from imkit.hub.rooms import Room, fan_out
@@ -52,7 +53,7 @@ from imkit.protocol import (
     Who,
 )
 from imkit.rules.names import name_key
-from imkit.rules.rooms import RoomState, room_key
+from imkit.rules.rooms import Change, RoomState, room_key
 from imkit.store import Store
 
 if TYPE_CHECKING:
@@ -262,6 +263,7 @@ class LocalRooms:
             hub.send(member, Error(command.id, UNAVAILABLE, message))
             return
         hub.stats.public_received += 1
+        hub.stats.room_messages += 1
         now = hub.wall_clock()
         msgid = store.new_msgid(now)
         event = ChatMessage(
@@ -477,3 +479,103 @@ class LocalRooms:
         if letters:
             self._tell_room(key, ModesChanged(state.name, member.name, letters, tuple(args)))
         hub.send(member, RoomOk(command.id, state.name))
+
+    # ------------------------------------------------------ the administrator's
+    # (imkit.hub.directory.LocalDirectory, which keeps registered rooms in the store
+    # first); ``by`` is who the users are told made the change.
+
+    def admin_rows(self) -> list[dict[str, Any]]:
+        """Every room, secret and registered ones without members too, by key."""
+        store = self.hub.store
+        for key in store.rooms:
+            self._state(key)
+        rows = []
+        for _, state in sorted(self.states.items()):
+            modes, args = state.modes(show_key=True)
+            operators = [
+                account.name if (account := store.accounts.get(key)) is not None else key
+                for key in sorted(state.operators)
+            ]
+            rows.append(
+                {
+                    "room": state.name,
+                    "members": len(state.members),
+                    "topic": state.topic,
+                    "modes": modes,
+                    "args": args,
+                    "registered": state.registered,
+                    "secret": "s" in state.flags,
+                    "operators": operators,
+                    "bans": list(state.bans),
+                }
+            )
+        return rows
+
+    def members_here(self, key: str) -> list[Member]:
+        """The members of the room ``key`` connected here, in order of joining."""
+        room = self.hub.rooms.get(key)
+        return [] if room is None else list(room.members.values())
+
+    def admin_change(
+        self, key: str, state: RoomState, topic: str | None, changes: Sequence[Change], by: str
+    ) -> tuple[str, list[str]]:
+        """Set the topic (None: unchanged, "": cleared) and make ``changes`` (not o or
+        v) in ``state``, the room ``key``'s (a registered room's trial copy too: then
+        nobody is told); the room is told of what changed, which is returned (+m-i and
+        its arguments)."""
+        told = self.states.get(key) is state
+        if topic is not None and (topic or None) != state.topic:
+            state.topic = topic or None
+            state.topic_by, state.topic_time = by, self.hub.wall_clock()
+            if told:
+                event = TopicInfo(None, state.name, state.topic, by, state.topic_time, True)
+                self._tell_room(key, event)
+        letters, args, sign = "", [], None
+        for change in changes:
+            if not state.apply(change, by):
+                continue
+            if sign is not change.on:
+                letters += "+" if change.on else "-"
+                sign = change.on
+            letters += change.flag
+            if change.arg is not None and (change.flag in "kl" and change.on or change.flag == "b"):
+                args.append(change.arg)
+        if letters and told:
+            self._tell_room(key, ModesChanged(state.name, by, letters, tuple(args)))
+        return letters, args
+
+    def admin_operator(
+        self, key: str, state: RoomState, account_key: str, on: bool, by: str
+    ) -> None:
+        """The account ``account_key`` is (``on``) or is no longer an operator of the
+        room; its users in it now are told so with the room (+o/-o)."""
+        (state.operators.add if on else state.operators.discard)(account_key)
+        names = []
+        for member in self.members_here(key):
+            place = state.members.get(member.id)
+            if member.account is None or name_key(member.account) != account_key:
+                continue
+            if place is not None and place.operator != on:
+                place.operator = on
+                names.append(member.name)
+        if names:
+            letters = ("+" if on else "-") + "o" * len(names)
+            self._tell_room(key, ModesChanged(state.name, by, letters, tuple(names)))
+
+    def admin_end(self, key: str, by: str, reason: str) -> int:
+        """The room ``key`` ends: each member is told it was kicked (of itself only)
+        and taken out, the room is forgotten by every account that would be put back
+        in it at login; how many members it had here."""
+        hub, store = self.hub, self.hub.store
+        state = self.states.get(key)
+        if state is not None:
+            state.registered = False
+        members = self.members_here(key)
+        for member in members:
+            hub.send(member, RoomKicked(member.rooms[key].name, member.name, by, reason))
+            self._drop(member, key)
+        self.states.pop(key, None)
+        for account_key, rooms in list(store.account_rooms.items()):
+            if key in rooms:
+                store.forget_room(account_key, key)
+        return len(members)

@@ -13,6 +13,7 @@ class Stats:
     connections_total: int = 0
     public_received: int = 0  # public chat messages accepted
     private_received: int = 0  # private chat messages accepted
+    room_messages: int = 0  # of the public ones, those sent to a room (not the lobby)
     messages_delivered: int = 0  # copies of them queued for a recipient
     slow_consumers: int = 0
     idle_kicks: int = 0

@@ -6,8 +6,10 @@ receives them:
     {"type":"stats"}                       -> {"type":"stats", counters..., store...}
     {"type":"history","limit":N,"before":M} -> {"type":"history","messages":[...],"more":B}
 
-and the moderation (imkit.operator.moderation_requests) and account
-(imkit.operator.account_requests) requests.
+and the moderation (imkit.operator.moderation_requests), account
+(imkit.operator.account_requests) and room (imkit.operator.room_requests) requests.
+``who``, ``kick`` and ``history`` take a ``room`` (a room's members, a kick from it, its
+history).
 
 Every request is answered at once but ``history``, which waits (a bounded time) for the
 store to read it.
@@ -22,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from imkit.hub.directory import user_rows
-from imkit.operator import account_requests, moderation_requests
+from imkit.operator import account_requests, moderation_requests, room_requests
 from imkit.operator.served import Administered, Handler, error_reply
 from imkit.protocol import (
     BAD_REQUEST,
@@ -33,6 +35,7 @@ from imkit.protocol import (
     parse_json_request,
 )
 from imkit.protocol.admin import MAX_REQUEST
+from imkit.rules.rooms import room_key
 from imkit.store.base import awaited
 
 log = logging.getLogger("imkit.admin")
@@ -66,11 +69,16 @@ async def answer(server: Administered, line: bytes | None, by: str = "admin") ->
 
 
 async def who(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
-    """Everyone online (on a cluster node: in the whole cluster)."""
+    """Everyone online (on a cluster node: in the whole cluster); with a ``room``, its
+    members."""
+    if request.get("room") is not None:
+        return await room_requests.who(server, request, by)
     return await server.hub.directory.who()
 
 
 async def kick(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    if request.get("room") is not None:  # out of that room only
+        return await room_requests.kick(server, request, by)
     name, reason = request.get("name"), request.get("reason")
     if not isinstance(name, str) or not (reason is None or isinstance(reason, str)):
         return error_reply(BAD_REQUEST, "kick needs a string 'name' (and 'reason')")
@@ -84,15 +92,25 @@ async def stats_request(server: Administered, request: dict[str, Any], by: str) 
 
 
 async def history(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
-    """Past public messages, oldest first, as the chat's history request gives them."""
+    """Past public messages, oldest first, as the chat's history request gives them: the
+    lobby's, or a ``room``'s (any room's, one that has ended too)."""
     # The same request as a chat client's, checked by the same parser.
     command = parse_json_request({**request, "id": None})
     if not isinstance(command, History):
         message = command.message if isinstance(command, Invalid) else "not a history request"
-        return error_reply(BAD_REQUEST, f"history: {message}")
+        code = command.code if isinstance(command, Invalid) else BAD_REQUEST
+        return error_reply(code, f"history: {message}")
+    if command.with_ is not None:
+        return error_reply(BAD_REQUEST, "history: the admin socket reads no private conversation")
     limit, before = command.limit, command.before
+    key = None if command.room is None else room_key(command.room)
+    if key == server.hub.lobby_key:
+        key = None  # the lobby's history, as without a room
+    read = partial(server.hub.store.history, limit, before)
+    if key is not None:
+        read = partial(server.hub.store.history, limit, before, room=key)
     try:
-        page = await awaited(partial(server.hub.store.history, limit, before), HISTORY_TIMEOUT)
+        page = await awaited(read, HISTORY_TIMEOUT)
     except TimeoutError:
         return error_reply(UNAVAILABLE, f"the store did not answer within {HISTORY_TIMEOUT:g}s")
     if isinstance(page, str):
@@ -107,12 +125,21 @@ async def history(server: Administered, request: dict[str, Any], by: str) -> dic
         }
         for message in page.messages
     ]
-    return {"type": "history", "messages": messages, "more": page.more}
+    reply = {"type": "history", "messages": messages, "more": page.more}
+    if key is not None:
+        reply["room"] = command.room
+    return reply
 
 
 def users(server: Administered) -> list[dict[str, Any]]:
     """``imkit who``'s rows for this server's own users."""
     return user_rows(server.hub)
+
+
+def rooms_here(server: Administered) -> int:
+    """The rooms this server holds (a cluster node: those with members here)."""
+    held = server.hub.directory.rooms_held()
+    return len(server.hub.rooms) if held is None else held
 
 
 def stats(server: Administered) -> dict[str, Any]:
@@ -140,6 +167,10 @@ def stats(server: Administered) -> dict[str, Any]:
         "failed_logins": counters.failed_logins,
         "replaced": counters.replaced,
         "queued": counters.queued,
+        # Rooms: on one server all of them; on a cluster node those with members here.
+        "rooms": rooms_here(server),
+        "room_members": sum(len(m.rooms) for m in server.hub.local_members()),
+        "room_messages": counters.room_messages,
         # A cluster node holds no accounts itself: its cluster section counts Redis'.
         "accounts": server.hub.directory.accounts_held(),
         "bans_in_force": len(server.hub.bans.in_force(server.hub.wall_clock())),
@@ -168,4 +199,10 @@ REQUESTS: dict[str, Handler] = {
     "account_passwd": account_requests.passwd,
     "account_remove": account_requests.remove,
     "accounts": account_requests.list_accounts,
+    "rooms": room_requests.rooms,
+    "room_add": room_requests.add,
+    "room_remove": room_requests.remove,
+    "room_op": room_requests.op,
+    "room_deop": room_requests.deop,
+    "room_set": room_requests.set_room,
 }

@@ -17,6 +17,7 @@ from typing import Any
 from imkit.hub.core import Hub
 from imkit.hub.credentials import find_account
 from imkit.hub.directory import STORE_TIMEOUT
+from imkit.operator import room_requests
 from imkit.operator.served import Administered
 from imkit.protocol import BAD_REQUEST, NO_SUCH_USER, UNAVAILABLE, iso_time
 from imkit.rules.accounts import MUTE_FIELDS, Account
@@ -73,6 +74,8 @@ def _checked(request: dict[str, Any]) -> tuple[str, float | None, str | None] | 
 
 
 async def ban(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    if request.get("room") is not None:  # a room ban (imkit.operator.room_requests)
+        return await room_requests.ban(server, request, by, on=True)
     checked = _checked(request)
     if isinstance(checked, dict):
         return checked
@@ -81,6 +84,8 @@ async def ban(server: Administered, request: dict[str, Any], by: str) -> dict[st
 
 
 async def unban(server: Administered, request: dict[str, Any], by: str) -> dict[str, Any]:
+    if request.get("room") is not None:
+        return await room_requests.ban(server, request, by, on=False)
     checked = _checked(request)
     if isinstance(checked, dict):
         return checked

@@ -126,6 +126,10 @@ class Snapshot:
     stopping: bool
     store_problem: str | None
     store_failed_batches: int
+    # Rooms: on one server all of them (registered ones without members too), on a
+    # cluster node those with members here; the rooms this node's users are in, added up.
+    rooms: int = 0
+    room_members: int = 0
     # --cluster: (why Redis cannot be used now or None, outages, of them while Redis was
     # full, times found empty, messages_missed notices)
     cluster: tuple[str | None, int, int, int, int] | None = None
@@ -144,6 +148,8 @@ def take_snapshot(server: Observed) -> Snapshot:
         stopping=server.stopping,
         store_problem=hub.store.problem,
         store_failed_batches=hub.store.failed_batches,
+        rooms=len(hub.rooms) if (held := hub.directory.rooms_held()) is None else held,
+        room_members=sum(len(member.rooms) for member in hub.local_members()),
         cluster=None if (c := server.cluster) is None else _cluster_state(c),
     )
 
@@ -268,6 +274,23 @@ class ServerCollector(Collector):
             "Public messages refused because the store could not write.",
             "reason",
             {"unavailable": stats.refused_unavailable},
+        )
+        yield _counter(
+            "imkit_room_messages_total",
+            "Of the public messages accepted, those sent to a room (not the lobby).",
+            stats.room_messages,
+        )
+        yield _gauge(
+            "imkit_rooms",
+            "Rooms: on one server every room (registered ones without members too); on a "
+            "cluster node, the rooms with members on this node.",
+            snap.rooms,
+        )
+        yield _gauge(
+            "imkit_room_members",
+            "Room memberships of this node's users (a user in 3 rooms is 3; the lobby is "
+            "not counted).",
+            snap.room_members,
         )
         yield _counter(
             "imkit_deliveries_total",

@@ -90,6 +90,12 @@ def test_every_admin_request_is_one_entry_of_one_table() -> None:
         "account_passwd",
         "account_remove",
         "accounts",
+        "rooms",
+        "room_add",
+        "room_remove",
+        "room_op",
+        "room_deop",
+        "room_set",
     }
 
 
