@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from imkit.cluster import FULL
 from imkit.cluster.connection import FAILURES, is_full
+from imkit.cluster.room_admin import RedisRoomDirectory
 from imkit.cluster.terms import ascii_keys, parse_users
 from imkit.hub.backend import ACCOUNT_EXISTS, NO_SUCH_ACCOUNT, Reply
 from imkit.protocol import NO_SUCH_USER, UNAVAILABLE, iso_time
@@ -28,8 +29,38 @@ from imkit.rules.names import name_key
 
 if TYPE_CHECKING:
     from imkit.cluster.backend import RedisBackend
+    from imkit.hub.members import Member
 
 log = logging.getLogger("imkit.admin")
+
+
+def user_row(
+    node: RedisBackend, user: dict[str, Any], local: dict[str, Member], now: float
+) -> dict[str, Any]:
+    """One row of ``imkit who`` from a conn's record in Redis (``local``: this node's
+    members by id, whose idle time is known here)."""
+    link = node.link
+    since = float(user.get("since") or 0)
+    row: dict[str, Any] = {
+        "name": user["name"],
+        # --hide-addresses: Redis keeps the address users see (a pseudonym) in
+        # "addr" and the real one beside it, for the operator only.
+        "addr": user.get("real") or user["addr"],
+        "account": user.get("account"),
+        "mode": user.get("mode", "text"),
+        "node": user.get("node", ""),
+        "connected_at": iso_time(since),
+    }
+    member = local.get(str(user.get("mid", ""))) if user.get("node") == link.node else None
+    if member is not None:
+        row["connected_s"] = round(now - member.connected_at, 3)
+        row["idle_s"] = round(now - member.last_active, 3)
+    else:
+        row["connected_s"] = round(max(0.0, time.time() - since), 3)
+        row["idle_s"] = None  # known only to the user's own node
+    if node.hub.hide_addresses:
+        row["pseudonym"] = user["addr"]
+    return row
 
 
 async def who(node: RedisBackend) -> dict[str, Any]:
@@ -39,27 +70,7 @@ async def who(node: RedisBackend) -> dict[str, Any]:
     local = {str(m.id): m for m in node.hub.members}
 
     def detail(user: dict[str, Any]) -> dict[str, Any]:
-        since = float(user.get("since") or 0)
-        row: dict[str, Any] = {
-            "name": user["name"],
-            # --hide-addresses: Redis keeps the address users see (a pseudonym) in
-            # "addr" and the real one beside it, for the operator only.
-            "addr": user.get("real") or user["addr"],
-            "account": user.get("account"),
-            "mode": user.get("mode", "text"),
-            "node": user.get("node", ""),
-            "connected_at": iso_time(since),
-        }
-        member = local.get(str(user.get("mid", ""))) if user.get("node") == link.node else None
-        if member is not None:
-            row["connected_s"] = round(now - member.connected_at, 3)
-            row["idle_s"] = round(now - member.last_active, 3)
-        else:
-            row["connected_s"] = round(max(0.0, time.time() - since), 3)
-            row["idle_s"] = None  # known only to the user's own node
-        if node.hub.hide_addresses:
-            row["pseudonym"] = user["addr"]
-        return row
+        return user_row(node, user, local, now)
 
     if link.problem is None:
         try:
@@ -160,6 +171,7 @@ async def cluster_stats(node: RedisBackend) -> dict[str, Any]:
         "nodes": None,
         "totals": None,
         "accounts": None,  # in Redis (the node's own "accounts" counts none)
+        "rooms": None,  # every room in Redis (the node's own "rooms": those with members here)
     }
     try:
         reply = await link.run_script("nodes")
@@ -187,6 +199,7 @@ async def cluster_stats(node: RedisBackend) -> dict[str, Any]:
     section["totals"] = totals
     try:
         section["accounts"] = int(await link.request(("HLEN", link.accounts_key)))
+        section["rooms"] = int(await link.request(("HLEN", f"{link.name}:rooms")))
     except FAILURES:
         pass
     return section
@@ -334,7 +347,7 @@ async def accounts(node: RedisBackend) -> list[tuple[Account, int]] | dict[str, 
     return listed
 
 
-class RedisDirectory:
+class RedisDirectory(RedisRoomDirectory):
     """The whole cluster, as the admin socket of one of its nodes sees it (the answers
     above, for the node's backend)."""
 
@@ -343,6 +356,12 @@ class RedisDirectory:
 
     def accounts_held(self) -> int | None:
         return None  # in Redis: the cluster section counts them
+
+    def unreachable(self, error: BaseException) -> str:
+        return _unreachable(self.node, error)
+
+    def user_row(self, user: dict[str, Any], local: dict[str, Member], now: float) -> Reply:
+        return user_row(self.node, user, local, now)
 
     async def who(self) -> Reply:
         return await who(self.node)

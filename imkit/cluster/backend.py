@@ -19,6 +19,8 @@ What changes against one node:
   so that each sender's messages keep their order;
 * while Redis cannot be reached, what needs it is refused (``unavailable``) and new
   connections are turned away; connected users stay;
+* rooms (:mod:`imkit.cluster.rooms`) are Redis' too: each room request is a script,
+  each room has its own event stream, and a node reads only its users' rooms' streams;
 * accounts and the private messages waiting for them live in Redis (``P:accounts``,
   ``P:mail:KEY``), so that an account added on one node works on every node at once. A
   login is one script (another session of the account is replaced, the user takes the
@@ -39,6 +41,7 @@ from imkit.cluster.admin_answers import RedisDirectory
 from imkit.cluster.connection import is_full
 from imkit.cluster.events import ClusterEvents
 from imkit.cluster.link import ClusterLink
+from imkit.cluster.rooms import RedisRooms
 from imkit.cluster.terms import (
     REJOINING,
     UNAVAILABLE_BYE,
@@ -90,10 +93,10 @@ from imkit.rules.names import name_key, name_problem
 log = logging.getLogger("imkit.cluster")
 
 
-class RedisBackend:
+class RedisBackend(RedisRooms):
     """The shared decisions of a cluster node, made by Redis; see the module docstring."""
 
-    features: tuple[str, ...] = ("history", "accounts", "cluster")
+    features: tuple[str, ...] = ("history", "accounts", "rooms", "cluster")
     hub: Hub
     events: ClusterEvents
     directory: RedisDirectory
@@ -106,6 +109,7 @@ class RedisBackend:
         self.next_login = 1
         self.leaving: dict[int, Leaving] = {}  # by id: reading ended
         self.on_command: Callable[[Member], None] | None = self._mode_decided
+        self._init_rooms()
 
     def attach(self, hub: Hub) -> None:
         self.hub = hub
@@ -180,6 +184,7 @@ class RedisBackend:
             for token in [t for t, login in self.logins.items() if login.member is member]:
                 del self.logins[token]
         self.hub._forget_name(member)
+        self.leave_rooms_here(member)
         if leaving is not None:  # its leave is in Redis already
             leaving.answered()
             return
@@ -320,7 +325,7 @@ class RedisBackend:
                 )
                 self.hub.reply(member, UserList(rid, users))
 
-        self.link.script("who", done=listed)
+        self.link.script("who", "1", done=listed)
 
     def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
         problem = name_problem(new)

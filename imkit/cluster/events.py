@@ -21,13 +21,12 @@ from imkit.hub.members import (
     Member,
     kick_bye,
 )
+from imkit.hub.rooms import fan_out, lobby_and_rooms
 from imkit.protocol import (
     ChatMessage,
     Event,
-    Frame,
     KeptMessage,
     LoginOk,
-    Mode,
     NameChange,
     Presence,
     ServerNotice,
@@ -69,6 +68,8 @@ class ClusterEvents:
                     "since": str(member.connected_wall),
                     "defaults": default_candidates(member.shown_addr),
                     "account": member.account or "",
+                    "rooms": [[key, room.name] for key, room in member.rooms.items()],
+                    "lobby": member.in_lobby,
                 }
             )
         return result
@@ -94,12 +95,16 @@ class ClusterEvents:
         else:
             reply = LoginOk(pending.rid, member.name)
         self.hub.send(member, reply)
+        self.backend.rejoin_rooms(member, name_key(member.account))
 
     # ------------------------------------------------------------ events from Redis
 
     def apply(self, event: dict[str, Any], own_stream: bool) -> None:
         """One event read from Redis, in the cluster's order."""
         kind = event["t"]
+        if "room" in event:  # a room's stream (imkit.cluster.rooms)
+            self.backend.room_event(event)
+            return
         local = (
             self.backend.local.get(int(event["mid"]))
             if event.get("node") == self.backend.node
@@ -131,7 +136,10 @@ class ClusterEvents:
             leaving = local if local is not None and local.id in self.backend.leaving else None
             if leaving is not None:  # its own offline line is not for it, as on one node
                 self.hub._members.pop(leaving.id, None)
-            self.hub.broadcast(Presence(event["name"], event["addr"], online=False))
+                self.backend.leave_rooms_here(leaving)
+            # the lobby and the members here of its rooms (release() took it out of them)
+            offline = Presence(event["name"], event["addr"], online=False)
+            self.hub.tell(offline, self.backend.rooms_of(event))
             if leaving is not None:
                 self.backend.left(leaving)
         elif kind == "rn":
@@ -144,10 +152,12 @@ class ClusterEvents:
                 if reason is not None:
                     # Not asked for (an account took its name): only the user is told
                     # why; everyone else sees a rename.
-                    self._broadcast_but(local, change)
+                    self._tell_but(local, change, event)
                     self.hub.send(local, NameChange(change.old, change.new, change.addr, reason))
                     return
-            self.hub.broadcast(change)
+            self.hub.tell(change, self.backend.rooms_of(event))
+        elif kind in ("lj", "lp"):
+            self.backend.lobby_event(event)
         elif kind == "ban":
             self.hub.apply_ban(Ban.from_fields(event["ban"]))
         elif kind == "unban":
@@ -183,6 +193,8 @@ class ClusterEvents:
                 self.hub.unflushed_since = member.last_active
         elif kind == "li":
             self._logged_in(member, event)
+        elif kind == "inv":
+            self.backend.invited(member, event)
         elif kind == "mute":
             self._muted(member, event)
         elif kind == "k":
@@ -254,18 +266,10 @@ class ClusterEvents:
             },
         )
 
-    def _broadcast_but(self, member: Member, event: Event) -> None:
-        """:meth:`broadcast` to everyone but ``member``."""
-        frame = Frame(event)
-        slow = []
-        for other in self.hub._members.values():
-            if other is member:
-                continue
-            data = frame.json if other.mode is Mode.JSON else frame.text
-            if data and not other.outbox.put(data):
-                slow.append(other)
-        if slow:
-            self.hub._overflow(slow)
+    def _tell_but(self, member: Member, event: Event, raw: dict[str, Any]) -> None:
+        """:meth:`Hub.tell` to everyone but ``member``."""
+        recipients = lobby_and_rooms(self.hub, self.backend.rooms_of(raw))
+        fan_out(self.hub, [m for m in recipients if m is not member], event)
 
     def _online(self, member: Member, name: str, *, back: bool) -> None:
         old = member.name

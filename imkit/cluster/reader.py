@@ -12,10 +12,27 @@ positions, sent in the same round trip and run by Redis right after the first re
 reads both streams as they are at one moment. Every event numbered below one it
 returns was written before that moment and so is in it too: a sender's private
 message can no longer be applied before its earlier public one.
+
+Rooms (docs/cluster.md, "Rooms"): the reader reads the event stream of each room that
+this node's users are in, and only those: :meth:`EventReader.add_stream` and
+:meth:`EventReader.drop_stream` change the set. A stream added while an XREAD is in
+flight would wait for that XREAD to time out (up to READ_BLOCK_MS) before it is read;
+cancelling the XREAD would lose the connection's place in its replies (it must then be
+closed, as :meth:`~EventReader.restart` does). So the writer sends ``CLIENT UNBLOCK``
+with the reader's connection id: Redis ends the blocking XREAD as if it had timed out,
+the non-blocking XREAD of the same round still runs, nothing in flight is lost, and the
+next round reads the new stream from the id it was added with (the room's join event:
+the joiner's own, which its reply answered). An UNBLOCK that arrives before the XREAD
+blocks is tried again while that round lasts. Entries of a stream that was dropped, or
+that are not after the place a stream was (re-)added at, are skipped when a reply
+brings them, so a stream dropped and added back in flight delivers each event once.
+An event whose ``p`` is ``0-0`` begins its stream (a room made again after it ended):
+no gap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -52,6 +69,39 @@ class EventReader:
         # Redis' top when it came back behind this node (_resume).
         self._rejoined: dict[str, str] = {}
         self._marked = 0.0  # when it last reported its place (monotonic)
+        self.client_id: int | None = None  # the reader's Redis connection (CLIENT ID)
+        self._in_flight: frozenset[str] | None = None  # the streams of the XREAD waiting
+        self._wake_tries = 0
+
+    def add_stream(self, stream: str, after_id: str) -> None:
+        """Read ``stream`` too, from the entry after ``after_id`` (see the module
+        docstring: the XREAD in flight is woken, not cancelled)."""
+        self.read_from[stream] = after_id
+        self._rejoined.pop(stream, None)
+        if self._in_flight is not None and stream not in self._in_flight:
+            self._wake_tries = 0
+            self._wake()
+
+    def drop_stream(self, stream: str) -> None:
+        """Stop reading ``stream`` (what a reply in flight brings of it is skipped)."""
+        self.read_from.pop(stream, None)
+        self._rejoined.pop(stream, None)
+
+    def reads(self, stream: str) -> bool:
+        return stream in self.read_from
+
+    def _wake(self) -> None:
+        if self.client_id is not None:
+            self.link.call(("CLIENT", "UNBLOCK", self.client_id), self._woken)
+
+    def _woken(self, reply: Any) -> None:
+        """CLIENT UNBLOCK's answer: 0 when the XREAD was not blocking yet (or over)."""
+        flight = self._in_flight
+        if reply != 0 or flight is None or all(s in flight for s in self.read_from):
+            return
+        self._wake_tries += 1
+        if self._wake_tries <= 100:  # that round's XREAD blocks at most READ_BLOCK_MS
+            asyncio.get_running_loop().call_later(0.01, self._wake)
 
     def start_at(self, last: str, epoch: str) -> None:
         """The node joined: read ``P:log`` from ``last`` on (its own stream is new)."""
@@ -79,6 +129,7 @@ class EventReader:
             stale_ms = int(link.beat_interval * 3000)
             mark = link.script_call("read_mark", link.node, place, stale_ms)
             commands.append(mark)
+        self._in_flight = frozenset(self.read_from)
         streams = (*self.read_from.keys(), *self.read_from.values())
         block = POLL_MS if pacer.holding else READ_BLOCK_MS
         commands.append(("XREAD", "COUNT", 1, "BLOCK", block, "STREAMS", *streams))
@@ -98,7 +149,7 @@ class EventReader:
                     replies = None
                     with anyio.CancelScope() as self._scope:
                         replies = await reader.run(self._commands())
-                    self._scope = None
+                    self._scope = self._in_flight = None
                     if replies is None:  # restart() cancelled the read
                         continue
                     if len(replies) == 3:
@@ -121,7 +172,8 @@ class EventReader:
                 await anyio.sleep(retry)
                 retry = min(retry * 2, link.beat_interval)
             finally:
-                self._scope = None
+                self._scope = self._in_flight = None
+                self.client_id = None
                 with anyio.CancelScope(shield=True):
                     await reader.close()
 
@@ -143,6 +195,8 @@ class EventReader:
         the users are told, once."""
         link = self.link
         meta = f"{link.name}:meta"
+        (client_id,) = await reader.run([("CLIENT", "ID")])
+        self.client_id = int(client_id)
         while True:
             (epoch,) = await reader.run([("HGET", meta, "epoch")])
             if epoch is not None and epoch == link.epoch:
@@ -159,6 +213,8 @@ class EventReader:
         (tops,) = await reader.run([("HMGET", meta, *(f"last:{stream}" for stream in streams))])
         behind = False
         for stream, raw in zip(streams, tops, strict=True):
+            if raw is None and stream not in (link.log_key, link.own_log_key):
+                continue  # a room that ended meanwhile: nothing to catch up with
             top = str(raw or "0-0")  # decode_responses: a str
             if seq(top) < seq(self.read_from[stream]):
                 # The next entry follows Redis' top, not ours: a gap told of already.
@@ -187,14 +243,22 @@ class EventReader:
         missed = False
         own_key = self.link.own_log_key
         for stream, entries in streams:
+            if stream not in self.read_from:
+                continue  # dropped while this XREAD was in flight
             own = stream == own_key
             last = self.read_from[stream]
+            start = seq(last)
+            entries = [entry for entry in entries if seq(entry[0]) > start]
             rejoined = self._rejoined.pop(stream, last) if entries else last
             for n, (entry_id, fields) in enumerate(entries):
                 number = seq(entry_id)
                 if limit is not None and number > limit:
                     break
-                if n == 0 and fields.get("p", last) not in (last, rejoined) and last != "0-0":
+                if (
+                    n == 0
+                    and fields.get("p", last) not in (last, rejoined, "0-0")
+                    and (last != "0-0")
+                ):
                     missed = True  # trimmed past us: we fell too far behind
                 batch.append((number, own, json.loads(fields["d"])))
                 last = entry_id

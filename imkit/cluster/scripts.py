@@ -35,6 +35,8 @@ from __future__ import annotations
 import importlib.resources
 import re
 
+from imkit.rules.rooms import MAX_INVITES, MAX_ROOM_BANS
+
 # How many entries each event stream keeps (approximately: MAXLEN ~). A node whose
 # reader falls further behind than this misses messages and its users are told.
 LOG_LENGTH = 10_000
@@ -45,7 +47,12 @@ LOG_LENGTH = 10_000
 HELD_MS = 24 * 3600 * 1000
 
 # The constants the Lua text names as ${NAME} (prelude.lua): defined here only.
-CONSTANTS: dict[str, int] = {"LOG_LENGTH": LOG_LENGTH, "HELD_MS": HELD_MS}
+CONSTANTS: dict[str, int] = {
+    "LOG_LENGTH": LOG_LENGTH,
+    "HELD_MS": HELD_MS,
+    "MAX_ROOM_BANS": MAX_ROOM_BANS,
+    "MAX_INVITES": MAX_INVITES,
+}
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
 # The operations, by name; each is lua/NAME.lua.
@@ -73,6 +80,17 @@ OPERATION_NAMES = (
     "account_update",
     "account_remove",
     "accounts",
+    "room_join",
+    "room_part",
+    "room_publish",
+    "room_info",
+    "room_list",
+    "room_lobby",
+    "room_topic",
+    "room_kick",
+    "room_invite",
+    "room_mode",
+    "room_admin",
 )
 # Every file in lua/ (without .lua): tests/cluster/test_lua_scripts.py checks there is no other.
 FILES = ("prelude", *OPERATION_NAMES, "batch")

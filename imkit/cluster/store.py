@@ -117,8 +117,15 @@ class RedisHistory(Store):
 
         page(f"{since // 1000}-{since % 1000}")
 
-    def history(self, limit: int, before: str | None, answer: Answer) -> None:
-        self._page(self.link.hist_key, "history", limit, before, answer)
+    def history(
+        self, limit: int, before: str | None, answer: Answer, room: str | None = None
+    ) -> None:
+        """The lobby's (``P:hist``) or, ``room`` a room's key, that room's
+        (``P:room:KEY:hist``, kept by room_publish.lua)."""
+        if room is None:
+            self._page(self.link.hist_key, "history", limit, before, answer)
+        else:
+            self._page(f"{self.link.name}:room:{room}:hist", "history", limit, before, answer)
 
     def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
         """A page of the conversation ``pair`` (two accounts' keys), from
@@ -150,6 +157,7 @@ class RedisHistory(Store):
                     time,
                     msgid,
                     fields.get("ac"),
+                    fields.get("r"),  # a room's name (room_publish.lua); the lobby's: None
                 )
                 messages.append(message)
             more = len(messages) > limit

@@ -87,8 +87,9 @@ class Backend(Protocol):
 
     # rooms (docs/rooms.md): the hub has answered the lobby's requests; ``key`` is the
     # room's key (imkit.rules.rooms.room_key)
-    def lobby(self, member: Member, *, inside: bool) -> None:
-        """``member`` joins the lobby again (``inside``) or leaves it."""
+    def lobby(self, member: Member, rid: RequestId, *, inside: bool) -> bool:
+        """``member`` joins the lobby again (``inside``) or leaves it; False when it
+        could not (it has been told why)."""
 
     def room_join(self, member: Member, command: JoinRoom, key: str) -> None: ...
     def room_part(self, member: Member, command: PartRoom, key: str) -> None: ...

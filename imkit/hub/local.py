@@ -57,7 +57,7 @@ class LocalBackend(LocalRooms):
     """The shared decisions of a server on its own; see the module docstring (its
     rooms: :class:`~imkit.hub.local_rooms.LocalRooms`)."""
 
-    features: tuple[str, ...] = ("history", "accounts")
+    features: tuple[str, ...] = ("history", "accounts", "rooms")
     on_command: Callable[[Member], None] | None = None
     hub: Hub
     directory: LocalDirectory

@@ -121,7 +121,7 @@ class LocalRooms:
 
     # ------------------------------------------------------------- membership
 
-    def lobby(self, member: Member, *, inside: bool) -> None:
+    def lobby(self, member: Member, rid: RequestId, *, inside: bool) -> bool:
         """``member`` joins the lobby again, or leaves it; the lobby is told."""
         hub = self.hub
         event: Event
@@ -133,6 +133,7 @@ class LocalRooms:
             event = RoomPart(hub.lobby, member.name, member.shown_addr)
         others = [m for m in hub._members.values() if m.in_lobby and m is not member]
         fan_out(hub, others, event)
+        return True
 
     def room_join(self, member: Member, command: JoinRoom, key: str) -> None:
         self._join(member, command.room, key, command.id, command.key, remembered=False)

@@ -65,10 +65,7 @@ def room_commands(hub: Hub) -> dict[type[Command], Handler]:
         key = room_key(command.room)
         if key != lobby_key:
             backend.room_join(member, command, key)
-        elif member.in_lobby:
-            hub.send(member, _lobby_joined(hub, command.id))
-        else:
-            backend.lobby(member, inside=True)
+        elif member.in_lobby or backend.lobby(member, command.id, inside=True):
             hub.send(member, _lobby_joined(hub, command.id))
 
     def part(member: Member, command: PartRoom) -> None:
@@ -77,8 +74,7 @@ def room_commands(hub: Hub) -> dict[type[Command], Handler]:
             backend.room_part(member, command, key)
         elif not member.in_lobby:
             not_in_lobby(hub, member, command.id)
-        else:
-            backend.lobby(member, inside=False)
+        elif backend.lobby(member, command.id, inside=False):
             hub.send(member, RoomOk(command.id, hub.lobby, f"you have left {hub.lobby}"))
 
     def message(member: Member, command: RoomMessage) -> None:

@@ -41,7 +41,11 @@ class Chat:
     @property
     def features(self) -> list[str]:
         """What a JSON welcome lists."""
-        return ["history", "accounts", "cluster"] if self.clustered else ["history", "accounts"]
+        return (
+            ["history", "accounts", "rooms", "cluster"]
+            if self.clustered
+            else ["history", "accounts", "rooms"]
+        )
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ import subprocess
 from typing import Any
 
 import anyio
-import pytest
 
 from tests.support import LineClient, ServerProcess, json_client, run_imkit, split_addr
 from tests.support.cluster import Cluster
@@ -143,12 +142,6 @@ def test_to_and_room_cannot_go_together(server_process: ServerProcess) -> None:
     assert "--room-key goes with --room" in result.stderr
 
 
-# The cluster's side of rooms (imkit/cluster) is written apart from the clients: until it
-# is on main this test fails for want of it, and says so. Remove the mark once it passes.
-@pytest.mark.xfail(
-    reason="waiting for the cluster side of rooms (issue 28): remove this mark when it lands",
-    strict=True,
-)
 async def test_send_on_one_node_reaches_a_room_member_on_the_other(cluster: Cluster) -> None:
     one, two = cluster.start_nodes(2)
     kim = await member(two.address, "kim", "#builds")

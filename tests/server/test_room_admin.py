@@ -2,13 +2,15 @@
 admin socket's handlers, over real TCP clients: rooms, room_add, room_remove, room_op,
 room_deop, room_set, and who, kick, history, ban and unban with a room.
 
-Every test takes ``admin_chat``: one in-process server today. The tests ask the chat
-(``chat.admin``) and connect clients (``chat.address(k)``) only through it, so that a
-two-node cluster can be added to its params once its directory answers rooms (each
-exchange waits for the lines it names, never for silence after a sleep)."""
+Every test takes ``admin_chat``: one in-process server, or two that are one chat
+through a real redis-server (the k-th client on node k mod 2, the admin on the first).
+The tests ask the chat (``chat.admin``) and connect clients (``chat.address(k)``) only
+through it (each exchange waits for the lines it names, never for silence after a
+sleep)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -20,13 +22,14 @@ from imkit.server import Server
 from tests.support import LineClient, ask, joined, json_client, run_server
 from tests.support.accounts import config as accounts_config
 from tests.support.accounts import json_hello
+from tests.support.cluster import RedisServer
 from tests.support.metrics import Scraper, value
 
 PASSWORD = "secret"
 
 
 class AdminChat:
-    """A running chat (one node today) with accounts, asked as its administrator."""
+    """A running chat (one node or two) with accounts, asked as its administrator."""
 
     def __init__(self, servers: list[Server]) -> None:
         self.servers = servers
@@ -60,10 +63,23 @@ class AdminChat:
         return client
 
 
-@pytest.fixture(params=["one node"])
+@pytest.fixture(params=["one node", "two nodes"])
 async def admin_chat(request: pytest.FixtureRequest, short_dir: Path) -> AsyncIterator[AdminChat]:
     async with AsyncExitStack() as stack:
-        configs = [accounts_config(short_dir)]
+        if request.param == "one node":
+            configs = [accounts_config(short_dir)]
+        else:  # one chat through a real redis-server; each node its own admin socket
+            redis: RedisServer = request.getfixturevalue("redis_server")
+            name = f"a{uuid.uuid4().hex[:10]}"
+            configs = [
+                accounts_config(
+                    short_dir,
+                    admin_socket=str(short_dir / f"a{k}.sock"),
+                    cluster=redis.url,
+                    cluster_name=name,
+                )
+                for k in range(2)
+            ]
         servers = [await stack.enter_async_context(run_server(c)) for c in configs]
         yield AdminChat(servers)
 
@@ -347,7 +363,11 @@ async def test_stats_count_rooms_members_and_messages(admin_chat: AdminChat) -> 
     await alex.request(type="message", room="#a", text="one")
     await alex.request(type="message", text="lobby")
     stats = await admin_chat.ok(type="stats")
-    assert (stats["rooms"], stats["room_members"], stats["room_messages"]) == (3, 2, 1)
+    if len(admin_chat.servers) == 1:
+        assert (stats["rooms"], stats["room_members"], stats["room_messages"]) == (3, 2, 1)
+    else:  # a node counts the rooms with members here; the cluster's section, every room
+        assert (stats["rooms"], stats["room_members"], stats["room_messages"]) == (2, 2, 1)
+        assert stats["cluster"]["rooms"] == 3
     assert stats["messages_received"] == 2
 
 

@@ -370,6 +370,7 @@ def said(user: User, text: str) -> Event:
             "to": None,
             "text": text,
             "account": user.account,
+            "room": "#lobby",  # every public message names its room (docs/rooms.md)
         },
     )
 
@@ -479,7 +480,7 @@ async def arrive(node: Node, mode: str, others: list[User], name: str | None = N
             "addr": user.addr,
             "server": welcome.get("server"),
             "account": None,
-            "features": ["history", "accounts", "cluster"],
+            "features": ["history", "accounts", "rooms", "cluster"],
             "v": 1,
         }
         assert str(welcome["server"]).startswith("imkit/")

@@ -5,7 +5,7 @@
 -- operation's own ARGV shadows this one; its prefix is the same.
 --
 -- The values of LOG_LENGTH and HELD_MS below are placeholders: the loader puts in those
--- of the constants of imkit.cluster.scripts, where they are defined (a '$' is not Lua:
+-- of the constants of imkit.cluster.scripts (and MAX_ROOM_BANS, MAX_INVITES), where they are defined (a '$' is not Lua:
 -- a placeholder left in fails to load).
 
 -- How many entries each event stream keeps (approximately: XADD MAXLEN ~).
@@ -73,6 +73,106 @@ local function new_msgid(ms)
   redis.call('HSET', META, 'lastmsgid', text)
   return id, string.rep('0', 16 - #text) .. text
 end
+-- Rooms (docs/cluster.md, "Rooms"). P:rooms: room key -> its settings as JSON
+-- (imkit.rules.rooms.RoomState.fields, with invited name keys, registered, and retain:
+-- the history's retention in ms when it was made). P:room:KEY:members: conn -> JSON
+-- {n = join order, o = operator, v = voice}. P:room:KEY:log: its events (emit).
+-- P:room:KEY:hist: its messages. P:aroom:ACCOUNTKEY: room key -> name, the rooms an
+-- account is in; P:room:KEY:accounts the other way round. A conn's record keeps its
+-- room keys (rooms) and lobby = false once it left the lobby (P:meta outside counts
+-- those).
+local ROOMS = P .. ':rooms'
+-- How long (ms) the event stream of a room that ended is kept, for the readers that
+-- have not read its last events yet; a room made again under the key goes on with it.
+local ROOM_LOG_GRACE_MS = 600000
+-- At most this many bans and pending invites a room (imkit.rules.rooms).
+local MAX_ROOM_BANS = ${MAX_ROOM_BANS}
+local MAX_INVITES = ${MAX_INVITES}
+local function room_members(key) return P .. ':room:' .. key .. ':members' end
+local function room_log(key) return P .. ':room:' .. key .. ':log' end
+local function room_hist(key) return P .. ':room:' .. key .. ':hist' end
+local function account_rooms(akey) return P .. ':aroom:' .. akey end
+-- The accounts that remember the room key (for imkit room remove to make them forget).
+local function room_accounts(key) return P .. ':room:' .. key .. ':accounts' end
+local function remember_room(akey, key, name)
+  redis.call('HSET', account_rooms(akey), key, name)
+  redis.call('SADD', room_accounts(key), akey)
+end
+local function forget_room(akey, key)
+  redis.call('HDEL', account_rooms(akey), key)
+  redis.call('SREM', room_accounts(key), akey)
+end
+local function load_room(key)
+  local raw = redis.call('HGET', ROOMS, key)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+local function save_room(key, r) redis.call('HSET', ROOMS, key, cjson.encode(r)) end
+-- The index of x in the list t (nil: not in it).
+local function index_of(t, x)
+  for i, y in ipairs(t or {}) do if y == x then return i end end
+  return nil
+end
+-- As RoomState.invite: the name key may pass +i; the oldest invite goes past MAX_INVITES.
+local function invite(r, key)
+  if type(r.invited) ~= 'table' or r.invited[1] == nil then r.invited = {} end
+  local i = index_of(r.invited, key)
+  if i then table.remove(r.invited, i) end
+  table.insert(r.invited, key)
+  while #r.invited > MAX_INVITES do table.remove(r.invited, 1) end
+end
+local function has_flag(r, f) return string.find(r.flags or '', f, 1, true) ~= nil end
+-- conn (record c, saved by the caller) leaves the room key; an unregistered room left
+-- empty ends: its settings and members go, its event stream expires after a grace, its
+-- history stays within the retention it was made with (then expires as a whole).
+local function leave_room(conn, c, key)
+  redis.call('HDEL', room_members(key), conn)
+  local i = index_of(c.rooms, key)
+  if i then table.remove(c.rooms, i) end
+  local r = load_room(key)
+  if r and not r.registered and redis.call('EXISTS', room_members(key)) == 0 then
+    redis.call('HDEL', ROOMS, key)
+    redis.call('HDEL', META, 'last:' .. room_log(key))
+    redis.call('PEXPIRE', room_log(key), ROOM_LOG_GRACE_MS)
+    if (r.retain or 0) > 0 then redis.call('PEXPIRE', room_hist(key), r.retain) end
+  end
+end
+-- conn (record c, saved by the caller) enters the room key (op: as an operator).
+local function enter_room(conn, c, key, op)
+  local n = redis.call('HINCRBY', META, 'joins', 1)
+  redis.call('HSET', room_members(key), conn, cjson.encode({n = n, o = op, v = false}))
+  if type(c.rooms) ~= 'table' or c.rooms[1] == nil then c.rooms = {} end
+  table.insert(c.rooms, key)
+end
+-- The room key as conn may see it: nil when there is none or it is secret and conn is
+-- not in it; else the settings and conn's membership (nil: not a member).
+local function visible_room(conn, key)
+  local r = load_room(key)
+  if not r then return nil, nil end
+  local raw = redis.call('HGET', room_members(key), conn)
+  local m = raw and cjson.decode(raw)
+  if not m and has_flag(r, 's') then return nil, nil end
+  return r, m
+end
+-- As RoomState.admission: why c may not join r (an error code), or nil. addr is
+-- imkit.rules.rooms.address_fields of its address ('4:0101...'); given the key it gave.
+-- A logged-in user's name key is its account's key.
+local function admission(r, c, addr, given, remembered, count)
+  local v, bits = string.match(addr, '^(%d):([01]+)$')
+  for _, b in ipairs(r.bans or {}) do
+    if (b.kind == 'name' and b.key == c.key)
+        or (b.kind == 'account' and c.account and b.key == c.key)
+        or (b.kind == 'net' and bits and tostring(b.v) == v
+            and string.sub(bits, 1, #b.bits) == b.bits) then
+      return 'banned_from_room'
+    end
+  end
+  if remembered or (c.account and index_of(r.operators, c.key)) then return nil end
+  if has_flag(r, 'i') and not index_of(r.invited, c.key) then return 'invite_only' end
+  if r.key and given ~= r.key then return 'bad_key' end
+  if r.limit and count >= r.limit then return 'room_full' end
+  return nil
+end
 local function release(conn, announce)
   local c = load_conn(conn)
   redis.call('HDEL', CONNS, conn)
@@ -80,8 +180,14 @@ local function release(conn, announce)
   redis.call('SREM', node_conns(node), conn)
   if not c then return nil end
   if redis.call('HGET', NAMES, c.key) == conn then redis.call('HDEL', NAMES, c.key) end
+  -- out of its rooms, in the same step as its offline event (which names them)
+  local rooms = {}
+  for _, key in ipairs(c.rooms or {}) do table.insert(rooms, key) end
+  for _, key in ipairs(rooms) do leave_room(conn, c, key) end
+  if c.lobby == false then redis.call('HINCRBY', META, 'outside', -1) end
   if announce then
-    emit(LOG, {t = 'off', name = c.name, addr = c.addr, node = node, mid = mid})
+    emit(LOG, {t = 'off', name = c.name, addr = c.addr, node = node, mid = mid,
+               rooms = rooms})
   end
   return c
 end
@@ -117,7 +223,7 @@ local function rename_conn(conn, c, new, key, reason)
   redis.call('HSET', CONNS, conn, cjson.encode(c))
   local node, mid = conn_node(conn)
   emit(LOG, {t = 'rn', old = old, new = new, addr = c.addr, node = node, mid = mid,
-             reason = reason})
+             reason = reason, rooms = c.rooms})
 end
 -- The key of an ASCII name: the keys of its characters end to end (chars: character ->
 -- its key, from the node); nil when a character is not in chars.

@@ -16,6 +16,7 @@
 -- 'account_removed' or 'replaced'}, or {reason = ...} for an administrator's kick held
 -- while the node was silent: that user is not claimed again), muted JSON mid -> the
 -- mute held for it ({until, reason}: the node puts it in force, again if need be).
+-- Users claimed again are put back in their rooms (enter_again).
 -- The node's streak of beats starts again (``up``: see beat.lua).
 local node = ARGV[2]
 local format = redis.call('GET', P .. ':format')
@@ -37,6 +38,31 @@ end
 local held = {}
 local pairs_held = redis.call('HGETALL', node_held(node))
 for i = 1, #pairs_held, 2 do held[pairs_held[i]] = cjson.decode(pairs_held[i + 1]) end
+-- A user claimed again is put back in its rooms (m.rooms: [key, name] pairs) and told
+-- apart from the lobby as it was (m.lobby), as the node still has it: its rooms' members
+-- see it join again (a room that ended meanwhile is made again, the user its operator).
+local function enter_again(conn, m, node)
+  local c = load_conn(conn)
+  for _, pair in ipairs(m.rooms or {}) do
+    local key = pair[1]
+    if redis.call('HEXISTS', room_members(key), conn) == 0 then
+      local r, op = load_room(key), false
+      if not r then
+        r, op = {name = pair[2], flags = 'nt', registered = false, retain = 0}, true
+        redis.call('PERSIST', room_log(key))
+        save_room(key, r)
+      end
+      enter_room(conn, c, key, op)
+      emit(room_log(key), {t = 'join', room = key, name = c.name, addr = c.addr,
+                           node = node, mid = m.mid})
+    end
+  end
+  if m.lobby == false and c.lobby ~= false then
+    c.lobby = false
+    redis.call('HINCRBY', META, 'outside', 1)
+  end
+  redis.call('HSET', CONNS, conn, cjson.encode(c))
+end
 local renamed, dropped, muted = {}, {}, {}
 for _, m in ipairs(members) do
   local conn = node .. '/' .. m.mid
@@ -65,6 +91,7 @@ for _, m in ipairs(members) do
                        m.real or '', account)
     if name then
       renamed[m.mid] = name
+      enter_again(conn, m, node)
     elseif account then
       dropped[m.mid] = {bye = 'replaced'}
     end

@@ -1,0 +1,104 @@
+-- room_mode.lua: a room's operator changes its settings (IRC's channel modes).
+-- Runs after prelude.lua as the body of a function of ARGV (imkit.cluster.scripts),
+-- alone or in a BATCH. KEYS: none; ARGV[1] is the key prefix (docs/cluster.md, "Keys").
+--
+-- ARGV: prefix, node, mid, room key, the changes as JSON: a list of {f = flag, on =
+-- true/false, a = its argument, tk = the name key of the member named by +o/+v, mask =
+-- imkit.rules.rooms.mask_fields for +b/-b}, parsed and checked by the node. Every
+-- member named must be in the room (all the changes, or none); then each is made as
+-- RoomState.apply does and those that changed something are told in one mode event
+-- (changes as '+kl-m', args). {'ok', room name}, {'none'}, {'refused', code, room name},
+-- {'too_many_bans', room name}, {'no_user', the name given}, {'not_member', its name, room name}, {'gone'}.
+local node, mid, key = ARGV[2], ARGV[3], ARGV[4]
+local conn = node .. '/' .. mid
+local c = load_conn(conn)
+if not c then return {'gone'} end
+local r, m = visible_room(conn, key)
+if not r then return {'none'} end
+if not m then return {'refused', 'not_in_room', r.name} end
+if not m.o then return {'refused', 'not_room_operator', r.name} end
+local changes = cjson.decode(ARGV[5])
+local targets = {}
+for i, ch in ipairs(changes) do
+  if ch.f == 'o' or ch.f == 'v' then
+    local target = redis.call('HGET', NAMES, ch.tk)
+    local t = target and load_conn(target)
+    if not t then return {'no_user', ch.a} end
+    if redis.call('HEXISTS', room_members(key), target) == 0 then
+      return {'not_member', t.name, r.name}
+    end
+    targets[i] = {conn = target, name = t.name}
+  end
+end
+-- The switches, sorted as RoomState.modes shows them, with f on or off.
+local function switched(flags, f, on)
+  local out = {}
+  for s in string.gmatch('imnst', '.') do
+    local now = string.find(flags, s, 1, true) ~= nil
+    if s == f then now = on end
+    if now then table.insert(out, s) end
+  end
+  return table.concat(out)
+end
+if type(r.bans) ~= 'table' or r.bans[1] == nil then r.bans = {} end
+-- As RoomState.bans_problem: at most MAX_ROOM_BANS bans.
+local added = {}
+for _, ch in ipairs(changes) do
+  if ch.f == 'b' and ch.on then
+    local known = false
+    for _, b in ipairs(r.bans) do if b.mask == ch.mask.mask then known = true end end
+    if not known then added[ch.mask.mask] = true end
+  end
+end
+local count = #r.bans
+for _ in pairs(added) do count = count + 1 end
+if count > MAX_ROOM_BANS then return {'too_many_bans', r.name} end
+local letters, args, sign = '', {}, nil
+for i, ch in ipairs(changes) do
+  local changed, arg = false, nil
+  local t = targets[i]
+  if t then
+    local place = cjson.decode(redis.call('HGET', room_members(key), t.conn))
+    if (place[ch.f] == true) ~= ch.on then
+      place[ch.f] = ch.on
+      redis.call('HSET', room_members(key), t.conn, cjson.encode(place))
+      changed, arg = true, t.name
+    end
+  elseif string.find('imnst', ch.f, 1, true) then
+    changed = has_flag(r, ch.f) ~= ch.on
+    r.flags = switched(r.flags or '', ch.f, ch.on)
+  elseif ch.f == 'k' then
+    local new = nil
+    if ch.on then new, arg = ch.a, ch.a end
+    changed, r.key = r.key ~= new, new
+  elseif ch.f == 'l' then
+    local new = nil
+    if ch.on then new, arg = tonumber(ch.a), ch.a end
+    changed, r.limit = r.limit ~= new, new
+  elseif ch.f == 'b' then
+    arg = ch.a
+    local found = nil
+    for j, b in ipairs(r.bans) do if b.mask == ch.mask.mask then found = j end end
+    if ch.on and not found then
+      ch.mask.by = c.name
+      table.insert(r.bans, ch.mask)
+      changed = true
+    elseif not ch.on and found then
+      table.remove(r.bans, found)
+      changed = true
+    end
+  end
+  if changed then
+    if sign ~= ch.on then
+      letters = letters .. (ch.on and '+' or '-')
+      sign = ch.on
+    end
+    letters = letters .. ch.f
+    if arg then table.insert(args, arg) end
+  end
+end
+save_room(key, r)
+if letters ~= '' then
+  emit(room_log(key), {t = 'mode', room = key, by = c.name, changes = letters, args = args})
+end
+return {'ok', r.name}
