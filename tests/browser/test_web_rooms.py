@@ -180,6 +180,7 @@ def test_a_room_in_the_sidebar_unread_topic_members_and_sending(
 
     page, watch = open_page(browser, web)
     join(page, "alex")
+    expect(page.locator("#rooms-section")).to_be_visible()  # the welcome lists "rooms"
     expect(page.locator("#no-rooms")).to_be_visible()
     # The join field suggests the rooms the server lists (not the lobby: it is Everyone).
     page.locator("#room-name").focus()

@@ -480,12 +480,15 @@
     hideBanner();
     show($("join"), false);
     show($("chat"), true);
+    show($("rooms-section"), hasFeature("rooms"));
     setStatus(statusText());
     updateLoginControl();
     loadUsers();
     reloadHistory();
-    loadRoomList();
-    rejoinRooms();
+    if (hasFeature("rooms")) {
+      loadRoomList();
+      rejoinRooms();
+    }
     $("text").focus();
   }
 
