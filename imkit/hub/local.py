@@ -148,16 +148,6 @@ class LocalBackend(LocalRooms):
         else:
             store.append(event)  # text mode has no ack: stored in the same batches
 
-    def _stored(self, member: Member, rid: RequestId, msgid: str, problem: str | None) -> None:
-        if not member.online:
-            return  # gone before its message was stored: nobody to tell
-        if problem is None:
-            self.hub.send(member, Ok(rid, msgid))
-        else:
-            # It reached everyone online already: it must not be sent again.
-            message = f"the message was delivered but not stored: {problem}"
-            self.hub.send(member, Error(rid, UNAVAILABLE, message, delivered=True))
-
     def private(self, member: Member, command: PrivateMessage) -> None:
         hub = self.hub
         target = hub.find(command.to)

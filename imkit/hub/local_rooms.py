@@ -285,16 +285,19 @@ class LocalRooms:
         if hub.unflushed_since is None:
             hub.unflushed_since = member.last_active
         if member.wire.mode is Mode.JSON:
-            store.append(event, partial(self._room_stored, member, command.id, msgid))
+            store.append(event, partial(self._stored, member, command.id, msgid))
         else:
             store.append(event)
 
-    def _room_stored(self, member: Member, rid: RequestId, msgid: str, problem: str | None) -> None:
+    def _stored(self, member: Member, rid: RequestId, msgid: str, problem: str | None) -> None:
+        """A message's outcome in the store, told to its JSON sender (LocalBackend's
+        lobby messages too)."""
         if not member.online:
-            return
+            return  # gone before its message was stored: nobody to tell
         if problem is None:
             self.hub.send(member, Ok(rid, msgid))
         else:
+            # It reached everyone online already: it must not be sent again.
             message = f"the message was delivered but not stored: {problem}"
             self.hub.send(member, Error(rid, UNAVAILABLE, message, delivered=True))
 

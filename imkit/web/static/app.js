@@ -7,6 +7,9 @@
 // * No request to any other host: no CDN, no fonts, no analytics.
 // * Replies are matched to requests by their `id` (public messages' `ok` comes only
 //   after the message is stored, so other replies may overtake it).
+// * Rooms (issue 28, docs/rooms.md): the lobby is the public timeline ("Everyone");
+//   every other room the user is in is a conversation of its own, keyed by ROOM and the
+//   room's name folded, so that no user's name can be mistaken for it.
 "use strict";
 
 (function () {
@@ -21,7 +24,9 @@
   const BACKOFF_FIRST_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
   const HISTORY_PAGE = 50;
-  const PUBLIC = ""; // the key of the public conversation
+  const PUBLIC = ""; // the key of the public conversation (the lobby)
+  const ROOM = "\u0001"; // what begins the key of a room's conversation (no name can)
+  const DEFAULT_LOBBY = "#lobby"; // `imkit serve --lobby`'s default
 
   // What each bye reason means, in the user's words; the server's own sentence is
   // shown after it (it may carry details: a kick's reason, a ban's end).
@@ -61,6 +66,8 @@
     users: new Map(), // name → {name, addr, account}
     conversations: new Map(), // key → conversation (see makeConversation)
     active: PUBLIC,
+    lobby: DEFAULT_LOBBY, // the lobby's name: learnt from `rooms` and the lobby's messages
+    roomListAsked: false, // a `rooms` request is on its way
     nextId: 1,
     pending: new Map(), // request id → function(reply)
     backoffMs: BACKOFF_FIRST_MS,
@@ -154,6 +161,7 @@
     state.byeReason = null;
     state.lastText = null;
     state.pending.clear();
+    state.roomListAsked = false;
     setStatus("connecting…");
     ws.onopen = () => {
       setStatus("connected");
@@ -226,6 +234,29 @@
       case "rename":
         onRename(event);
         break;
+      case "joined": // put back in a room at login (a join's own reply has an id)
+        onJoined(event);
+        break;
+      case "join":
+        onRoomJoin(event);
+        break;
+      case "part":
+        onRoomPart(event);
+        break;
+      case "kick":
+        onRoomKick(event);
+        break;
+      case "topic":
+        onTopic(event);
+        break;
+      case "mode":
+        onMode(event);
+        break;
+      case "invite":
+        if (event.room) {
+          systemLine(PUBLIC, (event.by || "Someone") + " invites you to " + event.room + ".");
+        }
+        break;
       case "bye":
         state.byeReason = event.reason || "lost";
         state.byeMessage = event.message || "";
@@ -271,6 +302,7 @@
     systemLine(state.active, line, "bye");
     if (state.active !== PUBLIC) systemLine(PUBLIC, line, "bye");
     markUsersUnknown();
+    leaveRoomsWithTheConnection();
     if (AUTO_RECONNECT.has(reason) && (wasJoined || state.credentials)) {
       scheduleReconnect(reason, line);
     } else {
@@ -448,10 +480,15 @@
     hideBanner();
     show($("join"), false);
     show($("chat"), true);
+    show($("rooms-section"), hasFeature("rooms"));
     setStatus(statusText());
     updateLoginControl();
     loadUsers();
     reloadHistory();
+    if (hasFeature("rooms")) {
+      loadRoomList();
+      rejoinRooms();
+    }
     $("text").focus();
   }
 
@@ -532,7 +569,7 @@
     systemLine(PUBLIC, "You logged in to the account " + state.account + ".");
     // Private conversations now have a history kept by the server: ask again.
     for (const conv of state.conversations.values()) {
-      if (conv.key === PUBLIC) continue;
+      if (conv.key === PUBLIC || conv.room) continue;
       conv.historyAsked = false;
       if (conv.key === state.active) loadPrivateHistory(conv);
     }
@@ -579,6 +616,9 @@
       state.users.set(event.name, { name: event.name, addr: event.addr, account: null });
     } else {
       state.users.delete(event.name);
+      // Offline is told once, to the lobby and to the rooms: it leaves them all.
+      for (const conv of rooms()) conv.members.delete(event.name);
+      renderMembers();
     }
     renderUsers();
     renderConversations();
@@ -588,6 +628,13 @@
     const user = state.users.get(event.old);
     state.users.delete(event.old);
     state.users.set(event.new, Object.assign({}, user || {}, { name: event.new, addr: event.addr }));
+    for (const conv of rooms()) {
+      const member = conv.members.get(event.old);
+      if (!member) continue;
+      conv.members.delete(event.old);
+      conv.members.set(event.new, Object.assign({}, member, { name: event.new, addr: event.addr }));
+    }
+    renderMembers();
     if (event.old === state.me) {
       state.me = event.new;
       setStatus(statusText());
@@ -603,33 +650,38 @@
   /** After a disconnect the list is stale: keep it, greyed, until the next `who`. */
   function markUsersUnknown() {
     $("users").classList.add("stale");
+    $("members").classList.add("stale");
   }
 
   function renderUsers() {
     const list = $("users");
     list.classList.remove("stale");
     list.replaceChildren();
-    for (const user of state.users.values()) {
-      const item = el("li");
-      if (user.name === state.me) {
-        item.append(el("span", "user me", user.name), el("span", "hint", " (you)"));
-      } else {
-        const button = el("button", "user", user.name);
-        button.type = "button";
-        button.title = "Write to " + user.name + " privately";
-        button.addEventListener("click", () => openConversation(user.name, true));
-        item.append(button);
-      }
-      if (user.account) item.append(el("span", "badge-account", "✓"));
-      list.append(item);
-    }
+    for (const user of state.users.values()) list.append(userItem(user));
     $("online-count").textContent = "(" + state.users.size + ")";
   }
 
-  // ---------------------------------------------------------------------------------
-  // Conversations: the public one and one per person written to or heard from.
+  /** A person in a list: a button that opens the private conversation (not for us). */
+  function userItem(user) {
+    const item = el("li");
+    if (user.name === state.me) {
+      item.append(el("span", "user me", user.name), el("span", "hint", " (you)"));
+    } else {
+      const button = el("button", "user", user.name);
+      button.type = "button";
+      button.title = "Write to " + user.name + " privately";
+      button.addEventListener("click", () => openConversation(user.name, true));
+      item.append(button);
+    }
+    if (user.account) item.append(el("span", "badge-account", "✓"));
+    return item;
+  }
 
-  function makeConversation(key) {
+  // ---------------------------------------------------------------------------------
+  // Conversations: the public one (the lobby), one per room the user is in, and one
+  // per person written to or heard from.
+
+  function makeConversation(key, roomName) {
     const log = el("ol", "log");
     log.tabIndex = 0; // so the keyboard can scroll it (and page back through history)
     log.setAttribute("aria-live", "polite");
@@ -642,7 +694,7 @@
     wrap.hidden = true;
     const conv = {
       key: key,
-      title: key === PUBLIC ? "Everyone" : key,
+      title: key === PUBLIC ? "Everyone" : roomName || key,
       wrap: wrap,
       log: log,
       older: older,
@@ -651,6 +703,14 @@
       more: false,
       loading: false,
       historyAsked: false,
+      // A room's (null for the lobby and private conversations):
+      room: roomName || null, // its name, as the server spells it
+      member: false, // we are in it on this connection
+      rejoin: false, // we were in it when the connection went: join again after welcome
+      joinKey: null, // the key (password) it was joined with, in memory only
+      topic: null,
+      members: new Map(), // name → {name, addr, account, operator, voice}
+      membersKnown: false, // a `who` answered on this connection
     };
     older.addEventListener("click", () => loadOlder(conv));
     log.addEventListener("scroll", () => {
@@ -675,10 +735,22 @@
       other.log.hidden = other !== conv;
     }
     conv.unread = 0;
-    $("pane-title").textContent = conv.key === PUBLIC ? "Everyone" : "Private: " + conv.title;
+    let title = "Everyone";
+    if (conv.room) title = conv.room;
+    else if (conv.key !== PUBLIC) title = "Private: " + conv.title;
+    $("pane-title").textContent = title;
     $("text").placeholder = conv.key === PUBLIC ? "Message everyone" : "Message " + conv.title;
     setError("composer-error", "");
-    if (conv.key !== PUBLIC && state.account && !conv.historyAsked) loadPrivateHistory(conv);
+    setError("topic-error", "");
+    $("topic-text").value = "";
+    if (conv.room) {
+      if (conv.member && !conv.historyAsked) loadRoomHistory(conv);
+      if (conv.member && !conv.membersKnown) loadMembers(conv);
+    } else if (conv.key !== PUBLIC && state.account && !conv.historyAsked) {
+      loadPrivateHistory(conv);
+    }
+    renderRoomInfo();
+    renderMembers();
     renderConversations();
     scrollToEnd(conv);
     if (focus) $("text").focus();
@@ -695,15 +767,21 @@
     else renderConversations();
   }
 
+  /** The sidebar: Everyone and the private conversations in one list, the rooms in
+   * another; each with its unread count. The tab's title shows the total. */
   function renderConversations() {
     const list = $("conversations");
+    const roomList = $("rooms");
     list.replaceChildren();
+    roomList.replaceChildren();
     let totalUnread = 0;
     for (const conv of state.conversations.values()) {
       const button = el("button", "conv", conv.title);
       button.type = "button";
       if (conv.key === state.active) button.setAttribute("aria-current", "true");
-      if (conv.key !== PUBLIC && !state.users.has(conv.key)) {
+      if (conv.room) {
+        if (!conv.member) button.append(el("span", "hint", " (not joined)"));
+      } else if (conv.key !== PUBLIC && !state.users.has(conv.key)) {
         button.append(el("span", "hint", " (offline)"));
       }
       if (conv.unread) {
@@ -715,20 +793,32 @@
       button.addEventListener("click", () => openConversation(conv.key, true));
       const item = el("li");
       item.append(button);
-      list.append(item);
+      (conv.room ? roomList : list).append(item);
     }
+    show($("no-rooms"), roomList.childElementCount === 0);
     document.title = (totalUnread ? "(" + totalUnread + ") " : "") + "imkit";
   }
 
-  function conversationKeyOf(message) {
-    if (message.to === null || message.to === undefined) return PUBLIC;
-    return message.from === state.me ? message.to : message.from;
+  /** The conversation a message belongs to: private ones by the other person; public
+   * ones by their room, the lobby's (or a server's from before rooms) being Everyone. */
+  function conversationOf(message) {
+    if (message.to !== null && message.to !== undefined) {
+      return conversation(message.from === state.me ? message.to : message.from);
+    }
+    if (!message.room || isLobby(message.room)) return conversation(PUBLIC);
+    // The server sends a room's messages to its members only, each after its `joined`:
+    // a public message of a room we were not told of is the lobby's (a server started
+    // with --lobby: its name, which the welcome does not say, is learnt here).
+    const conv = state.conversations.get(roomKey(message.room));
+    if (conv) return conv;
+    state.lobby = message.room;
+    return conversation(PUBLIC);
   }
 
   /** Put a message in its conversation, in msgid order, once (history and the live
    * event of one message may both arrive). */
   function addMessage(message, opts) {
-    const conv = conversation(opts.key !== undefined ? opts.key : conversationKeyOf(message));
+    const conv = opts.conv || conversationOf(message);
     if (message.msgid) {
       if (conv.msgids.has(message.msgid)) return;
       conv.msgids.add(message.msgid);
@@ -797,6 +887,329 @@
   }
 
   // ---------------------------------------------------------------------------------
+  // Rooms (docs/rooms.md). The page joins with `join`, leaves with `part`, asks a
+  // room's members with `who` and its history with `history`, both with `room`; the
+  // server tells the members of joins, parts, kicks, topics and modes.
+
+  /** A room's conversation key: its name folded (the server's key folds more: it sends
+   * back the room's own spelling, which is what the page shows). */
+  function roomKey(name) {
+    return ROOM + String(name).normalize("NFKC").toLowerCase();
+  }
+
+  function isLobby(name) {
+    return roomKey(name) === roomKey(state.lobby);
+  }
+
+  function rooms() {
+    return Array.from(state.conversations.values()).filter((conv) => conv.room);
+  }
+
+  /** The conversation of a room we are told of, or null (events of rooms we are not
+   * in are not ours to show). */
+  function knownRoom(name) {
+    if (!name) return null;
+    return state.conversations.get(roomKey(name)) || null;
+  }
+
+  function activeConversation() {
+    return state.conversations.get(state.active) || conversation(PUBLIC);
+  }
+
+  /** `joined`: the reply to our join, or (no id) a room an account is put back in. */
+  function onJoined(event) {
+    if (!event.room) return null;
+    if (isLobby(event.room)) return conversation(PUBLIC);
+    const key = roomKey(event.room);
+    const conv = state.conversations.get(key) || makeConversation(key, event.room);
+    conv.room = conv.title = event.room;
+    conv.member = true;
+    conv.rejoin = false;
+    conv.topic = typeof event.topic === "string" && event.topic ? event.topic : null;
+    conv.membersKnown = false;
+    loadMembers(conv);
+    if (state.active === key) {
+      if (!conv.historyAsked) loadRoomHistory(conv);
+      renderRoomInfo();
+    }
+    renderConversations();
+    return conv;
+  }
+
+  function onRoomJoinSubmit(event) {
+    event.preventDefault();
+    // "#room" or "#room KEY" (a room's name has no spaces); the # may be left out.
+    const words = $("room-name").value.trim().split(/\s+/);
+    let name = words[0] || "";
+    if (!name) return;
+    if (!name.startsWith("#")) name = "#" + name;
+    const key = words.slice(1).join(" ");
+    if (!isOpen() || !state.joined) {
+      setError("room-error", "Not connected: join the room once the page has reconnected.");
+      return;
+    }
+    setError("room-error", "");
+    const req = { type: "join", room: name };
+    if (key) req.key = key;
+    request(req, (reply) => {
+      if (reply.type !== "joined") {
+        setError("room-error", describeError(reply));
+        $("room-name").focus();
+        return;
+      }
+      $("room-name").value = "";
+      const conv = onJoined(reply);
+      if (!conv) return;
+      if (key) conv.joinKey = key;
+      openConversation(conv.key, true);
+    });
+  }
+
+  function onLeaveClick() {
+    const conv = activeConversation();
+    if (!conv.room) return;
+    if (!conv.member) {
+      // Not in it (any more): nothing to ask the server.
+      removeRoom(conv);
+      return;
+    }
+    if (!isOpen() || !state.joined) {
+      setError("composer-error", "Not connected: leave the room once the page has reconnected.");
+      return;
+    }
+    request({ type: "part", room: conv.room }, (reply) => {
+      if (reply.type !== "ok" && reply.code !== "not_in_room") {
+        setError("composer-error", describeError(reply));
+        return;
+      }
+      // Our own `part` event may have come first and said so already.
+      if (state.conversations.get(conv.key) !== conv) return;
+      systemLine(PUBLIC, "You left " + conv.room + ".");
+      removeRoom(conv);
+    });
+  }
+
+  /** Forget a room's conversation (left, or removed from it); Everyone is shown if it
+   * was. */
+  function removeRoom(conv) {
+    if (state.conversations.get(conv.key) !== conv) return;
+    conv.member = false;
+    state.conversations.delete(conv.key);
+    conv.wrap.remove();
+    if (state.active === conv.key) openConversation(PUBLIC, true);
+    else renderConversations();
+  }
+
+  function memberOf(event) {
+    return {
+      name: event.name,
+      addr: event.addr || null,
+      account: event.account || null,
+      operator: false,
+      voice: false,
+    };
+  }
+
+  function onRoomJoin(event) {
+    const conv = knownRoom(event.room);
+    if (!conv || !event.name) return;
+    if (event.name === state.me) return; // our own join: `joined` says it
+    conv.members.set(event.name, Object.assign(memberOf(event), conv.members.get(event.name)));
+    systemLine(conv.key, event.name + " has joined.");
+    renderMembers();
+  }
+
+  function onRoomPart(event) {
+    const conv = knownRoom(event.room);
+    if (!conv || !event.name) return;
+    if (event.name === state.me) {
+      if (conv.member) {
+        systemLine(PUBLIC, "You left " + conv.room + ".");
+        removeRoom(conv);
+      }
+      return;
+    }
+    conv.members.delete(event.name);
+    systemLine(conv.key, event.name + " has left" + (event.reason ? ": " + event.reason : "."));
+    renderMembers();
+  }
+
+  function onRoomKick(event) {
+    const conv = knownRoom(event.room);
+    if (!conv || !event.name) return;
+    const by = event.by ? " by " + event.by : "";
+    const why = event.reason ? ": " + event.reason : ".";
+    if (event.name === state.me) {
+      systemLine(PUBLIC, "You were removed from " + conv.room + by + why);
+      removeRoom(conv);
+      return;
+    }
+    conv.members.delete(event.name);
+    systemLine(conv.key, event.name + " was removed" + by + why);
+    renderMembers();
+  }
+
+  function onTopic(event) {
+    const conv = knownRoom(event.room);
+    if (!conv) return;
+    conv.topic = event.topic || null;
+    if (event.by) {
+      systemLine(
+        conv.key,
+        conv.topic ? event.by + " set the topic: " + conv.topic : event.by + " cleared the topic.",
+      );
+    }
+    renderRoomInfo();
+  }
+
+  /** Modes: the operators and voices among the members follow `+o`/`-o`, `+v`/`-v`. */
+  function onMode(event) {
+    const conv = knownRoom(event.room);
+    if (!conv || typeof event.changes !== "string") return;
+    const args = Array.isArray(event.args) ? event.args.slice() : [];
+    let sign = "+";
+    for (const letter of event.changes) {
+      if (letter === "+" || letter === "-") {
+        sign = letter;
+        continue;
+      }
+      const takesArg = "ovbk".includes(letter) || (letter === "l" && sign === "+");
+      const arg = takesArg ? args.shift() : undefined;
+      if ((letter === "o" || letter === "v") && arg !== undefined) {
+        const member = conv.members.get(arg);
+        if (member) member[letter === "o" ? "operator" : "voice"] = sign === "+";
+      }
+    }
+    const shown = [event.changes].concat(event.args || []).join(" ");
+    systemLine(conv.key, (event.by || "The server") + " set mode " + shown + ".");
+    renderMembers();
+  }
+
+  /** `rooms`: the lobby first (the page learns its name there: the welcome does not
+   * say it), then the rooms the user may see, offered as the join field's suggestions. */
+  function loadRoomList() {
+    if (!isOpen() || state.roomListAsked) return;
+    state.roomListAsked = true;
+    request({ type: "rooms" }, (reply) => {
+      state.roomListAsked = false;
+      if (reply.type !== "rooms" || !Array.isArray(reply.rooms) || !reply.rooms.length) return;
+      if (typeof reply.rooms[0].room === "string") state.lobby = reply.rooms[0].room;
+      const options = $("room-suggestions");
+      options.replaceChildren();
+      for (const info of reply.rooms.slice(1)) {
+        const option = el("option");
+        option.value = info.room;
+        const members = info.members === 1 ? "1 member" : info.members + " members";
+        option.label = info.topic ? members + ": " + info.topic : members;
+        options.append(option);
+      }
+    });
+  }
+
+  function loadMembers(conv) {
+    if (!isOpen() || !conv.member) return;
+    request({ type: "who", room: conv.room }, (reply) => {
+      if (reply.type !== "users" || state.conversations.get(conv.key) !== conv) return;
+      conv.members.clear();
+      for (const user of reply.users || []) conv.members.set(user.name, user);
+      conv.membersKnown = true;
+      renderMembers();
+    });
+  }
+
+  /** The members of the room shown (hidden for Everyone and private conversations). */
+  function renderMembers() {
+    const conv = state.conversations.get(state.active);
+    const visible = Boolean(conv && conv.room);
+    show($("members-section"), visible);
+    if (!visible) return;
+    const list = $("members");
+    list.classList.toggle("stale", !conv.member);
+    list.replaceChildren();
+    for (const user of conv.members.values()) {
+      const item = userItem(user);
+      if (user.operator) item.append(el("span", "hint role", "op"));
+      else if (user.voice) item.append(el("span", "hint role", "voice"));
+      list.append(item);
+    }
+    $("member-count").textContent = "(" + conv.members.size + ")";
+    $("members-title").textContent = "Members of " + conv.room;
+  }
+
+  /** The topic and the room's controls above the timeline, for a room only. */
+  function renderRoomInfo() {
+    const conv = state.conversations.get(state.active);
+    const visible = Boolean(conv && conv.room);
+    show($("room-info"), visible);
+    show($("room-leave"), visible);
+    if (!visible) return;
+    const topic = $("topic");
+    topic.textContent = conv.topic ? conv.topic : "No topic";
+    topic.classList.toggle("hint", !conv.topic);
+    if (!conv.member) {
+      topic.textContent = "You are not in " + conv.room + " now.";
+      topic.classList.add("hint");
+    }
+  }
+
+  function onTopicSubmit(event) {
+    event.preventDefault();
+    const conv = activeConversation();
+    if (!conv.room) return;
+    if (!isOpen() || !state.joined) {
+      setError("topic-error", "Not connected: the topic was not set.");
+      return;
+    }
+    const text = $("topic-text").value.trim(); // empty: clears the topic
+    setError("topic-error", "");
+    request({ type: "topic", room: conv.room, topic: text }, (reply) => {
+      if (reply.type === "error") {
+        setError("topic-error", describeError(reply));
+        return;
+      }
+      $("topic-text").value = "";
+      if (reply.type === "topic" && state.conversations.get(conv.key) === conv) {
+        conv.topic = reply.topic || null;
+        renderRoomInfo();
+      }
+    });
+  }
+
+  /** The connection went: the server took us out of every room. */
+  function leaveRoomsWithTheConnection() {
+    for (const conv of rooms()) {
+      if (conv.member) conv.rejoin = true;
+      conv.member = false;
+      conv.membersKnown = false;
+      conv.historyAsked = false;
+    }
+    renderConversations();
+    renderRoomInfo();
+    renderMembers();
+  }
+
+  /** After a welcome: back into the rooms the page was in (an account may be put back
+   * in them by the server first: its `joined` events say so, and the room is not asked
+   * for again). */
+  function rejoinRooms() {
+    for (const conv of rooms()) {
+      if (!conv.rejoin || conv.member) continue;
+      const req = { type: "join", room: conv.room };
+      if (conv.joinKey) req.key = conv.joinKey;
+      request(req, (reply) => {
+        if (reply.type === "joined") {
+          onJoined(reply);
+        } else if (!conv.member) {
+          conv.rejoin = false;
+          systemLine(conv.key, "Could not join " + conv.room + " again: " + describeError(reply));
+          renderConversations();
+          renderRoomInfo();
+        }
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
   // History
 
   /** After each welcome: the newest page of the public timeline (merged by msgid with
@@ -807,7 +1220,7 @@
     askHistory(conv, { type: "history", limit: HISTORY_PAGE }, true);
     if (state.account) {
       for (const other of state.conversations.values()) {
-        if (other.key !== PUBLIC) {
+        if (other.key !== PUBLIC && !other.room) {
           other.historyAsked = false;
           if (other.key === state.active) loadPrivateHistory(other);
         }
@@ -820,13 +1233,20 @@
     askHistory(conv, { type: "history", with: conv.key, limit: HISTORY_PAGE }, true);
   }
 
+  function loadRoomHistory(conv) {
+    if (!hasFeature("history") || !isOpen()) return;
+    conv.historyAsked = true;
+    askHistory(conv, { type: "history", room: conv.room, limit: HISTORY_PAGE }, true);
+  }
+
   /** Older messages, when the user scrolls to the top or presses "Load older". */
   function loadOlder(conv) {
     if (!conv.more || conv.loading || !isOpen() || !state.joined) return;
     const first = conv.log.querySelector("li[data-msgid]");
     if (!first) return;
     const req = { type: "history", limit: HISTORY_PAGE, before: first.dataset.msgid };
-    if (conv.key !== PUBLIC) req.with = conv.key;
+    if (conv.room) req.room = conv.room;
+    else if (conv.key !== PUBLIC) req.with = conv.key;
     askHistory(conv, req, false);
   }
 
@@ -836,15 +1256,20 @@
     request(req, (reply) => {
       conv.loading = false;
       if (reply.type !== "history") {
-        // A guest cannot read private history, a user without an account neither:
-        // nothing to show, and no error worth a line.
+        // A guest cannot read private history, a user without an account neither, a
+        // room's is for its members: nothing to show, and no error worth a line.
         return;
       }
       // Prepending must not move what the reader is looking at.
       const log = conv.log;
       const fromBottom = log.scrollHeight - log.scrollTop;
       for (const message of reply.messages || []) {
-        addMessage(message, { key: conv.key, live: false });
+        // The lobby's messages carry its name: the page learns it there when the
+        // welcome did not say (a server started with --lobby).
+        if (conv.key === PUBLIC && !req.with && typeof message.room === "string") {
+          state.lobby = message.room;
+        }
+        addMessage(message, { conv: conv, live: false });
       }
       conv.more = Boolean(reply.more);
       conv.older.hidden = !conv.more;
@@ -866,9 +1291,11 @@
       return;
     }
     setError("composer-error", "");
-    const to = state.active === PUBLIC ? null : state.active;
+    const conv = activeConversation();
     const req = { type: "message", text: text };
-    if (to) req.to = to;
+    let to = null;
+    if (conv.room) req.room = conv.room; // echoed to us like the lobby's
+    else if (conv.key !== PUBLIC) req.to = to = conv.key;
     input.value = "";
     request(req, (reply) => onSendReply(reply, text, to));
   }
@@ -886,7 +1313,7 @@
       const note = reply.queued ? "(kept until " + to + " logs in)" : null;
       addMessage(
         { from: state.me, to: to, text: text, msgid: reply.msgid, time: new Date().toISOString() },
-        { key: to, live: true, note: note },
+        { conv: conversation(to), live: true, note: note },
       );
     }
   }
@@ -910,6 +1337,10 @@
       }
     });
     $("composer").addEventListener("submit", onComposerSubmit);
+    $("room-join").addEventListener("submit", onRoomJoinSubmit);
+    $("room-name").addEventListener("focus", loadRoomList);
+    $("room-leave").addEventListener("click", onLeaveClick);
+    $("topic-form").addEventListener("submit", onTopicSubmit);
     $("reconnect").addEventListener("click", onReconnectClick);
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden && state.conversations.has(state.active)) {
