@@ -7,11 +7,11 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING
 
-from imkit.irc import replies
+from imkit.irc import numerics
 from imkit.irc.message import Message
 from imkit.irc.names import unescaped
 from imkit.irc.requests import Handler, need, registrar
-from imkit.protocol import Command
+from imkit.protocol import HISTORY_MAX, Command, History
 from imkit.protocol.queries import Kill, Lusers, SetAway, UserModes, Wallops, Whois
 from imkit.rules.rooms import room_problem
 
@@ -87,7 +87,7 @@ def _away(conn: IrcConnection, message: Message) -> list[Command]:
 
 @handles("MOTD")
 def _motd(conn: IrcConnection, message: Message) -> list[Command]:
-    return [conn.answer(replies.motd(conn))]
+    return [conn.answer(numerics.motd(conn))]
 
 
 @handles("LUSERS")
@@ -99,13 +99,13 @@ def _lusers(conn: IrcConnection, message: Message) -> list[Command]:
 def _version(conn: IrcConnection, message: Message) -> list[Command]:
     return [
         conn.numeric("351", conn.version, conn.server, "imkit: the same chat over IRC"),
-        conn.answer(replies.isupport(conn)),
+        conn.answer(numerics.isupport(conn)),
     ]
 
 
 @handles("TIME")
 def _time(conn: IrcConnection, message: Message) -> list[Command]:
-    return [conn.answer(replies.time_line(conn))]
+    return [conn.answer(numerics.time_line(conn))]
 
 
 @handles("INFO")
@@ -160,3 +160,32 @@ def _wallops(conn: IrcConnection, message: Message) -> list[Command]:
 @handles("REHASH", "DIE", "RESTART", "SQUIT", "CONNECT")
 def _operator_only(conn: IrcConnection, message: Message) -> list[Command]:
     return [conn.numeric("481", "Permission Denied- You're not an IRC operator")]
+
+
+# ------------------------------------------------------------------ history
+
+
+@handles("CHATHISTORY")
+def _chathistory(conn: IrcConnection, message: Message) -> list[Command]:
+    """draft/chathistory from the store: LATEST, BEFORE and AFTER, by msgid (imkit's
+    history pages are by msgid; a timestamp is refused), of a channel (its members) or
+    of a conversation between two accounts."""
+    params = message.params
+    if len(params) < 4 or params[0].upper() not in ("LATEST", "BEFORE", "AFTER"):
+        sub = params[0].upper() if params else "*"
+        text = "CHATHISTORY LATEST|BEFORE|AFTER <target> <* | msgid=ID> <limit>"
+        return [conn.answer(numerics.fail(conn, "CHATHISTORY", "INVALID_PARAMS", sub, text))]
+    sub, target, ref, count = params[0].upper(), params[1], params[2], params[3]
+    if ref != "*" and not ref.startswith("msgid="):
+        text = "only msgid= references (and * for LATEST) are supported"
+        return [conn.answer(numerics.fail(conn, "CHATHISTORY", "INVALID_PARAMS", sub, text))]
+    limit = min(int(count), HISTORY_MAX) if count.isdigit() and int(count) > 0 else HISTORY_MAX
+    msgid = ref[len("msgid=") :] if ref.startswith("msgid=") else None
+    room = target if target.startswith("#") else None
+    with_ = None if room is not None else unescaped(target)
+    # BEFORE: the page before the msgid; LATEST and AFTER: the newest page, cut to what
+    # comes after the msgid (imkit reads history backwards only).
+    before = msgid if sub == "BEFORE" else None
+    asked = HISTORY_MAX if sub == "AFTER" or (sub == "LATEST" and msgid) else limit
+    rid = conn.ask("CHATHISTORY", target, sub, msgid or "", str(limit))
+    return [History(id=rid, limit=asked, before=before, room=room, with_=with_)]

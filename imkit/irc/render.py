@@ -28,8 +28,10 @@ from imkit.rules.times import iso_time
 FORM_CAPS = ("server-time", "message-tags", "account-tag", "extended-join")
 
 
-def message_tags(event: ChatMessage, form: frozenset[str]) -> str:
-    tags: dict[str, str | None] = {}
+def message_tags(
+    event: ChatMessage, form: frozenset[str], extra: dict[str, str | None] | None = None
+) -> str:
+    tags: dict[str, str | None] = dict(extra or {})
     if "server-time" in form:
         tags["time"] = iso_time(event.time)
     if "message-tags" in form and event.msgid is not None:
@@ -39,12 +41,14 @@ def message_tags(event: ChatMessage, form: frozenset[str]) -> str:
     return tag_prefix(tags)
 
 
-def chat_line(event: ChatMessage, form: frozenset[str]) -> str:
+def chat_line(
+    event: ChatMessage, form: frozenset[str], extra: dict[str, str | None] | None = None
+) -> str:
     target = event.room if event.to is None else shown(event.to)
     source = prefix(event.sender, event.addr)
     verb = "NOTICE" if event.notice else "PRIVMSG"
     return trailing_line(
-        source, verb, target or "*", clean(event.text), tags=message_tags(event, form)
+        source, verb, target or "*", clean(event.text), tags=message_tags(event, form, extra)
     )
 
 

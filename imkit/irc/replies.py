@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from imkit.irc.message import clean, line, trailing_line
 from imkit.irc.names import host, irc_mask, prefix, shown
-from imkit.irc.render import render
+from imkit.irc.numerics import fail, lusers, motd, numeric, welcome
+from imkit.irc.render import chat_line, render
 from imkit.protocol import (
     Bye,
     Error,
@@ -40,47 +40,12 @@ from imkit.protocol.queries import (
     UserModesSet,
     WallopsMessage,
 )
-from imkit.rules.names import MAX_NAME_LENGTH, name_key
-from imkit.rules.rooms import MAX_ROOM_BANS, ROOM_NAME_MAX, TOPIC_MAX, room_key
+from imkit.rules.names import name_key
+from imkit.rules.rooms import room_key
 
 if TYPE_CHECKING:
     from imkit.irc.wire import IrcConnection
 
-# Capabilities offered (CAP LS), docs/irc.md; "sasl" is offered with its mechanism.
-CAPABILITIES = (
-    "account-tag",
-    "cap-notify",
-    "echo-message",
-    "extended-join",
-    "message-tags",
-    "multi-prefix",
-    "sasl",
-    "server-time",
-    "userhost-in-names",
-)
-# RPL_ISUPPORT: what this server is, told truthfully (docs/irc.md).
-ISUPPORT = (
-    "AWAYLEN=300",
-    "CASEMAPPING=rfc8265",
-    f"CHANLIMIT=#:{50}",
-    "CHANMODES=b,k,l,imnst",
-    f"CHANNELLEN={ROOM_NAME_MAX + 1}",
-    "CHANTYPES=#",
-    "CLIENTTAGDENY=*",  # client-only tags are not relayed
-    "ELIST=",
-    "KICKLEN=300",
-    f"MAXLIST=b:{MAX_ROOM_BANS}",
-    "MODES=10",
-    "NETWORK=imkit",
-    f"NICKLEN={MAX_NAME_LENGTH}",
-    "PREFIX=(ov)@+",
-    "TARGMAX=PRIVMSG:4,NOTICE:4,JOIN:,PART:,KICK:,NAMES:,WHOIS:4,ISON:,USERHOST:5",
-    f"TOPICLEN={TOPIC_MAX}",
-    "UTF8ONLY",
-)
-USER_MODES = "iwx"
-CHANNEL_MODES = "biklmnostv"
-CHANNEL_MODES_WITH_ARGS = "bklov"
 # Error codes (imkit.protocol.codes) to numerics when the command does not decide.
 _ERRORS = {
     "no_such_user": ("401", "No such nick/channel"),
@@ -100,92 +65,6 @@ _ERRORS = {
     "too_many_attempts": ("904", "SASL authentication failed: too many failed logins"),
     "line_too_long": ("417", "Input line was too long"),
 }
-
-
-def raw(source: str | None, command: str, *params: str) -> str:
-    return line(source, command, *params)
-
-
-def numeric(conn: IrcConnection, code: str, *params: str) -> str:
-    """A numeric reply to ``conn``: ``:SERVER CODE NICK PARAMS...``, the last one
-    trailing."""
-    return (
-        trailing_line(conn.server, code, conn.nick, *params)
-        if params
-        else line(conn.server, code, conn.nick)
-    )
-
-
-def cap_value(conn: IrcConnection, cap: str) -> str:
-    if cap == "sasl" and conn.cap_version >= 302:
-        return "sasl=PLAIN"
-    return cap
-
-
-def isupport(conn: IrcConnection) -> str:
-    tokens = list(ISUPPORT)
-    return "".join(
-        line(conn.server, "005", conn.nick, *tokens[i : i + 12], "are supported by this server")
-        for i in range(0, len(tokens), 12)
-    )
-
-
-def welcome(conn: IrcConnection) -> str:
-    """001 to 005: what a client gets when its registration is done."""
-    nick = conn.nick
-    return (
-        numeric(conn, "001", f"Welcome to the imkit chat, {nick}")
-        + numeric(conn, "002", f"Your host is {conn.server}, running version {conn.version}")
-        + numeric(conn, "003", f"This server was created {conn.created}")
-        + line(
-            conn.server,
-            "004",
-            nick,
-            conn.server,
-            conn.version,
-            USER_MODES,
-            CHANNEL_MODES,
-            CHANNEL_MODES_WITH_ARGS,
-        )
-        + isupport(conn)
-    )
-
-
-def motd(conn: IrcConnection) -> str:
-    if conn.motd is None:
-        return numeric(conn, "422", "MOTD File is missing")
-    lines = [numeric(conn, "375", f"- {conn.server} Message of the day - ")]
-    lines += [numeric(conn, "372", f"- {clean(text)}") for text in conn.motd]
-    lines.append(numeric(conn, "376", "End of /MOTD command."))
-    return "".join(lines)
-
-
-def time_line(conn: IrcConnection) -> str:
-    now = datetime.fromtimestamp(conn.clock(), UTC)
-    return numeric(conn, "391", conn.server, now.strftime("%A %B %d %Y -- %H:%M:%S +00:00"))
-
-
-def lusers(conn: IrcConnection, counts: Counts) -> str:
-    return (
-        numeric(conn, "251", f"There are {counts.users} users and 0 invisible on 1 servers")
-        + numeric(conn, "252", "0", "operator(s) online")
-        + numeric(conn, "254", str(counts.rooms), "channels formed")
-        + numeric(conn, "255", f"I have {counts.here} clients and 0 servers")
-        + numeric(
-            conn,
-            "265",
-            str(counts.here),
-            str(counts.most_here),
-            f"Current local users {counts.here}, max {counts.most_here}",
-        )
-        + numeric(
-            conn,
-            "266",
-            str(counts.users),
-            str(counts.most_users),
-            f"Current global users {counts.users}, max {counts.most_users}",
-        )
-    )
 
 
 # ------------------------------------------------------------------ replies
@@ -225,6 +104,8 @@ def _error(conn: IrcConnection, event: Error) -> str:
         )
     if verb == "sasl":
         return numeric(conn, "904", "SASL authentication failed")
+    if verb == "CHATHISTORY":
+        return fail(conn, "CHATHISTORY", "INVALID_TARGET", context[1], target, clean(event.message))
     if verb in ("join-topic", "join-names", "NAMES-part"):
         return ""  # the JOIN's own error said it; a NAMES list goes on
     if verb == "NAMES":
@@ -534,7 +415,23 @@ def _nothing(conn: IrcConnection, event: Event) -> str:
 
 
 def _history(conn: IrcConnection, event: HistoryPage) -> str:
-    return ""
+    verb, context = conn.asked(event.id)
+    if verb != "CHATHISTORY":
+        return ""  # a replay for a text client: IRC clients ask with CHATHISTORY
+    target, sub, msgid, limit = context
+    messages = list(event.messages)
+    if msgid and sub != "BEFORE":
+        messages = [m for m in messages if m.msgid is not None and m.msgid > msgid]
+        messages = messages[: int(limit)] if sub == "AFTER" else messages[-int(limit) :]
+    form = conn.form | {"server-time", "message-tags"}
+    if "batch" not in conn.caps:
+        return "".join(render(m, form, conn.lobby) or "" for m in messages)
+    conn.batches += 1
+    ref = f"h{conn.batches}"
+    out = [line(conn.server, "BATCH", f"+{ref}", "chathistory", target)]
+    out += [chat_line(m, form, extra={"batch": ref}) for m in messages]
+    out.append(line(conn.server, "BATCH", f"-{ref}"))
+    return "".join(out)
 
 
 _REPLIES: dict[type[Event], Callable[[IrcConnection, Any], str | None]] = {

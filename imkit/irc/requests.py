@@ -11,7 +11,7 @@ import binascii
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from imkit.irc import replies
+from imkit.irc import numerics
 from imkit.irc.message import Message
 from imkit.irc.names import ban_mask, nick_problem, unescaped
 from imkit.protocol import (
@@ -146,13 +146,13 @@ def _cap(conn: IrcConnection, message: Message) -> list[Command]:
             conn.negotiating = True
         version = message.params[1] if len(message.params) > 1 else ""
         conn.cap_version = max(conn.cap_version, int(version) if version.isdigit() else 0)
-        offered = [replies.cap_value(conn, cap) for cap in replies.CAPABILITIES]
+        offered = [numerics.cap_value(conn, cap) for cap in numerics.CAPABILITIES]
         if conn.cap_version >= 302:
             conn.caps.add("cap-notify")  # implied by 302
             conn.set_caps(conn.caps)
-        return [conn.answer(replies.raw(server, "CAP", nick, "LS", " ".join(offered)))]
+        return [conn.answer(numerics.raw(server, "CAP", nick, "LS", " ".join(offered)))]
     if sub == "LIST":
-        return [conn.answer(replies.raw(server, "CAP", nick, "LIST", " ".join(sorted(conn.caps))))]
+        return [conn.answer(numerics.raw(server, "CAP", nick, "LIST", " ".join(sorted(conn.caps))))]
     if sub == "REQ":
         if not conn.registered:
             conn.negotiating = True
@@ -161,16 +161,16 @@ def _cap(conn: IrcConnection, message: Message) -> list[Command]:
         for item in asked.split():
             off = item.startswith("-")
             name = item[1:] if off else item
-            if name not in replies.CAPABILITIES:
-                return [conn.answer(replies.raw(server, "CAP", nick, "NAK", asked))]
+            if name not in numerics.CAPABILITIES:
+                return [conn.answer(numerics.raw(server, "CAP", nick, "NAK", asked))]
             if off:
                 if name == "cap-notify" and conn.cap_version >= 302:
-                    return [conn.answer(replies.raw(server, "CAP", nick, "NAK", asked))]
+                    return [conn.answer(numerics.raw(server, "CAP", nick, "NAK", asked))]
                 wanted.discard(name)
             else:
                 wanted.add(name)
         conn.set_caps(wanted)
-        return [conn.answer(replies.raw(server, "CAP", nick, "ACK", asked))]
+        return [conn.answer(numerics.raw(server, "CAP", nick, "ACK", asked))]
     if sub == "END":
         if conn.registered or not conn.negotiating:
             return []
@@ -198,7 +198,7 @@ def _authenticate(conn: IrcConnection, message: Message) -> list[Command]:
                 conn.numeric("904", "SASL authentication failed"),
             ]
         conn.sasl = "PLAIN"
-        return [conn.answer(replies.raw(None, "AUTHENTICATE", "+"))]
+        return [conn.answer(numerics.raw(None, "AUTHENTICATE", "+"))]
     if len(data) > 400:
         conn.sasl, conn.sasl_buffer = None, ""
         return [conn.numeric("905", "SASL message too long")]
@@ -219,7 +219,7 @@ def _authenticate(conn: IrcConnection, message: Message) -> list[Command]:
 def _ping(conn: IrcConnection, message: Message) -> list[Command]:
     if not message.params:
         return [conn.numeric("409", "No origin specified")]
-    return [conn.answer(replies.raw(conn.server, "PONG", conn.server, message.params[0]))]
+    return [conn.answer(numerics.raw(conn.server, "PONG", conn.server, message.params[0]))]
 
 
 @handles("PONG")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from imkit.irc import people, replies, requests
+from imkit.irc import numerics, people, replies, requests
 from imkit.irc.message import MAX_CLIENT_TAGS, MAX_LINE, MAX_TAGS, BadMessage, parse
 from imkit.irc.names import prefix, shown
 from imkit.irc.render import FORM_CAPS, render
@@ -108,7 +108,8 @@ class IrcConnection:
         self.sasl: str | None = None  # the mechanism being used (AUTHENTICATE)
         self.sasl_buffer = ""
         self.channels: dict[str, str] = {}  # room key -> name, what it is in
-        self.failed_joins: set[str] = set()  # room keys whose JOIN was refused
+        self.failed_joins: set[str] = set()
+        self.batches = 0  # BATCH references given so far  # room keys whose JOIN was refused
         self.account: str | None = None
         self._next_id = 0
         self._asked: dict[int, tuple[str, tuple[str, ...]]] = {}
@@ -202,7 +203,7 @@ class IrcConnection:
         return Answer(event=Lines("".join(lines)))
 
     def numeric(self, code: str, *params: str) -> Answer:
-        return self.answer(replies.numeric(self, code, *params))
+        return self.answer(numerics.numeric(self, code, *params))
 
     # ------------------------------------------------------------------ output
 

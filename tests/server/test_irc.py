@@ -170,3 +170,41 @@ async def test_tls_on_the_irc_port(short_dir: Path, tls_files: dict[str, str]) -
                 data += await stream.receive()
         assert b":irc.test 001 secure " in data
         await stream.aclose()
+
+
+async def test_chathistory_of_a_room_and_of_the_lobby(server: Server) -> None:
+    alex = await IrcClient.connect(
+        server, "alex", caps=("batch", "draft/chathistory", "message-tags")
+    )
+    await alex.send("JOIN #builds")
+    await alex.expect(" 366 ")
+    text = await joined(server.addresses[0])
+    await text.send("join|#builds\n")
+    await alex.expect("JOIN #builds")
+    for number in range(5):
+        await text.send(f"to|#builds|line {number}\n")
+    await alex.expect("line 4")
+    await alex.send("CHATHISTORY LATEST #builds * 3")
+    start = await alex.expect("BATCH")
+    ref = start.split()[2][1:]
+    assert start == f":irc.test BATCH +{ref} chathistory #builds"
+    lines = [await alex.line() for _ in range(4)]
+    assert [line.rsplit(":", 1)[1] for line in lines[:3]] == ["line 2", "line 3", "line 4"]
+    assert all(
+        f"batch={ref}" in line and "msgid=" in line and "time=" in line for line in lines[:3]
+    )
+    assert lines[3] == f":irc.test BATCH -{ref}"
+    msgid = lines[0].split("msgid=")[1].split(";")[0].split(" ")[0]
+    await alex.send(f"CHATHISTORY BEFORE #builds msgid={msgid} 10")
+    await alex.expect(r"BATCH \+")
+    before = [await alex.line() for _ in range(3)]
+    assert [line.rsplit(":", 1)[1] for line in before[:2]] == ["line 0", "line 1"]
+    await alex.send(f"CHATHISTORY AFTER #builds msgid={msgid} 1")
+    await alex.expect(r"BATCH \+")
+    assert (await alex.line()).endswith(":line 3")
+    await text.send("in the lobby\n")
+    await alex.send("CHATHISTORY LATEST #lobby * 10")
+    await alex.expect(r"BATCH \+")
+    assert (await alex.line()).endswith("PRIVMSG #lobby :in the lobby")
+    await alex.send("CHATHISTORY LATEST #elsewhere * 10")
+    assert "FAIL CHATHISTORY INVALID_TARGET" in await alex.expect("FAIL")

@@ -1,0 +1,60 @@
+"""``imkit serve --irc`` on a cluster node (docs/irc.md): an IRC user on node 1 and a
+netcat user on node 2 talk in public (the lobby), in private and in a room."""
+
+from __future__ import annotations
+
+import re
+
+import anyio
+
+from tests.support import LineClient, joined
+from tests.support.cluster import Cluster
+
+
+class RawIrc:
+    def __init__(self, client: LineClient) -> None:
+        self.client = client
+
+    async def send(self, *lines: str) -> None:
+        await self.client.send("".join(f"{line}\r\n" for line in lines))
+
+    async def expect(self, pattern: str) -> str:
+        while True:
+            line = (await self.client.line()).rstrip("\r\n")
+            if re.search(pattern, line):
+                return line
+
+
+async def test_an_irc_user_and_a_netcat_user_on_two_nodes(cluster: Cluster) -> None:
+    one, two = cluster.start_nodes(2, "--irc", "127.0.0.1:0")
+    found = re.search(r"IRC on irc://(\S+) as", one.wait_log("IRC on irc://"))
+    assert found is not None
+    text = await joined(two.address, "tee")
+    irc = RawIrc(await LineClient.connect(found.group(1)))
+    await irc.send("NICK alex", "USER alex 0 * :Alex")
+    await irc.expect(r" 001 alex ")
+    await irc.send("JOIN #lobby")
+    await irc.expect(r" 366 alex #lobby ")
+    await irc.send("PRIVMSG #lobby :hello from irc on node one")
+    assert (await text.line_matching("hello from irc")).endswith(
+        "alex:hello from irc on node one\n"
+    )
+    await text.send("hello from netcat on node two\n")
+    assert (await irc.expect("hello from netcat")).endswith(
+        "PRIVMSG #lobby :hello from netcat on node two"
+    )
+    await text.send("to|alex|psst\n")
+    assert (await irc.expect("psst")) == ":tee!~u@127.0.0.1 PRIVMSG alex :psst"
+    await irc.send("PRIVMSG tee :psst back")
+    assert await text.line_matching("psst back") == "alex say: psst back\n"
+    await irc.send("JOIN #builds")
+    await irc.expect(r" 366 alex #builds ")
+    await text.send("join|#builds\n")
+    await irc.expect(r"tee!~u@127.0.0.1 JOIN #builds")
+    await text.send("to|#builds|room line\n")
+    assert (await irc.expect("room line")).endswith("PRIVMSG #builds :room line")
+    await irc.send("PRIVMSG #builds :room reply")
+    await text.line_matching("room reply")
+    with anyio.fail_after(5):
+        await irc.send("QUIT :bye")
+        await text.line_matching(r"alex")
