@@ -82,7 +82,7 @@ def user_rows(hub: Hub, members: list[Member] | None = None) -> list[dict[str, A
             "name": m.name,
             "addr": m.addr,
             "account": m.account,
-            "mode": "json" if m.mode.value == "json" else "text",
+            "mode": m.mode.value if m.mode.value in ("json", "irc") else "text",
             "connected_at": iso_time(m.connected_wall),
             "connected_s": round(now - m.connected_at, 3),
             "idle_s": round(now - m.last_active, 3),

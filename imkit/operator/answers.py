@@ -149,6 +149,8 @@ def stats(server: Administered) -> dict[str, Any]:
         "uptime_s": round(time.monotonic() - server.started_at, 3),
         "users_online": len(server.hub),
         "connections_now": server.connections_now,
+        # IRC clients (--irc) among the users here.
+        "users_irc": sum(1 for m in server.hub.local_members() if m.mode.value == "irc"),
         "connections_total": counters.connections_total,
         "messages_received": counters.messages_received,
         "messages_delivered": counters.messages_delivered,

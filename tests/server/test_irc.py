@@ -208,3 +208,11 @@ async def test_chathistory_of_a_room_and_of_the_lobby(server: Server) -> None:
     assert (await alex.line()).endswith("PRIVMSG #lobby :in the lobby")
     await alex.send("CHATHISTORY LATEST #elsewhere * 10")
     assert "FAIL CHATHISTORY INVALID_TARGET" in await alex.expect("FAIL")
+
+
+async def test_who_and_stats_count_irc_users(server: Server) -> None:
+    await joined(server.addresses[0])
+    await IrcClient.connect(server, "alex")
+    users = (await ask(server, type="who"))["users"]
+    assert [u["mode"] for u in users] == ["text", "irc"]
+    assert (await ask(server, type="stats"))["users_irc"] == 1
