@@ -42,7 +42,7 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
-from imkit.protocol.queries import IsAway
+from imkit.protocol.queries import Echo, IsAway
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.names import name_key, name_problem
 
@@ -182,7 +182,7 @@ class LocalBackend(LocalRooms):
         if hub.send(target, event):
             stats.messages_delivered += 1
         if member.wire.mode is Mode.IRC:  # its echo (echo-message), or nothing
-            hub.send(member, event)
+            hub.send(member, Echo(event))
         if target.away is not None:
             hub.send(member, IsAway(target.name, target.away))
         if hub.unflushed_since is None:

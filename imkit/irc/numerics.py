@@ -25,6 +25,7 @@ CAPABILITIES = (
     "multi-prefix",
     "batch",
     "draft/chathistory",
+    "labeled-response",
     "sasl",
     "server-time",
     "userhost-in-names",

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from imkit.irc import numerics, people, replies, requests
+from imkit.irc.labels import LabelEnd, LabelStart, labeled
 from imkit.irc.message import MAX_CLIENT_TAGS, MAX_LINE, MAX_TAGS, BadMessage, parse
 from imkit.irc.names import prefix, shown
 from imkit.irc.render import FORM_CAPS, render
@@ -41,7 +42,7 @@ from imkit.protocol import (
     RenameOk,
 )
 from imkit.protocol.framing import LineFramer
-from imkit.protocol.queries import Answer
+from imkit.protocol.queries import Answer, Echo
 from imkit.protocol.records import record
 
 # Every IRC command this server knows: its handler (imkit.irc.requests, imkit.irc.people).
@@ -109,7 +110,10 @@ class IrcConnection:
         self.sasl_buffer = ""
         self.channels: dict[str, str] = {}  # room key -> name, what it is in
         self.failed_joins: set[str] = set()
-        self.batches = 0  # BATCH references given so far  # room keys whose JOIN was refused
+        self.batches = 0  # BATCH references given so far
+        self.held: list[str] | None = (
+            None  # a labeled line's replies, until its end  # room keys whose JOIN was refused
+        )
         self.account: str | None = None
         self._next_id = 0
         self._asked: dict[int, tuple[str, tuple[str, ...]]] = {}
@@ -175,7 +179,13 @@ class IrcConnection:
                 message = parse(text)
             except BadMessage:
                 continue
-            commands.extend(self._handle(message))
+            label = message.tags.get("label") if "labeled-response" in self.caps else None
+            if label:  # its replies are held and sent labeled (imkit.irc.labels)
+                commands.append(Answer(event=LabelStart(label)))
+                commands.extend(self._handle(message))
+                commands.append(Answer(event=LabelEnd(label)))
+            else:
+                commands.extend(self._handle(message))
         return commands
 
     def _handle(self, message: Any) -> list[Command]:
@@ -209,15 +219,40 @@ class IrcConnection:
 
     def encode(self, event: Event) -> bytes:
         """The bytes of ``event`` for this client (b"" when IRC shows nothing)."""
-        if type(event) is Lines:
+        kind = type(event)
+        if kind is Lines:
             assert isinstance(event, Lines)
-            return event.text.encode()
+            return self._out(event.text)
+        if kind is LabelStart or kind is LabelEnd:
+            return self._label(event)
+        if kind is Echo:  # its own private message (echo-message)
+            assert isinstance(event, Echo)
+            if "echo-message" not in self.caps:
+                return b""
+            return self._out(render(event.message, self.form, self.lobby) or "")
+        if kind is ChatMessage and event.to == self.name:  # type: ignore[attr-defined]
+            return (render(event, self.form, self.lobby) or "").encode()  # never held
         text = replies.reply(self, event)
         if text is None:
             if not self._receives(event):
                 return b""
             text = render(event, self.form, self.lobby)
-        return text.encode() if text else b""
+        return self._out(text) if text else b""
+
+    def _out(self, text: str) -> bytes:
+        if self.held is not None:  # a labeled line's reply: held until its end
+            self.held.append(text)
+            return b""
+        return text.encode()
+
+    def _label(self, event: Event) -> bytes:
+        if isinstance(event, LabelStart):
+            self.held = []
+            return b""
+        assert isinstance(event, LabelEnd)
+        held, self.held = self.held or [], None
+        self.batches += 1
+        return labeled(self.server, event.label, held, f"l{self.batches}").encode()
 
     def frame_bytes(self, frame: Frame) -> bytes:
         """A broadcast's bytes for this client: rendered once per form and shared by
@@ -231,6 +266,9 @@ class IrcConnection:
         if data is None:
             text = render(frame.event, self.form, self.lobby)
             data = forms[self.form] = text.encode() if text else b""
+        if self.held is not None and data:  # its own echo, during a labeled line
+            self.held.append(data.decode())
+            return b""
         return data
 
     def _receives(self, event: Event) -> bool:

@@ -176,6 +176,20 @@ class UserModesSet(Event):
 
 
 @record
+class Echo(Event):
+    """An IRC client's own private message, shown back to it with echo-message (IRC
+    only: the hub sends it to IRC senders)."""
+
+    message: Any  # a ChatMessage
+
+    def text_line(self) -> None:
+        return None
+
+    def json_fields(self) -> dict[str, Any]:
+        return {}
+
+
+@record
 class IsAway(Event):
     """A private message reached ``name``, who is away: its away message."""
 

@@ -292,3 +292,20 @@ def test_an_irc_user_outside_the_lobby_is_not_announced_there() -> None:
     read(text)
     IrcPeer(hub, "10.0.0.3:3", "alex")
     assert read(text) == []
+
+
+def test_a_labeled_line_gets_its_replies_labeled() -> None:
+    from imkit.protocol import RenameOk
+
+    conn = registered("alex")
+    conn.set_caps({"labeled-response", "batch"})
+    start, ping, end = feed(conn, "@label=one PING x")
+    out = b"".join(conn.encode(c.event) for c in (start, ping, end))  # type: ignore[attr-defined]
+    assert out == b"@label=one :irc.test PONG irc.test x\r\n"
+    start, end = feed(conn, "@label=two PONG x")
+    assert conn.encode(start.event) == b""  # type: ignore[attr-defined]
+    assert conn.encode(end.event) == b"@label=two :irc.test ACK\r\n"  # type: ignore[attr-defined]
+    commands = feed(conn, "@label=three NICK sam")
+    conn.encode(commands[0].event)  # type: ignore[attr-defined]
+    assert conn.encode(RenameOk(commands[1].id, "sam")) == b""  # held until the end
+    assert conn.encode(commands[2].event) == b"@label=three :alex!~u@127.0.0.1 NICK sam\r\n"  # type: ignore[attr-defined]
