@@ -10,12 +10,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from imkit.hub.members import Member
-from imkit.hub.rooms import fan_out
-from imkit.protocol import NO_SUCH_USER, Bye, Command, Error, RenameOk
+from imkit.hub.rooms import fan_out, lobby_and_rooms
+from imkit.protocol import NO_SUCH_USER, Bye, Command, Error, Mode, RenameOk
 from imkit.protocol.queries import (
     Answer,
     AwayOk,
     Counts,
+    Described,
     Kill,
     Lusers,
     People,
@@ -23,6 +24,7 @@ from imkit.protocol.queries import (
     Quit,
     Register,
     SetAway,
+    SetName,
     UserModes,
     UserModesSet,
     Wallops,
@@ -118,9 +120,22 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         member.modes = "".join(sorted(modes))
         hub.send(member, UserModesSet(command.id, member.modes, command.add, command.remove))
 
+    def told(member: Member, event: Described) -> None:
+        """``event`` to the IRC users who share the lobby or a room with ``member``."""
+        others = lobby_and_rooms(hub, member.rooms.values(), lobby=member.in_lobby)
+        fan_out(hub, [m for m in others if m is not member and m.mode is Mode.IRC], event)
+
     def away(member: Member, command: SetAway) -> None:
         member.away = command.message or None
-        hub.send(member, AwayOk(command.id, member.away is not None))
+        if not command.again:
+            hub.send(member, AwayOk(command.id, member.away is not None))
+        told(member, Described(member.name, member.shown_addr, member.away))
+
+    def set_name(member: Member, command: SetName) -> None:
+        member.realname = command.realname
+        event = Described(member.name, member.shown_addr, member.away, command.realname)
+        hub.send(member, event)
+        told(member, event)
 
     def quit_(member: Member, command: Quit) -> None:
         member.quit_reason = command.reason
@@ -168,5 +183,6 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         Register: register,
         UserModes: user_modes,
         Kill: kill,
+        SetName: set_name,
         Wallops: wallops,
     }

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # Capabilities offered (CAP LS), docs/irc.md; "sasl" is offered with its mechanism.
 CAPABILITIES = (
     "account-tag",
+    "away-notify",
     "cap-notify",
     "echo-message",
     "extended-join",
@@ -28,6 +29,7 @@ CAPABILITIES = (
     "labeled-response",
     "sasl",
     "server-time",
+    "setname",
     "userhost-in-names",
 )
 # RPL_ISUPPORT: what this server is, told truthfully (docs/irc.md).

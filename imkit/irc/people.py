@@ -12,7 +12,15 @@ from imkit.irc.message import Message
 from imkit.irc.names import unescaped
 from imkit.irc.requests import Handler, need, registrar
 from imkit.protocol import HISTORY_MAX, Command, History
-from imkit.protocol.queries import Kill, Lusers, SetAway, UserModes, Wallops, Whois
+from imkit.protocol.queries import (
+    Kill,
+    Lusers,
+    SetAway,
+    SetName,
+    UserModes,
+    Wallops,
+    Whois,
+)
 from imkit.rules.rooms import room_problem
 
 if TYPE_CHECKING:
@@ -76,9 +84,19 @@ def _userhost(conn: IrcConnection, message: Message) -> list[Command]:
     return [Whois(id=conn.ask("USERHOST", *nicks), names=tuple(unescaped(n) for n in nicks))]
 
 
+@handles("SETNAME")
+def _setname(conn: IrcConnection, message: Message) -> list[Command]:
+    missing = need(conn, message, 1)
+    if missing:
+        return [conn.answer(numerics.fail(conn, "SETNAME", "INVALID_REALNAME", "empty"))]
+    conn.realname = message.params[0][:300]
+    return [SetName(id=conn.ask("SETNAME"), realname=conn.realname)]
+
+
 @handles("AWAY")
 def _away(conn: IrcConnection, message: Message) -> list[Command]:
     text = message.params[0] if message.params else ""
+    conn.away = text or None
     return [SetAway(id=conn.ask("AWAY"), message=text or None)]
 
 

@@ -21,6 +21,7 @@ from imkit.protocol import (
     ServerNotice,
     TopicInfo,
 )
+from imkit.protocol.queries import Described
 from imkit.rules.times import iso_time
 
 # The capabilities that change a broadcast line: a form is the subset of them a
@@ -118,6 +119,14 @@ def render(event: Event, form: frozenset[str], lobby: str) -> str | None:
     if kind is ModesChanged:
         assert isinstance(event, ModesChanged)
         return line(_source(event.by), "MODE", event.room, event.changes, *mode_args(event))
+    if kind is Described:
+        assert isinstance(event, Described)
+        source = prefix(event.name, event.addr)
+        if event.realname is not None:
+            return trailing_line(source, "SETNAME", clean(event.realname))
+        if event.away:
+            return trailing_line(source, "AWAY", clean(event.away))
+        return line(source, "AWAY")
     if kind is ServerNotice:
         assert isinstance(event, ServerNotice)
         return trailing_line(None, "NOTICE", "*", clean(event.message))

@@ -33,6 +33,7 @@ from imkit.protocol.queries import (
     Lusers,
     Quit,
     Register,
+    SetAway,
     UserModes,
     Whois,
 )
@@ -295,6 +296,8 @@ def _join(conn: IrcConnection, message: Message) -> list[Command]:
         commands.append(JoinRoom(id=conn.ask("JOIN", name), room=name, key=key))
         commands.append(Topic(id=conn.ask("join-topic", name), room=name))
         commands.append(Who(id=conn.ask("join-names", name), room=name))
+    if conn.away and len(commands) > 0:  # the channels' away-notify users learn it
+        commands.append(SetAway(id=conn.ask("AWAY"), message=conn.away, again=True))
     return commands
 
 

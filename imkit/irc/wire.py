@@ -42,7 +42,7 @@ from imkit.protocol import (
     RenameOk,
 )
 from imkit.protocol.framing import LineFramer
-from imkit.protocol.queries import Answer, Echo
+from imkit.protocol.queries import Answer, Described, Echo
 from imkit.protocol.records import record
 
 # Every IRC command this server knows: its handler (imkit.irc.requests, imkit.irc.people).
@@ -111,6 +111,7 @@ class IrcConnection:
         self.channels: dict[str, str] = {}  # room key -> name, what it is in
         self.failed_joins: set[str] = set()
         self.batches = 0  # BATCH references given so far
+        self.away: str | None = None  # its AWAY message
         self.held: list[str] | None = (
             None  # a labeled line's replies, until its end  # room keys whose JOIN was refused
         )
@@ -277,6 +278,10 @@ class IrcConnection:
         if kind is ChatMessage:
             assert isinstance(event, ChatMessage)
             return event.sender != self.name or "echo-message" in self.caps
+        if kind is Described:  # away-notify, setname: for those that asked
+            assert isinstance(event, Described)
+            wanted = "setname" if event.realname is not None else "away-notify"
+            return wanted in self.caps
         if kind is NameChange:
             assert isinstance(event, NameChange)
             if event.old == self.name:

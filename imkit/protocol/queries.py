@@ -37,9 +37,11 @@ class Lusers(Command):
 
 @record(kw_only=True)
 class SetAway(Command):
-    """Away with ``message``, or back (None)."""
+    """Away with ``message``, or back (None); ``again``: only tell the others once
+    more (an IRC user that is away joined a channel: away-notify), no reply."""
 
     message: str | None = None
+    again: bool = False
 
 
 @record(kw_only=True)
@@ -48,6 +50,13 @@ class UserModes(Command):
 
     add: str = ""
     remove: str = ""
+
+
+@record(kw_only=True)
+class SetName(Command):
+    """An IRC client's new real name (SETNAME)."""
+
+    realname: str
 
 
 @record(kw_only=True)
@@ -216,3 +225,20 @@ class WallopsMessage(Event):
 
     def json_fields(self) -> dict[str, Any]:
         return {"type": "wallops", "name": self.name, "text": self.text}
+
+
+@record
+class Described(Event):
+    """A user's away message or real name changed: told to the IRC users who share a
+    channel with it and asked to know (away-notify, setname); IRC only."""
+
+    name: str
+    addr: str
+    away: str | None = None
+    realname: str | None = None  # set for a SETNAME, None for an AWAY
+
+    def text_line(self) -> None:
+        return None
+
+    def json_fields(self) -> dict[str, Any]:
+        return {}
