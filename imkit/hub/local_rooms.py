@@ -128,7 +128,7 @@ class LocalRooms:
         event: Event
         if inside:
             member.in_lobby = True
-            event = RoomJoin(hub.lobby, member.name, member.shown_addr)
+            event = RoomJoin(hub.lobby, member.name, member.shown_addr, member.account)
         else:
             member.in_lobby = False
             event = RoomPart(hub.lobby, member.name, member.shown_addr)
@@ -175,7 +175,8 @@ class LocalRooms:
         self.states[key] = state
         state.add(member.id, member.account, creator=creator)
         room = self._room(key, state.name)
-        fan_out(hub, room.members.values(), RoomJoin(state.name, member.name, member.shown_addr))
+        joining = RoomJoin(state.name, member.name, member.shown_addr, member.account)
+        fan_out(hub, room.members.values(), joining)
         room.members[member.id] = member
         member.rooms[key] = room
         hub.send(member, self._joined(rid, state, member))

@@ -98,7 +98,7 @@ def render(event: Event, form: frozenset[str], lobby: str) -> str | None:
         return line(prefix(event.old, event.addr), "NICK", shown(event.new))
     if kind is RoomJoin:
         assert isinstance(event, RoomJoin)
-        return join_line(event.name, event.addr, event.room, None, form)
+        return join_line(event.name, event.addr, event.room, event.account, form)
     if kind is RoomPart:
         assert isinstance(event, RoomPart)
         source = prefix(event.name, event.addr)

@@ -58,6 +58,7 @@ class RoomJoin(Event):
     room: str
     name: str
     addr: str
+    account: str | None = None  # its account (IRC's extended-join shows it)
 
     def text_line(self) -> str:
         return f"{self.room} * {self.name} [{self.addr}] has joined"
