@@ -95,10 +95,10 @@ async def test_nicks_taken_invalid_and_renamed(server: Server) -> None:
     assert " 433 * alex " in await client.line_matching(" 433 ")
 
 
-async def LineClientFor(server: Server) -> Any:  # noqa: N802 - reads like a class
+async def LineClientFor(server: Server, address: str | None = None) -> Any:  # noqa: N802
     from tests.support import LineClient
 
-    return await LineClient.connect(irc_address(server))
+    return await LineClient.connect(address or irc_address(server))
 
 
 async def test_sasl_plain_logs_in_to_an_account(server: Server) -> None:
@@ -216,3 +216,17 @@ async def test_who_and_stats_count_irc_users(server: Server) -> None:
     users = (await ask(server, type="who"))["users"]
     assert [u["mode"] for u in users] == ["text", "irc"]
     assert (await ask(server, type="stats"))["users_irc"] == 1
+
+
+async def test_hidden_addresses_are_hidden_from_irc_users_too(short_dir: Path) -> None:
+    async with run_server(irc_config(short_dir, hide_addresses=True)) as server:
+        text = await LineClientFor(server, server.addresses[0])
+        assert "user is online" in await text.line()
+        alex = await IrcClient.connect(server, "alex")
+        await alex.send("JOIN #lobby", "WHOIS alex")
+        joined_line = await alex.expect("JOIN #lobby")
+        assert "127.0.0.1" not in joined_line and "@anon:" in joined_line
+        assert "127.0.0.1" not in await alex.expect(" 311 ")
+        await text.send("hi\n")
+        said = await alex.expect("PRIVMSG #lobby :hi")
+        assert "127.0.0.1" not in said and said.startswith(":anon\\3a")
