@@ -452,13 +452,13 @@ class Server:
         On the web port --max-clients is checked at the WebSocket's upgrade instead
         (:meth:`Refusals.full_websocket`): the page's files are no chat client, and a
         browser that cannot even load the page cannot say why."""
-        addr, web = format_addr(peer), kind == "web"
+        addr, web, irc = format_addr(peer), kind == "web", kind == "irc"
         self.hub.stats.connections_total += 1
         if self.stopping:  # accepted just before the signal: not let in to be sent away
             sock.close()
             return
         if not web and self._full():
-            self.refusals.full(sock, addr, web)
+            self.refusals.full(sock, addr, web, irc)
             return
         if self._proxies and within(peer, self._proxies):
             proxied = await self.refusals.user_behind_proxy(sock, peer, addr)
@@ -467,13 +467,13 @@ class Server:
             peer, addr = proxied, format_addr(proxied)
         ban = self.hub.bans.match(addr, self.hub.wall_clock())
         if ban is not None:
-            self.refusals.banned(sock, addr, ban, web)
+            self.refusals.banned(sock, addr, ban, web, irc)
             return
         ip = peer_ip(peer)  # the one place the client's IP address comes from
         key = self.limits.key_for(ip)
         refusal = self.limits.admit(key)
         if refusal is not None:
-            self.refusals.per_address(sock, addr, refusal, web)
+            self.refusals.per_address(sock, addr, refusal, web, irc)
             return
         try:
             await self._serve_connection(sock, addr, ip, kind)

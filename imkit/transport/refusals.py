@@ -15,7 +15,7 @@ import anyio
 
 from imkit.hub.members import ban_bye
 from imkit.hub.stats import Stats
-from imkit.protocol import Bye, encode_json, encode_text
+from imkit.protocol import Bye, encode_json, encode_text, one_line
 from imkit.rules.bans import Ban
 from imkit.transport.limits import AddressLimits, Refusal, format_connect_rate
 from imkit.transport.links import LINK_ERRORS, Link
@@ -66,8 +66,8 @@ class Refusals:
         )
         return Bye("server_full", f"the server is full ({self.max_clients} clients)")
 
-    def full(self, sock: socket.socket, addr: str, web: bool = False) -> None:
-        self._bye_and_close(sock, self.full_bye(addr), web)
+    def full(self, sock: socket.socket, addr: str, web: bool = False, irc: bool = False) -> None:
+        self._bye_and_close(sock, self.full_bye(addr), web, irc)
 
     async def full_websocket(self, websocket: WebSocket, addr: str) -> None:
         """A WebSocket opened on a full server: the JSON bye ``server_full``, then the
@@ -80,12 +80,12 @@ class Refusals:
         await websocket.aclose(FULL_CLOSE_LINGER)
 
     def per_address(
-        self, sock: socket.socket, addr: str, refusal: Refusal, web: bool = False
+        self, sock: socket.socket, addr: str, refusal: Refusal, web: bool = False, irc: bool = False
     ) -> None:
         self.stats.refused_per_address += 1
         if refusal.log:
             self._log_refusal(addr, refusal)
-        self._bye_and_close(sock, Bye("too_many_connections", refusal.message), web)
+        self._bye_and_close(sock, Bye("too_many_connections", refusal.message), web, irc)
 
     def _log_refusal(self, addr: str, refusal: Refusal) -> None:
         limits, network = self.limits, str(refusal.key)
@@ -112,15 +112,21 @@ class Refusals:
             },
         )
 
-    def _bye_and_close(self, sock: socket.socket, bye: Bye, web: bool = False) -> None:
-        """A refusal before anything else: one text line, one try (it waits for nobody).
-        On the web port the connection is only closed: a text line is not HTTP."""
+    def _bye_and_close(
+        self, sock: socket.socket, bye: Bye, web: bool = False, irc: bool = False
+    ) -> None:
+        """A refusal before anything else: one text line, one try (it waits for nobody);
+        on the IRC port an IRC ``ERROR`` line. On the web port the connection is only
+        closed: a text line is not HTTP."""
         if not web:
+            line = f"ERROR :{one_line(bye.message)}\r\n".encode() if irc else encode_text(bye)
             with contextlib.suppress(OSError):
-                self.stats.bytes_out += sock.send(encode_text(bye))
+                self.stats.bytes_out += sock.send(line)
         sock.close()
 
-    def banned(self, sock: socket.socket, addr: str, ban: Ban, web: bool = False) -> None:
+    def banned(
+        self, sock: socket.socket, addr: str, ban: Ban, web: bool = False, irc: bool = False
+    ) -> None:
         self.stats.refused_banned += 1
         log.info(
             "%s: refused: banned (%s)",
@@ -128,7 +134,7 @@ class Refusals:
             ban.target,
             extra={"event": "refused_banned", "addr": addr, "target": ban.target},
         )
-        self._bye_and_close(sock, ban_bye(ban), web)  # one line, one try, as for a full server
+        self._bye_and_close(sock, ban_bye(ban), web, irc)  # one line, one try, as for a full server
 
 
 class WebSocket(Link, Protocol):

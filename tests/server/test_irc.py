@@ -230,3 +230,10 @@ async def test_hidden_addresses_are_hidden_from_irc_users_too(short_dir: Path) -
         await text.send("hi\n")
         said = await alex.expect("PRIVMSG #lobby :hi")
         assert "127.0.0.1" not in said and said.startswith(":anon\\3a")
+
+
+async def test_a_full_server_refuses_an_irc_client_with_an_irc_error(short_dir: Path) -> None:
+    async with run_server(irc_config(short_dir, max_clients=1)) as server:
+        await IrcClient.connect(server, "alex")
+        late = await LineClientFor(server)
+        assert (await late.line()).startswith("ERROR :")
