@@ -21,7 +21,7 @@ from imkit.protocol import (
     ServerNotice,
     TopicInfo,
 )
-from imkit.protocol.queries import Described
+from imkit.protocol.queries import Described, WallopsMessage
 from imkit.rules.times import iso_time
 
 # The capabilities that change a broadcast line: a form is the subset of them a
@@ -119,6 +119,9 @@ def render(event: Event, form: frozenset[str], lobby: str) -> str | None:
     if kind is ModesChanged:
         assert isinstance(event, ModesChanged)
         return line(_source(event.by), "MODE", event.room, event.changes, *mode_args(event))
+    if kind is WallopsMessage:
+        assert isinstance(event, WallopsMessage)
+        return trailing_line(prefix(event.name, event.addr), "WALLOPS", clean(event.text))
     if kind is Described:
         assert isinstance(event, Described)
         source = prefix(event.name, event.addr)

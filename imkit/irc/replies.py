@@ -38,7 +38,6 @@ from imkit.protocol.queries import (
     People,
     Person,
     UserModesSet,
-    WallopsMessage,
 )
 from imkit.rules.names import name_key
 from imkit.rules.rooms import room_key
@@ -368,10 +367,6 @@ def _is_away(conn: IrcConnection, event: IsAway) -> str:
     return numeric(conn, "301", shown(event.name), clean(event.message))
 
 
-def _wallops(conn: IrcConnection, event: WallopsMessage) -> str:
-    return trailing_line(prefix(event.name, event.addr), "WALLOPS", clean(event.text))
-
-
 def _counts(conn: IrcConnection, event: Counts) -> str:
     verb, _ = conn.asked(event.id)
     if verb == "welcome":
@@ -449,7 +444,6 @@ _REPLIES: dict[type[Event], Callable[[IrcConnection, Any], str | None]] = {
     AwayOk: _away,
     UserModesSet: _user_modes,
     IsAway: _is_away,
-    WallopsMessage: _wallops,
     LoginOk: _login,
     KeptMessage: _kept,
     Bye: _bye,

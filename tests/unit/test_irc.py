@@ -309,3 +309,77 @@ def test_a_labeled_line_gets_its_replies_labeled() -> None:
     conn.encode(commands[0].event)  # type: ignore[attr-defined]
     assert conn.encode(RenameOk(commands[1].id, "sam")) == b""  # held until the end
     assert conn.encode(commands[2].event) == b"@label=three :alex!~u@127.0.0.1 NICK sam\r\n"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("line", "numeric"),
+    [
+        ("MOTD", " 422 "),
+        ("LUSERS", " 251 "),
+        ("VERSION", " 351 "),
+        ("TIME", " 391 "),
+        ("INFO", " 374 "),
+        ("ADMIN", " 256 "),
+        ("WHOWAS sam", " 406 "),
+        ("OPER a b", " 491 "),
+        ("KILL sam :x", " 481 "),
+        ("WALLOPS :x", " 481 "),
+        ("REHASH", " 481 "),
+        ("MODE alex", " 221 "),
+        ("MODE alex +z", " 501 "),
+        ("MODE sam +i", " 401 "),
+        ("WHOIS nobody", " 401 "),
+        ("ISON alex nobody", " 303 alex :alex"),
+        ("USERHOST alex", " 302 "),
+        ("WHO #nowhere", " 315 "),
+        ("WHO a*", " 352 "),
+        ("NAMES", " 366 "),
+        ("NAMES #nowhere", " 366 "),
+        ("LIST", " 323 "),
+        ("TOPIC #nowhere", " 403 "),
+        ("PART #nowhere", " 442 "),
+        ("KICK #nowhere sam", " 403 "),
+        ("INVITE sam #nowhere", " 403 "),
+        ("INVITE", " 337 "),
+        ("MODE #nowhere", " 403 "),
+        ("MODE #nowhere +q", " 472 "),
+        ("JOIN &local", " 403 "),
+        ("PRIVMSG nobody :hi", " 401 "),
+        ("PRIVMSG #nowhere :hi", " 403 "),
+        ("PRIVMSG alex", " 412 "),
+        ("AWAY :lunch", " 306 "),
+        ("AWAY", " 305 "),
+        ("SETNAME", "FAIL SETNAME"),
+        ("CHATHISTORY", "FAIL CHATHISTORY"),
+        ("CHATHISTORY LATEST #a timestamp=1 5", "FAIL CHATHISTORY"),
+        ("CAP LIST", "CAP alex LIST"),
+        ("CAP BOGUS", " 410 "),
+        ("USER a 0 * :b", " 462 "),
+        ("PASS x", " 462 "),
+        ("NICK", " 431 "),
+        ("PING", " 409 "),
+        ("AUTHENTICATE PLAIN", " 904 "),
+    ],
+)
+def test_each_command_is_answered(line: str, numeric: str) -> None:
+    hub = Hub(wall_clock=lambda: 0.0)
+    alex = IrcPeer(hub, "10.0.0.3:3", "alex")
+    alex.send(line)
+    assert any(numeric in text for text in alex.read()), line
+
+
+def test_an_irc_operator_kills_and_sends_wallops() -> None:
+    hub = Hub(wall_clock=lambda: 0.0)
+    alex = IrcPeer(hub, "10.0.0.3:3", "alex")
+    alex.conn.operators = {"op": "pw"}
+    sam = IrcPeer(hub, "10.0.0.4:4", "sam")
+    sam.send("MODE sam +w")
+    alex.send("OPER op pw")
+    assert any(" 381 " in text for text in alex.read())
+    alex.send("WALLOPS :hear ye")
+    assert any("WALLOPS :hear ye" in text for text in sam.read())
+    alex.send("WHOIS alex")
+    assert any(" 313 " in text for text in alex.read())
+    alex.send("KILL sam :enough")
+    assert any(text.startswith("ERROR") for text in sam.read())
+    assert hub.find("sam") is None
