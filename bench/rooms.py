@@ -8,8 +8,10 @@
     bench/rooms.py --quick            # 1,000 clients, 5 s, one round: a smoke test
 
 Every run starts a fresh `imkit serve --port P --idle-timeout 0 --rate-exempt 127.0.0.1
---max-per-ip 0 --connect-rate 0 --max-clients M --log-level warning --db TMP/imkit.db`
-(the default SQLite store, in a temporary folder) and stops it afterwards. Modes, run
+--max-per-ip 0 --connect-rate 0 --max-clients 19900 --log-level warning --db
+TMP/imkit.db` (the default SQLite store, in a temporary folder; 19,900 clients and the
+server's few other descriptors fit the usual hard limit of 20,000) and stops it
+afterwards, before the load processes close their connections. Modes, run
 in turn every round (rooms, lobby, rooms, lobby, ...):
 
 * ``rooms``: client i joins room ``#r{i mod R}`` then leaves the lobby (``join|#rK``,
@@ -38,7 +40,9 @@ senders and the churn start (the churn is then at its steady state) and lasts
 The load runs in ``--procs`` receiver processes (asyncio protocols, uvloop when it can
 be imported, as in imkit's own venv) plus one driver process (senders and churn). The
 CPU of the server, of the load processes together and of everything else on the machine
-is read from /proc over the window; the server's RSS at the end of the window.
+is read from /proc over the window; the server's RSS at the end of the window. When
+`perf` is installed (and may trace), `perf stat` counts the server's socket system calls
+over the window (`--no-syscalls`: not): how many lines each `send` carried.
 
 It prints a table of medians per mode and writes every run's record to
 DIR/rooms-DATE.jsonl (``--json``: the records on stdout too). Standard library only
@@ -444,9 +448,13 @@ def free_port() -> int:
 class Server:
     """A fresh ``imkit serve`` with its SQLite store in ``folder``."""
 
-    def __init__(self, folder: str, max_clients: int) -> None:
+    def __init__(self, folder: str, max_clients: int, profile: Path | None = None) -> None:
         self.port = free_port()
-        args = [*imkit(), "serve", "--port", str(self.port), "--idle-timeout", "0"]
+        self.profile = profile
+        server = imkit() if profile is None else [sys.executable, "-m", "cProfile"]
+        if profile is not None:
+            server += ["-o", str(profile), "-m", "imkit"]
+        args = [*server, "serve", "--port", str(self.port), "--idle-timeout", "0"]
         args += ["--rate-exempt", "127.0.0.1", "--max-per-ip", "0", "--connect-rate", "0"]
         args += ["--max-clients", str(max_clients), "--log-level", "warning"]
         args += ["--db", f"{folder}/imkit.db", "--admin-socket", f"{folder}/admin.sock"]
@@ -469,12 +477,43 @@ class Server:
     def stop(self) -> int | None:
         if self.proc.poll() is None:
             self.proc.terminate()
-        try:
-            return self.proc.wait(20)
+        try:  # under cProfile it ends slowly, and writes its profile only if it ends
+            return self.proc.wait(20 if self.profile is None else 300)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
             return None
+
+
+SYSCALLS = ("sendto", "sendmsg", "recvfrom", "epoll_wait", "epoll_pwait", "accept4")
+
+
+def count_syscalls(pid: int) -> subprocess.Popen[str] | None:
+    """``perf stat`` counting the server's socket system calls (all its threads) until
+    it is interrupted; None without perf (or without the right to trace)."""
+    if not shutil.which("perf"):
+        return None
+    events = ",".join(f"syscalls:sys_enter_{name}" for name in SYSCALLS)
+    args = ["perf", "stat", "-x", ",", "-e", events, "-p", str(pid)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def syscalls_counted(perf: subprocess.Popen[str] | None) -> dict[str, int] | None:
+    if perf is None:
+        return None
+    perf.send_signal(signal.SIGINT)
+    try:
+        _, err = perf.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        perf.kill()
+        perf.wait()
+        return None
+    counts = {}
+    for line in err.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2].startswith("syscalls:sys_enter_") and fields[0].isdigit():
+            counts[fields[2].removeprefix("syscalls:sys_enter_")] = int(fields[0])
+    return counts or None
 
 
 def recv(conn: Any, timeout: float, what: str) -> Any:
@@ -483,7 +522,7 @@ def recv(conn: Any, timeout: float, what: str) -> Any:
     return conn.recv()
 
 
-def run_one(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_one(mode: str, args: argparse.Namespace, round_: int = 1) -> dict[str, Any]:
     senders = args.rooms * args.senders_per_room
     if mode == "lobby":
         sender_ids = list(range(senders))
@@ -521,7 +560,12 @@ def run_one(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     }
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="imkit-rooms-") as folder:
-        server = Server(folder, args.clients + churn_peak + 64)
+        profile = None
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            profile = args.profile / f"{mode}-{round_}.prof"
+            record["profile"] = str(profile)
+        server = Server(folder, max(args.clients + churn_peak + 64, 19_900), profile)
         base["port"] = server.port
         rss_empty = memory_mib(server.proc.pid)["rss_mib"]
         procs: list[Any] = []
@@ -565,9 +609,11 @@ def run_one(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                     "marks": marks,
                 }
 
+            perf = count_syscalls(server.proc.pid) if args.syscalls else None
             first = snapshot()
             time.sleep(args.duration)
             last = snapshot()
+            syscalls = syscalls_counted(perf)
             record.update(memory_mib(server.proc.pid))
             for p in pipes:
                 p.send("stop")
@@ -635,6 +681,14 @@ def run_one(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             "setup_ms": percentiles(churn_setup),
         }
     )
+    if syscalls:
+        sends = syscalls.get("sendto", 0) + syscalls.get("sendmsg", 0)
+        record["syscalls"] = {
+            **syscalls,
+            "sends_per_s": round(sends / window),
+            "lines_per_send": round(lines_in / sends, 2) if sends else None,
+            "sends_per_delivery": round(sends / deliveries, 3) if deliveries else None,
+        }
     record["cpu"] = {
         "server_pct": round(server_cpu / window * 100),
         "load_pct": round(load_cpu / window * 100),
@@ -664,8 +718,9 @@ def table(runs: dict[str, list[dict[str, Any]]]) -> str:
     rows = [
         "| mode | runs | deliveries/s | lines/s | deliveries/line | p50 ms | p99 ms | max ms "
         "| presence lines/s | churn connects/s | churn setup p99 ms | server CPU % "
-        "| server µs/delivery | server RSS MiB | load CPU % | other CPU % | dropped |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server µs/delivery | lines/send | server RSS MiB | load CPU % | other CPU % "
+        "| dropped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, records in runs.items():
         if not records:
@@ -684,6 +739,7 @@ def table(runs: dict[str, list[dict[str, Any]]]) -> str:
             f"| {fmt(median(records, 'churn', 'setup_ms', 'p99'), 1)} "
             f"| {fmt(median(records, 'cpu', 'server_pct'))} "
             f"| {fmt(median(records, 'cpu', 'server_us_per_delivery'), 2)} "
+            f"| {fmt(median(records, 'syscalls', 'lines_per_send'), 2)} "
             f"| {fmt(median(records, 'rss_mib'), 0)} "
             f"| {fmt(median(records, 'cpu', 'load_pct'))} "
             f"| {fmt(median(records, 'cpu', 'other_pct'))} "
@@ -710,6 +766,19 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=4, help="every Nth receiver times lines")
     parser.add_argument("--setup-timeout", type=float, default=600.0)
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
+    parser.add_argument(
+        "--syscalls",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="count the server's socket system calls over the window with perf stat, if found",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run the server under cProfile (slower: for where its time goes, not for "
+        "figures); DIR/MODE-ROUND.prof, setup included",
+    )
     parser.add_argument("--pause", type=float, default=3.0, help="seconds between runs")
     parser.add_argument("--quick", action="store_true", help="small defaults: a smoke test")
     parser.add_argument("--out", type=Path, default=HERE / "results")
@@ -746,7 +815,7 @@ def main() -> None:
         for round_ in range(1, args.rounds + 1):
             for mode in args.modes:
                 print(f"round {round_}/{args.rounds}: {mode}", file=sys.stderr, flush=True)
-                record = run_one(mode, args)
+                record = run_one(mode, args, round_)
                 record["round"] = round_
                 raw.write(json.dumps(record) + "\n")
                 raw.flush()
