@@ -44,6 +44,12 @@ is read from /proc over the window; the server's RSS at the end of the window. W
 `perf` is installed (and may trace), `perf stat` counts the server's socket system calls
 over the window (`--no-syscalls`: not): how many lines each `send` carried.
 
+``--nodes N`` (N > 1) runs the same against a cluster instead: a fresh `redis-server`
+without persistence on a free port and N nodes (`--cluster redis://... --cluster-name
+rooms-...`, the flags above but `--db`: a cluster keeps its history in Redis); client i
+dials node i mod N, so every room and the lobby span the nodes. The server's CPU is
+then every node's and Redis', its RSS the nodes'.
+
 It prints a table of medians per mode and writes every run's record to
 DIR/rooms-DATE.jsonl (``--json``: the records on stdout too). Standard library only
 (uvloop is used if present); run it from the project's virtual environment, so that
@@ -238,12 +244,13 @@ async def connect(
 
 
 async def connect_all(
-    port: int, factories: list[Callable[[], Client]], stats: Stats, concurrency: int
+    factories: list[tuple[int, Callable[[], Client]]], stats: Stats, concurrency: int
 ) -> list[Client]:
+    """Every (port, factory) connected and set up, ``concurrency`` at a time."""
     gate = asyncio.Semaphore(concurrency)
     clients: list[Client] = []
 
-    async def one(factory: Callable[[], Client]) -> None:
+    async def one(port: int, factory: Callable[[], Client]) -> None:
         async with gate:
             for attempt in range(3):
                 try:
@@ -258,7 +265,7 @@ async def connect_all(
                 stats.ready += 1
                 return
 
-    await asyncio.gather(*(one(f) for f in factories))
+    await asyncio.gather(*(one(port, f) for port, f in factories))
     return clients
 
 
@@ -289,7 +296,7 @@ async def worker(conn: Any, cfg: dict[str, Any]) -> None:
     (role ``driver``), answering the parent's commands on ``conn``."""
     loop = asyncio.get_running_loop()
     stats = Stats()
-    port, mode = cfg["port"], cfg["mode"]
+    ports, mode = cfg["ports"], cfg["mode"]  # client i uses node i mod len(ports)
 
     def receiver(index: int) -> Callable[[], Client]:
         hello, confirm = setup_lines(mode, room_of(cfg, index))
@@ -298,18 +305,17 @@ async def worker(conn: Any, cfg: dict[str, Any]) -> None:
     senders: list[Sender] = []
     if cfg["role"] == "driver":
 
-        def sender(index: int) -> Callable[[], Client]:
+        def sender(index: int) -> tuple[int, Callable[[], Client]]:
             room = room_of(cfg, index)
             hello, confirm = setup_lines(mode, room)
             to = b"" if mode == "lobby" else f"to|{room}|".encode()
-            return lambda: Sender(stats, hello, confirm, index, to)
+            return ports[index % len(ports)], lambda: Sender(stats, hello, confirm, index, to)
 
-        clients = await connect_all(port, [sender(i) for i in cfg["indices"]], stats, 16)
+        clients = await connect_all([sender(i) for i in cfg["indices"]], stats, 16)
         senders = [c for c in clients if isinstance(c, Sender)]
     else:
-        clients = await connect_all(
-            port, [receiver(i) for i in cfg["indices"]], stats, cfg["concurrency"]
-        )
+        factories = [(ports[i % len(ports)], receiver(i)) for i in cfg["indices"]]
+        clients = await connect_all(factories, stats, cfg["concurrency"])
     conn.send({"ready": stats.ready, "failed": stats.failed, "dropped": stats.dropped})
 
     churners: set[Client] = set()
@@ -319,6 +325,7 @@ async def worker(conn: Any, cfg: dict[str, Any]) -> None:
 
     async def churn_one(index: int) -> None:
         try:
+            port = ports[index % len(ports)]
             client, took = await connect(port, receiver(index), within=30.0)
         except OSError:  # TimeoutError and ConnectionError among them
             churn["failed"] += 1
@@ -448,7 +455,13 @@ def free_port() -> int:
 class Server:
     """A fresh ``imkit serve`` with its SQLite store in ``folder``."""
 
-    def __init__(self, folder: str, max_clients: int, profile: Path | None = None) -> None:
+    def __init__(
+        self,
+        folder: str,
+        max_clients: int,
+        profile: Path | None = None,
+        cluster: tuple[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.profile = profile
         server = imkit() if profile is None else [sys.executable, "-m", "cProfile"]
@@ -457,7 +470,11 @@ class Server:
         args = [*server, "serve", "--port", str(self.port), "--idle-timeout", "0"]
         args += ["--rate-exempt", "127.0.0.1", "--max-per-ip", "0", "--connect-rate", "0"]
         args += ["--max-clients", str(max_clients), "--log-level", "warning"]
-        args += ["--db", f"{folder}/imkit.db", "--admin-socket", f"{folder}/admin.sock"]
+        args += ["--admin-socket", f"{folder}/admin-{self.port}.sock"]
+        if cluster is None:
+            args += ["--db", f"{folder}/imkit.db"]
+        else:  # a cluster keeps its history in Redis
+            args += ["--cluster", cluster[0], "--cluster-name", cluster[1]]
         self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
         self.log: list[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
@@ -488,13 +505,13 @@ class Server:
 SYSCALLS = ("sendto", "sendmsg", "recvfrom", "epoll_wait", "epoll_pwait", "accept4")
 
 
-def count_syscalls(pid: int) -> subprocess.Popen[str] | None:
+def count_syscalls(pids: list[int]) -> subprocess.Popen[str] | None:
     """``perf stat`` counting the server's socket system calls (all its threads) until
     it is interrupted; None without perf (or without the right to trace)."""
     if not shutil.which("perf"):
         return None
     events = ",".join(f"syscalls:sys_enter_{name}" for name in SYSCALLS)
-    args = ["perf", "stat", "-x", ",", "-e", events, "-p", str(pid)]
+    args = ["perf", "stat", "-x", ",", "-e", events, "-p", ",".join(map(str, pids))]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -516,6 +533,23 @@ def syscalls_counted(perf: subprocess.Popen[str] | None) -> dict[str, int] | Non
     return counts or None
 
 
+def start_redis(folder: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A fresh redis-server without persistence on a free port, as bench/cluster.py's."""
+    port = free_port()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    args += ["--appendonly", "no", "--dir", folder, "--logfile", f"{folder}/redis.log"]
+    redis = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and redis.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"PING\r\n")
+            if s.recv(16).startswith(b"+PONG"):
+                return redis, f"redis://127.0.0.1:{port}"
+        time.sleep(0.1)
+    redis.kill()
+    raise SystemExit("redis-server did not start")
+
+
 def recv(conn: Any, timeout: float, what: str) -> Any:
     if not conn.poll(timeout):
         raise TimeoutError(f"no {what} from a load process in {timeout:.0f} s")
@@ -533,7 +567,7 @@ def run_one(mode: str, args: argparse.Namespace, round_: int = 1) -> dict[str, A
     receivers = [i for i in range(args.clients) if i not in chosen]
     churn_peak = int(args.churn_rate * (args.churn_hold + 5)) + 64
     base = {
-        "port": 0,
+        "ports": [],
         "mode": mode,
         "rooms": args.rooms,
         "clients": args.clients,
@@ -553,6 +587,7 @@ def run_one(mode: str, args: argparse.Namespace, round_: int = 1) -> dict[str, A
         if mode != "lobby"
         else args.clients - senders,
         "churn": {"rate_per_s": args.churn_rate, "hold_s": args.churn_hold},
+        "nodes": args.nodes,
         "procs": args.procs,
         "loop": args.loop,
         "sample_every": args.sample,
@@ -565,12 +600,26 @@ def run_one(mode: str, args: argparse.Namespace, round_: int = 1) -> dict[str, A
             args.profile.mkdir(parents=True, exist_ok=True)
             profile = args.profile / f"{mode}-{round_}.prof"
             record["profile"] = str(profile)
-        server = Server(folder, max(args.clients + churn_peak + 64, 19_900), profile)
-        base["port"] = server.port
-        rss_empty = memory_mib(server.proc.pid)["rss_mib"]
+        max_clients = max(args.clients + churn_peak + 64, 19_900)
+        nodes: list[Server] = []
+        redis: subprocess.Popen[bytes] | None = None
         procs: list[Any] = []
         pipes: list[Any] = []
+        alive, status = False, None
         try:
+            if args.nodes == 1:
+                nodes.append(Server(folder, max_clients, profile))
+            else:
+                redis, url = start_redis(folder)
+                name = f"rooms-{os.getpid()}-{round_}"
+                for _ in range(args.nodes):
+                    nodes.append(Server(folder, max_clients, None, (url, name)))
+                record["cluster"] = {"nodes": args.nodes, "redis": url}
+            base["ports"] = [n.port for n in nodes]
+            pids = [n.proc.pid for n in nodes]
+            # the server's CPU: every node's, and Redis'
+            server_pids = pids + ([redis.pid] if redis is not None else [])
+            rss_empty = sum(memory_mib(pid)["rss_mib"] for pid in pids)
             roles = [("driver", sender_ids)] + [
                 ("receivers", receivers[p :: args.procs]) for p in range(args.procs)
             ]
@@ -587,7 +636,7 @@ def run_one(mode: str, args: argparse.Namespace, round_: int = 1) -> dict[str, A
             record["setup_s"] = round(time.monotonic() - started, 1)
             record["set_up"] = sum(r["ready"] for r in ready)
             record["setup_failed"] = sum(r["failed"] for r in ready)
-            record["rss_set_up_mib"] = memory_mib(server.proc.pid)["rss_mib"]
+            record["rss_set_up_mib"] = sum(memory_mib(pid)["rss_mib"] for pid in pids)
             record["rss_empty_mib"] = rss_empty
             for p in pipes:
                 p.send("go")
@@ -595,7 +644,7 @@ def run_one(mode: str, args: argparse.Namespace, round_: int = 1) -> dict[str, A
 
             def snapshot() -> dict[str, Any]:
                 loads = sum(process_cpu(p.pid) for p in procs)
-                machine, srv = machine_busy(), process_cpu(server.proc.pid)
+                machine, srv = machine_busy(), sum(process_cpu(pid) for pid in server_pids)
                 marks = []
                 for p in pipes:
                     p.send("mark")
@@ -609,18 +658,24 @@ def run_one(mode: str, args: argparse.Namespace, round_: int = 1) -> dict[str, A
                     "marks": marks,
                 }
 
-            perf = count_syscalls(server.proc.pid) if args.syscalls else None
+            perf = count_syscalls(pids) if args.syscalls else None
             first = snapshot()
             time.sleep(args.duration)
             last = snapshot()
             syscalls = syscalls_counted(perf)
-            record.update(memory_mib(server.proc.pid))
+            memory = [memory_mib(pid) for pid in pids]
+            record["rss_mib"] = round(sum(m["rss_mib"] for m in memory), 1)
+            record["peak_rss_mib"] = round(sum(m["peak_rss_mib"] for m in memory), 1)
             for p in pipes:
                 p.send("stop")
             results = [recv(p, 60, "result") for p in pipes]
             stopping = time.monotonic()
-            alive = server.proc.poll() is None
-            status = server.stop()
+            alive = all(n.proc.poll() is None for n in nodes)
+            for n in nodes:  # SIGTERM to all, then wait for each
+                if n.proc.poll() is None:
+                    n.proc.terminate()
+            statuses = [n.stop() for n in nodes]
+            status = None if None in statuses else max(statuses, default=None)
             record["server_stop_s"] = round(time.monotonic() - stopping, 1)
             for p in pipes:
                 p.send("exit")
@@ -630,11 +685,15 @@ def run_one(mode: str, args: argparse.Namespace, round_: int = 1) -> dict[str, A
                 if proc.is_alive():
                     proc.kill()
                     proc.join()
-            if server.proc.poll() is None:
-                server.stop()
+            for n in nodes:
+                if n.proc.poll() is None:
+                    n.stop()
+            if redis is not None:
+                redis.terminate()
+                redis.wait(10)
         record["server_alive_after_run"] = alive
         record["server_exit"] = status
-        record["server_log_tail"] = [line.rstrip() for line in server.log[-5:]]
+        record["server_log_tail"] = [line.rstrip() for n in nodes for line in n.log[-5:]]
 
     window = last["t"] - first["t"]
 
@@ -762,6 +821,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="(3; quick 1)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=["rooms", "lobby"])
     parser.add_argument("--procs", type=int, default=2, help="receiver processes")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="more than 1: a cluster of that many nodes on a fresh redis-server (client i "
+        "dials node i mod N; history in Redis, not SQLite)",
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="setups at once, per process")
     parser.add_argument("--sample", type=int, default=4, help="every Nth receiver times lines")
     parser.add_argument("--setup-timeout", type=float, default=600.0)
