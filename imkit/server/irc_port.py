@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio.abc
@@ -21,7 +22,7 @@ from imkit.hub.core import Hub
 from imkit.irc.names import host
 from imkit.irc.wire import IrcConnection, Lines
 from imkit.server.config import ServerConfig
-from imkit.transport.listener import parse_address, tcp_listener
+from imkit.transport.listener import Acceptor, parse_address, tcp_listener
 
 log = logging.getLogger("imkit.server")
 
@@ -74,10 +75,12 @@ class IrcPort:
             raise
         return cls(listeners, addresses, config, motd, secure)
 
-    def sockets(self) -> list[socket.socket]:
-        """The listening sockets, for the server's accept loops."""
+    def acceptors(self, accepted: Callable[[socket.socket, object], None]) -> list[Acceptor]:
+        """The accept loops of the listening sockets, each handing ``accepted`` what it
+        accepts; and the log line that says where IRC clients connect."""
+        self.log_listening()
         return [
-            sub.extra(SocketAttribute.raw_socket)
+            Acceptor(sub.extra(SocketAttribute.raw_socket), accepted)
             for listener in self.listeners
             for sub in listener.listeners
         ]

@@ -372,12 +372,8 @@ class Server:
                         Acceptor(sock, partial(self._accepted, kind="web"))
                         for sock in self.web.sockets()
                     ]
-                if self.irc is not None:
-                    self._acceptors += [
-                        Acceptor(sock, partial(self._accepted, kind="irc"))
-                        for sock in self.irc.sockets()
-                    ]
-                    self.irc.log_listening()
+                if self.irc is not None:  # its accept loops; it logs where it listens
+                    self._acceptors += self.irc.acceptors(partial(self._accepted, kind="irc"))
                 for acceptor in self._acceptors:
                     background.start_soon(acceptor.run)
                 if self.web is not None:
