@@ -74,6 +74,7 @@ from imkit.protocol import (
     NO_SUCH_USER,
     UNAVAILABLE,
     Bye,
+    ChatMessage,
     Error,
     Mode,
     Ok,
@@ -87,6 +88,7 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
+from imkit.protocol.queries import Echo
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.names import name_key, name_problem
 
@@ -288,6 +290,10 @@ class RedisBackend(RedisRooms):
                 self.hub.stats.private_received += 1
                 if member.wire.mode is Mode.JSON:
                     self.hub.send(member, Ok(rid, reply[1]))
+                elif member.wire.mode is Mode.IRC:  # its echo (echo-message), or nothing
+                    echo = ChatMessage(member.name, member.shown_addr, to, command.text,
+                                       self.hub.wall_clock(), reply[1], member.account)  # fmt: skip
+                    self.hub.send(member, Echo(echo))
 
         link, store = self.link, self.hub.store
         key = name_key(to)

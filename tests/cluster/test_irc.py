@@ -58,3 +58,16 @@ async def test_an_irc_user_and_a_netcat_user_on_two_nodes(cluster: Cluster) -> N
     with anyio.fail_after(5):
         await irc.send("QUIT :bye")
         await text.line_matching(r"alex")
+
+
+async def test_an_irc_users_private_message_is_echoed_on_a_cluster(cluster: Cluster) -> None:
+    one, two = cluster.start_nodes(2, "--irc", "127.0.0.1:0")
+    found = re.search(r"IRC on irc://(\S+) as", one.wait_log("IRC on irc://"))
+    assert found is not None
+    text = await joined(two.address, "tee")
+    irc = RawIrc(await LineClient.connect(found.group(1)))
+    await irc.send("CAP REQ echo-message", "NICK alex", "USER alex 0 * :Alex", "CAP END")
+    await irc.expect(r" 001 alex ")
+    await irc.send("PRIVMSG tee :echo me")
+    assert await text.line_matching("echo me") == "alex say: echo me\n"
+    assert (await irc.expect("echo me")) == ":alex!~u@127.0.0.1 PRIVMSG tee :echo me"
