@@ -156,6 +156,9 @@ def _joined(conn: IrcConnection, event: Joined) -> str:
         if event.topic:
             out += numeric(conn, "332", event.room, clean(event.topic))
         out += numeric(conn, "366", event.room, "End of /NAMES list")
+        if not conn.welcomed:  # a SASL login, before the welcome: after it
+            conn.deferred.append(out)
+            return ""
     return out
 
 
@@ -372,7 +375,9 @@ def _counts(conn: IrcConnection, event: Counts) -> str:
     if verb == "welcome":
         if not conn.registered:
             return ""
-        return lusers(conn, event) + motd(conn)
+        conn.welcomed = True
+        deferred, conn.deferred = "".join(conn.deferred), []
+        return lusers(conn, event) + motd(conn) + deferred
     return lusers(conn, event)
 
 

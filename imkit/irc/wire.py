@@ -112,6 +112,8 @@ class IrcConnection:
         self.failed_joins: set[str] = set()
         self.batches = 0  # BATCH references given so far
         self.away: str | None = None  # its AWAY message
+        self.welcomed = False  # the welcome burst was sent (001 to the MOTD)
+        self.deferred: list[str] = []  # what came before it, for after it (rooms at login)
         self.held: list[str] | None = (
             None  # a labeled line's replies, until its end  # room keys whose JOIN was refused
         )

@@ -237,3 +237,24 @@ async def test_a_full_server_refuses_an_irc_client_with_an_irc_error(short_dir: 
         await IrcClient.connect(server, "alex")
         late = await LineClientFor(server)
         assert (await late.line()).startswith("ERROR :")
+
+
+async def test_an_account_is_put_back_in_its_rooms_after_the_welcome(server: Server) -> None:
+    await add(server, "alex", "sesame")
+    first = await IrcClient.connect(server, "x", sasl=("alex", "sesame"))
+    await first.send("JOIN #builds")
+    await first.expect(" 366 ")
+    await first.send("QUIT")
+    await first.expect("^ERROR")
+    again = await LineClientFor(server)
+    blob = "AGFsZXgAc2VzYW1l"  # \0alex\0sesame
+    await again.send("CAP REQ :sasl\r\nAUTHENTICATE PLAIN\r\n")
+    await again.line_matching("AUTHENTICATE")
+    await again.send(f"AUTHENTICATE {blob}\r\nNICK alex\r\nUSER a 0 * :A\r\nCAP END\r\n")
+    order: list[str] = []
+    while not order or " JOIN " not in order[-1]:
+        line = await again.line()
+        order.append(line)
+    assert any(" 001 " in line for line in order[:-1])
+    assert any(" 422 " in line for line in order[:-1])
+    assert order[-1].startswith(":alex!~u@127.0.0.1 JOIN #builds")
