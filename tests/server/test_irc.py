@@ -258,3 +258,18 @@ async def test_an_account_is_put_back_in_its_rooms_after_the_welcome(server: Ser
     assert any(" 001 " in line for line in order[:-1])
     assert any(" 422 " in line for line in order[:-1])
     assert order[-1].startswith(":alex!~u@127.0.0.1 JOIN #builds")
+
+
+async def test_chathistory_of_a_conversation_between_accounts(server: Server) -> None:
+    await add(server, "alex", "sesame")
+    await add(server, "sam", "sesame")
+    caps = ("batch", "draft/chathistory")
+    alex = await IrcClient.connect(server, "alex", caps=caps, sasl=("alex", "sesame"))
+    sam = await IrcClient.connect(server, "sam", caps=caps, sasl=("sam", "sesame"))
+    await alex.send("PRIVMSG sam :first", "PRIVMSG sam :second")
+    await sam.expect("second")
+    await sam.send("CHATHISTORY LATEST alex * 10")
+    await sam.expect(r"BATCH \+")
+    lines = [await sam.line() for _ in range(3)]
+    assert [line.rsplit(":", 1)[1] for line in lines[:2]] == ["first", "second"]
+    assert lines[2].endswith("BATCH -" + lines[0].split("batch=")[1].split(";")[0].split(" ")[0])
