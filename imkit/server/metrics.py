@@ -130,6 +130,7 @@ class Snapshot:
     # cluster node those with members here; the rooms this node's users are in, added up.
     rooms: int = 0
     room_members: int = 0
+    users_irc: int = 0  # of the users here, those on the IRC port (--irc)
     # --cluster: (why Redis cannot be used now or None, outages, of them while Redis was
     # full, times found empty, messages_missed notices)
     cluster: tuple[str | None, int, int, int, int] | None = None
@@ -150,6 +151,7 @@ def take_snapshot(server: Observed) -> Snapshot:
         store_failed_batches=hub.store.failed_batches,
         rooms=len(hub.rooms) if (held := hub.directory.rooms_held()) is None else held,
         room_members=sum(len(member.rooms) for member in hub.local_members()),
+        users_irc=sum(1 for member in hub.local_members() if member.mode.value == "irc"),
         cluster=None if (c := server.cluster) is None else _cluster_state(c),
     )
 
@@ -218,6 +220,7 @@ class ServerCollector(Collector):
         snap = self.reader.snapshot()  # Unanswered: the scrape fails with a 503
         stats = snap.stats
         yield _gauge("imkit_users_online", "Users online (joined, past the password).", snap.users)
+        yield _gauge("imkit_users_irc", "Users here on the IRC port (--irc).", snap.users_irc)
         yield _gauge(
             "imkit_connections_open",
             "Client connections open: users, clients still proving their password, and "
