@@ -25,7 +25,9 @@ SELECTION = "not services and not implementation-specific and not deprecated and
 NGIRCD_PASSING = HERE / "ngircd_passing.txt"
 
 
-def run(irctest: Path, controller: str, workers: int, pythonpath: str) -> dict[str, str]:
+def run(
+    irctest: Path, controller: str, workers: int, pythonpath: str, keyword: str | None = None
+) -> dict[str, str]:
     """Each test's outcome (passed, failed, skipped, error) by its id."""
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.xml"
@@ -47,6 +49,8 @@ def run(irctest: Path, controller: str, workers: int, pythonpath: str) -> dict[s
         ]
         if workers > 1:
             command += ["-n", str(workers)]
+        if keyword:
+            command += ["-k", keyword]
         subprocess.run(command, cwd=irctest, env=env, stdout=subprocess.DEVNULL, check=False)
         return outcomes(report)
 
@@ -72,18 +76,23 @@ def main() -> int:
     parser.add_argument("--irctest", type=Path, default=ROOT.parent / "shared" / "irctest")
     parser.add_argument("-n", type=int, default=4, help="pytest-xdist workers")
     parser.add_argument("--ngircd", action="store_true", help="record ngircd's passing set")
+    parser.add_argument("-k", dest="keyword", help="only the tests pytest's -k selects (no record)")
     args = parser.parse_args()
     if args.ngircd:
-        results = run(args.irctest, "irctest.controllers.ngircd", args.n, "")
+        if args.keyword:
+            parser.error("--ngircd records the whole selection: no -k")
+        results = run(args.irctest, "irctest.controllers.ngircd", args.n, "", args.keyword)
         ngircd = sorted(t for t, o in results.items() if o == "passed")
         NGIRCD_PASSING.write_text("".join(f"{t}\n" for t in ngircd))
         count = sum(1 for o in results.values() if o == "failed")
         print(f"ngircd: {len(ngircd)} passed, {count} failed; written to {NGIRCD_PASSING}")
         return 0
-    results = run(args.irctest, "irctest_controller", args.n, str(HERE))
+    results = run(args.irctest, "irctest_controller", args.n, str(HERE), args.keyword)
     passed = {t for t, o in results.items() if o == "passed"}
     failed = sorted(t for t, o in results.items() if o == "failed")
     reference = {line for line in NGIRCD_PASSING.read_text().splitlines() if line}
+    if args.keyword:  # a part of the selection: compared with that part only
+        reference &= set(results)
     regressions = sorted(reference - passed)
     print(f"imkit: {len(passed)} passed, {len(failed)} failed (ngircd: {len(reference)} passed)")
     for test in failed:
