@@ -273,3 +273,12 @@ async def test_chathistory_of_a_conversation_between_accounts(server: Server) ->
     lines = [await sam.line() for _ in range(3)]
     assert [line.rsplit(":", 1)[1] for line in lines[:2]] == ["first", "second"]
     assert lines[2].endswith("BATCH -" + lines[0].split("batch=")[1].split(";")[0].split(" ")[0])
+
+
+async def test_a_quiet_irc_client_is_pinged_before_it_is_dropped(short_dir: Path) -> None:
+    async with run_server(irc_config(short_dir, idle_timeout=0.6)) as server:
+        alex = await IrcClient.connect(server, "alex")
+        assert await alex.expect("^PING", timeout=3) == "PING :irc.test"
+        await alex.send("PONG :irc.test")
+        assert await alex.expect("^PING", timeout=3) == "PING :irc.test"  # answered: kept
+        assert "(Ping timeout)" in await alex.expect("^ERROR", timeout=3)
