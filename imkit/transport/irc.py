@@ -72,6 +72,8 @@ async def admit_irc(connection: Connection) -> list[Command] | None:
                         continue
                     member.ident, member.realname = command.ident, command.realname
                     hub.join(member)
+                    if "cluster" in hub.features:  # Redis keeps who is in the lobby
+                        hub.backend.lobby(member, None, inside=False)
                 hub.handle(member, command)
                 return commands[index + 1 :]
             if outbox.closed:

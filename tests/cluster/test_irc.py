@@ -33,6 +33,15 @@ async def test_an_irc_user_and_a_netcat_user_on_two_nodes(cluster: Cluster) -> N
     irc = RawIrc(await LineClient.connect(found.group(1)))
     await irc.send("NICK alex", "USER alex 0 * :Alex")
     await irc.expect(r" 001 alex ")
+    await irc.send("PING sync")
+    await irc.expect("PONG")
+    await text.send("who\n")  # an IRC user is in no channel, the lobby neither
+    listed = []
+    with anyio.move_on_after(1):
+        while True:
+            listed.append(await text.line())
+    assert any(line.endswith("tee:online...\n") for line in listed), listed
+    assert not any(line.endswith("alex:online...\n") for line in listed), listed
     await irc.send("JOIN #lobby")
     await irc.expect(r" 366 alex #lobby ")
     await irc.send("PRIVMSG #lobby :hello from irc on node one")
