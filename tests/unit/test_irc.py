@@ -383,3 +383,22 @@ def test_an_irc_operator_kills_and_sends_wallops() -> None:
     alex.send("KILL sam :enough")
     assert any(text.startswith("ERROR") for text in sam.read())
     assert hub.find("sam") is None
+
+
+def test_channel_modes_and_bans_as_irc_shows_them() -> None:
+    hub = Hub(wall_clock=lambda: 0.0)
+    alex = IrcPeer(hub, "10.0.0.3:3", "alex")
+    sam = IrcPeer(hub, "10.0.0.4:4", "sam")
+    alex.send("JOIN #r")
+    sam.send("JOIN #r")
+    alex.read()
+    alex.send("MODE #r +bkl-t bad!*@* secret 5", "MODE #r +o sam", "MODE #r +b", "MODE #r")
+    lines = alex.read()
+    assert ":alex MODE #r +bkl-t bad!*@* secret 5" in lines
+    assert ":alex MODE #r +o sam" in lines
+    assert ":irc.test 367 alex #r bad!*@*" in lines
+    assert ":irc.test 324 alex #r +nkl secret 5" in lines
+    assert any(line.startswith(":irc.test 329 alex #r ") for line in lines)
+    sam.read()
+    sam.send("PART #r :later", "JOIN #r")
+    assert " 475 sam #r " in "\n".join(sam.read())
