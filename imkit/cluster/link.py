@@ -158,10 +158,14 @@ class ClusterLink:
 
     # ----------------------------------------------------------------- commands
 
-    def call(self, args: Sequence[Any], done: Done) -> None:
-        """Run one Redis command after every command asked for before it; ``done`` gets
+    def call(self, args: Sequence[Any], done: Done, *, first: bool = False) -> None:
+        """Run one Redis command after every command asked for before it (``first``:
+        before them, for what must not wait for the users' commands); ``done`` gets
         the reply, or the exception, on the event loop."""
-        self._pending.append((args, done))
+        if first:
+            self._pending.insert(0, (args, done))
+        else:
+            self._pending.append((args, done))
         self._wanted.set()
 
     def script(self, name: str, *args: Any, done: Done) -> None:
@@ -172,15 +176,16 @@ class ClusterLink:
         """The command that runs the script ``name`` with ``args`` after the prefix."""
         return ("EVALSHA", self._shas[name], 0, self.name, *args)
 
-    async def request(self, args: Sequence[Any]) -> Reply:
+    async def request(self, args: Sequence[Any], *, first: bool = False) -> Reply:
         """:meth:`call`, awaited; raises what the command raised."""
-        reply = await awaited(partial(self.call, args), COMMAND_TIMEOUT * 2 + 1)
+        ask = partial(self.call, args, first=first)
+        reply = await awaited(ask, COMMAND_TIMEOUT * 2 + 1)
         if isinstance(reply, BaseException):
             raise reply
         return reply
 
-    async def run_script(self, name: str, *args: Any) -> Reply:
-        return await self.request(("EVALSHA", self._shas[name], 0, self.name, *args))
+    async def run_script(self, name: str, *args: Any, first: bool = False) -> Reply:
+        return await self.request(("EVALSHA", self._shas[name], 0, self.name, *args), first=first)
 
     async def _write_loop(self) -> None:
         while True:
@@ -480,7 +485,13 @@ class ClusterLink:
         info = json.dumps(self.info())
         timeout_ms = int(self.node_timeout * 1000)
         try:
-            reply = await self.run_script("beat", self.node, self.epoch, info, timeout_ms)
+            # Ahead of the users' commands: a burst queues thousands of them, sent a
+            # chunk at a time, each chunk held up to HOLD_MAX while the readers catch
+            # up (.pace); a beat behind them came after --node-timeout, and Redis
+            # declared this busy node dead (a 30,000-line burst under load did).
+            reply = await self.run_script(
+                "beat", self.node, self.epoch, info, timeout_ms, first=True
+            )
         except FAILURES:
             return "error"  # the writer has declared the outage
         status = str(reply[0])

@@ -36,8 +36,9 @@ LOW = LOG_LENGTH // 4
 # a chunk each past HIGH still stay within the stream.
 WRITE_CHUNK = 1000
 # The writer waits at most this long at a time (like CONGESTION_TIMEOUT) before it
-# sends one more chunk: the heartbeat's beat queues behind the users' commands and must
-# not be late by much more than this.
+# sends one more chunk: the heartbeat's beat goes ahead of the users' commands
+# (ClusterLink.call's first), so it is late by at most this, not by this for every
+# chunk queued before it.
 HOLD_MAX = 2.0
 # A reader reports its place at most this often (one script in Redis per report)...
 MARK_INTERVAL = 0.05
