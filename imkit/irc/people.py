@@ -134,6 +134,12 @@ def _info(conn: IrcConnection, message: Message) -> list[Command]:
     ]
 
 
+@handles("LINKS")
+def _links(conn: IrcConnection, message: Message) -> list[Command]:
+    # One IRC server, however many nodes (they are not linked IRC servers): no links.
+    return [conn.numeric("365", "*", "End of /LINKS list")]
+
+
 @handles("ADMIN")
 def _admin(conn: IrcConnection, message: Message) -> list[Command]:
     return [
