@@ -79,6 +79,10 @@ class ImkitController(BaseServerController, DirectoryBasedController):
             self.gen_ssl()
             command += ["--tls-cert", str(self.pem_path), "--tls-key", str(self.key_path)]
         self.proc = self.execute(command)
+        pids = os.environ.get("IMKIT_IRCTEST_PIDS")
+        if pids:  # run_irctest.py stops whatever irctest leaves running
+            with open(pids, "a") as recorded:
+                recorded.write(f"{self.proc.pid}\n")
 
     def registerUser(
         self,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,9 @@ def run(
     """Each test's outcome (passed, failed, skipped, error) by its id."""
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "report.xml"
+        pids = Path(scratch) / "pids"
         env = dict(os.environ, PYTHONPATH=pythonpath, PYTHONDONTWRITEBYTECODE="1")
+        env["IMKIT_IRCTEST_PIDS"] = str(pids)
         command = [
             sys.executable,
             "-m",
@@ -62,7 +65,21 @@ def run(
             command += ["-k", keyword]
         command += tests or []
         subprocess.run(command, cwd=irctest, env=env, stdout=subprocess.DEVNULL, check=False)
+        stop_left_running(pids)
         return outcomes(report)
+
+
+def stop_left_running(pids: Path) -> None:
+    """The servers irctest started and left running (a few of its tests do): stopped."""
+    if not pids.exists():
+        return
+    for text in pids.read_text().split():
+        pid = int(text)
+        try:
+            if b"imkit" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass  # gone already
 
 
 def outcomes(report: Path) -> dict[str, str]:
