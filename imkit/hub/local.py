@@ -101,9 +101,10 @@ class LocalBackend(LocalRooms):
         del hub._members[member.id]
         hub._forget_name(member)
         offline = Presence(member.name, member.shown_addr, False, member.quit_reason)
+        rooms = list(member.rooms.values())
+        self.leave_rooms(member)  # first: its own offline line is not for it
         # An IRC user not in the lobby: nobody there saw it come, its rooms are told.
-        hub.tell(offline, member.rooms.values(), member.in_lobby)
-        self.leave_rooms(member)
+        hub.tell(offline, rooms, member.in_lobby)
 
     def leave_when_answered(self, member: Member, answered: Callable[[], None]) -> None:
         """On one node the replies to what ``member`` sent are in its outbox already."""
