@@ -12,7 +12,7 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from imkit.cluster.terms import MISSED, default_candidates
+from imkit.cluster.terms import MISSED, default_candidates, event_message
 from imkit.hub.core import Hub
 from imkit.hub.members import (
     ACCOUNT_REMOVED_BYE,
@@ -23,7 +23,6 @@ from imkit.hub.members import (
 )
 from imkit.hub.rooms import fan_out, lobby_and_rooms
 from imkit.protocol import (
-    ChatMessage,
     Event,
     KeptMessage,
     LoginOk,
@@ -111,17 +110,7 @@ class ClusterEvents:
             else None
         )
         if kind == "m":
-            message = ChatMessage(
-                event["name"],
-                event["addr"],
-                None,
-                event["text"],
-                event["ms"] / 1000,
-                event["msgid"],
-                event.get("account"),
-                self.hub.lobby,
-                lobby=True,
-            )
+            message = event_message(event, room=self.hub.lobby, lobby=True)
             self.hub.stats.messages_delivered += self.hub.broadcast(message)
             self.hub.store.remember(message)
             if local is not None and self.hub.unflushed_since is None:
@@ -172,15 +161,7 @@ class ClusterEvents:
         if member is None or not member.online:
             return  # it left in the meantime
         if kind == "p":
-            message = ChatMessage(
-                event["name"],
-                event["addr"],
-                event["to"],
-                event["text"],
-                event["ms"] / 1000,
-                event["msgid"],
-                event.get("account"),
-            )
+            message = event_message(event, to=event["to"])
             if event.get("kept"):
                 # One that waited for the user to log in is shown as such (with its time),
                 # owed like a reply, and leaves the mailbox once written (MAIL_DONE).

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from imkit.cluster.terms import _ignore
+from imkit.cluster.terms import _ignore, event_message
 from imkit.hub.local_rooms import refused
 from imkit.hub.members import Member
 from imkit.hub.rooms import Room, fan_out
@@ -33,7 +33,6 @@ from imkit.protocol import (
     NO_SUCH_USER,
     NOT_IN_ROOM,
     TOO_MANY_ROOMS,
-    ChatMessage,
     Error,
     Event,
     Invite,
@@ -493,16 +492,7 @@ class RedisRooms:
         subject = self.local.get(int(event.get("mid") or 0)) if here else None
         told: Event
         if kind == "m":
-            told = ChatMessage(
-                event["name"],
-                event["addr"],
-                None,
-                event["text"],
-                event["ms"] / 1000,
-                event["msgid"],
-                event.get("account"),
-                room.name,
-            )
+            told = event_message(event, room=room.name)
             hub.stats.messages_delivered += self._tell_room(room, told)
             if subject is not None and hub.unflushed_since is None:
                 hub.unflushed_since = subject.last_active

@@ -23,6 +23,7 @@ from imkit.hub.members import (
 )
 from imkit.protocol import (
     Bye,
+    ChatMessage,
     RequestId,
 )
 from imkit.rules.accounts import MAILBOX_MAX
@@ -98,6 +99,24 @@ def parse_users(reply: list[str]) -> list[dict[str, Any]]:
     users = [json.loads(raw) for raw in reply]
     users.sort(key=lambda u: int(u.get("arrival", 0)))
     return users
+
+
+def event_message(
+    event: dict[str, Any], *, to: str | None = None, room: str | None = None, lobby: bool = False
+) -> ChatMessage:
+    """The message an ``m`` (lobby, room) or ``p`` (private) event of a stream carries."""
+    return ChatMessage(
+        event["name"],
+        event["addr"],
+        to,
+        event["text"],
+        event["ms"] / 1000,
+        event["msgid"],
+        event.get("account"),
+        room,
+        lobby=lobby,
+        notice=bool(event.get("notice")),
+    )
 
 
 def _ignore(reply: Any) -> None:

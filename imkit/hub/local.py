@@ -117,37 +117,8 @@ class LocalBackend(LocalRooms):
     # -------------------------------------------------------------------- commands
 
     def public(self, member: Member, command: PublicMessage) -> None:
-        """Deliver at once, store after; a JSON sender's ok waits for the store."""
-        hub = self.hub
-        store = hub.store
-        if store.problem is not None:  # refused before anyone sees it: nothing to undo
-            hub.stats.refused_unavailable += 1
-            message = f"the message was not sent: {store.problem}"
-            hub.send(member, Error(command.id, UNAVAILABLE, message))
-            return
-        stats = hub.stats
-        stats.public_received += 1
-        now = hub.wall_clock()
-        msgid = store.new_msgid(now)
-        event = ChatMessage(
-            member.name,
-            member.shown_addr,
-            None,
-            command.text,
-            now,
-            msgid,
-            member.account,
-            hub.lobby,
-            lobby=True,
-            notice=command.notice,
-        )
-        stats.messages_delivered += hub.broadcast(event)
-        if hub.unflushed_since is None:
-            hub.unflushed_since = member.last_active
-        if member.wire.mode is Mode.JSON:
-            store.append(event, partial(self._stored, member, command.id, msgid))
-        else:
-            store.append(event)  # text mode has no ack: stored in the same batches
+        """Deliver at once, store after (LocalRooms._publish, shared with rooms)."""
+        self._publish(member, command.id, command.text, command.notice, self.hub.lobby, None)
 
     def private(self, member: Member, command: PrivateMessage) -> None:
         hub = self.hub

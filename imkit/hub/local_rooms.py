@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from imkit.hub.members import Member
+from imkit.hub.publishing import LocalPublishing
 from imkit.hub.rooms import Room, fan_out
 from imkit.protocol import (
     ALREADY_IN_ROOM,
@@ -23,8 +23,6 @@ from imkit.protocol import (
     NOT_IN_ROOM,
     NOT_ROOM_OPERATOR,
     TOO_MANY_ROOMS,
-    UNAVAILABLE,
-    ChatMessage,
     Error,
     Event,
     Invite,
@@ -32,10 +30,8 @@ from imkit.protocol import (
     Joined,
     JoinRoom,
     ListRooms,
-    Mode,
     ModesChanged,
     ModesInfo,
-    Ok,
     PartRoom,
     RequestId,
     RoomInfo,
@@ -55,7 +51,6 @@ from imkit.protocol import (
 )
 from imkit.rules.names import name_key
 from imkit.rules.rooms import Change, RoomState, room_key
-from imkit.store import Store
 
 if TYPE_CHECKING:
     from imkit.hub.core import Hub
@@ -82,7 +77,7 @@ def _ignore(problem: str | None) -> None:
     pass  # a registered room's settings: logged by the store when they cannot be kept
 
 
-class LocalRooms:
+class LocalRooms(LocalPublishing):
     """Every room of one server; mixed into LocalBackend, which gives it ``hub``."""
 
     hub: Hub
@@ -259,48 +254,10 @@ class LocalRooms:
         if code is not None:
             hub.send(member, refused(command.id, code, state.name))
             return
-        store: Store = hub.store
-        if store.problem is not None:
-            hub.stats.refused_unavailable += 1
-            message = f"the message was not sent: {store.problem}"
-            hub.send(member, Error(command.id, UNAVAILABLE, message))
-            return
-        hub.stats.public_received += 1
-        hub.stats.room_messages += 1
-        now = hub.wall_clock()
-        msgid = store.new_msgid(now)
-        event = ChatMessage(
-            member.name,
-            member.shown_addr,
-            None,
-            command.text,
-            now,
-            msgid,
-            member.account,
-            state.name,
-            notice=command.notice,
-        )
         room = hub.rooms.get(key)
-        if room is not None:
-            hub.stats.messages_delivered += fan_out(hub, room.members.values(), event)
-        if hub.unflushed_since is None:
-            hub.unflushed_since = member.last_active
-        if member.wire.mode is Mode.JSON:
-            store.append(event, partial(self._stored, member, command.id, msgid))
-        else:
-            store.append(event)
-
-    def _stored(self, member: Member, rid: RequestId, msgid: str, problem: str | None) -> None:
-        """A message's outcome in the store, told to its JSON sender (LocalBackend's
-        lobby messages too)."""
-        if not member.online:
-            return  # gone before its message was stored: nobody to tell
-        if problem is None:
-            self.hub.send(member, Ok(rid, msgid))
-        else:
-            # It reached everyone online already: it must not be sent again.
-            message = f"the message was delivered but not stored: {problem}"
-            self.hub.send(member, Error(rid, UNAVAILABLE, message, delivered=True))
+        members = room.members.values() if room is not None else ()
+        if self._publish(member, command.id, command.text, command.notice, state.name, members):
+            hub.stats.room_messages += 1
 
     # -------------------------------------------------------------- asking
 
