@@ -97,47 +97,23 @@ def who(room: str | None, port: int, admin_socket: str | None, as_json: bool) ->
     closed by its reader.
     """
     if room is not None:
-        _who_room(_admin_request(port, admin_socket, {"type": "who", "room": room}), as_json)
+        reply = _admin_request(port, admin_socket, {"type": "who", "room": room})
+        _who_table(reply["users"], as_json, room=True)
         return
     reply = _admin_request(port, admin_socket, {"type": "who"})
-    users = reply["users"]
-    if as_json:
-        write_line(json.dumps(users, ensure_ascii=False, indent=2))
-    else:
-        header = ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE", "ACCOUNT"]
-        rows = [
-            [
-                u["name"],
-                u["addr"],
-                _duration(u["connected_s"]),
-                _idle(u["idle_s"]),
-                u["mode"],
-                u.get("account") or "-",
-            ]
-            for u in users
-        ]
-        if any("node" in u for u in users):  # a cluster: where each user is connected
-            header.append("NODE")
-            for row, u in zip(rows, users, strict=True):
-                row.append(u["node"])
-        if any("pseudonym" in u for u in users):  # --hide-addresses: what users see
-            header.append("PSEUDONYM")
-            for row, u in zip(rows, users, strict=True):
-                row.append(u["pseudonym"])
-        write_line(_table(header, rows))
+    _who_table(reply["users"], as_json)
     if reply.get("partial"):
         message = f"only this node's users: {reply.get('problem')}"
         click.echo(f"imkit who: {message}", err=True)
         sys.exit(1)
 
 
-def _who_room(reply: dict[str, Any], as_json: bool) -> None:
-    """``imkit who --room``: the room's members, with operators and voices."""
-    users = reply["users"]
+def _who_table(users: list[dict[str, Any]], as_json: bool, *, room: bool = False) -> None:
+    """The users as JSON or a table; ``room``: a ROOM column (operator or voice)."""
     if as_json:
         write_line(json.dumps(users, ensure_ascii=False, indent=2))
         return
-    header = ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE", "ACCOUNT", "ROOM"]
+    header = ["NAME", "ADDRESS", "CONNECTED", "IDLE", "MODE", "ACCOUNT"]
     rows = [
         [
             u["name"],
@@ -146,14 +122,19 @@ def _who_room(reply: dict[str, Any], as_json: bool) -> None:
             _idle(u["idle_s"]),
             u["mode"],
             u.get("account") or "-",
-            "operator" if u["operator"] else "voice" if u["voice"] else "-",
         ]
         for u in users
     ]
-    if any("node" in u for u in users):
-        header.append("NODE")
+    columns = [("NODE", "node"), ("PSEUDONYM", "pseudonym")]  # a cluster; --hide-addresses
+    if room:
+        header.append("ROOM")
         for row, u in zip(rows, users, strict=True):
-            row.append(u["node"])
+            row.append("operator" if u["operator"] else "voice" if u["voice"] else "-")
+    for title, field in columns:
+        if any(field in u for u in users):
+            header.append(title)
+            for row, u in zip(rows, users, strict=True):
+                row.append(u[field])
     write_line(_table(header, rows))
 
 
