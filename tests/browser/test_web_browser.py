@@ -16,7 +16,6 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,9 +36,7 @@ from playwright.sync_api import (  # noqa: E402
     ConsoleMessage,
     Dialog,
     Page,
-    Playwright,
     expect,
-    sync_playwright,
 )
 
 # What the issue asks for: Playwright cannot download a browser here, and the browser
@@ -130,26 +127,6 @@ class NetcatClient:
 
     def close(self) -> None:
         self.sock.close()
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def web(short_dir: Path) -> Iterator[WebServer]:
-    server = WebServer(short_dir / "admin.sock")
-    yield server
-    server.stop()
 
 
 class Watch:

@@ -34,13 +34,10 @@ from playwright.sync_api import (  # noqa: E402
     Browser,
     Locator,
     Page,
-    Playwright,
     expect,
-    sync_playwright,
 )
 
 from tests.browser.test_web_browser import (  # noqa: E402
-    CHROMIUM_ARGS,
     TIMEOUT_MS,
     Watch,
     WebServer,
@@ -55,26 +52,6 @@ from tests.support.cluster import Cluster, RedisServer  # noqa: E402
 
 TIMEOUT = 10.0
 Event = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def web(short_dir: Path) -> Iterator[WebServer]:
-    server = WebServer(short_dir / "admin.sock")
-    yield server
-    server.stop()
 
 
 class JsonClient:
