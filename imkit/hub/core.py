@@ -40,7 +40,7 @@ from imkit.hub.members import (
 from imkit.hub.outbox import Outbox
 from imkit.hub.queries import query_commands
 from imkit.hub.room_commands import room_commands
-from imkit.hub.rooms import Room, fan_out, lobby_and_rooms
+from imkit.hub.rooms import Room, fan_out, lobby_and_rooms, lobby_members
 from imkit.hub.stats import Stats
 from imkit.protocol import (
     MUTED,
@@ -537,38 +537,10 @@ class Hub:
 
     def broadcast(self, event: Event) -> int:
         """Queue ``event`` for every online user in the lobby; returns how many
-        received it.
-
-        Never blocks; see the module docstring. This loop runs once per recipient of
-        every message, so it is kept lean: each wire form is encoded at most once, and
-        nothing is looked up twice.
-        """
+        received it. Never blocks; see the module docstring."""
         if self._unannounced:
-            self.announce_joins()
-        frame = Frame(event)
-        text: bytes | None = None
-        json: bytes | None = None
-        json_mode, irc_mode = Mode.JSON, Mode.IRC  # locals: enum lookups are slow
-        delivered = 0
-        slow: list[Member] = []
-        for member in self._members.values():
-            if not member.in_lobby:
-                continue  # it left the lobby (part|#lobby; an IRC user until it joins)
-            if member.wire.mode is json_mode:
-                data = json if json is not None else (json := frame.json)
-            elif member.wire.mode is irc_mode:  # once per distinct form (imkit.irc.wire)
-                data = frame.for_wire(member.wire)
-            else:
-                data = text if text is not None else (text := frame.text)
-            if not data:
-                continue
-            if member.outbox.put(data):
-                delivered += 1
-            else:
-                slow.append(member)
-        if slow:
-            self._overflow(slow)
-        return delivered
+            self.announce_joins()  # before lobby_members: it may remove slow consumers
+        return fan_out(self, lobby_members(self), event)
 
     def _overflow(self, members: list[Member]) -> None:
         # Removing a slow consumer broadcasts "user offline", which can overflow others:

@@ -25,23 +25,30 @@ class Room:
 
 
 def fan_out(hub: Hub, recipients: Iterable[Member], event: Event) -> int:
-    """Queue ``event`` for each of ``recipients`` (encoded once per mode), as
-    :meth:`Hub.broadcast` does for the lobby; how many received it. The joins not yet
-    announced go first, as before every other output."""
+    """Queue ``event`` for each of ``recipients``; how many received it. Never blocks: a
+    recipient whose queue is full is a slow consumer, removed once the loop is done
+    (:meth:`Hub._overflow`). The joins not yet announced go first, as before every other
+    output.
+
+    This loop runs once per recipient of every message, so it is kept lean: each wire
+    form is encoded at most once (an IRC form once per distinct form,
+    :meth:`imkit.irc.wire.IrcConnection.frame_bytes`), and nothing is looked up twice."""
     if hub._unannounced:
         hub.announce_joins()
     frame = Frame(event)
-    json_mode, text_mode = Mode.JSON, Mode.TEXT
+    text: bytes | None = None
+    json: bytes | None = None
+    json_mode, irc_mode = Mode.JSON, Mode.IRC  # locals: enum lookups are slow
     delivered = 0
     slow: list[Member] = []
     for member in recipients:
-        mode = member.wire.mode
-        if mode is json_mode:
-            data = frame.json
-        elif mode is text_mode:
-            data = frame.text
-        else:  # undecided (text), or IRC: once per distinct form (imkit.irc.wire)
-            data = frame.for_wire(member.wire)
+        wire = member.wire
+        if wire.mode is json_mode:
+            data = json if json is not None else (json := frame.json)
+        elif wire.mode is irc_mode:
+            data = frame.for_wire(wire)
+        else:  # text, or not yet decided (it reads text)
+            data = text if text is not None else (text := frame.text)
         if not data:
             continue
         if member.outbox.put(data):
@@ -53,11 +60,17 @@ def fan_out(hub: Hub, recipients: Iterable[Member], event: Event) -> int:
     return delivered
 
 
+def lobby_members(hub: Hub) -> list[Member]:
+    """The lobby's members here, in order of arrival (a user that left it with
+    ``part|#lobby``, and an IRC user until it joins it, are not)."""
+    return [m for m in hub._members.values() if m.in_lobby]
+
+
 def lobby_and_rooms(hub: Hub, rooms: Iterable[Room], *, lobby: bool = True) -> list[Member]:
     """Who is told of a user's presence or rename: the lobby (unless ``lobby`` is
     False: the user is not in it), and the members here of ``rooms`` (the user's), each
     once, the lobby's first."""
-    recipients = [m for m in hub._members.values() if m.in_lobby] if lobby else []
+    recipients = lobby_members(hub) if lobby else []
     seen = {m.id for m in recipients}
     for room in rooms:
         for member in room.members.values():
