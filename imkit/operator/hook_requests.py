@@ -91,7 +91,7 @@ async def _room(server: Administered, request: dict[str, Any]) -> str | Reply:
         return rooms
     key = room_key(name)
     for row in rooms.get("rooms", []):
-        if room_key(row["name"]) == key and row.get("registered"):
+        if room_key(row["room"]) == key and row.get("registered"):
             return key
     message = f"{name} is not a registered room: register it first (imkit room add {name})"
     return error_reply(NO_SUCH_ROOM, message)
