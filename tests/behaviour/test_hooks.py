@@ -8,19 +8,21 @@ other, and the message crosses Redis to reach its members."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import pytest
 
 from imkit.server import Server, ServerConfig
 from imkit.server.hooks import HookRate
-from tests.behaviour.conftest import RedisServer
 from tests.support import LineClient, ask, joined, json_client, run_server
+from tests.support.cluster import RedisServer
 from tests.support.hooks import ALERTMANAGER, GRAFANA, curl, post_json
 from tests.support.irc import IrcClient, irc_address
 
@@ -103,9 +105,6 @@ async def test_alertmanager_and_grafana_payloads_are_posted(nodes: list[Server])
         "[FIRING:1] InstanceDown (node-exporter prod) "
         "<http://alertmanager.example:9093/#/alerts?receiver=imkit>"
     )
-    import json
-    from urllib.parse import quote
-
     form = "payload=" + quote(json.dumps(GRAFANA))
     answer = await curl(url, form, "application/x-www-form-urlencoded")
     assert answer.status == 200
