@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ServerProcess, free_port, json_client, run_imkit, start_server_process
+from tests.support import (
+    ServerProcess,
+    free_port,
+    imkit_env,
+    json_client,
+    run_imkit,
+    start_server_process,
+)
 from tests.support.hooks import post_json
 
 
@@ -121,3 +128,10 @@ def test_a_hooks_name_is_a_name_and_no_accounts(served: Served) -> None:
     url = served.cli("hook", "add-outgoing", "#ops", "ftp://x/")
     assert url.returncode == 1 and "is not an http(s) URL" in url.stderr
     assert served.cli("hook", "list").returncode == 0
+
+
+def test_completion_offers_the_hook_subcommands() -> None:
+    result = run_imkit(
+        env=imkit_env(_IMKIT_COMPLETE="bash_complete", COMP_WORDS="imkit hook a", COMP_CWORD="2")
+    )
+    assert result.stdout.splitlines() == ["plain,add", "plain,add-outgoing"]
