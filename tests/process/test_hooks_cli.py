@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.support import (
@@ -21,7 +22,7 @@ from tests.support import (
     run_imkit,
     start_server_process,
 )
-from tests.support.hooks import post_json
+from tests.support.hooks import Answer, post_json
 
 
 class Served:
@@ -135,3 +136,24 @@ def test_completion_offers_the_hook_subcommands() -> None:
         env=imkit_env(_IMKIT_COMPLETE="bash_complete", COMP_WORDS="imkit hook a", COMP_CWORD="2")
     )
     assert result.stdout.splitlines() == ["plain,add", "plain,add-outgoing"]
+
+
+async def test_a_store_that_cannot_write_answers_503_and_posts_nothing(served: Served) -> None:
+    served.ok("room", "add", "#ops")
+    url = served.ok("hook", "add", "#ops").splitlines()[1]
+    member = await json_client(served.process.address, "jo")
+    assert (await member.request(type="join", room="#ops"))["type"] == "joined"
+    assert (await post_json(url, {"text": "stored"})).status == 200
+    assert (await member.json_of_type("message"))["text"] == "stored"
+    served.db.unlink()  # the writer's file check finds it within a second, and fails
+    seen: list[Answer] = []
+    with anyio.fail_after(15):
+        while not seen or seen[-1].status == 200:
+            await anyio.sleep(0.2)
+            seen.append(await post_json(url, {"text": f"try {len(seen)}"}))
+    refused = seen[-1]
+    assert refused.status == 503 and refused.body.startswith("the message was not posted: ")
+    delivered = [f"try {n}" for n, answer in enumerate(seen) if answer.status == 200]
+    got = [(await member.json_of_type("message"))["text"] for _ in delivered]
+    assert got == delivered  # what was refused never reached the room
+    assert await member.silent()
