@@ -104,3 +104,14 @@ def test_the_rate_limit_is_a_burst_then_one_a_second() -> None:
     assert rate.take("other", 100.0) is None  # each hook its own bucket
     assert rate.take("ci", 101.0) is None  # a second later: one more
     assert rate.take("ci", 101.0) == 1
+
+
+def test_an_irc_client_with_message_tags_sees_the_bot_tag() -> None:
+    from imkit.irc.render import chat_line
+    from imkit.protocol import ChatMessage
+
+    event = ChatMessage("ci", "webhook", None, "done", 0.0, "1", None, "#ops", bot=True)
+    assert chat_line(event, frozenset({"message-tags"})) == (
+        "@msgid=1;bot :ci!~u@webhook PRIVMSG #ops :done\r\n"
+    )
+    assert chat_line(event, frozenset()) == ":ci!~u@webhook PRIVMSG #ops :done\r\n"
