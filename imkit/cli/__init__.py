@@ -36,6 +36,7 @@ COMMANDS = {
     "rooms": "imkit.cli.rooms:rooms",
     "room": "imkit.cli.rooms:room",
     "account": "imkit.cli.account:account",
+    "hook": "imkit.cli.hooks:hook",
     "bench": "imkit.cli.bench:bench",
 }
 

@@ -185,6 +185,14 @@ from imkit.transport.limits import DEFAULT_MAX_PER_IP
     "(HTTPS with --tls-cert).",
 )
 @option(
+    "--hooks",
+    type=ListenAddress(),
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Serve only incoming webhooks (POST /hooks/KEY) over HTTP on HOST:PORT, without "
+    "the page (--web serves them too); repeatable. docs/integrations.md.",
+)
+@option(
     "--irc",
     type=ListenAddress(),
     multiple=True,
@@ -371,6 +379,7 @@ def serve(
     metrics: str | None,
     web: str | None,
     web_origin: tuple[str, ...],
+    hooks: tuple[str, ...],
     irc: tuple[str, ...],
     server_name: str | None,
     motd: str | None,
@@ -431,6 +440,7 @@ def serve(
         metrics=metrics,
         web=web,
         web_origins=web_origin,
+        hooks=hooks,
         irc=irc,
         server_name=server_name,
         motd=motd,

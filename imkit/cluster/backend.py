@@ -90,6 +90,7 @@ from imkit.protocol import (
 )
 from imkit.protocol.queries import Echo
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
+from imkit.rules.hooks import HOOK_ADDR, NO_ROOM, NOT_TAKEN, POSTED, PostOutcome
 from imkit.rules.names import name_key, name_problem
 
 log = logging.getLogger("imkit.cluster")
@@ -265,6 +266,40 @@ class RedisBackend(RedisRooms):
         link, store = self.link, self.hub.store
         cutoff = store.cutoff() // 1000 if store.retain_days > 0 else 0
         link.script("publish", self.node, member.id, command.text, cutoff, done=published)
+
+    def hook_publish(
+        self,
+        room: str,
+        name: str,
+        username: str | None,
+        text: str,
+        done: Callable[[PostOutcome], None],
+    ) -> None:
+        """A webhook's message to a room (:meth:`LocalPublishing.hook_publish` on one
+        server): one hook_publish.lua call, which stores it and writes it to the room's
+        stream; every node tells its members in the room when it reads it there."""
+        link, store = self.link, self.hub.store
+        if link.problem is not None:
+            self.hub.stats.refused_unavailable += 1
+            done(PostOutcome(NOT_TAKEN, unavailable_message(link.problem)))
+            return
+
+        def published(reply: Any) -> None:
+            if is_full(reply):  # refused before it wrote anything
+                done(PostOutcome(NOT_TAKEN, f"{unavailable_message(FULL)}; not posted"))
+            elif isinstance(reply, BaseException):
+                done(PostOutcome(NOT_TAKEN, f"{UNAVAILABLE_MESSAGE}; it may not have been posted"))
+            elif reply[0] == "none":
+                done(PostOutcome(NO_ROOM, f"the hook's room {room} no longer exists"))
+            else:
+                self.hub.stats.public_received += 1
+                self.hub.stats.room_messages += 1
+                done(PostOutcome(POSTED, str(reply[1]), str(reply[2])))
+
+        cutoff = store.cutoff() // 1000 if store.retain_days > 0 else 0
+        asked, asked_key = (username, name_key(username)) if username else ("", "")
+        args = (room, name, asked, asked_key, text, cutoff, HOOK_ADDR)
+        link.script("hook_publish", *args, done=published)
 
     def private(self, member: Member, command: PrivateMessage) -> None:
         if self._refuse_unavailable(member, command.id):

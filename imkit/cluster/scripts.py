@@ -91,6 +91,7 @@ OPERATION_NAMES = (
     "room_invite",
     "room_mode",
     "room_admin",
+    "hook_publish",
 )
 # Every file in lua/ (without .lua): tests/cluster/test_lua_scripts.py checks there is no other.
 FILES = ("prelude", *OPERATION_NAMES, "batch")

@@ -15,15 +15,17 @@ the hub for them is :attr:`offline_days` (:meth:`mail_cutoff`).
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from imkit.cluster.link import ClusterLink, describe_url
 from imkit.cluster.reader import pairs
 from imkit.protocol import ChatMessage
 from imkit.rules.accounts import DEFAULT_OFFLINE_DAYS
+from imkit.rules.hooks import Hook, hook_from_fields
 from imkit.rules.msgid import format_msgid, parse_msgid
 from imkit.rules.names import name_key
-from imkit.store.base import Answer, Deleted, Page, Store, Stored
+from imkit.store.base import Answer, Deleted, HooksAnswer, Page, Store, Stored
 
 # Entries of P:hist read at a time when deleting a sender's messages.
 PAGE = 1000
@@ -39,6 +41,11 @@ def stream_id(msgid: str) -> str:
 def entry_msgid(entry_id: str) -> str:
     ms, _, count = entry_id.partition("-")
     return format_msgid(int(ms) * 1000 + int(count or 0))
+
+
+def _outcome(done: Stored, reply: Any) -> None:
+    """A Redis write's reply as a store's outcome: None, or why it failed."""
+    done(f"Redis could not be written: {reply}" if isinstance(reply, BaseException) else None)
 
 
 class RedisHistory(Store):
@@ -117,6 +124,32 @@ class RedisHistory(Store):
 
         page(f"{since // 1000}-{since % 1000}")
 
+    # Webhooks: the hash P:hooks (name key -> the hook as JSON), the same for every node;
+    # read on each use (the server's hook inbox keeps it for a moment: server/hooks.py).
+
+    @property
+    def hooks_key(self) -> str:
+        return f"{self.link.name}:hooks"
+
+    def hooks(self, answer: HooksAnswer) -> None:
+        def read(reply: Any) -> None:
+            if isinstance(reply, BaseException):
+                answer(f"the hooks cannot be read: {self.link.problem or reply}")
+                return
+            found = {}
+            for key, raw in (reply if isinstance(reply, dict) else pairs(reply)).items():
+                found[key] = hook_from_fields(json.loads(raw))
+            answer(found)
+
+        self.link.call(("HGETALL", self.hooks_key), read)
+
+    def save_hook(self, hook: Hook, done: Stored) -> None:
+        raw = json.dumps(hook.fields())
+        self.link.call(("HSET", self.hooks_key, hook.key, raw), partial(_outcome, done))
+
+    def remove_hook(self, key: str, done: Stored) -> None:
+        self.link.call(("HDEL", self.hooks_key, key), partial(_outcome, done))
+
     def history(
         self, limit: int, before: str | None, answer: Answer, room: str | None = None
     ) -> None:
@@ -158,6 +191,7 @@ class RedisHistory(Store):
                     msgid,
                     fields.get("ac"),
                     fields.get("r"),  # a room's name (room_publish.lua); the lobby's: None
+                    bot=bool(fields.get("b")),  # hook_publish.lua's
                 )
                 messages.append(message)
             more = len(messages) > limit

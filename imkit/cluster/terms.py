@@ -116,6 +116,7 @@ def event_message(
         room,
         lobby=lobby,
         notice=bool(event.get("notice")),
+        bot=bool(event.get("bot")),
     )
 
 

@@ -37,6 +37,7 @@ from imkit.protocol import (
 )
 from imkit.rules.accounts import Account
 from imkit.rules.bans import Ban
+from imkit.rules.hooks import PostOutcome
 from imkit.rules.rooms import Change, Mask
 
 if TYPE_CHECKING:
@@ -100,6 +101,16 @@ class Backend(Protocol):
     def room_kick(self, member: Member, command: RoomKick, key: str) -> None: ...
     def room_invite(self, member: Member, command: Invite, key: str) -> None: ...
     def room_mode(self, member: Member, command: RoomMode, key: str) -> None: ...
+    def hook_publish(
+        self,
+        room: str,
+        name: str,
+        username: str | None,
+        text: str,
+        done: Callable[[PostOutcome], None],
+    ) -> None:
+        """A webhook's message to the room ``room`` (its key) as ``name``, or as
+        ``username`` when free; ``done`` once stored (docs/integrations.md)."""
 
     # accounts
     def lookup_account(self, name: str, answer: Callable[[Account | None | str], None]) -> None:

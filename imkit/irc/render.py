@@ -39,6 +39,8 @@ def message_tags(
         tags["msgid"] = event.msgid
     if "account-tag" in form and event.account is not None:
         tags["account"] = shown(event.account)
+    if "message-tags" in form and event.bot:  # IRCv3 bot mode: a webhook posted it
+        tags["bot"] = None
     return tag_prefix(tags)
 
 

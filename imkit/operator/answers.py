@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from imkit.hub.directory import user_rows
-from imkit.operator import account_requests, moderation_requests, room_requests
+from imkit.operator import account_requests, hook_requests, moderation_requests, room_requests
 from imkit.operator.served import Administered, Handler, error_reply
 from imkit.protocol import (
     BAD_REQUEST,
@@ -207,4 +207,8 @@ REQUESTS: dict[str, Handler] = {
     "room_op": room_requests.op,
     "room_deop": room_requests.deop,
     "room_set": room_requests.set_room,
+    "hook_add": hook_requests.add,
+    "hook_add_outgoing": hook_requests.add_outgoing,
+    "hooks": hook_requests.list_hooks,
+    "hook_remove": hook_requests.remove,
 }

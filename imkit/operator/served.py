@@ -8,7 +8,19 @@ from typing import Any, Protocol
 
 from imkit.hub.core import Hub
 from imkit.hub.credentials import Logins
+from imkit.rules.hooks import DeliveryStatus, Hook, OutgoingHook
 from imkit.transport.backpressure import Congestion
+
+
+class HookService(Protocol):
+    """What the hook requests need of the server's hooks (imkit.server.hooks.HookInbox):
+    where they are served, outgoing hooks' deliveries, the hooks as the store has them."""
+
+    urls: Callable[[], list[str]]
+    status: Callable[[OutgoingHook], DeliveryStatus]
+
+    async def current(self, *, fresh: float = ...) -> dict[str, Hook] | str: ...
+    def changed(self) -> None: ...
 
 
 class Administered(Protocol):
@@ -18,6 +30,9 @@ class Administered(Protocol):
     logins: Logins
     started_at: float
     congestion: Congestion
+
+    @property
+    def hooks(self) -> HookService: ...
 
     @property
     def connections_now(self) -> int: ...

@@ -178,3 +178,34 @@ class DeliveryStatus:
     failed: int = 0
     last_error: str | None = None
     last_error_time: float | None = None
+
+
+# The address shown for a message a hook posted (where a user's message shows its own).
+HOOK_ADDR = "webhook"
+# What a post as a hook came to (:class:`PostOutcome`'s ``status``): stored (``detail``
+# is its msgid), the hook's room is gone, or the store or the cluster cannot take it.
+POSTED = "ok"
+NO_ROOM = "no_room"
+NOT_TAKEN = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class PostOutcome:
+    """What posting a message as a hook came to: :data:`POSTED` (``detail``: the
+    msgid; ``sender``: the name it was posted as), :data:`NO_ROOM` or
+    :data:`NOT_TAKEN` (``detail``: why)."""
+
+    status: str
+    detail: str
+    sender: str = ""
+
+
+def chosen_name(hook_name: str, username: str | None, allow_username: bool) -> str | None:
+    """The name a payload's ``username`` asks to post as, when the hook allows it and it
+    is a valid name; None: the hook's own name. (Whether someone holds it, or an account
+    has it, is the backend's to check: then the hook's own name too.)"""
+    from imkit.rules.names import name_problem
+
+    if not allow_username or username is None or name_problem(username) is not None:
+        return None
+    return None if name_key(username) == name_key(hook_name) else username

@@ -67,6 +67,8 @@ class ServerConfig:
     web: str | None = None  # HOST:PORT for the web page and its WebSocket; None: none
     web_origins: tuple[str, ...] = ()  # origins besides the page's own that may connect
     http_timeout: float = 10.0  # the web port: each request and its response
+    # HOST:PORTs serving only POST /hooks/KEY (incoming webhooks), without the page.
+    hooks: tuple[str, ...] = ()
     # IRC (docs/irc.md): HOST:PORT to listen on for IRC clients, the server's name in
     # IRC lines (None: the host's name), and the MOTD's file (None: 422, no MOTD).
     irc: tuple[str, ...] = ()

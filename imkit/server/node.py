@@ -33,14 +33,11 @@ from imkit.hub.credentials import Logins, PasswordHasher
 from imkit.hub.members import Member
 from imkit.hub.outbox import Outbox
 from imkit.operator.admin_socket import AdminSocket
-from imkit.protocol import (
-    Error,
-    ServerConnection,
-    json_line_limit,
-)
+from imkit.protocol import Error, ServerConnection, json_line_limit
 from imkit.protocol.admin import default_path
 from imkit.rules.bans import Ban
 from imkit.server.config import ServerConfig
+from imkit.server.hooks import HookInbox
 from imkit.store import Store, open_store
 from imkit.system import raise_open_file_limit
 from imkit.transport.backpressure import Congestion
@@ -116,6 +113,8 @@ class Server:
         self.store: Store | None = None  # opened by listen()
         self._clients: anyio.abc.TaskGroup | None = None  # connection tasks, in serve()
         self.metrics: MetricsServer | None = None  # --metrics: bound by listen()
+        # Webhooks (docs/integrations.md): POST /hooks/KEY, post_as_hook, the hook list.
+        self.hooks = HookInbox(hub, config.max_line)
 
     @property
     def web_addresses(self) -> list[str]:
@@ -272,19 +271,24 @@ class Server:
         self.web = web
 
     async def _bind_web(self) -> WebPort | None:
-        """--web HOST:PORT: the listener for the page and its WebSocket."""
+        """--web HOST:PORT: the listener for the page and its WebSocket (and hooks');
+        --hooks HOST:PORT: hooks' only."""
         config = self.config
-        if config.web is None:
+        if config.web is None and not config.hooks:
             return None
         from imkit.web.port import WebPort  # only for --web: h11 and wsproto
 
-        return await WebPort.bind(
+        web = await WebPort.bind(
             config.web,
             config.web_origins,
             secure=self._ssl_context is not None,
             line_limit=json_line_limit(config.max_line),
             request_timeout=config.http_timeout,
+            hooks=self.hooks,
+            hooks_at=config.hooks,
         )
+        self.hooks.urls = web.hook_urls  # what imkit hook add prints
+        return web
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED
@@ -369,8 +373,8 @@ class Server:
                 ]
                 if self.web is not None:
                     self._acceptors += [
-                        Acceptor(sock, partial(self._accepted, kind="web"))
-                        for sock in self.web.sockets()
+                        Acceptor(sock, partial(self._accepted, kind=kind))
+                        for sock, kind in self.web.sockets()
                     ]
                 if self.irc is not None:  # its accept loops; it logs where it listens
                     self._acceptors += self.irc.acceptors(partial(self._accepted, kind="irc"))
@@ -448,7 +452,7 @@ class Server:
         On the web port --max-clients is checked at the WebSocket's upgrade instead
         (:meth:`Refusals.full_websocket`): the page's files are no chat client, and a
         browser that cannot even load the page cannot say why."""
-        addr, web, irc = format_addr(peer), kind == "web", kind == "irc"
+        addr, web, irc = format_addr(peer), kind in ("web", "hooks"), kind == "irc"
         self.hub.stats.connections_total += 1
         if self.stopping:  # accepted just before the signal: not let in to be sent away
             sock.close()
@@ -484,10 +488,10 @@ class Server:
             self.hub.stats.refused_tls += 1
             return
         websocket: WebSocketLink | None = None
-        web = kind == "web"
+        web = kind in ("web", "hooks")
         if web:
             assert self.web is not None
-            websocket = await self.web.serve_http(link, addr)
+            websocket = await self.web.serve_http(link, addr, page=kind == "web")
             if websocket is None:
                 return
             if self._full():

@@ -37,6 +37,7 @@ import anyio
 
 from imkit.protocol import HISTORY_MAX, ChatMessage
 from imkit.rules.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
+from imkit.rules.hooks import Hook
 from imkit.rules.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.rules.names import name_key
 from imkit.rules.pseudonyms import new_secret
@@ -62,6 +63,8 @@ class Page:
 Answer = Callable[[Page | str], None]
 # Called on the event loop's thread with the msgid numbers deleted, or why they were not.
 Deleted = Callable[[list[int] | str], None]
+# Called on the event loop's thread with the hooks by name key, or why they cannot be read.
+HooksAnswer = Callable[[dict[str, Hook] | str], None]
 
 
 T = TypeVar("T")
@@ -127,6 +130,9 @@ class Store(ABC):
         # The rooms each account is in (account key -> {room key: room name}, in the
         # order joined), read when the store opens: a login puts the account back in them.
         self.account_rooms: dict[str, dict[str, str]] = {}
+        # Webhooks of both kinds by name key (imkit.rules.hooks), read when the store
+        # opens; a cluster's are in Redis instead (imkit.cluster.store).
+        self._hooks: dict[str, Hook] = {}
 
     # ------------------------------------------------------------------ the lobby
 
@@ -331,6 +337,24 @@ class Store(ABC):
             joined.pop(room_key, None)
             if not joined:
                 del self.account_rooms[account_key]
+
+    # ------------------------------------------------------------ webhooks
+
+    def hooks(self, answer: HooksAnswer) -> None:
+        """Every hook, incoming and outgoing, by name key (docs/integrations.md); or
+        why they cannot be read now (a cluster's Redis)."""
+        answer(dict(self._hooks))
+
+    def save_hook(self, hook: Hook, done: Stored) -> None:
+        """Keep ``hook`` (new, or replacing the one with its name key); :meth:`hooks`
+        has it once ``done`` is told it is stored."""
+        self._hooks[hook.key] = hook
+        done(None)
+
+    def remove_hook(self, key: str, done: Stored) -> None:
+        """Forget the hook whose name key is ``key`` (none: nothing changes)."""
+        self._hooks.pop(key, None)
+        done(None)
 
     def start(self) -> None:
         """Called on the event loop before the first message (threads start here)."""

@@ -19,17 +19,27 @@ from imkit.store.base import Answer, Page, Stored
 
 # The columns of a waiting message (mailbox), and of a message in history (messages).
 MAIL_COLUMNS = "id, time, sender, addr, recipient, text, account"
-COLUMNS = f"{MAIL_COLUMNS}, room"
+COLUMNS = f"{MAIL_COLUMNS}, room, bot"
 INSERT = (
-    f"INSERT INTO messages ({MAIL_COLUMNS}, conversation, room, room_key) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO messages ({MAIL_COLUMNS}, conversation, room, room_key, bot) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# A message as read (MAIL_COLUMNS, and COLUMNS: its room), and as written (and its
-# conversation, its room and its room's key).
+# A message as read (MAIL_COLUMNS, and COLUMNS: its room and whether a webhook posted
+# it), and as written (and its conversation, its room and its room's key, bot).
 Row = tuple[int, float, str, str, str | None, str, str | None]
-HistoryRow = tuple[int, float, str, str, str | None, str, str | None, str | None]
+HistoryRow = tuple[int, float, str, str, str | None, str, str | None, str | None, int | None]
 NewRow = tuple[
-    int, float, str, str, str | None, str, str | None, str | None, str | None, str | None
+    int,
+    float,
+    str,
+    str,
+    str | None,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    int | None,
 ]
 SAVE_BAN = "INSERT OR REPLACE INTO bans (target, fields) VALUES (?, ?)"
 SAVE_ACCOUNT = "INSERT OR REPLACE INTO accounts (key, fields) VALUES (?, ?)"
@@ -102,7 +112,8 @@ def to_row(message: ChatMessage) -> Row:
 def to_new_row(message: ChatMessage, conversation: str | None) -> NewRow:
     """``message`` as a row of messages: a room's message with its room and key."""
     room = message.room if message.to is None and not message.lobby else None
-    return (*to_row(message), conversation, room, None if room is None else _key(room))
+    bot = 1 if message.bot else None  # NULL for people's messages, as in older rows
+    return (*to_row(message), conversation, room, None if room is None else _key(room), bot)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -119,11 +130,13 @@ def to_message(row: Row | HistoryRow, lobby: str | None = None) -> ChatMessage:
     if recipient is not None or lobby is None:
         return ChatMessage(sender, addr, recipient, text, timestamp, msgid, account)
     room = rest[0] if rest else None
+    assert room is None or isinstance(room, str)
+    bot = bool(rest[1]) if len(rest) > 1 else False
     if room is None:
         return ChatMessage(
-            sender, addr, None, text, timestamp, msgid, account, room=lobby, lobby=True
+            sender, addr, None, text, timestamp, msgid, account, room=lobby, lobby=True, bot=bot
         )
-    return ChatMessage(sender, addr, None, text, timestamp, msgid, account, room=room)
+    return ChatMessage(sender, addr, None, text, timestamp, msgid, account, room=room, bot=bot)
 
 
 def read_page(connection: sqlite3.Connection, read: Read) -> Page:

@@ -112,6 +112,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (account, room)
         )""",
     ),
+    # Webhooks (docs/integrations.md, imkit.rules.hooks).
+    6: (
+        # 1: a webhook posted the message (its JSON event says "bot": true); NULL else.
+        "ALTER TABLE messages ADD COLUMN bot INTEGER",
+        # Hooks of both kinds: the hook's name key and the hook as JSON
+        # (imkit.rules.hooks IncomingHook.fields, OutgoingHook.fields).
+        """CREATE TABLE hooks (
+            key TEXT PRIMARY KEY,
+            fields TEXT NOT NULL
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -36,6 +36,7 @@ import anyio
 
 from imkit.protocol import HISTORY_MAX, ChatMessage
 from imkit.rules.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
+from imkit.rules.hooks import Hook, hook_from_fields
 from imkit.rules.names import name_key
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
@@ -141,6 +142,8 @@ class SqliteStore(SqliteWriter):
             self.accounts[key] = Account.from_fields(json.loads(raw))
         for key, raw in connection.execute("SELECT key, fields FROM rooms"):
             self.rooms[key] = json.loads(raw)
+        for key, raw in connection.execute("SELECT key, fields FROM hooks"):
+            self._hooks[key] = hook_from_fields(json.loads(raw))
         joined = "SELECT account, room, name FROM account_rooms ORDER BY rowid"
         for account, room, name in connection.execute(joined):
             self.account_rooms.setdefault(account, {})[room] = name
@@ -301,6 +304,27 @@ class SqliteStore(SqliteWriter):
             done(problem)
 
         self._change(lambda c: c.execute("DELETE FROM rooms WHERE key = ?", (key,)), deleted)
+
+    # Webhooks: memory changes once the file has, as for rooms.
+
+    def save_hook(self, hook: Hook, done: Stored) -> None:
+        row = (hook.key, json.dumps(hook.fields()))
+
+        def saved(problem: str | None) -> None:
+            if problem is None:
+                self._hooks[hook.key] = hook
+            done(problem)
+
+        save = "INSERT OR REPLACE INTO hooks (key, fields) VALUES (?, ?)"
+        self._change(lambda c: c.execute(save, row), saved)
+
+    def remove_hook(self, key: str, done: Stored) -> None:
+        def removed(problem: str | None) -> None:
+            if problem is None:
+                self._hooks.pop(key, None)
+            done(problem)
+
+        self._change(lambda c: c.execute("DELETE FROM hooks WHERE key = ?", (key,)), removed)
 
     # Accounts' rooms: memory at once, the file in the background (nobody waits: a join
     # is not refused because the file could not remember it; the log says so).

@@ -1,4 +1,6 @@
-"""The web port's HTTP: the page's files, and the upgrade of ``/ws`` to a WebSocket.
+"""The web port's HTTP: the page's files, the upgrade of ``/ws`` to a WebSocket, and
+incoming webhooks' ``POST /hooks/KEY`` (:mod:`imkit.web.hooks`; a ``--hooks`` port
+serves only those: no page, no WebSocket).
 
 h11 reads the requests and writes the responses (keep-alive included); wsproto checks
 the WebSocket handshake and writes its answer. A connection serves files until it asks
@@ -24,7 +26,15 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 from wsproto.utilities import RemoteProtocolError
 
+from imkit.rules.hook_payloads import MAX_BODY, HookReply
 from imkit.transport.links import LINK_ERRORS, Link
+from imkit.web.hooks import (
+    HookReceiver,
+    declared_length,
+    hook_key,
+    is_hook_path,
+    read_body,
+)
 from imkit.web.link import WebSocketLink
 
 log = logging.getLogger("imkit.server")
@@ -106,6 +116,8 @@ class WebConfig:
     secure: bool  # TLS: the page's origin is https
     line_limit: int  # the JSON line limit for --max-line
     request_timeout: float = REQUEST_TIMEOUT  # for each request and its response
+    hooks: HookReceiver | None = None  # POST /hooks/KEY; None: not served
+    page: bool = True  # False: a --hooks port, serving only /hooks/KEY
 
 
 async def serve_http(link: Link, addr: str, config: WebConfig) -> WebSocketLink | None:
@@ -120,6 +132,17 @@ async def serve_http(link: Link, addr: str, config: WebConfig) -> WebSocketLink 
             with anyio.move_on_after(config.request_timeout):
                 request = await _next_request(link, conn)
             if request is None:
+                break
+            if config.hooks is not None and is_hook_path(request.target):
+                going_on = False
+                with anyio.move_on_after(config.request_timeout):
+                    going_on = await _serve_hook(link, conn, request, config.hooks)
+                if not going_on or conn.our_state is not h11.DONE:
+                    break
+                conn.start_next_cycle()
+                continue
+            if not config.page:  # a --hooks port: nothing else
+                await _send_simple(link, conn, 404, b"this port serves only /hooks/KEY\n")
                 break
             if request.target.split(b"?", 1)[0] == WS_PATH.encode():
                 with anyio.move_on_after(config.request_timeout):
@@ -224,6 +247,41 @@ async def _serve_file(
         data += conn.send(h11.Data(data=file.body)) or b""
     data += conn.send(h11.EndOfMessage()) or b""
     await _send_all(link, data)
+
+
+async def _serve_hook(
+    link: Link, conn: h11.Connection, request: h11.Request, receiver: HookReceiver
+) -> bool:
+    """``POST /hooks/KEY``: the body read (bounded), the receiver's reply sent; False
+    when the connection must end after it (a body over the limit is not read)."""
+    if request.method != b"POST":
+        allow = [(b"allow", b"POST")]
+        await _send_simple(link, conn, 405, b"a hook takes POST\n", close=True, extra=allow)
+        return False
+    too_large = f"the body is over the limit of {MAX_BODY} bytes\n".encode()
+    length = declared_length(request)
+    if length is not None and length > MAX_BODY:
+        await _send_simple(link, conn, 413, too_large, close=True)
+        return False
+    if conn.they_are_waiting_for_100_continue:  # curl asks before a body over 1 KiB
+        going_on = h11.InformationalResponse(status_code=100, headers=[])
+        await _send_all(link, conn.send(going_on) or b"")
+    body = await read_body(link, conn)
+    if body is None:
+        await _send_simple(link, conn, 413, too_large, close=True)
+        return False
+    key = hook_key(request.target)
+    if key is None:
+        reply = HookReply(404, "no such hook")
+    else:
+        reply = await receiver.receive(key, body, _header(request, b"content-type"))
+    extra = []
+    if reply.retry_after is not None:
+        extra.append((b"retry-after", str(reply.retry_after).encode()))
+    if reply.msgid is not None:
+        extra.append((b"x-imkit-msgid", reply.msgid.encode()))
+    await _send_simple(link, conn, reply.status, f"{reply.reason}\n".encode(), extra=extra)
+    return True
 
 
 def _reason(status: int) -> bytes:

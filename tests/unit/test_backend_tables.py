@@ -96,6 +96,10 @@ def test_every_admin_request_is_one_entry_of_one_table() -> None:
         "room_op",
         "room_deop",
         "room_set",
+        "hook_add",
+        "hook_add_outgoing",
+        "hooks",
+        "hook_remove",
     }
 
 

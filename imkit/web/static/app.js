@@ -849,6 +849,12 @@
       check.title = "logged in to the account " + message.account;
       item.append(check);
     }
+    if (message.bot) {
+      // Posted by a webhook (docs/integrations.md): no person typed it.
+      const bot = el("span", "badge-bot", "bot");
+      bot.title = "posted by a webhook";
+      item.append(bot);
+    }
     item.append(el("span", "sep", ": "), el("span", "text", message.text));
     if (opts.note) item.append(el("span", "hint", " " + opts.note));
     return item;
