@@ -4,7 +4,7 @@ one way they are refused, numbered, delivered, stored and acknowledged (mixed in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,8 @@ class LocalPublishing:
     """A public message on one server; see the module docstring."""
 
     hub: Hub
+    # Told every message published here (Backend.on_published: outgoing webhooks).
+    on_published: Callable[[ChatMessage], None] | None = None
 
     def _publish(
         self,
@@ -66,6 +68,8 @@ class LocalPublishing:
             store.append(event, partial(self._stored, member, rid, msgid))
         else:
             store.append(event)  # text mode has no ack: stored in the same batches
+        if self.on_published is not None:
+            self.on_published(event)
         return True
 
     def _stored(self, member: Member, rid: RequestId, msgid: str, problem: str | None) -> None:

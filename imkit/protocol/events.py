@@ -244,6 +244,7 @@ class ChatMessage(Event):
     room: str | None = None
     lobby: bool = False
     notice: bool = False  # sent as an IRC NOTICE (IRC users see one; others a message)
+    bot: bool = False  # posted by a webhook (docs/integrations.md): never triggers one
 
     def text_line(self) -> str:
         if self.to is not None:
@@ -275,6 +276,8 @@ class ChatMessage(Event):
             fields["msgid"] = self.msgid
         if self.room is not None:
             fields["room"] = self.room
+        if self.bot:
+            fields["bot"] = True
         return fields
 
 

@@ -33,14 +33,11 @@ from imkit.hub.credentials import Logins, PasswordHasher
 from imkit.hub.members import Member
 from imkit.hub.outbox import Outbox
 from imkit.operator.admin_socket import AdminSocket
-from imkit.protocol import (
-    Error,
-    ServerConnection,
-    json_line_limit,
-)
+from imkit.protocol import Error, ServerConnection, json_line_limit
 from imkit.protocol.admin import default_path
 from imkit.rules.bans import Ban
 from imkit.server.config import ServerConfig
+from imkit.server.outgoing_hooks import OutgoingDeliveries
 from imkit.store import Store, open_store
 from imkit.system import raise_open_file_limit
 from imkit.transport.backpressure import Congestion
@@ -48,13 +45,7 @@ from imkit.transport.connection import Connection, TokenBucket
 from imkit.transport.flusher import Flusher
 from imkit.transport.limits import AddressLimits, IPAddress, peer_ip, within
 from imkit.transport.links import Link, SocketLink, format_addr
-from imkit.transport.listener import (
-    Acceptor,
-    open_tls,
-    parse_network,
-    tcp_listener,
-    tls_context,
-)
+from imkit.transport.listener import Acceptor, open_tls, parse_network, tcp_listener, tls_context
 from imkit.transport.refusals import Refusals
 from imkit.transport.writes import WriteThread, use_write_thread
 
@@ -116,6 +107,9 @@ class Server:
         self.store: Store | None = None  # opened by listen()
         self._clients: anyio.abc.TaskGroup | None = None  # connection tasks, in serve()
         self.metrics: MetricsServer | None = None  # --metrics: bound by listen()
+        # Outgoing webhooks: their provider and poster are set by whoever has hooks.
+        self.hooks = OutgoingDeliveries()
+        hub.backend.on_published = self.hooks.offer
 
     @property
     def web_addresses(self) -> list[str]:
@@ -359,6 +353,7 @@ class Server:
                         },
                     )
                 background.start_soon(self.flusher.run)
+                background.start_soon(self.hooks.run)  # POSTs, apart from the chat
                 # The hash a login for an unknown name is checked against, made now.
                 background.start_soon(self.logins.hasher.prepare)
                 background.start_soon(self._sweep_loop)
