@@ -23,16 +23,8 @@ from imkit.rules.hooks import SIGNATURE_HEADER, OutgoingHook, signature_matches
 from imkit.server import Server, ServerConfig
 from imkit.server.outgoing_hooks import OutgoingDeliveries
 from tests.support import TIMEOUT, LineClient, free_port, json_client, run_server
-from tests.support.hooks import Answer, Received, Receiver, hook, provider
+from tests.support.hooks import Answer, Received, Receiver, hook, provider, receiving
 from tests.support.metrics import Scraper, value
-
-
-@asynccontextmanager
-async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
-    async with anyio.create_task_group() as tg:
-        await tg.start(receiver.serve)
-        yield receiver
-        tg.cancel_scope.cancel()
 
 
 @asynccontextmanager

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,6 +125,15 @@ class Receiver:
 
     def texts(self) -> list[str]:
         return [request.json["text"] for request in self.requests]
+
+
+@asynccontextmanager
+async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
+    """``receiver`` listening for the duration of the block."""
+    async with anyio.create_task_group() as tg:
+        await tg.start(receiver.serve)
+        yield receiver
+        tg.cancel_scope.cancel()
 
 
 def hook(
