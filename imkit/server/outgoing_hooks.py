@@ -279,7 +279,17 @@ class OutgoingDeliveries:
                     return
                 body, msgid = queue.waiting.popleft()
                 queue.in_flight = 1
-                await self._deliver(queue, body, msgid)
+                try:
+                    await self._deliver(queue, body, msgid)
+                except Exception as error:  # a bug: this message fails, nothing else
+                    queue.failed += 1
+                    self._failure(queue, f"internal error: {error!r}")
+                    log.exception(
+                        "outgoing hook %s: message %s not delivered",
+                        queue.hook.name,
+                        msgid,
+                        extra={"event": "hook_error", "hook": queue.hook.name, "msgid": msgid},
+                    )
                 queue.in_flight = 0
         finally:
             queue.sending = False

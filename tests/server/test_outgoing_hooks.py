@@ -21,6 +21,7 @@ import trustme
 from imkit.protocol import ChatMessage
 from imkit.rules.hooks import SIGNATURE_HEADER, OutgoingHook, signature_matches
 from imkit.server import Server, ServerConfig
+from imkit.server.hook_post import Posted, post_json
 from imkit.server.outgoing_hooks import OutgoingDeliveries
 from tests.support import TIMEOUT, LineClient, free_port, json_client, run_server
 from tests.support.hooks import Answer, Received, Receiver, hook, provider, receiving
@@ -128,8 +129,8 @@ async def test_a_receiver_down_at_first_gets_the_message_once_it_is_up() -> None
         assert counts.retries >= 1
 
 
-async def test_5xx_is_retried_and_4xx_is_not() -> None:
-    answers = iter([(503, b"busy"), (500, b""), (200, b""), (404, b"no such hook")])
+async def test_5xx_and_429_are_retried_and_other_4xx_are_not() -> None:
+    answers = iter([(503, b"busy"), (429, b""), (200, b""), (404, b"no such hook")])
 
     def answer(request: Received) -> Answer:
         return next(answers)
@@ -298,3 +299,29 @@ async def test_a_hook_whose_url_cannot_be_posted_to_fails_at_once(url: str) -> N
         await say(alex, "one")
         await until(lambda: server.hooks.status("ci").failed == 1)
         assert server.hooks.status("ci").last_error
+
+
+async def test_a_bug_in_one_delivery_fails_only_that_message() -> None:
+    calls = 0
+
+    async def post(*args: Any, **kwargs: Any) -> Posted:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return await post_json(*args, **kwargs)
+
+    async with receiving(Receiver()) as receiver:
+        async with chat_with(hook(receiver.url)) as server:
+            server.hooks.post = post
+            alex = await member(server, "alex")
+            await say(alex, "first")
+            await say(alex, "second")
+            await receiver.until(1)
+            await until(lambda: server.hooks.status("ci").delivered == 1)
+            status = server.hooks.status("ci")
+            assert status.failed == 1 and "a bug" in (status.last_error or "")
+            assert receiver.texts() == ["second"]
+            await say(alex, "third")  # the server and the hook's sender go on
+            await receiver.until(2)
+            assert receiver.texts() == ["second", "third"]
