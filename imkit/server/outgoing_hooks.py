@@ -70,6 +70,8 @@ BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 # The header naming the hook, and the one naming the message (its msgid: the same on
 # every retry, so that a receiver can tell a retry from a new message).
+# A hook whose queue keeps overflowing is logged at most this often (seconds).
+DROP_LOG_INTERVAL = 60.0
 HOOK_HEADER = "X-Imkit-Hook"
 DELIVERY_HEADER = "X-Imkit-Delivery"
 
@@ -117,7 +119,7 @@ class _Queue:
     """One hook's queue on this node: what waits, whether its sender runs, its counts."""
 
     hook: OutgoingHook
-    waiting: deque[tuple[bytes, str]] = field(default_factory=deque)  # body, msgid
+    waiting: deque[ChatMessage] = field(default_factory=deque)
     sending: bool = False
     in_flight: int = 0
     delivered: int = 0
@@ -126,6 +128,7 @@ class _Queue:
     retries: int = 0
     last_error: str | None = None
     last_error_time: float | None = None
+    drop_logged: float = -DROP_LOG_INTERVAL  # when a drop was last logged (monotonic)
 
 
 class OutgoingDeliveries:
@@ -166,7 +169,7 @@ class OutgoingDeliveries:
     def offer(self, message: ChatMessage) -> None:
         """A public message this node published: queue it for the hooks it triggers.
         Never raises, never waits."""
-        if message.to is not None or message.room is None:
+        if message.to is not None or message.room is None or self.provider is no_hooks:
             return  # private: never a hook's
         # A hook's post (bot) never triggers a hook, nor does a notice (IRC's rule: no
         # automatic reply to a NOTICE), so two hooks cannot answer each other forever.
@@ -188,9 +191,10 @@ class OutgoingDeliveries:
             return  # the hook's own name: its reply, posted as itself
         for hook in hooks:
             if hook.triggered_by(message.text):
-                self._queue(hook, payload(hook, message), message.msgid or "")
+                self._queue(hook, message)
 
-    def _queue(self, hook: OutgoingHook, body: bytes, msgid: str) -> None:
+    def _queue(self, hook: OutgoingHook, message: ChatMessage) -> None:
+        """Only a deque's append on the chat's path: the body is made by the sender."""
         queue = self._queues.get(hook.key)
         if queue is None:
             queue = self._queues[hook.key] = _Queue(hook)
@@ -199,14 +203,16 @@ class OutgoingDeliveries:
             queue.waiting.popleft()
             queue.dropped += 1
             self._failure(queue, f"queue full ({self.queue_limit}): the oldest message dropped")
-            if queue.dropped == 1 or queue.dropped % self.queue_limit == 0:
+            now = time.monotonic()
+            if now - queue.drop_logged >= DROP_LOG_INTERVAL:  # a busy room: not a line each
+                queue.drop_logged = now
                 log.warning(
                     "outgoing hook %s: its queue is full; %d messages dropped so far",
                     hook.name,
                     queue.dropped,
                     extra={"event": "hook_dropped", "hook": hook.name, "count": queue.dropped},
                 )
-        queue.waiting.append((body, msgid))
+        queue.waiting.append(message)
         self._start(queue)
 
     def _start(self, queue: _Queue) -> None:
@@ -277,10 +283,11 @@ class OutgoingDeliveries:
                 if not self._refresh(queue):
                     queue.waiting.clear()  # the hook was removed: nothing more to send
                     return
-                body, msgid = queue.waiting.popleft()
+                message = queue.waiting.popleft()
+                msgid = message.msgid or ""
                 queue.in_flight = 1
                 try:
-                    await self._deliver(queue, body, msgid)
+                    await self._deliver(queue, payload(queue.hook, message), msgid)
                 except Exception as error:  # a bug: this message fails, nothing else
                     queue.failed += 1
                     self._failure(queue, f"internal error: {error!r}")
