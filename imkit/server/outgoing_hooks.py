@@ -4,7 +4,7 @@ webhooks"): :class:`OutgoingDeliveries`.
 The hub calls :meth:`OutgoingDeliveries.offer` with every public message this node
 published (``Backend.on_published``), synchronously, on its hot path: offering asks the
 provider for the room's outgoing hooks, and for each hook the message triggers it puts
-the JSON body in that hook's queue and returns. It never awaits and never blocks: the
+the message in that hook's queue (the JSON body is made by the sender) and returns. It never awaits and never blocks: the
 POSTs are made by one sender task per hook, in the engine's own task group, apart from
 the hub, so a slow or dead receiver holds up only its own hook's queue, never the chat.
 
