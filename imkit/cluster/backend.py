@@ -262,6 +262,7 @@ class RedisBackend(RedisRooms):
             link.pacer.note(int(reply[2]))  # how far the slowest reader is behind
             if member.online and member.wire.mode is Mode.JSON:
                 self.hub.send(member, Ok(rid, reply[1]))
+            self.published(member, command.text, command.notice, reply[1], reply[3], None)
 
         link, store = self.link, self.hub.store
         cutoff = store.cutoff() // 1000 if store.retain_days > 0 else 0

@@ -33,6 +33,7 @@ from imkit.protocol import (
     NO_SUCH_USER,
     NOT_IN_ROOM,
     TOO_MANY_ROOMS,
+    ChatMessage,
     Error,
     Event,
     Invite,
@@ -118,6 +119,7 @@ class RedisRooms:
     link: ClusterLink
     local: dict[int, Member]
     entering: dict[tuple[int, str], Entering]
+    on_published: Callable[[ChatMessage], None] | None = None  # Backend.on_published
 
     if TYPE_CHECKING:
 
@@ -126,6 +128,20 @@ class RedisRooms:
 
     def _init_rooms(self) -> None:
         self.entering = {}
+
+    def published(
+        self, member: Member, text: str, notice: bool, msgid: str, ms: Any, room: str | None
+    ) -> None:
+        """Redis took ``member``'s public message (a room's, or the lobby's when
+        ``room`` is None): told to ``on_published`` here, on the sender's node only, so
+        that each message is offered to the outgoing webhooks once in the cluster."""
+        if self.on_published is None:
+            return
+        lobby = room is None
+        message = ChatMessage(member.name, member.shown_addr, None, text, int(ms) / 1000, msgid,
+                              member.account, self.hub.lobby if lobby else room, lobby=lobby,
+                              notice=notice)  # fmt: skip
+        self.on_published(message)
 
     def room_stream(self, key: str) -> str:
         return f"{self.link.name}:room:{key}:log"
@@ -345,6 +361,7 @@ class RedisRooms:
             hub.stats.room_messages += 1
             if member.wire.mode is Mode.JSON:
                 hub.send(member, Ok(rid, reply[1]))
+            self.published(member, command.text, command.notice, reply[1], reply[2], reply[3])
 
     # -------------------------------------------------------------- asking
 

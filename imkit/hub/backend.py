@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from imkit.protocol import (
+    ChatMessage,
     Invite,
     JoinRoom,
     ListRooms,
@@ -66,6 +67,10 @@ class Backend(Protocol):
     features: tuple[str, ...]
     # Called with every member before its command is handled (None: nothing to do).
     on_command: Callable[[Member], None] | None
+    # Called with every public message (the lobby's, a room's) a member of this node
+    # published, once, on this node only: when it was delivered (one node) or when Redis
+    # took it (a cluster). Outgoing webhooks (server/outgoing_hooks.py); must not block.
+    on_published: Callable[[ChatMessage], None] | None
 
     def attach(self, hub: Hub) -> None:
         """Serve ``hub`` (called once, when the hub is made)."""

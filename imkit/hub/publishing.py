@@ -26,6 +26,8 @@ class LocalPublishing:
     """A public message on one server; see the module docstring."""
 
     hub: Hub
+    # Told every message published here (Backend.on_published: outgoing webhooks).
+    on_published: Callable[[ChatMessage], None] | None = None
 
     if TYPE_CHECKING:
 
@@ -121,6 +123,8 @@ class LocalPublishing:
             store.append(event, partial(self._stored, member, rid, msgid))
         else:
             store.append(event)  # text mode has no ack: stored in the same batches
+        if self.on_published is not None:
+            self.on_published(event)
         return True
 
     def _stored(self, member: Member, rid: RequestId, msgid: str, problem: str | None) -> None:

@@ -123,7 +123,7 @@ async def _save(server: Administered, hook: Hook, by: str) -> Reply | None:
     """Keep ``hook``; the error reply when the store could not."""
     service = _service(server)
     problem = await kept(lambda done: server.hub.store.save_hook(hook, done))
-    service.changed()
+    await service.changed()
     if problem is not None:
         return error_reply(UNAVAILABLE, f"the hook was not kept: {problem}")
     log.info(
@@ -219,7 +219,7 @@ async def remove(server: Administered, request: dict[str, Any], by: str) -> Repl
     if hook is None:
         return error_reply(NO_SUCH_HOOK, f"there is no hook named {name}")
     problem = await kept(lambda done: server.hub.store.remove_hook(hook.key, done))
-    service.changed()
+    await service.changed()
     if problem is not None:
         return error_reply(UNAVAILABLE, f"the hook was not removed: {problem}")
     log.info(

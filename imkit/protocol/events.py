@@ -244,7 +244,8 @@ class ChatMessage(Event):
     room: str | None = None
     lobby: bool = False
     notice: bool = False  # sent as an IRC NOTICE (IRC users see one; others a message)
-    bot: bool = False  # posted by a webhook (docs/integrations.md): "bot": true in JSON
+    bot: bool = False  # posted by a webhook (docs/integrations.md): "bot": true in JSON;
+    # it never triggers an outgoing hook
 
     def text_line(self) -> str:
         if self.to is not None:

@@ -25,8 +25,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from imkit.rules.names import name_key
+from imkit.rules.names import name_key, name_problem
 
 # The header an outgoing hook's POST carries its signature in, and the signature's prefix.
 SIGNATURE_HEADER = "X-Imkit-Signature"
@@ -36,6 +37,8 @@ KEY_BYTES = 32
 # Triggers an outgoing hook may have, and a trigger's length in characters.
 MAX_TRIGGERS = 20
 MAX_TRIGGER_LENGTH = 50
+# The longest URL an outgoing hook may POST to.
+MAX_URL_LENGTH = 2000
 # The name an incoming hook posts as when it was made without --name.
 DEFAULT_INCOMING_NAME = "webhook"
 
@@ -204,8 +207,58 @@ def chosen_name(hook_name: str, username: str | None, allow_username: bool) -> s
     """The name a payload's ``username`` asks to post as, when the hook allows it and it
     is a valid name; None: the hook's own name. (Whether someone holds it, or an account
     has it, is the backend's to check: then the hook's own name too.)"""
-    from imkit.rules.names import name_problem
-
     if not allow_username or username is None or name_problem(username) is not None:
         return None
     return None if name_key(username) == name_key(hook_name) else username
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a hook's URL says to POST: ``https``, host, port and the request target."""
+
+    secure: bool
+    host: str
+    port: int
+    target: str  # the path and query, as sent on the request line
+    authority: str  # the Host header
+
+
+def parse_url(url: str) -> Target:
+    """``url`` as a :class:`Target`; ValueError with a reason for what cannot be POSTed
+    to (not http or https, no host, a bad port, user info, too long). A fragment
+    (``#...``) is not sent, as browsers do."""
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"the URL is longer than {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:  # a port that is not a number, an unclosed [
+        raise ValueError(f"not a URL: {error}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("an outgoing hook's URL is http:// or https://")
+    if not parts.hostname:
+        raise ValueError("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("the URL may not carry a user name or password")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ValueError("the URL may not contain spaces or control characters")
+    secure = parts.scheme == "https"
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    return Target(
+        secure=secure,
+        host=parts.hostname,
+        port=port or (443 if secure else 80),
+        target=target,
+        authority=parts.netloc,
+    )
+
+
+def url_problem(url: str) -> str | None:
+    """Why an outgoing hook cannot POST to ``url``, or None when it can."""
+    try:
+        parse_url(url)
+    except ValueError as error:
+        return str(error)
+    return None

@@ -4,6 +4,7 @@ the defaults of the options that belong to no other layer."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from imkit.cluster import DEFAULT_CLUSTER_NAME, DEFAULT_NODE_TIMEOUT
 from imkit.hub.outbox import DEFAULT_MAX_QUEUE
@@ -75,3 +76,13 @@ class ServerConfig:
     server_name: str | None = None
     motd: str | None = None
     irc_operators: tuple[str, ...] = ()  # NAME:PASSWORD each, for IRC's OPER
+
+    def hub_settings(self) -> dict[str, Any]:
+        """The settings the hub is made with (whichever its backend)."""
+        return {
+            "hide_addresses": self.hide_addresses,
+            "lobby": self.lobby,
+            "max_rooms": self.max_rooms,
+            "max_rooms_per_user": self.max_rooms_per_user,
+            "room_creation": self.room_creation,
+        }

@@ -13,10 +13,14 @@ take it (or did not answer within :data:`POST_TIMEOUT`).
 
 The hooks themselves are the store's (:meth:`~imkit.store.Store.hooks`: memory, the
 SQLite file, or a cluster's Redis hash ``P:hooks``). They are read again when the copy
-here is older than :data:`HOOKS_FRESH` seconds, or on an unknown key when it is older
-than :data:`MISS_FRESH`: a hook added or removed on another cluster node is seen here
+here is older than :data:`HOOKS_FRESH` seconds, or on an unknown key (at most once every
+:data:`MISS_FRESH` seconds): a hook added or removed on another cluster node is seen here
 within a second; one added or removed through this node's admin socket at once
-(:meth:`HookInbox.changed`).
+(:meth:`HookInbox.changed`). The outgoing delivery engine
+(:class:`~imkit.server.outgoing_hooks.OutgoingDeliveries`) asks for a room's outgoing
+hooks on every message, without awaiting: :meth:`HookInbox.outgoing` answers from the
+copy, which :meth:`HookInbox.keep_fresh` reads again every :data:`HOOKS_FRESH` seconds
+(so an outgoing hook added on any node delivers within about a second).
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ import time
 from collections.abc import Callable
 from functools import partial
 
+import anyio
+
 from imkit.hub.core import Hub
-from imkit.rules.hook_payloads import HookReply, PayloadProblem, clip, parse_body
+from imkit.rules.hook_payloads import HookReply, PayloadProblem, clip, parse_body, payload_of
 from imkit.rules.hooks import (
     NO_ROOM,
     POSTED,
@@ -52,6 +58,16 @@ POST_TIMEOUT = 5.0
 # Each incoming hook's rate limit: a burst of this many POSTs, then one a second.
 RATE_BURST = 30
 RATE_PER_SECOND = 1.0
+
+
+def _matching(hooks: dict[str, Hook], key: str) -> IncomingHook | None:
+    """The incoming hook of ``hooks`` whose key is ``key`` (each compared, in constant
+    time), or None."""
+    found = None
+    for hook in hooks.values():
+        if isinstance(hook, IncomingHook) and key_matches(key, hook.digest):
+            found = hook
+    return found
 
 
 def no_status(hook: OutgoingHook) -> DeliveryStatus:
@@ -93,7 +109,9 @@ class HookInbox:
         self.status: Callable[[OutgoingHook], DeliveryStatus] = no_status
         self.rate = HookRate()
         self._hooks: dict[str, Hook] = {}
+        self._outgoing: dict[str, list[OutgoingHook]] = {}  # by room key, from _hooks
         self._read_at: float | None = None  # monotonic; None: never read
+        self._missed_at: float | None = None  # the last read for an unknown key
 
     # ------------------------------------------------------------- the hooks
 
@@ -109,34 +127,45 @@ class HookInbox:
             if isinstance(found, str):
                 return found
             self._hooks, self._read_at = found, time.monotonic()
+            self._outgoing = {}
+            for hook in found.values():
+                if isinstance(hook, OutgoingHook):
+                    self._outgoing.setdefault(hook.room, []).append(hook)
         return self._hooks
 
-    def changed(self) -> None:
-        """A hook was added or removed here: read them again at the next use."""
-        self._read_at = None
+    async def keep_fresh(self) -> None:
+        """Read the hooks again every :data:`HOOKS_FRESH` seconds, for :meth:`outgoing`
+        (run by the server until it stops)."""
+        while True:
+            await self.current()
+            await anyio.sleep(HOOKS_FRESH)
 
-    async def outgoing_hooks(self, room: str) -> list[OutgoingHook]:
-        """The outgoing hooks of the room whose key is ``room`` (none while the hooks
-        cannot be read), for the delivery of outgoing webhooks."""
-        hooks = await self.current()
-        if isinstance(hooks, str):
-            return []
-        return [h for h in hooks.values() if isinstance(h, OutgoingHook) and h.room == room]
+    def outgoing(self, room: str) -> list[OutgoingHook]:
+        """The outgoing hooks of the room whose key is ``room``, as last read: what the
+        delivery engine asks on each message (it must not wait)."""
+        return self._outgoing.get(room, [])
+
+    async def changed(self) -> None:
+        """A hook was added or removed here: read them again now, before the admin
+        request is answered (a message sent right after ``imkit hook add-outgoing``
+        is one the new hook gets)."""
+        self._read_at = None
+        await self.current()
 
     async def _incoming(self, key: str) -> IncomingHook | None | str:
         """The incoming hook whose key is ``key``, None, or why the hooks are unknown.
-        Every hook's digest is compared, in constant time each."""
-        for fresh in (HOOKS_FRESH, MISS_FRESH):
-            hooks = await self.current(fresh=fresh)
-            if isinstance(hooks, str):
-                return hooks
-            found = None
-            for hook in hooks.values():
-                if isinstance(hook, IncomingHook) and key_matches(key, hook.digest):
-                    found = hook
-            if found is not None:
-                return found
-        return None
+        Every hook's digest is compared, in constant time each. A key the copy does not
+        have reads the hooks again (a hook just added on another node), at most every
+        :data:`MISS_FRESH` seconds (wrong keys must not make every POST a read)."""
+        hooks = await self.current()
+        now = time.monotonic()
+        if not isinstance(hooks, str) and (found := _matching(hooks, key)) is not None:
+            return found
+        if self._missed_at is not None and now - self._missed_at < MISS_FRESH:
+            return hooks if isinstance(hooks, str) else None
+        self._missed_at = now
+        hooks = await self.current(fresh=0.0)
+        return hooks if isinstance(hooks, str) else _matching(hooks, key)
 
     # ------------------------------------------------------------- posting
 
@@ -153,6 +182,16 @@ class HookInbox:
             return await awaited(ask, POST_TIMEOUT)
         except TimeoutError:
             return PostOutcome("unavailable", "the store did not confirm the message in time")
+
+    async def post_reply(self, hook: OutgoingHook, text: str) -> None:
+        """An outgoing hook's receiver answered with ``text``: post it into the hook's
+        room as the hook (the delivery engine's poster; it logs what this raises)."""
+        payload = payload_of({"text": text})  # its lines joined, as an incoming hook's
+        if isinstance(payload, PayloadProblem):
+            return  # nothing but white space: nothing to post
+        outcome = await self.post_as_hook(hook.name, hook.room, clip(payload.text, self.max_line))
+        if outcome.status != POSTED:
+            raise RuntimeError(outcome.detail)
 
     async def receive(self, key: str, body: bytes, content_type: str | None) -> HookReply:
         """A POST to ``/hooks/KEY``: see the module docstring for the answers."""

@@ -46,6 +46,8 @@ from imkit.cluster import FULL
 from imkit.errors import ServeError
 from imkit.hub.core import Hub
 from imkit.hub.stats import Stats
+from imkit.server.hook_metrics import hook_families
+from imkit.server.outgoing_hooks import HookCounts, OutgoingDeliveries
 from imkit.transport.backpressure import Congestion
 from imkit.transport.connection import Connection
 from imkit.transport.links import format_addr
@@ -102,6 +104,7 @@ class Observed(Protocol):
 
     hub: Hub
     congestion: Congestion
+    deliveries: OutgoingDeliveries
 
     @property
     def cluster(self) -> ClusterState | None: ...
@@ -134,6 +137,7 @@ class Snapshot:
     # --cluster: (why Redis cannot be used now or None, outages, of them while Redis was
     # full, times found empty, messages_missed notices)
     cluster: tuple[str | None, int, int, int, int] | None = None
+    hooks: tuple[HookCounts, ...] = ()  # outgoing webhooks that had a message here
 
 
 def take_snapshot(server: Observed) -> Snapshot:
@@ -153,6 +157,7 @@ def take_snapshot(server: Observed) -> Snapshot:
         room_members=sum(len(member.rooms) for member in hub.local_members()),
         users_irc=sum(1 for member in hub.local_members() if member.mode.value == "irc"),
         cluster=None if (c := server.cluster) is None else _cluster_state(c),
+        hooks=tuple(server.deliveries.counts()),
     )
 
 
@@ -365,6 +370,7 @@ class ServerCollector(Collector):
                 "Times this node told its users that messages may have been missed.",
                 missed,
             )
+        yield from hook_families(snap.hooks)
         info = GaugeMetricFamily("imkit_build_info", "The imkit version.", labels=["version"])
         info.add_metric([__version__], 1)
         yield info

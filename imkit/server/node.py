@@ -38,6 +38,7 @@ from imkit.protocol.admin import default_path
 from imkit.rules.bans import Ban
 from imkit.server.config import ServerConfig
 from imkit.server.hooks import HookInbox
+from imkit.server.outgoing_hooks import OutgoingDeliveries
 from imkit.store import Store, open_store
 from imkit.system import raise_open_file_limit
 from imkit.transport.backpressure import Congestion
@@ -45,13 +46,7 @@ from imkit.transport.connection import Connection, TokenBucket
 from imkit.transport.flusher import Flusher
 from imkit.transport.limits import AddressLimits, IPAddress, peer_ip, within
 from imkit.transport.links import Link, SocketLink, format_addr
-from imkit.transport.listener import (
-    Acceptor,
-    open_tls,
-    parse_network,
-    tcp_listener,
-    tls_context,
-)
+from imkit.transport.listener import Acceptor, open_tls, parse_network, tcp_listener, tls_context
 from imkit.transport.refusals import Refusals
 from imkit.transport.writes import WriteThread, use_write_thread
 
@@ -82,7 +77,7 @@ class Server:
         self.cluster: ClusterLink | None = None  # --cluster: this node's link to Redis
         if hub is None:
             if config.cluster is None:
-                hub = Hub(**self._hub_settings(config))
+                hub = Hub(**config.hub_settings())
             else:
                 hub = self._cluster_hub(config.cluster)
         self.hub = hub
@@ -113,8 +108,12 @@ class Server:
         self.store: Store | None = None  # opened by listen()
         self._clients: anyio.abc.TaskGroup | None = None  # connection tasks, in serve()
         self.metrics: MetricsServer | None = None  # --metrics: bound by listen()
-        # Webhooks (docs/integrations.md): POST /hooks/KEY, post_as_hook, the hook list.
-        self.hooks = HookInbox(hub, config.max_line)
+        # Webhooks (docs/integrations.md): POST /hooks/KEY, posting as a hook, the list
+        # (hooks); the POSTs of outgoing hooks, of every message published here.
+        self.hooks = hooks = HookInbox(hub, config.max_line)
+        self.deliveries = OutgoingDeliveries(hooks.outgoing, hooks.post_reply)
+        hooks.status = lambda hook: self.deliveries.status(hook.name)
+        hub.backend.on_published = self.deliveries.offer
 
     @property
     def web_addresses(self) -> list[str]:
@@ -165,16 +164,6 @@ class Server:
             store.observe_commit = self.metrics.observe_commit
             self.flusher.observe_delivery = self.metrics.observe_delivery
 
-    @staticmethod
-    def _hub_settings(config: ServerConfig) -> dict[str, Any]:
-        return {
-            "hide_addresses": config.hide_addresses,
-            "lobby": config.lobby,
-            "max_rooms": config.max_rooms,
-            "max_rooms_per_user": config.max_rooms_per_user,
-            "room_creation": config.room_creation,
-        }
-
     def _cluster_hub(self, url: str) -> Hub:
         """The one place that chooses the hub's backend: a hub whose shared decisions
         are Redis' (imkit.cluster.backend); without --cluster, the hub's own
@@ -193,7 +182,7 @@ class Server:
             )
         except ValueError as error:  # redis-py's word on a URL it cannot read
             raise ServeError(f"--cluster {url}: {error}") from None
-        return Hub(**self._hub_settings(config), backend=RedisBackend(self.cluster))
+        return Hub(**config.hub_settings(), backend=RedisBackend(self.cluster))
 
     async def _open_store(self) -> Store:
         config = self.config
@@ -363,6 +352,8 @@ class Server:
                         },
                     )
                 background.start_soon(self.flusher.run)
+                background.start_soon(self.deliveries.run)  # POSTs, apart from the chat
+                background.start_soon(self.hooks.keep_fresh)
                 # The hash a login for an unknown name is checked against, made now.
                 background.start_soon(self.logins.hasher.prepare)
                 background.start_soon(self._sweep_loop)

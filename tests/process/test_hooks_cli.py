@@ -14,7 +14,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from imkit.rules.hooks import signature_matches
 from tests.support import (
+    TIMEOUT,
     ServerProcess,
     free_port,
     imkit_env,
@@ -22,6 +24,8 @@ from tests.support import (
     run_imkit,
     start_server_process,
 )
+from tests.support.hook_receiver import Answer as ReceiverAnswer
+from tests.support.hook_receiver import Received, Receiver, receiving
 from tests.support.hooks import Answer, post_json
 
 
@@ -146,14 +150,57 @@ async def test_a_store_that_cannot_write_answers_503_and_posts_nothing(served: S
     assert (await post_json(url, {"text": "stored"})).status == 200
     assert (await member.json_of_type("message"))["text"] == "stored"
     served.db.unlink()  # the writer's file check finds it within a second, and fails
-    seen: list[Answer] = []
+    # A POST whose message was delivered while the writer found the file gone is
+    # answered 503 "delivered but not stored"; once the store's trouble is known, the
+    # next is refused before anyone sees it.
+    refused_before = "the message was not posted: "
+    seen: list[tuple[str, Answer]] = []
     with anyio.fail_after(15):
-        while not seen or seen[-1].status == 200:
+        while not seen or not seen[-1][1].body.startswith(refused_before):
             await anyio.sleep(0.2)
-            seen.append(await post_json(url, {"text": f"try {len(seen)}"}))
-    refused = seen[-1]
-    assert refused.status == 503 and refused.body.startswith("the message was not posted: ")
-    delivered = [f"try {n}" for n, answer in enumerate(seen) if answer.status == 200]
+            text = f"try {len(seen)}"
+            seen.append((text, await post_json(url, {"text": text})))
+    assert seen[-1][1].status == 503
+    for _, answer in seen[:-1]:
+        assert answer.status == 200 or answer.body.startswith(
+            "the message was delivered but not stored: "
+        ), answer
+    delivered = [text for text, _ in seen[:-1]]
     got = [(await member.json_of_type("message"))["text"] for _ in delivered]
     assert got == delivered  # what was refused never reached the room
     assert await member.silent()
+
+
+async def test_an_outgoing_hook_made_with_the_cli_posts_signed_and_its_reply_is_posted(
+    served: Served,
+) -> None:
+    """The wiring end to end: `imkit hook add-outgoing` on a running server; a message
+    whose first word is the trigger is POSTed, signed with the secret printed; the
+    receiver's reply is posted back into the room as the hook (a bot, not POSTed again);
+    `imkit hook list` counts the delivery."""
+    served.ok("room", "add", "#ops")
+
+    def answer(request: Received) -> ReceiverAnswer:
+        return 200, json.dumps({"text": f"on it: {request.json['text']}"}).encode()
+
+    async with receiving(Receiver(answer=answer)) as receiver:
+        out = served.ok("hook", "add-outgoing", "#ops", receiver.url, "--name", "bot",
+                        "--trigger", "deploy")  # fmt: skip
+        secret = out.splitlines()[1].removeprefix("secret: ")
+        sam = await json_client(served.process.address, "sam")
+        assert (await sam.request(type="join", room="#ops"))["type"] == "joined"
+        for text in ("hello", "Deploy now"):
+            assert (await sam.request(type="message", room="#ops", text=text))["type"] == "ok"
+        (request,) = await receiver.until(1)
+        assert signature_matches(secret, request.body, request.headers["x-imkit-signature"])
+        assert (request.json["room"], request.json["name"], request.json["text"]) == (
+            "#ops", "sam", "Deploy now"
+        )  # fmt: skip
+        with anyio.fail_after(TIMEOUT):
+            while (reply := await sam.json_of_type("message")).get("from") != "bot":
+                pass
+        assert (reply["text"], reply["bot"], reply["room"]) == ("on it: Deploy now", True, "#ops")
+        await anyio.sleep(0.5)  # a reply that triggered the hook would be POSTed by now
+        assert len(receiver.requests) == 1
+    listed = json.loads(served.ok("hook", "list", "--json"))
+    assert [(h["name"], h["delivered"], h["failed"]) for h in listed] == [("bot", 1, 0)]

@@ -3,6 +3,7 @@
 -- alone or in a BATCH. KEYS: none; ARGV[1] is the key prefix (docs/cluster.md, "Keys").
 --
 -- ARGV: prefix, node, mid, text, history cutoff ms (0: keep all).
+-- {'ok', msgid, how far the slowest reader is behind, ms}, {'gone'}.
 -- A public message: stored in P:hist (the history) and appended to P:log. Both carry the
 -- sender's account (``ac`` in P:hist) when it is logged in.
 local c = load_conn(ARGV[2] .. '/' .. ARGV[3])
@@ -21,4 +22,4 @@ local id = emit(LOG, {t = 'm', name = c.name, addr = c.addr, text = ARGV[4], ms 
 local low = redis.call('HGET', META, 'low')
 local behind = 0
 if low then behind = math.max(0, tonumber(string.match(id, '%d+$')) - tonumber(low)) end
-return {'ok', msgid, behind}
+return {'ok', msgid, behind, ms}

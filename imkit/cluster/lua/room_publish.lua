@@ -6,7 +6,7 @@
 -- RoomState.speaking: a non-member may not speak in a +n room, nor a member without
 -- operator status or voice in a +m one. The message is stored in P:room:KEY:hist (r:
 -- the room's name) and appended to the room's stream, as publish.lua does for the
--- lobby. {'ok', msgid}, {'none'} (no such room, to this user), {'refused', code,
+-- lobby. {'ok', msgid, ms, room name}, {'none'} (no such room, to this user), {'refused', code,
 -- room name}, {'gone'}.
 local node, mid, key = ARGV[2], ARGV[3], ARGV[4]
 local conn = node .. '/' .. mid
@@ -26,4 +26,4 @@ end
 add_message(room_hist(key), entry_id(number), tonumber(ARGV[6]), fields)
 emit(room_log(key), {t = 'm', room = key, name = c.name, addr = c.addr, text = ARGV[5],
                      ms = ms, msgid = msgid, node = node, mid = mid, account = c.account})
-return {'ok', msgid}
+return {'ok', msgid, ms, r.name}
