@@ -39,6 +39,7 @@ from typing import Any
 from imkit.cluster import FULL
 from imkit.cluster.admin_answers import RedisDirectory
 from imkit.cluster.connection import is_full
+from imkit.cluster.edits import amend_in_redis
 from imkit.cluster.events import ClusterEvents
 from imkit.cluster.link import ClusterLink
 from imkit.cluster.rooms import RedisRooms
@@ -265,6 +266,13 @@ class RedisBackend(RedisRooms):
         link, store = self.link, self.hub.store
         cutoff = store.cutoff() // 1000 if store.retain_days > 0 else 0
         link.script("publish", self.node, member.id, command.text, cutoff, done=published)
+
+    def amend(self, member: Member, rid: RequestId, msgid: str, text: str | None) -> None:
+        """Delete (``text`` None) or edit a message: one amend.lua call."""
+        amend_in_redis(self, member, rid, msgid, text)
+
+    def deleted(self, messages: list[tuple[int, str | None]]) -> None:
+        pass  # forget.lua's events tell every node's users
 
     def private(self, member: Member, command: PrivateMessage) -> None:
         if self._refuse_unavailable(member, command.id):

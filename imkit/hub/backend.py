@@ -101,6 +101,12 @@ class Backend(Protocol):
     def room_invite(self, member: Member, command: Invite, key: str) -> None: ...
     def room_mode(self, member: Member, command: RoomMode, key: str) -> None: ...
 
+    # deleting (text None) and editing a message (imkit.hub.edits)
+    def amend(self, member: Member, rid: RequestId, msgid: str, text: str | None) -> None: ...
+    def deleted(self, messages: list[tuple[int, str | None]]) -> None:
+        """An administrator deleted ``messages`` (msgid numbers, rooms' names, None: the
+        lobby's) from the store: the users who may have them are told."""
+
     # accounts
     def lookup_account(self, name: str, answer: Callable[[Account | None | str], None]) -> None:
         """The account called ``name`` (None: there is none; a str: why it cannot be

@@ -19,7 +19,7 @@ from imkit.store.base import Answer, Page, Stored
 
 # The columns of a waiting message (mailbox), and of a message in history (messages).
 MAIL_COLUMNS = "id, time, sender, addr, recipient, text, account"
-COLUMNS = f"{MAIL_COLUMNS}, room"
+COLUMNS = f"{MAIL_COLUMNS}, room, edited"
 INSERT = (
     f"INSERT INTO messages ({MAIL_COLUMNS}, conversation, room, room_key) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -27,10 +27,16 @@ INSERT = (
 # A message as read (MAIL_COLUMNS, and COLUMNS: its room), and as written (and its
 # conversation, its room and its room's key).
 Row = tuple[int, float, str, str, str | None, str, str | None]
-HistoryRow = tuple[int, float, str, str, str | None, str, str | None, str | None]
+HistoryRow = tuple[int, float, str, str, str | None, str, str | None, str | None, float | None]
 NewRow = tuple[
     int, float, str, str, str | None, str, str | None, str | None, str | None, str | None
 ]
+# The one way a stored message's text changes (docs/integrations.md, "Delete and
+# edit"), so that anything kept beside it (a search index) follows by trigger: a delete
+# (an author's, an operator's, imkit history delete) removes the row, an edit updates
+# its text and its edit time. Public messages only.
+DELETE_MESSAGE = "DELETE FROM messages WHERE id = ? AND recipient IS NULL"
+EDIT_MESSAGE = "UPDATE messages SET text = ?, edited = ? WHERE id = ? AND recipient IS NULL"
 SAVE_BAN = "INSERT OR REPLACE INTO bans (target, fields) VALUES (?, ?)"
 SAVE_ACCOUNT = "INSERT OR REPLACE INTO accounts (key, fields) VALUES (?, ?)"
 # Only while the account exists: a message for an account deleted meanwhile (its delete
@@ -118,12 +124,13 @@ def to_message(row: Row | HistoryRow, lobby: str | None = None) -> ChatMessage:
     msgid = format_msgid(number)
     if recipient is not None or lobby is None:
         return ChatMessage(sender, addr, recipient, text, timestamp, msgid, account)
-    room = rest[0] if rest else None
+    room: str | None = rest[0] if rest else None  # type: ignore[assignment]
+    edited: float | None = rest[1] if rest else None  # type: ignore[assignment]
     if room is None:
         return ChatMessage(
-            sender, addr, None, text, timestamp, msgid, account, room=lobby, lobby=True
+            sender, addr, None, text, timestamp, msgid, account, lobby, True, edited=edited
         )
-    return ChatMessage(sender, addr, None, text, timestamp, msgid, account, room=room)
+    return ChatMessage(sender, addr, None, text, timestamp, msgid, account, room, edited=edited)
 
 
 def read_page(connection: sqlite3.Connection, read: Read) -> Page:

@@ -112,6 +112,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (account, room)
         )""",
     ),
+    # Editing a message (docs/integrations.md, "Delete and edit"): when its author last
+    # changed its text (NULL: never).
+    6: ("ALTER TABLE messages ADD COLUMN edited REAL",),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
