@@ -155,9 +155,16 @@ async def test_sqlite_keeps_the_edit_and_forgets_the_deleted_text(tmp_path: Path
     with sqlite3.connect(path) as db:  # the file itself: no row holds the deleted text
         rows = db.execute("SELECT id, text, edited FROM messages").fetchall()
     assert rows == [(kept, "fixed", T0 + 6)]
+    assert _files_hold(tmp_path) == []  # nor any page of the file (secure_delete), nor a -wal
     again = sqlite_store(path, Clock(T0), retain_days=30)
     try:
         [message] = again.recent(10)  # primed from the file
         assert (message.text, message.edited) == ("fixed", T0 + 6)
     finally:
         await again.close()
+
+
+def _files_hold(folder: Path) -> list[str]:
+    """The files of ``folder`` that still hold the old texts' bytes."""
+    old = (b"a secret", b"typo")
+    return [f.name for f in folder.iterdir() if any(text in f.read_bytes() for text in old)]
