@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from imkit.protocol import ChatMessage, Invalid, ServerConnection
+from imkit.client.chat import describe
+from imkit.protocol import ChatMessage, HistoryPage, Invalid, ServerConnection, decode_event
 from imkit.protocol.edits import DeleteMessage, EditMessage, MessageDeleted, MessageEdited
 from imkit.protocol.events import encode_json
 from imkit.protocol.parsing import parse_json_request, parse_text
@@ -21,6 +22,7 @@ from imkit.store import MemoryStore, Store
 from imkit.store.base import awaited
 from tests.support import Clock
 from tests.support.store import T0, append_all, sqlite_store
+from tests.unit.test_client_rooms import client_in
 
 M = "1800000000000001"
 
@@ -168,3 +170,15 @@ def _files_hold(folder: Path) -> list[str]:
     """The files of ``folder`` that still hold the old texts' bytes."""
     old = (b"a secret", b"typo")
     return [f.name for f in folder.iterdir() if any(text in f.read_bytes() for text in old)]
+
+
+def test_the_client_library_decodes_the_events_and_chat_shows_them() -> None:
+    deleted = decode_event({"type": "deleted", "msgid": M, "room": "#dev", "by": None})
+    assert deleted == MessageDeleted(M, "#dev", None)
+    edited = decode_event(json.loads(encode_json(MessageEdited(M, "#dev", "alex", "t", 1.5))))
+    assert edited == MessageEdited(M, "#dev", "alex", "t", 1.5)
+    shown = describe(deleted, client_in("#dev"))
+    assert shown == f"#dev * an administrator deleted message {M}"
+    message = ChatMessage("a", "x", None, "t", 1.0, M, None, "#dev", edited=2.0)
+    page = decode_event({"type": "history", "id": 1, "messages": [message.json_fields()]})
+    assert isinstance(page, HistoryPage) and page.messages == (message,)
