@@ -14,6 +14,7 @@ requester gets its ``ok``: on a store that cannot write, nothing changes.
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,9 @@ from imkit.protocol.edits import DeleteMessage, EditMessage, MessageDeleted, Mes
 from imkit.rules.msgid import parse_msgid
 from imkit.rules.names import name_key
 from imkit.rules.rooms import room_key
+from imkit.store.base import MESSAGE_GONE
+
+log = logging.getLogger("imkit.hub")
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,10 +114,22 @@ def _changed(
     edited: float,
     problem: str | None,
 ) -> None:
+    if problem == MESSAGE_GONE:  # deleted since it was found
+        if member.online:
+            hub.send(member, no_such_message(rid, message.msgid or ""))
+        return
     if problem is not None:
         if member.online:
             hub.send(member, Error(rid, UNAVAILABLE, f"nothing was changed: {problem}"))
         return
+    change = "deleted" if text is None else "edited"
+    log.info(
+        "message %s %s by %s",
+        message.msgid,
+        change,
+        member.name,
+        extra={"event": "message_changed", "change": change, "by": member.name},
+    )
     room = message.room or hub.lobby
     key = None if message.lobby else room_key(room)
     tell_amended(hub, key, room, member.name, message.msgid or "", text, edited)
@@ -140,10 +156,9 @@ def tell_amended(
 ) -> None:
     """Tell the users here who may have the message: the lobby's members (``key``
     None), or the room ``key``'s (``room``: its name); ``by`` None: an administrator."""
-    event = amended_event(msgid, room, by, text, edited)
     if key is None:
-        hub.broadcast(event)
+        hub.broadcast(amended_event(msgid, room, by, text, edited))
         return
     here = hub.rooms.get(key)
-    if here is not None:
-        fan_out(hub, here.members.values(), event)
+    if here is not None:  # named as the room is now (its name as said may differ in case)
+        fan_out(hub, here.members.values(), amended_event(msgid, here.name, by, text, edited))

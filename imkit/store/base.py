@@ -63,6 +63,8 @@ Answer = Callable[[Page | str], None]
 # Called on the event loop's thread with the messages deleted (each its msgid number and
 # its room's name, None: the lobby's), or why they were not.
 Deleted = Callable[[list[tuple[int, str | None]] | str], None]
+# What amend_message tells when no message had that msgid any more (deleted meanwhile).
+MESSAGE_GONE = "the message is gone"
 # Called on the event loop's thread with the public message found (None: no such
 # message within retention), or why it could not be read.
 Found = Callable[[ChatMessage | None | str], None]
@@ -223,7 +225,8 @@ class Store(ABC):
         """The one way a stored message's text changes (docs/integrations.md, "Delete and
         edit"): ``text`` None deletes the public message ``number`` (its text gone,
         no tombstone kept), else its text becomes ``text``, edited at ``edited``. The
-        replay in memory follows (:meth:`amend_recent`)."""
+        replay in memory follows (:meth:`amend_recent`). ``done`` gets
+        :data:`MESSAGE_GONE` when there was no such message (any more)."""
         done("this store cannot change messages")
 
     def amend_recent(self, number: int, text: str | None, edited: float) -> None:

@@ -13,6 +13,7 @@ from imkit.rules.names import name_key
 from imkit.rules.rooms import room_key
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
+    MESSAGE_GONE,
     Answer,
     Deleted,
     Found,
@@ -95,9 +96,10 @@ class MemoryStore(Store):
         answer(None if message is None else self.as_read(message))
 
     def amend_message(self, number: int, text: str | None, edited: float, done: Stored) -> None:
-        kept = []
+        kept, found = [], False
         for key, message in self._messages:
             if message_number(message) == number:
+                found = True
                 if text is None:
                     continue  # deleted: its text gone with it
                 message = replace(message, text=text, edited=edited)
@@ -105,7 +107,7 @@ class MemoryStore(Store):
         self._messages.clear()
         self._messages.extend(kept)
         self.amend_recent(number, text, edited)
-        done(None)
+        done(None if found else MESSAGE_GONE)
 
     def history(
         self, limit: int, before: str | None, answer: Answer, room: str | None = None

@@ -39,6 +39,7 @@ from imkit.rules.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
 from imkit.rules.names import name_key
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
+    MESSAGE_GONE,
     Answer,
     Deleted,
     Found,
@@ -252,15 +253,19 @@ class SqliteStore(SqliteWriter):
         self._change(work, finished)
 
     def amend_message(self, number: int, text: str | None, edited: float, done: Stored) -> None:
+        changed: list[int] = []  # written by the writer thread, read after it posts
+
         def work(connection: sqlite3.Connection) -> None:
             if text is None:
-                connection.execute(DELETE_MESSAGE, (number,))
+                cursor = connection.execute(DELETE_MESSAGE, (number,))
             else:
-                connection.execute(EDIT_MESSAGE, (text, edited, number))
+                cursor = connection.execute(EDIT_MESSAGE, (text, edited, number))
+            changed.append(cursor.rowcount)
 
         def finished(problem: str | None) -> None:
             if problem is None:
                 self.amend_recent(number, text, edited)
+                problem = None if changed and changed[0] > 0 else MESSAGE_GONE
             done(problem)
 
         self._change(work, finished)

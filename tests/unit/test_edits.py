@@ -19,7 +19,7 @@ from imkit.protocol.edits import DeleteMessage, EditMessage, MessageDeleted, Mes
 from imkit.protocol.events import encode_json
 from imkit.protocol.parsing import parse_json_request, parse_text
 from imkit.store import MemoryStore, Store
-from imkit.store.base import awaited
+from imkit.store.base import MESSAGE_GONE, awaited
 from tests.support import Clock
 from tests.support.store import T0, append_all, sqlite_store
 from tests.unit.test_client_rooms import client_in
@@ -143,6 +143,9 @@ async def test_the_store_finds_edits_and_deletes_public_messages(store: Store) -
     assert await awaited(partial(store.amend_message, first, None, T0 + 7), 10) is None
     assert await awaited(partial(store.find_message, first), 10) is None
     assert store.recent(10) == ()
+    for text in (None, "too late"):  # deleted meanwhile: said, and nothing comes back
+        assert await awaited(partial(store.amend_message, first, text, T0), 10) == MESSAGE_GONE
+    assert await awaited(partial(store.find_message, first), 10) is None
 
 
 async def test_sqlite_keeps_the_edit_and_forgets_the_deleted_text(tmp_path: Path) -> None:
