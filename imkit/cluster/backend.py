@@ -89,6 +89,7 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
+from imkit.protocol.edits import DeleteMessage, EditMessage
 from imkit.protocol.queries import Echo
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.names import name_key, name_problem
@@ -267,9 +268,9 @@ class RedisBackend(RedisRooms):
         cutoff = store.cutoff() // 1000 if store.retain_days > 0 else 0
         link.script("publish", self.node, member.id, command.text, cutoff, done=published)
 
-    def amend(self, member: Member, rid: RequestId, msgid: str, text: str | None) -> None:
-        """Delete (``text`` None) or edit a message: one amend.lua call."""
-        amend_in_redis(self, member, rid, msgid, text)
+    def amend(self, member: Member, command: DeleteMessage | EditMessage) -> None:
+        """Delete or edit a message: one amend.lua call."""
+        amend_in_redis(self, member, command)
 
     def deleted(self, messages: list[tuple[int, str | None]]) -> None:
         pass  # forget.lua's events tell every node's users

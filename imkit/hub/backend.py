@@ -35,6 +35,7 @@ from imkit.protocol import (
     Topic,
     Who,
 )
+from imkit.protocol.edits import DeleteMessage, EditMessage
 from imkit.rules.accounts import Account
 from imkit.rules.bans import Ban
 from imkit.rules.rooms import Change, Mask
@@ -102,7 +103,7 @@ class Backend(Protocol):
     def room_mode(self, member: Member, command: RoomMode, key: str) -> None: ...
 
     # deleting (text None) and editing a message (imkit.hub.edits)
-    def amend(self, member: Member, rid: RequestId, msgid: str, text: str | None) -> None: ...
+    def amend(self, member: Member, command: DeleteMessage | EditMessage) -> None: ...
     def deleted(self, messages: list[tuple[int, str | None]]) -> None:
         """An administrator deleted ``messages`` (msgid numbers, rooms' names, None: the
         lobby's) from the store: the users who may have them are told."""

@@ -15,11 +15,12 @@ requester gets its ``ok``: on a store that cannot write, nothing changes.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from imkit.hub.rooms import fan_out
-from imkit.protocol import MUTED, UNAVAILABLE, ChatMessage, Command, Error, Ok, RequestId
+from imkit.protocol import MUTED, UNAVAILABLE, ChatMessage, Command, Error, Event, Ok, RequestId
 from imkit.protocol.codes import NO_SUCH_MESSAGE, NOT_ALLOWED
 from imkit.protocol.edits import DeleteMessage, EditMessage, MessageDeleted, MessageEdited
 from imkit.rules.msgid import parse_msgid
@@ -40,17 +41,22 @@ def edit_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None]
     """The entries of :meth:`Hub._command_table` for ``delete`` and ``edit``."""
     backend = hub.backend
 
-    def delete(member: Member, command: DeleteMessage) -> None:
-        backend.amend(member, command.id, command.msgid, None)
-
     def edit(member: Member, command: EditMessage) -> None:
         until = member.muted_until  # a new text is speaking: a muted user may not
         if until is not None and until > hub.wall_clock():
             hub.send(member, Error(command.id, MUTED, "you are muted"))
             return
-        backend.amend(member, command.id, command.msgid, command.text)
+        backend.amend(member, command)
 
-    return {DeleteMessage: delete, EditMessage: edit}
+    return {DeleteMessage: backend.amend, EditMessage: edit}
+
+
+Amend = DeleteMessage | EditMessage
+
+
+def new_text(command: Amend) -> str | None:
+    """The text an amend request sets (None: it deletes)."""
+    return command.text if isinstance(command, EditMessage) else None
 
 
 def no_such_message(rid: RequestId, msgid: str) -> Error:
@@ -66,21 +72,17 @@ def not_allowed(rid: RequestId, text: str | None, guest: bool) -> Error:
 
 
 def amend_here(
-    hub: Hub,
-    member: Member,
-    rid: RequestId,
-    msgid: str,
-    text: str | None,
-    operator: Callable[[Member, str], bool],
+    hub: Hub, member: Member, command: Amend, operator: Callable[[Member, str], bool]
 ) -> None:
-    """One server: ``member`` deletes (``text`` None) or edits the message ``msgid``;
-    ``operator``: whether a member is an operator of the room of a key."""
-    store = hub.store
+    """One server: ``member`` deletes or edits a message; ``operator``: whether a member
+    is an operator of the room of a key."""
+    store, rid, msgid, text = hub.store, command.id, command.msgid, new_text(command)
     if store.problem is not None:
         hub.send(member, Error(rid, UNAVAILABLE, f"nothing was changed: {store.problem}"))
         return
     number = parse_msgid(msgid)
     assert number is not None, "the parser checks msgids"
+    only = command.room if isinstance(command, DeleteMessage) else None
 
     def found(message: ChatMessage | None | str) -> None:
         if not member.online:
@@ -89,7 +91,9 @@ def amend_here(
             hub.send(member, Error(rid, UNAVAILABLE, f"nothing was changed: {message}"))
             return
         key = None if message is None or message.lobby else room_key(message.room or "")
-        if message is None or (key is not None and key not in member.rooms):
+        hidden = key is not None and key not in member.rooms
+        elsewhere = only is not None and room_key(only) != (key or hub.lobby_key)
+        if message is None or hidden or elsewhere:
             hub.send(member, no_such_message(rid, msgid))
             return
         mine = member.account is not None and name_key(message.account or "") == name_key(
@@ -99,7 +103,7 @@ def amend_here(
             hub.send(member, not_allowed(rid, text, member.account is None))
             return
         edited = hub.wall_clock()
-        done = partial(_changed, hub, member, rid, message, text, edited)
+        done = partial(_changed, hub, member, command, message, edited)
         store.amend_message(number, text, edited, done)
 
     store.find_message(number, found)
@@ -108,12 +112,12 @@ def amend_here(
 def _changed(
     hub: Hub,
     member: Member,
-    rid: RequestId,
+    command: Amend,
     message: ChatMessage,
-    text: str | None,
     edited: float,
     problem: str | None,
 ) -> None:
+    rid, text = command.id, new_text(command)
     if problem == MESSAGE_GONE:  # deleted since it was found
         if member.online:
             hub.send(member, no_such_message(rid, message.msgid or ""))
@@ -132,33 +136,45 @@ def _changed(
     )
     room = message.room or hub.lobby
     key = None if message.lobby else room_key(room)
-    tell_amended(hub, key, room, member.name, message.msgid or "", text, edited)
+    reason = command.reason if isinstance(command, DeleteMessage) else None
+    by = Author(member.name, member.shown_addr)
+    tell_amended(hub, key, room, by, message.msgid or "", text, edited, reason)
     if member.online:
         hub.send(member, Ok(rid, message.msgid))
 
 
-def amended_event(
-    msgid: str, room: str, by: str | None, text: str | None, edited: float
-) -> MessageDeleted | MessageEdited:
-    if text is None:
-        return MessageDeleted(msgid, room, by)
-    return MessageEdited(msgid, room, by or "", text, edited)
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Who deleted or edited a message: its name and address as shown."""
+
+    name: str
+    addr: str
 
 
 def tell_amended(
     hub: Hub,
     key: str | None,
     room: str,
-    by: str | None,
+    by: Author | None,
     msgid: str,
     text: str | None,
     edited: float,
+    reason: str | None = None,
 ) -> None:
     """Tell the users here who may have the message: the lobby's members (``key``
     None), or the room ``key``'s (``room``: its name); ``by`` None: an administrator."""
-    if key is None:
-        hub.broadcast(amended_event(msgid, room, by, text, edited))
-        return
-    here = hub.rooms.get(key)
-    if here is not None:  # named as the room is now (its name as said may differ in case)
-        fan_out(hub, here.members.values(), amended_event(msgid, here.name, by, text, edited))
+    here = None if key is None else hub.rooms.get(key)
+    if key is not None and here is None:
+        return  # nobody here is in the room
+    if here is not None:
+        room = here.name  # as the room is named now (as said, its case may differ)
+    name, addr = (by.name, by.addr) if by is not None else (None, "")
+    event: Event
+    if text is None:
+        event = MessageDeleted(msgid, room, name, addr, reason)
+    else:
+        event = MessageEdited(msgid, room, name or "", text, edited, addr)
+    if here is None:
+        hub.broadcast(event)
+    else:
+        fan_out(hub, here.members.values(), event)

@@ -43,6 +43,7 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
+from imkit.protocol.edits import DeleteMessage, EditMessage
 from imkit.protocol.queries import Echo, IsAway
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.msgid import format_msgid
@@ -123,9 +124,9 @@ class LocalBackend(LocalRooms):
         """Deliver at once, store after (LocalRooms._publish, shared with rooms)."""
         self._publish(member, command.id, command.text, command.notice, self.hub.lobby, None)
 
-    def amend(self, member: Member, rid: RequestId, msgid: str, text: str | None) -> None:
-        """Delete (``text`` None) or edit a message: :func:`~imkit.hub.edits.amend_here`."""
-        amend_here(self.hub, member, rid, msgid, text, self._is_operator)
+    def amend(self, member: Member, command: DeleteMessage | EditMessage) -> None:
+        """Delete or edit a message: :func:`~imkit.hub.edits.amend_here`."""
+        amend_here(self.hub, member, command, self._is_operator)
 
     def deleted(self, messages: list[tuple[int, str | None]]) -> None:
         hub, now = self.hub, self.hub.wall_clock()

@@ -3,11 +3,11 @@ requests, their parsing in either mode, and the two events every client that has
 message is told.
 
 Text mode: ``delete|MSGID`` and ``edit|MSGID|TEXT``. JSON: ``{"type": "delete",
-"msgid": ...}`` and ``{"type": "edit", "msgid": ..., "text": ...}``. An edit's text
-follows a message's rules (not empty, one line, at most ``--max-line`` bytes: the
-connection checks that last one). The events' text lines start with the room's name
-(the lobby's too), a space and ``*``, like every room line, so none can pass for a
-message.
+"msgid": ...}`` (optional: ``room``, where it must be; ``reason``) and ``{"type":
+"edit", "msgid": ..., "text": ...}``. An edit's text follows a message's rules (not
+empty, one line, at most ``--max-line`` bytes: the connection checks that last one).
+The events' text lines start with the room's name (the lobby's too), a space and
+``*``, like every room line, so none can pass for a message.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from imkit.protocol.codes import BAD_REQUEST, INVALID_MESSAGE, RequestId
 from imkit.protocol.commands import Command, Invalid
 from imkit.protocol.events import Event, one_line
 from imkit.protocol.records import record
+from imkit.protocol.room_requests import room_field
 from imkit.rules.msgid import parse_msgid
 from imkit.rules.times import iso_time
 
@@ -29,9 +30,13 @@ JSON_TYPES = TEXT_HEADS
 
 @record(kw_only=True)
 class DeleteMessage(Command):
-    """Delete the message ``msgid``: its author (an account), or its room's operator."""
+    """Delete the message ``msgid``: its author (an account), or its room's operator.
+    ``room``: it must be that room's (the lobby's name: the lobby's), as IRC's REDACT
+    names its channel; ``reason``: told with the deletion."""
 
     msgid: str
+    room: str | None = None
+    reason: str | None = None
 
 
 @record(kw_only=True)
@@ -49,13 +54,19 @@ class MessageDeleted(Event):
     msgid: str
     room: str
     by: str | None  # who deleted it (its author, an operator); None: an administrator
+    by_addr: str = ""  # its address as shown (an IRC line's source)
+    reason: str | None = None
 
     def text_line(self) -> str:
         by = "an administrator" if self.by is None else self.by
-        return f"{self.room} * {by} deleted message {self.msgid}"
+        line = f"{self.room} * {by} deleted message {self.msgid}"
+        return f"{line}: {one_line(self.reason)}" if self.reason else line
 
     def json_fields(self) -> dict[str, Any]:
-        return {"type": "deleted", "msgid": self.msgid, "room": self.room, "by": self.by}
+        fields = {"type": "deleted", "msgid": self.msgid, "room": self.room, "by": self.by}
+        if self.reason:
+            fields["reason"] = self.reason
+        return fields
 
 
 @record
@@ -67,6 +78,7 @@ class MessageEdited(Event):
     by: str
     text: str
     time: float
+    by_addr: str = ""  # the editor's address as shown (an IRC line's source)
 
     def text_line(self) -> str:
         # one_line: chat text is relayed as sent, but this line is imkit's own.
@@ -123,7 +135,9 @@ def parse_json_edit(
     if isinstance(found, Invalid):
         return found
     if kind == "delete":
-        return DeleteMessage(id=rid, msgid=found)
+        reason = string(obj, "reason", required=False)
+        room = room_field(obj, string)
+        return DeleteMessage(id=rid, msgid=found, room=room, reason=reason or None)
     text = string(obj, "text", required=True)
     assert text is not None
     problem = text_problem(text)

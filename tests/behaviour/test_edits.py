@@ -208,8 +208,12 @@ async def test_the_author_deletes_and_edits_from_another_session_and_node(chat: 
     assert reply["type"] == "ok"
     edited = await later.request(type="edit", msgid=sent["msgid"], text="edited elsewhere")
     assert edited["type"] == "ok"
-    assert (await later.request(type="delete", msgid=gone["msgid"]))["type"] == "ok"
+    wrong = await later.request(type="delete", msgid=gone["msgid"], room="#dev")
+    assert wrong["code"] == "no_such_message"  # it is the lobby's, not #dev's
+    deleted = await later.request(type="delete", msgid=gone["msgid"], room="#lobby", reason="x")
+    assert deleted["type"] == "ok"
     assert (await watcher.json_of_type("edited"))["text"] == "edited elsewhere"
-    assert (await watcher.json_of_type("deleted"))["msgid"] == gone["msgid"]
+    told = await watcher.json_of_type("deleted")
+    assert (told["msgid"], told["by"], told["reason"]) == (gone["msgid"], "alex", "x")
     for reader in (watcher, later):
         assert [m["text"] for m in await _history(reader)] == ["edited elsewhere"]

@@ -53,11 +53,23 @@ async def test_redact_deletes_and_is_told_to_each_client_its_way(server: Server)
     for msgid in ("1000000000000001", "nonsense"):
         line = await alex.expect(r"FAIL REDACT")
         assert line.startswith(f":irc.test FAIL REDACT UNKNOWN_MSGID #lobby {msgid} :")
+    await alex.send(f"REDACT #elsewhere {oops}", f"REDACT jay {oops}")  # not its channels
+    for target in ("#elsewhere", "jay"):
+        line = await alex.expect(r"FAIL REDACT")
+        assert line.startswith(f":irc.test FAIL REDACT INVALID_TARGET {target} :")
     await alex.send(f"REDACT #lobby {oops} :typo")
-    assert await alex.expect(r" REDACT ") == f":alex REDACT #lobby {oops}"
-    assert await old.expect(r"deleted message") == (f":alex NOTICE #lobby :deleted message {oops}")
+    assert await alex.expect(r" REDACT ") == f":alex!~u@127.0.0.1 REDACT #lobby {oops} :typo"
+    assert await old.expect(r"deleted message") == (
+        f":alex!~u@127.0.0.1 NOTICE #lobby :deleted message {oops}: typo"
+    )
     told = await jay.json_of_type("deleted")
-    assert told == {"type": "deleted", "msgid": oops, "room": "#lobby", "by": "alex"}
+    assert told == {
+        "type": "deleted",
+        "msgid": oops,
+        "room": "#lobby",
+        "by": "alex",
+        "reason": "typo",
+    }
     page = await jay.request(type="history")
     assert [m["text"] for m in page["messages"]] == ["kept"]
 
@@ -75,8 +87,15 @@ async def test_json_deletes_and_edits_reach_irc_clients(server: Server) -> None:
         f"@msgid={sent['msgid']} :jay!~u@127.0.0.1 PRIVMSG #dev :buidl"
     )
     assert (await jay.request(type="edit", msgid=sent["msgid"], text="build"))["type"] == "ok"
-    assert await alex.expect(r"NOTICE #dev") == (f":jay NOTICE #dev :edited {sent['msgid']}: build")
+    notice = await alex.expect(r"NOTICE #dev")
+    assert notice == f":jay!~u@127.0.0.1 NOTICE #dev :edited {sent['msgid']}: build"
+    await alex.send("JOIN #lobby")
+    await alex.expect(r" 366 ")
+    await alex.send(f"REDACT #lobby {sent['msgid']}")  # #dev's message, not #lobby's
+    refused = await alex.expect(r"FAIL REDACT")
+    assert refused.startswith(f":irc.test FAIL REDACT UNKNOWN_MSGID #lobby {sent['msgid']} :")
     # alex made #dev: its operator deletes jay's message from IRC.
     await alex.send(f"REDACT #dev {sent['msgid']}")
-    assert await alex.expect(r" REDACT ") == f":alex REDACT #dev {sent['msgid']}"
+    redact = await alex.expect(r" REDACT ")
+    assert redact == f":alex!~u@127.0.0.1 REDACT #dev {sent['msgid']}"
     assert (await jay.json_of_type("deleted"))["by"] == "alex"

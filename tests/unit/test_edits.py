@@ -48,7 +48,11 @@ def test_json_requests_parse() -> None:
     )
     edit = parse_json_request({"type": "edit", "id": "e", "msgid": M, "text": "t"})
     assert edit == EditMessage(id="e", msgid=M, text="t")
+    where = {"type": "delete", "msgid": M, "room": "#Dev", "reason": "spam"}
+    assert parse_json_request(where) == DeleteMessage(msgid=M, room="#Dev", reason="spam")
     cases: list[tuple[dict[str, object], str]] = [
+        ({"type": "delete", "msgid": M, "room": "dev"}, "bad_room_name"),
+        ({"type": "delete", "msgid": M, "reason": 5}, "bad_request"),
         ({"type": "delete"}, "bad_request"),
         ({"type": "delete", "msgid": 5}, "bad_request"),
         ({"type": "edit", "msgid": M}, "bad_request"),

@@ -2,9 +2,11 @@
 -- Runs after prelude.lua as the body of a function of ARGV (imkit.cluster.scripts),
 -- alone or in a BATCH. KEYS: none; ARGV[1] is the key prefix (docs/cluster.md, "Keys").
 --
--- ARGV: prefix, node, mid, msgid number, 'd' (delete) or 'e' (edit), the new text.
--- The message is looked for in P:hist (the lobby's, seen by everyone), then in the
--- histories of the rooms conn is in (a room's is seen by its members only). Its author
+-- ARGV: prefix, node, mid, msgid number, 'd' (delete) or 'e' (edit), the new text (a
+-- delete: its reason, '' none), where it must be ('': anywhere conn sees it; '-': the
+-- lobby; else a room key, as IRC's REDACT names its channel). The message is looked
+-- for in P:hist (the lobby's, seen by everyone), then in the histories of the rooms
+-- conn is in (a room's is seen by its members only). Its author
 -- (the account it was sent from: 'ac') may delete or edit it, a room's operator delete
 -- it. A delete removes the entry (XDEL: its text is gone); an edit keeps the new text in
 -- the stream's edits hash (STREAM:edits: entry id -> JSON {t, ms}), which every read of
@@ -19,13 +21,16 @@ local number = tonumber(ARGV[4])
 local id = entry_id(number)
 local msgid = string.rep('0', 16 - #ARGV[4]) .. ARGV[4]
 local guest = c.account and '' or '1'
+local only = ARGV[7]
 local stream, key = P .. ':hist', nil
-local found = redis.call('XRANGE', stream, id, id)
+local found = {}
+if only == '' or only == '-' then found = redis.call('XRANGE', stream, id, id) end
 if #found == 0 then
   stream = nil
-  if type(c.rooms) == 'table' then
+  if only ~= '-' and type(c.rooms) == 'table' then
     for _, k in ipairs(c.rooms) do
-      local f = redis.call('XRANGE', room_hist(k), id, id)
+      local f = {}
+      if only == '' or only == k then f = redis.call('XRANGE', room_hist(k), id, id) end
       if #f > 0 then
         stream, key, found = room_hist(k), k, f
         break
@@ -47,10 +52,11 @@ if not (c.account and fields.ac == c.account) then
 end
 local ms = now_ms()
 local edits = stream .. ':edits'
-local event = {t = 'amend', msgid = msgid, by = c.name, ms = ms}
+local event = {t = 'amend', msgid = msgid, by = c.name, addr = c.addr, ms = ms}
 if ARGV[5] == 'd' then
   redis.call('XDEL', stream, id)
   redis.call('HDEL', edits, id)
+  if ARGV[6] ~= '' then event.reason = ARGV[6] end
 else
   redis.call('HSET', edits, id, cjson.encode({t = ARGV[6], ms = ms}))
   event.text = ARGV[6]
