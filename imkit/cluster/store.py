@@ -165,8 +165,8 @@ class RedisHistory(Store):
             more = len(messages) > limit
             page = messages[:limit]
             page.reverse()
-            if not page:
-                answer(Page((), more))
+            if not page or what != "history":  # conversations are not edited
+                answer(Page(tuple(page), more))
                 return
             ids = [stream_id(m.msgid or "") for m in page]
 
