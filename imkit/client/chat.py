@@ -41,6 +41,7 @@ from imkit.client.output import write_line
 from imkit.client.stdin import StdinLines
 from imkit.errors import Disconnected, InputError, ServerError, TimedOut, Unavailable
 from imkit.protocol import ServerNotice
+from imkit.protocol.edits import MessageDeleted, MessageEdited
 
 MENU = f"""\
 1 public chat
@@ -106,6 +107,8 @@ def describe(event: object, client: Client) -> str | None:
         return f"* {printable(event.name)} {'is online' if event.online else 'went offline'}"
     if isinstance(event, ServerNotice):
         return f"* {printable(event.message)}"
+    if isinstance(event, MessageDeleted | MessageEdited):  # #ROOM * alex deleted message M
+        return printable(event.text_line())
     if isinstance(event, NameChange):
         if event.reason == "conflict" or (event.reason == "reserved" and me == event.new):
             return f"* {printable(event.text_line() or '')}"

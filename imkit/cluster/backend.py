@@ -39,6 +39,7 @@ from typing import Any
 from imkit.cluster import FULL
 from imkit.cluster.admin_answers import RedisDirectory
 from imkit.cluster.connection import is_full
+from imkit.cluster.edits import amend_in_redis
 from imkit.cluster.events import ClusterEvents
 from imkit.cluster.link import ClusterLink
 from imkit.cluster.rooms import RedisRooms
@@ -88,6 +89,7 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
+from imkit.protocol.edits import DeleteMessage, EditMessage
 from imkit.protocol.queries import Echo
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.hooks import HOOK_ADDR, NO_ROOM, NOT_TAKEN, POSTED, PostOutcome
@@ -301,6 +303,13 @@ class RedisBackend(RedisRooms):
         asked, asked_key = (username, name_key(username)) if username else ("", "")
         args = (room, name, asked, asked_key, text, cutoff, HOOK_ADDR)
         link.script("hook_publish", *args, done=published)
+
+    def amend(self, member: Member, command: DeleteMessage | EditMessage) -> None:
+        """Delete or edit a message: one amend.lua call."""
+        amend_in_redis(self, member, command)
+
+    def deleted(self, messages: list[tuple[int, str | None]]) -> None:
+        pass  # forget.lua's events tell every node's users
 
     def private(self, member: Member, command: PrivateMessage) -> None:
         if self._refuse_unavailable(member, command.id):

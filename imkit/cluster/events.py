@@ -12,6 +12,7 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from imkit.cluster.edits import apply_amend, apply_forget
 from imkit.cluster.terms import MISSED, default_candidates, event_message
 from imkit.hub.core import Hub
 from imkit.hub.members import (
@@ -152,7 +153,9 @@ class ClusterEvents:
         elif kind == "unban":
             self.hub.bans.remove(event["target"])
         elif kind == "forget":
-            self.hub.store.forget([int(n) for n in event["ids"]])
+            apply_forget(self.hub, [int(n) for n in event["ids"]])
+        elif kind == "amend":
+            apply_amend(self.hub, event, None)
         elif own_stream:
             self._apply_own(kind, event)
 

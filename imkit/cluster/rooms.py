@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from imkit.cluster.edits import apply_amend
 from imkit.cluster.terms import _ignore, event_message
 from imkit.hub.local_rooms import refused
 from imkit.hub.members import Member
@@ -544,6 +545,8 @@ class RedisRooms:
         elif kind == "mode":
             args = tuple(str(a) for a in as_list(event.get("args")))
             self._tell_room(room, ModesChanged(room.name, event["by"], event["changes"], args))
+        elif kind == "amend":
+            apply_amend(hub, event, room.name)
 
     def _tell_room(self, room: Room, event: Event, but: Member | None = None) -> int:
         """``event`` to the members here of ``room`` (not ``but``), and kept for those

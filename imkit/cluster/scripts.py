@@ -71,6 +71,7 @@ OPERATION_NAMES = (
     "unban",
     "mute",
     "forget",
+    "amend",
     "mode",
     "who",
     "nodes",

@@ -15,6 +15,7 @@ the hub for them is :attr:`offline_days` (:meth:`mail_cutoff`).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -94,7 +95,8 @@ class RedisHistory(Store):
             if isinstance(reply, BaseException):
                 done(f"the chat's history cannot be changed: {self.link.problem or reply}")
             else:
-                done([int(n) for n in reply])  # each node forgets them on the event
+                # each node forgets them, and tells its users, on the events
+                done([(int(n), str(room) or None) for n, room in reply])
 
         def forget(numbers: list[int]) -> None:
             if not numbers:
@@ -197,6 +199,26 @@ class RedisHistory(Store):
             more = len(messages) > limit
             page = messages[:limit]
             page.reverse()
-            answer(Page(tuple(page), more))
+            if not page or what != "history":  # conversations are not edited
+                answer(Page(tuple(page), more))
+                return
+            ids = [stream_id(m.msgid or "") for m in page]
+
+            def edited(reply: Any) -> None:
+                """The edits (amend.lua) laid over the entries: their new texts."""
+                if isinstance(reply, BaseException):
+                    answer(f"the chat's {what} cannot be read: {self.link.problem or reply}")
+                    return
+                shown = [
+                    m if raw is None else _edited(m, json.loads(raw))
+                    for m, raw in zip(page, reply, strict=True)
+                ]
+                answer(Page(tuple(shown), more))
+
+            self.link.call(("HMGET", f"{key}:edits", *ids), edited)
 
         self.link.call(("XREVRANGE", key, end, "-", "COUNT", limit + 1), read)
+
+
+def _edited(message: ChatMessage, edit: dict[str, Any]) -> ChatMessage:
+    return replace(message, text=edit["t"], edited=edit["ms"] / 1000)

@@ -36,6 +36,7 @@ from imkit.protocol import (
     Topic,
     Who,
 )
+from imkit.protocol.edits import DeleteMessage, EditMessage
 from imkit.rules.accounts import Account
 from imkit.rules.bans import Ban
 from imkit.rules.hooks import PostOutcome
@@ -116,6 +117,12 @@ class Backend(Protocol):
     ) -> None:
         """A webhook's message to the room ``room`` (its key) as ``name``, or as
         ``username`` when free; ``done`` once stored (docs/integrations.md)."""
+
+    # deleting (text None) and editing a message (imkit.hub.edits)
+    def amend(self, member: Member, command: DeleteMessage | EditMessage) -> None: ...
+    def deleted(self, messages: list[tuple[int, str | None]]) -> None:
+        """An administrator deleted ``messages`` (msgid numbers, rooms' names, None: the
+        lobby's) from the store: the users who may have them are told."""
 
     # accounts
     def lookup_account(self, name: str, answer: Callable[[Account | None | str], None]) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 from imkit import __version__
 from imkit.hub.backend import Backend, Directory
+from imkit.hub.edits import edit_commands
 from imkit.hub.history import history
 from imkit.hub.local import LocalBackend
 from imkit.hub.members import (
@@ -333,10 +334,9 @@ class Hub:
         handler(member, command)
 
     def _command_table(self) -> dict[type[Command], Callable[[Member, Any], None]]:
-        """What each command does: one entry each. The shared decisions (a message,
-        who, a rename) are the backend's; the rest is the same on every server."""
+        """One entry a command: the backend's shared decisions, the rest the same."""
         backend = self.backend
-        table = room_commands(self) | query_commands(self)  # rooms; people (IRC's)
+        table = room_commands(self) | query_commands(self) | edit_commands(self)
         return table | {
             PrivateMessage: backend.private,
             Rename: self._rename_command,

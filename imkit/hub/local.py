@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from imkit.hub.directory import LocalDirectory
+from imkit.hub.edits import amend_here, tell_amended
 from imkit.hub.local_rooms import LocalRooms
 from imkit.hub.members import Member, logged_in_message, reserved_message
 from imkit.protocol import (
@@ -42,9 +43,12 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
+from imkit.protocol.edits import DeleteMessage, EditMessage
 from imkit.protocol.queries import Echo, IsAway
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
+from imkit.rules.msgid import format_msgid
 from imkit.rules.names import name_key, name_problem
+from imkit.rules.rooms import room_key
 
 if TYPE_CHECKING:
     from imkit.hub.core import Hub
@@ -119,6 +123,20 @@ class LocalBackend(LocalRooms):
     def public(self, member: Member, command: PublicMessage) -> None:
         """Deliver at once, store after (LocalRooms._publish, shared with rooms)."""
         self._publish(member, command.id, command.text, command.notice, self.hub.lobby, None)
+
+    def amend(self, member: Member, command: DeleteMessage | EditMessage) -> None:
+        """Delete or edit a message: :func:`~imkit.hub.edits.amend_here`."""
+        amend_here(self.hub, member, command, self._is_operator)
+
+    def deleted(self, messages: list[tuple[int, str | None]]) -> None:
+        hub, now = self.hub, self.hub.wall_clock()
+        for number, room in messages:
+            key = None if room is None else room_key(room)
+            tell_amended(hub, key, room or hub.lobby, None, format_msgid(number), None, now)
+
+    def _is_operator(self, member: Member, key: str) -> bool:
+        state = self.states.get(key)
+        return state is not None and state.is_operator(member.id)
 
     def private(self, member: Member, command: PrivateMessage) -> None:
         hub = self.hub

@@ -26,6 +26,7 @@ CAPABILITIES = (
     "multi-prefix",
     "batch",
     "draft/chathistory",
+    "draft/message-redaction",
     "labeled-response",
     "sasl",
     "server-time",

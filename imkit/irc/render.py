@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from imkit.irc.message import clean, line, tag_prefix, trailing_line
 from imkit.irc.names import irc_mask, prefix, shown
+from imkit.irc.redaction import render_amended
 from imkit.protocol import (
     Bye,
     ChatMessage,
@@ -21,12 +22,19 @@ from imkit.protocol import (
     ServerNotice,
     TopicInfo,
 )
+from imkit.protocol.edits import MessageDeleted, MessageEdited
 from imkit.protocol.queries import Described, WallopsMessage
 from imkit.rules.times import iso_time
 
 # The capabilities that change a broadcast line: a form is the subset of them a
 # connection has, in this order.
-FORM_CAPS = ("server-time", "message-tags", "account-tag", "extended-join")
+FORM_CAPS = (
+    "server-time",
+    "message-tags",
+    "account-tag",
+    "extended-join",
+    "draft/message-redaction",
+)
 
 
 def message_tags(
@@ -138,4 +146,7 @@ def render(event: Event, form: frozenset[str], lobby: str) -> str | None:
     if kind is Bye:
         assert isinstance(event, Bye)
         return trailing_line(None, "ERROR", clean(event.message))
+    if kind is MessageDeleted or kind is MessageEdited:
+        assert isinstance(event, MessageDeleted | MessageEdited)
+        return render_amended(event, form)
     return None

@@ -8,6 +8,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from imkit.irc import redaction
 from imkit.irc.message import clean, line, trailing_line
 from imkit.irc.names import host, irc_mask, prefix, shown
 from imkit.irc.numerics import fail, lusers, motd, numeric, welcome
@@ -103,6 +104,8 @@ def _error(conn: IrcConnection, event: Error) -> str:
         )
     if verb == "sasl":
         return numeric(conn, "904", "SASL authentication failed")
+    if verb == "REDACT":
+        return redaction.failed(conn, event, context)
     if verb == "CHATHISTORY":
         return fail(conn, "CHATHISTORY", "INVALID_TARGET", context[1], target, clean(event.message))
     if verb in ("join-topic", "join-names", "NAMES-part"):

@@ -122,6 +122,8 @@ async def history(server: Administered, request: dict[str, Any], by: str) -> dic
             "from": message.sender,
             "addr": message.addr,
             "text": message.text,
+            # when its author changed its text (docs/integrations.md, "Delete and edit")
+            **({} if message.edited is None else {"edited": iso_time(message.edited)}),
         }
         for message in page.messages
     ]

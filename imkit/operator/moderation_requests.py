@@ -262,7 +262,7 @@ async def delete_history(server: Administered, request: dict[str, Any], by: str)
         return _error(BAD_REQUEST, "history_delete needs 'msgids' or 'user' (not both)")
     try:
         ask = partial(hub.store.delete_messages, ids, sender_key, floor)
-        outcome: list[int] | str = await awaited(ask, STORE_TIMEOUT)
+        outcome: list[tuple[int, str | None]] | str = await awaited(ask, STORE_TIMEOUT)
     except TimeoutError:
         return _error(UNAVAILABLE, f"the store did not answer within {STORE_TIMEOUT:g}s")
     if isinstance(outcome, str):
@@ -278,7 +278,8 @@ async def delete_history(server: Administered, request: dict[str, Any], by: str)
             "count": len(outcome),
             "user": user,
             "by": by,
-            "msgids": [format_msgid(n) for n in outcome],
+            "msgids": [format_msgid(n) for n, _ in outcome],
         },
     )
+    hub.backend.deleted(outcome)  # the users who may have them are told
     return {"type": "ok", "deleted": len(outcome)}

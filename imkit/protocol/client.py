@@ -27,6 +27,7 @@ from imkit.protocol.commands import (
     Topic,
     Who,
 )
+from imkit.protocol.edits import MessageDeleted, MessageEdited
 from imkit.protocol.events import (
     Bye,
     ChatMessage,
@@ -190,6 +191,8 @@ def decode_event(obj: dict[str, Any]) -> Event | None:
     rid = obj.get("id")
     if kind == "message":
         return _message(obj)
+    if kind in ("deleted", "edited"):
+        return _amended(obj)
     if kind == "history":
         messages = tuple(_message(m) for m in _objects(obj, "messages"))
         return HistoryPage(rid, messages, obj.get("more") is True)
@@ -330,6 +333,17 @@ def _message(obj: dict[str, Any]) -> ChatMessage:
         _str(obj, "msgid") or None,
         _optional_str(obj, "account"),
         _optional_str(obj, "room") if to is None else None,
+        edited=parse_iso_time(obj["edited"]) if isinstance(obj.get("edited"), str) else None,
+    )
+
+
+def _amended(obj: dict[str, Any]) -> MessageDeleted | MessageEdited:
+    """A ``deleted`` or ``edited`` event (docs/integrations.md, "Delete and edit")."""
+    msgid, room, by = _str(obj, "msgid"), _str(obj, "room"), _optional_str(obj, "by")
+    if obj.get("type") == "deleted":
+        return MessageDeleted(msgid, room, by)
+    return MessageEdited(
+        msgid, room, by or "", _str(obj, "text"), parse_iso_time(obj.get("edited"))
     )
 
 

@@ -69,3 +69,10 @@ BAD_KEY = "bad_key"
 ROOM_FULL = "room_full"
 NOT_ROOM_OPERATOR = "not_room_operator"
 ALREADY_IN_ROOM = "already_in_room"  # an invite of a user who is in the room already
+
+# Deleting and editing a message (docs/integrations.md, "Delete and edit"): no message
+# with that msgid that this user may see (its room's members only; never a private
+# one); a message this user may not change (not its own, a guest's, not its room's
+# operator).
+NO_SUCH_MESSAGE = "no_such_message"
+NOT_ALLOWED = "not_allowed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from imkit.protocol.codes import BAD_REQUEST, INVALID_UTF8, LINE_TOO_LONG, Mode
 from imkit.protocol.commands import Authenticate, Command, Invalid, PrivateMessage, PublicMessage
+from imkit.protocol.edits import EditMessage
 from imkit.protocol.events import Event, encode
 from imkit.protocol.framing import DEFAULT_MAX_LINE, LineFramer, json_line_limit, text_line_limit
 from imkit.protocol.parsing import (
@@ -82,7 +83,9 @@ class ServerConnection:
         mode = self.mode
         is_json = mode is Mode.JSON or (mode is Mode.UNDECIDED and line.startswith(b"{"))
         # Text mode checks the line limit here too, for lines framed while undecided.
-        is_private = line.startswith(b"to|") and len(line) <= text_line_limit(self._max_line)
+        is_private = line.startswith((b"to|", b"edit|")) and len(line) <= text_line_limit(
+            self._max_line
+        )
         if not (is_json or is_private):
             return self._line_too_long()
         try:
@@ -98,7 +101,7 @@ class ServerConnection:
             self._decide(Mode.JSON)
             return parse_json_request(hello)
         command = parse_text(text)
-        if not isinstance(command, PrivateMessage):  # "to|NAME" without a second "|"
+        if not isinstance(command, PrivateMessage | EditMessage):  # no second "|"
             return self._line_too_long()
         if len(command.text.encode()) > self._max_line:
             return self._line_too_long()  # text mode has one answer for every long line
@@ -109,7 +112,7 @@ class ServerConnection:
     def _within_max_line(self, command: Command) -> Command:
         """``command``, or a line_too_long error (with its id) when it is a message whose
         text passes --max-line."""
-        if isinstance(command, PublicMessage | PrivateMessage):
+        if isinstance(command, PublicMessage | PrivateMessage | EditMessage):
             if len(command.text.encode()) > self._max_line:
                 message = f"line too long: the message text is longer than {self._max_line} bytes"
                 return invalid(LINE_TOO_LONG, message, command.id)

@@ -246,6 +246,7 @@ class ChatMessage(Event):
     notice: bool = False  # sent as an IRC NOTICE (IRC users see one; others a message)
     bot: bool = False  # posted by a webhook (docs/integrations.md): "bot": true in JSON;
     # it never triggers an outgoing hook
+    edited: float | None = None  # when its author last changed its text (history)
 
     def text_line(self) -> str:
         if self.to is not None:
@@ -259,6 +260,8 @@ class ChatMessage(Event):
         starts with ``past`` and the time (after a room's name), never with ``[`` like a
         live message."""
         when = iso_time(self.time, milliseconds=False)
+        if self.edited is not None:  # before the text: what follows ':' is the text
+            when += " edited"
         if self.to is None and self.room is not None and not self.lobby:
             return f"{self.room} past {when} [{self.addr}]{self.sender}:{self.text}"
         return f"past {when} {self.text_line()}"
@@ -279,6 +282,8 @@ class ChatMessage(Event):
             fields["room"] = self.room
         if self.bot:
             fields["bot"] = True
+        if self.edited is not None:
+            fields["edited"] = iso_time(self.edited)
         return fields
 
 

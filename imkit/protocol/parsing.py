@@ -29,6 +29,9 @@ from imkit.protocol.commands import (
     RoomMessage,
     Who,
 )
+from imkit.protocol.edits import JSON_TYPES as EDIT_TYPES
+from imkit.protocol.edits import TEXT_HEADS as EDIT_HEADS
+from imkit.protocol.edits import parse_json_edit, parse_text_edit
 from imkit.protocol.room_requests import (
     JSON_TYPES,
     TEXT_HEADS,
@@ -57,6 +60,8 @@ def parse_text(text: str) -> Command:
         return ListRooms() if text == "rooms" else PublicMessage(text=text)
     if head in TEXT_HEADS or (head in _ROOM_OR_NOT and rest.startswith("#")):
         return parse_text_room(head, rest)
+    if head in EDIT_HEADS:
+        return parse_text_edit(head, rest)
     if head == "to":
         name, bar, body = rest.partition("|")
         if not bar or not body:
@@ -152,6 +157,8 @@ def parse_json_request(obj: object) -> Command:
             return Who(id=request_id, room=room_field(obj, _string_field))
         if kind in JSON_TYPES:
             return parse_json_room(kind, obj, request_id, _string_field)
+        if kind in EDIT_TYPES:
+            return parse_json_edit(kind, obj, request_id, _string_field)
         if kind == "ping":
             return Ping(id=request_id)
         if kind == "rename":

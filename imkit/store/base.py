@@ -61,8 +61,14 @@ class Page:
 
 # Called on the event loop's thread with the page, or with why it could not be read.
 Answer = Callable[[Page | str], None]
-# Called on the event loop's thread with the msgid numbers deleted, or why they were not.
-Deleted = Callable[[list[int] | str], None]
+# Called on the event loop's thread with the messages deleted (each its msgid number and
+# its room's name, None: the lobby's), or why they were not.
+Deleted = Callable[[list[tuple[int, str | None]] | str], None]
+# What amend_message tells when no message had that msgid any more (deleted meanwhile).
+MESSAGE_GONE = "the message is gone"
+# Called on the event loop's thread with the public message found (None: no such
+# message within retention), or why it could not be read.
+Found = Callable[[ChatMessage | None | str], None]
 # Called on the event loop's thread with the hooks by name key, or why they cannot be read.
 HooksAnswer = Callable[[dict[str, Hook] | str], None]
 
@@ -215,6 +221,31 @@ class Store(ABC):
         """Delete public messages from history (imkit history delete), rooms' too: those
         with the msgid numbers ``ids``, or, with ``ids`` None, every one sent under a name
         whose key is ``sender_key`` from msgid number ``since`` on."""
+
+    def find_message(self, number: int, answer: Found) -> None:
+        """The public message (the lobby's or a room's) with msgid number ``number``,
+        within retention. A store that keeps no history finds none."""
+        answer(None)
+
+    def amend_message(self, number: int, text: str | None, edited: float, done: Stored) -> None:
+        """The one way a stored message's text changes (docs/integrations.md, "Delete and
+        edit"): ``text`` None deletes the public message ``number`` (its text gone,
+        no tombstone kept), else its text becomes ``text``, edited at ``edited``. The
+        replay in memory follows (:meth:`amend_recent`). ``done`` gets
+        :data:`MESSAGE_GONE` when there was no such message (any more)."""
+        done("this store cannot change messages")
+
+    def amend_recent(self, number: int, text: str | None, edited: float) -> None:
+        """The replay in memory after a message was deleted (``text`` None) or edited."""
+        if text is None:
+            self.forget([number])
+            return
+        changed = [
+            replace(m, text=text, edited=edited) if message_number(m) == number else m
+            for m in self._recent
+        ]
+        self._recent.clear()
+        self._recent.extend(changed)
 
     def forget(self, numbers: list[int]) -> None:
         """Drop deleted messages from the newest kept in memory (the replay)."""

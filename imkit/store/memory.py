@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from imkit.protocol import ChatMessage
 from imkit.rules.accounts import DEFAULT_OFFLINE_DAYS, PAIR_SEPARATOR
@@ -12,8 +13,10 @@ from imkit.rules.names import name_key
 from imkit.rules.rooms import room_key
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
+    MESSAGE_GONE,
     Answer,
     Deleted,
+    Found,
     Page,
     Store,
     Stored,
@@ -73,13 +76,38 @@ class MemoryStore(Store):
                 return number in wanted
             return number >= since and name_key(message.sender) == sender_key
 
-        deleted = [message_number(m) for _, m in self._messages if doomed(m)]
-        gone = set(deleted)
+        deleted = [
+            (message_number(m), None if k is None else m.room)
+            for k, m in self._messages
+            if doomed(m)
+        ]
+        gone = {number for number, _ in deleted}
         kept = [(k, m) for k, m in self._messages if message_number(m) not in gone]
         self._messages.clear()
         self._messages.extend(kept)
-        self.forget(deleted)
+        self.forget(list(gone))
         done(deleted)
+
+    def find_message(self, number: int, answer: Found) -> None:
+        found = (m for _, m in reversed(self._messages) if message_number(m) == number)
+        message = next(found, None)
+        if message is not None and number < self.cutoff():
+            message = None
+        answer(None if message is None else self.as_read(message))
+
+    def amend_message(self, number: int, text: str | None, edited: float, done: Stored) -> None:
+        kept, found = [], False
+        for key, message in self._messages:
+            if message_number(message) == number:
+                found = True
+                if text is None:
+                    continue  # deleted: its text gone with it
+                message = replace(message, text=text, edited=edited)
+            kept.append((key, message))
+        self._messages.clear()
+        self._messages.extend(kept)
+        self.amend_recent(number, text, edited)
+        done(None if found else MESSAGE_GONE)
 
     def history(
         self, limit: int, before: str | None, answer: Answer, room: str | None = None

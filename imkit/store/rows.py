@@ -19,15 +19,17 @@ from imkit.store.base import Answer, Page, Stored
 
 # The columns of a waiting message (mailbox), and of a message in history (messages).
 MAIL_COLUMNS = "id, time, sender, addr, recipient, text, account"
-COLUMNS = f"{MAIL_COLUMNS}, room, bot"
+COLUMNS = f"{MAIL_COLUMNS}, room, bot, edited"
 INSERT = (
     f"INSERT INTO messages ({MAIL_COLUMNS}, conversation, room, room_key, bot) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# A message as read (MAIL_COLUMNS, and COLUMNS: its room and whether a webhook posted
-# it), and as written (and its conversation, its room and its room's key, bot).
+# A message as read (MAIL_COLUMNS, and COLUMNS: its room, whether a webhook posted it and
+# when it was edited), and as written (and its conversation, its room and its key, bot).
 Row = tuple[int, float, str, str, str | None, str, str | None]
-HistoryRow = tuple[int, float, str, str, str | None, str, str | None, str | None, int | None]
+HistoryRow = tuple[
+    int, float, str, str, str | None, str, str | None, str | None, int | None, float | None
+]
 NewRow = tuple[
     int,
     float,
@@ -41,6 +43,12 @@ NewRow = tuple[
     str | None,
     int | None,
 ]
+# The one way a stored message's text changes (docs/integrations.md, "Delete and
+# edit"), so that anything kept beside it (a search index) follows by trigger: a delete
+# (an author's, an operator's, imkit history delete) removes the row, an edit updates
+# its text and its edit time. Public messages only.
+DELETE_MESSAGE = "DELETE FROM messages WHERE id = ? AND recipient IS NULL"
+EDIT_MESSAGE = "UPDATE messages SET text = ?, edited = ? WHERE id = ? AND recipient IS NULL"
 SAVE_BAN = "INSERT OR REPLACE INTO bans (target, fields) VALUES (?, ?)"
 SAVE_ACCOUNT = "INSERT OR REPLACE INTO accounts (key, fields) VALUES (?, ?)"
 # Only while the account exists: a message for an account deleted meanwhile (its delete
@@ -132,11 +140,15 @@ def to_message(row: Row | HistoryRow, lobby: str | None = None) -> ChatMessage:
     room = rest[0] if rest else None
     assert room is None or isinstance(room, str)
     bot = bool(rest[1]) if len(rest) > 1 else False
+    edited: float | None = rest[2] if len(rest) > 2 else None  # type: ignore[assignment]
     if room is None:
         return ChatMessage(
-            sender, addr, None, text, timestamp, msgid, account, room=lobby, lobby=True, bot=bot
-        )
-    return ChatMessage(sender, addr, None, text, timestamp, msgid, account, room=room, bot=bot)
+            sender, addr, None, text, timestamp, msgid, account, room=lobby, lobby=True,
+            bot=bot, edited=edited,
+        )  # fmt: skip
+    return ChatMessage(
+        sender, addr, None, text, timestamp, msgid, account, room=room, bot=bot, edited=edited
+    )
 
 
 def read_page(connection: sqlite3.Connection, read: Read) -> Page:

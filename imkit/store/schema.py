@@ -123,6 +123,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             fields TEXT NOT NULL
         )""",
     ),
+    # Editing a message (docs/integrations.md, "Delete and edit"): when its author last
+    # changed its text (NULL: never).
+    7: ("ALTER TABLE messages ADD COLUMN edited REAL",),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -274,6 +277,9 @@ def connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # A deleted message's text (or an edited one's old text) is overwritten in the
+        # file, not left in a free page (docs/integrations.md, "Delete and edit").
+        connection.execute("PRAGMA secure_delete=ON")
         _migrate(connection)
         # Prove now that the file takes writes: better to refuse to start than to start
         # refusing every message.

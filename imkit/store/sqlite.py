@@ -40,8 +40,10 @@ from imkit.rules.hooks import Hook, hook_from_fields
 from imkit.rules.names import name_key
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
+    MESSAGE_GONE,
     Answer,
     Deleted,
+    Found,
     Stored,
     before_number,
     message_number,
@@ -49,6 +51,8 @@ from imkit.store.base import (
 from imkit.store.rows import (
     ADD_MAIL,
     COLUMNS,
+    DELETE_MESSAGE,
+    EDIT_MESSAGE,
     MAIL_COLUMNS,
     REMEMBER_ROOM,
     SAVE_ACCOUNT,
@@ -210,27 +214,62 @@ class SqliteStore(SqliteWriter):
     def delete_messages(
         self, ids: list[int] | None, sender_key: str | None, since: int, done: Deleted
     ) -> None:
-        deleted: list[int] = []  # written by the writer thread, read after it posts
+        # written by the writer thread, read after it posts
+        deleted: list[tuple[int, str | None]] = []
 
         def work(connection: sqlite3.Connection) -> None:
             if ids is not None:
                 marks = ", ".join("?" * len(ids))
-                query = f"SELECT id FROM messages WHERE recipient IS NULL AND id IN ({marks})"
-                found = [row[0] for row in connection.execute(query, ids)]
+                query = f"SELECT id, room FROM messages WHERE recipient IS NULL AND id IN ({marks})"
+                found = [(row[0], row[1]) for row in connection.execute(query, ids)]
             else:
                 rows = connection.execute(
-                    "SELECT id, sender FROM messages WHERE recipient IS NULL AND id >= ?", (since,)
+                    "SELECT id, room, sender FROM messages WHERE recipient IS NULL AND id >= ?",
+                    (since,),
                 )
-                found = [number for number, sender in rows if name_key(sender) == sender_key]
-            connection.executemany("DELETE FROM messages WHERE id = ?", [(n,) for n in found])
+                found = [(n, room) for n, room, sender in rows if name_key(sender) == sender_key]
+            connection.executemany(DELETE_MESSAGE, [(n,) for n, _ in found])
             deleted.extend(found)
 
         def finished(problem: str | None) -> None:
             if problem is not None:
                 done(problem)
                 return
-            self.forget(deleted)
+            self.forget([n for n, _ in deleted])
             done(deleted)
+
+        self._change(work, finished)
+
+    def find_message(self, number: int, answer: Found) -> None:
+        found: list[Any] = []  # written by the writer thread, read after it posts
+        query = f"SELECT {COLUMNS} FROM messages WHERE id = ? AND recipient IS NULL AND id >= ?"
+
+        def work(connection: sqlite3.Connection) -> None:
+            found.extend(connection.execute(query, (number, self.cutoff())).fetchall())
+
+        def finished(problem: str | None) -> None:
+            if problem is not None:
+                answer(problem)
+            else:
+                answer(to_message(tuple(found[0]), self.lobby) if found else None)
+
+        self._change(work, finished)
+
+    def amend_message(self, number: int, text: str | None, edited: float, done: Stored) -> None:
+        changed: list[int] = []  # written by the writer thread, read after it posts
+
+        def work(connection: sqlite3.Connection) -> None:
+            if text is None:
+                cursor = connection.execute(DELETE_MESSAGE, (number,))
+            else:
+                cursor = connection.execute(EDIT_MESSAGE, (text, edited, number))
+            changed.append(cursor.rowcount)
+
+        def finished(problem: str | None) -> None:
+            if problem is None:
+                self.amend_recent(number, text, edited)
+                problem = None if changed and changed[0] > 0 else MESSAGE_GONE
+            done(problem)
 
         self._change(work, finished)
 

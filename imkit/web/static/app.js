@@ -261,6 +261,10 @@
         state.byeReason = event.reason || "lost";
         state.byeMessage = event.message || "";
         break;
+      case "deleted":
+      case "edited":
+        onAmended(event);
+        break;
       case "notice":
         systemLine(PUBLIC, event.message || event.code);
         break;
@@ -856,8 +860,64 @@
       item.append(bot);
     }
     item.append(el("span", "sep", ": "), el("span", "text", message.text));
+    if (message.edited) item.append(editedMark(message.edited));
     if (opts.note) item.append(el("span", "hint", " " + opts.note));
+    if (message.msgid && message.from === state.me && state.account && !message.to) {
+      item.append(messageActions(message.msgid));
+    }
     return item;
+  }
+
+  function editedMark(iso) {
+    const mark = el("span", "hint edited", " (edited)");
+    mark.title = "edited " + formatTime(iso);
+    return mark;
+  }
+
+  /** Edit and delete, on our own public messages once logged in (an account's only:
+   * the server refuses a guest's). Refusals show as the composer's errors. */
+  function messageActions(msgid) {
+    const actions = el("span", "msg-actions");
+    const edit = el("button", "msg-edit", "edit");
+    const remove = el("button", "msg-delete", "delete");
+    edit.type = remove.type = "button";
+    edit.addEventListener("click", function () {
+      const item = edit.closest("li");
+      const current = item ? item.querySelector(".text").textContent : "";
+      const text = window.prompt("Edit your message:", current);
+      if (text === null || text === current || !text.trim()) return;
+      request({ type: "edit", msgid: msgid, text: text }, onAmendReply);
+    });
+    remove.addEventListener("click", function () {
+      if (!window.confirm("Delete this message for everyone?")) return;
+      request({ type: "delete", msgid: msgid }, onAmendReply);
+    });
+    actions.append(edit, remove);
+    return actions;
+  }
+
+  function onAmendReply(reply) {
+    if (reply.type === "error") setError("composer-error", describeError(reply));
+  }
+
+  /** A message deleted or edited (by its author, an operator, an administrator): its
+   * line changes in place, wherever it is shown. */
+  function onAmended(event) {
+    for (const conv of state.conversations.values()) {
+      const item = conv.log.querySelector('li[data-msgid="' + CSS.escape(event.msgid) + '"]');
+      if (!item) continue;
+      const text = item.querySelector(".text");
+      for (const old of item.querySelectorAll(".edited, .msg-actions")) {
+        if (event.type === "deleted" || old.classList.contains("edited")) old.remove();
+      }
+      if (event.type === "deleted") {
+        item.classList.add("deleted");
+        text.textContent = event.by ? "deleted by " + event.by : "deleted by an administrator";
+      } else {
+        text.textContent = event.text;
+        text.after(editedMark(event.edited));
+      }
+    }
   }
 
   /** Insert ITEM so that the list stays in msgid order (msgids compare as strings). */
