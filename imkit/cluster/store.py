@@ -23,10 +23,14 @@ from imkit.protocol import ChatMessage
 from imkit.rules.accounts import DEFAULT_OFFLINE_DAYS
 from imkit.rules.msgid import format_msgid, parse_msgid
 from imkit.rules.names import name_key
+from imkit.rules.search import Words, matches
 from imkit.store.base import Answer, Deleted, Page, Store, Stored
 
 # Entries of P:hist read at a time when deleting a sender's messages.
 PAGE = 1000
+# A search's scan (RedisHistory.search): entries read a command, and at most in all.
+SCAN_CHUNK = 500
+SCAN_MAX = 50_000
 
 
 def stream_id(msgid: str) -> str:
@@ -144,21 +148,9 @@ class RedisHistory(Store):
                 return
             messages = []
             for entry_id, raw in reply:
-                fields = pairs(raw)
-                msgid = entry_msgid(entry_id)
-                if (parse_msgid(msgid) or 0) < cutoff:
+                message = _entry_message(entry_id, raw, cutoff)
+                if message is None:
                     break
-                time = int(fields.get("ms", entry_id.partition("-")[0])) / 1000
-                message = ChatMessage(
-                    fields["n"],
-                    fields["a"],
-                    fields.get("to"),
-                    fields["t"],
-                    time,
-                    msgid,
-                    fields.get("ac"),
-                    fields.get("r"),  # a room's name (room_publish.lua); the lobby's: None
-                )
                 messages.append(message)
             more = len(messages) > limit
             page = messages[:limit]
@@ -166,3 +158,70 @@ class RedisHistory(Store):
             answer(Page(tuple(page), more))
 
         self.link.call(("XREVRANGE", key, end, "-", "COUNT", limit + 1), read)
+
+    def search(
+        self, words: Words, limit: int, before: str | None, answer: Answer, room: str | None = None
+    ) -> None:
+        """A scan of the lobby's or the room's stream, newest first, :data:`SCAN_CHUNK`
+        entries a command (the loop serves others between two), testing each text with
+        :func:`~imkit.rules.search.matches`: Redis keeps no index. It stops once the page
+        is full, at the retention cutoff or the stream's start, or after
+        :data:`SCAN_MAX` entries: then ``more`` is True (older messages were not
+        searched; ask again with ``before`` the oldest message found)."""
+        key = self.link.hist_key if room is None else f"{self.link.name}:room:{room}:hist"
+        cutoff = self.cutoff()
+        found: list[ChatMessage] = []
+        scanned = 0
+
+        def chunk(end: str) -> None:
+            self.link.call(("XREVRANGE", key, end, "-", "COUNT", SCAN_CHUNK), read)
+
+        def read(reply: Any) -> None:
+            nonlocal scanned
+            if isinstance(reply, BaseException):
+                answer(f"the chat's history cannot be read: {self.link.problem or reply}")
+                return
+            scanned += len(reply)
+            for entry_id, raw in reply:
+                message = _entry_message(entry_id, raw, cutoff)
+                if message is None:  # past retention: nothing older counts
+                    finish(more=False)
+                    return
+                if matches(message.text, words):
+                    found.append(message)
+                    if len(found) > limit:
+                        finish(more=True)
+                        return
+            if len(reply) < SCAN_CHUNK:
+                finish(more=False)
+            elif scanned >= SCAN_MAX:
+                finish(more=True)
+            else:
+                chunk("(" + reply[-1][0])
+
+        def finish(*, more: bool) -> None:
+            page = found[:limit]
+            page.reverse()
+            answer(Page(tuple(page), more))
+
+        chunk("+" if before is None else "(" + stream_id(before))
+
+
+def _entry_message(entry_id: str, raw: Any, cutoff: int) -> ChatMessage | None:
+    """The message of one entry of a history stream; None when it is older than
+    ``cutoff`` (a msgid number: retention)."""
+    fields = pairs(raw)
+    msgid = entry_msgid(entry_id)
+    if (parse_msgid(msgid) or 0) < cutoff:
+        return None
+    time = int(fields.get("ms", entry_id.partition("-")[0])) / 1000
+    return ChatMessage(
+        fields["n"],
+        fields["a"],
+        fields.get("to"),
+        fields["t"],
+        time,
+        msgid,
+        fields.get("ac"),
+        fields.get("r"),  # a room's name (room_publish.lua); the lobby's: None
+    )

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from imkit.protocol import ChatMessage
 from imkit.rules.msgid import format_msgid
 from imkit.rules.rooms import room_key
+from imkit.rules.search import Words, fts_query, scope_token
 from imkit.store.base import Answer, Page, Stored
 
 # The columns of a waiting message (mailbox), and of a message in history (messages).
@@ -54,7 +55,7 @@ class Read:
     room's (``room``: its key); or a page of one private conversation. ``lobby``: the
     lobby's name, given to the lobby's messages read."""
 
-    __slots__ = ("limit", "bound", "cutoff", "answer", "conversation", "room", "lobby")
+    __slots__ = ("limit", "bound", "cutoff", "answer", "conversation", "room", "lobby", "words")
 
     def __init__(
         self,
@@ -66,9 +67,11 @@ class Read:
         *,
         room: str | None = None,
         lobby: str,
+        words: Words | None = None,
     ) -> None:
         self.limit, self.bound, self.cutoff, self.answer = limit, bound, cutoff, answer
         self.conversation, self.room, self.lobby = conversation, room, lobby
+        self.words = words  # a search (the lobby's or the room's messages with them)
 
 
 class Barrier:
@@ -128,6 +131,8 @@ def to_message(row: Row | HistoryRow, lobby: str | None = None) -> ChatMessage:
 
 def read_page(connection: sqlite3.Connection, read: Read) -> Page:
     """The page ``read`` asks for (sqlite3.Error when it cannot be read)."""
+    if read.words is not None:
+        return search_page(connection, read)
     parameters: tuple[str, ...] = ()
     if read.conversation is not None:
         where, parameters = "conversation = ?", (read.conversation,)
@@ -142,6 +147,27 @@ def read_page(connection: sqlite3.Connection, read: Read) -> Page:
         "ORDER BY id DESC LIMIT ?",
         (*parameters, read.bound, read.cutoff, read.limit + 1),
     ).fetchall()
+    more = len(rows) > read.limit
+    messages = (to_message(row, read.lobby) for row in reversed(rows[: read.limit]))
+    return Page(tuple(messages), more)
+
+
+# A search: the index's matches, newest first, within the bounds of the page (FTS5 walks
+# its rowids down and stops at the LIMIT), each joined to its row by the primary key.
+SEARCH = (
+    f"SELECT {', '.join('m.' + c for c in COLUMNS.split(', '))} FROM messages_fts "
+    "JOIN messages AS m ON m.id = messages_fts.rowid "
+    "WHERE messages_fts MATCH ? AND messages_fts.rowid < ? AND messages_fts.rowid >= ? "
+    "ORDER BY messages_fts.rowid DESC LIMIT ?"
+)
+
+
+def search_page(connection: sqlite3.Connection, read: Read) -> Page:
+    """A page of the public messages of the lobby (``read.room`` None) or of a room that
+    have every word of ``read.words``, through the index messages_fts (schema 6)."""
+    assert read.words is not None
+    match = fts_query(read.words, scope_token(read.room))
+    rows = connection.execute(SEARCH, (match, read.bound, read.cutoff, read.limit + 1)).fetchall()
     more = len(rows) > read.limit
     messages = (to_message(row, read.lobby) for row in reversed(rows[: read.limit]))
     return Page(tuple(messages), more)

@@ -37,6 +37,7 @@ import anyio
 from imkit.protocol import HISTORY_MAX, ChatMessage
 from imkit.rules.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
 from imkit.rules.names import name_key
+from imkit.rules.search import Words
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
     Answer,
@@ -191,6 +192,23 @@ class SqliteStore(SqliteWriter):
         cutoff = self.cutoff()
         read = Read(
             limit, before_number(before), cutoff, bounded, None, room=room, lobby=self.lobby
+        )
+        self._queue.put(read)
+
+    def search(
+        self, words: Words, limit: int, before: str | None, answer: Answer, room: str | None = None
+    ) -> None:
+        """Through the index (rows.search_page), on the writer's queue like history."""
+        self._hand_over()
+        read = Read(
+            limit,
+            before_number(before),
+            self.cutoff(),
+            self._watchdog.bounded(answer),
+            None,
+            room=room,
+            lobby=self.lobby,
+            words=words,
         )
         self._queue.put(read)
 

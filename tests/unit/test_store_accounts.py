@@ -399,7 +399,7 @@ async def test_a_schema_3_file_is_migrated_and_keeps_its_messages(tmp_path: Path
         )
         db.execute(f"PRAGMA application_id={APPLICATION_ID}")
         db.execute("PRAGMA user_version=3")
-    assert SCHEMA_VERSION == 5  # 4: accounts, 5: rooms
+    assert SCHEMA_VERSION == 6  # 4: accounts, 5: rooms, 6: search
     store = SqliteStore(path, clock=Clock(T0))
     store.open()
     store.start()
