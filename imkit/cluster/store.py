@@ -200,7 +200,7 @@ class RedisHistory(Store):
                 chunk("(" + reply[-1][0])
 
         def finish(*, more: bool) -> None:
-            page = found[:limit]
+            page = [self.as_read(m) for m in found[:limit]]  # the lobby's named, as one node's
             page.reverse()
             answer(Page(tuple(page), more))
 
