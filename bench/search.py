@@ -16,14 +16,18 @@
    With ``--db PATH`` an existing file of that size is reused.
 2. Measures search through the store's search path (``SqliteStore.search``: the writer
    thread's queue, the FTS5 query, the answer on the event loop), one query at a time,
-   ``--queries`` times each kind, limit 50: a common word, a rare word, two words, an
-   absent word, in the lobby, in a big room and in the small one. Prints p50/p95/p99 per
+   ``--queries`` times each kind, limit 50: a common word, a rare word (``quasar``, in
+   about 20 messages), two words, an absent word, in the lobby, in a big room and in the
+   small one. Prints p50/p95/p99 per
    kind and over all of them.
 3. Starts ``imkit serve --db FILE`` on that file and asks the same mix as JSON
-   ``history`` requests with a ``query`` over one TCP connection: the round trip.
+   ``history`` requests with a ``query`` over one TCP connection (from a user that
+   joined ``#r3`` and ``#small``): the round trip.
 4. Starts ``imkit serve`` on a fresh file and measures stored ingest: ``--ingest-clients``
-   JSON clients each keep 32 messages in flight and count the ``ok`` replies (a
-   message's ``ok`` comes once it is committed), for ``--ingest-seconds``.
+   JSON clients in the lobby each keep 32 messages in flight and count the ``ok``
+   replies (a message's ``ok`` comes once it is committed), for ``--ingest-seconds``
+   (each message is also delivered to the other senders). Then the same on a fresh file
+   whose index triggers were dropped: what keeping the index costs.
 
 Run it from the project's virtual environment (it imports imkit).
 """
@@ -55,6 +59,8 @@ from imkit.store.schema import open_database
 VOCABULARY = 20_000
 ROOMS = [f"#r{i}" for i in range(19)]
 BATCH = 50_000
+# A word put in one message of 50,000 (about 20 of a million; 60 % of them the lobby's).
+RARE, RARE_RATE = "quasar", 0.00002
 DAY = 86_400.0
 
 
@@ -64,7 +70,7 @@ def words(rng: random.Random) -> list[str]:
     found = {"the"}
     while len(found) < VOCABULARY:
         found.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
-    found -= {"deploy", "failed"}
+    found -= {"deploy", "failed", RARE}
     return ["the", *sorted(found - {"the"})]
 
 
@@ -90,6 +96,8 @@ def build(path: Path, count: int, seed: int = 7) -> dict[str, object]:
                     text.insert(rng.randrange(len(text)), "deploy")
                 if rng.random() < 0.02:
                     text.insert(rng.randrange(len(text)), "failed")
+                if rng.random() < RARE_RATE:
+                    text.insert(rng.randrange(len(text)), RARE)
                 where = rng.random()
                 room = None if where < 0.60 else "#small" if where < 0.61 else rng.choice(ROOMS)
                 at = start + i * step
@@ -116,8 +124,7 @@ def build(path: Path, count: int, seed: int = 7) -> dict[str, object]:
         connection.close()
         os.close(lock)
     seconds = time.perf_counter() - started
-    rare = vocabulary[VOCABULARY // 3]  # a word of rank ~6,700: a handful of messages
-    return {"seconds": seconds, "rare": rare, "medium": vocabulary[60]}
+    return {"seconds": seconds, "rare": RARE, "medium": vocabulary[60]}
 
 
 def _accumulate(values: list[float]) -> list[float]:
@@ -222,15 +229,22 @@ async def reply_to(reader: asyncio.StreamReader, rid: int) -> dict:
             return event
 
 
-async def server_search(port: int, rare: str, rounds: int) -> dict:
-    """The lobby's part of the mix as JSON requests (a guest is in no room)."""
+async def server_search(port: int, mix: list[tuple[str, str, str | None]], rounds: int) -> dict:
+    """The same mix as JSON requests, from a user that joined the rooms searched."""
     reader, writer = await json_client(port, "searcher")
+    rooms = {"#r3", "#small"}
+    for rid, room in enumerate(sorted(rooms), start=1_000_000):
+        writer.write(json.dumps({"type": "join", "room": room, "id": rid}).encode() + b"\n")
+        await reply_to(reader, rid)
+    names = {room_key(room): room for room in rooms}
     samples: list[float] = []
     rid = 0
     for _ in range(rounds):
-        for query in ("the", rare, "deploy failed", "zzzqqq"):
+        for _kind, query, key in mix:
             rid += 1
             request = {"type": "history", "query": query, "limit": 50, "id": rid}
+            if key is not None:
+                request["room"] = names[key]
             started = time.perf_counter()
             writer.write(json.dumps(request).encode() + b"\n")
             reply = await reply_to(reader, rid)
@@ -295,9 +309,20 @@ def main() -> None:
         mix = query_mix(str(built["rare"]), str(built["medium"]))
         report["store"] = asyncio.run(store_search(path, mix, options.queries))
         with server(path) as port:
-            report["server"] = asyncio.run(server_search(port, str(built["rare"]), options.queries))
+            report["server"] = asyncio.run(server_search(port, mix, options.queries))
         with server(folder / "ingest.db") as port:
             report["ingest"] = asyncio.run(
+                ingest(port, options.ingest_clients, options.ingest_seconds)
+            )
+        # The same on a file whose index triggers were dropped: what the index costs.
+        bare = folder / "bare.db"
+        connection, lock = open_database(bare, fsync=False)
+        for trigger in ("insert", "delete", "update"):
+            connection.execute(f"DROP TRIGGER messages_fts_{trigger}")
+        connection.close()
+        os.close(lock)
+        with server(bare) as port:
+            report["ingest_without_index"] = asyncio.run(
                 ingest(port, options.ingest_clients, options.ingest_seconds)
             )
     finally:
@@ -319,7 +344,7 @@ def _count(path: Path) -> int:
 
 def _vocabulary_words() -> dict[str, object]:
     vocabulary = words(random.Random(7))
-    return {"seconds": 0.0, "rare": vocabulary[VOCABULARY // 3], "medium": vocabulary[60]}
+    return {"seconds": 0.0, "rare": RARE, "medium": vocabulary[60]}
 
 
 def _print(report: dict) -> None:
@@ -338,9 +363,12 @@ def _print(report: dict) -> None:
         f"JSON history+query round trip: p50 {row['p50_ms']:.2f} ms, p95 {row['p95_ms']:.2f} ms,"
         f" p99 {row['p99_ms']:.2f} ms"
     )
-    rate = report["ingest"]
-    count = rate["messages"]
-    print(f"stored ingest: {rate['per_second']:,.0f} messages/s ({count:,} acknowledged)")
+    for key, what in (("ingest", "indexed"), ("ingest_without_index", "without the index")):
+        rate = report[key]
+        count = rate["messages"]
+        print(
+            f"stored ingest, {what}: {rate['per_second']:,.0f} messages/s ({count:,} acknowledged)"
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ The publish script stores each public message in ``P:hist`` as it puts it in the
 log, and the private script a message between two accounts in their conversation's
 stream ``P:conv:PAIR``, so there is nothing to append here; the node only reads pages of
 history and conversations (the same on every node) and keeps the newest messages it
-delivered for ``--replay``. While Redis cannot be reached, :attr:`problem` says so
+delivered for ``--replay``. A search scans a stream (:meth:`RedisHistory.search`: Redis
+keeps no index). While Redis cannot be reached, :attr:`problem` says so
 (``/healthz`` answers 503).
 
 Accounts and waiting messages live in Redis too (imkit.cluster.backend, scripts.py): the

@@ -1,5 +1,7 @@
 """What the event loop hands the SQLite store's writer thread, and the SQL it runs: a
-message as a row, a read of history, a change in a transaction of its own, a barrier.
+message as a row, a read of history (or a search, through the FTS5 index of schema 6,
+which triggers keep in step with the rows: nothing here writes it), a change in a
+transaction of its own, a barrier.
 
 A public message's row has its room's name and key (``room``, ``room_key``) when it was
 said in a room, and NULL in both when it was said in the lobby (and in every row written
