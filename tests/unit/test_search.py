@@ -11,12 +11,14 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from imkit.errors import ServeError
 from imkit.protocol import BAD_REQUEST, BAD_ROOM_NAME, ChatMessage, History, Invalid
 from imkit.protocol.parsing import parse_json_request, parse_text
 from imkit.rules.accounts import conversation_key
-from imkit.rules.search import QueryError, matches, query_words, text_tokens
+from imkit.rules.search import QueryError, fts_query, matches, query_words, text_tokens
 from imkit.store import MemoryStore, SqliteStore, Store
 from imkit.store.schema import MIGRATIONS, _require_fts5
 from tests.support import Clock
@@ -297,3 +299,35 @@ def test_a_text_search_line_is_never_a_message() -> None:
         assert isinstance(command, Invalid) and command.code == BAD_REQUEST, line
     bad_room = parse_text("search|#bad room|x")
     assert isinstance(bad_room, Invalid) and bad_room.code == BAD_ROOM_NAME
+
+
+# Texts of the scripts people write in (SQLite's tables are Unicode 6.1, Python's newer:
+# on code points assigned since, the two may split words differently).
+_TEXT = "abcXYZ019 .,;:-_\"'()*+éÉüßøçñÅ日本語テキスト\tµ²"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from(_TEXT), max_size=40),
+    query=st.text(
+        alphabet=st.sampled_from("ab é\"*^:(){}-+ANDORNEAR'.\\_1日"), min_size=1, max_size=30
+    )
+    | st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=20),
+)
+def test_any_query_is_literal_for_fts5_and_agrees_with_the_scan(text: str, query: str) -> None:
+    """Whatever the user types, the index gets no syntax error, and finds the text exactly
+    when the scan does."""
+    try:
+        words = query_words(query)
+    except QueryError:
+        return
+    with contextlib.closing(sqlite3.connect(":memory:")) as connection:
+        connection.execute(
+            "CREATE VIRTUAL TABLE t USING fts5(text, scope, "
+            "tokenize='unicode61 remove_diacritics 2')"
+        )
+        connection.execute("INSERT INTO t (rowid, text, scope) VALUES (1, ?, 'l')", (text,))
+        found = connection.execute(
+            "SELECT rowid FROM t WHERE t MATCH ?", (fts_query(words, "l"),)
+        ).fetchall()
+    assert bool(found) == matches(text, words), (text, words)
