@@ -79,11 +79,13 @@ def matches(text: str, words: Words) -> bool:
     return all(_contains(have, word) for word in words)
 
 
-def fts_query(words: Words, scope: str) -> str:
-    """The FTS5 MATCH expression of ``words`` in the index's ``text`` column, within the
-    ``scope`` token (:func:`scope_token`). Each word is a quoted string (FTS5 tokenizes
-    it as :func:`text_tokens` does, a phrase when it has several tokens)."""
+def fts_query(words: Words, scope: str | None = None) -> str:
+    """The FTS5 MATCH expression of ``words`` in the index's ``text`` column, and within
+    the ``scope`` token (:func:`scope_token`) when given. Each word is a quoted string
+    (FTS5 tokenizes it as :func:`text_tokens` does, a phrase when it has several)."""
     phrases = " AND ".join('"' + " ".join(word) + '"' for word in words)
+    if scope is None:
+        return f"{{text}}: ({phrases})"
     return f'{{scope}}: "{scope}" AND {{text}}: ({phrases})'
 
 

@@ -154,22 +154,49 @@ def read_page(connection: sqlite3.Connection, read: Read) -> Page:
     return Page(tuple(messages), more)
 
 
-# A search: the index's matches, newest first, within the bounds of the page (FTS5 walks
-# its rowids down and stops at the LIMIT), each joined to its row by the primary key.
+# A search, in two steps. First the index's newest matches of the words alone (FTS5
+# walks its rowids down and stops at the LIMIT), their rows filtered by room through the
+# primary key: enough when the room (the lobby, often) holds many of them. When that
+# found too few and the index has more, the rest through the room's scope token too
+# (imkit.rules.search.fts_query): FTS5 intersects the lists, so a sparse room does not
+# cost a walk through every match elsewhere. Measured (docs/performance.md, "Search and
+# ingest"): the scope alone is slow on the lobby's huge list (20 ms for two words), the
+# words alone slow on a small room (7 ms for a common word); each step is fast where it
+# is used.
+PROBE = (
+    "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? AND rowid < ? AND rowid >= ? "
+    "ORDER BY rowid DESC LIMIT ?"
+)
 SEARCH = (
     f"SELECT {', '.join('m.' + c for c in COLUMNS.split(', '))} FROM messages_fts "
     "JOIN messages AS m ON m.id = messages_fts.rowid "
     "WHERE messages_fts MATCH ? AND messages_fts.rowid < ? AND messages_fts.rowid >= ? "
     "ORDER BY messages_fts.rowid DESC LIMIT ?"
 )
+# How many matches of the words the first step reads, for each message a page wants.
+PROBE_FACTOR = 2
 
 
 def search_page(connection: sqlite3.Connection, read: Read) -> Page:
     """A page of the public messages of the lobby (``read.room`` None) or of a room that
     have every word of ``read.words``, through the index messages_fts (schema 6)."""
     assert read.words is not None
-    match = fts_query(read.words, scope_token(read.room))
-    rows = connection.execute(SEARCH, (match, read.bound, read.cutoff, read.limit + 1)).fetchall()
+    want = read.limit + 1
+    probe = max(PROBE_FACTOR * want, 100)
+    words = fts_query(read.words)
+    ids = [row[0] for row in connection.execute(PROBE, (words, read.bound, read.cutoff, probe))]
+    rows: list[HistoryRow] = []
+    if ids:
+        marks = ", ".join("?" * len(ids))
+        rows = connection.execute(
+            f"SELECT {COLUMNS} FROM messages WHERE id IN ({marks}) AND recipient IS NULL "
+            "AND room_key IS ? ORDER BY id DESC LIMIT ?",
+            (*ids, read.room, want),
+        ).fetchall()
+    if len(rows) < want and len(ids) == probe:  # more matches, older than those read
+        scoped = fts_query(read.words, scope_token(read.room))
+        rest = (scoped, ids[-1], read.cutoff, want - len(rows))
+        rows += connection.execute(SEARCH, rest).fetchall()
     more = len(rows) > read.limit
     messages = (to_message(row, read.lobby) for row in reversed(rows[: read.limit]))
     return Page(tuple(messages), more)

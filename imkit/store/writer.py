@@ -18,6 +18,10 @@ report; the event loop watches it (:mod:`.watchdog`).
 
 Old messages are deleted in the background, a few hundred per transaction, and only
 while no messages are waiting, so retention never stalls the chat.
+
+The search index (``messages_fts``, schema 6) follows the messages table by SQLite
+triggers on INSERT, DELETE and UPDATE OF text: every write here, and any later one that
+edits or blanks a message's text, keeps it in step without calling anything.
 """
 
 from __future__ import annotations

@@ -177,6 +177,26 @@ async def test_pages_go_back_newest_first_and_say_when_there_is_more(tmp_path: P
         assert rest.messages == tuple(green[:10]) and not rest.more
 
 
+async def test_a_sparse_room_is_found_past_many_matches_elsewhere(tmp_path: Path) -> None:
+    """The first step reads the newest matches of the words (200 here); the room's older
+    ones come from the second, through the room's scope."""
+    async with opened(tmp_path / "imkit.db") as store:
+        sent = [in_room(store, "#quiet", f"alpha quiet {i}", T0 + i) for i in range(3)]
+        for i in range(250):
+            sent.append(lobby(store, f"alpha loud {i}", T0 + 10 + i))
+            if i == 160:  # among the 200 newest matches: found by the first step
+                sent.append(in_room(store, "#quiet", "alpha quiet late", T0 + 10 + i))
+        await append_all(store, sent)
+        page = await search(store, "alpha", limit=2, room="#quiet")
+        assert [m.text for m in page.messages] == ["alpha quiet 2", "alpha quiet late"]
+        assert page.more
+        rest = await search(store, "alpha", limit=5, room="#quiet", before=page.messages[0].msgid)
+        assert [m.text for m in rest.messages] == ["alpha quiet 0", "alpha quiet 1"]
+        assert not rest.more
+        newest = await search(store, "alpha", limit=3)
+        assert [m.text for m in newest.messages] == [f"alpha loud {i}" for i in (247, 248, 249)]
+
+
 async def test_the_index_follows_deletes_retention_and_edits(tmp_path: Path) -> None:
     path, clock = tmp_path / "imkit.db", Clock(T0)
     async with opened(path, clock, retain_days=30, purge_interval=0.05) as store:
