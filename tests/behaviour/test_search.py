@@ -87,6 +87,8 @@ async def test_a_text_search_answers_its_sender_and_is_never_broadcast(chat: Cha
     await a.send("search|FAILED backup\n")
     line = await a.line()
     assert re.fullmatch(rf"past \S+ \[{re.escape(j.addr)}\]jo:backup failed twice\n", line)
+    await a.send("search|#LOBBY|twice\n")  # the lobby named: the same search
+    assert await a.line() == line
     for malformed in ["search|\n", "search|#ops\n", "search|#bad room|x\n", "search|!!\n"]:
         await a.send(malformed)
         assert (await a.line()).startswith("error: "), malformed
