@@ -407,6 +407,18 @@ def _msgid(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     return value
 
 
+def _query(value: str | None) -> str | None:
+    """--grep's WORDS, refused here as the server would refuse them (a usage error)."""
+    from imkit.rules.search import QueryError, query_words
+
+    if value is not None:
+        try:
+            query_words(value)
+        except QueryError as error:
+            raise click.BadParameter(str(error)) from None
+    return value
+
+
 def _msgids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[str]:
     return [v for v in values if _msgid(ctx, param, v)]
 
@@ -431,6 +443,13 @@ def _msgids(ctx: click.Context, param: click.Parameter, values: tuple[str, ...])
     help="Only messages older than this one (a msgid from --json), to page back.",
 )
 @room_option("This room's messages (a room that has ended too) instead of the lobby's.")
+@option(
+    "--grep",
+    metavar="WORDS",
+    default=None,
+    callback=lambda ctx, param, value: _query(value),
+    help="Only messages with every one of WORDS (whole words, any case): a search.",
+)
 @_admin_options
 @option("--json", "as_json", is_flag=True, help="Print JSON, with msgids, instead of lines.")
 @click.pass_context
@@ -439,6 +458,7 @@ def history(
     limit: int,
     before: str | None,
     room: str | None,
+    grep: str | None,
     port: int,
     admin_socket: str | None,
     as_json: bool,
@@ -448,7 +468,9 @@ def history(
     are shown as U+FFFD). --json prints {"messages": [...], "more": ...}, each message
     with its msgid, time, from, addr and text; "more" is true when older ones are kept.
     With --room '#ROOM', that room's messages, each line beginning with the room's name
-    ("#ROOM past TIME [ADDRESS]NAME:TEXT").
+    ("#ROOM past TIME [ADDRESS]NAME:TEXT"). With --grep WORDS, only the newest
+    messages that have every word (whole words, case and accents ignored; a word like
+    prod-1 is its parts in a row).
 
     \b
     `imkit history delete` removes messages (see its --help).
@@ -467,6 +489,8 @@ def history(
         payload["before"] = before
     if room is not None:
         payload["room"] = room
+    if grep is not None:
+        payload["query"] = grep
     reply = _admin_request(port, admin_socket, payload)
     del reply["type"]
     shown_room = reply.pop("room", None)

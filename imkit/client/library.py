@@ -247,6 +247,24 @@ class Client(RoomRequests):
         request = History(id=self._new_id(), limit=limit, before=before, with_=with_, room=room)
         return await self._request(request, HistoryPage)
 
+    async def search(
+        self,
+        query: str,
+        limit: int = HISTORY_DEFAULT,
+        before: str | None = None,
+        *,
+        room: str | None = None,
+    ) -> HistoryPage:
+        """Past public messages with every word of ``query`` (whole words, case and
+        accents ignored; docs/integrations.md, "Search"): the lobby's, or with ``room``
+        that room's (for its members: else ServerError ``not_in_room``). The page is as
+        :meth:`history`'s: the ``limit`` newest matches before ``before``, oldest first,
+        ``more`` when older matches may be kept. Raises ServerError (``bad_request``) for
+        a query without a word, :class:`~imkit.errors.Unavailable` when history cannot
+        be read."""
+        request = History(id=self._new_id(), limit=limit, before=before, room=room, query=query)
+        return await self._request(request, HistoryPage)
+
     async def login(self, name: str, password: str) -> str:
         """Log in to the account ``name``; returns its name, which becomes ours (everyone
         sees it as a rename). Raises LoginFailed (wrong name or password: we stay as we

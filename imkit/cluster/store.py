@@ -4,7 +4,8 @@ The publish script stores each public message in ``P:hist`` as it puts it in the
 log, and the private script a message between two accounts in their conversation's
 stream ``P:conv:PAIR``, so there is nothing to append here; the node only reads pages of
 history and conversations (the same on every node) and keeps the newest messages it
-delivered for ``--replay``. While Redis cannot be reached, :attr:`problem` says so
+delivered for ``--replay``. A search scans a stream (:meth:`RedisHistory.search`: Redis
+keeps no index). While Redis cannot be reached, :attr:`problem` says so
 (``/healthz`` answers 503).
 
 Accounts and waiting messages live in Redis too (imkit.cluster.backend, scripts.py): the
@@ -26,10 +27,14 @@ from imkit.rules.accounts import DEFAULT_OFFLINE_DAYS
 from imkit.rules.hooks import Hook, hook_from_fields
 from imkit.rules.msgid import format_msgid, parse_msgid
 from imkit.rules.names import name_key
+from imkit.rules.search import Words, matches
 from imkit.store.base import Answer, Deleted, HooksAnswer, Page, Store, Stored
 
 # Entries of P:hist read at a time when deleting a sender's messages.
 PAGE = 1000
+# A search's scan (RedisHistory.search): entries read a command, and at most in all.
+SCAN_CHUNK = 500
+SCAN_MAX = 50_000
 
 
 def stream_id(msgid: str) -> str:
@@ -179,22 +184,9 @@ class RedisHistory(Store):
                 return
             messages = []
             for entry_id, raw in reply:
-                fields = pairs(raw)
-                msgid = entry_msgid(entry_id)
-                if (parse_msgid(msgid) or 0) < cutoff:
+                message = _entry_message(entry_id, raw, cutoff)
+                if message is None:
                     break
-                time = int(fields.get("ms", entry_id.partition("-")[0])) / 1000
-                message = ChatMessage(
-                    fields["n"],
-                    fields["a"],
-                    fields.get("to"),
-                    fields["t"],
-                    time,
-                    msgid,
-                    fields.get("ac"),
-                    fields.get("r"),  # a room's name (room_publish.lua); the lobby's: None
-                    bot=bool(fields.get("b")),  # hook_publish.lua's
-                )
                 messages.append(message)
             more = len(messages) > limit
             page = messages[:limit]
@@ -218,6 +210,86 @@ class RedisHistory(Store):
             self.link.call(("HMGET", f"{key}:edits", *ids), edited)
 
         self.link.call(("XREVRANGE", key, end, "-", "COUNT", limit + 1), read)
+
+    def search(
+        self, words: Words, limit: int, before: str | None, answer: Answer, room: str | None = None
+    ) -> None:
+        """A scan of the lobby's or the room's stream, newest first, :data:`SCAN_CHUNK`
+        entries a command (the loop serves others between two), testing each text with
+        :func:`~imkit.rules.search.matches`: Redis keeps no index. It stops once the page
+        is full, at the retention cutoff or the stream's start, or after
+        :data:`SCAN_MAX` entries: then ``more`` is True (older messages were not
+        searched; ask again with ``before`` the oldest message found). An edited
+        message is tested and shown with its new text: the stream's edits (amend.lua's
+        ``KEY:edits``, a bounded hash) are read first."""
+        key = self.link.hist_key if room is None else f"{self.link.name}:room:{room}:hist"
+        cutoff = self.cutoff()
+        found: list[ChatMessage] = []
+        scanned = 0
+        edits: dict[str, str] = {}
+
+        def start(reply: Any) -> None:
+            if isinstance(reply, BaseException):
+                answer(f"the chat's history cannot be read: {self.link.problem or reply}")
+                return
+            edits.update(reply if isinstance(reply, dict) else pairs(reply))
+            chunk("+" if before is None else "(" + stream_id(before))
+
+        def chunk(end: str) -> None:
+            self.link.call(("XREVRANGE", key, end, "-", "COUNT", SCAN_CHUNK), read)
+
+        def read(reply: Any) -> None:
+            nonlocal scanned
+            if isinstance(reply, BaseException):
+                answer(f"the chat's history cannot be read: {self.link.problem or reply}")
+                return
+            scanned += len(reply)
+            for entry_id, raw in reply:
+                message = _entry_message(entry_id, raw, cutoff)
+                if message is None:  # past retention: nothing older counts
+                    finish(more=False)
+                    return
+                if (edit := edits.get(entry_id)) is not None:
+                    message = _edited(message, json.loads(edit))
+                if matches(message.text, words):
+                    found.append(message)
+                    if len(found) > limit:
+                        finish(more=True)
+                        return
+            if len(reply) < SCAN_CHUNK:
+                finish(more=False)
+            elif scanned >= SCAN_MAX:
+                finish(more=True)
+            else:
+                chunk("(" + reply[-1][0])
+
+        def finish(*, more: bool) -> None:
+            page = [self.as_read(m) for m in found[:limit]]  # the lobby's named, as one node's
+            page.reverse()
+            answer(Page(tuple(page), more))
+
+        self.link.call(("HGETALL", f"{key}:edits"), start)
+
+
+def _entry_message(entry_id: str, raw: Any, cutoff: int) -> ChatMessage | None:
+    """The message of one entry of a history stream; None when it is older than
+    ``cutoff`` (a msgid number: retention)."""
+    fields = pairs(raw)
+    msgid = entry_msgid(entry_id)
+    if (parse_msgid(msgid) or 0) < cutoff:
+        return None
+    time = int(fields.get("ms", entry_id.partition("-")[0])) / 1000
+    return ChatMessage(
+        fields["n"],
+        fields["a"],
+        fields.get("to"),
+        fields["t"],
+        time,
+        msgid,
+        fields.get("ac"),
+        fields.get("r"),  # a room's name (room_publish.lua); the lobby's: None
+        bot=bool(fields.get("b")),  # hook_publish.lua's
+    )
 
 
 def _edited(message: ChatMessage, edit: dict[str, Any]) -> ChatMessage:

@@ -1,6 +1,8 @@
 """``history``: a page of the lobby's messages, of a room's (for its members), or of a
 private conversation between two accounts (for its two parties); read from the store,
-answered when it answers."""
+answered when it answers. With a ``query`` (a search, docs/integrations.md), a page of the
+lobby's or a room's messages that have its words, by the same rule of who may read them
+(the parser refuses a search of a conversation)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from imkit.protocol import (
 from imkit.rules.accounts import Account, conversation_key
 from imkit.rules.names import name_key
 from imkit.rules.rooms import room_key
+from imkit.rules.search import query_words
 from imkit.store import Page
 
 if TYPE_CHECKING:
@@ -35,10 +38,13 @@ def history(hub: Hub, member: Member, command: History) -> None:
         _conversation(hub, member, command, answer)
         return
     key = None if command.room is None else room_key(command.room)
+    read = hub.store.history
+    if command.query is not None:  # a search: the same pages, the same readers
+        read = partial(hub.store.search, query_words(command.query))
     if key is None or key == hub.lobby_key:
-        hub.store.history(command.limit, command.before, answer)
+        read(command.limit, command.before, answer)
     elif key in member.rooms:
-        hub.store.history(command.limit, command.before, answer, room=key)
+        read(command.limit, command.before, answer, room=key)
     else:
         message = f"you are not in {command.room}: only its members read its history"
         hub.send(member, Error(command.id, NOT_IN_ROOM, message, command.room))

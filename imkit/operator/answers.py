@@ -5,6 +5,7 @@ receives them:
     {"type":"kick","name":N,"reason":R}    -> {"type":"ok","name":N} | error no_such_user
     {"type":"stats"}                       -> {"type":"stats", counters..., store...}
     {"type":"history","limit":N,"before":M} -> {"type":"history","messages":[...],"more":B}
+    (with "query": Q, a search: docs/integrations.md, "Search")
 
 and the moderation (imkit.operator.moderation_requests), account
 (imkit.operator.account_requests) and room (imkit.operator.room_requests) requests.
@@ -36,6 +37,7 @@ from imkit.protocol import (
 )
 from imkit.protocol.admin import MAX_REQUEST
 from imkit.rules.rooms import room_key
+from imkit.rules.search import query_words
 from imkit.store.base import awaited
 
 log = logging.getLogger("imkit.admin")
@@ -106,9 +108,10 @@ async def history(server: Administered, request: dict[str, Any], by: str) -> dic
     key = None if command.room is None else room_key(command.room)
     if key == server.hub.lobby_key:
         key = None  # the lobby's history, as without a room
-    read = partial(server.hub.store.history, limit, before)
-    if key is not None:
-        read = partial(server.hub.store.history, limit, before, room=key)
+    ask = server.hub.store.history
+    if command.query is not None:  # imkit history --grep: a search, any room's
+        ask = partial(server.hub.store.search, query_words(command.query))
+    read = partial(ask, limit, before, room=key)
     try:
         page = await awaited(read, HISTORY_TIMEOUT)
     except TimeoutError:

@@ -104,6 +104,8 @@ def encode_request(command: Command) -> bytes:
             fields["with"] = command.with_
         if command.room is not None:
             fields["room"] = command.room
+        if command.query is not None:
+            fields["query"] = command.query
     elif isinstance(command, Login):
         fields = {"type": "login", "name": command.name, "password": command.password}
     elif isinstance(command, Passwd):

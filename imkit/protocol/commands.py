@@ -86,12 +86,14 @@ class Invalid(Command):
 @record(kw_only=True)
 class History(Command):
     """Past public messages: the ``limit`` newest before msgid ``before`` (None: now);
-    with ``with_``, the private conversation with that account instead."""
+    with ``with_``, the private conversation with that account instead; with ``query``,
+    only those with every word of it (a search: imkit.rules.search)."""
 
     limit: int = HISTORY_DEFAULT
     before: str | None = None
     with_: str | None = None
     room: str | None = None  # a room's history (None: the lobby's)
+    query: str | None = None
 
 
 # ---------------------------------------------------------------------- rooms

@@ -8,6 +8,7 @@ from typing import Any
 
 from imkit.protocol.codes import (
     BAD_REQUEST,
+    BAD_ROOM_NAME,
     HISTORY_DEFAULT,
     HISTORY_MAX,
     INVALID_MESSAGE,
@@ -41,6 +42,8 @@ from imkit.protocol.room_requests import (
     room_field,
 )
 from imkit.rules.msgid import parse_msgid
+from imkit.rules.rooms import room_problem
+from imkit.rules.search import QueryError, query_words
 
 # Commands whose first field is a room when it begins with '#' (a user's name cannot).
 _ROOM_OR_NOT = frozenset({"to", "who", "history"})
@@ -74,6 +77,8 @@ def parse_text(text: str) -> Command:
         if rest.isascii() and rest.isdigit() and 1 <= int(rest) <= HISTORY_MAX:
             return History(limit=int(rest))
         return invalid(BAD_REQUEST, f"use history|N with N from 1 to {HISTORY_MAX}")
+    if head == "search":
+        return text_search(rest)
     if head == "login":
         # Like every command, never broadcast when malformed; and never echoed or logged.
         name, bar, password = rest.partition("|")
@@ -86,6 +91,24 @@ def parse_text(text: str) -> Command:
             return invalid(BAD_REQUEST, "use passwd|OLD|NEW (OLD without '|')")
         return Passwd(old=old, new=new)
     return PublicMessage(text=text)
+
+
+def text_search(rest: str) -> Command:
+    """``search|#ROOM|WORDS`` or ``search|WORDS`` (the lobby): the newest HISTORY_DEFAULT
+    matches. Every line that starts so is the command, never broadcast when malformed."""
+    room: str | None = None
+    if rest.startswith("#"):
+        room, bar, rest = rest.partition("|")
+        if not bar:
+            return invalid(BAD_REQUEST, "use search|#ROOM|WORDS or search|WORDS")
+        problem = room_problem(room)
+        if problem is not None:
+            return invalid(BAD_ROOM_NAME, f"{room!r} is not a room's name: {problem}")
+    try:
+        query_words(rest)
+    except QueryError as error:
+        return invalid(BAD_REQUEST, f"{error}: use search|#ROOM|WORDS or search|WORDS")
+    return History(room=room, query=rest)
 
 
 def _id_problem(value: object) -> str | None:
@@ -222,7 +245,15 @@ def _history(obj: dict[str, Any], request_id: RequestId) -> History:
     room = room_field(obj, _string_field)
     if room is not None and with_ is not None:
         raise _ShapeError("a history request has 'with' or 'room', not both")
-    return History(id=request_id, limit=limit, before=before, with_=with_, room=room)
+    query = _string_field(obj, "query", required=False)
+    if query is not None:
+        if with_ is not None:
+            raise _ShapeError("a search covers the lobby or a room, not a conversation")
+        try:
+            query_words(query)
+        except QueryError as error:
+            raise _ShapeError(str(error)) from None
+    return History(id=request_id, limit=limit, before=before, with_=with_, room=room, query=query)
 
 
 def load_json(text: str) -> object:

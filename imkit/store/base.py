@@ -42,6 +42,7 @@ from imkit.rules.msgid import MessageIds, format_msgid, msgid_floor, parse_msgid
 from imkit.rules.names import name_key
 from imkit.rules.pseudonyms import new_secret
 from imkit.rules.rooms import DEFAULT_LOBBY
+from imkit.rules.search import Words
 
 DAY = 86_400.0
 # Messages older than this many days are never returned, and deleted in the background.
@@ -213,6 +214,15 @@ class Store(ABC):
         """The ``limit`` newest public messages before msgid ``before`` (None: the newest
         of all), oldest first, within retention: the lobby's (``room`` None) or those of
         the room whose key (:func:`~imkit.rules.rooms.room_key`) is ``room``."""
+
+    @abstractmethod
+    def search(
+        self, words: Words, limit: int, before: str | None, answer: Answer, room: str | None = None
+    ) -> None:
+        """Like :meth:`history` (the same page: the ``limit`` newest before ``before``,
+        oldest first, within retention, the lobby's or the room ``room``'s), but only the
+        messages that have every one of ``words`` (:mod:`imkit.rules.search`: a file
+        through its index, the others by a scan)."""
 
     @abstractmethod
     def delete_messages(

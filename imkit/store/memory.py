@@ -11,6 +11,7 @@ from imkit.protocol import ChatMessage
 from imkit.rules.accounts import DEFAULT_OFFLINE_DAYS, PAIR_SEPARATOR
 from imkit.rules.names import name_key
 from imkit.rules.rooms import room_key
+from imkit.rules.search import Words, matches
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
     MESSAGE_GONE,
@@ -117,6 +118,19 @@ class MemoryStore(Store):
             self._messages.popleft()  # expired: forget it
         newest = (message for key, message in reversed(self._messages) if key == room)
         page = _page(newest, limit, before)
+        answer(Page(tuple(self.as_read(m) for m in page.messages), page.more))
+
+    def search(
+        self, words: Words, limit: int, before: str | None, answer: Answer, room: str | None = None
+    ) -> None:
+        """A scan of the messages kept (at most MEMORY_HISTORY), newest first."""
+        cutoff = self.cutoff()
+        found = (
+            message
+            for key, message in reversed(self._messages)
+            if key == room and message_number(message) >= cutoff and matches(message.text, words)
+        )
+        page = _page(found, limit, before)
         answer(Page(tuple(self.as_read(m) for m in page.messages), page.more))
 
     def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:

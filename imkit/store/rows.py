@@ -1,5 +1,7 @@
 """What the event loop hands the SQLite store's writer thread, and the SQL it runs: a
-message as a row, a read of history, a change in a transaction of its own, a barrier.
+message as a row, a read of history (or a search, through the FTS5 index of schema 8,
+which triggers keep in step with the rows: nothing here writes it), a change in a
+transaction of its own, a barrier.
 
 A public message's row has its room's name and key (``room``, ``room_key``) when it was
 said in a room, and NULL in both when it was said in the lobby (and in every row written
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from imkit.protocol import ChatMessage
 from imkit.rules.msgid import format_msgid
 from imkit.rules.rooms import room_key
+from imkit.rules.search import Words, fts_query, scope_token
 from imkit.store.base import Answer, Page, Stored
 
 # The columns of a waiting message (mailbox), and of a message in history (messages).
@@ -72,7 +75,7 @@ class Read:
     room's (``room``: its key); or a page of one private conversation. ``lobby``: the
     lobby's name, given to the lobby's messages read."""
 
-    __slots__ = ("limit", "bound", "cutoff", "answer", "conversation", "room", "lobby")
+    __slots__ = ("limit", "bound", "cutoff", "answer", "conversation", "room", "lobby", "words")
 
     def __init__(
         self,
@@ -84,9 +87,11 @@ class Read:
         *,
         room: str | None = None,
         lobby: str,
+        words: Words | None = None,
     ) -> None:
         self.limit, self.bound, self.cutoff, self.answer = limit, bound, cutoff, answer
         self.conversation, self.room, self.lobby = conversation, room, lobby
+        self.words = words  # a search (the lobby's or the room's messages with them)
 
 
 class Barrier:
@@ -97,12 +102,17 @@ class Barrier:
 
 
 class Change:
-    """Work on the connection in a transaction of its own (bans, accounts, mail)."""
+    """Work on the connection in a transaction of its own (bans, accounts, mail).
+    ``forgets``: it deletes messages or rewrites their text, whose words the search
+    index then still holds in its older segments until it is compacted
+    (:meth:`~imkit.store.writer.SqliteWriter._compact`)."""
 
-    __slots__ = ("work", "done")
+    __slots__ = ("work", "done", "forgets")
 
-    def __init__(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
-        self.work, self.done = work, done
+    def __init__(
+        self, work: Callable[[sqlite3.Connection], object], done: Stored, forgets: bool = False
+    ) -> None:
+        self.work, self.done, self.forgets = work, done, forgets
 
 
 def to_row(message: ChatMessage) -> Row:
@@ -153,6 +163,8 @@ def to_message(row: Row | HistoryRow, lobby: str | None = None) -> ChatMessage:
 
 def read_page(connection: sqlite3.Connection, read: Read) -> Page:
     """The page ``read`` asks for (sqlite3.Error when it cannot be read)."""
+    if read.words is not None:
+        return search_page(connection, read)
     parameters: tuple[str, ...] = ()
     if read.conversation is not None:
         where, parameters = "conversation = ?", (read.conversation,)
@@ -167,6 +179,54 @@ def read_page(connection: sqlite3.Connection, read: Read) -> Page:
         "ORDER BY id DESC LIMIT ?",
         (*parameters, read.bound, read.cutoff, read.limit + 1),
     ).fetchall()
+    more = len(rows) > read.limit
+    messages = (to_message(row, read.lobby) for row in reversed(rows[: read.limit]))
+    return Page(tuple(messages), more)
+
+
+# A search, in two steps. First the index's newest matches of the words alone (FTS5
+# walks its rowids down and stops at the LIMIT), their rows filtered by room through the
+# primary key: enough when the room (the lobby, often) holds many of them. When that
+# found too few and the index has more, the rest through the room's scope token too
+# (imkit.rules.search.fts_query): FTS5 intersects the lists, so a sparse room does not
+# cost a walk through every match elsewhere. Measured (docs/performance.md, "Search and
+# ingest"): the scope alone is slow on the lobby's huge list (20 ms for two words), the
+# words alone slow on a small room (7 ms for a common word); each step is fast where it
+# is used.
+PROBE = (
+    "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? AND rowid < ? AND rowid >= ? "
+    "ORDER BY rowid DESC LIMIT ?"
+)
+SEARCH = (
+    f"SELECT {', '.join('m.' + c for c in COLUMNS.split(', '))} FROM messages_fts "
+    "JOIN messages AS m ON m.id = messages_fts.rowid "
+    "WHERE messages_fts MATCH ? AND messages_fts.rowid < ? AND messages_fts.rowid >= ? "
+    "ORDER BY messages_fts.rowid DESC LIMIT ?"
+)
+# How many matches of the words the first step reads, for each message a page wants.
+PROBE_FACTOR = 2
+
+
+def search_page(connection: sqlite3.Connection, read: Read) -> Page:
+    """A page of the public messages of the lobby (``read.room`` None) or of a room that
+    have every word of ``read.words``, through the index messages_fts (schema 8)."""
+    assert read.words is not None
+    want = read.limit + 1
+    probe = max(PROBE_FACTOR * want, 100)
+    words = fts_query(read.words)
+    ids = [row[0] for row in connection.execute(PROBE, (words, read.bound, read.cutoff, probe))]
+    rows: list[HistoryRow] = []
+    if ids:
+        marks = ", ".join("?" * len(ids))
+        rows = connection.execute(
+            f"SELECT {COLUMNS} FROM messages WHERE id IN ({marks}) AND recipient IS NULL "
+            "AND room_key IS ? ORDER BY id DESC LIMIT ?",
+            (*ids, read.room, want),
+        ).fetchall()
+    if len(rows) < want and len(ids) == probe:  # more matches, older than those read
+        scoped = fts_query(read.words, scope_token(read.room))
+        rest = (scoped, ids[-1], read.cutoff, want - len(rows))
+        rows += connection.execute(SEARCH, rest).fetchall()
     more = len(rows) > read.limit
     messages = (to_message(row, read.lobby) for row in reversed(rows[: read.limit]))
     return Page(tuple(messages), more)

@@ -25,6 +25,10 @@ from imkit.errors import ServeError
 # "imkt": what `PRAGMA application_id` says in every imkit database.
 APPLICATION_ID = 0x696D6B74
 
+# A public message's scope token in the search index (migration 6), from a row of
+# messages: the same as imkit.rules.search.scope_token.
+_SCOPE = "CASE WHEN {row}.room_key IS NULL THEN 'l' ELSE 'r' || hex({row}.room_key) END"
+
 # Each migration takes the schema from the version before it to its own number. A new
 # version appends one; a released one never changes.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -126,6 +130,38 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # Editing a message (docs/integrations.md, "Delete and edit"): when its author last
     # changed its text (NULL: never).
     7: ("ALTER TABLE messages ADD COLUMN edited REAL",),
+    # Search (docs/integrations.md, "Search"): an FTS5 index of public messages' text.
+    # Its content is the view messages_public (so FTS5's 'rebuild' can read it), whose
+    # ``scope`` is one token for where a message was said (imkit.rules.search.scope_token:
+    # 'l' the lobby, 'r' || hex(room_key) a room), so that a room's search intersects
+    # two lists of the index rather than filtering rows. Private messages are not in it.
+    # The index follows the messages table by these TRIGGERS, whatever writes it: an
+    # insert, retention, `imkit history delete`, and any UPDATE of a message's text (an
+    # edit, a deletion that blanks it) — no code has to call anything.
+    8: (
+        f"""CREATE VIEW messages_public AS SELECT id, text, {_SCOPE.format(row="messages")}
+            AS scope FROM messages WHERE recipient IS NULL""",
+        """CREATE VIRTUAL TABLE messages_fts USING fts5(text, scope,
+            content='messages_public', content_rowid='id',
+            tokenize='unicode61 remove_diacritics 2')""",
+        "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",  # an existing file's
+        f"""CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages
+            WHEN new.recipient IS NULL BEGIN
+            INSERT INTO messages_fts (rowid, text, scope)
+            VALUES (new.id, new.text, {_SCOPE.format(row="new")}); END""",
+        f"""CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+            WHEN old.recipient IS NULL BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, text, scope)
+            VALUES ('delete', old.id, old.text, {_SCOPE.format(row="old")}); END""",
+        f"""CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, recipient, room_key
+            ON messages BEGIN
+            INSERT INTO messages_fts (messages_fts, rowid, text, scope)
+            SELECT 'delete', old.id, old.text, {_SCOPE.format(row="old")}
+            WHERE old.recipient IS NULL;
+            INSERT INTO messages_fts (rowid, text, scope)
+            SELECT new.id, new.text, {_SCOPE.format(row="new")} WHERE new.recipient IS NULL;
+            END""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -280,16 +316,33 @@ def connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
         # A deleted message's text (or an edited one's old text) is overwritten in the
         # file, not left in a free page (docs/integrations.md, "Delete and edit").
         connection.execute("PRAGMA secure_delete=ON")
+        _require_fts5(connection, path)
         _migrate(connection)
         # Prove now that the file takes writes: better to refuse to start than to start
         # refusing every message.
         connection.execute("UPDATE meta SET value = strftime('%s') WHERE key = 'checked_at'")
+    except ServeError:
+        connection.close()
+        raise
     except sqlite3.Error as error:
         connection.close()
         raise _not_writable(path) or ServeError(
             f"cannot write the database {path}: {error}"
         ) from None
     return connection
+
+
+def _require_fts5(connection: sqlite3.Connection, path: Path) -> None:
+    """Refuse to serve when this Python's SQLite lacks FTS5: the search index (migration
+    6) and its triggers on every message need it. Asked of the library, not assumed: a
+    distribution may build sqlite3 without it."""
+    options = {row[0] for row in connection.execute("PRAGMA compile_options")}
+    if "ENABLE_FTS5" not in options:
+        raise ServeError(
+            f"cannot use the database {path}: this Python's SQLite {sqlite3.sqlite_version} "
+            "was built without FTS5, which imkit's store needs for search; use a Python "
+            "whose sqlite3 has it, or --db none"
+        )
 
 
 def _migrate(connection: sqlite3.Connection) -> None:

@@ -38,6 +38,7 @@ from imkit.protocol import HISTORY_MAX, ChatMessage
 from imkit.rules.accounts import ACCOUNT_GONE, DEFAULT_OFFLINE_DAYS, Account
 from imkit.rules.hooks import Hook, hook_from_fields
 from imkit.rules.names import name_key
+from imkit.rules.search import Words
 from imkit.store.base import (
     DEFAULT_RETAIN_DAYS,
     MESSAGE_GONE,
@@ -201,15 +202,34 @@ class SqliteStore(SqliteWriter):
         )
         self._queue.put(read)
 
+    def search(
+        self, words: Words, limit: int, before: str | None, answer: Answer, room: str | None = None
+    ) -> None:
+        """Through the index (rows.search_page), on the writer's queue like history."""
+        self._hand_over()
+        read = Read(
+            limit,
+            before_number(before),
+            self.cutoff(),
+            self._watchdog.bounded(answer),
+            None,
+            room=room,
+            lobby=self.lobby,
+            words=words,
+        )
+        self._queue.put(read)
+
     def conversation(self, pair: str, limit: int, before: str | None, answer: Answer) -> None:
         self._hand_over()  # as history: it sees every message appended before it
         bounded = self._watchdog.bounded(answer)
         read = Read(limit, before_number(before), self.cutoff(), bounded, pair, lobby=self.lobby)
         self._queue.put(read)
 
-    def _change(self, work: Callable[[sqlite3.Connection], object], done: Stored) -> None:
+    def _change(
+        self, work: Callable[[sqlite3.Connection], object], done: Stored, forgets: bool = False
+    ) -> None:
         self._hand_over()
-        self._queue.put(Change(work, done))
+        self._queue.put(Change(work, done, forgets))
 
     def delete_messages(
         self, ids: list[int] | None, sender_key: str | None, since: int, done: Deleted
@@ -238,7 +258,7 @@ class SqliteStore(SqliteWriter):
             self.forget([n for n, _ in deleted])
             done(deleted)
 
-        self._change(work, finished)
+        self._change(work, finished, forgets=True)
 
     def find_message(self, number: int, answer: Found) -> None:
         found: list[Any] = []  # written by the writer thread, read after it posts
@@ -271,7 +291,7 @@ class SqliteStore(SqliteWriter):
                 problem = None if changed and changed[0] > 0 else MESSAGE_GONE
             done(problem)
 
-        self._change(work, finished)
+        self._change(work, finished, forgets=True)
 
     def save_ban(self, fields: dict[str, Any], done: Stored) -> None:
         row = (fields["target"], json.dumps(fields))

@@ -18,6 +18,16 @@ report; the event loop watches it (:mod:`.watchdog`).
 
 Old messages are deleted in the background, a few hundred per transaction, and only
 while no messages are waiting, so retention never stalls the chat.
+
+The search index (``messages_fts``, schema 8) follows the messages table by SQLite
+triggers on INSERT, DELETE and UPDATE OF text: every write here, and any later one that
+edits or blanks a message's text, keeps it in step without calling anything. A deleted
+or edited message is out of the index at once (no search finds it), but FTS5 keeps its
+words in the index's older segments until they are merged; so after a deletion or an
+edit the writer compacts the index (FTS5 ``optimize``, about a second per million
+messages) as soon as nothing waits, then at most once every :data:`COMPACT_INTERVAL`
+seconds, and at close; ``PRAGMA secure_delete`` overwrites the pages it frees. Words
+of a deleted message leave the file within that interval (docs/integrations.md).
 """
 
 from __future__ import annotations
@@ -44,6 +54,8 @@ log = logging.getLogger("imkit.store")
 PROBE_INTERVAL = 1.0
 # Retention deletes at most this many messages per transaction.
 PURGE_CHUNK = 500
+# After a deletion or an edit, the search index is compacted at most this often.
+COMPACT_INTERVAL = 60.0
 
 # The queue item that ends the writer thread (SqliteStore.close).
 CLOSE = object()
@@ -75,6 +87,8 @@ class SqliteWriter(Store):
         self._loop: asyncio.AbstractEventLoop | None = None
         # Writer thread only: its own view of whether writes fail.
         self._failing: str | None = None
+        # A deletion or an edit was written since the search index was last compacted.
+        self._forgotten = False
         self._watchdog = Watchdog(
             str(path),
             self._set_problem,
@@ -123,6 +137,7 @@ class SqliteWriter(Store):
         next_purge = time.monotonic() + min(1.0, self.purge_interval)
         next_probe = 0.0
         next_watch = time.monotonic() + WATCH_INTERVAL
+        next_compact = 0.0
         closing = False
         purging = self.retain_days > 0 or self.offline_days > 0
         while not closing:
@@ -133,6 +148,8 @@ class SqliteWriter(Store):
                 deadlines.append(next_purge)
             if self._failing is not None:
                 deadlines.append(next_probe)
+            if self._forgotten and self._failing is None:
+                deadlines.append(next_compact)
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
             items: list[object] = []
             try:
@@ -157,7 +174,12 @@ class SqliteWriter(Store):
             if purging and now >= next_purge and self._failing is None:
                 self._purge()
                 next_purge = time.monotonic() + self.purge_interval
+            if self._forgotten and now >= next_compact and self._queue.empty():
+                self._compact()
+                next_compact = time.monotonic() + COMPACT_INTERVAL
             self._watchdog.busy_since = None
+        if self._forgotten:
+            self._compact()
         self._remember_last_id()
         self._release()
 
@@ -184,6 +206,7 @@ class SqliteWriter(Store):
                 self._read(item)
             elif isinstance(item, Change):
                 problem = self._file_problem() or self._transaction(item.work, last_id=0)
+                self._forgotten = self._forgotten or (item.forgets and problem is None)
                 self._post(item.done, problem)
             elif isinstance(item, Barrier):
                 self._post(item.reached)
@@ -296,6 +319,26 @@ class SqliteWriter(Store):
                 )
                 return
             self._files.remember()
+
+    def _compact(self) -> None:
+        """Merge the search index's segments into one (FTS5 ``optimize``): the words
+        of deleted and edited messages leave the file (module docstring)."""
+        assert self._connection is not None
+        self._watchdog.busy_since = time.monotonic()  # a long compaction is no stall
+        try:
+            with self._connection:
+                self._connection.execute(
+                    "INSERT INTO messages_fts (messages_fts) VALUES ('optimize')"
+                )
+        except sqlite3.Error as error:
+            log.warning(
+                "the search index could not be compacted: %s",
+                error,
+                extra={"event": "index_compact_failed", "reason": str(error)},
+            )
+            return
+        self._forgotten = False
+        self._files.remember()
 
     def _remember_last_id(self) -> None:
         # Private messages have ids too but are not stored: keep the greatest id given.

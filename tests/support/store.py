@@ -8,6 +8,7 @@ from pathlib import Path
 import anyio
 
 from imkit.protocol import ChatMessage
+from imkit.rules.search import query_words
 from imkit.store import Page, SqliteStore, Store
 from tests.support import Clock
 
@@ -47,6 +48,25 @@ async def history(store: Store, limit: int = 100, before: str | None = None) -> 
         done.set()
 
     store.history(limit, before, answer)
+    with anyio.fail_after(10):
+        await done.wait()
+    [page] = pages
+    assert isinstance(page, Page), page
+    return page
+
+
+async def search(
+    store: Store, query: str, limit: int = 100, before: str | None = None, room: str | None = None
+) -> Page:
+    """A search page of ``store`` (the lobby's, or the room whose key is ``room``)."""
+    pages: list[Page | str] = []
+    done = anyio.Event()
+
+    def answer(page: Page | str) -> None:
+        pages.append(page)
+        done.set()
+
+    store.search(query_words(query), limit, before, answer, room=room)
     with anyio.fail_after(10):
         await done.wait()
     [page] = pages

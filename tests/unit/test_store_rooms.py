@@ -309,7 +309,7 @@ async def test_a_schema_4_file_is_migrated_and_keeps_its_messages(tmp_path: Path
         )
         db.execute(f"PRAGMA application_id={APPLICATION_ID}")
         db.execute("PRAGMA user_version=4")
-    assert SCHEMA_VERSION == 7  # 5: rooms, 6: hooks, 7: edited messages
+    assert SCHEMA_VERSION == 8  # 5: rooms, 6: hooks, 7: edited messages, 8: search
     store = SqliteStore(path, clock=Clock(T0))
     store.open()
     store.lobby = "#general"
