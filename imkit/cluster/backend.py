@@ -41,6 +41,7 @@ from imkit.cluster.admin_answers import RedisDirectory
 from imkit.cluster.connection import is_full
 from imkit.cluster.events import ClusterEvents
 from imkit.cluster.link import ClusterLink
+from imkit.cluster.people import about, describe, people
 from imkit.cluster.rooms import RedisRooms
 from imkit.cluster.terms import (
     REJOINING,
@@ -88,11 +89,16 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
-from imkit.protocol.queries import Echo
+from imkit.protocol.queries import Echo, Whois
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.names import name_key, name_problem
 
 log = logging.getLogger("imkit.cluster")
+
+
+def _about_json(member: Member) -> str:
+    fields = about(member)
+    return "" if fields is None else json.dumps(fields)
 
 
 class RedisBackend(RedisRooms):
@@ -151,6 +157,7 @@ class RedisBackend(RedisRooms):
             # Only the operator's `imkit who` (on any node) shows the real address.
             member.addr if hidden else "",
             numbered_names(shown) if hidden else "",
+            _about_json(member),
             *default_candidates(shown),
             done=joined,
         )
@@ -264,7 +271,8 @@ class RedisBackend(RedisRooms):
 
         link, store = self.link, self.hub.store
         cutoff = store.cutoff() // 1000 if store.retain_days > 0 else 0
-        link.script("publish", self.node, member.id, command.text, cutoff, done=published)
+        notice = "1" if command.notice else ""
+        link.script("publish", self.node, member.id, command.text, cutoff, notice, done=published)
 
     def private(self, member: Member, command: PrivateMessage) -> None:
         if self._refuse_unavailable(member, command.id):
@@ -292,7 +300,8 @@ class RedisBackend(RedisRooms):
                     self.hub.send(member, Ok(rid, reply[1]))
                 elif member.wire.mode is Mode.IRC:  # its echo (echo-message), or nothing
                     echo = ChatMessage(member.name, member.shown_addr, to, command.text,
-                                       self.hub.wall_clock(), reply[1], member.account)  # fmt: skip
+                                       self.hub.wall_clock(), reply[1], member.account,
+                                       notice=command.notice)  # fmt: skip
                     self.hub.send(member, Echo(echo))
 
         link, store = self.link, self.hub.store
@@ -314,6 +323,7 @@ class RedisBackend(RedisRooms):
             store.mail_cutoff(),
             store.cutoff() // 1000 if store.retain_days > 0 else 0,
             MAILBOX_MAX,
+            "1" if command.notice else "",
             done=sent,
         )
 
@@ -332,6 +342,12 @@ class RedisBackend(RedisRooms):
                 self.hub.reply(member, UserList(rid, users))
 
         self.link.script("who", "1", done=listed)
+
+    def people(self, member: Member, command: Whois) -> None:
+        people(self, member, command)
+
+    def describe(self, member: Member) -> None:
+        describe(self, member)
 
     def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
         problem = name_problem(new)
@@ -422,6 +438,7 @@ class RedisBackend(RedisRooms):
                     "mode": member.mode.value,
                     "since": str(member.connected_wall),
                     "real": member.addr if self.hub.hide_addresses else "",
+                    "about": about(member),
                 }
             )
 

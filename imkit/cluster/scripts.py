@@ -73,6 +73,8 @@ OPERATION_NAMES = (
     "forget",
     "mode",
     "who",
+    "people",
+    "describe",
     "nodes",
     "login",
     "mail_done",

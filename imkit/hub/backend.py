@@ -35,6 +35,7 @@ from imkit.protocol import (
     Topic,
     Who,
 )
+from imkit.protocol.queries import Whois
 from imkit.rules.accounts import Account
 from imkit.rules.bans import Ban
 from imkit.rules.rooms import Change, Mask
@@ -83,6 +84,14 @@ class Backend(Protocol):
     def public(self, member: Member, command: PublicMessage) -> None: ...
     def private(self, member: Member, command: PrivateMessage) -> None: ...
     def who(self, member: Member, command: Who) -> None: ...
+    def people(self, member: Member, command: Whois) -> None:
+        """Who the users asked are (IRC's WHOIS, WHO, ISON, USERHOST), over the whole
+        chat: a :class:`~imkit.protocol.queries.People` reply."""
+
+    def describe(self, member: Member) -> None:
+        """What ``member`` says of itself changed (away, real name, IRC user modes): kept
+        where :meth:`people` reads it."""
+
     def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None: ...
 
     # rooms (docs/rooms.md): the hub has answered the lobby's requests; ``key`` is the

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from imkit.hub.directory import LocalDirectory
 from imkit.hub.local_rooms import LocalRooms
 from imkit.hub.members import Member, logged_in_message, reserved_message
+from imkit.hub.queries import local_people
 from imkit.protocol import (
     INVALID_NAME,
     LOGGED_IN,
@@ -42,7 +43,7 @@ from imkit.protocol import (
     Welcome,
     Who,
 )
-from imkit.protocol.queries import Echo, IsAway
+from imkit.protocol.queries import Echo, IsAway, Whois
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.names import name_key, name_problem
 
@@ -199,6 +200,12 @@ class LocalBackend(LocalRooms):
             UserInfo(m.name, m.shown_addr, m.account) for m in hub._members.values() if m.in_lobby
         )
         hub.reply(member, UserList(command.id, users))
+
+    def people(self, member: Member, command: Whois) -> None:
+        local_people(self.hub, member, command)
+
+    def describe(self, member: Member) -> None:
+        pass  # the member itself is what local_people reads
 
     def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
         """``rename``, or a hello with a name: the reply once the name is ``member``'s."""

@@ -1,7 +1,8 @@
 """The hub's answers to the requests about people (:mod:`imkit.protocol.queries`,
 what the IRC port needs beyond rooms and messages): who someone is, the counts, away,
 quit, and the replies a client's own wire made. Answered from this server's members
-(a cluster node: its own users and the rooms' members here)."""
+(WHOIS and WHO: the backend's, :func:`local_people` on one server; a cluster node asks
+Redis)."""
 
 from __future__ import annotations
 
@@ -78,32 +79,36 @@ def person(hub: Hub, member: Member, asker: Member | None) -> Person:
     )
 
 
+def local_people(hub: Hub, member: Member, command: Whois) -> None:
+    """:class:`Whois` answered from this server's members: one server's whole chat (a
+    cluster node asks Redis: imkit.cluster.people, and falls back on this while it
+    cannot)."""
+    if command.room is not None:
+        key = room_key(command.room) if command.room != "*" else "*"
+        if key == "*":  # everyone here (an IRC WHO with a mask)
+            members = list(hub._members.values())
+            name = "*"
+        elif key == hub.lobby_key:
+            members = [m for m in hub._members.values() if m.in_lobby]
+            name = hub.lobby
+        else:
+            room = hub.rooms.get(key)
+            visible = room is not None and not (_secret(hub, key) and key not in member.rooms)
+            members = list(room.members.values()) if room is not None and visible else []
+            name = room.name if room is not None else command.room
+        found = tuple(person(hub, m, member) for m in members)
+        hub.reply(member, People(command.id, (command.room,), found, name))
+        return
+    people = []
+    for name in command.names:
+        other = hub.find(name)
+        if other is not None and other.online:
+            people.append(person(hub, other, member))
+    hub.reply(member, People(command.id, command.names, tuple(people)))
+
+
 def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None]]:
     """The entries of :meth:`Hub._command_table` for the requests about people."""
-
-    def whois(member: Member, command: Whois) -> None:
-        if command.room is not None:
-            key = room_key(command.room) if command.room != "*" else "*"
-            if key == "*":  # everyone here (an IRC WHO with a mask)
-                members = list(hub._members.values())
-                name = "*"
-            elif key == hub.lobby_key:
-                members = [m for m in hub._members.values() if m.in_lobby]
-                name = hub.lobby
-            else:
-                room = hub.rooms.get(key)
-                visible = room is not None and not (_secret(hub, key) and key not in member.rooms)
-                members = list(room.members.values()) if room is not None and visible else []
-                name = room.name if room is not None else command.room
-            found = tuple(person(hub, m, member) for m in members)
-            hub.reply(member, People(command.id, (command.room,), found, name))
-            return
-        people = []
-        for name in command.names:
-            other = hub.find(name)
-            if other is not None and other.online:
-                people.append(person(hub, other, member))
-        hub.reply(member, People(command.id, command.names, tuple(people)))
 
     peaks = [0, 0]  # the most users here and in all, seen by LUSERS
 
@@ -118,6 +123,7 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         modes = set(member.modes) | set(command.add)
         modes -= set(command.remove)
         member.modes = "".join(sorted(modes))
+        hub.backend.describe(member)
         hub.send(member, UserModesSet(command.id, member.modes, command.add, command.remove))
 
     def told(member: Member, event: Described) -> None:
@@ -128,11 +134,13 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
     def away(member: Member, command: SetAway) -> None:
         member.away = command.message or None
         if not command.again:
+            hub.backend.describe(member)
             hub.send(member, AwayOk(command.id, member.away is not None))
         told(member, Described(member.name, member.shown_addr, member.away))
 
     def set_name(member: Member, command: SetName) -> None:
         member.realname = command.realname
+        hub.backend.describe(member)
         event = Described(member.name, member.shown_addr, member.away, command.realname)
         hub.send(member, event)
         told(member, event)
@@ -175,7 +183,7 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
             hub.backend.rename(member, command.id, command.nick, hello=False)
 
     return {
-        Whois: whois,
+        Whois: hub.backend.people,
         Lusers: lusers,
         SetAway: away,
         Quit: quit_,
