@@ -77,6 +77,7 @@ from imkit.protocol import (
     Bye,
     ChatMessage,
     Error,
+    Event,
     Mode,
     Ok,
     PasswdOk,
@@ -345,6 +346,15 @@ class RedisBackend(RedisRooms):
 
     def people(self, member: Member, command: Whois) -> None:
         people(self, member, command)
+
+    def in_order(self, member: Member, event: Event) -> None:
+        """After the replies to what was asked of Redis before (ClusterLink.after)."""
+
+        def send() -> None:
+            if member.online:
+                self.hub.send(member, event)
+
+        self.link.after(send)
 
     def describe(self, member: Member) -> None:
         describe(self, member)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from imkit.protocol import (
+    Event,
     Invite,
     JoinRoom,
     ListRooms,
@@ -87,6 +88,11 @@ class Backend(Protocol):
     def people(self, member: Member, command: Whois) -> None:
         """Who the users asked are (IRC's WHOIS, WHO, ISON, USERHOST), over the whole
         chat: a :class:`~imkit.protocol.queries.People` reply."""
+
+    def in_order(self, member: Member, event: Event) -> None:
+        """Send ``member`` a reply made at once (an IRC PONG, a wire's numerics, AWAY's)
+        after the replies to its earlier requests: at once on one server; on a cluster
+        node once Redis has answered everything asked before."""
 
     def describe(self, member: Member) -> None:
         """What ``member`` says of itself changed (away, real name, IRC user modes): kept

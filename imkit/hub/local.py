@@ -204,6 +204,9 @@ class LocalBackend(LocalRooms):
     def people(self, member: Member, command: Whois) -> None:
         local_people(self.hub, member, command)
 
+    def in_order(self, member: Member, event: Event) -> None:
+        self.hub.send(member, event)  # every earlier reply is queued already
+
     def describe(self, member: Member) -> None:
         pass  # the member itself is what local_people reads
 

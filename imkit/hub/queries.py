@@ -117,14 +117,15 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         users = len(hub)
         peaks[0], peaks[1] = max(peaks[0], here), max(peaks[1], users)
         rooms = len(getattr(hub.backend, "states", hub.rooms)) + 1  # the lobby too
-        hub.send(member, Counts(command.id, users, here, rooms, peaks[0], peaks[1]))
+        hub.backend.in_order(member, Counts(command.id, users, here, rooms, *peaks))
 
     def user_modes(member: Member, command: UserModes) -> None:
         modes = set(member.modes) | set(command.add)
         modes -= set(command.remove)
         member.modes = "".join(sorted(modes))
         hub.backend.describe(member)
-        hub.send(member, UserModesSet(command.id, member.modes, command.add, command.remove))
+        answer = UserModesSet(command.id, member.modes, command.add, command.remove)
+        hub.backend.in_order(member, answer)
 
     def told(member: Member, event: Described) -> None:
         """``event`` to the IRC users who share the lobby or a room with ``member``."""
@@ -135,7 +136,7 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         member.away = command.message or None
         if not command.again:
             hub.backend.describe(member)
-            hub.send(member, AwayOk(command.id, member.away is not None))
+            hub.backend.in_order(member, AwayOk(command.id, member.away is not None))
         told(member, Described(member.name, member.shown_addr, member.away))
 
     def set_name(member: Member, command: SetName) -> None:
@@ -171,7 +172,7 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         fan_out(hub, told, WallopsMessage(member.name, member.shown_addr, command.text))
 
     def answer(member: Member, command: Answer) -> None:
-        hub.send(member, command.event)
+        hub.backend.in_order(member, command.event)  # after the replies asked before
 
     def register(member: Member, command: Register) -> None:
         """An IRC client's registration, once it is online (imkit.transport.irc): its
