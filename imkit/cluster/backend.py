@@ -348,7 +348,12 @@ class RedisBackend(RedisRooms):
         people(self, member, command)
 
     def in_order(self, member: Member, event: Event) -> None:
-        """After the replies to what was asked of Redis before (ClusterLink.after)."""
+        """After the replies to what was asked of Redis before (ClusterLink.after); while
+        a login of ``member`` waits for its ``li`` event, after that login's answer."""
+        for pending in self.logins.values():
+            if pending.member is member:
+                pending.then.append(event)
+                return
 
         def send() -> None:
             if member.online:
@@ -470,6 +475,8 @@ class RedisBackend(RedisRooms):
                 self.hub.send(member, Error(rid, LOGIN_FAILED, LOGIN_FAILED_MESSAGE))
             else:
                 self._failed(member, rid, reply, "you are not logged in")
+            if not joining:  # (one that was joining is gone)
+                self.answered(pending)
 
         self.link.script(
             "login",
@@ -483,6 +490,13 @@ class RedisBackend(RedisRooms):
             join,
             done=done,
         )
+
+    def answered(self, pending: Login) -> None:
+        """A login is answered (its ``li`` event: LoginOk; or failed): what waited for it
+        (:meth:`in_order`) follows."""
+        for event in pending.then:
+            if pending.member.online:
+                self.hub.send(pending.member, event)
 
     def change_password(
         self, member: Member, account: Account, password_hash: str, rid: RequestId

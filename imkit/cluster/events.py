@@ -96,6 +96,7 @@ class ClusterEvents:
         else:
             reply = LoginOk(pending.rid, member.name)
         self.hub.send(member, reply)
+        self.backend.answered(pending)  # what its client was answered meanwhile
         self.backend.rejoin_rooms(member, name_key(member.account))
 
     # ------------------------------------------------------------ events from Redis

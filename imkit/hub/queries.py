@@ -178,8 +178,11 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         """An IRC client's registration, once it is online (imkit.transport.irc): its
         nick; logged in already (SASL), its account's name."""
         member.ident, member.realname = command.ident, command.realname
-        if member.account is not None:
-            hub.send(member, RenameOk(command.id, member.name))
+        if member.account is not None:  # logged in (SASL) before it said who it is
+            hub.backend.describe(member)
+            # Its name is its account's: on a cluster node once the login is answered,
+            # which the welcome waits for (in_order).
+            hub.backend.in_order(member, RenameOk(command.id, member.account))
         else:
             hub.backend.rename(member, command.id, command.nick, hello=False)
 

@@ -5,12 +5,13 @@ IRC user is announced to no lobby until it joins #lobby."""
 
 from __future__ import annotations
 
+import base64
 import re
 
 import anyio
 
 from tests.support import LineClient, joined
-from tests.support.cluster import Cluster, Node
+from tests.support.cluster import Cluster, Node, add_account
 
 
 def irc_address(node: Node) -> str:
@@ -107,7 +108,7 @@ async def test_an_irc_users_private_message_is_echoed_on_a_cluster(cluster: Clus
 
 
 async def test_whois_who_ison_and_userhost_see_every_node(cluster: Cluster) -> None:
-    one, two = cluster.start_nodes(2, "--irc", "127.0.0.1:0")
+    one, two = cluster.start_nodes(2, "--irc", "127.0.0.1:0", "--password-hash-cost", "4")
     alex = await RawIrc.register(one, "alex", "alexu", "Alex Real")
     sam = await RawIrc.register(two, "sam", "samu", "Sam Real")
     tee = await joined(two.address, "tee")  # a netcat user, in the lobby
@@ -166,6 +167,23 @@ async def test_whois_who_ison_and_userhost_see_every_node(cluster: Cluster) -> N
     assert [line.split()[1] for line in whois] == ["311", "312", "318"], whois
     await tee.send("who\n")
     assert await tee.line_matching("tee:online") == f"[{tee.addr}]tee:online...\n"
+
+    # A SASL login before NICK and USER: what it said after is kept too.
+    await add_account(two, "kim", "sesame")
+    kim = RawIrc(await LineClient.connect(irc_address(two)))
+    blob = base64.b64encode(b"\0kim\0sesame").decode()
+    await kim.send("CAP REQ :sasl", "AUTHENTICATE PLAIN")
+    await kim.expect(r"^AUTHENTICATE \+")
+    await kim.send(f"AUTHENTICATE {blob}", "NICK x", "USER kimu 0 * :Kim Real", "CAP END")
+    registration = await kim.until(r" 001 ")  # the login answered first, then the welcome
+    assert " 001 kim " in registration[-1], registration
+    assert [line.split()[1] for line in registration[-3:-1]] == ["900", "903"], registration
+    await kim.send("WHOIS kim")  # through Redis after its registration's
+    await kim.expect(r" 318 kim ")
+    await alex.send("WHOIS kim")
+    whois = await alex.until(r" 318 alex ")
+    assert whois[0].split(" ", 1)[1] == "311 alex kim kimu 127.0.0.1 * :Kim Real", whois
+    assert any(line.endswith(" 330 alex kim kim :is logged in as") for line in whois), whois
 
 
 async def test_a_notice_stays_a_notice_across_nodes(cluster: Cluster) -> None:
