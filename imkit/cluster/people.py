@@ -86,15 +86,19 @@ def people(node: RedisBackend, member: Member, command: Whois) -> None:
     def found(reply: Any) -> None:
         if not member.online:
             return
-        if isinstance(reply, BaseException) or not isinstance(reply, str | bytes):
-            local_people(hub, member, command)  # failed ({'gone'}: it is leaving)
+        if isinstance(reply, BaseException) or (isinstance(reply, list) and reply[:1] == ["gone"]):
+            local_people(hub, member, command)  # failed (gone: it is leaving)
             return
-        answer = json.loads(reply)
         now = time.monotonic()
-        persons = tuple(
-            _person(node, p.get("c", {}), as_list(p.get("rooms")), now)
-            for p in as_list(answer.get("people"))
-        )
+        answer: dict[str, Any] = {}
+        if isinstance(reply, list):  # everyone, or the lobby: records read here
+            persons = _everyone(node, reply, now, lobby=what == "lobby")
+        else:
+            answer = json.loads(reply)
+            persons = tuple(
+                _person(node, p.get("c", {}), as_list(p.get("rooms")), now)
+                for p in as_list(answer.get("people"))
+            )
         if command.room is None:
             hub.reply(member, People(command.id, command.names, persons))
             return
@@ -102,6 +106,31 @@ def people(node: RedisBackend, member: Member, command: Whois) -> None:
         hub.reply(member, People(command.id, (command.room,), persons, name))
 
     link.script("people", node.node, member.id, what, *args, done=found)
+
+
+def _everyone(
+    node: RedisBackend, reply: list[Any], now: float, *, lobby: bool
+) -> tuple[Person, ...]:
+    """Everyone online (``lobby``: in the lobby), in order of arrival, from people.lua's
+    reply for them: the rooms (key: name, secret, the asker in it), then the records."""
+    rooms: dict[str, list[Any]] = json.loads(reply[0]).get("rooms") or {}
+    records = [json.loads(raw) for raw in reply[1:]]
+    if lobby:
+        records = [r for r in records if r.get("lobby") is not False]
+    records.sort(key=lambda r: int(r.get("arrival") or 0))
+    return tuple(
+        _person(
+            node,
+            record,
+            [
+                [*rooms[key][:1], "", *rooms[key][1:]]
+                for key in as_list(record.get("rooms"))
+                if key in rooms
+            ],
+            now,
+        )
+        for record in records
+    )
 
 
 def _person(node: RedisBackend, record: dict[str, Any], rooms: list[Any], now: float) -> Person:
