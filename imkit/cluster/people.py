@@ -6,9 +6,11 @@ address, account, rooms and lobby flag, and what an IRC client says of itself
 (:func:`about`: ident, real name, away, user modes), written when it comes online (the
 join, login and register scripts) and when it changes (``describe.lua``). One
 ``people.lua`` call answers a request from there, with each user's rooms and its
-standing in them; no other node is asked (a dead node would leave the request
-unanswered). The reply comes when Redis answers, in the order of the node's other
-requests, like every request that needs Redis. Only the idle time is the user's own
+standing in them (for a WHO of everyone or of the lobby: every record as it is and each
+room once, decoded and ordered here rather than in Redis, which runs a script alone); no
+other node is asked (a dead node would leave the request unanswered). The reply comes
+when Redis answers, in the order of the node's other requests, like every request that
+needs Redis. Only the idle time is the user's own
 node's: a user of another node has none (WHOIS then has no ``317``).
 
 While Redis cannot be used (or the call fails), the request is answered from this
