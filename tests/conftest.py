@@ -51,7 +51,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         folder = item.path.resolve().relative_to(TESTS).parts[0]
         if folder == BOTH:
             callspec = getattr(item, "callspec", None)
-            two = callspec is not None and callspec.params.get("chat") == "two nodes"
+            params = {} if callspec is None else callspec.params
+            two = "two nodes" in (params.get("chat"), params.get("irc_chat"))
             level = "cluster" if two else "server"
         elif folder in LEVELS:
             level = folder

@@ -42,6 +42,7 @@ from imkit.cluster.connection import is_full
 from imkit.cluster.edits import amend_in_redis
 from imkit.cluster.events import ClusterEvents
 from imkit.cluster.link import ClusterLink
+from imkit.cluster.people import about, describe, people
 from imkit.cluster.rooms import RedisRooms
 from imkit.cluster.terms import (
     REJOINING,
@@ -77,6 +78,7 @@ from imkit.protocol import (
     Bye,
     ChatMessage,
     Error,
+    Event,
     Mode,
     Ok,
     PasswdOk,
@@ -90,12 +92,17 @@ from imkit.protocol import (
     Who,
 )
 from imkit.protocol.edits import DeleteMessage, EditMessage
-from imkit.protocol.queries import Echo
+from imkit.protocol.queries import Echo, Whois
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.hooks import HOOK_ADDR, NO_ROOM, NOT_TAKEN, POSTED, PostOutcome
 from imkit.rules.names import name_key, name_problem
 
 log = logging.getLogger("imkit.cluster")
+
+
+def _about_json(member: Member) -> str:
+    fields = about(member)
+    return "" if fields is None else json.dumps(fields)
 
 
 class RedisBackend(RedisRooms):
@@ -154,6 +161,7 @@ class RedisBackend(RedisRooms):
             # Only the operator's `imkit who` (on any node) shows the real address.
             member.addr if hidden else "",
             numbered_names(shown) if hidden else "",
+            _about_json(member),
             *default_candidates(shown),
             done=joined,
         )
@@ -268,7 +276,8 @@ class RedisBackend(RedisRooms):
 
         link, store = self.link, self.hub.store
         cutoff = store.cutoff() // 1000 if store.retain_days > 0 else 0
-        link.script("publish", self.node, member.id, command.text, cutoff, done=published)
+        notice = "1" if command.notice else ""
+        link.script("publish", self.node, member.id, command.text, cutoff, notice, done=published)
 
     def hook_publish(
         self,
@@ -337,7 +346,8 @@ class RedisBackend(RedisRooms):
                     self.hub.send(member, Ok(rid, reply[1]))
                 elif member.wire.mode is Mode.IRC:  # its echo (echo-message), or nothing
                     echo = ChatMessage(member.name, member.shown_addr, to, command.text,
-                                       self.hub.wall_clock(), reply[1], member.account)  # fmt: skip
+                                       self.hub.wall_clock(), reply[1], member.account,
+                                       notice=command.notice)  # fmt: skip
                     self.hub.send(member, Echo(echo))
 
         link, store = self.link, self.hub.store
@@ -359,6 +369,7 @@ class RedisBackend(RedisRooms):
             store.mail_cutoff(),
             store.cutoff() // 1000 if store.retain_days > 0 else 0,
             MAILBOX_MAX,
+            "1" if command.notice else "",
             done=sent,
         )
 
@@ -377,6 +388,26 @@ class RedisBackend(RedisRooms):
                 self.hub.reply(member, UserList(rid, users))
 
         self.link.script("who", "1", done=listed)
+
+    def people(self, member: Member, command: Whois) -> None:
+        people(self, member, command)
+
+    def in_order(self, member: Member, event: Event) -> None:
+        """After the replies to what was asked of Redis before (ClusterLink.after); while
+        a login of ``member`` waits for its ``li`` event, after that login's answer."""
+        for pending in self.logins.values():
+            if pending.member is member:
+                pending.then.append(event)
+                return
+
+        def send() -> None:
+            if member.online:
+                self.hub.send(member, event)
+
+        self.link.after(send)
+
+    def describe(self, member: Member) -> None:
+        describe(self, member)
 
     def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
         problem = name_problem(new)
@@ -467,6 +498,7 @@ class RedisBackend(RedisRooms):
                     "mode": member.mode.value,
                     "since": str(member.connected_wall),
                     "real": member.addr if self.hub.hide_addresses else "",
+                    "about": about(member),
                 }
             )
 
@@ -488,6 +520,8 @@ class RedisBackend(RedisRooms):
                 self.hub.send(member, Error(rid, LOGIN_FAILED, LOGIN_FAILED_MESSAGE))
             else:
                 self._failed(member, rid, reply, "you are not logged in")
+            if not joining:  # (one that was joining is gone)
+                self.answered(pending)
 
         self.link.script(
             "login",
@@ -501,6 +535,13 @@ class RedisBackend(RedisRooms):
             join,
             done=done,
         )
+
+    def answered(self, pending: Login) -> None:
+        """A login is answered (its ``li`` event: LoginOk; or failed): what waited for it
+        (:meth:`in_order`) follows."""
+        for event in pending.then:
+            if pending.member.online:
+                self.hub.send(pending.member, event)
 
     def change_password(
         self, member: Member, account: Account, password_hash: str, rid: RequestId

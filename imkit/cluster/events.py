@@ -13,6 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from imkit.cluster.edits import apply_amend, apply_forget
+from imkit.cluster.people import about
 from imkit.cluster.terms import MISSED, default_candidates, event_message
 from imkit.hub.core import Hub
 from imkit.hub.members import (
@@ -70,6 +71,7 @@ class ClusterEvents:
                     "account": member.account or "",
                     "rooms": [[key, room.name] for key, room in member.rooms.items()],
                     "lobby": member.in_lobby,
+                    "about": about(member),
                 }
             )
         return result
@@ -95,6 +97,7 @@ class ClusterEvents:
         else:
             reply = LoginOk(pending.rid, member.name)
         self.hub.send(member, reply)
+        self.backend.answered(pending)  # what its client was answered meanwhile
         self.backend.rejoin_rooms(member, name_key(member.account))
 
     # ------------------------------------------------------------ events from Redis
@@ -119,7 +122,8 @@ class ClusterEvents:
         elif kind == "on":
             if local is not None and local.online:
                 self._online(local, event["name"], back=bool(event.get("back")))
-            self.hub.broadcast(Presence(event["name"], event["addr"], online=True))
+            if event.get("lobby") is not False:  # an IRC user starts outside the lobby
+                self.hub.broadcast(Presence(event["name"], event["addr"], online=True))
             if local is not None and local.online and not event.get("back"):
                 self.hub.replay_to(local)
         elif kind == "off":
@@ -129,7 +133,7 @@ class ClusterEvents:
                 self.backend.leave_rooms_here(leaving)
             # the lobby and the members here of its rooms (release() took it out of them)
             offline = Presence(event["name"], event["addr"], online=False)
-            self.hub.tell(offline, self.backend.rooms_of(event))
+            self.hub.tell(offline, self.backend.rooms_of(event), event.get("lobby") is not False)
             if leaving is not None:
                 self.backend.left(leaving)
         elif kind == "rn":
@@ -145,7 +149,7 @@ class ClusterEvents:
                     self._tell_but(local, change, event)
                     self.hub.send(local, NameChange(change.old, change.new, change.addr, reason))
                     return
-            self.hub.tell(change, self.backend.rooms_of(event))
+            self.hub.tell(change, self.backend.rooms_of(event), event.get("lobby") is not False)
         elif kind in ("lj", "lp"):
             self.backend.lobby_event(event)
         elif kind == "ban":
@@ -252,7 +256,8 @@ class ClusterEvents:
 
     def _tell_but(self, member: Member, event: Event, raw: dict[str, Any]) -> None:
         """:meth:`Hub.tell` to everyone but ``member``."""
-        recipients = lobby_and_rooms(self.hub, self.backend.rooms_of(raw))
+        rooms, lobby = self.backend.rooms_of(raw), raw.get("lobby") is not False
+        recipients = lobby_and_rooms(self.hub, rooms, lobby=lobby)
         fan_out(self.hub, [m for m in recipients if m is not member], event)
 
     def _online(self, member: Member, name: str, *, back: bool) -> None:

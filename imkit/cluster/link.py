@@ -134,7 +134,8 @@ class ClusterLink:
         self._shas = {n: hashlib.sha1(src.encode()).hexdigest() for n, src in scripts.ALL.items()}
         # The scripts that may run in a BATCH: sha -> operation name.
         self._operations = {self._shas[n]: n for n in scripts.OPERATIONS}
-        self._pending: list[tuple[Sequence[Any], Done]] = []
+        self._pending: list[tuple[Sequence[Any], Done]] = []  # () marks an after()
+        self._writing = False  # a pipeline is in flight: its replies are not back yet
         self._wanted = anyio.Event()
         self._writer = self._connection("writer", COMMAND_TIMEOUT)
         self.pacer = Pacer()
@@ -168,6 +169,16 @@ class ClusterLink:
             self._pending.append((args, done))
         self._wanted.set()
 
+    def after(self, done: Callable[[], None]) -> None:
+        """Call ``done`` once every command asked for before is answered (at once when
+        none is waiting): what a node answers itself comes after the replies to its
+        users' earlier requests (an IRC PONG after a WHOIS's numerics). Nothing is sent
+        to Redis for it."""
+        if not self._pending and not self._writing:
+            done()
+            return
+        self._pending.append(((), lambda _reply: done()))
+
     def script(self, name: str, *args: Any, done: Done) -> None:
         """Run one of :mod:`imkit.cluster.scripts` with ``args`` after the prefix."""
         self.call(self.script_call(name, *args), done)
@@ -195,25 +206,37 @@ class ClusterLink:
             batch, self._pending = self._pending[:WRITE_CHUNK], self._pending[WRITE_CHUNK:]
             if self._pending:
                 self._wanted.set()
-            replies = await self._execute([args for args, _ in batch])
-            for (args, done), reply in zip(batch, replies, strict=True):
-                if isinstance(reply, ReadOnlyError) or is_full(reply):
-                    # A replica (fail over under way), or Redis out of memory: nothing
-                    # can be stored until it is over.
-                    self._unavailable(reply)
-                elif isinstance(reply, ResponseError):  # Redis ran it and refused: a bug
-                    log.error(
-                        "cluster: Redis refused %s: %s",
-                        args[0],
-                        reply,
-                        extra={"event": "redis_error", "reason": str(reply)},
-                    )
-                elif isinstance(reply, BaseException):
-                    self._unavailable(reply)
-                try:
-                    done(reply)
-                except Exception:  # pragma: no cover - a bug in a callback: keep serving
-                    log.exception("cluster: a reply's handler failed", extra={"event": "bug"})
+            self._writing = True
+            try:
+                commands = [args for args, _ in batch if args]  # not after()'s marks
+                replies = iter(await self._execute(commands) if commands else ())
+                self._answer(batch, replies)
+            finally:
+                self._writing = False
+
+    def _answer(self, batch: list[tuple[Sequence[Any], Done]], replies: Any) -> None:
+        """Each command's callback with its reply, in order (a mark's with None)."""
+        for args, done in batch:
+            reply: Any = next(replies) if args else None
+            if not args:
+                pass  # after()'s mark
+            elif isinstance(reply, ReadOnlyError) or is_full(reply):
+                # A replica (fail over under way), or Redis out of memory: nothing
+                # can be stored until it is over.
+                self._unavailable(reply)
+            elif isinstance(reply, ResponseError):  # Redis ran it and refused: a bug
+                log.error(
+                    "cluster: Redis refused %s: %s",
+                    args[0],
+                    reply,
+                    extra={"event": "redis_error", "reason": str(reply)},
+                )
+            elif isinstance(reply, BaseException):
+                self._unavailable(reply)
+            try:
+                done(reply)
+            except Exception:  # pragma: no cover - a bug in a callback: keep serving
+                log.exception("cluster: a reply's handler failed", extra={"event": "bug"})
 
     async def _execute(self, commands: list[Sequence[Any]]) -> list[Reply]:
         """Run ``commands`` in order as one pipeline, operations queued together as

@@ -234,6 +234,8 @@ class RedisRooms:
                 settings = json.loads(reply[2])
                 answer = joined(rid, settings, int(reply[3]), bool(int(reply[4])))
                 self._joined(member, key, settings["name"], str(reply[1]), entry, answer)
+                if remembered and member.mode is Mode.IRC:  # its names, as after a JOIN
+                    self.room_who(member, Who(id=None, room=settings["name"]), key)
 
         store = hub.store
         cutoff_ms = int(store.retain_days * 86400 * 1000) if store.retain_days > 0 else 0
@@ -354,7 +356,9 @@ class RedisRooms:
         cutoff = store.cutoff() // 1000 if store.retain_days > 0 else 0
         what = "the message may not have been sent"
 
-        @self._ask(member, rid, what, "room_publish", key, command.text, cutoff)
+        notice = "1" if command.notice else ""
+
+        @self._ask(member, rid, what, "room_publish", key, command.text, cutoff, notice)
         def sent(reply: Any) -> None:
             if self._answer_refusal(member, rid, reply, command.room):
                 return

@@ -74,6 +74,8 @@ OPERATION_NAMES = (
     "amend",
     "mode",
     "who",
+    "people",
+    "describe",
     "nodes",
     "login",
     "mail_done",

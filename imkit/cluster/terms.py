@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -24,6 +24,7 @@ from imkit.hub.members import (
 from imkit.protocol import (
     Bye,
     ChatMessage,
+    Event,
     RequestId,
 )
 from imkit.rules.accounts import MAILBOX_MAX
@@ -132,6 +133,9 @@ class Login:
     rid: RequestId
     hello: bool
     previous: str | None  # the account it was logged in to before (restored on failure)
+    # Replies made at once meanwhile (an IRC client's welcome after its SASL login):
+    # sent after the login's answer (RedisBackend.in_order).
+    then: list[Event] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from imkit.protocol import (
     ChatMessage,
+    Event,
     Invite,
     JoinRoom,
     ListRooms,
@@ -37,6 +38,7 @@ from imkit.protocol import (
     Who,
 )
 from imkit.protocol.edits import DeleteMessage, EditMessage
+from imkit.protocol.queries import Whois
 from imkit.rules.accounts import Account
 from imkit.rules.bans import Ban
 from imkit.rules.hooks import PostOutcome
@@ -90,6 +92,19 @@ class Backend(Protocol):
     def public(self, member: Member, command: PublicMessage) -> None: ...
     def private(self, member: Member, command: PrivateMessage) -> None: ...
     def who(self, member: Member, command: Who) -> None: ...
+    def people(self, member: Member, command: Whois) -> None:
+        """Who the users asked are (IRC's WHOIS, WHO, ISON, USERHOST), over the whole
+        chat: a :class:`~imkit.protocol.queries.People` reply."""
+
+    def in_order(self, member: Member, event: Event) -> None:
+        """Send ``member`` a reply made at once (an IRC PONG, a wire's numerics, AWAY's)
+        after the replies to its earlier requests: at once on one server; on a cluster
+        node once Redis has answered everything asked before."""
+
+    def describe(self, member: Member) -> None:
+        """What ``member`` says of itself changed (away, real name, IRC user modes): kept
+        where :meth:`people` reads it."""
+
     def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None: ...
 
     # rooms (docs/rooms.md): the hub has answered the lobby's requests; ``key`` is the

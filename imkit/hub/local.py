@@ -17,6 +17,7 @@ from imkit.hub.directory import LocalDirectory
 from imkit.hub.edits import amend_here, tell_amended
 from imkit.hub.local_rooms import LocalRooms
 from imkit.hub.members import Member, logged_in_message, reserved_message
+from imkit.hub.queries import local_people
 from imkit.protocol import (
     INVALID_NAME,
     LOGGED_IN,
@@ -44,7 +45,7 @@ from imkit.protocol import (
     Who,
 )
 from imkit.protocol.edits import DeleteMessage, EditMessage
-from imkit.protocol.queries import Echo, IsAway
+from imkit.protocol.queries import Echo, IsAway, Whois
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.msgid import format_msgid
 from imkit.rules.names import name_key, name_problem
@@ -217,6 +218,15 @@ class LocalBackend(LocalRooms):
             UserInfo(m.name, m.shown_addr, m.account) for m in hub._members.values() if m.in_lobby
         )
         hub.reply(member, UserList(command.id, users))
+
+    def people(self, member: Member, command: Whois) -> None:
+        local_people(self.hub, member, command)
+
+    def in_order(self, member: Member, event: Event) -> None:
+        self.hub.send(member, event)  # every earlier reply is queued already
+
+    def describe(self, member: Member) -> None:
+        pass  # the member itself is what local_people reads
 
     def rename(self, member: Member, rid: RequestId, new: str, *, hello: bool) -> None:
         """``rename``, or a hello with a name: the reply once the name is ``member``'s."""

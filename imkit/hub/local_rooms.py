@@ -30,6 +30,7 @@ from imkit.protocol import (
     Joined,
     JoinRoom,
     ListRooms,
+    Mode,
     ModesChanged,
     ModesInfo,
     PartRoom,
@@ -208,6 +209,8 @@ class LocalRooms(LocalPublishing):
                 return
             if not self._join(member, name, key, None, None, remembered=True):
                 store.forget_room(account_key, key)
+            elif member.mode is Mode.IRC:  # its names (353, 366), as after its own JOIN
+                self.room_who(member, Who(id=None, room=name), key)
 
     def room_part(self, member: Member, command: PartRoom, key: str) -> None:
         room = member.rooms.get(key)

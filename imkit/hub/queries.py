@@ -1,7 +1,8 @@
 """The hub's answers to the requests about people (:mod:`imkit.protocol.queries`,
 what the IRC port needs beyond rooms and messages): who someone is, the counts, away,
 quit, and the replies a client's own wire made. Answered from this server's members
-(a cluster node: its own users and the rooms' members here)."""
+(WHOIS and WHO: the backend's, :func:`local_people` on one server; a cluster node asks
+Redis)."""
 
 from __future__ import annotations
 
@@ -78,32 +79,36 @@ def person(hub: Hub, member: Member, asker: Member | None) -> Person:
     )
 
 
+def local_people(hub: Hub, member: Member, command: Whois) -> None:
+    """:class:`Whois` answered from this server's members: one server's whole chat (a
+    cluster node asks Redis: imkit.cluster.people, and falls back on this while it
+    cannot)."""
+    if command.room is not None:
+        key = room_key(command.room) if command.room != "*" else "*"
+        if key == "*":  # everyone here (an IRC WHO with a mask)
+            members = list(hub._members.values())
+            name = "*"
+        elif key == hub.lobby_key:
+            members = [m for m in hub._members.values() if m.in_lobby]
+            name = hub.lobby
+        else:
+            room = hub.rooms.get(key)
+            visible = room is not None and not (_secret(hub, key) and key not in member.rooms)
+            members = list(room.members.values()) if room is not None and visible else []
+            name = room.name if room is not None else command.room
+        found = tuple(person(hub, m, member) for m in members)
+        hub.reply(member, People(command.id, (command.room,), found, name))
+        return
+    people = []
+    for name in command.names:
+        other = hub.find(name)
+        if other is not None and other.online:
+            people.append(person(hub, other, member))
+    hub.reply(member, People(command.id, command.names, tuple(people)))
+
+
 def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None]]:
     """The entries of :meth:`Hub._command_table` for the requests about people."""
-
-    def whois(member: Member, command: Whois) -> None:
-        if command.room is not None:
-            key = room_key(command.room) if command.room != "*" else "*"
-            if key == "*":  # everyone here (an IRC WHO with a mask)
-                members = list(hub._members.values())
-                name = "*"
-            elif key == hub.lobby_key:
-                members = [m for m in hub._members.values() if m.in_lobby]
-                name = hub.lobby
-            else:
-                room = hub.rooms.get(key)
-                visible = room is not None and not (_secret(hub, key) and key not in member.rooms)
-                members = list(room.members.values()) if room is not None and visible else []
-                name = room.name if room is not None else command.room
-            found = tuple(person(hub, m, member) for m in members)
-            hub.reply(member, People(command.id, (command.room,), found, name))
-            return
-        people = []
-        for name in command.names:
-            other = hub.find(name)
-            if other is not None and other.online:
-                people.append(person(hub, other, member))
-        hub.reply(member, People(command.id, command.names, tuple(people)))
 
     peaks = [0, 0]  # the most users here and in all, seen by LUSERS
 
@@ -112,13 +117,15 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         users = len(hub)
         peaks[0], peaks[1] = max(peaks[0], here), max(peaks[1], users)
         rooms = len(getattr(hub.backend, "states", hub.rooms)) + 1  # the lobby too
-        hub.send(member, Counts(command.id, users, here, rooms, peaks[0], peaks[1]))
+        hub.backend.in_order(member, Counts(command.id, users, here, rooms, *peaks))
 
     def user_modes(member: Member, command: UserModes) -> None:
         modes = set(member.modes) | set(command.add)
         modes -= set(command.remove)
         member.modes = "".join(sorted(modes))
-        hub.send(member, UserModesSet(command.id, member.modes, command.add, command.remove))
+        hub.backend.describe(member)
+        answer = UserModesSet(command.id, member.modes, command.add, command.remove)
+        hub.backend.in_order(member, answer)
 
     def told(member: Member, event: Described) -> None:
         """``event`` to the IRC users who share the lobby or a room with ``member``."""
@@ -128,11 +135,13 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
     def away(member: Member, command: SetAway) -> None:
         member.away = command.message or None
         if not command.again:
-            hub.send(member, AwayOk(command.id, member.away is not None))
+            hub.backend.describe(member)
+            hub.backend.in_order(member, AwayOk(command.id, member.away is not None))
         told(member, Described(member.name, member.shown_addr, member.away))
 
     def set_name(member: Member, command: SetName) -> None:
         member.realname = command.realname
+        hub.backend.describe(member)
         event = Described(member.name, member.shown_addr, member.away, command.realname)
         hub.send(member, event)
         told(member, event)
@@ -163,19 +172,22 @@ def query_commands(hub: Hub) -> dict[type[Command], Callable[[Member, Any], None
         fan_out(hub, told, WallopsMessage(member.name, member.shown_addr, command.text))
 
     def answer(member: Member, command: Answer) -> None:
-        hub.send(member, command.event)
+        hub.backend.in_order(member, command.event)  # after the replies asked before
 
     def register(member: Member, command: Register) -> None:
         """An IRC client's registration, once it is online (imkit.transport.irc): its
         nick; logged in already (SASL), its account's name."""
         member.ident, member.realname = command.ident, command.realname
-        if member.account is not None:
-            hub.send(member, RenameOk(command.id, member.name))
+        if member.account is not None:  # logged in (SASL) before it said who it is
+            hub.backend.describe(member)
+            # Its name is its account's: on a cluster node once the login is answered,
+            # which the welcome waits for (in_order).
+            hub.backend.in_order(member, RenameOk(command.id, member.account))
         else:
             hub.backend.rename(member, command.id, command.nick, hello=False)
 
     return {
-        Whois: whois,
+        Whois: hub.backend.people,
         Lusers: lusers,
         SetAway: away,
         Quit: quit_,

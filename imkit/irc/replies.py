@@ -156,9 +156,8 @@ def _joined(conn: IrcConnection, event: Joined) -> str:
     else:
         out = line(conn.source, "JOIN", event.room)
     if event.id is None:  # an account put back in its room (no JOIN of its own)
-        if event.topic:
+        if event.topic:  # (its names, 353 and 366, follow: a UserList without id)
             out += numeric(conn, "332", event.room, clean(event.topic))
-        out += numeric(conn, "366", event.room, "End of /NAMES list")
         if not conn.welcomed:  # a SASL login, before the welcome: after it
             conn.deferred.append(out)
             return ""
@@ -190,6 +189,9 @@ def _names(conn: IrcConnection, event: UserList) -> str:
     if verb != "NAMES-part":
         end = context[1] if verb == "NAMES" and len(context) > 1 else room
         out.append(numeric(conn, "366", end, "End of /NAMES list"))
+    if event.id is None and not conn.welcomed:  # a room's at login: after the welcome
+        conn.deferred.append("".join(out))
+        return ""
     return "".join(out)
 
 
@@ -351,11 +353,9 @@ def _whois(conn: IrcConnection, p: Person) -> str:
         out.append(numeric(conn, "301", nick, clean(p.away)))
     if p.account:
         out.append(numeric(conn, "330", nick, shown(p.account), "is logged in as"))
-    out.append(
-        numeric(
-            conn, "317", nick, str(int(p.idle)), str(int(p.signon)), "seconds idle, signon time"
-        )
-    )
+    if p.idle is not None:  # (a user of another node of a cluster: not known here)
+        idle, signon = str(int(p.idle)), str(int(p.signon))
+        out.append(numeric(conn, "317", nick, idle, signon, "seconds idle, signon time"))
     return "".join(out)
 
 

@@ -64,6 +64,13 @@ class Lines(Event):
         return {}
 
 
+def _held(event: Event, name: str) -> bool:
+    """Whether a broadcast that comes during a labeled line is part of its response:
+    not another user's message (on a cluster node the replies to a labeled line come
+    after a Redis round trip, during which the others go on talking)."""
+    return type(event) is not ChatMessage or event.sender == name
+
+
 class IrcConnection:
     """One IRC client's state on the server side; see the module docstring."""
 
@@ -269,8 +276,8 @@ class IrcConnection:
         if data is None:
             text = render(frame.event, self.form, self.lobby)
             data = forms[self.form] = text.encode() if text else b""
-        if self.held is not None and data:  # its own echo, during a labeled line
-            self.held.append(data.decode())
+        if self.held is not None and data and _held(frame.event, self.name):
+            self.held.append(data.decode())  # its own echo, during a labeled line
             return b""
         return data
 

@@ -91,7 +91,7 @@ class Person:
     ident: str | None
     realname: str | None
     away: str | None
-    idle: float  # seconds since its last line
+    idle: float | None  # seconds since its last line (None: known only to its own node)
     signon: float  # when it connected (seconds since the epoch)
     rooms: tuple[str, ...] = ()  # its rooms the asker may see, "@#r" operator, "+#r" voice
     modes: str = ""  # its IRC user modes (i: invisible, o: an IRC operator)

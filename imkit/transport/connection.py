@@ -42,7 +42,7 @@ from imkit.protocol import (
 )
 from imkit.transport.backpressure import Congestion
 from imkit.transport.irc import admit_irc
-from imkit.transport.links import LINK_ERRORS, RECV_SIZE, Link, SocketLink
+from imkit.transport.links import LINK_ERRORS, RECV_SIZE, Link, SocketLink, TooLate
 
 log = logging.getLogger("imkit.server")
 
@@ -66,10 +66,6 @@ HELLO_FIRST = "send a hello first"
 def is_login(command: Command) -> TypeGuard[Login | Hello]:
     """A login: ``login|NAME|PASSWORD``, a login request, or a hello that carries one."""
     return isinstance(command, Login) or (isinstance(command, Hello) and bool(command.login))
-
-
-class _TooLate(Exception):
-    """No password or login came within the auth timeout."""
 
 
 class TokenBucket:
@@ -423,7 +419,7 @@ class Connection:
             if commands is not None and accounts_only:
                 commands = await self._await_login(commands, deadline)
             return commands
-        except _TooLate:
+        except TooLate:
             pass
         if not authenticated:
             self._refuse(None, f"no password received within {self.auth_timeout:g} seconds")
@@ -472,9 +468,9 @@ class Connection:
                         return commands[index:]
                     if self.outbox.closed:
                         return None
-                commands = await self._receive_commands(deadline)
+                commands = await self.receive_commands(deadline)
             return None
-        except _TooLate:
+        except TooLate:
             pass
         if password is not None:
             self._refuse(None, f"no password received within {self.auth_timeout:g} seconds")
@@ -487,9 +483,10 @@ class Connection:
             self.outbox.close(member.wire.encode(Bye("idle", why)))
         return None
 
-    async def _receive_commands(self, deadline: float) -> list[Command] | None:
-        """The commands of the next bytes received before the client is in; None when
-        the connection ended; :class:`_TooLate` past ``deadline``."""
+    async def receive_commands(self, deadline: float) -> list[Command] | None:
+        """The commands of the next bytes received before the client is in (its
+        password, login, hello or IRC registration: imkit.transport.irc too); None when
+        the connection ended; :class:`~imkit.transport.links.TooLate` past ``deadline``."""
         data = b""
         with anyio.move_on_after(deadline - anyio.current_time()) as waiting:
             try:
@@ -497,7 +494,7 @@ class Connection:
             except LINK_ERRORS:
                 return None
         if waiting.cancelled_caught:
-            raise _TooLate
+            raise TooLate
         if not data:
             return None
         self.hub.stats.bytes_in += len(data)
@@ -508,7 +505,7 @@ class Connection:
         them, which still gets its welcome), or None when it was refused."""
         commands: list[Command] | None = []
         while not commands:
-            commands = await self._receive_commands(deadline)
+            commands = await self.receive_commands(deadline)
             if commands is None:
                 return None
         first = commands[0]
@@ -534,7 +531,7 @@ class Connection:
                     hub.send(member, Error(command.id, LOGIN_REQUIRED, LOGIN_FIRST))
                 if self.outbox.closed:
                     return None
-            received = await self._receive_commands(deadline)
+            received = await self.receive_commands(deadline)
             if received is None:
                 return None
             commands = received

@@ -24,7 +24,7 @@ from imkit.protocol import (
 )
 from imkit.protocol.queries import Answer, Quit, Register
 from imkit.rules.names import name_key
-from imkit.transport.links import LINK_ERRORS
+from imkit.transport.links import TooLate
 
 if TYPE_CHECKING:
     from imkit.irc.wire import IrcConnection
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 
 # How long a client may take to register (CAP negotiation, SASL, NICK and USER).
 REGISTRATION_TIMEOUT = 60.0
-
-
-class _TooLate(Exception):
-    pass
 
 
 async def admit_irc(connection: Connection) -> list[Command] | None:
@@ -71,16 +67,14 @@ async def admit_irc(connection: Connection) -> list[Command] | None:
                         outbox.put(wire.encode(refusal))
                         continue
                     member.ident, member.realname = command.ident, command.realname
-                    hub.join(member)
-                    if "cluster" in hub.features:  # Redis keeps who is in the lobby
-                        hub.backend.lobby(member, None, inside=False)
+                    hub.join(member)  # outside the lobby (a cluster's online event says so)
                 hub.handle(member, command)
                 return commands[index + 1 :]
             if outbox.closed:
                 return None
         try:
-            commands = await _receive(connection, deadline)
-        except _TooLate:
+            commands = await connection.receive_commands(deadline)
+        except TooLate:
             outbox.close(wire.encode(Bye("idle", "Registration timeout")))
             return None
     return None
@@ -109,18 +103,3 @@ def _name_refused(connection: Connection, command: Register) -> Error | None:
     if account is not None:
         return Error(command.id, NAME_RESERVED, "reserved", command.nick)
     return None
-
-
-async def _receive(connection: Connection, deadline: float) -> list[Command] | None:
-    data = b""
-    with anyio.move_on_after(deadline - anyio.current_time()) as waiting:
-        try:
-            data = await connection.link.receive()
-        except LINK_ERRORS:
-            return None
-    if waiting.cancelled_caught:
-        raise _TooLate
-    if not data:
-        return None
-    connection.hub.stats.bytes_in += len(data)
-    return connection.member.wire.receive_data(data)

@@ -32,6 +32,11 @@ LINK_ERRORS = (
 )
 
 
+class TooLate(Exception):
+    """Nothing came from the client before its deadline (a password, a login, an IRC
+    registration: Connection.receive_commands)."""
+
+
 class Link(Protocol):
     """A connected byte stream as the connection's reader and writer use it."""
 

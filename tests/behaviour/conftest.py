@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -58,15 +59,29 @@ def shared_redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(params=["one node", "two nodes"])
 async def chat(request: pytest.FixtureRequest) -> AsyncIterator[Chat]:
-    single = ServerConfig(port=0, idle_timeout=0)
+    async with _running(request) as running:
+        yield running
+
+
+@pytest.fixture(params=["one node", "two nodes"])
+async def irc_chat(request: pytest.FixtureRequest) -> AsyncIterator[Chat]:
+    """``chat`` with an IRC port on each node (``--irc``), its accounts' passwords hashed
+    cheaply."""
+    irc = {"irc": ("127.0.0.1:0",), "server_name": "irc.test", "password_hash_cost": 4}
+    async with _running(request, **irc) as running:
+        yield running
+
+
+@asynccontextmanager
+async def _running(request: pytest.FixtureRequest, **extra: Any) -> AsyncIterator[Chat]:
     async with AsyncExitStack() as stack:
         if request.param == "one node":
-            configs = [single]
+            configs = [ServerConfig(port=0, idle_timeout=0, **extra)]
         else:
             redis: RedisServer = request.getfixturevalue("shared_redis")
             name = f"b{uuid.uuid4().hex[:10]}"
             configs = [
-                ServerConfig(port=0, idle_timeout=0, cluster=redis.url, cluster_name=name)
+                ServerConfig(port=0, idle_timeout=0, cluster=redis.url, cluster_name=name, **extra)
                 for _ in range(2)
             ]
         servers = [await stack.enter_async_context(run_server(config)) for config in configs]

@@ -24,6 +24,15 @@ from irctest.runner import NotImplementedByController
 CAPABILITIES = frozenset()
 
 
+def record_pid(pid: int) -> None:
+    """Note a server this run started, for run_irctest.py to stop whatever irctest
+    leaves running (IMKIT_IRCTEST_PIDS: the file it reads)."""
+    pids = os.environ.get("IMKIT_IRCTEST_PIDS")
+    if pids:
+        with open(pids, "a") as recorded:
+            recorded.write(f"{pid}\n")
+
+
 class ImkitController(BaseServerController, DirectoryBasedController):
     software_name = "imkit"
     supported_sasl_mechanisms: set[str] = {"PLAIN"}
@@ -79,10 +88,7 @@ class ImkitController(BaseServerController, DirectoryBasedController):
             self.gen_ssl()
             command += ["--tls-cert", str(self.pem_path), "--tls-key", str(self.key_path)]
         self.proc = self.execute(command)
-        pids = os.environ.get("IMKIT_IRCTEST_PIDS")
-        if pids:  # run_irctest.py stops whatever irctest leaves running
-            with open(pids, "a") as recorded:
-                recorded.write(f"{self.proc.pid}\n")
+        record_pid(self.proc.pid)
 
     def registerUser(
         self,

@@ -70,13 +70,16 @@ def run(
 
 
 def stop_left_running(pids: Path) -> None:
-    """The servers irctest started and left running (a few of its tests do): stopped."""
+    """The servers irctest started and left running (a few of its tests do), imkit's or
+    ngircd's, each by the id its controller recorded: stopped (a pid the kernel gave to
+    another program since is left alone)."""
     if not pids.exists():
         return
     for text in pids.read_text().split():
         pid = int(text)
         try:
-            if b"imkit" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"imkit" in command or b"ngircd" in command:
                 os.kill(pid, signal.SIGTERM)
         except OSError:
             pass  # gone already
@@ -108,7 +111,7 @@ def main() -> int:
     if args.ngircd:
         if args.keyword:
             parser.error("--ngircd records the whole selection: no -k")
-        results = run(args.irctest, "irctest.controllers.ngircd", args.n, "", args.keyword)
+        results = run(args.irctest, "ngircd_controller", args.n, str(HERE), args.keyword)
         ngircd = sorted(t for t, o in results.items() if o == "passed")
         NGIRCD_PASSING.write_text("".join(f"{t}\n" for t in ngircd))
         count = sum(1 for o in results.values() if o == "failed")

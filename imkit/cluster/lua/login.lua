@@ -4,7 +4,8 @@
 --
 -- ARGV: prefix, node, mid, account key, account name, login token, mail cutoff (msgid
 -- number), character keys (JSON: imkit.cluster.terms.ascii_keys), and '' for a user online
--- or, for one that is not (--accounts-only), JSON {addr, mode, since, real} to join with.
+-- or, for one that is not (--accounts-only, an IRC client's SASL), JSON {addr, mode, since,
+-- real, about (claim's, in prelude.lua)} to join with.
 -- The user proved it knows the account's password: another session of the account is
 -- ended (bye 'replaced'), a guest holding the name (an account added meanwhile) gets its
 -- default name, and the user takes the account's name (rn), or comes online with it
@@ -44,7 +45,7 @@ if c then
   end
 else
   local j = cjson.decode(ARGV[9])
-  claim(conn, {name, key}, j.addr, j.mode, j.since, mid, node, 0, j.real, name)
+  claim(conn, {name, key}, j.addr, j.mode, j.since, mid, node, 0, j.real, name, j.about)
 end
 emit(node_log(node), {t = 'li', mid = mid, account = name, token = ARGV[6]})
 local box = mailbox(key)

@@ -186,8 +186,11 @@ local function release(conn, announce)
   for _, key in ipairs(rooms) do leave_room(conn, c, key) end
   if c.lobby == false then redis.call('HINCRBY', META, 'outside', -1) end
   if announce then
+    -- lobby = false: it was outside the lobby, whose members never saw it come
+    local lobby = nil
+    if c.lobby == false then lobby = false end
     emit(LOG, {t = 'off', name = c.name, addr = c.addr, node = node, mid = mid,
-               rooms = rooms})
+               rooms = rooms, lobby = lobby})
   end
   return c
 end
@@ -195,7 +198,12 @@ end
 -- addr is the address as shown to users; real (--hide-addresses: the real address, for
 -- the operator's `imkit who` only; else '') is kept beside it when there is one;
 -- account (nil for a guest) is the name of the account the user is logged in to.
-local function claim(conn, candidates, addr, mode, since, mid, node, back, real, account)
+-- about (nil or a table, imkit.cluster.people.about): what an IRC client said of itself
+-- (ident, realname, away, modes), kept in the record for WHO and WHOIS on every node, and
+-- lobby = false for a user that starts outside the lobby (an IRC user): counted in
+-- P:meta outside, and its online event says so (lobby = false), so that no lobby is told.
+local function claim(conn, candidates, addr, mode, since, mid, node, back, real, account,
+                     about)
   for i = 1, #candidates, 2 do
     local name, key = candidates[i], candidates[i + 1]
     local holder = redis.call('HGET', NAMES, key)
@@ -203,11 +211,22 @@ local function claim(conn, candidates, addr, mode, since, mid, node, back, real,
       local arrival = redis.call('HINCRBY', META, 'arrivals', 1)
       redis.call('HSET', NAMES, key, conn)
       if real == '' then real = nil end
-      redis.call('HSET', CONNS, conn, cjson.encode({name = name, key = key, addr = addr,
-        mode = mode, since = since, arrival = arrival, node = node, mid = mid,
-        real = real, account = account}))
+      local c = {name = name, key = key, addr = addr, mode = mode, since = since,
+                 arrival = arrival, node = node, mid = mid, real = real, account = account}
+      local lobby = nil
+      if type(about) == 'table' then
+        for _, field in ipairs({'ident', 'realname', 'away', 'modes'}) do
+          if type(about[field]) == 'string' then c[field] = about[field] end
+        end
+        if about.lobby == false then
+          c.lobby, lobby = false, false
+          redis.call('HINCRBY', META, 'outside', 1)
+        end
+      end
+      redis.call('HSET', CONNS, conn, cjson.encode(c))
       redis.call('SADD', node_conns(node), conn)
-      emit(LOG, {t = 'on', name = name, addr = addr, node = node, mid = mid, back = back})
+      emit(LOG, {t = 'on', name = name, addr = addr, node = node, mid = mid, back = back,
+                 lobby = lobby})
       return name
     end
   end
@@ -222,8 +241,10 @@ local function rename_conn(conn, c, new, key, reason)
   c.name, c.key = new, key
   redis.call('HSET', CONNS, conn, cjson.encode(c))
   local node, mid = conn_node(conn)
+  local lobby = nil  -- false: outside the lobby, whose members are not told
+  if c.lobby == false then lobby = false end
   emit(LOG, {t = 'rn', old = old, new = new, addr = c.addr, node = node, mid = mid,
-             reason = reason, rooms = c.rooms})
+             reason = reason, rooms = c.rooms, lobby = lobby})
 end
 -- The key of an ASCII name: the keys of its characters end to end (chars: character ->
 -- its key, from the node); nil when a character is not in chars.

@@ -6,7 +6,8 @@
 -- (the conversation_key of the sender's account and the recipient's name, computed in
 -- Python; '' when the sender is not logged in), the sender's account key, mail cutoff
 -- (msgid number: older waiting messages are dropped), history cutoff ms (0: keep all),
--- the most messages a mailbox holds.
+-- the most messages a mailbox holds, '1' for an IRC NOTICE (its event says notice, so that
+-- an IRC recipient on any node sees a NOTICE; one kept for an offline account is a message).
 -- A private message. To a user online on a live node: appended to that node's log,
 -- {'ok', msgid}. Else, to an account: kept in its mailbox until it logs in,
 -- {'queued', msgid, account name}, or {'full', account name}. Else {'none'}. Between
@@ -46,6 +47,7 @@ if not t or not beat or ms - tonumber(beat) > tonumber(ARGV[6]) then
 end
 local number, msgid = new_msgid(ms)
 emit(node_log(tnode), {t = 'p', name = c.name, addr = c.addr, to = t.name, mid = tmid,
-                       text = text, ms = ms, msgid = msgid, account = c.account})
+                       text = text, ms = ms, msgid = msgid, account = c.account,
+                       notice = ARGV[12] == '1' or nil})
 if c.account and t.account and pair ~= '' then converse(number, t.name) end
 return {'ok', msgid}

@@ -88,7 +88,7 @@ for _, m in ipairs(members) do
       for _, x in ipairs(m.defaults) do table.insert(candidates, x) end
     end
     local name = claim(conn, candidates, m.addr, m.mode, m.since, m.mid, node, 1,
-                       m.real or '', account)
+                       m.real or '', account, m.about)
     if name then
       renamed[m.mid] = name
       enter_again(conn, m, node)
