@@ -22,6 +22,7 @@ from imkit.protocol import (
     TopicInfo,
 )
 from imkit.protocol.queries import Described, WallopsMessage
+from imkit.rules.rooms import LISTS
 from imkit.rules.times import iso_time
 
 # The capabilities that change a broadcast line: a form is the subset of them a
@@ -65,13 +66,13 @@ def mode_args(event: ModesChanged) -> list[str]:
     for char in event.changes:  # the letters that took an argument, in order
         if char in "+-":
             sign = char == "+"
-        elif char in "ovb" or (sign and char in "kl"):
+        elif char in "ov" + LISTS or (sign and char in "kl"):
             named.append(char)
     shown_args = []
     for index, arg in enumerate(args):
         kind = named[index] if index < len(named) else ""
         shown_args.append(
-            shown(arg) if kind in ("o", "v") else irc_mask(arg) if kind == "b" else arg
+            shown(arg) if kind in ("o", "v") else irc_mask(arg) if kind in LISTS else arg
         )
     return shown_args
 
