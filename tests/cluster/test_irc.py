@@ -80,3 +80,46 @@ async def test_an_irc_users_private_message_is_echoed_on_a_cluster(cluster: Clus
     await irc.send("PRIVMSG tee :echo me")
     assert await text.line_matching("echo me") == "alex say: echo me\n"
     assert (await irc.expect("echo me")) == ":alex!~u@127.0.0.1 PRIVMSG tee :echo me"
+
+
+async def _irc_user(address: str, nick: str) -> RawIrc:
+    irc = RawIrc(await LineClient.connect(address))
+    await irc.send(f"NICK {nick}", f"USER {nick} 0 * :{nick}")
+    await irc.expect(rf" 001 {nick} ")
+    return irc
+
+
+async def test_ban_and_invite_exceptions_across_two_nodes(cluster: Cluster) -> None:
+    """A channel operator on node 1 sets +b, +e, +i and +I; a user on node 2 is kept out
+    and let in by them (the cluster's scripts decide, as one server's rules do)."""
+    one, two = cluster.start_nodes(2, "--irc", "127.0.0.1:0")
+    addresses = []
+    for node in (one, two):
+        found = re.search(r"IRC on irc://(\S+) as", node.wait_log("IRC on irc://"))
+        assert found is not None
+        addresses.append(found.group(1))
+    op = await _irc_user(addresses[0], "chanop")
+    await op.send("JOIN #chan")
+    await op.expect(r" 366 chanop #chan ")
+    bar = await _irc_user(addresses[1], "Bar")
+    await op.send("MODE #chan +b ba*!*@*")
+    await op.expect(r"MODE #chan \+b ba\*!\*@\*$")
+    await bar.send("JOIN #chan")
+    await bar.expect(r" 474 Bar #chan ")
+    await op.send("MODE #chan +e *ar!*@*")
+    await op.expect(r"MODE #chan \+e \*ar!\*@\*$")
+    await bar.send("JOIN #chan")
+    await bar.expect(r"^:Bar!\S+ JOIN #chan")
+    await bar.send("PART #chan")
+    await op.send("MODE #chan -b+i ba*!*@*")
+    await op.expect(r"MODE #chan -b\+i ba\*!\*@\*$")
+    await bar.send("JOIN #chan")
+    await bar.expect(r" 473 Bar #chan ")
+    await op.send("MODE #chan +I bar!*@*", "MODE #chan +I", "MODE #chan +e")
+    await op.expect(r"MODE #chan \+I bar!\*@\*$")
+    assert (await op.expect(r" 34[67] ")).endswith(" 346 chanop #chan bar!*@*")
+    assert " 347 chanop #chan " in await op.expect(r" 34[67] ")
+    assert (await op.expect(r" 34[89] ")).endswith(" 348 chanop #chan *ar!*@*")
+    assert " 349 chanop #chan " in await op.expect(r" 34[89] ")
+    await bar.send("JOIN #chan")
+    await bar.expect(r"^:Bar!\S+ JOIN #chan")

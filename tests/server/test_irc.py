@@ -81,6 +81,34 @@ async def test_a_room_with_irc_and_text_members(server: Server) -> None:
     await text.line_matching(r"#builds \* .* was kicked by alex: enough")
 
 
+async def test_exceptions_set_from_irc_reach_a_text_user_and_their_lists(server: Server) -> None:
+    """+e and +I set by an IRC operator are the room's masks for everyone: a text user is
+    told of them and let in; a full list is IRC's 478."""
+    text = await joined(server.addresses[0], "bart")
+    op = await IrcClient.connect(server, "chanop")
+    await op.send("JOIN #r", "MODE #r +bi *!*@*")
+    await op.expect(r"MODE #r \+bi \*!\*@\*$")
+    await op.send("MODE #r +eI b*!*@* bar?!*@*")
+    await op.expect(r"MODE #r \+eI b\*!\*@\* bar\?!\*@\*$")
+    await text.send("join|#r\n")
+    assert await text.line_matching(r"^#r ") == "#r * you have joined #r\n"
+    await op.expect(r"bart!~u@127.0.0.1 JOIN #r$")
+    await op.send("MODE #r +e", "MODE #r +I")
+    assert [await op.line() for _ in range(4)] == [
+        ":irc.test 348 chanop #r b*!*@*",
+        ":irc.test 349 chanop #r :End of channel exception list",
+        ":irc.test 346 chanop #r bar?!*@*",
+        ":irc.test 347 chanop #r :End of channel invite exception list",
+    ]
+    masks = [f"n{k}!*@*" for k in range(99)]  # and bar?: 100, the most
+    for start in range(0, 99, 10):  # MODES=10 a line
+        some = masks[start : start + 10]
+        await op.send(f"MODE #r +{'I' * len(some)} {' '.join(some)}")
+    await op.send("MODE #r +I one!*@*", "MODE #r +I")
+    await op.expect(r"MODE #r \+IIIIIIIII n90!\*@\* ")
+    assert await op.expect(r" 478 ") == ":irc.test 478 chanop #r I :Channel list is full"
+
+
 async def test_nicks_taken_invalid_and_renamed(server: Server) -> None:
     await IrcClient.connect(server, "alex")
     other = await IrcClient.connect(server, "sam")
