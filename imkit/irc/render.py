@@ -6,7 +6,9 @@ on who receives the line."""
 
 from __future__ import annotations
 
-from imkit.irc.message import clean, line, tag_prefix, trailing_line
+from dataclasses import replace
+
+from imkit.irc.message import clean, line, split_text, tag_prefix, trailing_line
 from imkit.irc.names import irc_mask, prefix, shown
 from imkit.protocol import (
     Bye,
@@ -46,12 +48,22 @@ def message_tags(
 def chat_line(
     event: ChatMessage, form: frozenset[str], extra: dict[str, str | None] | None = None
 ) -> str:
+    """The message as one PRIVMSG (NOTICE) line, or several when its text does not fit
+    the 512 bytes of an IRC line with its source and target (a text-mode or JSON user's
+    lines may be longer): split by :func:`split_text`, each piece with the message's
+    tags but the first alone with its msgid (a msgid names one line; history and
+    replies refer to the message by it, where it begins)."""
     target = event.room if event.to is None else shown(event.to)
     source = prefix(event.sender, event.addr)
     verb = "NOTICE" if event.notice else "PRIVMSG"
-    return trailing_line(
-        source, verb, target or "*", clean(event.text), tags=message_tags(event, form, extra)
-    )
+    head = trailing_line(source, verb, target or "*", "")[:-2]  # up to its text's ':'
+    pieces = split_text(head, clean(event.text))
+    tags = message_tags(event, form, extra)
+    out = [trailing_line(source, verb, target or "*", pieces[0], tags=tags)]
+    if len(pieces) > 1:
+        rest = message_tags(replace(event, msgid=None), form, extra)
+        out += [trailing_line(source, verb, target or "*", p, tags=rest) for p in pieces[1:]]
+    return "".join(out)
 
 
 def join_line(name: str, addr: str, room: str, account: str | None, form: frozenset[str]) -> str:

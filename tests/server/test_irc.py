@@ -109,6 +109,30 @@ async def test_exceptions_set_from_irc_reach_a_text_user_and_their_lists(server:
     assert await op.expect(r" 478 ") == ":irc.test 478 chanop #r I :Channel list is full"
 
 
+async def test_a_netcat_users_long_line_reaches_an_irc_user_in_several_privmsgs(
+    server: Server,
+) -> None:
+    """A text-mode line may be longer than an IRC line: it arrives as several PRIVMSGs
+    of at most 512 bytes, cut after a space or between characters, whose texts joined
+    are the line, in order."""
+    text = await joined(server.addresses[0], "tee")
+    alex = await IrcClient.connect(server, "alex")
+    await alex.send("JOIN #lobby")
+    await alex.expect(r" 366 alex #lobby ")
+    said = " ".join(f"wörd{n}" for n in range(200)) + "🙂" * 150  # 1199 + 600 bytes
+    await text.send(said + "\n")
+    await text.send("to|alex|" + "ü" * 700 + "\n")  # no space: cut between characters
+    received = ""
+    while received != said:
+        line = await alex.expect(r" PRIVMSG #lobby :")
+        assert len(line.encode()) + 2 <= 512 and line.startswith(":tee!~u@127.0.0.1 PRIVMSG")
+        received += line.partition(" PRIVMSG #lobby :")[2]
+        assert said.startswith(received)
+    private = [await alex.expect(r" PRIVMSG alex :") for _ in range(3)]
+    assert "".join(p.partition(" PRIVMSG alex :")[2] for p in private) == "ü" * 700
+    assert all(len(p.encode()) + 2 <= 512 for p in private)
+
+
 async def test_nicks_taken_invalid_and_renamed(server: Server) -> None:
     await IrcClient.connect(server, "alex")
     other = await IrcClient.connect(server, "sam")
