@@ -407,6 +407,7 @@ def _kept(conn: IrcConnection, event: KeptMessage) -> str:
 
 
 def _bye(conn: IrcConnection, event: Bye) -> str:
+    conn.gone()  # its last line: its nick is left now (WHOWAS)
     text = clean(event.message)
     if event.reason == "kicked":
         kill = line(conn.server, "KILL", conn.nick, f"{conn.server} ({text})")

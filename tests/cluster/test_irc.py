@@ -123,3 +123,25 @@ async def test_ban_and_invite_exceptions_across_two_nodes(cluster: Cluster) -> N
     assert " 349 chanop #chan " in await op.expect(r" 34[89] ")
     await bar.send("JOIN #chan")
     await bar.expect(r"^:Bar!\S+ JOIN #chan")
+
+
+async def test_whowas_is_each_nodes_own(cluster: Cluster) -> None:
+    """WHOWAS answers from the memory of the node the asker is on (docs/irc.md): the
+    nick an IRC user of node 1 left is known there, not on node 2."""
+    one, two = cluster.start_nodes(2, "--irc", "127.0.0.1:0")
+    addresses = []
+    for node in (one, two):
+        found = re.search(r"IRC on irc://(\S+) as", node.wait_log("IRC on irc://"))
+        assert found is not None
+        addresses.append(found.group(1))
+    bob = await _irc_user(addresses[0], "bob")
+    await bob.send("QUIT :bye")
+    await bob.expect(r"^ERROR ")
+    here = await _irc_user(addresses[0], "here")
+    there = await _irc_user(addresses[1], "there")
+    await here.send("WHOWAS bob")
+    assert (await here.expect(r" (314|406) ")).endswith(" 314 here bob ~bob 127.0.0.1 * :bob")
+    await there.send("WHOWAS bob")
+    assert (await there.expect(r" (314|406) ")).endswith(
+        " 406 there bob :There was no such nickname"
+    )
