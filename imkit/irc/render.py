@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from imkit.irc.message import clean, line, split_text, tag_prefix, trailing_line
+from imkit.irc.message import MAX_LINE, clean, line, split_text, tag_prefix, trailing_line
 from imkit.irc.names import irc_mask, prefix, shown
 from imkit.protocol import (
     Bye,
@@ -48,16 +48,26 @@ def message_tags(
 def chat_line(
     event: ChatMessage, form: frozenset[str], extra: dict[str, str | None] | None = None
 ) -> str:
-    """The message as one PRIVMSG (NOTICE) line, or several when its text does not fit
-    the 512 bytes of an IRC line with its source and target (a text-mode or JSON user's
-    lines may be longer): split by :func:`split_text`, each piece with the message's
-    tags but the first alone with its msgid (a msgid names one line; history and
-    replies refer to the message by it, where it begins)."""
+    """The message as one PRIVMSG (NOTICE) line; or several, when its text is longer
+    than an IRC client could send in one line (a text-mode or JSON user's lines may be
+    longer): split by :func:`split_text` into lines of at most 512 bytes with their
+    source, each piece with the message's tags but the first alone with its msgid (a
+    msgid names one line; history and replies refer to the message by it, where it
+    begins). A text that fits a client's line goes whole, as ergo sends it, even when
+    its source makes the line longer than 512 bytes: IRC clients read such lines, and
+    a client that sent a full line gets it back as one line (irctest's buffering
+    tests count the lines)."""
     target = event.room if event.to is None else shown(event.to)
     source = prefix(event.sender, event.addr)
     verb = "NOTICE" if event.notice else "PRIVMSG"
+    text = clean(event.text)
+    as_sent = trailing_line(None, verb, target or "*", text)  # as a client would send it
+    if len(as_sent.encode()) <= MAX_LINE:
+        return trailing_line(
+            source, verb, target or "*", text, tags=message_tags(event, form, extra)
+        )
     head = trailing_line(source, verb, target or "*", "")[:-2]  # up to its text's ':'
-    pieces = split_text(head, clean(event.text))
+    pieces = split_text(head, text)
     tags = message_tags(event, form, extra)
     out = [trailing_line(source, verb, target or "*", pieces[0], tags=tags)]
     if len(pieces) > 1:
