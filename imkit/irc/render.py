@@ -61,7 +61,7 @@ def chat_line(
     source = prefix(event.sender, event.addr)
     verb = "NOTICE" if event.notice else "PRIVMSG"
     text = clean(event.text)
-    as_sent = trailing_line(None, verb, target or "*", text)  # as a client would send it
+    as_sent = line(None, verb, target or "*", text)  # as a client could send it, at least
     if len(as_sent.encode()) <= MAX_LINE:
         return trailing_line(
             source, verb, target or "*", text, tags=message_tags(event, form, extra)

@@ -70,7 +70,7 @@ def test_a_long_message_is_several_privmsgs_the_first_with_its_msgid() -> None:
 def test_a_text_an_irc_client_could_send_goes_whole_even_past_512_bytes() -> None:
     """As ergo: a full client line comes back as one line, its source added (irctest's
     buffering tests count the lines); only a longer text is split."""
-    fits = "a" * (MAX_LINE - len("PRIVMSG #b :\r\n"))  # a client's full line
+    fits = "a" * (MAX_LINE - len("PRIVMSG #b \r\n"))  # a full line (one word: no colon)
     event = ChatMessage("sam", "1.2.3.4:5", None, fits, 0.0, "0001", None, "#b")
     [one, end] = chat_line(event, frozenset()).split("\r\n")
     assert end == "" and parse(one).params[1] == fits and len(one.encode()) + 2 > MAX_LINE
