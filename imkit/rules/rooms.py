@@ -131,12 +131,32 @@ def glob_key(pattern: str) -> str:
     return "".join(part if part in ("*", "?") else name_key(part) for part in parts)
 
 
+# A letter of a key: a character and the combining diacritical marks after it.
+_LETTER = re.compile(r".[\u0300-\u036f]*", re.DOTALL)
+
+
 def glob_matches(pattern: str, text: str) -> bool:
-    """Whether ``text`` matches ``pattern`` whole, where ``*`` is any run of characters
-    and ``?`` one character (IRC's wildcards; nothing else is special). The cluster's
-    scripts match the same way (prelude.lua's glob)."""
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, text, re.DOTALL) is not None
+    """Whether ``text`` matches ``pattern`` whole, where ``*`` is any run of letters
+    and ``?`` one letter (IRC's wildcards; nothing else is special). A letter is a
+    character with the combining marks U+0300-U+036F after it: keys are decomposed, so
+    that ``zo?`` matches ``Zoë``. The cluster's scripts match the same way
+    (prelude.lua's ``glob``), step by step as here."""
+    p, t = _LETTER.findall(pattern), _LETTER.findall(text)
+    i = j = 0
+    star, mark = -1, 0
+    while j < len(t):
+        if i < len(p) and (p[i] == "?" or (p[i] != "*" and p[i] == t[j])):
+            i, j = i + 1, j + 1
+        elif i < len(p) and p[i] == "*":
+            star, mark, i = i, j, i + 1
+        elif star >= 0:  # back to the last '*', which takes one letter more
+            i, mark = star + 1, mark + 1
+            j = mark
+        else:
+            return False
+    while i < len(p) and p[i] == "*":
+        i += 1
+    return i == len(p)
 
 
 def bits_of(network_or_ip: IPNetwork | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:

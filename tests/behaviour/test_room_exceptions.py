@@ -49,6 +49,11 @@ async def test_an_invite_exception_passes_invite_only_in_text_mode(chat: Chat) -
     assert (await bob.request(type="join", room="#club"))["code"] == "invite_only"
     await op.send("mode|#club|+I\n")
     assert await op.line_matching(r"invite exception") == "#club * no invite exceptions\n"
+    # a pattern's '?' is a letter with its accents, as the names' keys have them
+    zoe = await json_client(chat.address(3), "Zoë")
+    await op.send("mode|#club|+I|ZO?\n")
+    await op.line_matching(r"^#club \* opal set mode \+I ZO\?")
+    assert (await zoe.request(type="join", room="#club"))["type"] == "joined"
 
 
 async def test_each_list_is_bounded_and_a_bad_mask_is_refused(chat: Chat) -> None:

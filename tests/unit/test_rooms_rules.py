@@ -211,6 +211,9 @@ def test_a_name_pattern_matches_names_by_their_keys_whole() -> None:
     assert isinstance(everyone, Mask) and everyone.matches("anyone", None, "")
     assert glob_matches("a.c", "a.c") and not glob_matches("a.c", "abc")  # '.' is a '.'
     assert glob_matches("*x*y", "axxby") and not glob_matches("*x*y", "axxb")
+    accented = parse_mask("zo?")  # keys are decomposed: ? is a letter and its marks
+    assert isinstance(accented, Mask) and accented.matches("Zoë", None, "")
+    assert not glob_matches("*e*", "zoe\u0308") and glob_matches("*e\u0308", "zoe\u0308")
     assert mask_fields(mask, "op") == {"mask": "BA*", "kind": "glob", "key": "ba*", "by": "op"}
 
 

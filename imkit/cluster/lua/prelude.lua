@@ -132,11 +132,22 @@ local function mask_list(r, f)
   return r[field]
 end
 -- As imkit.rules.rooms.glob_matches: text matches pattern whole, '*' any run of
--- characters, '?' one (UTF-8) character; compared character by character.
+-- letters, '?' one letter; a letter is a UTF-8 character with the combining marks
+-- U+0300-U+036F after it (bytes CC 80 to CD AF), as keys are decomposed.
+local function letters(s)
+  local out = {}
+  for ch in string.gmatch(s, '[%z\1-\127\192-\255][\128-\191]*') do
+    local a, b = string.byte(ch, 1, 2)
+    if #out > 0 and ((a == 204 and b >= 128) or (a == 205 and b <= 175)) then
+      out[#out] = out[#out] .. ch
+    else
+      out[#out + 1] = ch
+    end
+  end
+  return out
+end
 local function glob(pattern, text)
-  local p, t = {}, {}
-  for ch in string.gmatch(pattern, '[%z\1-\127\192-\255][\128-\191]*') do p[#p + 1] = ch end
-  for ch in string.gmatch(text, '[%z\1-\127\192-\255][\128-\191]*') do t[#t + 1] = ch end
+  local p, t = letters(pattern), letters(text)
   local i, j, star, mark = 1, 1, nil, 0
   while j <= #t do
     if i <= #p and (p[i] == '?' or (p[i] ~= '*' and p[i] == t[j])) then
