@@ -146,10 +146,8 @@ class IrcConnection:
             self._remember()
 
     def _remember(self) -> None:
-        ident = self.ident or "u"
-        self.whowas.remember(
-            Was(self._name, "~" + ident, self.host, self.realname or "", self.clock())
-        )
+        ident = self.ident or "~u"  # as WHOIS shows it
+        self.whowas.remember(Was(self._name, ident, self.host, self.realname or "", self.clock()))
 
     @property
     def nick(self) -> str:

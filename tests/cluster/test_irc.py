@@ -140,7 +140,7 @@ async def test_whowas_is_each_nodes_own(cluster: Cluster) -> None:
     here = await _irc_user(addresses[0], "here")
     there = await _irc_user(addresses[1], "there")
     await here.send("WHOWAS bob")
-    assert (await here.expect(r" (314|406) ")).endswith(" 314 here bob ~bob 127.0.0.1 * :bob")
+    assert (await here.expect(r" (314|406) ")).endswith(" 314 here bob bob 127.0.0.1 * :bob")
     await there.send("WHOWAS bob")
     assert (await there.expect(r" (314|406) ")).endswith(
         " 406 there bob :There was no such nickname"

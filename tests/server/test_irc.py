@@ -143,10 +143,10 @@ async def test_whowas_tells_of_the_nicks_irc_users_left(server: Server) -> None:
     asker = await IrcClient.connect(server, "asker")
     await asker.send("WHOWAS alex", "WHOWAS bob 1", "WHOWAS nobody")
     lines = [await asker.line() for _ in range(8)]
-    assert lines[0] == ":irc.test 314 asker alex ~alex 127.0.0.1 * :Real alex"
+    assert lines[0] == ":irc.test 314 asker alex alex 127.0.0.1 * :Real alex"
     assert lines[1].startswith(":irc.test 312 asker alex irc.test :")
     assert lines[2] == ":irc.test 369 asker alex :End of WHOWAS"
-    assert lines[3] == ":irc.test 314 asker bob ~bob 127.0.0.1 * :Real bob"
+    assert lines[3] == ":irc.test 314 asker bob bob 127.0.0.1 * :Real bob"
     assert lines[5:] == [
         ":irc.test 369 asker bob :End of WHOWAS",
         ":irc.test 406 asker nobody :There was no such nickname",

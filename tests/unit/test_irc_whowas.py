@@ -66,12 +66,12 @@ def test_a_connection_remembers_the_nicks_it_leaves_once() -> None:
     conn.encode(NameChange("bob", "robert", "192.0.2.9:1"))
     assert conn.name == "robert"
     [was] = memory.lookup("bob")
-    assert (was.ident, was.host, was.realname, was.when) == ("~bobby", "192.0.2.9", "Bob B", 10.0)
+    assert (was.ident, was.host, was.realname, was.when) == ("bobby", "192.0.2.9", "Bob B", 10.0)
     conn.encode(Bye("quit", "bye"))
     conn.gone()  # and the server, when the socket is closed: remembered once
     assert [w.when for w in memory.lookup("robert")] == [20.0]
     [answer] = conn.receive_data(b"WHOWAS robert 1\r\n")
     assert isinstance(answer, Answer)
     assert answer.event.text.startswith(  # type: ignore[attr-defined]
-        ":irc.test 314 robert robert ~bobby 192.0.2.9 * :Bob B\r\n"
+        ":irc.test 314 robert robert bobby 192.0.2.9 * :Bob B\r\n"
     )
