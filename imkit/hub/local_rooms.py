@@ -482,6 +482,8 @@ class LocalRooms(LocalPublishing):
                     "secret": "s" in state.flags,
                     "operators": operators,
                     "bans": list(state.bans),
+                    "exceptions": list(state.exceptions),
+                    "invite_exceptions": list(state.invite_exceptions),
                 }
             )
         return rows
