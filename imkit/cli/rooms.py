@@ -31,7 +31,7 @@ def rooms(port: int, admin_socket: str | None, as_json: bool) -> None:
     members it has, its settings (IRC's channel modes: +i invite-only, +k key, +l limit,
     +m moderated, +n no messages from outside, +s secret, +t topic locked; the key is
     shown) and its topic. The lobby is not listed (imkit who lists its users). --json
-    adds each room's operators (accounts) and bans.
+    adds each room's operators (accounts), bans, ban exceptions and invite exceptions.
 
     \b
     Exit status: 0 listed; 1 refused; 2 usage error; 3 no server answers on the admin

@@ -119,19 +119,30 @@ class RoomRequests:
 
     async def bans(self, room: str) -> list[str]:
         """``room``'s ban masks."""
-        command = RoomMode(id=self._new_id(), room=room, list_bans=True)
-        return list((await self._request(command, ModesInfo)).bans or ())
+        return await self._masks(room, "b")
+
+    async def ban_exceptions(self, room: str) -> list[str]:
+        """``room``'s ban exceptions (+e): masks a ban does not keep out."""
+        return await self._masks(room, "e")
+
+    async def invite_exceptions(self, room: str) -> list[str]:
+        """``room``'s invite exceptions (+I): masks that pass +i without an invite."""
+        return await self._masks(room, "I")
+
+    async def _masks(self, room: str, listing: str) -> list[str]:
+        command = RoomMode(id=self._new_id(), room=room, listing=listing)
+        return list((await self._request(command, ModesInfo)).masks or ())
 
     async def mode(self, room: str, changes: str, *args: str) -> None:
         """As the room's operator, change its settings as IRC's MODE does:
         ``mode("#r", "+o", "sam")``, ``mode("#r", "+kl-m", "secret", "20")``. Raises
         ValueError for changes that do not parse (before anything is sent)."""
         try:
-            parsed, list_bans = parse_changes(changes, list(args))
+            parsed, listing = parse_changes(changes, list(args))
         except RoomRequestError as error:
             raise ValueError(str(error)) from None
-        if list_bans:
-            raise ValueError("+b without a mask asks for the bans: use bans()")
+        if listing:
+            raise ValueError(f"+{listing} without a mask asks for a list: use bans() etc.")
         await self._request(RoomMode(id=self._new_id(), room=room, changes=parsed), RoomOk)
 
     # ------------------------------------------------ given by the Client itself

@@ -92,7 +92,9 @@ class RedisRoomDirectory:
                     "registered": bool(settings.get("registered")),
                     "secret": "s" in settings.get("flags", ""),
                     "operators": sorted(as_list(operators)),
-                    "bans": [str(b["mask"]) for b in as_list(settings.get("bans"))],
+                    "bans": _masks(settings, "bans"),
+                    "exceptions": _masks(settings, "exceptions"),
+                    "invite_exceptions": _masks(settings, "invite_exceptions"),
                 }
             )
         rows.sort(key=lambda row: room_key(row["room"]))
@@ -244,3 +246,8 @@ class RedisRoomDirectory:
         action = "room_ban" if on else "room_unban"
         _audit(f"{mask.text} {what} room {shown}", action, by, room=shown)
         return {"type": "ok", "room": shown, "mask": mask.text, "matching": matching}
+
+
+def _masks(settings: dict[str, Any], field: str) -> list[str]:
+    """A room's list of masks (bans, exceptions, invite_exceptions) as its masks' texts."""
+    return [str(b["mask"]) for b in as_list(settings.get(field))]

@@ -65,13 +65,15 @@ from imkit.protocol import (
 )
 from imkit.rules.names import name_key
 from imkit.rules.rooms import (
-    MAX_ROOM_BANS,
+    LIST_NAMES,
+    LISTS,
     Mask,
     address_fields,
     mask_fields,
     modes_text,
     parse_mask,
     room_key,
+    too_many_masks,
 )
 
 if TYPE_CHECKING:
@@ -470,10 +472,13 @@ class RedisRooms:
             @self._info(member, rid, command.room, key)
             def asked(settings: dict[str, Any], mine: Any, found: list[Any]) -> None:
                 modes, args = settings_modes(settings, show_key=mine is not None)
-                bans = None
-                if command.list_bans:
-                    bans = tuple(str(b["mask"]) for b in as_list(settings.get("bans")))
-                self.hub.reply(member, ModesInfo(rid, settings["name"], modes, tuple(args), bans))
+                masks = None
+                if command.listing:
+                    kept = as_list(settings.get(LIST_NAMES[command.listing]))
+                    masks = tuple(str(b["mask"]) for b in kept)
+                listing = command.listing or "b"
+                info = ModesInfo(rid, settings["name"], modes, tuple(args), masks, listing=listing)
+                self.hub.reply(member, info)
 
             return
         changes = []
@@ -483,7 +488,7 @@ class RedisRooms:
                 item["a"] = change.arg
             if change.flag in "ov":
                 item["tk"] = name_key(change.arg or "")
-            elif change.flag == "b":
+            elif change.flag in LISTS:
                 mask = parse_mask(change.arg or "")
                 assert isinstance(mask, Mask), "the parser checks masks"
                 item["mask"] = mask_fields(mask, member.name)
@@ -493,7 +498,7 @@ class RedisRooms:
         @self._ask(member, rid, "try again", "room_mode", key, json.dumps(changes))
         def changed(reply: Any) -> None:
             if reply[0] == "too_many_bans":
-                message = f"a room has at most {MAX_ROOM_BANS} bans: lift one first"
+                message = too_many_masks(reply[2] if len(reply) > 2 else "b")
                 self.hub.send(member, Error(rid, BAD_REQUEST, message, reply[1]))
             elif reply[0] == "no_user":
                 self._answer_refusal(member, rid, reply, reply[1] if len(reply) > 1 else names[0])

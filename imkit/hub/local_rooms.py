@@ -51,7 +51,7 @@ from imkit.protocol import (
     Who,
 )
 from imkit.rules.names import name_key
-from imkit.rules.rooms import Change, RoomState, room_key
+from imkit.rules.rooms import Change, RoomState, room_key, told_arg
 
 if TYPE_CHECKING:
     from imkit.hub.core import Hub
@@ -403,8 +403,16 @@ class LocalRooms(LocalPublishing):
                 return
             inside = member.id in state.members
             modes, args = state.modes(show_key=inside)
-            bans = tuple(state.bans) if command.list_bans else None
-            info = ModesInfo(command.id, state.name, modes, tuple(args), bans, state.created)
+            masks = tuple(state.masks(command.listing)) if command.listing else None
+            info = ModesInfo(
+                command.id,
+                state.name,
+                modes,
+                tuple(args),
+                masks,
+                state.created,
+                listing=command.listing or "b",
+            )
             hub.reply(member, info)
             return
         state = self._operator(member, key, command.id, command.room)
@@ -436,9 +444,7 @@ class LocalRooms(LocalPublishing):
                     place.voice = change.on
                 arg: str | None = target.name
             elif state.apply(change, member.name):
-                arg = (
-                    change.arg if change.flag in "bkl" and change.on or change.flag == "b" else None
-                )
+                arg = change.arg if told_arg(change.flag, change.on) else None
             else:
                 continue
             if sign is not change.on:
@@ -479,6 +485,8 @@ class LocalRooms(LocalPublishing):
                     "secret": "s" in state.flags,
                     "operators": operators,
                     "bans": list(state.bans),
+                    "exceptions": list(state.exceptions),
+                    "invite_exceptions": list(state.invite_exceptions),
                 }
             )
         return rows
@@ -510,7 +518,7 @@ class LocalRooms(LocalPublishing):
                 letters += "+" if change.on else "-"
                 sign = change.on
             letters += change.flag
-            if change.arg is not None and (change.flag in "kl" and change.on or change.flag == "b"):
+            if change.arg is not None and told_arg(change.flag, change.on):
                 args.append(change.arg)
         if letters and told:
             self._tell_room(key, ModesChanged(state.name, by, letters, tuple(args)))

@@ -98,8 +98,9 @@ def room_commands(hub: Hub) -> dict[type[Command], Handler]:
         def handle(member: Member, command: Any) -> None:
             key = room_key(command.room)
             if key == lobby_key and isinstance(command, RoomMode) and not command.changes:
-                bans = () if command.list_bans else None  # asked, as IRC clients do
-                hub.send(member, ModesInfo(command.id, hub.lobby, "+", (), bans))
+                masks = () if command.listing else None  # asked, as IRC clients do
+                info = ModesInfo(command.id, hub.lobby, "+", (), masks, listing=command.listing)
+                hub.send(member, info)
             elif key == lobby_key:
                 _lobby_has_no_operators(hub, member, command.id)
             else:

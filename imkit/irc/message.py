@@ -113,6 +113,33 @@ def trailing_line(source: str | None, command: str, *params: str, tags: str = ""
     return tags + " ".join(parts) + "\r\n"
 
 
+def split_text(head: str, text: str, limit: int = MAX_LINE) -> list[str]:
+    """``text`` in pieces that each fit a line ``head + piece + CR LF`` of at most
+    ``limit`` bytes (``head``: the line before its text, ``:SOURCE PRIVMSG TARGET :``;
+    tags are not counted, they have a budget of their own). A piece ends at a space
+    where there is one in the second half of its room (the space stays at the end of
+    the piece, so that the pieces joined are ``text``), else at the last whole UTF-8
+    character that fits: a character is never cut. One piece when ``text`` fits; at
+    least one character a piece, however long ``head`` is."""
+    room = max(limit - len(head.encode()) - 2, 4)  # 4: one character of any size
+    data = text.encode()
+    if len(data) <= room:
+        return [text]
+    pieces: list[str] = []
+    start = 0
+    while len(data) - start > room:
+        end = start + room
+        while data[end] & 0xC0 == 0x80:  # a continuation byte: inside a character
+            end -= 1
+        space = data.rfind(b" ", start + room // 2, end)
+        if space != -1:
+            end = space + 1
+        pieces.append(data[start:end].decode())
+        start = end
+    pieces.append(data[start:].decode())
+    return pieces
+
+
 def clean(text: str) -> str:
     """``text`` without CR, LF and NUL, which would end or break an IRC line (a text
     from a text-mode or JSON user may hold them)."""

@@ -4,6 +4,8 @@ changed or merged with another), and the host shown for an address. Pure."""
 
 from __future__ import annotations
 
+import re
+
 from imkit.rules.names import name_problem
 
 # What an IRC nick cannot hold anywhere (a message's source is NICK!USER@HOST, targets
@@ -62,9 +64,10 @@ def unescaped(nick: str) -> str:
 
 
 def ban_mask(mask: str) -> str:
-    """An IRC ban mask as imkit's room bans read it (docs/rooms.md): ``nick!*@*`` is the
-    name, ``*!*@HOST`` the address or network, ``account:NAME`` as it is; any other
-    mask is kept whole (imkit does not match wildcards: the ban then matches no one)."""
+    """An IRC ban (or exception) mask as imkit's room masks read it (docs/rooms.md):
+    ``nick!*@*`` is the name (a pattern when it has ``*`` or ``?``), ``*!*@HOST`` the
+    address or network, ``account:NAME`` as it is; any other mask is kept whole (imkit
+    matches no user part and no host pattern: the mask then matches no one)."""
     nick, bang, rest = mask.partition("!")
     if not bang:
         return unescaped(mask)
@@ -77,12 +80,14 @@ def ban_mask(mask: str) -> str:
 
 
 def irc_mask(mask: str) -> str:
-    """A room ban as IRC shows it: a name as ``name!*@*``, an address as ``*!*@ADDR``."""
+    """A room mask as IRC shows it: a name as ``name!*@*`` (a pattern's wildcards as
+    they are), an address as ``*!*@ADDR``."""
     if "!" in mask or mask.startswith("account:"):
         return mask
     if any(char.isdigit() for char in mask[:1]) or ":" in mask or "/" in mask:
         return f"*!*@{mask}"
-    return f"{shown(mask)}!*@*"
+    parts = re.split(r"([*?])", mask)
+    return "".join(part if part in ("*", "?", "") else shown(part) for part in parts) + "!*@*"
 
 
 def host(addr: str) -> str:

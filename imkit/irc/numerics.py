@@ -38,15 +38,17 @@ ISUPPORT = (
     "AWAYLEN=300",
     "CASEMAPPING=rfc8265",
     f"CHANLIMIT=#:{50}",
-    "CHANMODES=b,k,l,imnst",
+    "CHANMODES=beI,k,l,imnst",
     f"CHANNELLEN={ROOM_NAME_MAX + 1}",
     "CHANTYPES=#",
     "CHATHISTORY=100",
     "MSGREFTYPES=msgid",
     "CLIENTTAGDENY=*",  # client-only tags are not relayed
     "ELIST=",
+    "EXCEPTS=e",
+    "INVEX=I",
     "KICKLEN=300",
-    f"MAXLIST=b:{MAX_ROOM_BANS}",
+    f"MAXLIST=b:{MAX_ROOM_BANS},e:{MAX_ROOM_BANS},I:{MAX_ROOM_BANS}",
     "MODES=10",
     "NETWORK=imkit",
     f"NICKLEN={MAX_NAME_LENGTH}",
@@ -56,8 +58,15 @@ ISUPPORT = (
     "UTF8ONLY",
 )
 USER_MODES = "iwx"
-CHANNEL_MODES = "biklmnostv"
-CHANNEL_MODES_WITH_ARGS = "bklov"
+CHANNEL_MODES = "beiIklmnostv"
+CHANNEL_MODES_WITH_ARGS = "beIklov"
+# The replies that list a room's masks (MODE #ROOM +b, +e, +I): each mask's numeric, the
+# end's, and the end's text.
+LIST_NUMERICS = {
+    "b": ("367", "368", "End of channel ban list"),
+    "e": ("348", "349", "End of channel exception list"),
+    "I": ("346", "347", "End of channel invite exception list"),
+}
 
 
 def raw(source: str | None, command: str, *params: str) -> str:

@@ -11,6 +11,7 @@ from imkit.irc import numerics
 from imkit.irc.message import Message
 from imkit.irc.names import unescaped
 from imkit.irc.requests import Handler, need, registrar
+from imkit.irc.whowas import whowas_count, whowas_lines
 from imkit.protocol import HISTORY_MAX, Command, History
 from imkit.protocol.queries import (
     Kill,
@@ -60,10 +61,9 @@ def _whowas(conn: IrcConnection, message: Message) -> list[Command]:
     if not message.params or not message.params[0]:
         return [conn.numeric("431", "No nickname given")]
     nick = message.params[0]
-    return [
-        conn.numeric("406", nick, "There was no such nickname"),
-        conn.numeric("369", nick, "End of WHOWAS"),
-    ]
+    count = whowas_count(message.params[1] if len(message.params) > 1 else None)
+    entries = conn.whowas.lookup(nick, count)
+    return [conn.answer(whowas_lines(conn.server, conn.nick, nick, entries))]
 
 
 @handles("ISON")

@@ -6,7 +6,9 @@ on who receives the line."""
 
 from __future__ import annotations
 
-from imkit.irc.message import clean, line, tag_prefix, trailing_line
+from dataclasses import replace
+
+from imkit.irc.message import MAX_LINE, clean, line, split_text, tag_prefix, trailing_line
 from imkit.irc.names import irc_mask, prefix, shown
 from imkit.irc.redaction import render_amended
 from imkit.protocol import (
@@ -24,6 +26,7 @@ from imkit.protocol import (
 )
 from imkit.protocol.edits import MessageDeleted, MessageEdited
 from imkit.protocol.queries import Described, WallopsMessage
+from imkit.rules.rooms import LISTS
 from imkit.rules.times import iso_time
 
 # The capabilities that change a broadcast line: a form is the subset of them a
@@ -55,12 +58,32 @@ def message_tags(
 def chat_line(
     event: ChatMessage, form: frozenset[str], extra: dict[str, str | None] | None = None
 ) -> str:
+    """The message as one PRIVMSG (NOTICE) line; or several, when its text is longer
+    than an IRC client could send in one line (a text-mode or JSON user's lines may be
+    longer): split by :func:`split_text` into lines of at most 512 bytes with their
+    source, each piece with the message's tags but the first alone with its msgid (a
+    msgid names one line; history and replies refer to the message by it, where it
+    begins). A text that fits a client's line goes whole, as ergo sends it, even when
+    its source makes the line longer than 512 bytes: IRC clients read such lines, and
+    a client that sent a full line gets it back as one line (irctest's buffering
+    tests count the lines)."""
     target = event.room if event.to is None else shown(event.to)
     source = prefix(event.sender, event.addr)
     verb = "NOTICE" if event.notice else "PRIVMSG"
-    return trailing_line(
-        source, verb, target or "*", clean(event.text), tags=message_tags(event, form, extra)
-    )
+    text = clean(event.text)
+    as_sent = line(None, verb, target or "*", text)  # as a client could send it, at least
+    if len(as_sent.encode()) <= MAX_LINE:
+        return trailing_line(
+            source, verb, target or "*", text, tags=message_tags(event, form, extra)
+        )
+    head = trailing_line(source, verb, target or "*", "")[:-2]  # up to its text's ':'
+    pieces = split_text(head, text)
+    tags = message_tags(event, form, extra)
+    out = [trailing_line(source, verb, target or "*", pieces[0], tags=tags)]
+    if len(pieces) > 1:
+        rest = message_tags(replace(event, msgid=None), form, extra)
+        out += [trailing_line(source, verb, target or "*", p, tags=rest) for p in pieces[1:]]
+    return "".join(out)
 
 
 def join_line(name: str, addr: str, room: str, account: str | None, form: frozenset[str]) -> str:
@@ -75,13 +98,13 @@ def mode_args(event: ModesChanged) -> list[str]:
     for char in event.changes:  # the letters that took an argument, in order
         if char in "+-":
             sign = char == "+"
-        elif char in "ovb" or (sign and char in "kl"):
+        elif char in "ov" + LISTS or (sign and char in "kl"):
             named.append(char)
     shown_args = []
     for index, arg in enumerate(args):
         kind = named[index] if index < len(named) else ""
         shown_args.append(
-            shown(arg) if kind in ("o", "v") else irc_mask(arg) if kind == "b" else arg
+            shown(arg) if kind in ("o", "v") else irc_mask(arg) if kind in LISTS else arg
         )
     return shown_args
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from imkit.irc import redaction
 from imkit.irc.message import clean, line, trailing_line
 from imkit.irc.names import host, irc_mask, prefix, shown
-from imkit.irc.numerics import fail, lusers, motd, numeric, welcome
+from imkit.irc.numerics import LIST_NUMERICS, fail, lusers, motd, numeric, welcome
 from imkit.irc.render import chat_line, render
 from imkit.protocol import (
     Bye,
@@ -41,12 +41,14 @@ from imkit.protocol.queries import (
     UserModesSet,
 )
 from imkit.rules.names import name_key
-from imkit.rules.rooms import room_key
+from imkit.rules.rooms import LISTS, room_key, too_many_masks
 
 if TYPE_CHECKING:
     from imkit.irc.wire import IrcConnection
 
 # Error codes (imkit.protocol.codes) to numerics when the command does not decide.
+# The error that a room's list of masks is full, by its text, to the list's letter.
+_FULL_LISTS = {too_many_masks(flag).partition(": ")[0]: flag for flag in LISTS}
 _ERRORS = {
     "no_such_user": ("401", "No such nick/channel"),
     "no_such_room": ("403", "No such channel"),
@@ -138,6 +140,9 @@ def _error(conn: IrcConnection, event: Error) -> str:
     if code == "no_such_user" and verb in ("KICK", "INVITE"):
         return numeric(conn, "401", shown(context[1]), "No such nick/channel")
     if code == "bad_request" and verb == "MODE":
+        full = _FULL_LISTS.get(event.message.partition(": ")[0])
+        if full is not None:  # a room's list of masks is full (rules.rooms.too_many_masks)
+            return numeric(conn, "478", target, full, "Channel list is full")
         return numeric(conn, "472", "*", clean(event.message))
     known = _ERRORS.get(code)
     if known is not None:
@@ -225,11 +230,12 @@ def _topic(conn: IrcConnection, event: TopicInfo) -> str | None:
 
 
 def _modes(conn: IrcConnection, event: ModesInfo) -> str:
-    if event.bans is not None:
-        bans = [
-            line(conn.server, "367", conn.nick, event.room, irc_mask(mask)) for mask in event.bans
+    if event.masks is not None:
+        item, end, text = LIST_NUMERICS[event.listing]
+        masks = [
+            line(conn.server, item, conn.nick, event.room, irc_mask(mask)) for mask in event.masks
         ]
-        return "".join(bans) + numeric(conn, "368", event.room, "End of channel ban list")
+        return "".join(masks) + numeric(conn, end, event.room, text)
     out = line(conn.server, "324", conn.nick, event.room, event.modes, *event.args)
     if event.created is not None:
         out += line(conn.server, "329", conn.nick, event.room, str(int(event.created)))
@@ -404,6 +410,7 @@ def _kept(conn: IrcConnection, event: KeptMessage) -> str:
 
 
 def _bye(conn: IrcConnection, event: Bye) -> str:
+    conn.gone()  # its last line: its nick is left now (WHOWAS)
     text = clean(event.message)
     if event.reason == "kicked":
         kill = line(conn.server, "KILL", conn.nick, f"{conn.server} ({text})")

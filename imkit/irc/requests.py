@@ -38,7 +38,7 @@ from imkit.protocol.queries import (
     Whois,
 )
 from imkit.protocol.room_requests import RoomRequestError, parse_changes
-from imkit.rules.rooms import TOPIC_MAX, room_key, room_problem
+from imkit.rules.rooms import FLAGS, LISTS, TOPIC_MAX, room_key, room_problem
 
 if TYPE_CHECKING:
     from imkit.irc.wire import IrcConnection
@@ -410,9 +410,9 @@ def _mode(conn: IrcConnection, message: Message) -> list[Command]:
     if changes_text[:1] not in "+-":
         changes_text = "+" + changes_text
     try:
-        changes, list_bans = parse_changes(changes_text, _mode_args(changes_text, args))
+        changes, listing = parse_changes(changes_text, _mode_args(changes_text, args))
     except RoomRequestError as error:
-        unknown = [c for c in changes_text if c not in "+-ovbklimnst"]
+        unknown = [c for c in changes_text if c not in "+-" + FLAGS]
         if unknown:
             return [conn.numeric("472", unknown[0], "is an unknown mode char to me")]
         if "+k" in changes_text or ("k" in changes_text and args):
@@ -422,24 +422,25 @@ def _mode(conn: IrcConnection, message: Message) -> list[Command]:
         if "o" in changes_text or "v" in changes_text or "k" in changes_text:
             return [conn.numeric("461", "MODE", "Not enough parameters")]
         return [conn.numeric("696", target, changes_text, " ".join(args) or "*", str(error))]
-    rid = conn.ask("MODE", target, "bans" if list_bans else "")
-    return [RoomMode(id=rid, room=target, changes=changes, list_bans=list_bans)]
+    rid = conn.ask("MODE", target, "list" if listing else "")
+    return [RoomMode(id=rid, room=target, changes=changes, listing=listing)]
 
 
 def _mode_args(changes: str, args: list[str]) -> list[str]:
     """A MODE's arguments as imkit reads them: nicks unescaped, and IRC's ban masks
-    (``nick!*@*``, ``*!*@HOST``) as the names, addresses or networks imkit bans."""
+    (``nick!*@*``, ``*!*@HOST``; +b, +e, +I) as the names, patterns, addresses or
+    networks imkit's room masks hold."""
     out, sign, pending = [], True, list(args)
     for char in changes:
         if char in "+-":
             sign = char == "+"
             continue
-        if not pending or not (char in "ovb" or (sign and char in "kl")):
+        if not pending or not (char in "ov" + LISTS or (sign and char in "kl")):
             continue
         arg = pending.pop(0)
         if char in "ov":
             arg = unescaped(arg)
-        elif char == "b":
+        elif char in LISTS:
             arg = ban_mask(arg)
         out.append(arg)
     return out + pending

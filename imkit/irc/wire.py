@@ -29,6 +29,7 @@ from imkit.irc.message import MAX_CLIENT_TAGS, MAX_LINE, MAX_TAGS, BadMessage, p
 from imkit.irc.names import prefix, shown
 from imkit.irc.render import FORM_CAPS, render
 from imkit.irc.requests import PRE_REGISTRATION
+from imkit.irc.whowas import Was, Whowas
 from imkit.protocol import (
     INVALID_UTF8,
     LINE_TOO_LONG,
@@ -88,8 +89,10 @@ class IrcConnection:
         max_line: int = 4096,
         clock: Callable[[], float] = time.time,
         operators: dict[str, str] | None = None,
+        whowas: Whowas | None = None,
     ) -> None:
         self.clock = clock
+        self.whowas = whowas if whowas is not None else Whowas()  # the node's, shared
         self.operators = operators or {}  # OPER's names and passwords (--irc-operator)
         self.modes = ""  # its user modes, as the hub last said
         self.server = server_name
@@ -103,7 +106,8 @@ class IrcConnection:
         self.pinged = False  # sent a PING for being quiet; any line it sends answers it
         self._framer = LineFramer(MAX_TAGS + MAX_LINE)
         # Registration: what it said so far; then its name in the chat.
-        self.name = ""  # its imkit name once registered ("" before)
+        self._name = ""  # its imkit name once registered ("" before): see name
+        self._gone = False  # its nick was remembered as left (gone)
         self.requested_nick: str | None = None
         self.ident: str | None = None
         self.realname: str | None = None
@@ -129,6 +133,28 @@ class IrcConnection:
         self._asked: dict[int, tuple[str, tuple[str, ...]]] = {}
 
     # ------------------------------------------------------------------ state
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, new: str) -> None:
+        """Its name is ``new`` now: the one it leaves is remembered for WHOWAS."""
+        if self._name and new != self._name:
+            self._remember()
+        self._name = new
+
+    def gone(self) -> None:
+        """The connection ends (QUIT, closed, kicked): its nick is remembered, once
+        (told by its last line, a Bye, and by the server when the socket is closed)."""
+        if self._name and self.registered and not self._gone:
+            self._gone = True
+            self._remember()
+
+    def _remember(self) -> None:
+        ident = self.ident or "~u"  # as WHOIS shows it
+        self.whowas.remember(Was(self._name, ident, self.host, self.realname or "", self.clock()))
 
     @property
     def nick(self) -> str:

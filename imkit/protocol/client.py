@@ -61,6 +61,7 @@ from imkit.protocol.room_events import (
     RoomPart,
     TopicInfo,
 )
+from imkit.rules.rooms import LIST_NAMES
 from imkit.rules.times import parse_iso_time
 
 # A client reads the server's lines, and one `users` reply lists everyone online (about
@@ -153,8 +154,8 @@ def _room_request(command: Command) -> dict[str, Any]:
         fields = {"type": "invite", "room": command.room, "name": command.name}
     elif isinstance(command, RoomMode):
         fields = {"type": "mode", "room": command.room}
-        if command.list_bans:
-            fields["changes"] = "+b"
+        if command.listing:
+            fields["changes"] = "+" + command.listing
         elif command.changes:
             fields["changes"], fields["args"] = mode_changes(command.changes)
     else:
@@ -291,9 +292,16 @@ def _topic(obj: dict[str, Any]) -> TopicInfo:
 
 
 def _modes(obj: dict[str, Any]) -> ModesInfo:
-    bans = _strings(obj, "bans") if "bans" in obj else None
+    listing = next((flag for flag, key in LIST_NAMES.items() if key in obj), "b")
+    key = LIST_NAMES[listing]
+    masks = _strings(obj, key) if key in obj else None
     return ModesInfo(
-        obj.get("id"), _str(obj, "room"), _str(obj, "modes"), _strings(obj, "args"), bans
+        obj.get("id"),
+        _str(obj, "room"),
+        _str(obj, "modes"),
+        _strings(obj, "args"),
+        masks,
+        listing=listing,
     )
 
 

@@ -160,9 +160,9 @@ class ModeChange:
 
 @record(kw_only=True)
 class RoomMode(Command):
-    """Change a room's settings; with no ``changes``, ask for them (``list_bans``: for
-    its bans)."""
+    """Change a room's settings; with no ``changes``, ask for them (``listing``: for
+    its list of masks ``b`` bans, ``e`` ban exceptions or ``I`` invite exceptions)."""
 
     room: str
     changes: tuple[ModeChange, ...] = ()
-    list_bans: bool = False
+    listing: str = ""

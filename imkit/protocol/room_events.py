@@ -12,6 +12,7 @@ from typing import Any
 from imkit.protocol.codes import RequestId
 from imkit.protocol.events import Event, one_line
 from imkit.protocol.records import record
+from imkit.rules.rooms import LIST_NAMES, LIST_WORDS
 from imkit.rules.times import iso_time
 
 
@@ -180,21 +181,25 @@ class ModesChanged(Event):
 
 @record
 class ModesInfo(Event):
-    """The reply to ``mode|#ROOM`` (its settings) or ``mode|#ROOM|+b`` (its bans)."""
+    """The reply to ``mode|#ROOM`` (its settings) or ``mode|#ROOM|+b`` (its bans;
+    ``+e``, ``+I``: its ban exceptions, invite exceptions, as ``listing`` says)."""
 
     id: RequestId
     room: str
     modes: str
     args: tuple[str, ...] = ()
-    bans: tuple[str, ...] | None = None  # asked for the bans
+    masks: tuple[str, ...] | None = None  # asked for a list of masks
     created: float | None = None  # when the room was made
+    listing: str = "b"  # which list ``masks`` is (imkit.rules.rooms.LISTS)
 
     def text_line(self) -> str:
-        if self.bans is None:
+        if self.masks is None:
             return f"{self.room} * mode {one_line(' '.join((self.modes, *self.args)))}"
-        if not self.bans:
-            return f"{self.room} * no bans"
-        return "\n".join(f"{self.room} * ban {one_line(mask)}" for mask in self.bans)
+        word = LIST_WORDS[self.listing]
+        if not self.masks:
+            return f"{self.room} * no {word}s"
+        word = word.replace(" ", "_")  # one word: "ban_exception MASK"
+        return "\n".join(f"{self.room} * {word} {one_line(mask)}" for mask in self.masks)
 
     def json_fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -204,8 +209,8 @@ class ModesInfo(Event):
             "modes": self.modes,
             "args": list(self.args),
         }
-        if self.bans is not None:
-            fields["bans"] = list(self.bans)
+        if self.masks is not None:
+            fields[LIST_NAMES[self.listing]] = list(self.masks)
         return fields
 
 

@@ -22,7 +22,7 @@ from imkit.protocol.commands import (
     Topic,
     Who,
 )
-from imkit.rules.rooms import TOPIC_MAX, change_problem, room_problem
+from imkit.rules.rooms import LISTS, TOPIC_MAX, change_problem, room_problem
 
 # The text commands that are rooms' (the first field of a line with a '|').
 TEXT_HEADS = frozenset({"join", "part", "topic", "kick", "invite", "mode", "ban", "unban"})
@@ -48,11 +48,11 @@ def checked_room(name: str) -> str:
     return name
 
 
-def parse_changes(text: str, args: list[str]) -> tuple[tuple[ModeChange, ...], bool]:
-    """``+kl-m`` and its arguments into changes; and whether it asks for the bans
-    (``+b`` alone)."""
-    if text in ("b", "+b") and not args:
-        return (), True
+def parse_changes(text: str, args: list[str]) -> tuple[tuple[ModeChange, ...], str]:
+    """``+kl-m`` and its arguments into changes; and which list of masks it asks for
+    (``+b``, ``+e`` or ``+I`` alone: that letter; else "")."""
+    if not args and len(text.lstrip("+")) == 1 and len(text) <= 2 and text[-1] in LISTS:
+        return (), text[-1]
     changes: list[ModeChange] = []
     sign: bool | None = None
     pending = list(args)
@@ -62,7 +62,7 @@ def parse_changes(text: str, args: list[str]) -> tuple[tuple[ModeChange, ...], b
             continue
         if sign is None:
             raise RoomRequestError(BAD_REQUEST, f"a mode change begins with + or -: {text!r}")
-        takes = char in "ovb" or (sign and char in "kl")
+        takes = char in "ov" + LISTS or (sign and char in "kl")
         arg = pending.pop(0) if takes and pending else None
         problem = change_problem(char, sign, arg)
         if problem is not None:
@@ -72,7 +72,7 @@ def parse_changes(text: str, args: list[str]) -> tuple[tuple[ModeChange, ...], b
         raise RoomRequestError(BAD_REQUEST, f"no mode change in {text!r}")
     if pending:
         raise RoomRequestError(BAD_REQUEST, f"more arguments than {text!r} takes")
-    return tuple(changes), False
+    return tuple(changes), ""
 
 
 def _topic(text: str) -> str:
@@ -153,8 +153,8 @@ def _text_mode(rest: str) -> Command:
     room = checked_room(fields[0])
     if len(fields) == 1:
         return RoomMode(room=room)
-    changes, list_bans = parse_changes(fields[1], fields[2:])
-    return RoomMode(room=room, changes=changes, list_bans=list_bans)
+    changes, listing = parse_changes(fields[1], fields[2:])
+    return RoomMode(room=room, changes=changes, listing=listing)
 
 
 def _text_ban(on: bool) -> Callable[[str], Command]:
@@ -215,8 +215,8 @@ def parse_json_room(
         args = obj.get("args", [])
         if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
             raise RoomRequestError(BAD_REQUEST, "field 'args' must be a list of strings")
-        parsed, list_bans = parse_changes(changes, list(args))
-        return RoomMode(id=rid, room=room, changes=parsed, list_bans=list_bans)
+        parsed, listing = parse_changes(changes, list(args))
+        return RoomMode(id=rid, room=room, changes=parsed, listing=listing)
     except RoomRequestError as error:
         return _invalid(error.code, str(error), rid)
 

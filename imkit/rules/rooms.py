@@ -9,6 +9,7 @@ that the rules need nothing above them.
 from __future__ import annotations
 
 import ipaddress
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,17 +23,24 @@ DEFAULT_LOBBY = "#lobby"
 DEFAULT_MAX_ROOMS = 1000
 DEFAULT_MAX_ROOMS_PER_USER = 50
 TOPIC_MAX = 300  # characters
-# A room's bans and pending invites at most, so that no operator can grow a room without
-# bound (IRC servers have the same kind of limit; ergo's is 100 bans).
+# A room's bans (and, each apart, its ban exceptions and invite exceptions) and pending
+# invites at most, so that no operator can grow a room without bound (IRC servers have
+# the same kind of limit; ergo's is 100 bans).
 MAX_ROOM_BANS = 100
 MAX_INVITES = 100
 # Who may make a room by joining it (--room-creation).
 CREATION_POLICIES = ("anyone", "accounts", "admin")
 
 # The settings that are on or off (IRC's channel modes, docs/rooms.md), and those that
-# take an argument: o, v, b (a name or a mask, on and off), k (a key), l (a limit).
+# take an argument: o, v (a name), the lists of masks b, e, I (on and off), k (a key),
+# l (a limit). e is a ban exception (a mask a ban does not keep out), I an invite
+# exception (a mask that may join an invite-only room without an invite).
 SWITCHES = "imnst"
-FLAGS = "ovbkl" + SWITCHES
+LISTS = "beI"
+FLAGS = "ov" + LISTS + "kl" + SWITCHES
+# What each list is called (a JSON reply's field, the text-mode words, the errors).
+LIST_NAMES = {"b": "bans", "e": "exceptions", "I": "invite_exceptions"}
+LIST_WORDS = {"b": "ban", "e": "ban exception", "I": "invite exception"}
 NEW_ROOM_FLAGS = frozenset("nt")
 
 # The error codes (imkit.protocol.codes has the same words).
@@ -75,17 +83,20 @@ def room_key(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Mask:
-    """What a room ban matches: a user name, a logged-in account, or an address or
-    network (docs/rooms.md, "Operators and settings")."""
+    """What a room ban (or exception) matches: a user name, names by a pattern with
+    ``*`` and ``?``, a logged-in account, or an address or network (docs/rooms.md,
+    "Operators and settings")."""
 
     text: str  # as the operator wrote it (normalised for networks)
-    kind: str  # "name", "account" or "net"
-    key: str = ""  # name and account: the name key
+    kind: str  # "name", "glob", "account" or "net"
+    key: str = ""  # name and account: the name key; glob: the pattern's key
     network: IPNetwork | None = None
 
     def matches(self, name: str, account: str | None, addr: str) -> bool:
         if self.kind == "name":
             return name_key(name) == self.key
+        if self.kind == "glob":
+            return glob_matches(self.key, name_key(name))
         if self.kind == "account":
             return account is not None and name_key(account) == self.key
         ip = address_of(addr)
@@ -108,7 +119,44 @@ def parse_mask(text: str) -> Mask | str:
         return Mask(str(network), "net", network=network)
     if any(char in text for char in "|: \t"):
         return f"{text!r} is not a name, account:NAME, an address or a network"
+    if "*" in text or "?" in text:
+        return Mask(text, "glob", glob_key(text))
     return Mask(text, "name", name_key(text))
+
+
+def glob_key(pattern: str) -> str:
+    """A name pattern's key: each run between wildcards keyed as names are (so that
+    ``BA*`` matches ``bar``), the wildcards kept."""
+    parts = re.split(r"([*?])", pattern)
+    return "".join(part if part in ("*", "?") else name_key(part) for part in parts)
+
+
+# A letter of a key: a character and the combining diacritical marks after it.
+_LETTER = re.compile(r".[\u0300-\u036f]*", re.DOTALL)
+
+
+def glob_matches(pattern: str, text: str) -> bool:
+    """Whether ``text`` matches ``pattern`` whole, where ``*`` is any run of letters
+    and ``?`` one letter (IRC's wildcards; nothing else is special). A letter is a
+    character with the combining marks U+0300-U+036F after it: keys are decomposed, so
+    that ``zo?`` matches ``Zoë``. The cluster's scripts match the same way
+    (prelude.lua's ``glob``), step by step as here."""
+    p, t = _LETTER.findall(pattern), _LETTER.findall(text)
+    i = j = 0
+    star, mark = -1, 0
+    while j < len(t):
+        if i < len(p) and (p[i] == "?" or (p[i] != "*" and p[i] == t[j])):
+            i, j = i + 1, j + 1
+        elif i < len(p) and p[i] == "*":
+            star, mark, i = i, j, i + 1
+        elif star >= 0:  # back to the last '*', which takes one letter more
+            i, mark = star + 1, mark + 1
+            j = mark
+        else:
+            return False
+    while i < len(p) and p[i] == "*":
+        i += 1
+    return i == len(p)
 
 
 def bits_of(network_or_ip: IPNetwork | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
@@ -122,7 +170,7 @@ def bits_of(network_or_ip: IPNetwork | ipaddress.IPv4Address | ipaddress.IPv6Add
 
 
 def mask_fields(mask: Mask, by: str) -> dict[str, Any]:
-    """A ban as a cluster's scripts keep and match it (imkit/cluster/lua)."""
+    """A ban (or exception) as a cluster's scripts keep and match it (imkit/cluster/lua)."""
     fields: dict[str, Any] = {"mask": mask.text, "kind": mask.kind, "by": by}
     if mask.kind == "net":
         assert mask.network is not None
@@ -189,6 +237,8 @@ class RoomState:
     key: str | None = None
     limit: int | None = None
     bans: dict[str, tuple[Mask, str]] = field(default_factory=dict)  # mask text -> (mask, by)
+    exceptions: dict[str, tuple[Mask, str]] = field(default_factory=dict)  # +e, as bans
+    invite_exceptions: dict[str, tuple[Mask, str]] = field(default_factory=dict)  # +I
     invited: dict[str, None] = field(default_factory=dict)  # name keys, oldest first
     operators: set[str] = field(default_factory=set)  # account keys (registered rooms)
     members: dict[int, Place] = field(default_factory=dict)  # in order of joining
@@ -203,13 +253,22 @@ class RoomState:
         remembered: bool = False,
     ) -> str | None:
         """Why a user may not join (an error code), or None. ``remembered``: an account
-        put back in its room at login passes the key, the invite and the limit."""
-        for mask, _ in self.bans.values():
-            if mask.matches(name, account, addr):
-                return BANNED_FROM_ROOM
+        put back in its room at login passes the key, the invite and the limit. A ban
+        keeps out whom it matches unless a ban exception (+e) matches too; an invite
+        exception (+I) lets in whom it matches past +i as an invite does."""
+
+        def matched(masks: dict[str, tuple[Mask, str]]) -> bool:
+            return any(mask.matches(name, account, addr) for mask, _ in masks.values())
+
+        if matched(self.bans) and not matched(self.exceptions):
+            return BANNED_FROM_ROOM
         if remembered or (account is not None and name_key(account) in self.operators):
             return None
-        if "i" in self.flags and name_key(name) not in self.invited:
+        if (
+            "i" in self.flags
+            and name_key(name) not in self.invited
+            and not matched(self.invite_exceptions)
+        ):
             return INVITE_ONLY
         if self.key is not None and key != self.key:
             return BAD_KEY
@@ -224,11 +283,21 @@ class RoomState:
         while len(self.invited) > MAX_INVITES:
             del self.invited[next(iter(self.invited))]
 
+    def masks(self, flag: str) -> dict[str, tuple[Mask, str]]:
+        """The list of masks ``flag`` (one of :data:`LISTS`) names."""
+        if flag == "b":
+            return self.bans
+        return self.exceptions if flag == "e" else self.invite_exceptions
+
     def bans_problem(self, changes: Iterable[Change]) -> str | None:
-        """Why ``changes`` would give the room too many bans (None: they would not)."""
-        added = {c.arg for c in changes if c.flag == "b" and c.on and c.arg not in self.bans}
-        if len(self.bans) + len(added) > MAX_ROOM_BANS:
-            return f"a room has at most {MAX_ROOM_BANS} bans: lift one first"
+        """Why ``changes`` would give the room too many bans, ban exceptions or invite
+        exceptions (each at most MAX_ROOM_BANS; None: they would not)."""
+        changes = list(changes)
+        for flag in LISTS:
+            masks = self.masks(flag)
+            added = {c.arg for c in changes if c.flag == flag and c.on and c.arg not in masks}
+            if len(masks) + len(added) > MAX_ROOM_BANS:
+                return too_many_masks(flag)
         return None
 
     def add(self, member: int, account: str | None, *, creator: bool) -> Place:
@@ -273,15 +342,16 @@ class RoomState:
             limit = int(arg or 0) if on else None
             changed, self.limit = self.limit != limit, limit
             return changed
-        if flag == "b":
+        if flag in LISTS:
+            masks = self.masks(flag)
             mask = parse_mask(arg or "")
             assert isinstance(mask, Mask)
             if on:
-                if mask.text in self.bans:
+                if mask.text in masks:
                     return False
-                self.bans[mask.text] = (mask, by)
+                masks[mask.text] = (mask, by)
                 return True
-            return self.bans.pop(mask.text, None) is not None
+            return masks.pop(mask.text, None) is not None
         raise ValueError(f"not a room setting: {flag!r}")  # pragma: no cover - parsed
 
     def modes(self, *, show_key: bool) -> tuple[str, list[str]]:
@@ -299,6 +369,10 @@ class RoomState:
             "key": self.key,
             "limit": self.limit,
             "bans": [mask_fields(mask, by) for mask, by in self.bans.values()],
+            "exceptions": [mask_fields(mask, by) for mask, by in self.exceptions.values()],
+            "invite_exceptions": [
+                mask_fields(mask, by) for mask, by in self.invite_exceptions.values()
+            ],
             "operators": sorted(self.operators),
         }
 
@@ -312,10 +386,11 @@ class RoomState:
         state.flags = set(str(fields.get("flags", "nt"))) & set(SWITCHES)
         state.key = fields.get("key")
         state.limit = fields.get("limit")
-        for ban in fields.get("bans", ()):
-            mask = parse_mask(str(ban["mask"]))
-            if isinstance(mask, Mask):
-                state.bans[mask.text] = (mask, str(ban.get("by", "")))
+        for flag in LISTS:  # a room kept before +e and +I has no such lists
+            for ban in fields.get(LIST_NAMES[flag], ()):
+                mask = parse_mask(str(ban["mask"]))
+                if isinstance(mask, Mask):
+                    state.masks(flag)[mask.text] = (mask, str(ban.get("by", "")))
         state.operators = {str(key) for key in fields.get("operators", ())}
         return state
 
@@ -326,7 +401,7 @@ def change_problem(flag: str, on: bool, arg: str | None) -> str | None:
         return f"unknown room setting {flag!r} (one of {FLAGS})"
     if flag in "ov" and not arg:
         return f"+{flag} and -{flag} need a name"
-    if flag == "b":
+    if flag in LISTS:
         mask = parse_mask(arg or "")
         return mask if isinstance(mask, str) else None
     if flag == "k" and on:
@@ -334,6 +409,17 @@ def change_problem(flag: str, on: bool, arg: str | None) -> str | None:
     if flag == "l" and on:
         return limit_problem(arg)
     return None
+
+
+def told_arg(flag: str, on: bool) -> bool:
+    """Whether a change's argument is told with it (+k's key and +l's limit; a list's
+    mask on and off; o and v name their member apart)."""
+    return flag in LISTS or (on and flag in "kl")
+
+
+def too_many_masks(flag: str) -> str:
+    """The error when the list ``flag`` is full."""
+    return f"a room has at most {MAX_ROOM_BANS} {LIST_WORDS[flag]}s: lift one first"
 
 
 def limit_problem(arg: str | None) -> str | None:

@@ -20,6 +20,7 @@ from imkit import __version__
 from imkit.errors import ServeError
 from imkit.hub.core import Hub
 from imkit.irc.names import host
+from imkit.irc.whowas import Whowas
 from imkit.irc.wire import IrcConnection, Lines
 from imkit.server.config import ServerConfig
 from imkit.transport.listener import Acceptor, parse_address, tcp_listener
@@ -54,6 +55,7 @@ class IrcPort:
         self.secure = secure
         self.created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         self.operators = dict(entry.split(":", 1) for entry in config.irc_operators)
+        self.whowas = Whowas()  # the nicks this node's IRC users left (WHOWAS)
 
     @classmethod
     async def bind(cls, config: ServerConfig, *, secure: bool) -> IrcPort:
@@ -97,6 +99,7 @@ class IrcPort:
             motd=self.motd,
             max_line=self.max_line,
             operators=self.operators,
+            whowas=self.whowas,
         )
 
     def keepalive(self, hub: Hub, now: float, timeout: float) -> None:

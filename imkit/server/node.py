@@ -538,6 +538,8 @@ class Server:
             )
         finally:
             self.connections.discard(connection)
+            if kind == "irc" and self.irc is not None:  # its nick, for WHOWAS
+                wire.gone()
             who = addr if member.name == addr else f"{member.name} ({addr})"
             log.info(
                 "%s: disconnected",

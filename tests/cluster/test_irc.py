@@ -235,3 +235,51 @@ async def test_an_irc_user_is_told_to_no_lobby_until_it_joins(cluster: Cluster) 
     lines = await watcher.until(r"QUIT")
     assert [line.split()[1] for line in lines] == ["JOIN", "PRIVMSG", "QUIT"], lines
     assert lines[0].startswith(":alex!~u@127.0.0.1 JOIN #lobby"), lines
+
+
+async def test_ban_and_invite_exceptions_across_two_nodes(cluster: Cluster) -> None:
+    """A channel operator on node 1 sets +b, +e, +i and +I; a user on node 2 is kept out
+    and let in by them (the cluster's scripts decide, as one server's rules do)."""
+    one, two = cluster.start_nodes(2, "--irc", "127.0.0.1:0")
+    op = await RawIrc.register(one, "chanop", "chanop", "chanop")
+    await op.send("JOIN #chan")
+    await op.expect(r" 366 chanop #chan ")
+    bar = await RawIrc.register(two, "Bar", "Bar", "Bar")
+    await op.send("MODE #chan +b ba*!*@*")
+    await op.expect(r"MODE #chan \+b ba\*!\*@\*$")
+    await bar.send("JOIN #chan")
+    await bar.expect(r" 474 Bar #chan ")
+    await op.send("MODE #chan +e *ar!*@*")
+    await op.expect(r"MODE #chan \+e \*ar!\*@\*$")
+    await bar.send("JOIN #chan")
+    await bar.expect(r"^:Bar!\S+ JOIN #chan")
+    await bar.send("PART #chan")
+    await op.send("MODE #chan -b+i ba*!*@*")
+    await op.expect(r"MODE #chan -b\+i ba\*!\*@\*$")
+    await bar.send("JOIN #chan")
+    await bar.expect(r" 473 Bar #chan ")
+    await op.send("MODE #chan +I bar!*@*", "MODE #chan +I", "MODE #chan +e")
+    await op.expect(r"MODE #chan \+I bar!\*@\*$")
+    assert (await op.expect(r" 34[67] ")).endswith(" 346 chanop #chan bar!*@*")
+    assert " 347 chanop #chan " in await op.expect(r" 34[67] ")
+    assert (await op.expect(r" 34[89] ")).endswith(" 348 chanop #chan *ar!*@*")
+    assert " 349 chanop #chan " in await op.expect(r" 34[89] ")
+    await bar.send("JOIN #chan")
+    await bar.expect(r"^:Bar!\S+ JOIN #chan")
+
+
+async def test_whowas_is_each_nodes_own(cluster: Cluster) -> None:
+    """WHOWAS answers from the memory of the node the asker is on (docs/irc.md): the
+    nick an IRC user of node 1 left is known there, not on node 2."""
+    one, two = cluster.start_nodes(2, "--irc", "127.0.0.1:0")
+    bob = await RawIrc.register(one, "bob", "bob", "bob")
+    await bob.send("QUIT :bye")
+    await bob.expect(r"^ERROR ")
+    here = await RawIrc.register(one, "here", "here", "here")
+    there = await RawIrc.register(two, "there", "there", "there")
+    await here.send("WHOWAS bob")
+    assert (await here.expect(r" (314|406) ")).endswith(" 314 here bob bob 127.0.0.1 * :bob")
+    await there.send("WHOWAS bob")
+    assert (await there.expect(r" (314|406) ")).endswith(
+        " 406 there bob :There was no such nickname"
+    )

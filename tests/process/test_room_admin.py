@@ -106,6 +106,8 @@ async def test_a_registered_room_survives_a_restart(served: Served) -> None:
         "secret": True,
         "operators": ["alex"],
         "bans": ["sam"],
+        "exceptions": [],
+        "invite_exceptions": [],
     }
     # alex, logged in, joins past +i as the room's operator; sam is kept out
     alex, _ = await json_hello(served.address, login={"name": "alex", "password": "pw"})

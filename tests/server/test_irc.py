@@ -81,6 +81,79 @@ async def test_a_room_with_irc_and_text_members(server: Server) -> None:
     await text.line_matching(r"#builds \* .* was kicked by alex: enough")
 
 
+async def test_exceptions_set_from_irc_reach_a_text_user_and_their_lists(server: Server) -> None:
+    """+e and +I set by an IRC operator are the room's masks for everyone: a text user is
+    told of them and let in; a full list is IRC's 478."""
+    text = await joined(server.addresses[0], "bart")
+    op = await IrcClient.connect(server, "chanop")
+    await op.send("JOIN #r", "MODE #r +bi *!*@*")
+    await op.expect(r"MODE #r \+bi \*!\*@\*$")
+    await op.send("MODE #r +eI b*!*@* bar?!*@*")
+    await op.expect(r"MODE #r \+eI b\*!\*@\* bar\?!\*@\*$")
+    await text.send("join|#r\n")
+    assert await text.line_matching(r"^#r ") == "#r * you have joined #r\n"
+    await op.expect(r"bart!~u@127.0.0.1 JOIN #r$")
+    await op.send("MODE #r +e", "MODE #r +I")
+    assert [await op.line() for _ in range(4)] == [
+        ":irc.test 348 chanop #r b*!*@*",
+        ":irc.test 349 chanop #r :End of channel exception list",
+        ":irc.test 346 chanop #r bar?!*@*",
+        ":irc.test 347 chanop #r :End of channel invite exception list",
+    ]
+    masks = [f"n{k}!*@*" for k in range(99)]  # and bar?: 100, the most
+    for start in range(0, 99, 10):  # MODES=10 a line
+        some = masks[start : start + 10]
+        await op.send(f"MODE #r +{'I' * len(some)} {' '.join(some)}")
+    await op.send("MODE #r +I one!*@*", "MODE #r +I")
+    await op.expect(r"MODE #r \+IIIIIIIII n90!\*@\* ")
+    assert await op.expect(r" 478 ") == ":irc.test 478 chanop #r I :Channel list is full"
+
+
+async def test_a_netcat_users_long_line_reaches_an_irc_user_in_several_privmsgs(
+    server: Server,
+) -> None:
+    """A text-mode line may be longer than an IRC line: it arrives as several PRIVMSGs
+    of at most 512 bytes, cut after a space or between characters, whose texts joined
+    are the line, in order."""
+    text = await joined(server.addresses[0], "tee")
+    alex = await IrcClient.connect(server, "alex")
+    await alex.send("JOIN #lobby")
+    await alex.expect(r" 366 alex #lobby ")
+    said = " ".join(f"wörd{n}" for n in range(200)) + "🙂" * 150  # 1199 + 600 bytes
+    await text.send(said + "\n")
+    await text.send("to|alex|" + "ü" * 700 + "\n")  # no space: cut between characters
+    received = ""
+    while received != said:
+        line = await alex.expect(r" PRIVMSG #lobby :")
+        assert len(line.encode()) + 2 <= 512 and line.startswith(":tee!~u@127.0.0.1 PRIVMSG")
+        received += line.partition(" PRIVMSG #lobby :")[2]
+        assert said.startswith(received)
+    private = [await alex.expect(r" PRIVMSG alex :") for _ in range(3)]
+    assert "".join(p.partition(" PRIVMSG alex :")[2] for p in private) == "ü" * 700
+    assert all(len(p.encode()) + 2 <= 512 for p in private)
+
+
+async def test_whowas_tells_of_the_nicks_irc_users_left(server: Server) -> None:
+    alex = await IrcClient.connect(server, "alex")
+    await alex.send("NICK alexis")
+    await alex.expect(r"NICK :?alexis$")
+    bob = await IrcClient.connect(server, "bob")
+    await bob.send("QUIT :bye")
+    await bob.expect(r"^ERROR ")
+    asker = await IrcClient.connect(server, "asker")
+    await asker.send("WHOWAS alex", "WHOWAS bob 1", "WHOWAS nobody")
+    lines = [await asker.line() for _ in range(8)]
+    assert lines[0] == ":irc.test 314 asker alex alex 127.0.0.1 * :Real alex"
+    assert lines[1].startswith(":irc.test 312 asker alex irc.test :")
+    assert lines[2] == ":irc.test 369 asker alex :End of WHOWAS"
+    assert lines[3] == ":irc.test 314 asker bob bob 127.0.0.1 * :Real bob"
+    assert lines[5:] == [
+        ":irc.test 369 asker bob :End of WHOWAS",
+        ":irc.test 406 asker nobody :There was no such nickname",
+        ":irc.test 369 asker nobody :End of WHOWAS",
+    ]
+
+
 async def test_nicks_taken_invalid_and_renamed(server: Server) -> None:
     await IrcClient.connect(server, "alex")
     other = await IrcClient.connect(server, "sam")

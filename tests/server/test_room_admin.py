@@ -315,6 +315,15 @@ async def test_a_room_ban_keeps_a_user_out_until_lifted(admin_chat: AdminChat) -
     assert (await _join(sam, "#dev"))["type"] == "joined"
 
 
+async def test_rooms_lists_the_exceptions_an_operator_set(admin_chat: AdminChat) -> None:
+    alex = await json_client(admin_chat.address(0), "alex")
+    await _join(alex, "#dev")
+    reply = await alex.request(type="mode", room="#dev", changes="+eI", args=["sa*", "kim"])
+    assert reply["type"] == "ok"
+    [row] = (await admin_chat.ok(type="rooms"))["rooms"]
+    assert (row["bans"], row["exceptions"], row["invite_exceptions"]) == ([], ["sa*"], ["kim"])
+
+
 # ------------------------------------------------------------------ removing
 
 

@@ -157,3 +157,25 @@ async def test_names_beginning_with_a_hash_are_not_names(short_dir: Path) -> Non
         await user.send("rename|#alex\n")
         line = await _said(user, "^error")
         assert re.match(r"error: invalid name '#alex': a name cannot begin with '#'", line)
+
+
+async def test_a_registered_rooms_exceptions_outlive_a_restart(short_dir: Path) -> None:
+    """+e and +I are a registered room's settings: kept in the SQLite file with its bans
+    and read back when the server starts again."""
+    settings = config(short_dir, db=str(short_dir / "imkit.db"))
+    login = {"name": "alex", "password": "pw"}
+    async with run_server(settings, Hub()) as server:
+        await add(server, "alex", "pw")
+        assert (await ask(server, type="room_add", room="#ops", invite_only=True))["type"] == "ok"
+        assert (await ask(server, type="room_op", room="#ops", account="alex"))["type"] == "ok"
+        alex, _ = await json_hello(server.addresses[0], login=login)
+        assert (await alex.request(type="join", room="#ops"))["type"] == "joined"
+        changed = await alex.request(type="mode", room="#ops", changes="+eI", args=["x*", "b?b"])
+        assert changed["type"] == "ok", changed
+    async with run_server(settings, Hub()) as server:
+        bob = await json_client(server.addresses[0], "bob")
+        assert (await bob.request(type="join", room="#ops"))["type"] == "joined"  # +I b?b
+        listed = await bob.request(type="mode", room="#ops", changes="+e")
+        assert listed["exceptions"] == ["x*"]
+        cy = await json_client(server.addresses[0], "cy")
+        assert (await cy.request(type="join", room="#ops"))["code"] == "invite_only"

@@ -65,7 +65,7 @@ from imkit.protocol.parsing import parse_json_request
         RoomKick(id=11, room="#builds", name="sam", reason="flooding"),
         Invite(id=12, room="#builds", name="sam"),
         RoomMode(id=13, room="#builds"),
-        RoomMode(id=14, room="#builds", list_bans=True),
+        RoomMode(id=14, room="#builds", listing="b"),
         RoomMode(id=15, room="#builds", changes=(ModeChange("m", True),)),
         RoomMode(
             id=16,

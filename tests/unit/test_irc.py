@@ -14,6 +14,7 @@ from imkit.hub.outbox import Outbox
 from imkit.irc import render as render_module
 from imkit.irc.message import BadMessage, escape_tag, line, parse, unescape_tag
 from imkit.irc.names import ban_mask, host, irc_mask, nick_problem, shown, unescaped
+from imkit.irc.numerics import ISUPPORT
 from imkit.irc.wire import IrcConnection
 from imkit.protocol import (
     ChatMessage,
@@ -120,6 +121,20 @@ def test_ban_masks_both_ways() -> None:
     assert ban_mask("bar") == "bar"
     assert irc_mask("bar") == "bar!*@*"
     assert irc_mask("10.0.0.0/8") == "*!*@10.0.0.0/8"
+
+
+def test_name_patterns_keep_their_wildcards_both_ways() -> None:
+    assert ban_mask("ba*!*@*") == "ba*" and irc_mask("ba*") == "ba*!*@*"
+    assert ban_mask("*!*@*") == "*" and irc_mask("*") == "*!*@*"
+    assert irc_mask("a.b?") == "a\\2eb?!*@*"  # what a nick cannot hold is escaped still
+    assert ban_mask("a\\2eb?!*@*") == "a.b?"
+
+
+def test_isupport_tells_of_ban_and_invite_exceptions() -> None:
+    tokens = dict(token.partition("=")[::2] for token in ISUPPORT)
+    assert tokens["EXCEPTS"] == "e" and tokens["INVEX"] == "I"
+    assert tokens["CHANMODES"].split(",")[0] == "beI"  # group A: the lists
+    assert tokens["MAXLIST"] == "b:100,e:100,I:100"
 
 
 # -------------------------------------------------------------- registration

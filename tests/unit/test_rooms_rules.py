@@ -4,6 +4,8 @@ imkit.protocol.room_requests)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from imkit.protocol import (
@@ -12,6 +14,7 @@ from imkit.protocol import (
     JoinRoom,
     ListRooms,
     ModeChange,
+    ModesInfo,
     PrivateMessage,
     PublicMessage,
     RoomMessage,
@@ -29,6 +32,7 @@ from imkit.rules.rooms import (
     Mask,
     RoomState,
     address_fields,
+    glob_matches,
     mask_fields,
     parse_mask,
     room_key,
@@ -190,3 +194,92 @@ def test_a_room_holds_a_bounded_number_of_bans_and_invites() -> None:
     for n in range(MAX_INVITES + 5):
         state.invite(f"guest{n}")
     assert len(state.invited) == MAX_INVITES and "guest0" not in state.invited
+
+
+# ------------------------------------------------- ban and invite exceptions (+e, +I)
+
+
+def test_a_name_pattern_matches_names_by_their_keys_whole() -> None:
+    mask = parse_mask("BA*")
+    assert isinstance(mask, Mask) and mask.kind == "glob"
+    assert mask.matches("bar", None, "10.0.0.1:5") and mask.matches("Ba", None, "")
+    assert not mask.matches("abar", None, "")
+    one = parse_mask("b?r")
+    assert isinstance(one, Mask) and one.matches("bur", None, "")
+    assert not one.matches("br", None, "")
+    everyone = parse_mask("*")
+    assert isinstance(everyone, Mask) and everyone.matches("anyone", None, "")
+    assert glob_matches("a.c", "a.c") and not glob_matches("a.c", "abc")  # '.' is a '.'
+    assert glob_matches("*x*y", "axxby") and not glob_matches("*x*y", "axxb")
+    accented = parse_mask("zo?")  # keys are decomposed: ? is a letter and its marks
+    assert isinstance(accented, Mask) and accented.matches("Zoë", None, "")
+    assert not glob_matches("*e*", "zoe\u0308") and glob_matches("*e\u0308", "zoe\u0308")
+    assert mask_fields(mask, "op") == {"mask": "BA*", "kind": "glob", "key": "ba*", "by": "op"}
+
+
+def test_a_ban_exception_lets_in_whom_a_ban_keeps_out() -> None:
+    state = RoomState("#r")
+    assert state.apply(ModeChange("b", True, "ba*"), "op")
+    assert state.admission("bar", None, "10.0.0.2:1", None) == "banned_from_room"
+    assert state.apply(ModeChange("e", True, "*ar"), "op")
+    assert state.admission("bar", None, "10.0.0.2:1", None) is None
+    assert state.admission("baz", None, "10.0.0.2:1", None) == "banned_from_room"
+    assert not state.apply(ModeChange("e", True, "*ar"), "op")  # there already
+    assert list(state.masks("e")) == ["*ar"] and list(state.masks("b")) == ["ba*"]
+    assert state.apply(ModeChange("e", False, "*ar"), "op")
+    assert state.admission("bar", None, "10.0.0.2:1", None) == "banned_from_room"
+
+
+def test_an_invite_exception_passes_invite_only_and_nothing_else() -> None:
+    state = RoomState("#r")
+    state.flags |= {"i"}
+    state.key = "k"
+    assert state.admission("bar", None, "10.0.0.2:1", "k") == "invite_only"
+    assert state.apply(ModeChange("I", True, "10.0.0.0/8"), "op")
+    assert state.admission("bar", None, "10.0.0.2:1", "k") is None
+    assert state.admission("bar", None, "10.0.0.2:1", None) == "bad_key"  # the key still
+    assert state.admission("bar", None, "192.0.2.1:1", "k") == "invite_only"
+    state.apply(ModeChange("b", True, "bar"), "op")
+    assert state.admission("bar", None, "10.0.0.2:1", "k") == "banned_from_room"
+
+
+def test_each_list_of_masks_has_its_own_bound() -> None:
+    state = RoomState("#r")
+    for n in range(MAX_ROOM_BANS):
+        state.apply(ModeChange("e", True, f"user{n}"), "op")
+    assert state.bans_problem([ModeChange("b", True, "x")]) is None
+    problem = state.bans_problem([ModeChange("e", True, "x")])
+    assert problem == f"a room has at most {MAX_ROOM_BANS} ban exceptions: lift one first"
+    assert state.bans_problem([ModeChange("e", True, "user1")]) is None  # there already
+
+
+def test_a_registered_rooms_exceptions_are_kept_with_its_fields() -> None:
+    state = RoomState("#r", registered=True)
+    state.apply(ModeChange("e", True, "account:kim"), "op")
+    state.apply(ModeChange("I", True, "b*"), "op")
+    fields = state.fields()
+    assert [m["mask"] for m in fields["exceptions"]] == ["account:kim"]
+    again = RoomState.from_fields(fields)
+    assert list(again.exceptions) == ["account:kim"] and list(again.invite_exceptions) == ["b*"]
+    assert again.invite_exceptions["b*"][1] == "op"
+    del fields["exceptions"], fields["invite_exceptions"]  # kept before +e and +I
+    assert RoomState.from_fields(fields).exceptions == {}
+
+
+def test_list_requests_and_their_replies_in_both_modes() -> None:
+    listed = parse_text("mode|#r|+e")
+    assert isinstance(listed, RoomMode) and listed.listing == "e" and not listed.changes
+    bare = parse_text("mode|#r|I")
+    assert isinstance(bare, RoomMode) and bare.listing == "I"
+    changed = parse_text("mode|#r|+eI|bob|b*")
+    assert isinstance(changed, RoomMode) and changed.listing == ""
+    assert changed.changes == (ModeChange("e", True, "bob"), ModeChange("I", True, "b*"))
+    asked = parse_json_request({"type": "mode", "room": "#r", "changes": "+I"})
+    assert isinstance(asked, RoomMode) and asked.listing == "I"
+    assert isinstance(parse_text("mode|#r|+e|a b"), Invalid)
+    info = ModesInfo(1, "#r", "+nt", (), ("bob", "b*"), listing="I")
+    assert encode_text(info) == b"#r * invite_exception bob\n#r * invite_exception b*\n"
+    assert json.loads(encode_json(info))["invite_exceptions"] == ["bob", "b*"]
+    assert encode_text(ModesInfo(1, "#r", "+nt", (), (), listing="e")) == (
+        b"#r * no ban exceptions\n"
+    )

@@ -122,6 +122,63 @@ local function invite(r, key)
   while #r.invited > MAX_INVITES do table.remove(r.invited, 1) end
 end
 local function has_flag(r, f) return string.find(r.flags or '', f, 1, true) ~= nil end
+-- A room's lists of masks by letter (imkit.rules.rooms.LIST_NAMES): bans, ban exceptions
+-- (+e), invite exceptions (+I); each a list of imkit.rules.rooms.mask_fields.
+local MASK_LISTS = {b = 'bans', e = 'exceptions', I = 'invite_exceptions'}
+-- The list of masks f of r, made a list when it is none yet (or cjson's empty object).
+local function mask_list(r, f)
+  local field = MASK_LISTS[f]
+  if type(r[field]) ~= 'table' or r[field][1] == nil then r[field] = {} end
+  return r[field]
+end
+-- As imkit.rules.rooms.glob_matches: text matches pattern whole, '*' any run of
+-- letters, '?' one letter; a letter is a UTF-8 character with the combining marks
+-- U+0300-U+036F after it (bytes CC 80 to CD AF), as keys are decomposed.
+local function letters(s)
+  local out = {}
+  for ch in string.gmatch(s, '[%z\1-\127\192-\255][\128-\191]*') do
+    local a, b = string.byte(ch, 1, 2)
+    if #out > 0 and ((a == 204 and b >= 128) or (a == 205 and b <= 175)) then
+      out[#out] = out[#out] .. ch
+    else
+      out[#out + 1] = ch
+    end
+  end
+  return out
+end
+local function glob(pattern, text)
+  local p, t = letters(pattern), letters(text)
+  local i, j, star, mark = 1, 1, nil, 0
+  while j <= #t do
+    if i <= #p and (p[i] == '?' or (p[i] ~= '*' and p[i] == t[j])) then
+      i, j = i + 1, j + 1
+    elseif i <= #p and p[i] == '*' then
+      star, mark, i = i, j, i + 1
+    elseif star then
+      i, mark = star + 1, mark + 1
+      j = mark
+    else
+      return false
+    end
+  end
+  while i <= #p and p[i] == '*' do i = i + 1 end
+  return i > #p
+end
+-- Whether the mask b (mask_fields) matches c (a logged-in user's name key is its
+-- account's key), whose address is v and bits (address_fields; nil: none).
+local function mask_matches(b, c, v, bits)
+  return (b.kind == 'name' and b.key == c.key)
+      or (b.kind == 'glob' and glob(b.key, c.key))
+      or (b.kind == 'account' and c.account and b.key == c.key)
+      or (b.kind == 'net' and bits and tostring(b.v) == v
+          and string.sub(bits, 1, #b.bits) == b.bits)
+end
+local function any_matches(list, c, v, bits)
+  for _, b in ipairs(list or {}) do
+    if mask_matches(b, c, v, bits) then return true end
+  end
+  return false
+end
 -- conn (record c, saved by the caller) leaves the room key; an unregistered room left
 -- empty ends: its settings and members go, its event stream expires after a grace, its
 -- history stays within the retention it was made with (then expires as a whole).
@@ -159,16 +216,14 @@ end
 -- A logged-in user's name key is its account's key.
 local function admission(r, c, addr, given, remembered, count)
   local v, bits = string.match(addr, '^(%d):([01]+)$')
-  for _, b in ipairs(r.bans or {}) do
-    if (b.kind == 'name' and b.key == c.key)
-        or (b.kind == 'account' and c.account and b.key == c.key)
-        or (b.kind == 'net' and bits and tostring(b.v) == v
-            and string.sub(bits, 1, #b.bits) == b.bits) then
-      return 'banned_from_room'
-    end
+  if any_matches(r.bans, c, v, bits) and not any_matches(r.exceptions, c, v, bits) then
+    return 'banned_from_room'
   end
   if remembered or (c.account and index_of(r.operators, c.key)) then return nil end
-  if has_flag(r, 'i') and not index_of(r.invited, c.key) then return 'invite_only' end
+  if has_flag(r, 'i') and not index_of(r.invited, c.key)
+      and not any_matches(r.invite_exceptions, c, v, bits) then
+    return 'invite_only'
+  end
   if r.key and given ~= r.key then return 'bad_key' end
   if r.limit and count >= r.limit then return 'room_full' end
   return nil

@@ -4,11 +4,12 @@
 --
 -- ARGV: prefix, node, mid, room key, the changes as JSON: a list of {f = flag, on =
 -- true/false, a = its argument, tk = the name key of the member named by +o/+v, mask =
--- imkit.rules.rooms.mask_fields for +b/-b}, parsed and checked by the node. Every
+-- imkit.rules.rooms.mask_fields for the lists +b/-b, +e/-e, +I/-I}, parsed and checked
+-- by the node. Every
 -- member named must be in the room (all the changes, or none); then each is made as
 -- RoomState.apply does and those that changed something are told in one mode event
 -- (changes as '+kl-m', args). {'ok', room name}, {'none'}, {'refused', code, room name},
--- {'too_many_bans', room name}, {'no_user', the name given}, {'not_member', its name, room name}, {'gone'}.
+-- {'too_many_bans', room name, the list's letter}, {'no_user', the name given}, {'not_member', its name, room name}, {'gone'}.
 local node, mid, key = ARGV[2], ARGV[3], ARGV[4]
 local conn = node .. '/' .. mid
 local c = load_conn(conn)
@@ -40,19 +41,22 @@ local function switched(flags, f, on)
   end
   return table.concat(out)
 end
-if type(r.bans) ~= 'table' or r.bans[1] == nil then r.bans = {} end
--- As RoomState.bans_problem: at most MAX_ROOM_BANS bans.
-local added = {}
-for _, ch in ipairs(changes) do
-  if ch.f == 'b' and ch.on then
-    local known = false
-    for _, b in ipairs(r.bans) do if b.mask == ch.mask.mask then known = true end end
-    if not known then added[ch.mask.mask] = true end
+-- As RoomState.bans_problem: at most MAX_ROOM_BANS masks in each list.
+for _, f in ipairs({'b', 'e', 'I'}) do
+  local list = mask_list(r, f)
+  local added, count = {}, #list
+  for _, ch in ipairs(changes) do
+    if ch.f == f and ch.on then
+      local known = false
+      for _, b in ipairs(list) do if b.mask == ch.mask.mask then known = true end end
+      if not known and not added[ch.mask.mask] then
+        added[ch.mask.mask] = true
+        count = count + 1
+      end
+    end
   end
+  if count > MAX_ROOM_BANS then return {'too_many_bans', r.name, f} end
 end
-local count = #r.bans
-for _ in pairs(added) do count = count + 1 end
-if count > MAX_ROOM_BANS then return {'too_many_bans', r.name} end
 local letters, args, sign = '', {}, nil
 for i, ch in ipairs(changes) do
   local changed, arg = false, nil
@@ -75,16 +79,17 @@ for i, ch in ipairs(changes) do
     local new = nil
     if ch.on then new, arg = tonumber(ch.a), ch.a end
     changed, r.limit = r.limit ~= new, new
-  elseif ch.f == 'b' then
+  elseif MASK_LISTS[ch.f] then
     arg = ch.a
+    local list = mask_list(r, ch.f)
     local found = nil
-    for j, b in ipairs(r.bans) do if b.mask == ch.mask.mask then found = j end end
+    for j, b in ipairs(list) do if b.mask == ch.mask.mask then found = j end end
     if ch.on and not found then
       ch.mask.by = c.name
-      table.insert(r.bans, ch.mask)
+      table.insert(list, ch.mask)
       changed = true
     elseif not ch.on and found then
-      table.remove(r.bans, found)
+      table.remove(list, found)
       changed = true
     end
   end
