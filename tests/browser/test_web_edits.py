@@ -7,8 +7,6 @@ other page changes the line in place; an administrator's `imkit history delete` 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,10 +19,9 @@ if not os.path.exists(CHROMIUM):
 pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
 )
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 from tests.browser.test_web_browser import (  # noqa: E402
-    CHROMIUM_ARGS,
     TIMEOUT_MS,
     WebServer,
     add_account,
@@ -34,22 +31,6 @@ from tests.browser.test_web_browser import (  # noqa: E402
     say,
 )
 from tests.support import run_imkit  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    playwright: Playwright
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def web(short_dir: Path) -> Iterator[WebServer]:
-    server = WebServer(short_dir / "admin.sock")
-    yield server
-    server.stop()
 
 
 def _page(browser: Browser, web: WebServer) -> Page:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -24,10 +22,9 @@ if not os.path.exists(CHROMIUM):
 pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')"
 )
-from playwright.sync_api import Browser, Playwright, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, expect  # noqa: E402
 
 from tests.browser.test_web_browser import (  # noqa: E402
-    CHROMIUM_ARGS,
     WebServer,
     active_log,
     join,
@@ -37,26 +34,6 @@ from tests.browser.test_web_browser import (  # noqa: E402
 from tests.browser.test_web_rooms import join_room_on_page  # noqa: E402
 from tests.support import run_imkit  # noqa: E402
 from tests.support.hooks import curl_args, parse_curl  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def web(short_dir: Path) -> Iterator[WebServer]:
-    server = WebServer(short_dir / "admin.sock")
-    yield server
-    server.stop()
 
 
 def test_a_hooks_message_shows_with_the_bot_badge(browser: Browser, web: WebServer) -> None:
