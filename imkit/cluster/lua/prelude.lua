@@ -131,6 +131,64 @@ local function mask_list(r, f)
   if type(r[field]) ~= 'table' or r[field][1] == nil then r[field] = {} end
   return r[field]
 end
+-- As RoomState.apply for one setting: a switch of 'imnst', +k, +l, or a mask of +b +e +I
+-- (a new one made by BY). Changes r; whether that changed something, and the argument
+-- the mode event tells (a key, a limit, a mask).
+local function apply_setting(r, ch, by)
+  if string.find('imnst', ch.f, 1, true) then
+    local changed, out = has_flag(r, ch.f) ~= ch.on, {}
+    for s in string.gmatch('imnst', '.') do  -- sorted as RoomState.modes shows them
+      local now = has_flag(r, s)
+      if s == ch.f then now = ch.on end
+      if now then table.insert(out, s) end
+    end
+    r.flags = table.concat(out)
+    return changed, nil
+  elseif ch.f == 'k' or ch.f == 'l' then
+    local new, arg = nil, nil
+    if ch.on then new, arg = ch.a, ch.a end
+    if ch.f == 'l' and new then new = tonumber(new) end
+    local field = ch.f == 'k' and 'key' or 'limit'
+    local changed = r[field] ~= new
+    r[field] = new
+    return changed, arg
+  elseif MASK_LISTS[ch.f] then
+    local list, found = mask_list(r, ch.f), nil
+    for j, b in ipairs(list) do if b.mask == ch.mask.mask then found = j end end
+    if ch.on and not found then
+      ch.mask.by = by
+      table.insert(list, ch.mask)
+      return true, ch.a
+    elseif not ch.on and found then
+      table.remove(list, found)
+      return true, ch.a
+    end
+    return false, ch.a
+  end
+  return false, nil
+end
+-- Adds a change that changed something to told ({letters = '', args = {}}), as
+-- RoomState.apply tells them: '+kl-m' and its arguments in order.
+local function tell_mode(told, ch, changed, arg)
+  if not changed then return end
+  if told.sign ~= ch.on then
+    told.letters = told.letters .. (ch.on and '+' or '-')
+    told.sign = ch.on
+  end
+  told.letters = told.letters .. ch.f
+  if arg then table.insert(told.args, arg) end
+end
+-- The member of room KEY whose name key is NKEY: its connection and record; or the reply
+-- that ends the request ({'no_user'}, {'not_member', its name, room name}).
+local function room_target(key, r, nkey)
+  local target = redis.call('HGET', NAMES, nkey)
+  local t = target and load_conn(target)
+  if not t then return nil, nil, {'no_user'} end
+  if redis.call('HEXISTS', room_members(key), target) == 0 then
+    return nil, nil, {'not_member', t.name, r.name}
+  end
+  return target, t, nil
+end
 -- As imkit.rules.rooms.glob_matches: text matches pattern whole, '*' any run of
 -- letters, '?' one letter; a letter is a UTF-8 character with the combining marks
 -- U+0300-U+036F after it (bytes CC 80 to CD AF), as keys are decomposed.
@@ -193,6 +251,16 @@ local function leave_room(conn, c, key)
     redis.call('PEXPIRE', room_log(key), ROOM_LOG_GRACE_MS)
     if (r.retain or 0) > 0 then redis.call('PEXPIRE', room_hist(key), r.retain) end
   end
+end
+-- TARGET (its record t) is kicked out of room KEY by BY: every member is told (the
+-- target's node takes it out there), and its account forgets the room.
+local function kick_member(key, target, t, reason, by)
+  local tnode, tmid = conn_node(target)
+  emit(room_log(key), {t = 'kick', room = key, name = t.name, by = by, reason = reason,
+                       node = tnode, mid = tmid})
+  leave_room(target, t, key)
+  redis.call('HSET', CONNS, target, cjson.encode(t))
+  if t.account then forget_room(t.key, key) end
 end
 -- conn (record c, saved by the caller) enters the room key (op: as an operator).
 local function enter_room(conn, c, key, op)

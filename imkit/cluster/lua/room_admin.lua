@@ -55,41 +55,17 @@ if action == 'add' or action == 'set' then
     r.topic, r.topic_by, r.topic_time = topic, by, now_ms() / 1000
     emit(room_log(key), {t = 'topic', room = key, topic = topic, by = by, time = r.topic_time})
   end
-  local letters, args, sign = '', {}, nil
+  local told = {letters = '', args = {}}
   for _, ch in ipairs(cjson.decode(ARGV[8])) do
-    local changed, arg = false, nil
-    if string.find('imnst', ch.f, 1, true) then
-      changed = has_flag(r, ch.f) ~= ch.on
-      local out = {}
-      for s in string.gmatch('imnst', '.') do
-        local now = has_flag(r, s)
-        if s == ch.f then now = ch.on end
-        if now then table.insert(out, s) end
-      end
-      r.flags = table.concat(out)
-    elseif ch.f == 'k' or ch.f == 'l' then
-      local new = nil
-      if ch.on then new, arg = ch.a, ch.a end
-      if ch.f == 'l' and new then new = tonumber(new) end
-      local field = ch.f == 'k' and 'key' or 'limit'
-      changed = r[field] ~= new
-      r[field] = new
-    end
-    if changed then
-      if sign ~= ch.on then
-        letters = letters .. (ch.on and '+' or '-')
-        sign = ch.on
-      end
-      letters = letters .. ch.f
-      if arg then table.insert(args, arg) end
-    end
+    tell_mode(told, ch, apply_setting(r, ch, by))
   end
   save_room(key, r)
-  if letters ~= '' then
-    emit(room_log(key), {t = 'mode', room = key, by = by, changes = letters, args = args})
+  if told.letters ~= '' then
+    emit(room_log(key), {t = 'mode', room = key, by = by, changes = told.letters,
+                         args = told.args})
   end
-  return {'ok', cjson.encode(r), redis.call('HLEN', room_members(key)), letters,
-          cjson.encode(args)}
+  return {'ok', cjson.encode(r), redis.call('HLEN', room_members(key)), told.letters,
+          cjson.encode(told.args)}
 end
 if action == 'remove' then
   local all = redis.call('HKEYS', room_members(key))
@@ -169,20 +145,11 @@ if action == 'who' or action == 'ban' then
   return reply
 end
 if action == 'kick' then
-  local target = redis.call('HGET', NAMES, ARGV[5])
-  local t = target and load_conn(target)
-  if not t then return {'no_user'} end
-  if redis.call('HEXISTS', room_members(key), target) == 0 then
-    return {'not_member', t.name, r.name}
-  end
+  local target, t, refusal = room_target(key, r, ARGV[5])
+  if refusal then return refusal end
   local reason = ARGV[6]
   if reason == '' then reason = nil end
-  local tnode, tmid = conn_node(target)
-  emit(room_log(key), {t = 'kick', room = key, name = t.name, by = by, reason = reason,
-                       node = tnode, mid = tmid})
-  leave_room(target, t, key)
-  redis.call('HSET', CONNS, target, cjson.encode(t))
-  if t.account then forget_room(t.key, key) end
+  kick_member(key, target, t, reason, by)
   return {'ok', t.name, r.name}
 end
 return {'unknown'}

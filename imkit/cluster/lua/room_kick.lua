@@ -14,18 +14,9 @@ local r, m = visible_room(conn, key)
 if not r then return {'none'} end
 if not m then return {'refused', 'not_in_room', r.name} end
 if not m.o then return {'refused', 'not_room_operator', r.name} end
-local target = redis.call('HGET', NAMES, ARGV[5])
-local t = target and load_conn(target)
-if not t then return {'no_user'} end
-if redis.call('HEXISTS', room_members(key), target) == 0 then
-  return {'not_member', t.name, r.name}
-end
+local target, t, refusal = room_target(key, r, ARGV[5])
+if refusal then return refusal end
 local reason = ARGV[6]
 if reason == '' then reason = nil end
-local tnode, tmid = conn_node(target)
-emit(room_log(key), {t = 'kick', room = key, name = t.name, by = c.name, reason = reason,
-                     node = tnode, mid = tmid})
-leave_room(target, t, key)
-redis.call('HSET', CONNS, target, cjson.encode(t))
-if t.account then forget_room(t.key, key) end
+kick_member(key, target, t, reason, c.name)
 return {'ok', r.name}

@@ -31,16 +31,6 @@ for i, ch in ipairs(changes) do
     targets[i] = {conn = target, name = t.name}
   end
 end
--- The switches, sorted as RoomState.modes shows them, with f on or off.
-local function switched(flags, f, on)
-  local out = {}
-  for s in string.gmatch('imnst', '.') do
-    local now = string.find(flags, s, 1, true) ~= nil
-    if s == f then now = on end
-    if now then table.insert(out, s) end
-  end
-  return table.concat(out)
-end
 -- As RoomState.bans_problem: at most MAX_ROOM_BANS masks in each list.
 for _, f in ipairs({'b', 'e', 'I'}) do
   local list = mask_list(r, f)
@@ -57,53 +47,24 @@ for _, f in ipairs({'b', 'e', 'I'}) do
   end
   if count > MAX_ROOM_BANS then return {'too_many_bans', r.name, f} end
 end
-local letters, args, sign = '', {}, nil
+local told = {letters = '', args = {}}
 for i, ch in ipairs(changes) do
-  local changed, arg = false, nil
   local t = targets[i]
-  if t then
+  if t then  -- +o, +v: the member's place in the room
     local place = cjson.decode(redis.call('HGET', room_members(key), t.conn))
-    if (place[ch.f] == true) ~= ch.on then
+    local changed = (place[ch.f] == true) ~= ch.on
+    if changed then
       place[ch.f] = ch.on
       redis.call('HSET', room_members(key), t.conn, cjson.encode(place))
-      changed, arg = true, t.name
     end
-  elseif string.find('imnst', ch.f, 1, true) then
-    changed = has_flag(r, ch.f) ~= ch.on
-    r.flags = switched(r.flags or '', ch.f, ch.on)
-  elseif ch.f == 'k' then
-    local new = nil
-    if ch.on then new, arg = ch.a, ch.a end
-    changed, r.key = r.key ~= new, new
-  elseif ch.f == 'l' then
-    local new = nil
-    if ch.on then new, arg = tonumber(ch.a), ch.a end
-    changed, r.limit = r.limit ~= new, new
-  elseif MASK_LISTS[ch.f] then
-    arg = ch.a
-    local list = mask_list(r, ch.f)
-    local found = nil
-    for j, b in ipairs(list) do if b.mask == ch.mask.mask then found = j end end
-    if ch.on and not found then
-      ch.mask.by = c.name
-      table.insert(list, ch.mask)
-      changed = true
-    elseif not ch.on and found then
-      table.remove(list, found)
-      changed = true
-    end
-  end
-  if changed then
-    if sign ~= ch.on then
-      letters = letters .. (ch.on and '+' or '-')
-      sign = ch.on
-    end
-    letters = letters .. ch.f
-    if arg then table.insert(args, arg) end
+    tell_mode(told, ch, changed, t.name)
+  else
+    tell_mode(told, ch, apply_setting(r, ch, c.name))
   end
 end
 save_room(key, r)
-if letters ~= '' then
-  emit(room_log(key), {t = 'mode', room = key, by = c.name, changes = letters, args = args})
+if told.letters ~= '' then
+  emit(room_log(key), {t = 'mode', room = key, by = c.name, changes = told.letters,
+                       args = told.args})
 end
 return {'ok', r.name}
