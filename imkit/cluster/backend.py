@@ -108,7 +108,7 @@ def _about_json(member: Member) -> str:
 class RedisBackend(RedisRooms):
     """The shared decisions of a cluster node, made by Redis; see the module docstring."""
 
-    features: tuple[str, ...] = ("history", "accounts", "rooms", "cluster")
+    features: tuple[str, ...] = ("history", "accounts", "rooms", "search", "edit", "cluster")
     hub: Hub
     events: ClusterEvents
     directory: RedisDirectory

@@ -63,7 +63,7 @@ class LocalBackend(LocalRooms):
     """The shared decisions of a server on its own; see the module docstring (its
     rooms: :class:`~imkit.hub.local_rooms.LocalRooms`)."""
 
-    features: tuple[str, ...] = ("history", "accounts", "rooms")
+    features: tuple[str, ...] = ("history", "accounts", "rooms", "search", "edit")
     on_command: Callable[[Member], None] | None = None
     hub: Hub
     directory: LocalDirectory

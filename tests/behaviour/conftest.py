@@ -43,9 +43,9 @@ class Chat:
     def features(self) -> list[str]:
         """What a JSON welcome lists."""
         return (
-            ["history", "accounts", "rooms", "cluster"]
+            ["history", "accounts", "rooms", "search", "edit", "cluster"]
             if self.clustered
-            else ["history", "accounts", "rooms"]
+            else ["history", "accounts", "rooms", "search", "edit"]
         )
 
 

@@ -561,7 +561,7 @@ async def test_accounts_only_on_two_nodes(cluster: Cluster) -> None:
         "addr": bea.addr,
         "server": welcome["server"],
         "account": "bea",
-        "features": ["history", "accounts", "rooms", "cluster"],
+        "features": ["history", "accounts", "rooms", "search", "edit", "cluster"],
         "v": 1,
     }
     assert await alex.line() == f"[{bea.addr}]bea:user is online\n"

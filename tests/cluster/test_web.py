@@ -24,7 +24,7 @@ async def test_a_web_user_and_a_tcp_user_on_two_nodes(cluster: Cluster) -> None:
     text = await joined(two.address, "tee")
     async with web_user(found.group(1)) as user:
         welcome = await hello(user, "wes")
-        assert welcome["features"] == ["history", "accounts", "rooms", "cluster"]
+        assert welcome["features"] == ["history", "accounts", "rooms", "search", "edit", "cluster"]
         await text.line_matching("user is online")
         await user.send(type="message", text="hello from the web", id=2)
         assert await text.line() == f"[{user.addr}]wes:hello from the web\n"

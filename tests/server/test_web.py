@@ -172,7 +172,7 @@ async def test_every_request_and_a_tcp_user_in_one_order() -> None:
                 "addr": user.addr,
                 "server": welcome["server"],
                 "account": None,
-                "features": ["history", "accounts", "rooms"],
+                "features": ["history", "accounts", "rooms", "search", "edit"],
                 "v": 1,
             }
             assert await text.line() == f"[{user.addr}]{user.addr}:user is online\n"

@@ -480,7 +480,7 @@ async def arrive(node: Node, mode: str, others: list[User], name: str | None = N
             "addr": user.addr,
             "server": welcome.get("server"),
             "account": None,
-            "features": ["history", "accounts", "rooms", "cluster"],
+            "features": ["history", "accounts", "rooms", "search", "edit", "cluster"],
             "v": 1,
         }
         assert str(welcome["server"]).startswith("imkit/")

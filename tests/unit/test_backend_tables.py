@@ -44,7 +44,7 @@ def test_a_hub_on_its_own_has_the_local_backend_and_directory() -> None:
     hub = Hub()
     assert isinstance(hub.backend, LocalBackend)
     assert isinstance(hub.directory, LocalDirectory)
-    assert hub.features == ("history", "accounts", "rooms")
+    assert hub.features == ("history", "accounts", "rooms", "search", "edit")
     assert hub.on_command is None
 
 
