@@ -24,10 +24,12 @@ triggers on INSERT, DELETE and UPDATE OF text: every write here, and any later o
 edits or blanks a message's text, keeps it in step without calling anything. A deleted
 or edited message is out of the index at once (no search finds it), but FTS5 keeps its
 words in the index's older segments until they are merged; so after a deletion or an
-edit the writer compacts the index (FTS5 ``optimize``, about a second per million
-messages) as soon as nothing waits, then at most once every :data:`COMPACT_INTERVAL`
-seconds, and at close; ``PRAGMA secure_delete`` overwrites the pages it frees. Words
-of a deleted message leave the file within that interval (docs/integrations.md).
+edit the writer merges the index's segments into one (what FTS5's ``optimize`` does),
+in steps of :data:`COMPACT_STEP` pages (FTS5 ``merge``, at most about 0.1 s each for a
+million messages) taken only while nothing else waits, starting as soon as it can, then
+at most once every :data:`COMPACT_INTERVAL` seconds, and finished at close; ``PRAGMA
+secure_delete`` overwrites the pages that frees. Words of a deleted message leave the
+file within that interval (docs/integrations.md).
 """
 
 from __future__ import annotations
@@ -54,8 +56,10 @@ log = logging.getLogger("imkit.store")
 PROBE_INTERVAL = 1.0
 # Retention deletes at most this many messages per transaction.
 PURGE_CHUNK = 500
-# After a deletion or an edit, the search index is compacted at most this often.
+# After a deletion or an edit, the search index is compacted at most this often...
 COMPACT_INTERVAL = 60.0
+# ... in steps of this many pages (FTS5 'merge' with a negative count: towards one segment).
+COMPACT_STEP = 500
 
 # The queue item that ends the writer thread (SqliteStore.close).
 CLOSE = object()
@@ -174,12 +178,12 @@ class SqliteWriter(Store):
             if purging and now >= next_purge and self._failing is None:
                 self._purge()
                 next_purge = time.monotonic() + self.purge_interval
-            if self._forgotten and now >= next_compact and self._queue.empty():
-                self._compact()
-                next_compact = time.monotonic() + COMPACT_INTERVAL
+            if self._forgotten and now >= next_compact and self._failing is None:
+                if self._compact(until_done=False):  # else work came: go on after it
+                    next_compact = time.monotonic() + COMPACT_INTERVAL
             self._watchdog.busy_since = None
         if self._forgotten:
-            self._compact()
+            self._compact(until_done=True)
         self._remember_last_id()
         self._release()
 
@@ -320,25 +324,32 @@ class SqliteWriter(Store):
                 return
             self._files.remember()
 
-    def _compact(self) -> None:
-        """Merge the search index's segments into one (FTS5 ``optimize``): the words
-        of deleted and edited messages leave the file (module docstring)."""
-        assert self._connection is not None
-        self._watchdog.busy_since = time.monotonic()  # a long compaction is no stall
-        try:
-            with self._connection:
-                self._connection.execute(
-                    "INSERT INTO messages_fts (messages_fts) VALUES ('optimize')"
+    def _compact(self, *, until_done: bool) -> bool:
+        """Merge the search index's segments a step at a time, while nothing else waits
+        (``until_done``: to the end), so that the words of deleted and edited messages
+        leave the file (module docstring); whether it is done."""
+        connection = self._connection
+        assert connection is not None
+        step = f"INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', -{COMPACT_STEP})"
+        while until_done or self._queue.empty():
+            self._watchdog.busy_since = time.monotonic()  # each step is short
+            before = connection.total_changes
+            try:
+                with connection:
+                    connection.execute(step)
+            except sqlite3.Error as error:
+                log.warning(
+                    "the search index could not be compacted: %s",
+                    error,
+                    extra={"event": "index_compact_failed", "reason": str(error)},
                 )
-        except sqlite3.Error as error:
-            log.warning(
-                "the search index could not be compacted: %s",
-                error,
-                extra={"event": "index_compact_failed", "reason": str(error)},
-            )
-            return
-        self._forgotten = False
-        self._files.remember()
+                self._forgotten = False  # tried again after the next deletion or edit
+                return True
+            self._files.remember()
+            if connection.total_changes - before < 2:  # FTS5's sign that it had no work
+                self._forgotten = False
+                return True
+        return False
 
     def _remember_last_id(self) -> None:
         # Private messages have ids too but are not stored: keep the greatest id given.
