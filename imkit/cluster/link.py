@@ -178,6 +178,7 @@ class ClusterLink:
             done()
             return
         self._pending.append(((), lambda _reply: done()))
+        self._wanted.set()  # answered once the batch in flight is: not with the next call
 
     def script(self, name: str, *args: Any, done: Done) -> None:
         """Run one of :mod:`imkit.cluster.scripts` with ``args`` after the prefix."""

@@ -101,3 +101,12 @@ async def test_after_comes_after_every_command_asked_before() -> None:
     assert [args for args, _ in batch] == [("GET", "a"), (), ("GET", "b"), ()]
     link._answer(batch, iter(["1", "2"]))
     assert order == ["at once", "a=1", "after a", "b=2", "after b"]
+
+
+async def test_after_while_a_batch_is_in_flight_wakes_the_writer() -> None:
+    """A mark asked for while the writer waits on Redis, with nothing queued behind it,
+    is taken as soon as that batch is answered: not left until the next command."""
+    link = ClusterLink("redis://127.0.0.1:1", name="t")
+    link._writing = True  # the write loop is awaiting a pipeline's replies
+    link.after(lambda: None)
+    assert link._wanted.is_set() and [args for args, _ in link._pending] == [()]
