@@ -30,13 +30,14 @@ from imkit.rules.rooms import LISTS
 from imkit.rules.times import iso_time
 
 # The capabilities that change a broadcast line: a form is the subset of them a
-# connection has, in this order.
+# connection has, in this order. (draft/message-redaction changes only a deletion's
+# line: IrcConnection.form_for adds it for those alone, so that it does not double
+# the renderings of every message.)
 FORM_CAPS = (
     "server-time",
     "message-tags",
     "account-tag",
     "extended-join",
-    "draft/message-redaction",
 )
 
 

@@ -27,6 +27,7 @@ from imkit.irc import numerics, people, replies, requests
 from imkit.irc.labels import LabelEnd, LabelStart, labeled
 from imkit.irc.message import MAX_CLIENT_TAGS, MAX_LINE, MAX_TAGS, BadMessage, parse
 from imkit.irc.names import prefix, shown
+from imkit.irc.redaction import CAPABILITY as REDACTION
 from imkit.irc.render import FORM_CAPS, render
 from imkit.irc.requests import PRE_REGISTRATION
 from imkit.irc.whowas import Was, Whowas
@@ -42,6 +43,7 @@ from imkit.protocol import (
     NameChange,
     RenameOk,
 )
+from imkit.protocol.edits import MessageDeleted
 from imkit.protocol.framing import LineFramer
 from imkit.protocol.queries import Answer, Described, Echo
 from imkit.protocol.records import record
@@ -50,6 +52,7 @@ from imkit.protocol.records import record
 HANDLERS = requests.HANDLERS | people.HANDLERS
 # How many requests' contexts are kept for their replies (a reply comes long before).
 _ASKED_KEPT = 512
+_REDACTION_FORM = frozenset((REDACTION,))
 
 
 @record
@@ -272,7 +275,7 @@ class IrcConnection:
         if text is None:
             if not self._receives(event):
                 return b""
-            text = render(event, self.form, self.lobby)
+            text = render(event, self.form_for(event), self.lobby)
         return self._out(text) if text else b""
 
     def _out(self, text: str) -> bytes:
@@ -298,14 +301,22 @@ class IrcConnection:
         forms = frame.forms
         if forms is None:
             forms = frame.forms = {}
-        data = forms.get(self.form)
+        form = self.form_for(frame.event)
+        data = forms.get(form)
         if data is None:
-            text = render(frame.event, self.form, self.lobby)
-            data = forms[self.form] = text.encode() if text else b""
+            text = render(frame.event, form, self.lobby)
+            data = forms[form] = text.encode() if text else b""
         if self.held is not None and data and _held(frame.event, self.name):
             self.held.append(data.decode())  # its own echo, during a labeled line
             return b""
         return data
+
+    def form_for(self, event: Event) -> frozenset[str]:
+        """The form ``event`` is rendered in: the connection's, and for a deletion
+        whether it has draft/message-redaction (REDACT, else a NOTICE)."""
+        if type(event) is MessageDeleted and REDACTION in self.caps:
+            return self.form | _REDACTION_FORM
+        return self.form
 
     def _receives(self, event: Event) -> bool:
         """Whether this client gets a broadcast at all; and its own renames noted."""
