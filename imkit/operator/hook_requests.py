@@ -24,7 +24,6 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from imkit.hub.credentials import find_account
 from imkit.hub.directory import kept
@@ -41,6 +40,7 @@ from imkit.rules.hooks import (
     key_digest,
     new_key,
     trigger_problem,
+    url_problem,
 )
 from imkit.rules.names import name_key, name_problem
 from imkit.rules.rooms import room_key
@@ -51,8 +51,6 @@ HOOK_EXISTS = "hook_exists"
 NO_SUCH_HOOK = "no_such_hook"
 # The name an outgoing hook is given without --name.
 DEFAULT_OUTGOING_NAME = "outgoing"
-# The longest URL an outgoing hook may POST to.
-MAX_URL = 2000
 
 Reply = dict[str, Any]
 
@@ -157,17 +155,11 @@ async def add(server: Administered, request: dict[str, Any], by: str) -> Reply:
 
 
 def _url_problem(url: Any) -> str | None:
-    if not isinstance(url, str) or len(url) > MAX_URL:
-        return f"the URL is a string of at most {MAX_URL} characters"
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return f"{url!r} is not a URL"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not an http(s) URL with a host"
-    if any(c.isspace() or not c.isprintable() for c in url):
-        return "the URL has spaces or control characters"
-    return None
+    """Why an outgoing hook cannot POST to ``url`` (the delivery's own rule), or None."""
+    if not isinstance(url, str):
+        return "the URL is a string"
+    problem = url_problem(url)
+    return None if problem is None else f"{url!r} cannot be an outgoing hook's URL: {problem}"
 
 
 async def add_outgoing(server: Administered, request: dict[str, Any], by: str) -> Reply:

@@ -146,8 +146,11 @@ def _flat(value: Any) -> str:
 
 
 def clip(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis (a long
-    alert is shown shortened rather than refused: its sender cannot shorten it)."""
-    if len(text) <= limit:
+    """``text`` cut to ``limit`` bytes of UTF-8 (as --max-line counts a line), on a
+    character boundary, the cut marked with an ellipsis (a long alert is shown shortened
+    rather than refused: its sender cannot shorten it)."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
         return text
-    return text[: max(limit - 1, 0)] + "\u2026"
+    ellipsis = "\u2026"  # three bytes
+    return data[: max(limit - 3, 0)].decode("utf-8", "ignore") + ellipsis

@@ -7,7 +7,7 @@ Pure: no sockets, no store. Two kinds, each locked to one room:
   (``secrets.token_urlsafe``): with that much entropy a plain SHA-256 is as safe to keep
   as a slow password hash, and lets a request be matched in one lookup. Only the digest is
   kept (:func:`key_digest`); a request's key is compared to it in constant time
-  (:func:`key_matches`).
+  (:func:`hmac.compare_digest`, in ``imkit.server.hooks``).
 * an **outgoing** hook (:class:`OutgoingHook`) POSTs the room's messages (those whose
   first word is one of its triggers, or all) to a URL, signed with HMAC-SHA256 of the
   body under the hook's secret (:func:`signature`, the ``X-Imkit-Signature`` header, as
@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,11 +51,6 @@ def new_key() -> str:
 def key_digest(key: str) -> str:
     """What is kept of an incoming hook's key (hex SHA-256)."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def key_matches(key: str, digest: str) -> bool:
-    """Whether ``key`` is the key ``digest`` was made from, in constant time."""
-    return hmac.compare_digest(key_digest(key), digest)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -120,7 +115,7 @@ class OutgoingHook:
     name: str
     room: str
     url: str
-    secret: str
+    secret: str = field(repr=False)  # never in a log line or a traceback
     triggers: tuple[str, ...] = ()
     created: float = 0.0
 

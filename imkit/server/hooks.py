@@ -25,6 +25,7 @@ copy, which :meth:`HookInbox.keep_fresh` reads again every :data:`HOOKS_FRESH` s
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -43,7 +44,7 @@ from imkit.rules.hooks import (
     OutgoingHook,
     PostOutcome,
     chosen_name,
-    key_matches,
+    key_digest,
 )
 from imkit.store.base import awaited
 
@@ -61,11 +62,11 @@ RATE_PER_SECOND = 1.0
 
 
 def _matching(hooks: dict[str, Hook], key: str) -> IncomingHook | None:
-    """The incoming hook of ``hooks`` whose key is ``key`` (each compared, in constant
-    time), or None."""
-    found = None
+    """The incoming hook of ``hooks`` whose key is ``key``, or None: the key's digest,
+    made once, compared with every hook's in constant time."""
+    digest, found = key_digest(key), None
     for hook in hooks.values():
-        if isinstance(hook, IncomingHook) and key_matches(key, hook.digest):
+        if isinstance(hook, IncomingHook) and hmac.compare_digest(digest, hook.digest):
             found = hook
     return found
 

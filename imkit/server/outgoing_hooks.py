@@ -69,10 +69,10 @@ TIMEOUT = 5.0
 # was first tried.
 BACKOFF = 1.0
 MAX_BACKOFF = 30.0
-# The header naming the hook, and the one naming the message (its msgid: the same on
-# every retry, so that a receiver can tell a retry from a new message).
 # A hook whose queue keeps overflowing is logged at most this often (seconds).
 DROP_LOG_INTERVAL = 60.0
+# The header naming the hook, and the one naming the message (its msgid: the same on
+# every retry, so that a receiver can tell a retry from a new message).
 HOOK_HEADER = "X-Imkit-Hook"
 DELIVERY_HEADER = "X-Imkit-Delivery"
 

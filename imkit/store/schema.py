@@ -25,7 +25,7 @@ from imkit.errors import ServeError
 # "imkt": what `PRAGMA application_id` says in every imkit database.
 APPLICATION_ID = 0x696D6B74
 
-# A public message's scope token in the search index (migration 6), from a row of
+# A public message's scope token in the search index (migration 8), from a row of
 # messages: the same as imkit.rules.search.scope_token.
 _SCOPE = "CASE WHEN {row}.room_key IS NULL THEN 'l' ELSE 'r' || hex({row}.room_key) END"
 
@@ -334,7 +334,7 @@ def connect(path: Path, *, fsync: bool) -> sqlite3.Connection:
 
 def _require_fts5(connection: sqlite3.Connection, path: Path) -> None:
     """Refuse to serve when this Python's SQLite lacks FTS5: the search index (migration
-    6) and its triggers on every message need it. Asked of the library, not assumed: a
+    8) and its triggers on every message need it. Asked of the library, not assumed: a
     distribution may build sqlite3 without it."""
     options = {row[0] for row in connection.execute("PRAGMA compile_options")}
     if "ENABLE_FTS5" not in options:

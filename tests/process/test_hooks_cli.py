@@ -131,7 +131,9 @@ def test_a_hooks_name_is_a_name_and_no_accounts(served: Served) -> None:
     lobby = served.cli("hook", "add", "#lobby")
     assert lobby.returncode == 1 and "is the lobby" in lobby.stderr
     url = served.cli("hook", "add-outgoing", "#ops", "ftp://x/")
-    assert url.returncode == 1 and "is not an http(s) URL" in url.stderr
+    assert url.returncode == 1 and "URL is http:// or https://" in url.stderr
+    secret = served.cli("hook", "add-outgoing", "#ops", "http://user:pw@127.0.0.1:9/")
+    assert secret.returncode == 1 and "may not carry a user name or password" in secret.stderr
     assert served.cli("hook", "list").returncode == 0
 
 

@@ -87,7 +87,10 @@ def test_what_is_refused_and_why() -> None:
 
 def test_a_long_text_is_clipped_with_an_ellipsis() -> None:
     assert clip("abcdef", 10) == "abcdef"
-    assert clip("abcdef", 4) == "abc\u2026"
+    assert clip("abcdef", 4) == "a\u2026"  # bytes, as --max-line counts: the ellipsis is 3
+    assert clip("\u00fc" * 10, 9) == "\u00fc" * 3 + "\u2026"  # never half a character
+    assert clip("\u00fc" * 10, 8) == "\u00fc" * 2 + "\u2026"
+    assert all(len(clip("\u00fc\U0001f600" * 50, n).encode()) <= n for n in range(3, 60))
 
 
 def test_a_username_only_when_allowed_and_a_name() -> None:
