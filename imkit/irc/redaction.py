@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from imkit.irc import numerics
-from imkit.irc.message import Message, clean, line, trailing_line
+from imkit.irc.message import Message, clean, line, split_text, trailing_line
 from imkit.irc.names import prefix, shown
 from imkit.irc.requests import HANDLERS, need, registrar
 from imkit.protocol import Command, Error
@@ -57,9 +57,11 @@ def render_amended(event: MessageDeleted | MessageEdited, form: frozenset[str]) 
     source = None
     if event.by is not None:
         source = prefix(event.by, event.by_addr) if event.by_addr else shown(event.by)
-    if isinstance(event, MessageEdited):
+    if isinstance(event, MessageEdited):  # split as a long message is (render.chat_line)
         text = clean(f"edited {event.msgid}: {event.text}")
-        return trailing_line(source, "NOTICE", event.room, text)
+        head = trailing_line(source, "NOTICE", event.room, "")[:-2]
+        pieces = split_text(head, text)
+        return "".join(trailing_line(source, "NOTICE", event.room, p) for p in pieces)
     reason = clean(event.reason) if event.reason else None
     if CAPABILITY in form:
         if reason is None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from imkit.client.chat import describe
+from imkit.irc.redaction import render_amended
 from imkit.protocol import ChatMessage, HistoryPage, Invalid, ServerConnection, decode_event
 from imkit.protocol.edits import DeleteMessage, EditMessage, MessageDeleted, MessageEdited
 from imkit.protocol.events import encode_json
@@ -189,3 +190,15 @@ def test_the_client_library_decodes_the_events_and_chat_shows_them() -> None:
     message = ChatMessage("a", "x", None, "t", 1.0, M, None, "#dev", edited=2.0)
     page = decode_event({"type": "history", "id": 1, "messages": [message.json_fields()]})
     assert isinstance(page, HistoryPage) and page.messages == (message,)
+
+
+def test_an_edit_reaches_irc_as_notices_of_at_most_512_bytes() -> None:
+    """IRC has no edit: the new text comes as a NOTICE, split like a long message (a
+    text-mode user's lines may be longer than an IRC line)."""
+    long = "ü" * 400 + " end"
+    event = MessageEdited(M, "#dev", "alex", long, 1.5, by_addr="127.0.0.1:5000")
+    lines = render_amended(event, frozenset()).split("\r\n")[:-1]
+    assert len(lines) == 2 and all(len((line + "\r\n").encode()) <= 512 for line in lines)
+    texts = [line.split(" :", 1)[1] for line in lines]
+    assert "".join(texts) == f"edited {M}: {long}"
+    assert all(line.startswith(":alex!") and " NOTICE #dev :" in line for line in lines)
