@@ -96,7 +96,7 @@ class MessageEdited(Event):
 
 
 def text_problem(text: str) -> str | None:
-    """Why ``text`` cannot be a message's (an edit's) text, or None."""
+    """Why ``text`` cannot be a JSON message's (or an edit's) text, or None."""
     if not text:
         return "the message text is empty"
     if "\n" in text or "\r" in text:

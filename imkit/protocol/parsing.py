@@ -32,7 +32,7 @@ from imkit.protocol.commands import (
 )
 from imkit.protocol.edits import JSON_TYPES as EDIT_TYPES
 from imkit.protocol.edits import TEXT_HEADS as EDIT_HEADS
-from imkit.protocol.edits import parse_json_edit, parse_text_edit
+from imkit.protocol.edits import parse_json_edit, parse_text_edit, text_problem
 from imkit.protocol.room_requests import (
     JSON_TYPES,
     TEXT_HEADS,
@@ -164,10 +164,9 @@ def parse_json_request(obj: object) -> Command:
             text = _string_field(obj, "text", required=True)
             assert text is not None
             to = _string_field(obj, "to", required=False)
-            if not text:
-                return invalid(INVALID_MESSAGE, "the message text is empty", request_id)
-            if "\n" in text or "\r" in text:
-                return invalid(INVALID_MESSAGE, "the message text must be one line", request_id)
+            problem = text_problem(text)
+            if problem is not None:
+                return invalid(INVALID_MESSAGE, problem, request_id)
             room = room_field(obj, _string_field)
             if room is not None:
                 if to is not None:
