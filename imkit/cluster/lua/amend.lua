@@ -19,7 +19,7 @@ local c = load_conn(conn)
 if not c then return {'gone'} end
 local number = tonumber(ARGV[4])
 local id = entry_id(number)
-local msgid = string.rep('0', 16 - #ARGV[4]) .. ARGV[4]
+local msgid = msgid_text(ARGV[4])
 local guest = c.account and '' or '1'
 local only = ARGV[7]
 local stream, key = P .. ':hist', nil

@@ -25,7 +25,7 @@ for _, n in ipairs(cjson.decode(ARGV[2])) do
         local name = load_room(key).name
         redis.call('XDEL', room_hist(key), id)
         redis.call('HDEL', room_hist(key) .. ':edits', id)
-        local msgid = string.rep('0', 16 - #n) .. n
+        local msgid = msgid_text(n)
         emit(room_log(key), {t = 'amend', msgid = msgid, room = key, rname = name,
                              ms = now_ms()})
         table.insert(found, {n, name})

@@ -65,13 +65,15 @@ local function load_conn(conn)
   if not raw then return nil end
   return cjson.decode(raw)
 end
+-- A msgid number's text as imkit.rules.msgid writes it: 16 digits.
+local function msgid_text(digits) return string.rep('0', 16 - #digits) .. digits end
 -- A msgid: Redis' clock in ms * 1000 + a count, never below the last one given.
 local function new_msgid(ms)
   local last = tonumber(redis.call('HGET', META, 'lastmsgid') or '0')
   local id = math.max(ms * 1000, last + 1)
   local text = string.format('%.0f', id)
   redis.call('HSET', META, 'lastmsgid', text)
-  return id, string.rep('0', 16 - #text) .. text
+  return id, msgid_text(text)
 end
 -- Rooms (docs/cluster.md, "Rooms"). P:rooms: room key -> its settings as JSON
 -- (imkit.rules.rooms.RoomState.fields, with invited name keys, registered, and retain:
