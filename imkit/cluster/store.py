@@ -225,7 +225,7 @@ class RedisHistory(Store):
         key = self.link.hist_key if room is None else f"{self.link.name}:room:{room}:hist"
         cutoff = self.cutoff()
         found: list[ChatMessage] = []
-        scanned = 0
+        scanned, oldest = 0, ""  # the oldest entry read (a stream id)
         edits: dict[str, str] = {}
 
         def start(reply: Any) -> None:
@@ -239,11 +239,13 @@ class RedisHistory(Store):
             self.link.call(("XREVRANGE", key, end, "-", "COUNT", SCAN_CHUNK), read)
 
         def read(reply: Any) -> None:
-            nonlocal scanned
+            nonlocal scanned, oldest
             if isinstance(reply, BaseException):
                 answer(f"the chat's history cannot be read: {self.link.problem or reply}")
                 return
             scanned += len(reply)
+            if reply:
+                oldest = reply[-1][0]
             for entry_id, raw in reply:
                 message = _entry_message(entry_id, raw, cutoff)
                 if message is None:  # past retention: nothing older counts
@@ -259,14 +261,14 @@ class RedisHistory(Store):
             if len(reply) < SCAN_CHUNK:
                 finish(more=False)
             elif scanned >= SCAN_MAX:
-                finish(more=True)
+                finish(more=True, resume=True)
             else:
                 chunk("(" + reply[-1][0])
 
-        def finish(*, more: bool) -> None:
+        def finish(*, more: bool, resume: bool = False) -> None:
             page = [self.as_read(m) for m in found[:limit]]  # the lobby's named, as one node's
             page.reverse()
-            answer(Page(tuple(page), more))
+            answer(Page(tuple(page), more, entry_msgid(oldest) if resume else None))
 
         self.link.call(("HGETALL", f"{key}:edits"), start)
 

@@ -56,7 +56,7 @@ def _page(hub: Hub, member: Member, rid: RequestId, page: Page | str) -> None:
     if isinstance(page, str):
         hub.send(member, Error(rid, UNAVAILABLE, page))
     else:
-        hub.reply(member, HistoryPage(rid, page.messages, page.more))
+        hub.reply(member, HistoryPage(rid, page.messages, page.more, page.before))
 
 
 def _conversation(

@@ -198,7 +198,9 @@ def decode_event(obj: dict[str, Any]) -> Event | None:
         return _amended(obj)
     if kind == "history":
         messages = tuple(_message(m) for m in _objects(obj, "messages"))
-        return HistoryPage(rid, messages, obj.get("more") is True)
+        before = obj.get("before")
+        before = before if isinstance(before, str) else None
+        return HistoryPage(rid, messages, obj.get("more") is True, before)
     if kind == "presence":
         return Presence(_str(obj, "name"), _str(obj, "addr"), obj.get("status") == "online")
     if kind == "rename":

@@ -314,6 +314,7 @@ class HistoryPage(Event):
     id: RequestId
     messages: tuple[ChatMessage, ...]
     more: bool = False
+    before: str | None = None  # a search stopped early: where to go on (store.base.Page)
 
     def text_line(self) -> str | None:
         if not self.messages:
@@ -322,7 +323,10 @@ class HistoryPage(Event):
 
     def json_fields(self) -> dict[str, Any]:
         messages = [message.json_fields() for message in self.messages]
-        return {"type": "history", "id": self.id, "messages": messages, "more": self.more}
+        fields = {"type": "history", "id": self.id, "messages": messages, "more": self.more}
+        if self.before is not None:
+            fields["before"] = self.before
+        return fields
 
 
 @record

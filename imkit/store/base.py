@@ -54,10 +54,14 @@ Stored = Callable[[str | None], None]
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """A page of history, oldest first; ``more``: older messages are kept too."""
+    """A page of history, oldest first; ``more``: older messages are kept too.
+    ``before``: a search that stopped before it read them all (a cluster's scan, at
+    most SCAN_MAX entries) searched back to this msgid: asked again with it as
+    ``before``, it goes on from there (None: go on from the oldest message found)."""
 
     messages: tuple[ChatMessage, ...]
     more: bool
+    before: str | None = None
 
 
 # Called on the event loop's thread with the page, or with why it could not be read.

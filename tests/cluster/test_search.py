@@ -51,6 +51,11 @@ async def test_the_scan_is_bounded_and_says_there_is_more(
     assert (none["messages"], none["more"]) == ([], False)
     far = await reader.request(type="history", query="absent")
     assert (far["messages"], far["more"]) == ([], True)
+    # It says how far back it searched (the 8th newest): asked again from there, the
+    # rest is searched, to the start.
+    assert far["before"] == said[4]["msgid"] and first["before"] == said[4]["msgid"]
+    rest = await reader.request(type="history", query="absent", before=far["before"])
+    assert (rest["messages"], rest["more"], "before" in rest) == ([], False, False)
 
 
 async def test_search_while_redis_is_down_is_unavailable(
