@@ -123,12 +123,16 @@ class MemoryStore(Store):
     def search(
         self, words: Words, limit: int, before: str | None, answer: Answer, room: str | None = None
     ) -> None:
-        """A scan of the messages kept (at most MEMORY_HISTORY), newest first."""
-        cutoff = self.cutoff()
+        """A scan of the messages kept (at most MEMORY_HISTORY), newest first, on the
+        event loop: the store for trials and tests (docs/integrations.md, "Search": what
+        it costs). Only the messages of the page's range are tested."""
+        cutoff, bound = self.cutoff(), before_number(before)
         found = (
             message
             for key, message in reversed(self._messages)
-            if key == room and message_number(message) >= cutoff and matches(message.text, words)
+            if key == room
+            and cutoff <= message_number(message) < bound
+            and matches(message.text, words)
         )
         page = _page(found, limit, before)
         answer(Page(tuple(self.as_read(m) for m in page.messages), page.more))
