@@ -9,7 +9,8 @@ share a file: the first holds an exclusive ``flock`` on it for as long as it run
 A damaged file (its last pages zeroed, or cut short by a partial copy) can still answer a
 few queries, and would then serve a fraction of its history as the whole of it; so before
 serving, ``PRAGMA quick_check`` reads every page once through that read-only connection
-(what that costs for a large file: docs/operations.md, "One file, one server").
+(what that costs for a large file: docs/operations.md, "One file, one server"), and a
+file shorter than its header says is refused even when only free pages were cut off.
 """
 
 from __future__ import annotations
@@ -237,7 +238,9 @@ def _check_kind(path: Path) -> None:
             tables = probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if application_id == 0 and version == 0 and tables == 0:
                 return  # new or empty: imkit makes it its own
-            problems = _quick_check(probe) if application_id == APPLICATION_ID else []
+            problems = []
+            if application_id == APPLICATION_ID:
+                problems = _cut_short(path) + _quick_check(probe)
     except sqlite3.DatabaseError as error:
         raise _unreadable(path, error) from None
     if application_id != APPLICATION_ID:
@@ -257,6 +260,26 @@ def _check_kind(path: Path) -> None:
             f"{path} is damaged ({shown}{more}); it was left untouched: recover what it "
             f"holds into a new file ({RECOVERY}) or use another --db"
         )
+
+
+def _cut_short(path: Path) -> list[str]:
+    """A file shorter than its header says it is (a partial copy or restore): what
+    quick_check cannot see when only free pages were cut off (the search index's merges
+    leave some at the end). The header's page count is trusted only when valid (its
+    version-valid-for number equals its change counter), as SQLite trusts it."""
+    with path.open("rb") as file:
+        header = file.read(100)
+    if len(header) < 100:
+        return []  # SQLite's own reading refuses it
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if header[24:28] != header[92:96] or not pages:
+        return []
+    size = path.stat().st_size
+    if size >= pages * page_size:
+        return []
+    return [f"cut short: {size} bytes where its header says {pages} pages of {page_size}"]
 
 
 def _quick_check(probe: sqlite3.Connection) -> list[str]:
