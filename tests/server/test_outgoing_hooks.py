@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,8 +23,8 @@ from imkit.rules.hooks import SIGNATURE_HEADER, OutgoingHook, signature_matches
 from imkit.server import Server, ServerConfig
 from imkit.server.hook_post import Posted, post_json
 from imkit.server.outgoing_hooks import OutgoingDeliveries
-from tests.support import TIMEOUT, LineClient, free_port, json_client, run_server
-from tests.support.hook_receiver import Answer, Received, Receiver, hook, provider, receiving
+from tests.support import LineClient, free_port, json_client, run_server
+from tests.support.hook_receiver import Answer, Received, Receiver, hook, provider, receiving, until
 from tests.support.metrics import Scraper, value
 
 
@@ -51,12 +51,6 @@ async def say(client: LineClient, text: str, room: str = "#builds") -> str:
     msgid = reply["msgid"]
     assert isinstance(msgid, str)
     return msgid
-
-
-async def until(done: Callable[[], bool], timeout: float = TIMEOUT) -> None:
-    with anyio.fail_after(timeout):
-        while not done():
-            await anyio.sleep(0.01)
 
 
 async def test_a_message_arrives_signed_with_its_fields() -> None:

@@ -127,6 +127,14 @@ class Receiver:
         return [request.json["text"] for request in self.requests]
 
 
+async def until(done: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Wait until ``done()`` (a delivery's count: the engine counts a POST once it has
+    read the answer, after the receiver has the request)."""
+    with anyio.fail_after(timeout):
+        while not done():
+            await anyio.sleep(0.01)
+
+
 @asynccontextmanager
 async def receiving(receiver: Receiver) -> AsyncIterator[Receiver]:
     """``receiver`` listening for the duration of the block."""
