@@ -5,6 +5,7 @@ bounded."""
 
 from __future__ import annotations
 
+from imkit.client.library import connect
 from tests.behaviour.conftest import Chat
 from tests.support import joined, json_client
 
@@ -70,3 +71,14 @@ async def test_each_list_is_bounded_and_a_bad_mask_is_refused(chat: Chat) -> Non
     assert listed["exceptions"] == masks[:100]  # in the order they were set
     bad = await op.request(type="mode", room="#club", changes="+e", args=["a b"])
     assert bad["code"] == "bad_request"
+
+
+async def test_the_client_library_lists_each_list(chat: Chat) -> None:
+    async with connect(*chat.hostport(0), name="opal") as op:
+        await op.join("#club")
+        await op.mode("#club", "+beI", "ba*", "*ar", "bar")
+        assert await op.bans("#club") == ["ba*"]
+        assert await op.ban_exceptions("#club") == ["*ar"]
+        assert await op.invite_exceptions("#club") == ["bar"]
+        await op.mode("#club", "-e", "*ar")
+        assert await op.ban_exceptions("#club") == []
