@@ -1,7 +1,8 @@
 """What a cluster node's Redis event streams bring back, applied to its hub
 (:class:`ClusterEvents`, the link's :class:`~imkit.cluster.link.Events`): public
-messages, presence lines and renames from ``P:log`` in the cluster's one order, and from
-this node's own stream the private messages, logins, mutes and kicks of its users.
+messages, presence lines, renames and account changes (account-notify) from ``P:log``
+in the cluster's one order, and from this node's own stream the private messages,
+logins, mutes and kicks of its users.
 Each is applied atomically, in the order every node sees them.
 """
 
@@ -23,7 +24,7 @@ from imkit.hub.members import (
     Member,
     kick_bye,
 )
-from imkit.hub.rooms import fan_out, lobby_and_rooms
+from imkit.hub.rooms import fan_out, lobby_and_rooms, tell_irc
 from imkit.protocol import (
     Event,
     KeptMessage,
@@ -33,6 +34,7 @@ from imkit.protocol import (
     ServerNotice,
     Welcome,
 )
+from imkit.protocol.queries import AccountChanged
 from imkit.rules.bans import Ban
 from imkit.rules.names import name_key
 
@@ -150,6 +152,10 @@ class ClusterEvents:
                     self.hub.send(local, NameChange(change.old, change.new, change.addr, reason))
                     return
             self.hub.tell(change, self.backend.rooms_of(event), event.get("lobby") is not False)
+        elif kind == "ac":  # a user online logged in: account-notify
+            changed = AccountChanged(event["name"], event["addr"], event.get("account") or None)
+            lobby = event.get("lobby") is not False
+            tell_irc(self.hub, changed, self.backend.rooms_of(event), lobby=lobby)
         elif kind in ("lj", "lp"):
             self.backend.lobby_event(event)
         elif kind == "ban":

@@ -18,6 +18,7 @@ from imkit.hub.edits import amend_here, tell_amended
 from imkit.hub.local_rooms import LocalRooms
 from imkit.hub.members import Member, logged_in_message, reserved_message
 from imkit.hub.queries import local_people
+from imkit.hub.rooms import tell_irc
 from imkit.protocol import (
     INVALID_NAME,
     LOGGED_IN,
@@ -45,7 +46,7 @@ from imkit.protocol import (
     Who,
 )
 from imkit.protocol.edits import DeleteMessage, EditMessage
-from imkit.protocol.queries import Echo, IsAway, Whois
+from imkit.protocol.queries import AccountChanged, Echo, IsAway, Whois
 from imkit.rules.accounts import MAILBOX_MAX, Account, conversation_key
 from imkit.rules.msgid import format_msgid
 from imkit.rules.names import name_key, name_problem
@@ -281,8 +282,11 @@ class LocalBackend(LocalRooms):
         if not member.online:
             hub.join(member, account)
         else:
-            member.account = account.name
+            before, member.account = member.account, account.name
             hub._take_name(member, account.name)
+            if before != account.name:  # account-notify, under its new name
+                changed = AccountChanged(member.name, member.shown_addr, account.name)
+                tell_irc(hub, changed, member.rooms.values(), lobby=member.in_lobby)
         if hello:
             reply: Event = Welcome(
                 rid,

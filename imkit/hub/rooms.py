@@ -78,3 +78,14 @@ def lobby_and_rooms(hub: Hub, rooms: Iterable[Room], *, lobby: bool = True) -> l
                 seen.add(member.id)
                 recipients.append(member)
     return recipients
+
+
+def tell_irc(hub: Hub, event: Event, rooms: Iterable[Room], *, lobby: bool = True) -> None:
+    """Queue ``event`` (an IRC-only one: an account's change, account-notify) for the
+    IRC users here among :func:`lobby_and_rooms`, each once; their wires decide who
+    negotiated it (:meth:`imkit.irc.wire.IrcConnection.frame_bytes`)."""
+    if hub._unannounced:
+        hub.announce_joins()  # before lobby_and_rooms: it may remove slow consumers
+    irc = Mode.IRC
+    recipients = lobby_and_rooms(hub, rooms, lobby=lobby)
+    fan_out(hub, [m for m in recipients if m.mode is irc], event)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 # Capabilities offered (CAP LS), docs/irc.md; "sasl" is offered with its mechanism.
 CAPABILITIES = (
+    "account-notify",
     "account-tag",
     "away-notify",
     "cap-notify",

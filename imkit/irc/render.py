@@ -25,7 +25,7 @@ from imkit.protocol import (
     TopicInfo,
 )
 from imkit.protocol.edits import MessageDeleted, MessageEdited
-from imkit.protocol.queries import Described, WallopsMessage
+from imkit.protocol.queries import AccountChanged, Described, WallopsMessage
 from imkit.rules.rooms import LISTS
 from imkit.rules.times import iso_time
 
@@ -164,6 +164,10 @@ def render(event: Event, form: frozenset[str], lobby: str) -> str | None:
         if event.away:
             return trailing_line(source, "AWAY", clean(event.away))
         return line(source, "AWAY")
+    if kind is AccountChanged:  # account-notify
+        assert isinstance(event, AccountChanged)
+        account = shown(event.account) if event.account else "*"
+        return line(prefix(event.name, event.addr), "ACCOUNT", account)
     if kind is ServerNotice:
         assert isinstance(event, ServerNotice)
         return trailing_line(None, "NOTICE", "*", clean(event.message))

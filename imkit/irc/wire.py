@@ -45,7 +45,7 @@ from imkit.protocol import (
 )
 from imkit.protocol.edits import MessageDeleted
 from imkit.protocol.framing import LineFramer
-from imkit.protocol.queries import Answer, Described, Echo
+from imkit.protocol.queries import AccountChanged, Answer, Described, Echo
 from imkit.protocol.records import record
 
 # Every IRC command this server knows: its handler (imkit.irc.requests, imkit.irc.people).
@@ -328,6 +328,8 @@ class IrcConnection:
             assert isinstance(event, Described)
             wanted = "setname" if event.realname is not None else "away-notify"
             return wanted in self.caps
+        if kind is AccountChanged:
+            return "account-notify" in self.caps
         if kind is NameChange:
             assert isinstance(event, NameChange)
             if event.old == self.name:

@@ -1,8 +1,9 @@
 """Requests about people rather than messages, which the IRC port needs and the hub
 answers from what it knows of its members (docs/irc.md): who someone is (WHOIS, WHO,
 ISON, USERHOST), the chat's counts (LUSERS), being away (AWAY), quitting with a reason
-(QUIT); and :class:`Answer`, a reply a client's own wire made (an IRC PONG, a CAP
-list), queued through the hub so that it keeps its place among the hub's replies."""
+(QUIT), a user's account changing (:class:`AccountChanged`); and :class:`Answer`, a
+reply a client's own wire made (an IRC PONG, a CAP list), queued through the hub so
+that it keeps its place among the hub's replies."""
 
 from __future__ import annotations
 
@@ -236,6 +237,23 @@ class Described(Event):
     addr: str
     away: str | None = None
     realname: str | None = None  # set for a SETNAME, None for an AWAY
+
+    def text_line(self) -> None:
+        return None
+
+    def json_fields(self) -> dict[str, Any]:
+        return {}
+
+
+@record
+class AccountChanged(Event):
+    """A user already online logged in to ``account`` (None: logged out): told to the
+    IRC users who share the lobby or a room with it and negotiated account-notify (an
+    IRC ``ACCOUNT``); IRC only."""
+
+    name: str
+    addr: str
+    account: str | None
 
     def text_line(self) -> None:
         return None

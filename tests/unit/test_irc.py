@@ -29,7 +29,7 @@ from imkit.protocol import (
     Topic,
     Who,
 )
-from imkit.protocol.queries import Answer, Lusers, Quit, Register
+from imkit.protocol.queries import AccountChanged, Answer, Lusers, Quit, Register
 
 
 def wire(host_: str = "127.0.0.1") -> IrcConnection:
@@ -234,6 +234,24 @@ def test_ones_own_message_comes_back_only_with_echo_message() -> None:
     assert conn.frame_bytes(frame) == b""
     conn.set_caps({"echo-message"})
     assert conn.frame_bytes(frame).endswith(b"PRIVMSG #b :hi\r\n")
+
+
+def test_an_account_change_is_an_account_line_for_account_notify_alone() -> None:
+    """account-notify: ``ACCOUNT name`` at a login, ``ACCOUNT *`` at a logout, from the
+    user's source; nothing for a client that did not negotiate it."""
+    plain, told = registered("p"), registered("t")
+    told.set_caps({"account-notify", "server-time"})
+    login = Frame(AccountChanged("alex", "1.2.3.4:5", "alex"))
+    assert plain.frame_bytes(login) == b""
+    assert told.frame_bytes(login) == b":alex!~u@1.2.3.4 ACCOUNT alex\r\n"
+    out = Frame(AccountChanged("alex", "1.2.3.4:5", None))
+    assert told.frame_bytes(out) == b":alex!~u@1.2.3.4 ACCOUNT *\r\n"
+    # An account IRC cannot show in a nick is escaped, as its nick is.
+    odd = Frame(AccountChanged("j.doe", "anon:7f3k2p", "j.doe"))
+    assert told.frame_bytes(odd) == b":j\\2edoe!~u@anon:7f3k2p ACCOUNT j\\2edoe\r\n"
+    assert render_module.render(odd.event, frozenset(), "#lobby") == (
+        ":j\\2edoe!~u@anon:7f3k2p ACCOUNT j\\2edoe\r\n"
+    )
 
 
 # ---------------------------------------------------------------- with a hub

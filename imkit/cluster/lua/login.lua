@@ -9,7 +9,7 @@
 -- The user proved it knows the account's password: another session of the account is
 -- ended (bye 'replaced'), a guest holding the name (an account added meanwhile) gets its
 -- default name, and the user takes the account's name (rn), or comes online with it
--- (on). Then its node is told (li, with the token: the node answers the login) and every
+-- (on); one online whose account changed is told to every node (ac, P:log). Then its node is told (li, with the token: the node answers the login) and every
 -- waiting message within the cutoff is copied to its node's stream, oldest first, as a
 -- private message marked kept; they stay in the mailbox until the node has written them
 -- to the client (mail_done.lua), so that a client dropped before gets them at its next
@@ -37,11 +37,20 @@ if holder and holder ~= conn then
   end
 end
 if c then
+  local before = c.account
   c.account = name
   if c.name ~= name then
     rename_conn(conn, c, name, key, nil)
   else
     redis.call('HSET', CONNS, conn, cjson.encode(c))
+  end
+  if before ~= name then
+    -- Its account changed while online: every node tells the IRC users who share the
+    -- lobby or one of its rooms (account-notify), under its new name.
+    local lobby = nil
+    if c.lobby == false then lobby = false end
+    emit(LOG, {t = 'ac', name = name, addr = c.addr, account = name, rooms = c.rooms,
+               lobby = lobby})
   end
 else
   local j = cjson.decode(ARGV[9])
