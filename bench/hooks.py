@@ -5,6 +5,7 @@
     bench/hooks.py [--hooks 150] [--rate 100] [--duration 20] [--members 200]
                    [--chat-rate 20] [--chat-senders 10] [--connections 32]
                    [--rounds 3] [--modes one cluster] [--redis URL] [--out DIR] [--json]
+                   [--profile DIR]
     bench/hooks.py --quick            # 20 members, 10 hooks, 2 s, one round: a smoke test
 
 Every run starts a fresh server and stops it afterwards. ``one``: `imkit serve --port P
@@ -47,7 +48,9 @@ after it, up to 5 s for late deliveries (a 200 whose message never reached the w
 is counted undelivered). The members count every message event they read, bot or not:
 the chat deliveries a second during the window. The CPU of the server (the nodes and
 Redis), of the two bench processes and of everything else is read from /proc over the
-window.
+window, and so is the time the server's threads (and the bench's) were runnable but
+waited for a CPU (schedstat): on a shared machine, the part of a latency that is no
+code's.
 
 It prints a table of medians per mode and writes every run's record to
 DIR/hooks-DATE.jsonl. Standard library plus imkit's own admin client (uvloop is used
@@ -115,6 +118,17 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def runqueue_wait(pid: int) -> float:
+    """Seconds the threads of one process have waited for a CPU while runnable
+    (/proc/PID/task/*/schedstat, the second field; 0 once it is gone): on a shared
+    machine, the part of a latency that is nobody's code."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += int(stat.read_text().split()[1])
+    return total / 1e9
+
+
 def machine_busy() -> float:
     """CPU seconds every process on the machine has used (all cores)."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -155,10 +169,16 @@ class Server:
     """A fresh ``imkit serve`` with a web port and an admin socket: SQLite in ``folder``,
     or a cluster node on ``cluster`` (its Redis URL and cluster name)."""
 
-    def __init__(self, folder: str, cluster: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: str, cluster: tuple[str, str] | None = None, profile: Path | None = None
+    ) -> None:
         self.port, self.web_port = free_port(), free_port()
         self.socket = f"{folder}/admin-{self.port}.sock"
-        args = [*imkit(), "serve", "--port", str(self.port)]
+        self.profile = profile
+        server = imkit() if profile is None else [sys.executable, "-m", "cProfile"]
+        if profile is not None:
+            server += ["-o", str(profile), "-m", "imkit"]
+        args = [*server, "serve", "--port", str(self.port)]
         args += ["--web", f"127.0.0.1:{self.web_port}", "--idle-timeout", "0"]
         args += ["--rate-exempt", "127.0.0.1", "--max-per-ip", "0", "--connect-rate", "0"]
         args += ["--log-level", "warning", "--admin-socket", self.socket]
@@ -193,8 +213,8 @@ class Server:
     def stop(self) -> int | None:
         if self.proc.poll() is None:
             self.proc.terminate()
-        try:
-            return self.proc.wait(20)
+        try:  # under cProfile it ends slowly, and writes its profile only if it ends
+            return self.proc.wait(20 if self.profile is None else 300)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -505,6 +525,7 @@ async def drive(config: dict[str, Any], members: Any) -> dict[str, Any]:
         return {
             "t": time.monotonic(),
             "cpu": {k: sum(process_cpu(p) for p in pids) for k, pids in config["pids"].items()},
+            "runq": {k: sum(runqueue_wait(p) for p in pids) for k, pids in config["pids"].items()},
             "machine": machine_busy(),
             "members": recv(members, 30, "mark"),
         }
@@ -568,15 +589,21 @@ def run_one(mode: str, args: argparse.Namespace, round_: int) -> dict[str, Any]:
         redis: subprocess.Popen[bytes] | None = None
         proc = None
         try:
+            profile = None
+            if args.profile is not None:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                profile = args.profile / f"{mode}-{round_}.prof"
+                record["profile"] = str(profile)
             if mode == "one":
-                nodes.append(Server(folder))
+                nodes.append(Server(folder, None, profile))
             else:
                 if args.redis:
                     url = args.redis
                 else:
                     redis, url = start_redis(folder)
                 name = f"hooks-{os.getpid()}-{round_}-{time.time_ns()}"
-                nodes += [Server(folder, (url, name)) for _ in range(2)]
+                # the profile is node 1's: the one that answers the POSTs
+                nodes += [Server(folder, (url, name), profile if i == 0 else None) for i in (0, 1)]
                 record["redis"] = "external" if args.redis else "fresh"
             paths = add_hooks(nodes[0], args.hooks)
             ours, theirs = ctx.Pipe()
@@ -646,6 +673,12 @@ def run_one(mode: str, args: argparse.Namespace, round_: int) -> dict[str, Any]:
                 "bench_pct": round(bench / window * 100),
                 "other_pct": round((machine - server - bench) / window * 100),
             },
+            # ms a second that the server's threads (the bench's) were runnable but
+            # waited for a CPU: the machine's share of the latencies
+            "runqueue_ms_per_s": {
+                key: round((last["runq"][key] - first["runq"][key]) / window * 1000, 1)
+                for key in ("server", "bench")
+            },
         }
     )
     return record
@@ -681,8 +714,9 @@ def table(runs: dict[str, list[dict[str, Any]]]) -> str:
     rows = [
         "| mode | runs | posts/s | HTTP p50 / p95 / p99 / max ms "
         "| delivery p50 / p95 / p99 / max ms | wait p99 ms | chat deliveries/s "
-        "| server CPU % | bench CPU % | other CPU % | undelivered | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU % | bench CPU % | other CPU % | server run-queue wait ms/s "
+        "| undelivered | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, records in runs.items():
         if not records:
@@ -699,6 +733,7 @@ def table(runs: dict[str, list[dict[str, Any]]]) -> str:
             f"| {fmt(median(records, 'cpu', 'server_pct'))} "
             f"| {fmt(median(records, 'cpu', 'bench_pct'))} "
             f"| {fmt(median(records, 'cpu', 'other_pct'))} "
+            f"| {fmt(median(records, 'runqueue_ms_per_s', 'server'), 1)} "
             f"| {sum(r['undelivered'] for r in records)} | {errors(records)} |"
         )
     return "\n".join(rows)
@@ -719,6 +754,13 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", choices=MODES, help="(one cluster; quick one)")
     parser.add_argument(
         "--redis", metavar="URL", help="cluster mode on this Redis instead of a fresh one"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run the server (node 1) under cProfile (slower: for where its time goes, not "
+        "for figures); DIR/MODE-ROUND.prof, setup included",
     )
     parser.add_argument("--pause", type=float, default=2.0, help="seconds between runs")
     parser.add_argument("--quick", action="store_true", help="small defaults: a smoke test")
